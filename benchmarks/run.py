@@ -1,0 +1,361 @@
+#!/usr/bin/env python
+"""Benchmark graphc's compiled training step against hand-written numpy.
+
+Usage::
+
+    python benchmarks/run.py [--cases xor mlp_small ...] [--repeats N] [--quick]
+
+For every case this
+
+1. builds the data and parameters with ``handwritten.make_<case>`` (float64);
+2. if ``import graphc`` works, builds the same network with graphc's public
+   API, times ``gc.compile(g)`` (the compile time column) and checks that
+   ``prog.value_and_grad`` agrees with the hand-written gradients;
+3. times, in the same process and interleaved round-robin, one training step
+   of each contender, each on its own copy of the parameters:
+
+   * hand-written: ``handwritten.step_<case>(feeds, params, 0.01)``;
+   * graphc: ``value, grads = prog.value_and_grad(feeds_and_params)``
+     followed by an in-place SGD update ``params[name] -= lr * grads[name]``
+     of every parameter, done through preallocated scratch buffers so the
+     update itself allocates nothing (the arrays are updated in place, so
+     the next call sees them);
+
+4. measures the peak memory of one step of each with ``tracemalloc``.
+
+BLAS is limited to one thread before numpy is imported (the thread count
+actually in force is printed and recorded).  The markdown table is printed
+and written to ``benchmarks/results.md`` (``--output`` to change).  When
+graphc cannot be imported, or compiling or running a case fails, the graphc
+columns read "n/a" and the error is listed under the table.
+
+Timings are medians over the recorded rounds; for very fast steps each
+sample is a loop of several calls (the same count for both contenders).
+Memory is in MB (10**6 bytes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+import harness  # noqa: E402  (must come before numpy: it sets the BLAS thread limit)
+
+BLAS_REPORT = harness.limit_blas_threads(1)
+
+import numpy as np  # noqa: E402
+
+import handwritten as hw  # noqa: E402
+
+LR = 0.01
+CASE_NAMES = list(hw.CASES)
+
+
+# ---------------------------------------------------------------------------
+# graphc side
+# ---------------------------------------------------------------------------
+
+def import_graphc():
+    """Return ``(module, None)`` or ``(None, error message)``."""
+    if ROOT not in sys.path:
+        sys.path.append(ROOT)
+    try:
+        import graphc as gc
+    except Exception as exc:  # the package may be missing or half-written
+        return None, f"{type(exc).__name__}: {exc}"
+    return gc, None
+
+
+def build_xor(gc, feeds, params):
+    g = gc.Graph("xor")
+    x = g.input("x", shape=("N", feeds["x"].shape[1]))
+    y = g.input("y", shape=("N", feeds["y"].shape[1]))
+    W1 = g.param("W1", shape=params["W1"].shape)
+    b1 = g.param("b1", shape=params["b1"].shape)
+    W2 = g.param("W2", shape=params["W2"].shape)
+    b2 = g.param("b2", shape=params["b2"].shape)
+    h = gc.sigmoid(x @ W1 + b1)
+    out = gc.sigmoid(h @ W2 + b2)
+    g.output("loss", gc.mse(out, y))
+    return g
+
+
+def _build_mlp(gc, name, feeds, params):
+    g = gc.Graph(name)
+    x = g.input("x", shape=("N", feeds["x"].shape[1]))
+    y = g.input("y", shape=("N", feeds["y"].shape[1]))
+    nlayers = len(params) // 2
+    h = x
+    for i in range(1, nlayers + 1):
+        W = g.param(f"W{i}", shape=params[f"W{i}"].shape)
+        b = g.param(f"b{i}", shape=params[f"b{i}"].shape)
+        h = h @ W + b
+        if i < nlayers:
+            h = gc.relu(h)
+    g.output("loss", gc.softmax_cross_entropy(h, y))
+    return g
+
+
+def build_mlp_small(gc, feeds, params):
+    return _build_mlp(gc, "mlp_small", feeds, params)
+
+
+def build_mlp_large(gc, feeds, params):
+    return _build_mlp(gc, "mlp_large", feeds, params)
+
+
+def build_residual50(gc, feeds, params):
+    g = gc.Graph("residual50")
+    width = feeds["x"].shape[1]
+    x = g.input("x", shape=("N", width))
+    y = g.input("y", shape=("N", width))
+    h = x
+    for i in range(len(params) // 2):
+        W = g.param(f"W{i}", shape=params[f"W{i}"].shape)
+        b = g.param(f"b{i}", shape=params[f"b{i}"].shape)
+        h = h + gc.tanh(h @ W + b)
+    g.output("loss", gc.mse(h, y))
+    return g
+
+
+def build_elementwise(gc, feeds, params):
+    import sympy
+
+    silu = gc.elementwise("silu", lambda z: z / (1 + sympy.exp(-z)))
+    sin = gc.elementwise("sin", sympy.sin)
+    log1p = gc.elementwise("log1p", lambda z: sympy.log(1 + z))
+    g = gc.Graph("elementwise")
+    x = g.input("x", shape=("N", feeds["x"].shape[1]))
+    a = g.param("a", shape=params["a"].shape)
+    c = g.param("c", shape=params["c"].shape)
+    z = x * a + c
+    u = silu(z)
+    v = gc.tanh(u)
+    w = gc.exp(v)
+    p = log1p(w)
+    q = gc.square(p)
+    r = sin(q)
+    g.output("loss", gc.mean(r))
+    return g
+
+
+BUILDERS = {
+    "xor": build_xor,
+    "mlp_small": build_mlp_small,
+    "mlp_large": build_mlp_large,
+    "residual50": build_residual50,
+    "elementwise": build_elementwise,
+}
+
+
+# ---------------------------------------------------------------------------
+# one case
+# ---------------------------------------------------------------------------
+
+def _copy(d):
+    return {k: np.array(v, copy=True) for k, v in d.items()}
+
+
+def _short(exc):
+    text = f"{type(exc).__name__}: {exc}".strip()
+    text = " ".join(text.split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _compare(hand_loss, hand_grads, value, grads):
+    """Describe how graphc's loss and gradients compare with the hand-written ones."""
+    gloss = float(np.asarray(value["loss"]))
+    parts = [f"loss rel. diff {abs(gloss - hand_loss) / max(abs(hand_loss), 1e-300):.1e}"]
+    missing = sorted(set(hand_grads) - set(grads))
+    extra = sorted(set(grads) - set(hand_grads))
+    if missing:
+        parts.append(f"missing grads {missing}")
+    if extra:
+        parts.append(f"unexpected grads {extra}")
+    worst = 0.0
+    worst_name = None
+    for name in sorted(set(hand_grads) & set(grads)):
+        ref = hand_grads[name]
+        got = np.asarray(grads[name])
+        if got.shape != ref.shape:
+            parts.append(f"grad {name} has shape {got.shape}, expected {ref.shape}")
+            continue
+        err = float(np.max(np.abs(got - ref))) / max(float(np.max(np.abs(ref))), 1e-300)
+        if err > worst:
+            worst, worst_name = err, name
+    parts.append(f"max grad rel. error {worst:.1e}" + (f" ({worst_name})" if worst_name else ""))
+    return ", ".join(parts)
+
+
+def make_graphc_step(prog, feeds, params, lr):
+    """The graphc training step: value_and_grad, then in-place SGD on ``params``.
+
+    The update goes through preallocated scratch buffers
+    (``scratch = lr * grad; param -= scratch``) so it allocates nothing and
+    leaves the arrays graphc returned untouched.  A plain
+    ``param -= lr * grad`` would allocate a temporary per parameter, which
+    measurably slows the whole step through the allocator (page faults on
+    fresh memory) and would be charged to graphc.
+    """
+    feeds_and_params = dict(feeds)
+    feeds_and_params.update(params)          # the same arrays: updates are seen next call
+    scratch = {name: np.empty_like(p) for name, p in params.items()}
+
+    def step():
+        value, grads = prog.value_and_grad(feeds_and_params)
+        for name, grad in grads.items():
+            buf = scratch[name]
+            np.multiply(grad, lr, out=buf)
+            params[name] -= buf
+        return value["loss"]
+
+    return step
+
+
+def run_case(case, gc, gc_error, repeats, warmup, seed):
+    make, step, grads_fn = hw.CASES[case]
+    feeds, params0 = make(np.random.default_rng(seed))
+    notes = []
+
+    hand_params = _copy(params0)
+    hand_feeds = _copy(feeds)
+
+    def hand_step():
+        return step(hand_feeds, hand_params, LR)
+
+    contenders = {"hand": hand_step}
+    compile_s = None
+    error = gc_error
+    if gc is not None:
+        try:
+            graph = BUILDERS[case](gc, feeds, params0)
+            t0 = time.perf_counter()
+            prog = gc.compile(graph)
+            compile_s = time.perf_counter() - t0
+
+            hand_loss, hand_grads = grads_fn(_copy(feeds), _copy(params0))
+            check_feeds = _copy(feeds)
+            check_feeds.update(_copy(params0))
+            t0 = time.perf_counter()
+            value, grads = prog.value_and_grad(check_feeds)
+            first_call = time.perf_counter() - t0
+            notes.append(f"{case}: graphc vs hand-written: {_compare(hand_loss, hand_grads, value, grads)}; "
+                         f"first value_and_grad call {first_call * 1e3:.1f} ms")
+
+            graphc_step = make_graphc_step(prog, _copy(feeds), _copy(params0), LR)
+            graphc_step()                    # fail here rather than inside the timing loop
+            contenders["graphc"] = graphc_step
+        except Exception as exc:
+            error = _short(exc)
+            if os.environ.get("GRAPHC_BENCH_TRACEBACK"):
+                traceback.print_exc()
+
+    number = harness.calibrate_number(hand_step, target=0.005)
+    times = harness.round_robin(contenders, repeats=repeats, warmup=warmup, number=number)
+    mem = {name: harness.peak_memory(fn) for name, fn in contenders.items()}
+
+    hand_med = harness.median(times["hand"])
+    row = {
+        "case": case,
+        "hand-written median (ms)": f"{hand_med * 1e3:.4g}",
+        "graphc median (ms)": "n/a",
+        "ratio graphc/hand": "n/a",
+        "compile time (s)": f"{compile_s:.3g}" if compile_s is not None else "n/a",
+        "peak memory hand (MB)": f"{mem['hand'] / 1e6:.3g}",
+        "peak memory graphc (MB)": "n/a",
+        "memory ratio": "n/a",
+    }
+    spread = (f"{case}: hand-written min/median/max "
+              f"{min(times['hand']) * 1e3:.4g}/{hand_med * 1e3:.4g}/{max(times['hand']) * 1e3:.4g} ms")
+    if "graphc" in times:
+        gmed = harness.median(times["graphc"])
+        row["graphc median (ms)"] = f"{gmed * 1e3:.4g}"
+        row["ratio graphc/hand"] = f"{gmed / hand_med:.2f}"
+        row["peak memory graphc (MB)"] = f"{mem['graphc'] / 1e6:.3g}"
+        row["memory ratio"] = f"{mem['graphc'] / mem['hand']:.2f}" if mem["hand"] else "n/a"
+        spread += (f"; graphc {min(times['graphc']) * 1e3:.4g}/{gmed * 1e3:.4g}/"
+                   f"{max(times['graphc']) * 1e3:.4g} ms")
+    spread += f" ({repeats} rounds x {number} call(s) per sample)"
+    notes.insert(0, spread)
+    if error is not None:
+        notes.append(f"{case}: graphc n/a: {error}")
+    return row, notes
+
+
+# ---------------------------------------------------------------------------
+# main
+# ---------------------------------------------------------------------------
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cases", nargs="+", choices=CASE_NAMES, default=CASE_NAMES,
+                        help="cases to run (default: all)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="recorded round-robin rounds (default 20, or 5 with --quick)")
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="unrecorded warm-up rounds (default 2, or 1 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="few rounds, for a fast check")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", default=os.path.join(HERE, "results.md"),
+                        help="markdown file to write (default benchmarks/results.md)")
+    args = parser.parse_args(argv)
+    repeats = args.repeats if args.repeats is not None else (5 if args.quick else 20)
+    warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
+
+    gc, gc_error = import_graphc()
+    header = [
+        f"Date: {datetime.datetime.now().isoformat(timespec='seconds')}",
+        f"Python {platform.python_version()}, numpy {np.__version__}, "
+        f"{platform.machine()} with {os.cpu_count()} CPU(s)",
+        BLAS_REPORT,
+        f"float64, SGD lr {LR}, {repeats} recorded rounds after {warmup} warm-up round(s), "
+        "interleaved round-robin in one process" + (" (--quick)" if args.quick else ""),
+        "graphc: " + ("imported" if gc is not None else f"not importable ({gc_error})"),
+    ]
+    print("\n".join(header), flush=True)
+
+    rows, notes = [], []
+    for case in args.cases:
+        print(f"running {case} ...", flush=True)
+        row, case_notes = run_case(case, gc, gc_error if gc is None else None,
+                                   repeats, warmup, args.seed)
+        rows.append(row)
+        notes.extend(case_notes)
+
+    table = harness.format_table(rows)
+    print()
+    print(table)
+    print()
+    for note in notes:
+        print("- " + note)
+
+    with open(args.output, "w") as fh:
+        fh.write("# graphc benchmark results\n\n")
+        fh.write("Produced by `python benchmarks/run.py"
+                 + (" --quick" if args.quick else "")
+                 + (f" --cases {' '.join(args.cases)}" if args.cases != CASE_NAMES else "")
+                 + (f" --repeats {args.repeats}" if args.repeats is not None else "")
+                 + "`.\n\n")
+        fh.write("\n".join(f"- {line}" for line in header) + "\n\n")
+        fh.write(table + "\n\n")
+        fh.write("Medians of per-step wall time; ratios are graphc / hand-written "
+                 "(below 1 means graphc is faster or leaner). Peak memory is the "
+                 "tracemalloc peak of one step, in MB (10**6 bytes).\n\n")
+        fh.write("## Notes\n\n")
+        fh.write("\n".join(f"- {note}" for note in notes) + "\n")
+    print(f"\nwritten to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
