@@ -1,0 +1,31 @@
+"""graphc: a symbolic computational-graph compiler for neural networks.
+
+Declare a network as a graph of ops, compile it, and get readable numpy code for its
+forward and backward passes, every compiler stage as a picture, and gradients checked
+against numeric ones.
+"""
+
+from . import ops as _ops  # noqa: F401 - fills the op table
+from . import zoo
+from .builder import Graph, Node, from_networkx
+from .errors import FeedError, GradientError, GraphcError, GraphError, RenderError, ShapeError
+from .functional import (
+    abs, add, apply, bce, bce_with_logits, broadcast_to, cos, div, elementwise, exp, identity,
+    leaky_relu, log, log1p, log_softmax, logsumexp, matmul, max, maximum, mean, mse, mul, neg,
+    pow, relu, reshape, sigmoid, sin, softmax, softmax_cross_entropy, softplus, sqrt, square,
+    stop_gradient, sub, sum, tanh, transpose,
+)
+from .pipeline import compile
+from .program import Program
+from .verify import verify
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "zoo", "Graph", "Node", "from_networkx", "compile", "Program", "verify", "elementwise", "apply",
+    "GraphcError", "GraphError", "ShapeError", "FeedError", "GradientError", "RenderError",
+    "relu", "leaky_relu", "sigmoid", "tanh", "softplus", "identity", "exp", "log", "log1p", "sin",
+    "cos", "sqrt", "abs", "square", "neg", "maximum", "add", "sub", "mul", "div", "pow", "matmul",
+    "transpose", "reshape", "sum", "mean", "max", "broadcast_to", "stop_gradient", "softmax",
+    "log_softmax", "logsumexp", "mse", "bce", "bce_with_logits", "softmax_cross_entropy",
+]

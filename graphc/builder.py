@@ -1,0 +1,293 @@
+"""Declaring networks: the :class:`Graph` builder, node handles, and ``from_networkx``.
+
+A :class:`Graph` is a thin builder over its networkx ``MultiDiGraph`` (``g.nx``, the graph
+itself, never a copy). Ops are added through :func:`apply`, which checks arity, attrs and
+shapes at once, so a mistake is reported where it is made.
+
+>>> import graphc as gc
+>>> g = gc.Graph("neuron")
+>>> x = g.input("x", shape=())
+>>> w = g.param("w", shape=())
+>>> g.output("loss", (w * x - 6) ** 2)
+Node('loss', op=pow, shape=())
+>>> sorted(g.nx.nodes)
+['const', 'const_1', 'loss', 'mul', 'sub', 'w', 'x']
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import networkx as nx
+import numpy as np
+
+from . import ir, shapes
+from .errors import GraphError, ShapeError, describe
+from .ops.base import get_op
+
+__all__ = ["Graph", "Node", "apply", "from_networkx"]
+
+
+class Node:
+    """A handle on one node of a :class:`Graph`; operators build new nodes."""
+
+    __slots__ = ("graph", "id")
+
+    def __init__(self, graph: Graph, node_id: str):
+        self.graph = graph
+        self.id = node_id
+
+    @property
+    def op(self) -> str:
+        return self.graph.nx.nodes[self.id][ir.OP]
+
+    @property
+    def shape(self) -> tuple:
+        return self.graph.nx.nodes[self.id][ir.SHAPE]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def T(self) -> Node:  # noqa: N802 - numpy's name
+        return apply("transpose", self)
+
+    def named(self, name: str) -> Node:
+        """Give this node a name of its own (it shows in code and drawings)."""
+        self.graph._rename(self, name)
+        return self
+
+    def __repr__(self) -> str:
+        return f"Node({self.id!r}, op={self.op}, shape={shapes.fmt(self.shape)})"
+
+    def __add__(self, other): return apply("add", self, other)
+    def __radd__(self, other): return apply("add", other, self)
+    def __sub__(self, other): return apply("sub", self, other)
+    def __rsub__(self, other): return apply("sub", other, self)
+    def __mul__(self, other): return apply("mul", self, other)
+    def __rmul__(self, other): return apply("mul", other, self)
+    def __truediv__(self, other): return apply("div", self, other)
+    def __rtruediv__(self, other): return apply("div", other, self)
+    def __pow__(self, other): return apply("pow", self, other)
+    def __rpow__(self, other): return apply("pow", other, self)
+    def __matmul__(self, other): return apply("matmul", self, other)
+    def __rmatmul__(self, other): return apply("matmul", other, self)
+    def __neg__(self): return apply("neg", self)
+    def __pos__(self): return self
+
+    def __bool__(self):
+        raise TypeError("a graphc Node has no truth value; it is symbolic until the program runs")
+
+
+class Graph:
+    """A network under declaration; ``g.nx`` is its networkx ``MultiDiGraph``."""
+
+    def __init__(self, name: str = "graph", *, nx_graph: nx.MultiDiGraph | None = None):
+        if not isinstance(name, str):
+            raise GraphError(f"a graph name must be a str, found {name!r}")
+        self.nx = nx_graph if nx_graph is not None else ir.new_graph(name)
+        self.nx.graph.setdefault(ir.NAME, name)
+        for key in (ir.INPUTS, ir.PARAMS, ir.OUTPUTS):
+            self.nx.graph.setdefault(key, [])
+        self._handles: dict[str, Node] = {}
+        self._auto: set[str] = set()
+
+    @property
+    def name(self) -> str:
+        return self.nx.graph[ir.NAME]
+
+    def __repr__(self) -> str:
+        return f"Graph({self.name!r}, {self.nx.number_of_nodes()} nodes, outputs={self.outputs})"
+
+    @property
+    def inputs(self) -> list[str]:
+        return list(self.nx.graph[ir.INPUTS])
+
+    @property
+    def params(self) -> list[str]:
+        return list(self.nx.graph[ir.PARAMS])
+
+    @property
+    def outputs(self) -> list[str]:
+        return list(self.nx.graph[ir.OUTPUTS])
+
+    def node(self, node_id: str) -> Node:
+        """The handle of an existing node."""
+        if node_id not in self.nx:
+            raise GraphError(f"{describe(node_id)} is not in graph {self.name!r}")
+        handle = self._handles.get(node_id)
+        if handle is None:
+            handle = self._handles[node_id] = Node(self, node_id)
+        return handle
+
+    __getitem__ = node
+
+    def _check_new_name(self, name: object, what: str) -> str:
+        if not isinstance(name, str) or not name:
+            raise GraphError(f"{what} needs a non-empty str name, found {name!r}")
+        if name in self.nx:
+            raise GraphError(f"{what} {name!r}: the name is taken in graph {self.name!r}; choose another")
+        return name
+
+    def _source(self, kind: str, name: str, shape, dtype: str) -> Node:
+        self._check_new_name(name, kind)
+        try:
+            shape = shapes.normalize(shape)
+        except ShapeError as error:
+            raise ShapeError(f"{describe(name, kind)}: {error}") from None
+        dtype = _dtype_name(dtype, name, kind)
+        ir.add_op(self.nx, name, kind, [], {}, shape, dtype)
+        self.nx.graph[ir.INPUTS if kind == "input" else ir.PARAMS].append(name)
+        return self.node(name)
+
+    def input(self, name: str, shape=(), dtype: str = ir.DEFAULT_DTYPE) -> Node:
+        """Declare a value fed at run time; str dims (``"N"``) are symbolic."""
+        return self._source("input", name, shape, dtype)
+
+    def param(self, name: str, shape=(), dtype: str = ir.DEFAULT_DTYPE) -> Node:
+        """Declare a learnable value (fed at run time; gradients are taken w.r.t. it)."""
+        return self._source("param", name, shape, dtype)
+
+    def const(self, value, name: str | None = None) -> Node:
+        """A constant: a Python number or an array."""
+        array = np.asarray(value)
+        if array.dtype.kind not in "biuf":
+            raise GraphError(f"a const must be a real number or array, found {value!r}")
+        stored = float(array) if array.ndim == 0 else array.astype(np.float64)
+        node_id = self._check_new_name(name, "const") if name is not None else self._fresh("const")
+        ir.add_op(self.nx, node_id, "const", [], {"value": stored}, array.shape)
+        return self.node(node_id)
+
+    def output(self, name: str, node: Node) -> Node:
+        """Mark ``node`` as the output ``name``; returns the output's handle."""
+        node = self._own(node, "output")
+        if not isinstance(name, str) or not name:
+            raise GraphError(f"an output needs a non-empty str name, found {name!r}")
+        if name in self.nx.graph[ir.OUTPUTS]:
+            raise GraphError(f"output {name!r} is declared twice in graph {self.name!r}")
+        if node.id == name:
+            pass
+        elif node.id in self._auto and node.id not in self.nx.graph[ir.OUTPUTS] and name not in self.nx:
+            self._rename(node, name)
+        else:
+            node = apply("identity", node)
+            self._rename(node, name)
+        self.nx.graph[ir.OUTPUTS].append(name)
+        return node
+
+    def _rename(self, node: Node, name: str) -> None:
+        if node.id not in self._auto:
+            raise GraphError(f"{describe(node.id, node.op)} already has a name; only generated names can change")
+        self._check_new_name(name, "node")
+        nx.relabel_nodes(self.nx, {node.id: name}, copy=False)
+        self._auto.discard(node.id)
+        del self._handles[node.id]
+        node.id = name
+        self._handles[name] = node
+
+    def _fresh(self, stem: str) -> str:
+        node_id = ir.fresh_id(self.nx, stem)
+        self._auto.add(node_id)
+        return node_id
+
+    def _own(self, value, what: str) -> Node:
+        if isinstance(value, Node):
+            if value.graph is not self:
+                raise GraphError(
+                    f"{what}: {describe(value.id, value.op)} belongs to graph {value.graph.name!r}, "
+                    f"not {self.name!r}; build each network in one Graph"
+                )
+            return value
+        if isinstance(value, (numbers.Real, np.ndarray, np.generic)):
+            return self.const(value)
+        raise GraphError(f"{what}: expected a graphc Node or a number, found {type(value).__name__} {value!r}")
+
+
+def _dtype_name(dtype, node, op) -> str:
+    try:
+        kind = np.dtype(dtype)
+    except TypeError:
+        raise GraphError(f"{describe(node, op)}: unknown dtype {dtype!r}; use 'float64' or 'float32'") from None
+    if kind.kind != "f":
+        raise GraphError(f"{describe(node, op)}: dtype must be a float type, found {kind.name}")
+    return kind.name
+
+
+def apply(op_name: str, *operands, **attrs) -> Node:
+    """Add the node ``op_name(*operands)`` to the operands' graph and return its handle.
+
+    Python numbers among the operands become constants; attrs are checked against the op's
+    declared attrs and shapes against its shape rule, right here.
+    """
+    op = get_op(op_name)
+    graph = next((o.graph for o in operands if isinstance(o, Node)), None)
+    if graph is None:
+        raise GraphError(f"op {op_name}: at least one operand must be a graphc Node, found {operands!r}")
+    if len(operands) != op.arity:
+        raise GraphError(f"op {op_name} takes {op.arity} operand(s), found {len(operands)}")
+    unknown = sorted(set(attrs) - set(op.attrs))
+    if unknown:
+        raise GraphError(
+            f"op {op_name}: unknown attr(s) {', '.join(unknown)}; it takes {sorted(op.attrs) or 'none'}"
+        )
+    full = {**op.attrs, **attrs}
+    args = [graph._own(o, f"op {op_name}") for o in operands]
+    node_id = graph._fresh(op_name)
+    try:
+        shape = op.shape([a.shape for a in args], full, node_id, op_name)
+    except ShapeError:
+        graph._auto.discard(node_id)
+        raise
+    dtype = args[0].graph.nx.nodes[args[0].id][ir.DTYPE] if args else ir.DEFAULT_DTYPE
+    ir.add_op(graph.nx, node_id, op_name, [a.id for a in args], full, shape, dtype)
+    return graph.node(node_id)
+
+
+def from_networkx(source: nx.DiGraph, name: str | None = None) -> Graph:
+    """A :class:`Graph` over a raw networkx graph whose nodes carry ``op``, ``shape``, ``attrs``.
+
+    A ``MultiDiGraph`` is used as is (``g.nx is source``); a ``DiGraph`` is converted to
+    one. Edges carry ``arg``, the operand position (it may be left out for one-operand
+    ops). ``inputs``/``params`` default to the input/param nodes in node order and
+    ``outputs`` to the nodes nothing consumes. Shapes of op nodes are inferred where
+    missing, then the whole graph is verified.
+    """
+    from .verify import infer_shapes, verify
+
+    if not isinstance(source, nx.DiGraph):
+        raise GraphError(f"from_networkx takes a networkx DiGraph or MultiDiGraph, found {type(source).__name__}")
+    graph = source if isinstance(source, nx.MultiDiGraph) else nx.MultiDiGraph(source)
+    graph.graph.setdefault(ir.NAME, name or source.graph.get(ir.NAME, "graph"))
+    if name is not None:
+        graph.graph[ir.NAME] = name
+    for node, data in graph.nodes(data=True):
+        if ir.OP not in data:
+            raise GraphError(f"{describe(node)} has no 'op' attribute; set it to one of the op table's names")
+        get_op(data[ir.OP], node)
+        data.setdefault(ir.ATTRS, {})
+        data.setdefault(ir.DTYPE, ir.DEFAULT_DTYPE)
+        if ir.SHAPE in data:
+            try:
+                data[ir.SHAPE] = shapes.normalize(data[ir.SHAPE])
+            except ShapeError as error:
+                raise ShapeError(f"{describe(node, data[ir.OP])}: {error}") from None
+    for source_node, target, key, data in graph.edges(keys=True, data=True):
+        if ir.ARG not in data:
+            if get_op(graph.nodes[target][ir.OP]).arity == 1:
+                data[ir.ARG] = 0
+            else:
+                raise GraphError(
+                    f"edge {source_node!r} -> {target!r}: {describe(target, graph.nodes[target][ir.OP])} "
+                    "takes several operands, so the edge needs its operand position in attribute 'arg'"
+                )
+    order = list(graph.nodes)
+    graph.graph.setdefault(ir.INPUTS, [n for n in order if graph.nodes[n][ir.OP] == "input"])
+    graph.graph.setdefault(ir.PARAMS, [n for n in order if graph.nodes[n][ir.OP] == "param"])
+    graph.graph.setdefault(ir.OUTPUTS, [n for n in order if graph.out_degree(n) == 0
+                                        and graph.nodes[n][ir.OP] not in ("input", "param", "const")])
+    for key in (ir.INPUTS, ir.PARAMS, ir.OUTPUTS):
+        graph.graph[key] = list(graph.graph[key])
+    infer_shapes(graph)
+    verify(graph)
+    return Graph(graph.graph[ir.NAME], nx_graph=graph)

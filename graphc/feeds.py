@@ -1,0 +1,79 @@
+"""Check feeds against the graph's declared inputs and params before anything runs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import networkx as nx
+import numpy as np
+import sympy
+
+from . import ir, shapes
+from .errors import FeedError
+
+__all__ = ["check_feeds"]
+
+
+def check_feeds(graph: nx.MultiDiGraph, feeds: Mapping, names: list[str] | None = None) -> list[np.ndarray]:
+    """The feeds as arrays in ``names`` order (default: inputs then params), or a FeedError.
+
+    Missing and unexpected names, wrong rank, wrong dims, symbolic dims bound to two
+    different sizes, and non-real dtypes are each reported naming the feed.
+    """
+    if not isinstance(feeds, Mapping):
+        raise FeedError(f"feeds must be a dict of name -> array, found {type(feeds).__name__}")
+    names = ir.sources(graph) if names is None else names
+    declared = set(ir.sources(graph))
+    missing = [n for n in names if n not in feeds]
+    if missing:
+        n = missing[0]
+        data = graph.nodes[n]
+        raise FeedError(
+            f"missing feed {n!r} ({data[ir.OP]} of shape {shapes.fmt(data[ir.SHAPE])}); "
+            f"pass every one of {sorted(names)!r}"
+        )
+    extra = sorted((k for k in feeds if k not in declared), key=str)
+    if extra:
+        raise FeedError(
+            f"unexpected feed {extra[0]!r}: graph {graph.graph[ir.NAME]!r} has no input or param of that "
+            f"name; its feeds are {sorted(declared)!r}"
+        )
+    bound: dict[sympy.Symbol, tuple[int, str]] = {}
+    arrays = []
+    for n in names:
+        arrays.append(_check_one(graph, n, feeds[n], bound))
+    return arrays
+
+
+def _check_one(graph, name, value, bound) -> np.ndarray:
+    data = graph.nodes[name]
+    declared, dtype = data[ir.SHAPE], data[ir.DTYPE]
+    try:
+        array = np.asarray(value)
+    except Exception as error:  # noqa: BLE001 - numpy raises several kinds
+        raise FeedError(f"feed {name!r} is not array-like: {error}") from None
+    if array.dtype.kind not in "biuf":
+        raise FeedError(
+            f"feed {name!r} has dtype {array.dtype}, expected real numbers ({dtype}); "
+            "convert it with numpy.asarray(value, dtype=float)"
+        )
+    if array.ndim != len(declared):
+        raise FeedError(
+            f"feed {name!r} has rank {array.ndim} (shape {array.shape}), expected rank {len(declared)} "
+            f"(shape {shapes.fmt(declared)})"
+        )
+    for axis, (want, got) in enumerate(zip(declared, array.shape)):
+        if isinstance(want, sympy.Symbol):
+            if want in bound and bound[want][0] != got:
+                size, other = bound[want]
+                raise FeedError(
+                    f"feed {name!r}: dim {want} (axis {axis}) is {got}, but feed {other!r} set {want} = {size}; "
+                    "every use of a symbolic dim must have one size"
+                )
+            bound[want] = (got, name)
+        elif want != got:
+            raise FeedError(
+                f"feed {name!r} has shape {array.shape}, expected {shapes.fmt(declared)} "
+                f"(axis {axis}: expected {want}, found {got})"
+            )
+    return array.astype(dtype, copy=False)

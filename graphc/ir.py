@@ -1,0 +1,118 @@
+"""The IR contract: attribute keys, operand order, and graph-level bookkeeping.
+
+A graph is a :class:`networkx.MultiDiGraph` (a value may feed one op twice, ``x * x``).
+Node ids are strings; any string is allowed. The full contract is in ``docs/ir.md``.
+
+Node attributes
+    ``op``     name in the op table
+    ``attrs``  op parameters (axis, keepdims, value, ...), a dict
+    ``shape``  tuple of ints and sympy Symbols
+    ``dtype``  a numpy dtype name, ``"float64"`` by default
+    passes add ``phase`` ("forward"/"backward"), ``grad_of``, ``level``, ``expr``, ``mark``
+Edge attribute
+    ``arg``    operand position 0..k-1; only :func:`operands` reads predecessors
+Graph attributes
+    ``name``, ``inputs``, ``params``, ``outputs`` (ordered lists of node ids), and after
+    differentiation ``grads`` (ordered {wrt name: node id}) and ``seed``.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+# Node attribute keys.
+OP = "op"
+ATTRS = "attrs"
+SHAPE = "shape"
+DTYPE = "dtype"
+PHASE = "phase"
+GRAD_OF = "grad_of"
+LEVEL = "level"
+EXPR = "expr"
+MARK = "mark"
+
+# Edge attribute key.
+ARG = "arg"
+
+# Graph attribute keys.
+NAME = "name"
+INPUTS = "inputs"
+PARAMS = "params"
+OUTPUTS = "outputs"
+GRADS = "grads"
+SEED = "seed"
+
+# Phases.
+FORWARD = "forward"
+BACKWARD = "backward"
+
+DEFAULT_DTYPE = "float64"
+
+__all__ = [
+    "OP", "ATTRS", "SHAPE", "DTYPE", "PHASE", "GRAD_OF", "LEVEL", "EXPR", "MARK", "ARG",
+    "NAME", "INPUTS", "PARAMS", "OUTPUTS", "GRADS", "SEED", "FORWARD", "BACKWARD",
+    "DEFAULT_DTYPE", "operands", "new_graph", "op_of", "attrs_of", "shape_of", "sources",
+]
+
+
+def operands(graph: nx.MultiDiGraph, node: str) -> list[str]:
+    """The operands of ``node`` in order (by the ``arg`` of each in-edge).
+
+    This is the one place that reads predecessors; everything else calls it.
+
+    >>> g = new_graph("doc")
+    >>> g.add_node("x", op="input"); g.add_node("y", op="mul")
+    >>> g.add_edge("x", "y", arg=1); g.add_edge("x", "y", arg=0)
+    1
+    >>> operands(g, "y")
+    ['x', 'x']
+    """
+    edges = sorted(graph.in_edges(node, data=ARG), key=lambda edge: edge[2])
+    return [source for source, _, _ in edges]
+
+
+def new_graph(name: str = "graph") -> nx.MultiDiGraph:
+    """An empty IR graph with its graph attributes in place."""
+    graph = nx.MultiDiGraph()
+    graph.graph.update({NAME: name, INPUTS: [], PARAMS: [], OUTPUTS: []})
+    return graph
+
+
+def op_of(graph: nx.MultiDiGraph, node: str) -> str:
+    return graph.nodes[node][OP]
+
+
+def attrs_of(graph: nx.MultiDiGraph, node: str) -> dict:
+    return graph.nodes[node].get(ATTRS) or {}
+
+
+def shape_of(graph: nx.MultiDiGraph, node: str) -> tuple:
+    return graph.nodes[node][SHAPE]
+
+
+def sources(graph: nx.MultiDiGraph) -> list[str]:
+    """Inputs then params, in declaration order."""
+    return list(graph.graph[INPUTS]) + list(graph.graph[PARAMS])
+
+
+def add_op(graph: nx.MultiDiGraph, node: str, op: str, args: list[str], attrs: dict | None = None,
+           shape: tuple = (), dtype: str = DEFAULT_DTYPE, **extra) -> str:
+    """Add one op node with its operand edges (positions 0..k-1); return its id."""
+    graph.add_node(node, **{OP: op, ATTRS: dict(attrs or {}), SHAPE: tuple(shape), DTYPE: dtype}, **extra)
+    for position, source in enumerate(args):
+        graph.add_edge(source, node, **{ARG: position})
+    return node
+
+
+def fresh_id(graph: nx.MultiDiGraph, stem: str) -> str:
+    """A node id not yet in the graph: ``stem``, ``stem_1``, ``stem_2``... deterministic."""
+    if stem not in graph:
+        return stem
+    counter = graph.graph.setdefault("_counters", {})
+    k = counter.get(stem, 0)
+    while True:
+        k += 1
+        candidate = f"{stem}_{k}"
+        if candidate not in graph:
+            counter[stem] = k
+            return candidate

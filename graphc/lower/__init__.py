@@ -1,0 +1,1 @@
+"""Lowering: graphs to readable, standalone numpy source (printer, naming, emit, load)."""

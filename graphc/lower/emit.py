@@ -1,0 +1,166 @@
+"""Emit: a scheduled graph becomes straight-line numpy functions, one statement per node.
+
+Statements are short templates over pieces that are already printed and already safe:
+identifiers from the :class:`Namespace`, expressions from the printer, op templates from
+the op table. Statements are grouped by dependency level (``# level k``), each commented
+with the node and op it came from (the node's name through ``repr``, so no name can break
+out of its comment).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+import numpy as np
+import sympy
+
+from .. import ir
+from ..errors import GraphError, describe
+from ..ops.base import definition, freeze, get_op
+from .naming import Namespace
+from .printer import print_expr
+
+__all__ = ["Module", "FunctionSpec", "literal", "const_number"]
+
+SOURCES = ("input", "param", "const")  # values that exist before any statement runs
+
+
+def const_number(value) -> sympy.Expr:
+    """A scalar const as a sympy number: integral values as Integer (so ``x**2`` stays so)."""
+    number = float(value)
+    if number.is_integer() and abs(number) < 2**53:
+        return sympy.Integer(int(number))
+    return sympy.Float(number)
+
+
+def literal(value) -> str:
+    """Python source for a const value (shortest exact float repr; arrays as literals)."""
+    array = np.asarray(value, dtype=np.float64)
+    if array.ndim == 0:
+        number = float(array)
+        if np.isfinite(number):
+            return repr(number)
+        return "numpy.nan" if np.isnan(number) else ("numpy.inf" if number > 0 else "-numpy.inf")
+    if np.isfinite(array).all():
+        body = repr(array.tolist())  # floats print by their shortest exact repr
+    else:
+        body = np.array2string(array, separator=", ", threshold=np.inf, floatmode="unique", max_line_width=10**9)
+        body = body.replace("inf", "numpy.inf").replace("nan", "numpy.nan")
+    return f"numpy.array({body}, dtype=numpy.float64)"
+
+
+@dataclass
+class FunctionSpec:
+    """What one generated function computes."""
+
+    name: str
+    params: list[str]  # node ids taken as arguments, in order
+    body: list[list[str]]  # node ids to compute, by level
+    returns: list[str]  # node ids returned, in order
+    doc: str = ""
+    returns_tuple: bool = True
+
+
+@dataclass
+class Module:
+    """Accumulates one generated module: constants, dims, functions."""
+
+    graph: nx.MultiDiGraph
+    namespace: Namespace = field(default_factory=Namespace)
+    constants: dict[str, str] = field(default_factory=dict)  # identifier -> literal
+    numpy: str = "numpy"
+
+    # -- atoms -----------------------------------------------------------------------------
+    def is_scalar_const(self, node: str) -> bool:
+        data = self.graph.nodes[node]
+        return data[ir.OP] == "const" and np.ndim(data[ir.ATTRS]["value"]) == 0
+
+    def atom(self, node: str) -> str:
+        """How code refers to a node's value: its identifier, or a scalar's literal."""
+        data = self.graph.nodes[node]
+        if data[ir.OP] == "const":
+            value = data[ir.ATTRS]["value"]
+            if np.ndim(value) == 0:
+                return literal(value)
+            # keyed by content: the forward and joint graphs may reuse a const's id
+            name = self.namespace.name(("const", freeze(value)), node)
+            self.constants.setdefault(name, literal(value))
+            return name
+        return self.namespace.name(node)
+
+    def symbol(self, node: str) -> sympy.Expr:
+        """A node's value inside an elementwise expression."""
+        if self.is_scalar_const(node):
+            return const_number(self.graph.nodes[node][ir.ATTRS]["value"])
+        return sympy.Symbol(self.atom(node), real=True)
+
+    # -- dims ------------------------------------------------------------------------------
+    def dim(self, d) -> str:
+        if isinstance(d, sympy.Symbol):
+            self._dims_used.add(d)
+            return self.namespace.name(("dim", d.name), d.name)
+        if isinstance(d, sympy.Expr) and not d.is_Integer:
+            return print_expr(d.subs({s: sympy.Symbol(self.dim(s)) for s in d.free_symbols}))
+        return str(int(d))
+
+    def shape(self, dims) -> str:
+        printed = [self.dim(d) for d in dims]
+        return f"({printed[0]},)" if len(printed) == 1 else f"({', '.join(printed)})"
+
+    # -- statements ------------------------------------------------------------------------
+    def expression(self, node: str) -> str:
+        data = self.graph.nodes[node]
+        op = get_op(data[ir.OP], node)
+        args = ir.operands(self.graph, node)
+        if ir.EXPR in data:  # a fused kernel: its expression over its operands
+            return print_expr(self.fused_expression(node, args))
+        if op.elementwise:
+            lam = definition(op.name, freeze(data[ir.ATTRS]))
+            expr = lam(*[self.symbol(a) for a in args])
+            return print_expr(expr)
+        if op.lower is not None:
+            return op.lower(self, [self.atom(a) for a in args], data[ir.ATTRS], node)
+        raise GraphError(
+            f"{describe(node, op.name)} cannot be lowered: "
+            + ("expand composite ops first (the pipeline's expand stage)" if op.composite else "it has no numpy form")
+        )
+
+    def fused_expression(self, node: str, args: list[str]) -> sympy.Expr:
+        expr, symbols = self.graph.nodes[node][ir.EXPR]
+        return expr.xreplace({s: self.symbol(a) for s, a in zip(symbols, args)})
+
+    def statement(self, node: str) -> str:
+        op = self.graph.nodes[node][ir.OP]
+        return f"{self.namespace.name(node)} = {self.expression(node)}  # {node!r} {op}"
+
+    def function(self, spec: FunctionSpec) -> str:
+        self._dims_used: set[sympy.Symbol] = set()
+        params = [self.namespace.name(p) for p in spec.params]
+        lines: list[str] = []
+        for k, level in enumerate(spec.body):
+            todo = [n for n in level if ir.op_of(self.graph, n) not in SOURCES]
+            if not todo:
+                continue
+            lines.append(f"# level {k}")
+            lines.extend(self.statement(n) for n in todo)
+        returned = [self.atom(r) for r in spec.returns]
+        if spec.returns_tuple:
+            lines.append(f"return ({', '.join(returned)}{',' if len(returned) == 1 else ''})")
+        else:
+            lines.append(f"return {returned[0]}")
+        header = [f"def {spec.name}({', '.join(params)}):"]
+        if spec.doc:
+            header.append(f'    """{spec.doc}"""')
+        binds = [self._bind_dim(d, spec.params) for d in sorted(self._dims_used, key=lambda s: s.name)]
+        return "\n".join(header + ["    " + line for line in binds + lines]) + "\n"
+
+    def _bind_dim(self, d: sympy.Symbol, params: list[str]) -> str:
+        for p in params:
+            shape = self.graph.nodes[p][ir.SHAPE]
+            if d in shape:
+                return f"{self.dim(d)} = {self.namespace.name(p)}.shape[{list(shape).index(d)}]"
+        raise GraphError(
+            f"symbolic dim {d} is used by the computation but no argument of the function has it; "
+            "declare an input with this dim"
+        )

@@ -1,0 +1,60 @@
+"""One namespace object turns any node name into a legal, unique, deterministic identifier.
+
+Names never reach generated code unescaped: a name is reduced to ASCII letters, digits and
+underscores, kept clear of keywords, builtins and the module's own names, and made unique
+by a numeric suffix in the order names are asked for.
+
+>>> ns = Namespace()
+>>> ns.name("h1"), ns.name("a\\"; import os"), ns.name("class"), ns.name("h1.x"), ns.name("h1_x")
+('h1', 'a_import_os', 'class_', 'h1_x', 'h1_x_1')
+"""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+import re
+
+__all__ = ["Namespace", "RESERVED"]
+
+RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins)) | {
+    "numpy", "forward", "backward", "forward_pass", "backward_pass", "train_forward",
+    "value_and_grad", "INPUTS", "PARAMS", "OUTPUTS", "GRADS", "SHAPES", "seed", "self",
+}
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_]+")
+
+
+class Namespace:
+    """Hands out identifiers: the same key always gets the same name."""
+
+    def __init__(self, reserved: frozenset[str] = RESERVED):
+        self._reserved = set(reserved)
+        self._taken: set[str] = set()
+        self._by_key: dict[object, str] = {}
+
+    def name(self, key: object, hint: str | None = None) -> str:
+        """The identifier of ``key`` (a node id, a symbol...), made from ``hint`` or the key."""
+        if key in self._by_key:
+            return self._by_key[key]
+        base = _UNSAFE.sub("_", str(key if hint is None else hint)).strip("_") or "v"
+        if base[0].isdigit():
+            base = "v" + base
+        if base in self._reserved:
+            base += "_"
+        candidate, k = base, 0
+        while candidate in self._taken or candidate in self._reserved:
+            k += 1
+            candidate = f"{base}_{k}"
+        self._taken.add(candidate)
+        self._by_key[key] = candidate
+        return candidate
+
+    def internal(self, stem: str) -> str:
+        """A fresh name for generated helpers: starts with ``_``, so no user name takes it."""
+        candidate, k = f"_{stem}", 0
+        while candidate in self._taken:
+            k += 1
+            candidate = f"_{stem}{k}"
+        self._taken.add(candidate)
+        return candidate

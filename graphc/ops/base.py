@@ -1,0 +1,133 @@
+"""The op table: one :class:`Op` entry per op, holding every facet of it side by side.
+
+An entry has its arity, traits (elementwise, commutative), shape rule, and one of
+- ``fn``: the scalar sympy definition of an elementwise op (``Lambda`` over symbols),
+  from which derivatives come by ``sympy.diff`` (see :func:`local_partials`);
+- ``lower``: how a tensor op prints, a short template over printed operands;
+- ``expand``: for composite ops, their numerically stable expansion into primitives.
+VJP rules of tensor ops live in ``graphc/ops/tensor.py`` next to their shape rules.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import sympy
+
+from ..errors import GraphError
+
+__all__ = ["Op", "OPS", "register", "get_op", "definition", "local_partials", "freeze"]
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str
+    arity: int
+    shape: Callable  # (arg_shapes, attrs, node) -> shape
+    elementwise: bool = False
+    commutative: bool = False
+    fn: Callable | None = None  # elementwise: (*symbols, **attrs) -> sympy expression
+    lower: Callable | None = None  # tensor ops: (ctx, args, attrs, node) -> numpy expression
+    expand: Callable | None = None  # composite ops: (graph, args, attrs) -> result node
+    vjp: Callable | None = None  # tensor ops: (graph, node, cotangent) -> per-operand cotangents
+    attrs: dict = field(default_factory=dict)  # attribute name -> default (None: required)
+    kink: str = ""  # the convention at points where the derivative does not exist
+    convention: Callable | None = None  # (partial, operand index) -> partial obeying ``kink``
+    doc: str = ""
+    builtin: bool = True
+
+    @property
+    def composite(self) -> bool:
+        return self.expand is not None
+
+    @property
+    def source(self) -> bool:
+        return self.arity == 0
+
+
+OPS: dict[str, Op] = {}
+
+
+def register(op: Op, replace: bool = False) -> Op:
+    """Add an op to the table; a name can be taken once unless ``replace``."""
+    if op.name in OPS and not replace:
+        raise GraphError(f"op {op.name!r} is already in the op table; choose another name")
+    OPS[op.name] = op
+    definition.cache_clear()
+    local_partials.cache_clear()
+    return op
+
+
+def get_op(name: str, node: object = None) -> Op:
+    try:
+        return OPS[name]
+    except (KeyError, TypeError):
+        where = f"node {str(node)!r}: " if node is not None else ""
+        raise GraphError(
+            f"{where}unknown op {name!r}; known ops are {', '.join(sorted(OPS))}; "
+            "add a custom elementwise op with gc.elementwise(name, fn)"
+        ) from None
+
+
+def freeze(value: object) -> object:
+    """A hashable, order-stable form of an attrs value (dicts, lists, arrays)."""
+    if isinstance(value, dict):
+        return tuple(sorted((str(k), freeze(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze(v) for v in value)
+    if hasattr(value, "tobytes") and hasattr(value, "dtype"):
+        return ("array", str(value.dtype), tuple(value.shape), value.tobytes())
+    return value
+
+
+def arg_symbols(arity: int) -> tuple[sympy.Symbol, ...]:
+    """The scalar symbols ``x0, x1, ...`` an elementwise definition is written over."""
+    return tuple(sympy.Symbol(f"x{k}", real=True) for k in range(arity))
+
+
+OUT = sympy.Symbol("y", real=True)  # the op's own output, for derivatives that reuse it
+
+
+@functools.lru_cache(maxsize=None)
+def definition(name: str, frozen_attrs: tuple = ()) -> sympy.Lambda:
+    """The scalar definition of an elementwise op as a ``sympy.Lambda``."""
+    op = get_op(name)
+    if not op.elementwise:
+        raise GraphError(f"op {name!r} is not elementwise and has no scalar definition")
+    symbols = arg_symbols(op.arity)
+    return sympy.Lambda(symbols, sympy.sympify(op.fn(*symbols, **dict(frozen_attrs))))
+
+
+@functools.lru_cache(maxsize=None)
+def local_partials(name: str, frozen_attrs: tuple = (), constants: tuple = ()) -> tuple[sympy.Expr, ...]:
+    """d out / d operand_k for each operand, over ``x0..`` and the output ``y``.
+
+    Derived once per (op, attrs, constant operands) by ``sympy.diff`` of the definition
+    (constant operands, given as ``(index, value)`` pairs, are substituted first, so that
+    ``x ** 2`` differentiates to ``2 x``), with the op's kink convention applied, then
+    re-expressed through the output where that removes the operands (sigmoid' = y (1 - y),
+    tanh' = 1 - y**2, exp' = y): the backward pass then reuses the forward value instead
+    of recomputing it.
+    """
+    op = get_op(name)
+    lam = definition(name, frozen_attrs)
+    body = lam.expr.subs({lam.variables[k]: value for k, value in constants})
+    partials = []
+    for symbol in lam.variables:
+        partial = sympy.powsimp(sympy.diff(body, symbol))
+        if op.convention is not None:
+            partial = op.convention(partial, len(partials))
+        partials.append(_through_output(partial, body))
+    return tuple(partials)
+
+
+def _through_output(partial: sympy.Expr, body: sympy.Expr) -> sympy.Expr:
+    if body.is_Atom or body.is_Add or body.is_Mul:
+        return partial  # the output of a sum or product is no cheaper than its operands
+    reused = partial.subs(body, OUT)
+    operands_left = reused.free_symbols - {OUT}
+    if reused != partial and not operands_left:
+        return reused
+    return partial

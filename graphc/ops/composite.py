@@ -1,0 +1,109 @@
+"""Composite ops: softmax, log_softmax, logsumexp and the losses.
+
+Each keeps its shape rule here and expands, in the ``expand`` stage, into primitives in
+its numerically stable form (a max shift behind ``stop_gradient``; cross-entropy through
+logsumexp), so that differentiation and lowering only ever see primitives. Losses average
+as the lecture's J = 1/n sum L: ``mse`` and ``bce`` over all elements,
+``softmax_cross_entropy`` over rows.
+"""
+
+from __future__ import annotations
+
+from .. import shapes
+from ..errors import ShapeError, describe
+from .base import Op, register
+from .tensor import _reduce_shape, normalize_axes
+
+
+def _same_shape(arg_shapes, attrs, node=None, op=None):
+    return arg_shapes[0]
+
+
+def _loss_shape(arg_shapes, attrs, node=None, op=None):
+    pred, target = arg_shapes
+    if tuple(pred) != tuple(target):
+        raise ShapeError(
+            f"{describe(node, op)}: the prediction has shape {shapes.fmt(pred)} but the target has "
+            f"shape {shapes.fmt(target)}; a loss compares equal shapes (reshape one, e.g. to (N, 1))"
+        )
+    if op == "softmax_cross_entropy" and not pred:
+        raise ShapeError(f"{describe(node, op)}: logits need rank >= 1 (classes on the last axis), found ()")
+    return ()
+
+
+def _f():
+    from .. import functional  # the op functions; imported late: they import this table
+
+    return functional
+
+
+def _max_shift(x, axis):
+    """max(x) over ``axis`` (kept), behind stop_gradient: the shift changes no value."""
+    f = _f()
+    return f.stop_gradient(f.max(x, axis=axis, keepdims=True))
+
+
+def _expand_logsumexp(args, attrs):
+    f = _f()
+    (x,) = args
+    axis, keep = attrs["axis"], attrs["keepdims"]
+    shift = _max_shift(x, axis)
+    kept = f.log(f.sum(f.exp(x - shift), axis=axis, keepdims=True)) + shift
+    if keep:
+        return kept
+    return f.reshape(kept, _reduce_shape([x.shape], attrs))
+
+
+def _expand_softmax(args, attrs):
+    f = _f()
+    (x,) = args
+    e = f.exp(x - _max_shift(x, attrs["axis"]))
+    return e / f.sum(e, axis=attrs["axis"], keepdims=True)
+
+
+def _expand_log_softmax(args, attrs):
+    f = _f()
+    (x,) = args
+    return x - f.logsumexp(x, axis=attrs["axis"], keepdims=True)
+
+
+def _expand_softmax_cross_entropy(args, attrs):
+    # With rows of the target summing to 1 (one-hot or smoothed labels),
+    # -sum(y * log_softmax(z)) = logsumexp(z) - sum(y * z): exact for any logits.
+    f = _f()
+    logits, target = args
+    axis = attrs["axis"]
+    return f.mean(f.logsumexp(logits, axis=axis) - f.sum(target * logits, axis=axis))
+
+
+def _expand_mean_of(term):
+    def expand(args, attrs):
+        f = _f()
+        return f.mean(f.apply(term, *args))
+
+    return expand
+
+
+def _check_axis_shape(rule):
+    def shape(arg_shapes, attrs, node=None, op=None):
+        normalize_axes(attrs.get("axis"), len(arg_shapes[0]), node, op)
+        return rule(arg_shapes, attrs, node, op)
+
+    return shape
+
+
+register(Op("softmax", 1, _check_axis_shape(_same_shape), attrs={"axis": -1}, expand=_expand_softmax,
+            doc="exp(x - max) / sum(exp(x - max)) over axis"))
+register(Op("log_softmax", 1, _check_axis_shape(_same_shape), attrs={"axis": -1},
+            expand=_expand_log_softmax, doc="x - logsumexp(x) over axis"))
+register(Op("logsumexp", 1, _reduce_shape, attrs={"axis": None, "keepdims": False},
+            expand=_expand_logsumexp, doc="log(sum(exp(x))) over axes, with the max shift"))
+register(Op("mse", 2, _loss_shape, expand=_expand_mean_of("squared_error"),
+            doc="mean over all elements of (pred - y)**2"))
+register(Op("bce", 2, _loss_shape, expand=_expand_mean_of("bce_terms"),
+            doc="binary cross-entropy of probabilities p, mean over all elements"))
+register(Op("bce_with_logits", 2, _loss_shape, expand=_expand_mean_of("bce_logits_terms"),
+            doc="binary cross-entropy of sigmoid(z) from logits z, mean over all elements"))
+register(Op("softmax_cross_entropy", 2, _check_axis_shape(_loss_shape), attrs={"axis": -1},
+            expand=_expand_softmax_cross_entropy,
+            doc="cross-entropy of softmax(logits) against one-hot rows, mean over rows"))

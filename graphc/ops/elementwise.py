@@ -1,0 +1,99 @@
+"""Elementwise ops: each is its scalar sympy definition, nothing more.
+
+Derivatives come from ``sympy.diff`` of the definition (``base.local_partials``), the
+numpy code from the printer, the drawing's formula from sympy's pretty printer. Operands
+broadcast as in numpy. An op whose derivative has a kink declares its convention.
+"""
+
+from __future__ import annotations
+
+import sympy
+from sympy.codegen.cfunctions import log1p
+
+from .. import shapes
+from .base import Op, register
+from .functions import sigmoid, softplus
+
+__all__ = ["elementwise_shape", "add_elementwise"]
+
+
+def elementwise_shape(arg_shapes, attrs, node=None, op=None):
+    return shapes.broadcast(arg_shapes, node, op)
+
+
+def heaviside_at(*values):
+    """Convention: the k-th partial's Heaviside(e) takes the value ``values[k]`` at e = 0."""
+
+    def convention(partial, index):
+        at = sympy.Integer(values[min(index, len(values) - 1)])
+        return partial.replace(sympy.Heaviside, lambda arg, *_: sympy.Heaviside(arg, at))
+
+    return convention
+
+
+def add_elementwise(name, arity, fn, *, commutative=False, attrs=None, kink="", convention=None,
+                    doc="", builtin=True, replace=False):
+    return register(
+        Op(name=name, arity=arity, shape=elementwise_shape, elementwise=True,
+           commutative=commutative, fn=fn, attrs=dict(attrs or {}), kink=kink,
+           convention=convention, doc=doc, builtin=builtin),
+        replace=replace,
+    )
+
+
+# Arithmetic.
+add_elementwise("add", 2, lambda a, b: a + b, commutative=True, doc="a + b")
+add_elementwise("sub", 2, lambda a, b: a - b, doc="a - b")
+add_elementwise("mul", 2, lambda a, b: a * b, commutative=True, doc="a * b")
+add_elementwise("div", 2, lambda a, b: a / b, doc="a / b")
+add_elementwise("pow", 2, lambda a, b: a**b, doc="a ** b")
+add_elementwise("neg", 1, lambda a: -a, doc="-a")
+add_elementwise("identity", 1, lambda a: a, doc="the identity (a linear unit's activation)")
+add_elementwise("square", 1, lambda a: a**2, doc="a ** 2")
+add_elementwise("sqrt", 1, sympy.sqrt, doc="square root")
+add_elementwise("exp", 1, sympy.exp, doc="e ** a")
+add_elementwise("log", 1, sympy.log, doc="natural logarithm")
+add_elementwise("log1p", 1, log1p, doc="log(1 + a), accurate for small a")
+add_elementwise("sin", 1, sympy.sin, doc="sine")
+add_elementwise("cos", 1, sympy.cos, doc="cosine")
+add_elementwise(
+    "abs", 1, sympy.Abs, doc="|a|",
+    kink="d|x|/dx = 0 at x = 0 (the subgradient sign(0))",
+)
+add_elementwise(
+    "maximum", 2, lambda a, b: sympy.Max(a, b), doc="the larger of a and b",
+    kink="at a tie a == b the gradient goes to the first operand",
+    convention=heaviside_at(1, 0),
+)
+
+# Activations.
+add_elementwise(
+    "relu", 1, lambda z: sympy.Max(z, 0), doc="max(z, 0)",
+    kink="dReLU/dz = 0 if z < 0, 1 otherwise (z = 0 included)",
+    convention=heaviside_at(1),
+)
+add_elementwise(
+    "leaky_relu", 1,
+    lambda z, alpha=0.01: sympy.Piecewise((z, z >= 0), (alpha * z, True)),
+    attrs={"alpha": 0.01}, doc="z if z >= 0 else alpha z",
+    kink="d/dz = 1 if z >= 0 (z = 0 included), alpha otherwise",
+)
+add_elementwise("sigmoid", 1, sigmoid, doc="1 / (1 + exp(-z)), stable")
+add_elementwise("tanh", 1, sympy.tanh, doc="hyperbolic tangent")
+add_elementwise("softplus", 1, softplus, doc="log(1 + exp(z)), stable")
+
+# Loss terms (the composite losses average them).
+add_elementwise(
+    "squared_error", 2, lambda g, y: (g - y) ** 2, doc="(g - y)**2, the lecture's squared loss",
+)
+add_elementwise(
+    "bce_terms", 2,
+    lambda p, y: -(y * sympy.Max(sympy.log(p), -100) + (1 - y) * sympy.Max(log1p(-p), -100)),
+    doc="-(y log p + (1 - y) log(1 - p)), logs clamped at -100 so p in {0, 1} stays finite",
+    kink="where a log is clamped at -100 its derivative is 0",
+    convention=heaviside_at(1),
+)
+add_elementwise(
+    "bce_logits_terms", 2, lambda z, y: softplus(z) - y * z,
+    doc="binary cross-entropy of sigmoid(z) written through the logit z: softplus(z) - y z",
+)

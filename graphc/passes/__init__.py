@@ -1,0 +1,1 @@
+"""Graph passes: each a pure ``Graph -> Graph`` function in a module of its own."""

@@ -1,0 +1,47 @@
+"""expand: replace composite ops (softmax, logsumexp, losses) by their stable expansions.
+
+Guarantees: the result holds primitive ops only; every composite node's id now names the
+node computing its value (so outputs keep their names); values are unchanged.
+
+Before: ``loss = mse(g, y)``. After: ``squared_error = squared_error(g, y)``,
+``loss = mean(squared_error)``.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from .. import ir
+from ..builder import Graph
+from ..ops.base import get_op
+from ..verify import topological_order
+
+__all__ = ["expand"]
+
+
+def expand(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    out = graph.copy()
+    builder = Graph(out.graph[ir.NAME], nx_graph=out)
+    changed = True
+    while changed:  # expansions may use composites themselves (log_softmax -> logsumexp)
+        changed = False
+        for node in topological_order(out):
+            op = get_op(ir.op_of(out, node))
+            if not op.composite:
+                continue
+            args = [builder.node(a) for a in ir.operands(out, node)]
+            result = op.expand(args, ir.attrs_of(out, node))
+            _replace(out, node, result.id)
+            builder._handles.pop(node, None)
+            builder._handles.pop(result.id, None)
+            changed = True
+    return out
+
+
+def _replace(graph: nx.MultiDiGraph, node: str, result: str) -> None:
+    """Move ``node``'s consumers onto ``result``, drop ``node``, give ``result`` its id."""
+    consumers = list(graph.out_edges(node, data=ir.ARG))
+    graph.remove_node(node)
+    for _, target, position in consumers:
+        graph.add_edge(result, target, **{ir.ARG: position})
+    nx.relabel_nodes(graph, {result: node}, copy=False)

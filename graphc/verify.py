@@ -1,0 +1,145 @@
+"""Check every IR invariant, and infer shapes.
+
+:func:`verify` raises a typed error naming the node, its op and its operands, what was
+expected, what was found, and how to fix it. Tests run it after every stage.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from . import ir, shapes
+from .errors import GraphError, ShapeError, describe
+from .ops.base import get_op
+
+__all__ = ["verify", "infer_shapes", "topological_order"]
+
+SOURCES = ("input", "param", "const")
+
+
+def topological_order(graph: nx.MultiDiGraph) -> list[str]:
+    """A deterministic topological order (ties broken by insertion order)."""
+    _check_acyclic(graph)
+    index = {node: k for k, node in enumerate(graph.nodes)}
+    return list(nx.lexicographical_topological_sort(graph, key=index.__getitem__))
+
+
+def _check_acyclic(graph: nx.MultiDiGraph) -> None:
+    try:
+        cycle = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        return
+    names = [edge[0] for edge in cycle] + [cycle[0][0]]
+    raise GraphError(
+        "the graph has a cycle: " + " -> ".join(repr(str(n)) for n in names)
+        + "; a computational graph must be acyclic: remove one of these edges"
+    )
+
+
+def _where(graph, node) -> str:
+    data = graph.nodes[node]
+    args = ir.operands(graph, node)
+    suffix = f" with operands {args!r}" if args else ""
+    return describe(node, data.get(ir.OP)) + suffix
+
+
+def _check_node(graph: nx.MultiDiGraph, node) -> None:
+    if not isinstance(node, str) or not node:
+        raise GraphError(f"node id {node!r} is not a non-empty str; name every node with a string")
+    data = graph.nodes[node]
+    if ir.OP not in data:
+        raise GraphError(f"{describe(node)} has no 'op' attribute; set it to one of the op table's names")
+    op = get_op(data[ir.OP], node)
+    attrs = data.get(ir.ATTRS)
+    if not isinstance(attrs, dict):
+        raise GraphError(f"{describe(node, op.name)}: 'attrs' must be a dict, found {attrs!r}")
+    unknown = sorted(set(attrs) - set(op.attrs))
+    if unknown:
+        raise GraphError(
+            f"{describe(node, op.name)}: unknown attr(s) {', '.join(map(str, unknown))}; "
+            f"the op takes {sorted(op.attrs) or 'none'}"
+        )
+    if op.name == "const" and attrs.get("value") is None:
+        raise GraphError(f"{describe(node, op.name)}: a const needs attrs['value'], a number or an array")
+    edges = list(graph.in_edges(node, data=ir.ARG))
+    if len(edges) != op.arity:
+        raise GraphError(
+            f"{describe(node, op.name)}: expected {op.arity} operand(s), found {len(edges)} "
+            f"(from {sorted(str(e[0]) for e in edges)!r}); connect exactly {op.arity} edge(s) into it"
+        )
+    positions = sorted(e[2] for e in edges if isinstance(e[2], int) and not isinstance(e[2], bool))
+    if positions != list(range(op.arity)):
+        found = [e[2] for e in edges]
+        raise GraphError(
+            f"{describe(node, op.name)}: operand positions (edge attribute 'arg') must be "
+            f"0..{op.arity - 1} without gaps or repeats, found {found!r}"
+        )
+    if op.source and op.name != "const" and ir.SHAPE not in data:
+        raise ShapeError(f"{describe(node, op.name)}: a source needs a declared shape, e.g. shape=('N', 2)")
+
+
+def _check_lists(graph: nx.MultiDiGraph) -> None:
+    for key, op in ((ir.INPUTS, "input"), (ir.PARAMS, "param")):
+        listed = graph.graph.get(key)
+        if not isinstance(listed, list):
+            raise GraphError(f"graph attribute {key!r} must be a list of node ids, found {listed!r}")
+        for node in listed:
+            if node not in graph or graph.nodes[node].get(ir.OP) != op:
+                raise GraphError(f"graph attribute {key!r} names {node!r}, which is not an {op} node of the graph")
+        missing = [n for n, d in graph.nodes(data=True) if d.get(ir.OP) == op and n not in listed]
+        if missing:
+            raise GraphError(f"{describe(missing[0], op)} is not listed in graph attribute {key!r}; add it")
+    outputs = graph.graph.get(ir.OUTPUTS)
+    if not isinstance(outputs, list) or not outputs:
+        raise GraphError("the graph declares no outputs; mark one with g.output(name, node)")
+    for node in outputs:
+        if node not in graph:
+            raise GraphError(f"output {node!r} is not a node of the graph")
+    if len(set(outputs)) != len(outputs):
+        raise GraphError(f"graph outputs {outputs!r} name a node twice")
+
+
+def infer_shapes(graph: nx.MultiDiGraph) -> None:
+    """Fill in the shape of every op node that has none (in place)."""
+    for node in topological_order(graph):
+        data = graph.nodes[node]
+        if ir.SHAPE in data:
+            continue
+        _check_node(graph, node)
+        op = get_op(data[ir.OP], node)
+        args = ir.operands(graph, node)
+        data[ir.SHAPE] = op.shape([graph.nodes[a][ir.SHAPE] for a in args], data[ir.ATTRS], node, op.name)
+
+
+def verify(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    """Check every invariant of the IR; return the graph unchanged or raise.
+
+    Checks: a networkx (Multi)DiGraph; str node ids; acyclic (a cycle names its nodes);
+    known ops; attrs; arity; operand positions 0..k-1; the inputs/params/outputs lists;
+    every shape equals what the op's shape rule infers from the operands.
+    """
+    if not isinstance(graph, nx.DiGraph):
+        raise GraphError(f"expected a networkx MultiDiGraph, found {type(graph).__name__}")
+    for node in graph.nodes:
+        _check_node(graph, node)
+    order = topological_order(graph)
+    _check_lists(graph)
+    for node in order:
+        data = graph.nodes[node]
+        op = get_op(data[ir.OP], node)
+        if op.source and op.name != "const":
+            continue
+        args = ir.operands(graph, node)
+        arg_shapes = []
+        for a in args:
+            if ir.SHAPE not in graph.nodes[a]:
+                raise ShapeError(f"{describe(a, graph.nodes[a][ir.OP])} has no shape; run infer_shapes first")
+            arg_shapes.append(graph.nodes[a][ir.SHAPE])
+        expected = op.shape(arg_shapes, data[ir.ATTRS], node, op.name)
+        found = data.get(ir.SHAPE)
+        if found is None or tuple(found) != tuple(expected):
+            raise ShapeError(
+                f"{_where(graph, node)}: declared shape {shapes.fmt(found) if found is not None else 'none'} "
+                f"but its operands give {shapes.fmt(expected)}; fix the declaration or the operands"
+            )
+    return graph
