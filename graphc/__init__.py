@@ -15,6 +15,7 @@ from .functional import (
     pow, relu, reshape, sigmoid, sin, softmax, softmax_cross_entropy, softplus, sqrt, square,
     stop_gradient, sub, sum, tanh, transpose,
 )
+from .io import load, save
 from .pipeline import compile
 from .program import Program
 from .verify import verify
@@ -23,6 +24,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "zoo", "Graph", "Node", "from_networkx", "compile", "Program", "verify", "elementwise", "apply",
+    "save", "load",
     "GraphcError", "GraphError", "ShapeError", "FeedError", "GradientError", "RenderError",
     "relu", "leaky_relu", "sigmoid", "tanh", "softplus", "identity", "exp", "log", "log1p", "sin",
     "cos", "sqrt", "abs", "square", "neg", "maximum", "add", "sub", "mul", "div", "pow", "matmul",
