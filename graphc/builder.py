@@ -224,7 +224,7 @@ def apply(op_name: str, *operands, **attrs) -> Node:
     graph = next((o.graph for o in operands if isinstance(o, Node)), None)
     if graph is None:
         raise GraphError(f"op {op_name}: at least one operand must be a graphc Node, found {operands!r}")
-    if len(operands) != op.arity:
+    if op.arity >= 0 and len(operands) != op.arity:
         raise GraphError(f"op {op_name} takes {op.arity} operand(s), found {len(operands)}")
     unknown = sorted(set(attrs) - set(op.attrs))
     if unknown:

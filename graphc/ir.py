@@ -104,6 +104,18 @@ def add_op(graph: nx.MultiDiGraph, node: str, op: str, args: list[str], attrs: d
     return node
 
 
+def copy_graph(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    """A copy a pass may change freely: nodes, edges, attribute dicts and graph attributes.
+
+    Node attribute dicts are new (values shared: shapes, attrs dicts are replaced, never
+    mutated in place, by passes); graph attributes (lists, dicts) are copied one level deep.
+    """
+    out = graph.copy()
+    out.graph = {key: (value.copy() if isinstance(value, (list, dict, set)) else value)
+                 for key, value in graph.graph.items()}
+    return out
+
+
 def fresh_id(graph: nx.MultiDiGraph, stem: str) -> str:
     """A node id not yet in the graph: ``stem``, ``stem_1``, ``stem_2``... deterministic."""
     if stem not in graph:

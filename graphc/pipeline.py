@@ -1,32 +1,38 @@
 """The compiler's pipeline: one ordered list of named stages, read top to bottom.
 
-    declare -> verify -> expand composites -> [optimize] -> [differentiate -> optimize]
-            -> [fuse] -> schedule -> lower to numpy -> load
+    declare -> verify -> expand composites -> optimize
+            -> differentiate -> optimize the joint graph -> schedule -> lower -> load
 
 Every stage's output is kept by name (``Program.stages``) for drawing and testing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import networkx as nx
 
 from . import ir
-from .builder import Graph
+from .builder import Graph, from_networkx
+from .differentiate import differentiate, scalar_output
+from .errors import GradientError
 from .lower.source import generate
 from .passes.expand import expand
 from .program import Program
 from .schedule import schedule
 from .verify import verify
 
-__all__ = ["compile", "FORWARD_STAGES"]
+__all__ = ["compile", "grad", "FORWARD_STAGES", "JOINT_STAGES", "gradient_stages"]
 
 Pass = Callable[[nx.MultiDiGraph], nx.MultiDiGraph]
 
-# The forward pipeline, in order: (stage name, pass).
+# The forward graph's stages, in order.
 FORWARD_STAGES: list[tuple[str, Pass]] = [
     ("expanded", expand),
+]
+
+# After differentiation, the joint forward+backward graph's stages, in order.
+JOINT_STAGES: list[tuple[str, Pass]] = [
     ("scheduled", schedule),
 ]
 
@@ -38,8 +44,25 @@ def run_stages(graph: nx.MultiDiGraph, stages: list[tuple[str, Pass]], into: dic
     return graph
 
 
-def compile(graph: Graph | nx.DiGraph, wrt: list[str] | None = None) -> Program:  # noqa: A001 - the API's name
+def gradient_stages(forward: nx.MultiDiGraph, wrt: Sequence[str] | None, of: str | None,
+                    seeded: bool) -> dict[str, nx.MultiDiGraph]:
+    """The stages from differentiation on: {"differentiated": ..., ..., "scheduled": ...}."""
+    stages = {"differentiated": verify(differentiate(forward, wrt, of, seeded=seeded))}
+    run_stages(stages["differentiated"], JOINT_STAGES, stages)
+    return stages
+
+
+def _as_graph(graph: Graph | nx.DiGraph) -> Graph:
+    return graph if isinstance(graph, Graph) else from_networkx(graph)
+
+
+def compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None = None, of: str | None = None) -> Program:  # noqa: A001
     """Compile a declared network into a :class:`Program`.
+
+    ``wrt`` (default: every param) names the values gradients are taken with respect to;
+    ``of`` the output whose gradient is taken (default: the one scalar output). A graph
+    without a scalar output compiles for the forward pass; ``value_and_grad`` then needs
+    an explicit cotangent ``seed``.
 
     >>> import graphc as gc
     >>> g = gc.Graph("affine"); x = g.input("x", shape=(2,))
@@ -47,12 +70,52 @@ def compile(graph: Graph | nx.DiGraph, wrt: list[str] | None = None) -> Program:
     >>> gc.compile(g).forward({"x": [1.0, 2.0]})["y"]
     array([3., 5.])
     """
-    from .builder import from_networkx
-
-    if not isinstance(graph, Graph):
-        graph = from_networkx(graph)
-    declared = verify(graph.nx.copy())
+    declared = verify(ir.copy_graph(_as_graph(graph).nx))
     stages: dict[str, nx.MultiDiGraph] = {"declared": declared}
     forward = run_stages(declared, FORWARD_STAGES, stages)
-    code = generate(forward)
-    return Program(graph=declared, stages=stages, code=code, wrt=list(declared.graph[ir.PARAMS] if wrt is None else wrt))
+    wrt = list(declared.graph[ir.PARAMS] if wrt is None else wrt)
+    joint = None
+    try:
+        scalar_output(forward, of)
+    except GradientError:
+        if of is not None:
+            raise
+        stages["scheduled"] = schedule(forward)
+    else:
+        stages.update(gradient_stages(forward, wrt, of, seeded=False))
+        joint = stages["scheduled"]
+    code = generate(schedule(forward), joint)
+    return Program(graph=declared, stages=stages, code=code, wrt=wrt, of=of, forward_graph=forward)
+
+
+def grad(graph: Graph | nx.DiGraph, of: str, wrt: Sequence[str] | None = None) -> Graph:
+    """A new graph: ``graph`` plus the gradient of output ``of`` w.r.t. each of ``wrt``.
+
+    The gradients are ordinary outputs named ``d<of>/d<name>``, computed by ordinary ops,
+    so the result can be differentiated again (Hessian-vector products, gradient penalties).
+
+    >>> import graphc as gc
+    >>> g = gc.Graph("cube"); x = g.input("x", shape=())
+    >>> _ = g.output("y", x ** 3)
+    >>> g2 = gc.grad(g, "y", wrt=["x"])
+    >>> g2.outputs
+    ['y', 'dy/dx']
+    >>> float(gc.compile(g2).forward({"x": 2.0})["dy/dx"])
+    12.0
+    """
+    source = _as_graph(graph)
+    forward = expand(verify(ir.copy_graph(source.nx)))
+    joint = differentiate(forward, wrt, of)
+    for node in joint.nodes:
+        joint.nodes[node][ir.PHASE] = ir.FORWARD
+    out = Graph(joint.graph[ir.NAME], nx_graph=joint)
+    for name, node in joint.graph.pop(ir.GRADS).items():
+        output = f"d{of}/d{name}"
+        if output in joint:
+            output = ir.fresh_id(joint, output)
+        identity = Graph.node(out, node)
+        out._auto.add(node)
+        out.output(output, identity)
+    joint.graph.pop(ir.SEED, None)
+    verify(joint)
+    return out

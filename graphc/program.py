@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+import types
 from pathlib import Path
 
 import networkx as nx
 import numpy as np
 
 from . import ir
+from .errors import FeedError
 from .feeds import check_feeds
 from .lower.load import load_source
 from .lower.source import GeneratedCode
@@ -17,16 +19,29 @@ from .schedule import levels
 __all__ = ["Program"]
 
 
+def _check_seed(seed, shape: tuple, target: str) -> np.ndarray:
+    array = np.asarray(seed, dtype=np.float64)
+    if array.shape != tuple(shape):
+        raise FeedError(
+            f"seed (the cotangent of output {target!r}) has shape {array.shape}, expected {tuple(shape)}: "
+            "the output's shape"
+        )
+    return array
+
+
 class Program:
     """A compiled network: ``forward``, ``value_and_grad``, its source and its stages."""
 
     def __init__(self, graph: nx.MultiDiGraph, stages: dict[str, nx.MultiDiGraph], code: GeneratedCode,
-                 wrt: list[str]):
+                 wrt: list[str], of: str | None, forward_graph: nx.MultiDiGraph):
         self.graph = graph
         self.stages = stages
         self.code = code
         self.wrt = wrt
+        self.of = of
+        self.forward_graph = forward_graph
         self.module = load_source(code.source, graph.graph[ir.NAME])
+        self._seeded: types.ModuleType | None = None
 
     @property
     def name(self) -> str:
@@ -64,6 +79,48 @@ class Program:
 
     def __call__(self, **feeds) -> dict[str, np.ndarray]:
         return self.forward(feeds)
+
+    @property
+    def has_gradient(self) -> bool:
+        """Whether a scalar output was found and its gradient compiled."""
+        return "differentiated" in self.stages
+
+    def value_and_grad(self, feeds: Mapping, seed=None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """(outputs, gradients keyed by wrt name) for ``feeds``.
+
+        The gradient is of the scalar output; ``seed`` is an explicit cotangent of the
+        output (``of`` at compile time, else the first), needed when no output is a scalar.
+        """
+        arrays = check_feeds(self.graph, feeds)
+        if seed is None:
+            if not self.has_gradient:
+                from .differentiate import scalar_output
+
+                scalar_output(self.forward_graph, self.of)  # raises the explanation
+            outputs, saved = self.module.train_forward(*arrays)
+            grads = self.module.backward_pass(*saved, 1.0)
+        else:
+            module = self._seeded_module()
+            outputs, saved = module.train_forward(*arrays)
+            target = self.of if self.of is not None else self.outputs[0]
+            cotangent = _check_seed(seed, np.shape(outputs[self.outputs.index(target)]), target)
+            grads = module.backward_pass(*saved, cotangent)
+        return (
+            {name: np.asarray(v) for name, v in zip(self.outputs, outputs)},
+            {name: np.asarray(v) for name, v in zip(self.wrt, grads)},
+        )
+
+    def _seeded_module(self) -> types.ModuleType:
+        if self._seeded is None:
+            from .lower.source import generate
+            from .pipeline import gradient_stages
+            from .schedule import schedule
+
+            stages = gradient_stages(self.forward_graph, self.wrt, self.of, seeded=True)
+            self.seeded_stages = stages
+            code = generate(schedule(self.forward_graph), stages["scheduled"])
+            self._seeded = load_source(code.source, self.name + " (seeded)")
+        return self._seeded
 
     def save(self, path: str | Path) -> Path:
         """Write the generated module (numpy only) to ``path``."""

@@ -23,7 +23,7 @@ def levels(graph: nx.MultiDiGraph) -> list[list[str]]:
 
 def schedule(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     """A copy of ``graph`` with each node's ``level`` attribute set."""
-    out = graph.copy()
+    out = ir.copy_graph(graph)
     for k, generation in enumerate(levels(out)):
         for node in generation:
             out.nodes[node][ir.LEVEL] = k

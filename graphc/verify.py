@@ -7,6 +7,7 @@ expected, what was found, and how to fix it. Tests run it after every stage.
 from __future__ import annotations
 
 import networkx as nx
+import sympy
 
 from . import ir, shapes
 from .errors import GraphError, ShapeError, describe
@@ -62,20 +63,32 @@ def _check_node(graph: nx.MultiDiGraph, node) -> None:
     if op.name == "const" and attrs.get("value") is None:
         raise GraphError(f"{describe(node, op.name)}: a const needs attrs['value'], a number or an array")
     edges = list(graph.in_edges(node, data=ir.ARG))
-    if len(edges) != op.arity:
+    arity = len(edges) if op.arity < 0 else op.arity
+    if op.arity < 0 and not _has_expression(data, arity):
+        raise GraphError(
+            f"{describe(node, op.name)}: attribute 'expr' must be (sympy expression, symbols) with one "
+            f"symbol per operand ({arity}), found {data.get(ir.EXPR)!r}"
+        )
+    if len(edges) != arity:
         raise GraphError(
             f"{describe(node, op.name)}: expected {op.arity} operand(s), found {len(edges)} "
             f"(from {sorted(str(e[0]) for e in edges)!r}); connect exactly {op.arity} edge(s) into it"
         )
     positions = sorted(e[2] for e in edges if isinstance(e[2], int) and not isinstance(e[2], bool))
-    if positions != list(range(op.arity)):
+    if positions != list(range(arity)):
         found = [e[2] for e in edges]
         raise GraphError(
             f"{describe(node, op.name)}: operand positions (edge attribute 'arg') must be "
-            f"0..{op.arity - 1} without gaps or repeats, found {found!r}"
+            f"0..{arity - 1} without gaps or repeats, found {found!r}"
         )
     if op.source and op.name != "const" and ir.SHAPE not in data:
         raise ShapeError(f"{describe(node, op.name)}: a source needs a declared shape, e.g. shape=('N', 2)")
+
+
+def _has_expression(data: dict, arity: int) -> bool:
+    value = data.get(ir.EXPR)
+    return (isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], sympy.Expr)
+            and len(value[1]) == arity)
 
 
 def _check_lists(graph: nx.MultiDiGraph) -> None:

@@ -50,6 +50,15 @@ def literal(value) -> str:
     return f"numpy.array({body}, dtype=numpy.float64)"
 
 
+def _tuple(items: list[str]) -> str:
+    return f"({', '.join(items)}{',' if len(items) == 1 else ''})"
+
+
+def _note(kink: str) -> str:
+    """A kink convention for a statement's comment (newlines cannot break out)."""
+    return "; " + " ".join(kink.split()) if kink else ""  # split() knows every line break
+
+
 @dataclass
 class FunctionSpec:
     """What one generated function computes."""
@@ -89,6 +98,12 @@ class Module:
             return name
         return self.namespace.name(node)
 
+    def tensor_atom(self, node: str) -> str:
+        """An operand of a tensor op's template: scalars as numpy scalars (they have .T, .reshape)."""
+        if self.is_scalar_const(node):
+            return f"{self.numpy}.float64({self.atom(node)})"
+        return self.atom(node)
+
     def symbol(self, node: str) -> sympy.Expr:
         """A node's value inside an elementwise expression."""
         if self.is_scalar_const(node):
@@ -120,7 +135,7 @@ class Module:
             expr = lam(*[self.symbol(a) for a in args])
             return print_expr(expr)
         if op.lower is not None:
-            return op.lower(self, [self.atom(a) for a in args], data[ir.ATTRS], node)
+            return op.lower(self, [self.tensor_atom(a) for a in args], data[ir.ATTRS], node)
         raise GraphError(
             f"{describe(node, op.name)} cannot be lowered: "
             + ("expand composite ops first (the pipeline's expand stage)" if op.composite else "it has no numpy form")
@@ -128,15 +143,26 @@ class Module:
 
     def fused_expression(self, node: str, args: list[str]) -> sympy.Expr:
         expr, symbols = self.graph.nodes[node][ir.EXPR]
-        return expr.xreplace({s: self.symbol(a) for s, a in zip(symbols, args)})
+        mapping = {s: self.symbol(a) for s, a in zip(symbols, args)}
+        # any other symbol is a symbolic dim (a mean's divisor N): the function binds it
+        for dim in sorted(expr.free_symbols - set(symbols), key=lambda d: d.name):
+            mapping[dim] = sympy.Symbol(self.dim(dim), positive=True)
+        return expr.xreplace(mapping)
 
     def statement(self, node: str) -> str:
-        op = self.graph.nodes[node][ir.OP]
-        return f"{self.namespace.name(node)} = {self.expression(node)}  # {node!r} {op}"
+        data = self.graph.nodes[node]
+        kink = data[ir.ATTRS].get("kink", "") if data[ir.OP] == "fused" else ""
+        return f"{self.namespace.name(node)} = {self.expression(node)}  # {node!r} {data[ir.OP]}{_note(kink)}"
 
-    def function(self, spec: FunctionSpec) -> str:
-        self._dims_used: set[sympy.Symbol] = set()
-        params = [self.namespace.name(p) for p in spec.params]
+    def function(self, spec: FunctionSpec, *, extra_params: tuple = (), dims_as_params: bool = False,
+                 saved: list[str] | None = None, extra_returns: tuple = ()) -> str:
+        """One generated function.
+
+        ``dims_as_params``: symbolic dims the body uses become parameters (after the
+        spec's), listed in ``self.last_dims``; otherwise they are bound from the shapes of
+        the parameters. ``saved``: return ``(outputs, saved + extra_returns)``.
+        """
+        self._dims_used = set(extra_returns)
         lines: list[str] = []
         for k, level in enumerate(spec.body):
             todo = [n for n in level if ir.op_of(self.graph, n) not in SOURCES]
@@ -144,16 +170,32 @@ class Module:
                 continue
             lines.append(f"# level {k}")
             lines.extend(self.statement(n) for n in todo)
-        returned = [self.atom(r) for r in spec.returns]
-        if spec.returns_tuple:
-            lines.append(f"return ({', '.join(returned)}{',' if len(returned) == 1 else ''})")
+        returned = _tuple([self.returned(r, spec.returns) for r in spec.returns])
+        if saved is not None:
+            kept = [self.atom(n) for n in saved] + [self.dim(d) for d in extra_returns]
+            lines.append(f"return {returned}, {_tuple(kept)}")
         else:
-            lines.append(f"return {returned[0]}")
+            lines.append(f"return {returned}")
+        dims = sorted(self._dims_used, key=lambda d: d.name)
+        self.last_dims = tuple(dims)
+        params = [self.namespace.name(p) for p in spec.params]
+        if dims_as_params:
+            params += [self.dim(d) for d in dims]
+            binds = []
+        else:
+            binds = [self._bind_dim(d, spec.params) for d in dims]
+        params += list(extra_params)
         header = [f"def {spec.name}({', '.join(params)}):"]
         if spec.doc:
             header.append(f'    """{spec.doc}"""')
-        binds = [self._bind_dim(d, spec.params) for d in sorted(self._dims_used, key=lambda s: s.name)]
         return "\n".join(header + ["    " + line for line in binds + lines]) + "\n"
+
+    def returned(self, node: str, returns: list[str]) -> str:
+        """A returned value: broadcast views are copied so callers own what they get."""
+        atom = self.atom(node)
+        if ir.op_of(self.graph, node) == "broadcast":
+            return f"{atom}.copy()"
+        return atom
 
     def _bind_dim(self, d: sympy.Symbol, params: list[str]) -> str:
         for p in params:

@@ -19,7 +19,7 @@ __all__ = ["Namespace", "RESERVED"]
 
 RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins)) | {
     "numpy", "forward", "backward", "forward_pass", "backward_pass", "train_forward",
-    "value_and_grad", "INPUTS", "PARAMS", "OUTPUTS", "GRADS", "SHAPES", "seed", "self",
+    "value_and_grad", "INPUTS", "PARAMS", "OUTPUTS", "GRADS",
 }
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]+")

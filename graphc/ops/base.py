@@ -24,7 +24,7 @@ __all__ = ["Op", "OPS", "register", "get_op", "definition", "local_partials", "f
 @dataclass(frozen=True)
 class Op:
     name: str
-    arity: int
+    arity: int  # -1: any number of operands (fused kernels)
     shape: Callable  # (arg_shapes, attrs, node) -> shape
     elementwise: bool = False
     commutative: bool = False

@@ -171,3 +171,9 @@ register(Op(
     lower=lambda ctx, args, attrs, node: args[0],
     doc="the identity whose gradient is zero (used by stable expansions)",
 ))
+
+register(Op(
+    "zeros_like", 1, lambda arg_shapes, attrs, node=None, op=None: arg_shapes[0],
+    lower=lambda ctx, args, attrs, node: f"{ctx.numpy}.zeros_like({args[0]})",
+    doc="zeros of the operand's shape (the gradient of a value that does not reach the output)",
+))

@@ -20,7 +20,7 @@ __all__ = ["expand"]
 
 
 def expand(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
-    out = graph.copy()
+    out = ir.copy_graph(graph)
     builder = Graph(out.graph[ir.NAME], nx_graph=out)
     changed = True
     while changed:  # expansions may use composites themselves (log_softmax -> logsumexp)

@@ -1,0 +1,239 @@
+"""differentiate: reverse mode over the graph, giving the joint forward+backward graph.
+
+Guarantees: every forward node is kept unchanged (``phase="forward"``); each backward
+node has ``phase="backward"`` and ``grad_of`` = the forward node whose gradient it helps
+compute; graph attribute ``grads`` maps each ``wrt`` name to the node holding its gradient
+(zeros of its shape when it does not reach the output); ``seed`` is ``"scalar"`` (the
+output is a scalar and its cotangent is 1) or the id of the input node holding the
+cotangent.
+
+Elementwise ops are differentiated through ``sympy.diff`` of their definition, once per
+op (``ops.local_partials``): each partial becomes one ``fused`` node ``g * partial``, over
+the op's own output where that is cheaper (sigmoid' = y (1 - y)): the lecture's reuse of
+computation. Tensor ops use their VJP rules (``ops/vjp.py``). Cotangents of values used
+several times are summed.
+
+Before: ``loss = square(w * x - y)``. After, added: ``d_sub = 2 sub``,
+``d_mul = d_sub``, ``d_w = d_mul * x`` with ``grads = {"w": "d_w"}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import networkx as nx
+import numpy as np
+import sympy
+
+from . import ir
+from .builder import Graph, Node, apply
+from .errors import GradientError, GraphError, describe
+from .lower.emit import const_number
+from .ops.base import OUT, freeze, get_op, local_partials
+from .ops.fused import fused_partials, fused_symbols
+from .ops.vjp import unbroadcast
+from .verify import topological_order
+
+__all__ = ["differentiate", "fused", "scalar_output"]
+
+
+def fused(fn: Callable, operands: Sequence[Node], kink: str = "") -> Node:
+    """A ``fused`` node computing ``fn(*symbols)`` elementwise over ``operands``."""
+    symbols = fused_symbols(len(operands))
+    node = apply("fused", *operands, kink=kink)
+    node.graph.nx.nodes[node.id][ir.EXPR] = (sympy.sympify(fn(*symbols)), symbols)
+    return node
+
+
+def scalar_output(graph: nx.MultiDiGraph, of: str | None = None) -> str:
+    """The output whose gradient is taken: ``of``, or the graph's one scalar output."""
+    outputs = graph.graph[ir.OUTPUTS]
+    if of is not None:
+        if of not in outputs:
+            raise GradientError(f"cannot take the gradient of {of!r}: it is not an output; outputs are {outputs!r}")
+        return of
+    scalars = [o for o in outputs if tuple(graph.nodes[o][ir.SHAPE]) == ()]
+    if len(scalars) == 1:
+        return scalars[0]
+    if not scalars:
+        raise GradientError(
+            f"graph {graph.graph[ir.NAME]!r} has no scalar output (outputs: {outputs!r}); the gradient is taken "
+            "of a scalar loss: add one with g.output('loss', gc.mse(...)), or pass an explicit cotangent "
+            "with value_and_grad(feeds, seed=...)"
+        )
+    raise GradientError(
+        f"graph {graph.graph[ir.NAME]!r} has several scalar outputs {scalars!r}; say which one with of=..."
+    )
+
+
+def differentiate(graph: nx.MultiDiGraph, wrt: Sequence[str] | None = None, of: str | None = None,
+                  seeded: bool = False) -> nx.MultiDiGraph:
+    """The joint graph of ``graph`` and the gradient of output ``of`` w.r.t. ``wrt``.
+
+    With ``seeded``, the cotangent of ``of`` is a new input node (``d_<of>``); otherwise
+    ``of`` must be a scalar and its cotangent is 1.
+    """
+    joint = ir.copy_graph(graph)
+    wrt = list(graph.graph[ir.PARAMS] if wrt is None else wrt)
+    _check_wrt(graph, wrt)
+    forward_nodes = list(topological_order(joint))
+    for node in forward_nodes:
+        joint.nodes[node].setdefault(ir.PHASE, ir.FORWARD)
+    if seeded:
+        target = of if of is not None else graph.graph[ir.OUTPUTS][0]
+        if target not in graph.graph[ir.OUTPUTS]:
+            raise GradientError(f"cannot take the gradient of {target!r}: it is not an output")
+    else:
+        target = scalar_output(graph, of)
+    builder = Graph(joint.graph[ir.NAME], nx_graph=joint)
+    builder._auto.update(joint.nodes)  # ids of forward nodes are never renamed here
+
+    needed = _needs_gradient(joint, target, wrt)
+    cotangents: dict[str, list[str]] = {}
+    if seeded:
+        seed_id = ir.fresh_id(joint, f"d_{target}")
+        builder.input(seed_id, shape=joint.nodes[target][ir.SHAPE])
+        joint.nodes[seed_id][ir.PHASE] = ir.BACKWARD
+        joint.nodes[seed_id][ir.GRAD_OF] = target
+        joint.graph[ir.SEED] = seed_id
+        cotangents[target] = [seed_id]
+    else:
+        seed_node = builder.const(1.0)
+        _tag(joint, [seed_node.id], target)
+        joint.graph[ir.SEED] = "scalar"
+        cotangents[target] = [seed_node.id]
+
+    totals: dict[str, str] = {}
+    for node in reversed(forward_nodes):
+        if node not in needed or node not in cotangents:
+            continue
+        total = _accumulate(builder, joint, node, cotangents.pop(node))
+        totals[node] = total
+        for k, operand in enumerate(ir.operands(joint, node)):
+            if operand not in needed:
+                continue
+            before = set(joint.nodes)
+            contribution = _vjp(builder, joint, node, k, builder.node(total))
+            if contribution is None:
+                continue
+            _tag(joint, [n for n in joint.nodes if n not in before], operand)
+            cotangents.setdefault(operand, []).append(contribution.id)
+
+    grads = {}
+    for name in wrt:
+        if name in totals:
+            grads[name] = totals[name]
+        else:
+            before = set(joint.nodes)
+            zero = apply("zeros_like", builder.node(name))
+            _tag(joint, [n for n in joint.nodes if n not in before], name)
+            grads[name] = zero.id
+    joint.graph[ir.GRADS] = grads
+    return _name_backward(joint)
+
+
+def _check_wrt(graph: nx.MultiDiGraph, wrt: list[str]) -> None:
+    sources = ir.sources(graph)
+    for name in wrt:
+        if name not in sources:
+            raise GraphError(
+                f"wrt names {name!r}, which is not an input or param of graph {graph.graph[ir.NAME]!r}; "
+                f"choose among {sources!r}"
+            )
+    if len(set(wrt)) != len(wrt):
+        raise GraphError(f"wrt {wrt!r} names a value twice")
+
+
+def _needs_gradient(graph: nx.MultiDiGraph, target: str, wrt: list[str]) -> set[str]:
+    """Nodes on some path from a wrt value to the target."""
+    upstream = nx.ancestors(graph, target) | {target}
+    downstream = set(wrt)
+    for name in wrt:
+        downstream |= nx.descendants(graph, name)
+    return upstream & downstream
+
+
+def _tag(graph: nx.MultiDiGraph, nodes: list[str], grad_of: str) -> None:
+    for node in nodes:
+        graph.nodes[node][ir.PHASE] = ir.BACKWARD
+        graph.nodes[node][ir.GRAD_OF] = grad_of
+
+
+def _accumulate(builder: Graph, graph: nx.MultiDiGraph, node: str, parts: list[str]) -> str:
+    """The total cotangent of ``node``: the sum of its contributions, in order."""
+    total = builder.node(parts[0])
+    for part in parts[1:]:
+        before = set(graph.nodes)
+        total = total + builder.node(part)
+        _tag(graph, [n for n in graph.nodes if n not in before], node)
+    return total.id
+
+
+def _vjp(builder: Graph, graph: nx.MultiDiGraph, node: str, k: int, g: Node) -> Node | None:
+    data = graph.nodes[node]
+    op = get_op(data[ir.OP], node)
+    args = [builder.node(a) for a in ir.operands(graph, node)]
+    if op.elementwise:
+        return _elementwise_vjp(builder, graph, node, op, args, k, g)
+    if op.vjp is None:
+        raise GradientError(f"{describe(node, op.name)} has no derivative rule; it cannot be differentiated")
+    return op.vjp(builder.node(node), args, g, k)
+
+
+def _elementwise_vjp(builder, graph, node, op, args, k, g) -> Node | None:
+    data = graph.nodes[node]
+    if ir.EXPR in data:
+        expr, symbols = data[ir.EXPR]
+        partial = fused_partials(expr, tuple(symbols))[k]
+        kink = data[ir.ATTRS].get("kink", "")
+        variables = list(symbols)
+    else:
+        constants = tuple((i, const_number(graph.nodes[a.id][ir.ATTRS]["value"]))
+                          for i, a in enumerate(args) if _is_scalar_const(graph, a.id))
+        partial = local_partials(op.name, freeze(data[ir.ATTRS]), constants)[k]
+        kink = f"d {op.name}: {op.kink}" if op.kink else ""
+        from .ops.base import arg_symbols
+
+        variables = list(arg_symbols(len(args)))
+    if partial == 0:
+        return None
+    # operands of the contribution: the cotangent, then each value the partial mentions
+    used = [(s, a) for s, a in zip(variables, args) if s in partial.free_symbols]
+    if OUT in partial.free_symbols:
+        used.append((OUT, builder.node(node)))
+    if partial == 1:
+        contribution = g
+    else:
+        operands = [g] + [a for _, a in used]
+
+        def build(cot, *values, _partial=partial, _used=used):
+            return cot * _partial.xreplace({s: v for (s, _), v in zip(_used, values)})
+
+        contribution = fused(build, operands, kink)
+    return unbroadcast(contribution, args[k].shape)
+
+
+def _is_scalar_const(graph, node) -> bool:
+    data = graph.nodes[node]
+    return data[ir.OP] == "const" and np.ndim(data[ir.ATTRS]["value"]) == 0
+
+
+def _name_backward(joint: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    """Readable ids: ``d_W1`` for W1's gradient, ``d_W1_1``... for the steps towards it."""
+    backward = [n for n in joint.nodes if joint.nodes[n].get(ir.PHASE) == ir.BACKWARD
+                and joint.nodes[n][ir.OP] != "input"]
+    grads = joint.graph[ir.GRADS]
+    finals = {node: name for name, node in grads.items() if node in backward}
+    mapping: dict[str, str] = {}
+    taken = set(joint.nodes) - set(backward)
+    for node in [n for n in backward if n in finals] + [n for n in backward if n not in finals]:
+        stem = f"d_{joint.nodes[node][ir.GRAD_OF]}"
+        candidate, k = stem, 0
+        while candidate in taken:
+            k += 1
+            candidate = f"{stem}_{k}"
+        taken.add(candidate)
+        mapping[node] = candidate
+    out = nx.relabel_nodes(joint, mapping, copy=True)
+    out.graph[ir.GRADS] = {name: mapping.get(node, node) for name, node in grads.items()}
+    return out

@@ -1,0 +1,59 @@
+"""The training pair of functions for a joint forward+backward graph.
+
+``train_forward`` computes the forward part and returns the outputs and exactly the
+values the backward pass reuses (``saved``, plus the symbolic dims it needs);
+``backward_pass(*saved, seed)`` computes the gradients, in ``GRADS`` order.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from .. import ir
+from ..schedule import levels
+from .emit import SOURCES, FunctionSpec, Module
+
+__all__ = ["train_functions"]
+
+
+def _is_backward(graph: nx.MultiDiGraph, node: str) -> bool:
+    return graph.nodes[node].get(ir.PHASE) == ir.BACKWARD
+
+
+def train_functions(forward_module: Module, joint: nx.MultiDiGraph) -> str:
+    """Source of ``train_forward`` and ``backward_pass`` (sharing the module's namespace)."""
+    module = Module(joint, namespace=forward_module.namespace, constants=forward_module.constants)
+    seed = joint.graph.get(ir.SEED)
+    seed_node = seed if seed in joint else None
+    by_level = levels(joint)
+    backward_levels = [[n for n in level if _is_backward(joint, n) and n != seed_node] for level in by_level]
+    grads = list(joint.graph[ir.GRADS].values())
+
+    # the forward values the backward pass reads: operands of backward nodes, and
+    # gradients that are forward values themselves
+    saved: list[str] = []
+    for level in by_level:
+        for node in level:
+            if _is_backward(joint, node) or joint.nodes[node][ir.OP] == "const":
+                continue
+            readers = [s for s in joint.successors(node) if _is_backward(joint, s)]
+            if readers or node in grads:
+                saved.append(node)
+    seed_param = seed_node if seed_node is not None else None
+    seed_name = module.namespace.name(seed_param) if seed_param else module.namespace.name(("seed",), "seed")
+
+    backward_spec = FunctionSpec("backward_pass", saved, backward_levels, grads,
+                                 doc="The backward pass: gradients in GRADS order, from the saved values.")
+    backward_text = module.function(backward_spec, extra_params=[seed_name], dims_as_params=True)
+    dims = module.last_dims
+
+    forward_levels = [[n for n in level if not _is_backward(joint, n) and joint.nodes[n][ir.OP] not in SOURCES]
+                      for level in by_level]
+    forward_spec = FunctionSpec(
+        "train_forward", ir.sources(joint)[: len(joint.graph[ir.INPUTS]) + len(joint.graph[ir.PARAMS])]
+        if seed_node is None else [s for s in ir.sources(joint) if s != seed_node],
+        forward_levels, list(joint.graph[ir.OUTPUTS]),
+        doc="The forward pass for training: (outputs, the values backward_pass reuses).",
+    )
+    forward_text = module.function(forward_spec, saved=saved, extra_returns=dims)
+    return forward_text + "\n\n" + backward_text

@@ -1,0 +1,151 @@
+"""Graph editing shared by the optimizing passes: copy, create, replace, compare.
+
+Every optimizing pass starts from :func:`begin` (a copy whose lists and marks are its own,
+so the input graph is never touched), creates nodes with :func:`new_node` /
+:func:`const_node`, and swaps values with :func:`replace`, which keeps the ids that the
+graph's attributes refer to (inputs, params, outputs, grads) alive.
+
+>>> import graphc as gc
+>>> g = gc.Graph("doc"); x = g.input("x", shape=(2,))
+>>> _ = g.output("y", gc.identity(x) * 1.0)
+>>> out = begin(g.nx)
+>>> replace(out, "y", "identity")   # y is an output: identity takes its id
+'y'
+>>> ir.operands(out, "y"), sorted(out.nodes)
+(['x'], ['const', 'x', 'y'])
+>>> sorted(g.nx.nodes)              # the input graph is unchanged
+['const', 'identity', 'x', 'y']
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+
+from .. import ir
+from ..ops.base import freeze, get_op
+
+__all__ = [
+    "SOURCES", "MAX_CONST_SIZE", "begin", "protected", "is_source", "is_const", "const_value",
+    "new_node", "const_node", "concrete_size", "replace", "node_key", "equivalent",
+]
+
+SOURCES = ("input", "param")  # values fed at run time: never merged, folded or removed
+MAX_CONST_SIZE = 10_000  # passes never create a constant with more elements than this
+
+
+def begin(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    """A copy to edit: graph-level lists and counters copied, old marks and stats cleared."""
+    out = graph.copy()
+    for key, value in list(out.graph.items()):
+        if isinstance(value, (list, dict)):
+            out.graph[key] = type(value)(value)  # the copy's own, so edits never reach the input
+    out.graph.pop("stats", None)
+    for _, data in out.nodes(data=True):
+        data.pop(ir.MARK, None)
+    return out
+
+
+def protected(graph: nx.MultiDiGraph) -> set[str]:
+    """Ids named by the graph's attributes: outputs and gradient outputs keep their ids."""
+    return set(graph.graph.get(ir.OUTPUTS, ())) | set((graph.graph.get(ir.GRADS) or {}).values())
+
+
+def is_source(graph: nx.MultiDiGraph, node: str) -> bool:
+    return graph.nodes[node][ir.OP] in SOURCES
+
+
+def is_const(graph: nx.MultiDiGraph, node: str) -> bool:
+    return graph.nodes[node][ir.OP] == "const"
+
+
+def const_value(graph: nx.MultiDiGraph, node: str) -> np.ndarray:
+    return np.asarray(graph.nodes[node][ir.ATTRS]["value"], dtype=np.float64)
+
+
+def concrete_size(shape: tuple) -> int | None:
+    """The number of elements of a shape without symbolic dims, else None."""
+    if not all(isinstance(d, (int, np.integer)) for d in shape):
+        return None
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def new_node(graph: nx.MultiDiGraph, op: str, args: list[str], attrs: dict | None = None,
+             like: str | None = None) -> str:
+    """Add ``op(*args)`` (shape by the op's rule), marked "created", in ``like``'s phase."""
+    spec = get_op(op)
+    full = {**spec.attrs, **(attrs or {})}
+    node = ir.fresh_id(graph, op)
+    shape = spec.shape([graph.nodes[a][ir.SHAPE] for a in args], full, node, op)
+    template = graph.nodes[like if like is not None else args[0]]
+    extra = {ir.MARK: "created"}
+    if ir.PHASE in template:
+        extra[ir.PHASE] = template[ir.PHASE]
+    return ir.add_op(graph, node, op, list(args), full, shape, template.get(ir.DTYPE, ir.DEFAULT_DTYPE), **extra)
+
+
+def const_node(graph: nx.MultiDiGraph, value, like: str) -> str:
+    """A new const holding ``value`` (a scalar is stored as a float, as the builder does)."""
+    array = np.asarray(value, dtype=np.float64)
+    stored = float(array) if array.ndim == 0 else array
+    node = ir.fresh_id(graph, "const")
+    extra = {ir.MARK: "created"}
+    if ir.PHASE in graph.nodes[like]:
+        extra[ir.PHASE] = graph.nodes[like][ir.PHASE]
+    return ir.add_op(graph, node, "const", [], {"value": stored}, array.shape,
+                     graph.nodes[like].get(ir.DTYPE, ir.DEFAULT_DTYPE), **extra)
+
+
+def _move_consumers(graph: nx.MultiDiGraph, old: str, new: str) -> None:
+    for _, target, position in list(graph.out_edges(old, data=ir.ARG)):
+        graph.add_edge(new, target, **{ir.ARG: position})
+    graph.remove_edges_from(list(graph.out_edges(old, keys=True)))
+
+
+def replace(graph: nx.MultiDiGraph, old: str, new: str) -> str:
+    """Let ``new`` compute ``old``'s value; return the id that now holds it.
+
+    Consumers of ``old`` move to ``new`` (operand positions kept) and ``old`` goes, except
+    when the graph names ``old`` (an output or a gradient): then the id stays, either by
+    renaming ``new`` to it (when ``new`` is an unnamed op or const) or, when ``new`` must
+    keep its own id too, by turning ``old`` into ``identity(new)``. Returns ``old`` if
+    nothing had to change (``old`` already is ``identity(new)``).
+    """
+    if old == new:
+        return old
+    keep = protected(graph)
+    if old not in keep:
+        _move_consumers(graph, old, new)
+        graph.remove_node(old)
+        return new
+    named = graph.nodes[old]
+    if new not in keep and not is_source(graph, new):
+        _move_consumers(graph, old, new)
+        data = graph.nodes[new]
+        for key in (ir.PHASE, ir.GRAD_OF):  # the named value keeps what the graph says of it
+            if key in named:
+                data[key] = named[key]
+        graph.remove_node(old)
+        nx.relabel_nodes(graph, {new: old}, copy=False)
+        return old
+    if named[ir.OP] == "identity" and ir.operands(graph, old) == [new]:
+        return old
+    graph.remove_edges_from(list(graph.in_edges(old, keys=True)))
+    named.update({ir.OP: "identity", ir.ATTRS: {}, ir.MARK: "created"})
+    graph.add_edge(new, old, **{ir.ARG: 0})
+    return old
+
+
+def node_key(data: dict) -> tuple:
+    """What makes two nodes alike for structural comparison: op, attrs, shape, dtype."""
+    return (data[ir.OP], freeze(data.get(ir.ATTRS) or {}), tuple(map(str, data.get(ir.SHAPE, ()))),
+            data.get(ir.DTYPE, ir.DEFAULT_DTYPE))
+
+
+def equivalent(a: nx.MultiDiGraph, b: nx.MultiDiGraph) -> bool:
+    """Isomorphic with equal op, attrs, shape, dtype on nodes and operand positions on edges."""
+    return nx.is_isomorphic(
+        a, b,
+        node_match=lambda x, y: node_key(x) == node_key(y),
+        edge_match=lambda x, y: sorted(e.get(ir.ARG) for e in x.values()) == sorted(e.get(ir.ARG) for e in y.values()),
+    )
