@@ -1,0 +1,84 @@
+"""Find the node to blame when a gradient check fails.
+
+For each node on the way to the output, the graph is cut there (the node becomes an
+input) and the gradient of the output with respect to that node's value is checked
+numerically. The culprit is a node whose own cotangent is right while the cotangent it
+passes to an operand is wrong: its local derivative disagrees.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+
+from . import ir
+from .errors import GraphcError, describe
+from .lower.load import load_source
+from .lower.source import generate
+from .verify import topological_order
+
+__all__ = ["first_disagreeing_node", "node_values"]
+
+MAX_NODES = 150  # each candidate costs a compile; beyond this the search is skipped
+
+
+def node_values(graph: nx.MultiDiGraph, feeds: dict, nodes: list[str]) -> dict[str, np.ndarray]:
+    """The value of each of ``nodes`` for ``feeds`` (a forward graph, composites expanded)."""
+    probe = ir.copy_graph(graph)
+    probe.graph[ir.OUTPUTS] = list(nodes)
+    module = load_source(generate(probe).source, f"{graph.graph[ir.NAME]} probe")
+    values = module.forward_pass(*[feeds[name] for name in ir.sources(probe)])
+    return dict(zip(nodes, (np.asarray(v, dtype=np.float64) for v in values)))
+
+
+def _cut(graph: nx.MultiDiGraph, node: str) -> nx.MultiDiGraph:
+    cut = ir.copy_graph(graph)
+    cut.remove_edges_from(list(cut.in_edges(node, keys=True)))
+    data = cut.nodes[node]
+    data[ir.OP], data[ir.ATTRS] = "input", {}
+    data.pop(ir.EXPR, None)
+    cut.graph[ir.INPUTS].append(node)
+    return cut
+
+
+def _cotangent_ok(graph, node, feeds, value, target, cotangent, eps, rtol, atol, rng) -> bool:
+    from .builder import Graph
+    from .pipeline import compile as compile_graph
+
+    prog = compile_graph(Graph(graph.graph[ir.NAME], nx_graph=_cut(graph, node)), wrt=[node], of=target)
+    point = {**feeds, node: value}
+    seed = None if cotangent is None else cotangent
+    _, grads = prog.value_and_grad(point, seed=seed) if seed is not None else prog.value_and_grad(point)
+    direction = rng.standard_normal(np.shape(value))
+
+    def f(v):
+        out = np.asarray(prog.forward({**point, node: v})[target], dtype=np.float64)
+        return float(np.sum(out * cotangent)) if cotangent is not None else float(out)
+
+    numeric = (f(value + eps * direction) - f(value - eps * direction)) / (2 * eps)
+    analytic = float(np.sum(direction * grads[node]))
+    return abs(numeric - analytic) <= atol + rtol * max(abs(numeric), abs(analytic))
+
+
+def first_disagreeing_node(prog, feeds: dict, target: str, cotangent, eps: float, rtol: float,
+                           atol: float) -> str | None:
+    """``describe()`` of the node whose local derivative is wrong, or None if none is found."""
+    graph = prog.forward_graph
+    on_path = nx.ancestors(graph, target) | {target}
+    candidates = [n for n in topological_order(graph)
+                  if n in on_path and ir.op_of(graph, n) not in ("input", "param", "const") and n != target]
+    if len(candidates) > MAX_NODES:
+        return None
+    rng = np.random.default_rng(1)
+    try:
+        values = node_values(graph, feeds, candidates)
+        bad = [n for n in candidates
+               if not _cotangent_ok(graph, n, feeds, values[n], target, cotangent, eps, rtol, atol, rng)]
+    except GraphcError:
+        return None
+    if not bad:
+        culprits = [target]
+    else:
+        last_bad = bad[-1]  # closest to the output: every consumer's cotangent is right
+        culprits = sorted({s for s in graph.successors(last_bad) if s in on_path}, key=str)
+    return ", ".join(describe(n, ir.op_of(graph, n)) for n in culprits)
