@@ -1,0 +1,186 @@
+"""canonicalize: identities of one op at a time, and a stable operand order.
+
+Guarantees, for every op node:
+- commutative ops (``add``, ``mul``) have constants last (``2 * x`` -> ``x * 2``), other
+  operands in the order written (``cse`` matches ``a + b`` with ``b + a`` on its own);
+- these identities are applied where the result keeps the node's shape and dtype (so a
+  broadcast is never lost): ``x + 0``, ``x - 0``, ``x * 1``, ``x / 1``, ``x ** 1``,
+  ``identity(x)``, ``-(-x)`` -> ``x``; ``x - x``, ``x * 0`` -> zeros (assuming finite
+  values, as every optimizing compiler's fast path does); ``0 - x``, ``x * -1`` -> ``-x``;
+  ``x + (-y)`` -> ``x - y``; ``x - (-y)`` -> ``x + y``; a transpose of a transpose (both
+  reversing), a reshape or broadcast to the same shape -> ``x``;
+  ``stop_gradient(stop_gradient(x))`` -> ``stop_gradient(x)``.
+Outputs and gradients keep their ids; nodes made here are marked "created". Each rule
+is counted by name in the stats. One pass in topological order: linear.
+
+Before: ``y = 1 * (x + 0)``. After: ``y = identity(x)`` (an output named "y" keeps its id).
+
+>>> import graphc as gc
+>>> g = gc.Graph("doc"); x = g.input("x", shape=(2,)); w = g.input("w", shape=(2,))
+>>> _ = g.output("y", 1 * (x + 0) - (-w))
+>>> out = canonicalize(g.nx)
+>>> out.graph["stats"]["passes"]["canonicalize"]
+{'add_zero': 1, 'mul_one': 1, 'sub_neg': 1}
+>>> out.nodes["y"]["op"], ir.operands(out, "y")
+('add', ['x', 'w'])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import networkx as nx
+import numpy as np
+
+from .. import ir
+from ..ops.base import get_op
+from ..verify import topological_order
+from .edit import (
+    MAX_CONST_SIZE, begin, concrete_size, const_node, const_value, is_const, is_source, new_node, protected, replace,
+)
+from .stats import Stats
+
+__all__ = ["canonicalize", "RULES"]
+
+Rule = Callable[[nx.MultiDiGraph, str, list], "str | None"]
+
+
+def _all(graph, node, value) -> bool:
+    return is_const(graph, node) and bool(np.all(const_value(graph, node) == value))
+
+
+def _fits(graph, node, value) -> bool:
+    """Can ``value`` stand for ``node``: same shape and dtype (no broadcast lost)?"""
+    a, b = graph.nodes[node], graph.nodes[value]
+    return tuple(a[ir.SHAPE]) == tuple(b[ir.SHAPE]) and a.get(ir.DTYPE) == b.get(ir.DTYPE)
+
+
+def _op(graph, node, name) -> bool:
+    return graph.nodes[node][ir.OP] == name
+
+
+def _zeros(graph, node):
+    shape = graph.nodes[node][ir.SHAPE]
+    size = concrete_size(shape)
+    if size is None or size > MAX_CONST_SIZE:
+        return None
+    return const_node(graph, np.zeros(shape), like=node)
+
+
+def _keep_operand(index: int, value: float) -> Rule:
+    """``op(x, c)`` -> ``x`` when the other operand is the constant ``value`` everywhere."""
+    def rule(graph, node, args):
+        other = args[1 - index]
+        if _all(graph, other, value) and _fits(graph, node, args[index]):
+            return args[index]
+        return None
+    return rule
+
+
+def _sub_self(graph, node, args):
+    return _zeros(graph, node) if args[0] == args[1] else None
+
+
+def _mul_zero(graph, node, args):
+    return _zeros(graph, node) if any(_all(graph, a, 0) for a in args) else None
+
+
+def _negate(index: int, value: float) -> Rule:
+    """``op(.., c, ..)`` -> ``-x`` when ``c`` is ``value`` everywhere and ``-x`` has the node's shape."""
+    def rule(graph, node, args):
+        x = args[index]
+        if _all(graph, args[1 - index], value) and _fits(graph, node, x):
+            return new_node(graph, "neg", [x], like=node)
+        return None
+    return rule
+
+
+def _through_neg(op: str) -> Rule:
+    """``x + (-y)`` -> ``x - y`` and ``x - (-y)`` -> ``x + y``."""
+    def rule(graph, node, args):
+        if _op(graph, args[1], "neg"):
+            return new_node(graph, op, [args[0], ir.operands(graph, args[1])[0]], like=node)
+        return None
+    return rule
+
+
+def _twice(inner: str, same: bool) -> Rule:
+    """``f(f(x))`` -> ``x`` (an involution) or -> ``f(x)`` (idempotent, ``same``)."""
+    def rule(graph, node, args):
+        if _op(graph, args[0], inner) and not (graph.nodes[args[0]][ir.ATTRS] or {}).get("axes") \
+                and not (graph.nodes[node][ir.ATTRS] or {}).get("axes"):
+            return args[0] if same else ir.operands(graph, args[0])[0]
+        return None
+    return rule
+
+
+def _same_shape(graph, node, args):
+    return args[0] if _fits(graph, node, args[0]) else None
+
+
+def _identity(graph, node, args):
+    if node in protected(graph) and (is_source(graph, args[0]) or args[0] in protected(graph)):
+        return None  # an output naming an input or another output: the identity is needed
+    return args[0]
+
+
+RULES: dict[str, list[tuple[str, Rule]]] = {
+    "add": [("add_zero", _keep_operand(0, 0)), ("add_zero", _keep_operand(1, 0)), ("add_neg", _through_neg("sub"))],
+    "sub": [("sub_zero", _keep_operand(0, 0)), ("sub_self", _sub_self), ("zero_sub", _negate(1, 0)),
+            ("sub_neg", _through_neg("add"))],
+    "mul": [("mul_one", _keep_operand(0, 1)), ("mul_one", _keep_operand(1, 1)), ("mul_zero", _mul_zero),
+            ("mul_minus_one", _negate(0, -1)), ("mul_minus_one", _negate(1, -1))],
+    "div": [("div_one", _keep_operand(0, 1))],
+    "pow": [("pow_one", _keep_operand(0, 1))],
+    "neg": [("neg_neg", lambda g, n, a: ir.operands(g, a[0])[0] if _op(g, a[0], "neg") else None)],
+    "identity": [("identity", _identity)],
+    "transpose": [("transpose_transpose", _twice("transpose", same=False))],
+    "reshape": [("reshape_same", _same_shape)],
+    "broadcast": [("broadcast_same", _same_shape)],
+    "stop_gradient": [("stop_gradient_twice", _twice("stop_gradient", same=True))],
+}
+
+
+def _reorder(graph: nx.MultiDiGraph, node: str) -> bool:
+    """Put a commutative op's operands in canonical order; True when they moved."""
+    args = ir.operands(graph, node)
+    ordered = sorted(args, key=lambda a: is_const(graph, a))  # stable: the rest keep their order
+    if ordered == args:
+        return False
+    graph.remove_edges_from(list(graph.in_edges(node, keys=True)))
+    for position, source in enumerate(ordered):
+        graph.add_edge(source, node, **{ir.ARG: position})
+    return True
+
+
+def _apply_rules(graph: nx.MultiDiGraph, node: str) -> tuple[str, str] | None:
+    """(rule name, the node now holding the value) for the first rule that applies."""
+    args = ir.operands(graph, node)
+    for name, rule in RULES.get(graph.nodes[node][ir.OP], ()):
+        result = rule(graph, node, args)
+        if result is not None and result != node:
+            return name, replace(graph, node, result)
+    return None
+
+
+def _canonicalize_node(graph: nx.MultiDiGraph, node: str, stats: Stats) -> None:
+    # A rule's result may itself be rewritable (``x * 1 + 0``): follow it until none applies,
+    # so that one run reaches the fixed point and a second run changes nothing.
+    for _ in range(64):
+        if node not in graph or get_op(graph.nodes[node][ir.OP]).source:
+            return
+        applied = _apply_rules(graph, node)
+        if applied is None:
+            break
+        stats.count("canonicalize", applied[0])
+        node = applied[1]
+    if node in graph and get_op(graph.nodes[node][ir.OP]).commutative and _reorder(graph, node):
+        stats.count("canonicalize", "reordered")
+
+
+def canonicalize(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    out = begin(graph)
+    stats = Stats()
+    for node in topological_order(out):
+        _canonicalize_node(out, node, stats)
+    return stats.attach(graph, out)
