@@ -31,7 +31,8 @@ from .errors import GradientError, GraphError, describe
 from .lower.emit import const_number
 from .ops.base import OUT, freeze, get_op, local_partials
 from .ops.fused import fused_partials, fused_symbols
-from .ops.vjp import unbroadcast
+from .ops.vjp import NO_GRADIENT as _NO_GRADIENT
+from .ops.vjp import materialize, unbroadcast
 from .verify import topological_order
 
 __all__ = ["differentiate", "fused", "scalar_output"]
@@ -122,7 +123,10 @@ def differentiate(graph: nx.MultiDiGraph, wrt: Sequence[str] | None = None, of: 
     grads = {}
     for name in wrt:
         if name in totals:
-            grads[name] = totals[name]
+            before = set(joint.nodes)
+            exact = materialize(builder.node(totals[name]), joint.nodes[name][ir.SHAPE])
+            _tag(joint, [n for n in joint.nodes if n not in before], name)
+            grads[name] = exact.id
         else:
             before = set(joint.nodes)
             zero = apply("zeros_like", builder.node(name))
@@ -145,11 +149,15 @@ def _check_wrt(graph: nx.MultiDiGraph, wrt: list[str]) -> None:
 
 
 def _needs_gradient(graph: nx.MultiDiGraph, target: str, wrt: list[str]) -> set[str]:
-    """Nodes on some path from a wrt value to the target."""
+    """Nodes on some path from a wrt value to the target that no stop_gradient cuts."""
     upstream = nx.ancestors(graph, target) | {target}
-    downstream = set(wrt)
-    for name in wrt:
-        downstream |= nx.descendants(graph, name)
+    downstream, stack = set(), list(wrt)
+    while stack:
+        node = stack.pop()
+        if node in downstream or get_op(ir.op_of(graph, node)).vjp is _NO_GRADIENT:
+            continue
+        downstream.add(node)
+        stack.extend(graph.successors(node))
     return upstream & downstream
 
 

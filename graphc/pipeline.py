@@ -18,6 +18,7 @@ from .differentiate import differentiate, scalar_output
 from .errors import GradientError
 from .lower.source import generate
 from .passes.expand import expand
+from .passes.fuse import fuse
 from .program import Program
 from .schedule import schedule
 from .verify import verify
@@ -33,6 +34,13 @@ FORWARD_STAGES: list[tuple[str, Pass]] = [
 
 # After differentiation, the joint forward+backward graph's stages, in order.
 JOINT_STAGES: list[tuple[str, Pass]] = [
+    ("fused", fuse),
+    ("scheduled", schedule),
+]
+
+# The inference forward graph's last stages (its code is ``Program.forward_source``).
+INFERENCE_STAGES: list[tuple[str, Pass]] = [
+    ("fused", fuse),
     ("scheduled", schedule),
 ]
 
@@ -80,11 +88,11 @@ def compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None = None, of: str
     except GradientError:
         if of is not None:
             raise
-        stages["scheduled"] = schedule(forward)
+        run_stages(forward, INFERENCE_STAGES, stages)
     else:
         stages.update(gradient_stages(forward, wrt, of, seeded=False))
         joint = stages["scheduled"]
-    code = generate(schedule(forward), joint)
+    code = generate(run_stages(forward, INFERENCE_STAGES, {}), joint)
     return Program(graph=declared, stages=stages, code=code, wrt=wrt, of=of, forward_graph=forward)
 
 

@@ -113,12 +113,11 @@ class Program:
     def _seeded_module(self) -> types.ModuleType:
         if self._seeded is None:
             from .lower.source import generate
-            from .pipeline import gradient_stages
-            from .schedule import schedule
+            from .pipeline import INFERENCE_STAGES, gradient_stages, run_stages
 
             stages = gradient_stages(self.forward_graph, self.wrt, self.of, seeded=True)
             self.seeded_stages = stages
-            code = generate(schedule(self.forward_graph), stages["scheduled"])
+            code = generate(run_stages(self.forward_graph, INFERENCE_STAGES, {}), stages["scheduled"])
             self._seeded = load_source(code.source, self.name + " (seeded)")
         return self._seeded
 

@@ -24,6 +24,7 @@ from .printer import print_expr
 __all__ = ["Module", "FunctionSpec", "literal", "const_number"]
 
 SOURCES = ("input", "param", "const")  # values that exist before any statement runs
+ALIASES = ("identity", "stop_gradient")  # ops whose value is their operand's: no statement
 
 
 def const_number(value) -> sympy.Expr:
@@ -87,6 +88,7 @@ class Module:
 
     def atom(self, node: str) -> str:
         """How code refers to a node's value: its identifier, or a scalar's literal."""
+        node = self.resolve(node)
         data = self.graph.nodes[node]
         if data[ir.OP] == "const":
             value = data[ir.ATTRS]["value"]
@@ -97,6 +99,12 @@ class Module:
             self.constants.setdefault(name, literal(value))
             return name
         return self.namespace.name(node)
+
+    def resolve(self, node: str) -> str:
+        """The node whose statement computes ``node``'s value (aliases have none)."""
+        while ir.op_of(self.graph, node) in ALIASES:
+            node = ir.operands(self.graph, node)[0]
+        return node
 
     def tensor_atom(self, node: str) -> str:
         """An operand of a tensor op's template: scalars as numpy scalars (they have .T, .reshape)."""
@@ -149,10 +157,18 @@ class Module:
             mapping[dim] = sympy.Symbol(self.dim(dim), positive=True)
         return expr.xreplace(mapping)
 
-    def statement(self, node: str) -> str:
+    def statement(self, node: str) -> list[str]:
+        """The line(s) computing ``node``: a fused kernel may first name shared parts."""
         data = self.graph.nodes[node]
         kink = data[ir.ATTRS].get("kink", "") if data[ir.OP] == "fused" else ""
-        return f"{self.namespace.name(node)} = {self.expression(node)}  # {node!r} {data[ir.OP]}{_note(kink)}"
+        comment = f"  # {node!r} {data[ir.OP]}{_note(kink)}"
+        target = self.namespace.name(node)
+        if ir.EXPR not in data:
+            return [f"{target} = {self.expression(node)}{comment}"]
+        expr = self.fused_expression(node, ir.operands(self.graph, node))
+        shared, (reduced,) = sympy.cse(expr, symbols=sympy.numbered_symbols("_t"), optimizations=None)
+        lines = [f"{name} = {print_expr(part)}" for name, part in shared]
+        return lines + [f"{target} = {print_expr(reduced)}{comment}"]
 
     def function(self, spec: FunctionSpec, *, extra_params: tuple = (), dims_as_params: bool = False,
                  saved: list[str] | None = None, extra_returns: tuple = ()) -> str:
@@ -165,11 +181,12 @@ class Module:
         self._dims_used = set(extra_returns)
         lines: list[str] = []
         for k, level in enumerate(spec.body):
-            todo = [n for n in level if ir.op_of(self.graph, n) not in SOURCES]
+            todo = [n for n in level if ir.op_of(self.graph, n) not in SOURCES + ALIASES]
             if not todo:
                 continue
             lines.append(f"# level {k}")
-            lines.extend(self.statement(n) for n in todo)
+            for n in todo:
+                lines.extend(self.statement(n))
         returned = _tuple([self.returned(r, spec.returns) for r in spec.returns])
         if saved is not None:
             kept = [self.atom(n) for n in saved] + [self.dim(d) for d in extra_returns]

@@ -1,0 +1,162 @@
+"""fuse: merge each maximal region of elementwise ops into one ``fused`` node.
+
+Guarantees: values are unchanged; every node that is not elementwise is untouched; a
+fused node holds ``expr = (expression, symbols)`` over its operands (the region's inputs),
+keeps the id of the region's last node (so outputs and gradients keep their ids), and is
+marked "fused". A node joins its consumer's region only when that consumer is its only
+reader and the graph does not name it (an output, a gradient); a region holds at most
+``MAX_REGION`` nodes, so expressions stay small enough to simplify and print quickly and
+never nest deeply. Inside a region a cheap rewrite (``sympy.factor_terms``) is kept when
+it shortens the expression: (exp/s)/N - y/N becomes (exp/s - y)/N.
+
+Before: ``a = x @ W; b = a + c; h = relu(b)``. After: ``a = x @ W``,
+``h = fused(a, c) = Max(a0 + a1, 0)``.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import sympy
+
+from .. import ir
+from ..ops.base import definition, freeze, get_op
+from ..verify import topological_order
+from .edit import begin, is_const, protected
+from .stats import Stats
+
+__all__ = ["fuse", "MAX_REGION"]
+
+MAX_REGION = 24
+
+
+def _elementwise(graph: nx.MultiDiGraph, node: str) -> bool:
+    return get_op(ir.op_of(graph, node)).elementwise
+
+
+def _scalar_const(graph: nx.MultiDiGraph, node: str):
+    if is_const(graph, node):
+        value = graph.nodes[node][ir.ATTRS]["value"]
+        if getattr(value, "ndim", 0) == 0:
+            from ..lower.emit import const_number
+
+            return const_number(value)
+    return None
+
+
+def _node_expression(graph: nx.MultiDiGraph, node: str, operands: list[sympy.Expr]) -> sympy.Expr:
+    data = graph.nodes[node]
+    if ir.EXPR in data:
+        expr, symbols = data[ir.EXPR]
+        return expr.xreplace(dict(zip(symbols, operands)))
+    return definition(data[ir.OP], freeze(data[ir.ATTRS]))(*operands)
+
+
+class _Region:
+    """One region being grown from its last node towards its inputs."""
+
+    def __init__(self, graph: nx.MultiDiGraph, keep: set[str], absorbed: set[str]):
+        self.graph, self.keep, self.absorbed = graph, keep, absorbed
+        self.values: dict[str, sympy.Expr] = {}
+        self.leaves: dict[str, sympy.Symbol] = {}
+        self.inlined: set[str] = set()
+        self.members: list[str] = []
+        self.kinks: list[str] = []
+
+    def joins(self, operand: str, consumer: str) -> bool:
+        g = self.graph
+        return (_elementwise(g, operand) and operand not in self.keep and operand not in self.absorbed
+                and len(self.members) < MAX_REGION and set(g.successors(operand)) == {consumer})
+
+    def leaf(self, operand: str) -> sympy.Expr:
+        number = _scalar_const(self.graph, operand)
+        if number is not None:
+            return number
+        data = self.graph.nodes[operand]
+        if ir.EXPR in data and self.graph.in_degree(operand) == 0:  # a number such as 1/N: copy it in
+            self.inlined.add(operand)
+            return data[ir.EXPR][0]
+        if operand not in self.leaves:
+            self.leaves[operand] = sympy.Symbol(f"_leaf{len(self.leaves)}", real=True)
+        return self.leaves[operand]
+
+    def grow(self, node: str) -> sympy.Expr:
+        self.members.append(node)
+        kink = self.graph.nodes[node][ir.ATTRS].get("kink") if ir.op_of(self.graph, node) == "fused" else ""
+        if kink and kink not in self.kinks:
+            self.kinks.append(kink)
+        operands = []
+        for operand in ir.operands(self.graph, node):
+            if operand in self.members:  # x * x: the same merged value twice
+                operands.append(self.values[operand])
+            elif self.joins(operand, node):
+                operands.append(self.grow(operand))
+            else:
+                operands.append(self.leaf(operand))
+        value = _node_expression(self.graph, node, operands)
+        self.values[node] = value
+        return value
+
+
+def _shorter(expr: sympy.Expr) -> sympy.Expr:
+    candidate = sympy.factor_terms(expr)
+    return candidate if sympy.count_ops(candidate) < sympy.count_ops(expr) else expr
+
+
+def fuse(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    out = begin(graph)
+    stats = Stats()
+    keep = protected(out)
+    _numbers_first(out)
+    absorbed: set[str] = set()
+    for root in reversed(topological_order(out)):
+        if root in absorbed or not _elementwise(out, root):
+            continue
+        region = _Region(out, keep, absorbed)
+        expr = region.grow(root)
+        if len(region.members) == 1 and ir.op_of(out, root) != "fused" and not region.inlined:
+            continue
+        absorbed.update(region.members[1:])
+        leaves = list(region.leaves)
+        symbols = tuple(sympy.Symbol(f"a{k}", real=True) for k in range(len(leaves)))
+        expr = _shorter(expr.xreplace({region.leaves[leaf]: s for leaf, s in zip(leaves, symbols)}))
+        _rewire(out, root, region.members, leaves)
+        data = out.nodes[root]
+        data.update({ir.OP: "fused", ir.ATTRS: {"kink": "; ".join(region.kinks)}, ir.EXPR: (expr, symbols)})
+        if len(region.members) > 1:
+            data[ir.MARK] = "fused"
+            stats.count("fuse", "fused", len(region.members) - 1)
+    unread = [n for n in out.nodes if ir.EXPR in out.nodes[n] and out.in_degree(n) == 0
+              and out.out_degree(n) == 0 and n not in keep]
+    out.remove_nodes_from(unread)  # numbers copied into every reader
+    return stats.attach(graph, out)
+
+
+def _numbers_first(graph: nx.MultiDiGraph) -> None:
+    """Turn elementwise nodes of numbers only (1/N: consts and symbolic dims) into
+    operand-less fused nodes, so that every reader can copy the number in."""
+    for node in topological_order(graph):
+        if not _elementwise(graph, node) or graph.in_degree(node) == 0:
+            continue
+        operands = ir.operands(graph, node)
+        values = []
+        for operand in operands:
+            number = _scalar_const(graph, operand)
+            data = graph.nodes[operand]
+            if number is None and ir.EXPR in data and graph.in_degree(operand) == 0:
+                number = data[ir.EXPR][0]
+            if number is None:
+                break
+            values.append(number)
+        else:
+            expr = _node_expression(graph, node, values)
+            graph.remove_edges_from(list(graph.in_edges(node, keys=True)))
+            data = graph.nodes[node]
+            kink = data[ir.ATTRS].get("kink", "") if data[ir.OP] == "fused" else ""
+            data.update({ir.OP: "fused", ir.ATTRS: {"kink": kink}, ir.EXPR: (sympy.sympify(expr), ())})
+
+
+def _rewire(graph: nx.MultiDiGraph, root: str, members: list[str], leaves: list[str]) -> None:
+    graph.remove_edges_from(list(graph.in_edges(root, keys=True)))
+    graph.remove_nodes_from(members[1:])
+    for position, leaf in enumerate(leaves):
+        graph.add_edge(leaf, root, **{ir.ARG: position})
