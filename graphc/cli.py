@@ -1,42 +1,313 @@
-"""The ``graphc`` command line."""
+"""The ``graphc`` command line: demo, compile, code, render, check, zoo.
+
+A target is a graph file (``net.json``, see :mod:`graphc.io`) or a zoo name
+(``graphc zoo`` lists them). Bad input is one line on stderr and exit status 2; a failed
+gradient check prints its table and exits with 1.
+"""
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
+import sympy
 
-from . import zoo
-from .errors import GraphcError
+from . import ir, zoo
+from .errors import GradientError, GraphcError
+from .io import load
 from .pipeline import compile
 
-__all__ = ["main"]
+__all__ = ["main", "sgd", "random_feeds", "resolve"]
+
+DEMO_NETWORK = "two_moons"
+
+
+# ----------------------------------------------------------------------------------------
+# Targets and feeds.
+
+def resolve(target: str):
+    """(graph, feeds) for a zoo name or a graph file; feeds are random for a file."""
+    path = Path(target)
+    if target in zoo.NAMES and not path.is_file():
+        return zoo.get(target)()
+    if path.suffix == ".json" or path.exists():
+        graph = load(path)
+        return graph, random_feeds(graph.nx)
+    raise GraphcError(f"{target!r} is neither a graph file nor a zoo graph; the zoo has {', '.join(zoo.NAMES)}")
+
+
+def random_feeds(graph, size: int = 3, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded standard-normal feeds for every input and param; symbolic dims get ``size``."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for name in ir.sources(graph):
+        shape = tuple(size if isinstance(d, sympy.Symbol) else int(d) for d in graph.nodes[name][ir.SHAPE])
+        feeds[name] = rng.standard_normal(shape)
+    return feeds
+
+
+# ----------------------------------------------------------------------------------------
+# Training: the lecture's update rule, W <- W - eta * dL/dW, on shuffled minibatches.
+
+def sgd(prog, feeds: dict, epochs: int, lr: float, batch: int = 20, seed: int = 0,
+        on_epoch: Callable[[int, float, dict], None] | None = None) -> dict[str, np.ndarray]:
+    """Train ``prog``'s params by minibatch SGD; returns the trained feeds.
+
+    Inputs whose first dim is the batch (every input with the same number of rows) are
+    shuffled together each epoch; ``on_epoch(epoch, loss on all data, feeds)`` reports progress.
+    """
+    feeds = {k: np.array(v, dtype=float) for k, v in feeds.items()}
+    inputs = prog.graph.graph[ir.INPUTS]
+    rows = len(feeds[inputs[0]]) if inputs else 1
+    rng = np.random.default_rng(seed)
+    for epoch in range(1, epochs + 1):
+        order = rng.permutation(rows)
+        for start in range(0, rows, batch):
+            chosen = order[start:start + batch]
+            step = {**feeds, **{name: feeds[name][chosen] for name in inputs}}
+            _, grads = prog.value_and_grad(step)
+            for name, grad in grads.items():
+                feeds[name] -= lr * grad
+        if on_epoch is not None:
+            on_epoch(epoch, float(np.sum(prog.forward(feeds)["loss"])), feeds)
+    return feeds
+
+
+def accuracy(prog, feeds: dict) -> float:
+    """Share of rows classified right: threshold 0.5 for one column, argmax for several."""
+    pred, target = prog.forward(feeds)["g"], feeds["y"]
+    if pred.shape[-1] == 1:
+        return float(np.mean((pred > 0.5) == (target > 0.5)))
+    return float(np.mean(pred.argmax(axis=-1) == target.argmax(axis=-1)))
+
+
+def progress_bar(done: int, total: int, loss: float, width: int = 30) -> str:
+    """``[#########.....]  30/60  loss 0.1234`` as plain text.
+
+    >>> progress_bar(15, 60, 0.25, width=8)
+    '[##......]  15/60  loss 0.250000'
+    """
+    filled = int(round(width * done / total)) if total else width
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done:>3}/{total}  loss {loss:.6f}"
+
+
+# ----------------------------------------------------------------------------------------
+# Steps the demo and the subcommands share. A missing part (no Graphviz, no renderer yet)
+# is reported on one line and the rest goes on.
+
+def _try(what: str, step: Callable[[], object]) -> object | None:
+    try:
+        return step()
+    except (GraphcError, ImportError, NotImplementedError, OSError) as error:
+        print(f"  {what}: skipped ({type(error).__name__}: {_one_line(error)})")
+        return None
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _render(prog, out: Path, fmt: str, feeds=None, stages=None) -> list[Path]:
+    paths = prog.render(out, format=fmt, feeds=feeds, stages=stages)
+    return [Path(p) for p in paths]
 
 
 def _demo(args: argparse.Namespace) -> int:
-    graph, feeds = zoo.recall_xor()
-    program = compile(graph)
-    values = program.forward(feeds)
-    print(f"graphc demo: the lecture's 'Recall' network ({graph.name}) on the XOR inputs")
-    for row, value in zip(feeds["x"], np.ravel(values["out"])):
-        print(f"  x = {row.tolist()}  ->  {value:+.6f}")
-    print("\nGenerated forward code:\n")
-    print(program.forward_source)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    graph, feeds = zoo.get(DEMO_NETWORK)()
+    print(f"graphc demo: {zoo.summary(DEMO_NETWORK)}")
+    started = time.perf_counter()
+    prog = compile(graph)
+    print(f"compiled {graph.name!r} in {time.perf_counter() - started:.2f} s: stages "
+          + ", ".join(f"{name} ({g.number_of_nodes()} nodes)" for name, g in prog.stages.items()))
+    print(f"  generated code -> {prog.save(out / 'model_gen.py')}")
+    paths = _try("stage drawings", lambda: _render(prog, out / "stages", "svg"))
+    if paths:
+        print(f"  {len(paths)} stage drawings -> {out / 'stages'}")
+    report = _gradient_check(prog, feeds)
+    print(f"training by SGD (w <- w - {args.lr} dL/dw, batches of {args.batch}) for {args.epochs} epochs")
+    start_loss = float(prog.forward(feeds)["loss"])
+    print(f"  epoch   0  loss {start_loss:.6f}  accuracy {accuracy(prog, feeds):.3f}")
+    every = max(1, args.epochs // 6)
+    tty = sys.stderr.isatty()
+
+    def on_epoch(epoch: int, loss: float, now: dict) -> None:
+        if tty:
+            print("\r" + progress_bar(epoch, args.epochs, loss), end="", file=sys.stderr, flush=True)
+        if epoch % every == 0 or epoch == args.epochs:
+            if tty:
+                print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
+            print(f"  epoch {epoch:>3}  loss {loss:.6f}  accuracy {accuracy(prog, now):.3f}")
+
+    trained = sgd(prog, feeds, args.epochs, args.lr, args.batch, on_epoch=on_epoch)
+    final_loss = float(prog.forward(trained)["loss"])
+    print(f"final loss {final_loss:.6f} (from {start_loss:.6f}), accuracy {accuracy(prog, trained):.3f}")
+    if _try("values drawing", lambda: _render(prog, out / "values", "svg", feeds=trained, stages=["scheduled"])):
+        print(f"  the trained values on the graph -> {out / 'values'}")
+    if _try("report", lambda: prog.report(out / "report.html", feeds=trained)):
+        print(f"  report -> {out / 'report.html'}")
+    return 0 if report is None or report.ok else 1
+
+
+def _gradient_check(prog, feeds):
+    from .testing import check_gradients
+
+    started = time.perf_counter()
+    report = check_gradients(prog, feeds, raise_on_failure=False)
+    verdict = "passed" if report.ok else "FAILED"
+    print(f"gradient check {verdict}: {len(report.rows)} comparisons with central differences, "
+          f"{len(report.failures)} failed ({time.perf_counter() - started:.2f} s)")
+    return report
+
+
+def _compile(args: argparse.Namespace) -> int:
+    graph, _ = resolve(args.target)
+    prog = compile(graph, wrt=args.wrt)
+    out = Path(args.out or f"graphc-out/{graph.name}")
+    out.mkdir(parents=True, exist_ok=True)
+    for name, stage in prog.stages.items():
+        print(f"{name:<16} {stage.number_of_nodes():>5} nodes")
+    print(f"levels: {len(prog.levels)}; outputs: {', '.join(prog.outputs)}; wrt: {', '.join(prog.wrt) or '-'}")
+    print(f"generated code -> {prog.save(out / 'model_gen.py')}")
+    paths = _try("drawings", lambda: _render(prog, out, args.format))
+    if paths:
+        print(f"{len(paths)} drawings -> {out}")
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="graphc", description="A symbolic computational-graph compiler.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="compile the lecture's Recall network and show its values and code")
+def _code(args: argparse.Namespace) -> int:
+    graph, _ = resolve(args.target)
+    prog = compile(graph)
+    text = prog.backward_source if args.backward else prog.forward_source
+    print(highlight(text) if sys.stdout.isatty() else text)
+    return 0
+
+
+def highlight(source: str) -> str:
+    """ANSI colours for a terminal: pygments when it is installed, else comments and keywords."""
+    try:
+        from pygments import highlight as pyg
+        from pygments.formatters import TerminalFormatter
+        from pygments.lexers import PythonLexer
+    except ImportError:
+        source = re.sub(r"(#.*)$", "\033[2m\\1\033[0m", source, flags=re.M)
+        return re.sub(r"\b(def|return|import|from)\b", "\033[1m\\1\033[0m", source)
+    return pyg(source, PythonLexer(), TerminalFormatter()).rstrip("\n")
+
+
+def _render_cmd(args: argparse.Namespace) -> int:
+    graph, feeds = resolve(args.target)
+    prog = compile(graph)
+    unknown = [s for s in args.stage or [] if s not in prog.stages]
+    if unknown:
+        raise GraphcError(f"no stage {unknown[0]!r}; the stages are {', '.join(prog.stages)}")
+    out = Path(args.out or f"graphc-out/{graph.name}")
+    paths = _render(prog, out, args.format, feeds=feeds if args.values else None, stages=args.stage)
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    graph, feeds = resolve(args.target)
+    prog = compile(graph)
+    report = _gradient_check(prog, feeds)
+    if not report.ok:
+        print(report.table(report.failures))
+        return 1
+    return 0
+
+
+def _zoo(args: argparse.Namespace) -> int:
+    width = max(map(len, zoo.NAMES))
+    for name in zoo.NAMES:
+        print(f"{name:<{width}}  {zoo.summary(name)}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="graphc", description="graphc, a symbolic computational-graph compiler for neural networks.",
+        epilog="A TARGET is a graph file (gc.save) or a zoo name; `graphc zoo` lists the names.")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="compile, draw, check and train the two-moons classifier",
+                               description="Compile the zoo's two-moons classifier; write its stage drawings, "
+                               "generated module and HTML report into --out; check its gradients; train it by SGD.")
+    demo.add_argument("--out", default="graphc-out", help="output directory (default: graphc-out)")
+    demo.add_argument("--epochs", type=_positive, default=60, help="SGD epochs (default: 60)")
+    demo.add_argument("--lr", type=float, default=0.3, help="SGD step size eta (default: 0.3)")
+    demo.add_argument("--batch", type=_positive, default=20, help="minibatch size (default: 20)")
     demo.set_defaults(run=_demo)
-    args = parser.parse_args(argv)
+
+    comp = commands.add_parser("compile", help="compile a graph; write its code and stage drawings",
+                               description="Compile TARGET; write model_gen.py and one drawing per stage.")
+    comp.add_argument("target", metavar="TARGET")
+    comp.add_argument("--wrt", nargs="+", metavar="PARAM", help="params to differentiate for (default: all)")
+    comp.add_argument("--out", help="output directory (default: graphc-out/<graph name>)")
+    comp.add_argument("--format", default="svg", help="drawing format: svg, png, pdf or dot (default: svg)")
+    comp.set_defaults(run=_compile)
+
+    code = commands.add_parser("code", help="print the generated code",
+                               description="Print TARGET's generated forward code (or its backward code).")
+    code.add_argument("target", metavar="TARGET")
+    code.add_argument("--backward", action="store_true", help="print the training forward and backward code")
+    code.set_defaults(run=_code)
+
+    render = commands.add_parser("render", help="draw compiler stages",
+                                 description="Draw TARGET's compiler stages, one file each.")
+    render.add_argument("target", metavar="TARGET")
+    render.add_argument("--stage", action="append", help="a stage to draw (repeatable; default: all)")
+    render.add_argument("--format", default="svg", help="svg, png, pdf or dot (default: svg)")
+    render.add_argument("--out", help="output directory (default: graphc-out/<graph name>)")
+    render.add_argument("--values", action="store_true", help="draw values and gradients for the default feeds")
+    render.set_defaults(run=_render_cmd)
+
+    check = commands.add_parser("check", help="check gradients against central differences",
+                                description="Compare TARGET's compiled gradients with numeric ones on its "
+                                "default feeds (zoo) or seeded random feeds (file). Exit status 1 on a mismatch.")
+    check.add_argument("target", metavar="TARGET")
+    check.set_defaults(run=_check)
+
+    listing = commands.add_parser("zoo", help="list the built-in graphs", description="List the built-in graphs.")
+    listing.set_defaults(run=_zoo)
+    return top
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     try:
         return args.run(args)
+    except GradientError as error:
+        print(f"graphc: gradient check failed: {_one_line(error)}", file=sys.stderr)
+        return 1
     except GraphcError as error:
-        print(f"graphc: {error}", file=sys.stderr)
+        print(f"graphc: {_one_line(error)}", file=sys.stderr)
         return 2
+    except ImportError as error:  # a part graphc draws with is missing
+        print(f"graphc: {_one_line(error)}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"graphc: {error.strerror or error}: {error.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("graphc: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -66,7 +66,7 @@ def linear_regression(x: float = 3.0, y: float = 6.0, w: float = 1.5) -> tuple[G
 
 
 def logistic_classifier(n: int = 8, seed: int = 0) -> tuple[Graph, Feeds]:
-    """The logistic classifier g = sigmoid(x w + b) with the NLL loss (``gc.bce``).
+    """The logistic classifier g = sigmoid(x w + b) with the NLL loss (gc.bce).
 
     The data: ``n`` points in the plane labelled 1 when x1 + x2 > 0 (seeded, so always the
     same), and a starting w = (0.5, -0.5), b = 0 that gets half of them wrong.
@@ -207,7 +207,7 @@ def _deep(name: str, skip: bool, depth: int, width: int, n: int, seed: int) -> t
 
 
 def deep_sigmoid(depth: int = 20, width: int = 4, n: int = 8, seed: int = 0) -> tuple[Graph, Feeds]:
-    """A stack of ``depth`` sigmoid layers, h_k = sigmoid(h_{k-1} W_k + b_k); squared loss.
+    """A stack of sigmoid layers, h_k = sigmoid(h_{k-1} W_k + b_k), 20 by default; squared loss.
 
     Each layer multiplies the gradient by sigmoid' <= 1/4 times its weights, so at depth
     20 the first layer's gradient is many orders of magnitude smaller than the last's:
@@ -217,7 +217,7 @@ def deep_sigmoid(depth: int = 20, width: int = 4, n: int = 8, seed: int = 0) -> 
 
 
 def deep_residual(depth: int = 20, width: int = 4, n: int = 8, seed: int = 0) -> tuple[Graph, Feeds]:
-    """The residual twin of :func:`deep_sigmoid`: h_k = h_{k-1} + sigmoid(h_{k-1} W_k + b_k).
+    """The residual twin of deep_sigmoid: h_k = h_{k-1} + sigmoid(h_{k-1} W_k + b_k).
 
     Same weights and data; the skip connections carry the gradient to the first layer
     undiminished, so it does not vanish.
@@ -252,9 +252,10 @@ def make_blobs(n: int = 150, classes: int = 3, spread: float = 0.6, seed: int = 
 
 
 def two_moons(n: int = 200, hidden: int = 16, noise: float = 0.1, seed: int = 0) -> tuple[Graph, Feeds]:
-    """A two-moons classifier: 2 -> ``hidden`` tanh -> ``hidden`` tanh -> 1 sigmoid, NLL loss.
+    """A two-moons classifier: 2 -> 16 tanh -> 16 tanh -> 1 sigmoid, NLL loss (graphc demo trains it).
 
-    The data come from :func:`make_moons` (numpy, seeded). graphc's demo trains this net.
+    ``hidden`` sets the width of the two hidden layers. The data come from
+    :func:`make_moons` (numpy, seeded).
     """
     rng = np.random.default_rng(seed)
     x, y = make_moons(n, noise, seed)
@@ -270,9 +271,10 @@ def two_moons(n: int = 200, hidden: int = 16, noise: float = 0.1, seed: int = 0)
 
 
 def blobs(n: int = 150, classes: int = 3, hidden: int = 16, seed: int = 0) -> tuple[Graph, Feeds]:
-    """A multi-class classifier: 2 -> ``hidden`` ReLU -> ``classes`` softmax, cross-entropy.
+    """A three-blob classifier: 2 -> 16 ReLU -> 3 softmax, cross-entropy.
 
-    The data come from :func:`make_blobs` (numpy, seeded); the output ``g`` holds logits.
+    ``hidden`` and ``classes`` set the widths. The data come from :func:`make_blobs`
+    (numpy, seeded); the output ``g`` holds logits.
     """
     rng = np.random.default_rng(seed)
     x, y = make_blobs(n, classes, seed=seed)
