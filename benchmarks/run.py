@@ -15,11 +15,9 @@ For every case this
    of each contender, each on its own copy of the parameters:
 
    * hand-written: ``handwritten.step_<case>(feeds, params, 0.01)``;
-   * graphc: ``value, grads = prog.value_and_grad(feeds_and_params)``
-     followed by an in-place SGD update ``params[name] -= lr * grads[name]``
-     of every parameter, done through preallocated scratch buffers so the
-     update itself allocates nothing (the arrays are updated in place, so
-     the next call sees them);
+   * graphc: ``prog.sgd_step(feeds_and_params, lr)``, the compiled training step
+     (forward, backward, in-place SGD updates; the arrays are updated in
+     place, so the next call sees them);
 
 4. measures the peak memory of one step of each with ``tracemalloc``.
 
@@ -132,8 +130,7 @@ def build_elementwise(gc, feeds, params):
     import sympy
 
     silu = gc.elementwise("silu", lambda z: z / (1 + sympy.exp(-z)))
-    sin = gc.elementwise("sin", sympy.sin)
-    log1p = gc.elementwise("log1p", lambda z: sympy.log(1 + z))
+    sin, log1p = gc.sin, gc.log1p
     g = gc.Graph("elementwise")
     x = g.input("x", shape=("N", feeds["x"].shape[1]))
     a = g.param("a", shape=params["a"].shape)
@@ -198,26 +195,15 @@ def _compare(hand_loss, hand_grads, value, grads):
 
 
 def make_graphc_step(prog, feeds, params, lr):
-    """The graphc training step: value_and_grad, then in-place SGD on ``params``.
-
-    The update goes through preallocated scratch buffers
-    (``scratch = lr * grad; param -= scratch``) so it allocates nothing and
-    leaves the arrays graphc returned untouched.  A plain
-    ``param -= lr * grad`` would allocate a temporary per parameter, which
-    measurably slows the whole step through the allocator (page faults on
-    fresh memory) and would be charged to graphc.
+    """The graphc training step: the compiled ``sgd_step`` (forward, backward and the
+    in-place update ``p -= lr * grad`` of each param as soon as its gradient exists),
+    called through ``Program.sgd_step``, which validates the feeds on every call.
     """
     feeds_and_params = dict(feeds)
     feeds_and_params.update(params)          # the same arrays: updates are seen next call
-    scratch = {name: np.empty_like(p) for name, p in params.items()}
 
     def step():
-        value, grads = prog.value_and_grad(feeds_and_params)
-        for name, grad in grads.items():
-            buf = scratch[name]
-            np.multiply(grad, lr, out=buf)
-            params[name] -= buf
-        return value["loss"]
+        return prog.sgd_step(feeds_and_params, lr)["loss"]
 
     return step
 

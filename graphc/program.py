@@ -110,6 +110,29 @@ class Program:
             {name: np.asarray(v) for name, v in zip(self.wrt, grads)},
         )
 
+    def sgd_step(self, feeds: Mapping, lr: float = 0.01) -> dict[str, np.ndarray]:
+        """One step of SGD, the lecture's update W <- W - lr dL/dW, in place; returns the outputs.
+
+        Runs the generated ``sgd_step``: forward, backward, and each param's update as soon
+        as its gradient exists, so only one gradient is alive at a time. Params must be
+        writable float64 numpy arrays (they are updated where they are).
+        """
+        if not hasattr(self.module, "sgd_step"):
+            from .errors import GradientError
+
+            raise GradientError(
+                f"program {self.name!r} has no SGD step: it needs a scalar output and wrt naming params only"
+            )
+        arrays = check_feeds(self.graph, feeds)
+        for name, array in zip(ir.sources(self.graph), arrays):
+            if name in self.graph.graph[ir.PARAMS] and array is not feeds[name]:
+                raise FeedError(
+                    f"param {name!r} must be a writable {self.graph.nodes[name][ir.DTYPE]} numpy array to be "
+                    f"updated in place, found {type(feeds[name]).__name__}; pass numpy.asarray(value, dtype=float)"
+                )
+        values = self.module.sgd_step(*arrays, lr)
+        return {name: np.asarray(v) for name, v in zip(self.outputs, values)}
+
     def _seeded_module(self) -> types.ModuleType:
         if self._seeded is None:
             from .lower.source import generate

@@ -25,6 +25,7 @@ __all__ = ["Module", "FunctionSpec", "literal", "const_number"]
 
 SOURCES = ("input", "param", "const")  # values that exist before any statement runs
 ALIASES = ("identity", "stop_gradient")  # ops whose value is their operand's: no statement
+VIEWS = ("transpose", "reshape", "broadcast")  # ops whose value may share its operand's memory
 
 
 def const_number(value) -> sympy.Expr:
@@ -49,6 +50,17 @@ def literal(value) -> str:
         body = np.array2string(array, separator=", ", threshold=np.inf, floatmode="unique", max_line_width=10**9)
         body = body.replace("inf", "numpy.inf").replace("nan", "numpy.nan")
     return f"numpy.array({body}, dtype=numpy.float64)"
+
+
+def _repeats(expr: sympy.Expr) -> bool:
+    """Whether some compound part occurs twice (only then is ``sympy.cse`` worth its time)."""
+    seen = set()
+    for part in sympy.preorder_traversal(expr):
+        if part.args and not part.is_Number:
+            if part in seen:
+                return True
+            seen.add(part)
+    return False
 
 
 def _tuple(items: list[str]) -> str:
@@ -166,27 +178,64 @@ class Module:
         if ir.EXPR not in data:
             return [f"{target} = {self.expression(node)}{comment}"]
         expr = self.fused_expression(node, ir.operands(self.graph, node))
+        if not _repeats(expr):
+            return [f"{target} = {print_expr(expr)}{comment}"]
         shared, (reduced,) = sympy.cse(expr, symbols=sympy.numbered_symbols("_t"), optimizations=None)
         lines = [f"{name} = {print_expr(part)}" for name, part in shared]
-        return lines + [f"{target} = {print_expr(reduced)}{comment}"]
+        temporaries = ", ".join(str(name) for name, _ in shared)
+        return lines + [f"{target} = {print_expr(reduced)}{comment}", f"del {temporaries}"]
 
     def function(self, spec: FunctionSpec, *, extra_params: tuple = (), dims_as_params: bool = False,
-                 saved: list[str] | None = None, extra_returns: tuple = ()) -> str:
+                 saved: list[str] | None = None, extra_returns: tuple = (),
+                 updates: dict[str, str] | None = None) -> str:
         """One generated function.
 
         ``dims_as_params``: symbolic dims the body uses become parameters (after the
         spec's), listed in ``self.last_dims``; otherwise they are bound from the shapes of
         the parameters. ``saved``: return ``(outputs, saved + extra_returns)``.
+        ``updates`` ({gradient node: param node}): apply ``param -= lr * gradient`` in
+        place as soon as the gradient exists and nothing reads the param any more.
+
+        Liveness: each temporary is deleted right after its last reader, so its memory
+        goes back before the next statement runs.
         """
         self._dims_used = set(extra_returns)
-        lines: list[str] = []
-        for k, level in enumerate(spec.body):
-            todo = [n for n in level if ir.op_of(self.graph, n) not in SOURCES + ALIASES]
-            if not todo:
-                continue
-            lines.append(f"# level {k}")
-            for n in todo:
-                lines.extend(self.statement(n))
+        order = [n for level in spec.body for n in level if ir.op_of(self.graph, n) not in SOURCES + ALIASES]
+        position = {n: i for i, n in enumerate(order)}
+        reads = {n: {self.resolve(a) for a in ir.operands(self.graph, n)} for n in order}
+        last_use: dict[str, int] = {}
+        for i, n in enumerate(order):
+            for a in reads[n]:
+                while True:  # a view keeps the array it looks into alive (and un-updated)
+                    last_use[a] = i
+                    if ir.op_of(self.graph, a) not in VIEWS:
+                        break
+                    a = self.resolve(ir.operands(self.graph, a)[0])
+        keep = {self.resolve(n) for n in list(spec.returns) + list(saved or [])}
+        due: dict[int, list[tuple[str, str]]] = {}
+        for grad, param in (updates or {}).items():
+            grad = self.resolve(grad)
+            ready = max(position.get(grad, -1), last_use.get(param, -1))
+            due.setdefault(ready, []).append((grad, param))
+            keep.add(grad)
+        dead: dict[int, list[str]] = {}
+        for node, i in last_use.items():
+            if node in position and node not in keep:
+                dead.setdefault(i, []).append(node)
+        lines: list[str] = [f"{self.namespace.name(p)} -= lr * {self.atom(g)}" for g, p in due.get(-1, [])]
+        level_of = {n: k for k, level in enumerate(spec.body) for n in level}
+        current = None
+        for i, n in enumerate(order):
+            if level_of[n] != current:
+                current = level_of[n]
+                lines.append(f"# level {current}")
+            lines.extend(self.statement(n))
+            for g, p in due.get(i, []):
+                lines.append(f"{self.namespace.name(p)} -= lr * {self.atom(g)}  # SGD: {p!r}")
+                if g in position:
+                    dead.setdefault(i, []).append(g)
+            if dead.get(i):
+                lines.append("del " + ", ".join(self.namespace.name(d) for d in dead[i]))
         returned = _tuple([self.returned(r, spec.returns) for r in spec.returns])
         if saved is not None:
             kept = [self.atom(n) for n in saved] + [self.dim(d) for d in extra_returns]

@@ -57,4 +57,21 @@ def train_functions(forward_module: Module, joint: nx.MultiDiGraph) -> str:
         doc="The forward pass for training: (outputs, the values backward_pass reuses).",
     )
     forward_text = module.function(forward_spec, saved=saved, extra_returns=dims)
-    return forward_text + "\n\n" + backward_text
+    step_text = _sgd_step(module, joint, forward_spec.params, by_level)
+    return forward_text + "\n\n" + backward_text + ("\n\n" + step_text if step_text else "")
+
+
+def _sgd_step(module: Module, joint: nx.MultiDiGraph, params: list[str], by_level) -> str:
+    """``sgd_step``: forward, backward and ``p -= lr * grad`` in place, in one function.
+
+    Each update runs as soon as its gradient exists and nothing reads the param any
+    more, and the gradient is freed right away: peak memory holds one gradient at a time.
+    Only for a scalar output whose wrt values are all params.
+    """
+    grads = joint.graph[ir.GRADS]
+    if joint.graph.get(ir.SEED) != "scalar" or any(name not in joint.graph[ir.PARAMS] for name in grads):
+        return ""
+    body = [[n for n in level if joint.nodes[n][ir.OP] not in SOURCES] for level in by_level]
+    spec = FunctionSpec("sgd_step", params, body, list(joint.graph[ir.OUTPUTS]),
+                        doc="One step of SGD: the outputs, with every param updated in place (p -= lr * grad).")
+    return module.function(spec, extra_params=["lr"], updates={node: name for name, node in grads.items()})
