@@ -55,7 +55,10 @@ def _check_node(graph: nx.MultiDiGraph, node) -> None:
     op = get_op(data[ir.OP], node)
     attrs = data.get(ir.ATTRS)
     if not isinstance(attrs, dict):
-        raise GraphError(f"{describe(node, op.name)}: 'attrs' must be a dict, found {attrs!r}")
+        raise GraphError(
+            f"{describe(node, op.name)}: 'attrs' must be a dict, found {attrs!r}; "
+            "set it to {} or to a dict of the op's parameters"
+        )
     unknown = sorted(set(attrs) - set(op.attrs))
     if unknown:
         raise GraphError(
@@ -81,7 +84,8 @@ def _check_node(graph: nx.MultiDiGraph, node) -> None:
         found = [e[2] for e in edges]
         raise GraphError(
             f"{describe(node, op.name)}: operand positions (edge attribute 'arg') must be "
-            f"0..{arity - 1} without gaps or repeats, found {found!r}"
+            f"0..{arity - 1} without gaps or repeats, found {found!r}; give each in-edge its operand "
+            "position as an int, e.g. graph.add_edge(a, node, arg=0)"
         )
     if op.source and op.name != "const" and ir.SHAPE not in data:
         raise ShapeError(f"{describe(node, op.name)}: a source needs a declared shape, e.g. shape=('N', 2)")
