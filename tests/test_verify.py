@@ -1,0 +1,280 @@
+"""``gc.verify``: every IR invariant, each broken on purpose, with the message it gives.
+
+Each message must name the node and its op, say what was expected and what was found,
+and (where there is one) how to fix it.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+import sympy
+
+import graphc as gc
+from graphc import ir
+from graphc.verify import infer_shapes, topological_order
+
+
+def small_net() -> nx.MultiDiGraph:
+    """x (N, 2) @ w (2, 3) -> relu 'h' -> sum over axis 1 'out'."""
+    g = gc.Graph("v")
+    x = g.input("x", shape=("N", 2))
+    w = g.param("w", shape=(2, 3))
+    h = gc.relu(x @ w).named("h")
+    g.output("out", gc.sum(h, axis=1))
+    return g.nx
+
+
+def message(error_type, graph) -> str:
+    with pytest.raises(error_type) as info:
+        gc.verify(graph)
+    assert isinstance(info.value, gc.GraphcError)
+    return str(info.value)
+
+
+def in_edge_keys(graph, node):
+    return sorted(graph.in_edges(node, keys=True), key=lambda e: graph.edges[e].get("arg", -1))
+
+
+def test_a_valid_graph_verifies_and_is_returned_unchanged():
+    graph = small_net()
+    before = nx.node_link_data(graph, edges="edges")
+    assert gc.verify(graph) is graph
+    assert nx.node_link_data(graph, edges="edges") == before
+
+
+def test_the_builder_writes_the_documented_attributes():
+    graph = small_net()
+    assert graph.graph == {"name": "v", "inputs": ["x"], "params": ["w"], "outputs": ["out"]}
+    assert graph.nodes["out"] == {
+        "op": "sum", "attrs": {"axis": 1, "keepdims": False},
+        "shape": (sympy.Symbol("N", integer=True, positive=True),), "dtype": "float64",
+    }
+    assert [graph.edges[e]["arg"] for e in in_edge_keys(graph, "matmul")] == [0, 1]
+    assert ir.operands(graph, "matmul") == ["x", "w"]
+
+
+def test_a_cycle_names_every_node_on_it():
+    graph = ir.new_graph("loop")
+    ir.add_op(graph, "x", "input", [], shape=(2,))
+    graph.graph["inputs"] = ["x"]
+    for node, op in (("a", "add"), ("b", "neg"), ("c", "neg")):
+        graph.add_node(node, op=op, attrs={}, shape=(2,), dtype="float64")
+    graph.add_edge("x", "a", arg=0)
+    graph.add_edge("c", "a", arg=1)
+    graph.add_edge("a", "b", arg=0)
+    graph.add_edge("b", "c", arg=0)
+    graph.graph["outputs"] = ["c"]
+    text = message(gc.GraphError, graph)
+    assert "cycle" in text and "acyclic" in text
+    for node in ("'a'", "'b'", "'c'"):
+        assert node in text
+    assert "'x'" not in text  # x is not on the cycle
+    with pytest.raises(gc.GraphError, match="cycle"):
+        topological_order(graph)
+
+
+def test_a_self_loop_is_a_cycle():
+    graph = ir.new_graph("self")
+    graph.add_node("a", op="neg", attrs={}, shape=(2,))
+    graph.add_edge("a", "a", arg=0)
+    graph.graph["outputs"] = ["a"]
+    assert "'a' -> 'a'" in message(gc.GraphError, graph)
+
+
+def test_unknown_op():
+    graph = small_net()
+    graph.nodes["h"]["op"] = "frob"
+    text = message(gc.GraphError, graph)
+    assert "'h'" in text and "'frob'" in text  # node and op found
+    assert "relu" in text  # expected: the known ops are listed
+    assert "gc.elementwise" in text  # how to fix
+
+
+def test_missing_op_attribute():
+    graph = small_net()
+    del graph.nodes["h"]["op"]
+    text = message(gc.GraphError, graph)
+    assert "'h'" in text and "'op'" in text and "op table" in text
+
+
+@pytest.mark.parametrize("extra_from", ["x", "out"])
+def test_too_many_operands(extra_from):
+    graph = small_net()
+    graph.add_edge(extra_from, "h", arg=1)
+    text = message(gc.GraphError, graph)
+    assert "node 'h' (op relu)" in text
+    assert "expected 1 operand(s), found 2" in text
+    assert extra_from in text and "connect exactly 1" in text
+
+
+def test_too_few_operands():
+    graph = small_net()
+    graph.remove_edge("matmul", "h")
+    text = message(gc.GraphError, graph)
+    assert "node 'h' (op relu)" in text and "expected 1 operand(s), found 0" in text
+
+
+@pytest.mark.parametrize("position, shown", [(2, "[0, 2]"), (0, "[0, 0]"), (None, "None"), (True, "True"),
+                                             ("1", "'1'")])
+def test_operand_positions_must_be_0_to_k_minus_1(position, shown):
+    graph = small_net()
+    second = in_edge_keys(graph, "matmul")[1]
+    if position is None:
+        del graph.edges[second]["arg"]
+    else:
+        graph.edges[second]["arg"] = position
+    text = message(gc.GraphError, graph)
+    assert "node 'matmul' (op matmul)" in text
+    assert "0..1" in text and "'arg'" in text  # expected
+    assert shown in text  # found
+    assert "arg=0" in text  # how to fix
+
+
+def test_operand_order_comes_from_arg_not_insertion():
+    graph = ir.new_graph("order")
+    ir.add_op(graph, "a", "input", [], shape=(2,))
+    ir.add_op(graph, "b", "input", [], shape=(2,))
+    graph.graph["inputs"] = ["a", "b"]
+    graph.add_node("d", op="sub", attrs={}, shape=(2,), dtype="float64")
+    graph.add_edge("a", "d", arg=1)  # inserted first, but the second operand
+    graph.add_edge("b", "d", arg=0)
+    graph.graph["outputs"] = ["d"]
+    assert ir.operands(gc.verify(graph), "d") == ["b", "a"]
+    out = gc.compile(graph).forward({"a": np.array([1.0, 2.0]), "b": np.array([10.0, 20.0])})["d"]
+    np.testing.assert_array_equal(out, [9.0, 18.0])
+
+
+def test_shape_disagreeing_with_the_rule():
+    graph = small_net()
+    graph.nodes["h"]["shape"] = ("N", 4)
+    text = message(gc.ShapeError, graph)
+    assert "node 'h' (op relu)" in text and "'matmul'" in text  # the node, its op and operand
+    assert "(N, 4)" in text and "(N, 3)" in text  # found, expected
+    assert "fix" in text
+
+
+def test_missing_shape_on_an_op_node():
+    graph = small_net()
+    del graph.nodes["h"]["shape"]
+    text = message(gc.ShapeError, graph)
+    assert "node 'h' (op relu)" in text and "none" in text and "(N, 3)" in text
+    infer_shapes(graph)  # the fix: shapes of op nodes can be inferred
+    gc.verify(graph)
+
+
+def test_shapes_of_operands_that_do_not_fit():
+    graph = small_net()
+    graph.nodes["w"]["shape"] = (3, 3)
+    text = message(gc.ShapeError, graph)
+    assert "node 'matmul' (op matmul)" in text and "(N, 2)" in text and "(3, 3)" in text
+
+
+def test_a_source_needs_a_declared_shape():
+    graph = small_net()
+    del graph.nodes["w"]["shape"]
+    text = message(gc.ShapeError, graph)
+    assert "node 'w' (op param)" in text and "shape=" in text
+
+
+@pytest.mark.parametrize("attrs, found", [(None, "None"), ([1], "[1]")])
+def test_attrs_must_be_a_dict(attrs, found):
+    graph = small_net()
+    graph.nodes["h"]["attrs"] = attrs
+    text = message(gc.GraphError, graph)
+    assert "node 'h' (op relu)" in text and "dict" in text and found in text
+    assert "set it to {}" in text
+
+
+def test_unknown_attr():
+    graph = small_net()
+    graph.nodes["out"]["attrs"] = {"axis": 1, "keepdims": False, "axes": 0}
+    text = message(gc.GraphError, graph)
+    assert "node 'out' (op sum)" in text and "axes" in text and "'axis', 'keepdims'" in text
+
+
+def test_a_const_needs_a_value():
+    graph = small_net()
+    graph.add_node("c", op="const", attrs={})
+    text = message(gc.GraphError, graph)
+    assert "node 'c' (op const)" in text and "value" in text
+
+
+@pytest.mark.parametrize("bad_id", [3, "", ("a", 1)])
+def test_node_ids_are_non_empty_strings(bad_id):
+    graph = small_net()
+    graph.add_node(bad_id, op="input", attrs={}, shape=())
+    text = message(gc.GraphError, graph)
+    assert repr(bad_id) in text and "str" in text
+
+
+def test_inputs_list_names_a_missing_node():
+    graph = small_net()
+    graph.graph["inputs"] = ["x", "ghost"]
+    text = message(gc.GraphError, graph)
+    assert "'inputs'" in text and "'ghost'" in text and "input node" in text
+
+
+def test_an_unlisted_input():
+    graph = small_net()
+    graph.graph["inputs"] = []
+    text = message(gc.GraphError, graph)
+    assert "node 'x' (op input)" in text and "'inputs'" in text and "add it" in text
+
+
+def test_a_param_listed_as_input():
+    graph = small_net()
+    graph.graph["inputs"] = ["x", "w"]
+    text = message(gc.GraphError, graph)
+    assert "'w'" in text and "not an input node" in text
+
+
+def test_graph_lists_must_be_lists():
+    graph = small_net()
+    graph.graph["params"] = "w"
+    text = message(gc.GraphError, graph)
+    assert "'params'" in text and "list" in text and "'w'" in text
+
+
+@pytest.mark.parametrize("outputs, fragments", [
+    ([], ["no outputs", "g.output"]),
+    (["ghost"], ["'ghost'", "not a node"]),
+    (["out", "out"], ["'out'", "twice"]),
+])
+def test_outputs(outputs, fragments):
+    graph = small_net()
+    graph.graph["outputs"] = outputs
+    text = message(gc.GraphError, graph)
+    for fragment in fragments:
+        assert fragment in text
+
+
+@pytest.mark.parametrize("value", [nx.Graph(), {"x": 1}, None])
+def test_not_a_networkx_digraph(value):
+    text = message(gc.GraphError, value)
+    assert "MultiDiGraph" in text and type(value).__name__ in text
+
+
+def test_a_plain_digraph_verifies():
+    graph = nx.DiGraph(small_net())
+    assert gc.verify(graph) is graph
+
+
+def test_topological_order_is_deterministic_and_respects_edges():
+    graph = small_net()
+    order = topological_order(graph)
+    assert order == ["x", "w", "matmul", "h", "out"]
+    position = {node: k for k, node in enumerate(order)}
+    assert all(position[u] < position[v] for u, v in graph.edges())
+
+
+def test_verify_does_not_recurse_on_a_long_chain():
+    graph = ir.new_graph("long")
+    ir.add_op(graph, "n0", "input", [], shape=(2,))
+    graph.graph["inputs"] = ["n0"]
+    for k in range(1, 5000):
+        ir.add_op(graph, f"n{k}", "neg", [f"n{k - 1}"], shape=(2,))
+    graph.graph["outputs"] = ["n4999"]
+    assert gc.verify(graph) is graph
+    assert topological_order(graph)[-1] == "n4999"
