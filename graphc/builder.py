@@ -151,10 +151,7 @@ class Graph:
 
     def const(self, value, name: str | None = None) -> Node:
         """A constant: a Python number or an array."""
-        array = np.asarray(value)
-        if array.dtype.kind not in "biuf":
-            raise GraphError(f"a const must be a real number or array, found {value!r}")
-        stored = float(array) if array.ndim == 0 else array.astype(np.float64)
+        array, stored = _const_value(value, name, "const")
         node_id = self._check_new_name(name, "const") if name is not None else self._fresh("const")
         ir.add_op(self.nx, node_id, "const", [], {"value": stored}, array.shape)
         return self.node(node_id)
@@ -202,6 +199,18 @@ class Graph:
         if isinstance(value, (numbers.Real, np.ndarray, np.generic)):
             return self.const(value)
         raise GraphError(f"{what}: expected a graphc Node or a number, found {type(value).__name__} {value!r}")
+
+
+def _const_value(value, node, op) -> tuple[np.ndarray, float | np.ndarray]:
+    """A const's value as an array, and as stored: a float, or a float64 array."""
+    try:
+        array = np.asarray(value)
+    except ValueError:
+        array = np.asarray(None)
+    if array.dtype.kind not in "biuf":
+        where = f"{describe(node, op)}: " if node is not None else ""
+        raise GraphError(f"{where}a const must be a real number or array, found {value!r}")
+    return array, (float(array) if array.ndim == 0 else array.astype(np.float64))
 
 
 def _dtype_name(dtype, node, op) -> str:
@@ -267,12 +276,15 @@ def from_networkx(source: nx.DiGraph, name: str | None = None) -> Graph:
         get_op(data[ir.OP], node)
         data.setdefault(ir.ATTRS, {})
         data.setdefault(ir.DTYPE, ir.DEFAULT_DTYPE)
+        if data[ir.OP] == "const" and isinstance(data[ir.ATTRS], dict) and data[ir.ATTRS].get("value") is not None:
+            # stored as the builder stores it (a float, or a float64 array), so a list has its shape
+            data[ir.ATTRS] = {**data[ir.ATTRS], "value": _const_value(data[ir.ATTRS]["value"], node, "const")[1]}
         if ir.SHAPE in data:
             try:
                 data[ir.SHAPE] = shapes.normalize(data[ir.SHAPE])
             except ShapeError as error:
                 raise ShapeError(f"{describe(node, data[ir.OP])}: {error}") from None
-    for source_node, target, key, data in graph.edges(keys=True, data=True):
+    for source_node, target, _key, data in graph.edges(keys=True, data=True):
         if ir.ARG not in data:
             if get_op(graph.nodes[target][ir.OP]).arity == 1:
                 data[ir.ARG] = 0
