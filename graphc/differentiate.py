@@ -203,6 +203,7 @@ def _elementwise_vjp(builder, graph, node, op, args, k, g) -> Node | None:
         from .ops.base import arg_symbols
 
         variables = list(arg_symbols(len(args)))
+    partial = _without_dirac(partial)
     if partial == 0:
         return None
     # operands of the contribution: the cotangent, then each value the partial mentions
@@ -219,6 +220,18 @@ def _elementwise_vjp(builder, graph, node, op, args, k, g) -> Node | None:
 
         contribution = fused(build, operands, kink)
     return unbroadcast(contribution, args[k].shape)
+
+
+def _without_dirac(partial: sympy.Expr) -> sympy.Expr:
+    """``partial`` with every DiracDelta set to 0.
+
+    ``sympy.diff`` of a step (Heaviside, sign: the derivatives of relu, abs, max) is a
+    DiracDelta, which no array code can compute. The step's derivative is 0 wherever it
+    exists, so second derivatives through a kink follow the convention d step = 0.
+    """
+    if not partial.has(sympy.DiracDelta):
+        return partial
+    return partial.replace(sympy.DiracDelta, lambda *args: sympy.S.Zero)
 
 
 def _is_scalar_const(graph, node) -> bool:
