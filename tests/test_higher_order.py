@@ -148,7 +148,10 @@ def test_a_gradient_penalty_trains_through_the_gradient():
     (gc.tanh, lambda x: -2 * np.tanh(x) * (1 - np.tanh(x) ** 2)),
     (gc.sigmoid, lambda x: (s := 1 / (1 + np.exp(-x))) * (1 - s) * (1 - 2 * s)),
     (gc.exp, np.exp),
-], ids=["cube", "sin", "tanh", "sigmoid", "exp"])
+    (gc.relu, np.zeros_like),  # the derivative of a step is 0 wherever it exists
+    (gc.abs, np.zeros_like),
+    (lambda x: gc.maximum(x, 0.1 * x * x), lambda x: np.where(x >= 0.1 * x * x, 0.0, 0.2)),
+], ids=["cube", "sin", "tanh", "sigmoid", "exp", "relu", "abs", "maximum"])
 def test_scalar_second_derivatives_match_closed_forms(build, second):
     g = gc.Graph("scalar")
     x = g.param("x", shape=(3,))
@@ -158,3 +161,18 @@ def test_scalar_second_derivatives_match_closed_forms(build, second):
     point = np.array([-0.7, 0.2, 1.3])
     _, grads = gc.compile(g2, of="s").value_and_grad({"x": point})
     np.testing.assert_allclose(grads["x"], second(point), rtol=1e-12)
+
+
+def test_a_gradient_penalty_through_relu_layers():
+    # second derivatives through ReLU kinks: d step = 0, so only the smooth ops contribute
+    g = gc.Graph("relu_mlp")
+    x, y = g.input("x", shape=("N", 2)), g.input("y", shape=("N", 1))
+    W1, W2 = g.param("W1", shape=(2, 3)), g.param("W2", shape=(3, 1))
+    g.output("loss", gc.mse(gc.relu(gc.relu(x @ W1) @ W2), y))
+    g2 = gc.grad(g, "loss", wrt=["W1", "W2"])
+    g2.output("total", g2.node("loss") + gc.sum(gc.square(g2.node("dloss/dW1"))))
+    rng = np.random.default_rng(4)
+    point = {"x": rng.standard_normal((5, 2)), "y": rng.standard_normal((5, 1)),
+             "W1": rng.standard_normal((2, 3)), "W2": np.abs(rng.standard_normal((3, 1)))}
+    report = gc.check_gradients(gc.compile(g2, of="total"), point)
+    assert report.ok and not report.kinks
