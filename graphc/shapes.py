@@ -7,6 +7,7 @@ itself or ``1``.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Sequence
 
 import sympy
@@ -47,7 +48,7 @@ def normalize(shape: object) -> Shape:
     """
     if shape is None:
         raise ShapeError("a shape is required, e.g. shape=('N', 2)")
-    if isinstance(shape, (int, str, sympy.Symbol)):
+    if isinstance(shape, (numbers.Integral, str, sympy.Symbol)):  # numpy integers too, as numpy takes them
         shape = (shape,)
     if not isinstance(shape, Iterable):
         raise ShapeError(f"a shape must be a tuple of dims, found {shape!r}")
