@@ -34,13 +34,12 @@ import numpy as np
 
 from .. import ir
 from ..ops.base import get_op
-from ..verify import topological_order
 from .edit import (
-    MAX_CONST_SIZE, begin, concrete_size, const_node, const_value, is_const, is_source, new_node, protected, replace,
+    MAX_CONST_SIZE, begin, concrete_size, order, const_node, const_value, is_const, is_source, new_node, protected, replace,
 )
 from .stats import Stats
 
-__all__ = ["canonicalize", "RULES"]
+__all__ = ["canonicalize", "canonicalize_in_place", "RULES"]
 
 Rule = Callable[[nx.MultiDiGraph, str, list], "str | None"]
 
@@ -178,9 +177,13 @@ def _canonicalize_node(graph: nx.MultiDiGraph, node: str, stats: Stats) -> None:
         stats.count("canonicalize", "reordered")
 
 
+def canonicalize_in_place(graph: nx.MultiDiGraph) -> Stats:
+    stats = Stats()
+    for node in order(graph):
+        _canonicalize_node(graph, node, stats)
+    return stats
+
+
 def canonicalize(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     out = begin(graph)
-    stats = Stats()
-    for node in topological_order(out):
-        _canonicalize_node(out, node, stats)
-    return stats.attach(graph, out)
+    return canonicalize_in_place(out).attach(graph, out)

@@ -27,11 +27,10 @@ import numpy as np
 
 from .. import ir
 from ..ops.base import freeze, get_op
-from ..verify import topological_order
-from .edit import begin, const_value, is_source, replace
+from .edit import begin, const_value, is_source, order, replace
 from .stats import Stats
 
-__all__ = ["cse"]
+__all__ = ["cse", "cse_in_place"]
 
 
 def _key(graph: nx.MultiDiGraph, node: str, number: dict[str, int]) -> tuple | None:
@@ -49,10 +48,14 @@ def _key(graph: nx.MultiDiGraph, node: str, number: dict[str, int]) -> tuple | N
 
 def cse(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     out = begin(graph)
+    return cse_in_place(out).attach(graph, out)
+
+
+def cse_in_place(out: nx.MultiDiGraph) -> Stats:
     number: dict[str, int] = {}  # node id -> value number
     table: dict[tuple, str] = {}  # key -> the node that holds the value now
     merged = 0
-    for node in topological_order(out):
+    for node in order(out):
         if node in number:  # a representative renamed to an output's id, seen already
             continue
         if is_source(out, node):
@@ -74,4 +77,4 @@ def cse(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
                 del number[first]
     stats = Stats()
     stats.count("cse", "merged", merged)
-    return stats.attach(graph, out)
+    return stats

@@ -24,7 +24,7 @@ from .. import ir
 from .edit import begin, is_source, protected
 from .stats import Stats
 
-__all__ = ["dce", "live_nodes"]
+__all__ = ["dce", "dce_in_place", "live_nodes"]
 
 
 def live_nodes(graph: nx.MultiDiGraph) -> set[str]:
@@ -43,9 +43,13 @@ def live_nodes(graph: nx.MultiDiGraph) -> set[str]:
 
 def dce(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     out = begin(graph)
+    return dce_in_place(out).attach(graph, out)
+
+
+def dce_in_place(out: nx.MultiDiGraph) -> Stats:
     live = live_nodes(out)
     dead = [n for n in out.nodes if n not in live]
     out.remove_nodes_from(dead)
     stats = Stats()
     stats.count("dce", "removed", len(dead))
-    return stats.attach(graph, out)
+    return stats

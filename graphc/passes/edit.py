@@ -19,14 +19,17 @@ graph's attributes refer to (inputs, params, outputs, grads) alive.
 
 from __future__ import annotations
 
+import heapq
+
 import networkx as nx
 import numpy as np
 
 from .. import ir
+from ..errors import GraphError
 from ..ops.base import freeze, get_op
 
 __all__ = [
-    "SOURCES", "MAX_CONST_SIZE", "begin", "protected", "is_source", "is_const", "const_value",
+    "SOURCES", "MAX_CONST_SIZE", "begin", "order", "protected", "is_source", "is_const", "const_value",
     "new_node", "const_node", "concrete_size", "replace", "node_key", "equivalent",
 ]
 
@@ -44,6 +47,30 @@ def begin(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     for _, data in out.nodes(data=True):
         data.pop(ir.MARK, None)
     return out
+
+
+def order(graph: nx.MultiDiGraph) -> list[str]:
+    """A topological order, ties broken by insertion order (as ``verify.topological_order``).
+
+    Kahn's algorithm over the adjacency dicts: the passes call it once per run, and on a
+    10,000-node graph it is several times faster than the general networkx routines.
+    """
+    index = {node: k for k, node in enumerate(graph.nodes)}
+    pred, succ = graph.pred, graph.succ
+    waiting = {node: sum(len(keys) for keys in pred[node].values()) for node in index}
+    ready = [(index[n], n) for n, k in waiting.items() if k == 0]
+    heapq.heapify(ready)
+    result = []
+    while ready:
+        _, node = heapq.heappop(ready)
+        result.append(node)
+        for target, keys in succ[node].items():
+            waiting[target] -= len(keys)
+            if waiting[target] == 0:
+                heapq.heappush(ready, (index[target], target))
+    if len(result) != len(index):
+        raise GraphError("the graph has a cycle; a computational graph must be acyclic (run verify to see it)")
+    return result
 
 
 def protected(graph: nx.MultiDiGraph) -> set[str]:

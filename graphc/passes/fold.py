@@ -26,11 +26,10 @@ import numpy as np
 from .. import ir
 from ..lower.emit import Module
 from ..ops.base import get_op
-from ..verify import topological_order
-from .edit import MAX_CONST_SIZE, begin, concrete_size, is_const
+from .edit import MAX_CONST_SIZE, begin, concrete_size, is_const, order
 from .stats import Stats
 
-__all__ = ["fold", "evaluate_node"]
+__all__ = ["fold", "fold_in_place", "evaluate_node"]
 
 
 def evaluate_node(graph: nx.MultiDiGraph, node: str) -> np.ndarray:
@@ -66,8 +65,12 @@ def _foldable(graph: nx.MultiDiGraph, node: str) -> bool:
 
 def fold(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     out = begin(graph)
+    return fold_in_place(out).attach(graph, out)
+
+
+def fold_in_place(out: nx.MultiDiGraph) -> Stats:
     folded = 0
-    for node in topological_order(out):
+    for node in order(out):
         if not _foldable(out, node):
             continue
         value = evaluate_node(out, node)
@@ -81,4 +84,4 @@ def fold(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
         folded += 1
     stats = Stats()
     stats.count("fold", "folded", folded)
-    return stats.attach(graph, out)
+    return stats

@@ -1,0 +1,261 @@
+"""simplify: stability rewrites, then algebra with sympy over elementwise regions.
+
+First the stability patterns of ``passes/stable.py`` (log-sigmoid, bce on logits,
+log-softmax, logsumexp with its max shift), each counted by name. Then every elementwise
+*region* (algebraic elementwise ops joined through values used once, at most
+``MAX_REGION`` nodes) becomes one sympy expression, built from each op's own definition
+(``ops.definition``) over a symbol per value entering the region. sympy's automatic
+evaluation simplifies it (``(x + y) - y = x``, ``2 x / 2 = x``, ``log(exp(x)) = x``,
+``x * x = x**2``): no ``sympy.simplify`` (slow, and it turns sigmoid into cosh forms). The
+region is rebuilt from the result only when that takes strictly fewer op nodes and gives
+the same shape; this is counted as ``algebra``.
+
+Guarantees: values unchanged wherever the original is finite and inside each op's real
+domain (``exp(log(x)) = x`` also for x < 0, where the original gives NaN); outputs keep
+their ids; rebuilt nodes are marked "created" and take the phase of the region's root;
+stop_gradient, reductions and other tensor ops bound the regions, so gradients keep their
+meaning. Linear in the size of the graph (regions are bounded).
+
+Before: ``y = exp(log(x + w) - log(w)) * w`` (five op nodes). After: ``y = x + w``.
+
+>>> import graphc as gc
+>>> g = gc.Graph("doc"); x = g.input("x", shape=(2,)); w = g.input("w", shape=(2,))
+>>> _ = g.output("y", gc.exp(gc.log(x + w) - gc.log(w)) * w)
+>>> out = simplify(g.nx)
+>>> out.graph["stats"]["passes"], out.nodes["y"]["op"], ir.operands(out, "y")
+({'simplify': {'algebra': 1}}, 'add', ['x', 'w'])
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import sympy
+from sympy.codegen.cfunctions import log1p
+
+from .. import ir
+from ..lower.emit import const_number
+from ..ops.base import definition, freeze, get_op
+from ..ops.functions import sigmoid, softplus
+from .edit import MAX_CONST_SIZE, begin, concrete_size, const_node, order, is_const, new_node, protected, replace
+from .stable import PRIMITIVE_RULES, apply_rules
+from .stats import Stats
+
+__all__ = ["simplify", "simplify_in_place", "ALGEBRAIC", "MAX_REGION"]
+
+# Ops whose definitions sympy manipulates well and that can be rebuilt from its results.
+# The rest (maximum, leaky_relu, losses, custom ops) bound regions: they keep their kink
+# conventions and operand order exactly as written.
+ALGEBRAIC = frozenset({
+    "add", "sub", "mul", "div", "pow", "neg", "identity", "square", "sqrt", "exp", "log", "log1p",
+    "sin", "cos", "abs", "relu", "sigmoid", "tanh", "softplus",
+})
+MAX_REGION = 24  # nodes per region: keeps every sympy expression small
+
+_UNARY = {sympy.exp: "exp", sympy.log: "log", sympy.sin: "sin", sympy.cos: "cos", sympy.tanh: "tanh",
+          sympy.Abs: "abs", sigmoid: "sigmoid", softplus: "softplus", log1p: "log1p"}
+
+
+class _Unbuildable(Exception):
+    """The sympy result uses something no op computes: keep the region as it was."""
+
+
+def _regions(graph: nx.MultiDiGraph) -> list[list[str]]:
+    """Regions as node lists in topological order, the root last; consumers first overall."""
+    named = protected(graph)
+    ordered = order(graph)
+
+    def algebraic(n):
+        return graph.nodes[n][ir.OP] in ALGEBRAIC
+
+    def interior(n):  # may be inlined into its one consumer's expression
+        return algebraic(n) and n not in named and len(set(graph.successors(n))) == 1
+
+    position = {n: k for k, n in enumerate(ordered)}
+    taken: set[str] = set()
+    regions = []
+    for root in reversed(ordered):
+        if root in taken or not algebraic(root):
+            continue
+        region, stack = [], [root]
+        taken.add(root)
+        while stack:
+            node = stack.pop()
+            region.append(node)
+            for a in ir.operands(graph, node):
+                if a not in taken and interior(a) and len(region) + len(stack) < MAX_REGION:
+                    taken.add(a)
+                    stack.append(a)
+        if len(region) > 1:
+            regions.append(sorted(region, key=position.__getitem__))
+    return regions
+
+
+def _expression(graph: nx.MultiDiGraph, region: list[str]) -> tuple[sympy.Expr, dict[sympy.Symbol, str]]:
+    exprs: dict[str, sympy.Expr] = {}
+    leaves: dict[str, sympy.Symbol] = {}
+
+    def value(a):
+        if a in exprs:
+            return exprs[a]
+        if is_const(graph, a) and np.ndim(graph.nodes[a][ir.ATTRS]["value"]) == 0:
+            return const_number(graph.nodes[a][ir.ATTRS]["value"])
+        if a not in leaves:
+            leaves[a] = sympy.Symbol(f"v{len(leaves)}", real=True)
+        return leaves[a]
+
+    for node in region:
+        data = graph.nodes[node]
+        lam = definition(data[ir.OP], freeze(data[ir.ATTRS] or {}))
+        exprs[node] = lam(*[value(a) for a in ir.operands(graph, node)])
+    return exprs[region[-1]], {s: n for n, s in leaves.items()}
+
+
+class _Plan:
+    """Nodes to create, as (op, args, attrs); args are node ids or earlier step indices."""
+
+    def __init__(self, graph: nx.MultiDiGraph, leaves: dict[sympy.Symbol, str]):
+        self.graph, self.leaves = graph, leaves
+        self.steps: list[tuple[str, list, dict]] = []
+        self.shapes: list[tuple] = []
+        self.memo: dict[sympy.Expr, object] = {}
+
+    def shape(self, ref) -> tuple:
+        return tuple(self.shapes[ref]) if isinstance(ref, int) else tuple(self.graph.nodes[ref][ir.SHAPE])
+
+    def add(self, op: str, args: list, attrs: dict | None = None) -> int:
+        spec = get_op(op)
+        full = {**spec.attrs, **(attrs or {})}
+        shape = () if op == "const" else spec.shape([self.shape(a) for a in args], full, None, op)
+        self.steps.append((op, args, full))
+        self.shapes.append(shape)
+        return len(self.steps) - 1
+
+    @property
+    def ops(self) -> int:
+        return sum(op != "const" for op, _, _ in self.steps)
+
+    def number(self, value) -> int:
+        number = float(value)
+        if not np.isfinite(number):
+            raise _Unbuildable(value)
+        return self.add("const", [], {"value": number})
+
+    def build(self, expr: sympy.Expr):
+        if expr in self.memo:
+            return self.memo[expr]
+        ref = self._build(expr)
+        self.memo[expr] = ref
+        return ref
+
+    def _build(self, expr):
+        if expr in self.leaves:
+            return self.leaves[expr]
+        if expr.is_number:
+            return self.number(expr)
+        if expr.is_Add:
+            return self._sum(expr)
+        if expr.is_Mul:
+            return self._product(expr)
+        if expr.is_Pow:
+            return self._power(expr.base, expr.exp)
+        if expr.func in _UNARY:
+            return self.add(_UNARY[expr.func], [self.build(expr.args[0])])
+        if isinstance(expr, sympy.Max) and len(expr.args) == 2 and sympy.S.Zero in expr.args:
+            (z,) = [a for a in expr.args if a != 0]
+            return self.add("relu", [self.build(z)])
+        raise _Unbuildable(expr)
+
+    def _sum(self, expr):
+        plus, minus = [], []
+        for term in sorted(expr.args, key=lambda t: t.is_number):  # numbers last
+            coeff, _ = term.as_coeff_Mul()
+            (minus if coeff.is_negative else plus).append(-term if coeff.is_negative else term)
+        acc = self.build(plus[0]) if plus else self.add("neg", [self.build(minus.pop(0))])
+        for term in plus[1:]:
+            acc = self.add("add", [acc, self.build(term)])
+        for term in minus:
+            acc = self.add("sub", [acc, self.build(term)])
+        return acc
+
+    def _product(self, expr):
+        coeff, rest = expr.as_coeff_Mul()
+        if coeff == -1:
+            return self.add("neg", [self.build(rest)])
+        top, bottom = [], []
+        for factor in sympy.Mul.make_args(rest):
+            if factor.is_Pow and factor.exp.is_number and factor.exp.is_negative:
+                bottom.append(sympy.Pow(factor.base, -factor.exp))
+            else:
+                top.append(factor)
+        acc = None
+        for factor in top:
+            acc = self.build(factor) if acc is None else self.add("mul", [acc, self.build(factor)])
+        if coeff != 1:
+            acc = self.number(coeff) if acc is None else self.add("mul", [acc, self.number(coeff)])
+        if acc is None:
+            acc = self.number(1)
+        for factor in bottom:
+            acc = self.add("div", [acc, self.build(factor)])
+        return acc
+
+    def _power(self, base, exponent):
+        if exponent == 2:
+            return self.add("square", [self.build(base)])
+        if exponent == sympy.S.Half:
+            return self.add("sqrt", [self.build(base)])
+        if exponent == -1:
+            return self.add("div", [self.number(1), self.build(base)])
+        if base == sympy.E:
+            return self.add("exp", [self.build(exponent)])
+        return self.add("pow", [self.build(base), self.build(exponent)])
+
+
+def _materialize(graph: nx.MultiDiGraph, plan: _Plan, ref, root: str) -> str:
+    made: list[str] = []
+    for op, args, attrs in plan.steps:
+        ids = [made[a] if isinstance(a, int) else a for a in args]
+        if op == "const":
+            made.append(const_node(graph, attrs["value"], like=root))
+        else:
+            made.append(new_node(graph, op, ids, attrs, like=root))
+    return made[ref] if isinstance(ref, int) else ref
+
+
+def _simplify_region(graph: nx.MultiDiGraph, region: list[str]) -> bool:
+    root = region[-1]
+    expr, leaves = _expression(graph, region)
+    plan = _Plan(graph, leaves)
+    try:
+        ref = plan.build(expr)
+    except (_Unbuildable, TypeError, ValueError):
+        return False
+    if plan.ops >= len(region):
+        return False
+    root_shape = tuple(graph.nodes[root][ir.SHAPE])
+    if plan.shape(ref) != root_shape:
+        if not (isinstance(ref, int) and plan.steps[ref][0] == "const"):
+            return False  # the result would lose a broadcast: keep the region
+        size = concrete_size(root_shape)
+        if size is None or size > MAX_CONST_SIZE:
+            return False
+        plan.steps[ref] = ("const", [], {"value": np.full(root_shape, plan.steps[ref][2]["value"])})
+    replace(graph, root, _materialize(graph, plan, ref, root))
+    for node in reversed(region[:-1]):  # the region's inner values fed the old root only
+        if node in graph and graph.out_degree(node) == 0:
+            graph.remove_node(node)
+    return True
+
+
+def simplify(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    out = begin(graph)
+    return simplify_in_place(out).attach(graph, out)
+
+
+def simplify_in_place(out: nx.MultiDiGraph) -> Stats:
+    stats = Stats()
+    apply_rules(out, PRIMITIVE_RULES, stats, "simplify")
+    for region in _regions(out):
+        if all(n in out for n in region) and _simplify_region(out, region):
+            stats.count("simplify", "algebra")
+    return stats
