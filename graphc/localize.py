@@ -70,15 +70,18 @@ def first_disagreeing_node(prog, feeds: dict, target: str, cotangent, eps: float
     if len(candidates) > MAX_NODES:
         return None
     rng = np.random.default_rng(1)
+    last_bad = None  # the bad node closest to the output: every consumer's cotangent is right
     try:
         values = node_values(graph, feeds, candidates)
-        bad = [n for n in candidates
-               if not _cotangent_ok(graph, n, feeds, values[n], target, cotangent, eps, rtol, atol, rng)]
+        # from the output backwards, stopping at the first bad node: each probe costs a compile
+        for n in reversed(candidates):
+            if not _cotangent_ok(graph, n, feeds, values[n], target, cotangent, eps, rtol, atol, rng):
+                last_bad = n
+                break
     except GraphcError:
         return None
-    if not bad:
+    if last_bad is None:
         culprits = [target]
     else:
-        last_bad = bad[-1]  # closest to the output: every consumer's cotangent is right
         culprits = sorted({s for s in graph.successors(last_bad) if s in on_path}, key=str)
     return ", ".join(describe(n, ir.op_of(graph, n)) for n in culprits)
