@@ -51,9 +51,8 @@ import harness  # noqa: E402  (must come before numpy: it sets the BLAS thread l
 
 BLAS_REPORT = harness.limit_blas_threads(1)
 
-import numpy as np  # noqa: E402
-
 import handwritten as hw  # noqa: E402
+import numpy as np  # noqa: E402
 
 LR = 0.01
 CASE_NAMES = list(hw.CASES)

@@ -22,7 +22,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import handwritten as hw  # noqa: E402
 
-
 # --- independent reference losses (no in-place tricks, no shared code) -----
 
 def _sigmoid(z):

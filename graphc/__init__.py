@@ -10,10 +10,44 @@ from . import zoo
 from .builder import Graph, Node, from_networkx
 from .errors import FeedError, GradientError, GraphcError, GraphError, RenderError, ShapeError
 from .functional import (
-    abs, add, apply, bce, bce_with_logits, broadcast_to, cos, div, elementwise, exp, identity,
-    leaky_relu, log, log1p, log_softmax, logsumexp, matmul, max, maximum, mean, mse, mul, neg,
-    pow, relu, reshape, sigmoid, sin, softmax, softmax_cross_entropy, softplus, sqrt, square,
-    stop_gradient, sub, sum, tanh, transpose,
+    abs,
+    add,
+    apply,
+    bce,
+    bce_with_logits,
+    broadcast_to,
+    cos,
+    div,
+    elementwise,
+    exp,
+    identity,
+    leaky_relu,
+    log,
+    log1p,
+    log_softmax,
+    logsumexp,
+    matmul,
+    max,
+    maximum,
+    mean,
+    mse,
+    mul,
+    neg,
+    pow,
+    relu,
+    reshape,
+    sigmoid,
+    sin,
+    softmax,
+    softmax_cross_entropy,
+    softplus,
+    sqrt,
+    square,
+    stop_gradient,
+    sub,
+    sum,
+    tanh,
+    transpose,
 )
 from .io import load, save
 from .pipeline import compile, grad
@@ -24,7 +58,8 @@ from .verify import verify
 __version__ = "0.1.0"
 
 __all__ = [
-    "zoo", "Graph", "Node", "from_networkx", "compile", "grad", "check_gradients", "Program", "verify", "elementwise", "apply",
+    "zoo", "Graph", "Node", "from_networkx", "compile", "grad", "check_gradients", "Program", "verify",
+    "elementwise", "apply",
     "save", "load",
     "GraphcError", "GraphError", "ShapeError", "FeedError", "GradientError", "RenderError",
     "relu", "leaky_relu", "sigmoid", "tanh", "softplus", "identity", "exp", "log", "log1p", "sin",

@@ -179,9 +179,11 @@ def elementwise(name: str, fn: Callable, arity: int | None = None, *, kink: str 
         )
     from .lower.printer import check_printable
 
+    expr = recognize_activations(expr)
     check_printable(expr, name)
-    op: Op = add_elementwise(name, arity, fn, kink=kink, doc=str(expr), builtin=False,
-                             replace=existing is not None)
+    definition_expr = expr
+    op: Op = add_elementwise(name, arity, lambda *xs: definition_expr.xreplace(dict(zip(symbols, xs))),
+                             kink=kink, doc=str(expr), builtin=False, replace=existing is not None)
 
     def function(*operands):
         return apply(op.name, *operands)
@@ -189,6 +191,41 @@ def elementwise(name: str, fn: Callable, arity: int | None = None, *, kink: str 
     function.__name__ = function.__qualname__ = name
     function.__doc__ = f"Custom elementwise op {name}: {expr}."
     return function
+
+
+def _sigmoid_of(e: sympy.Expr):
+    """u when ``e`` is 1/(1 + exp(-u)), else None."""
+    if e.is_Pow and e.exp == -1 and e.base.is_Add and len(e.base.args) == 2:
+        one, other = sorted(e.base.args, key=lambda a: not a.is_Number)
+        if one == 1 and isinstance(other, sympy.exp):
+            return -other.args[0]
+    return None
+
+
+def _softplus_of(e: sympy.Expr):
+    """u when ``e`` is log(1 + exp(u)), else None."""
+    if isinstance(e, sympy.log) and e.args[0].is_Add and len(e.args[0].args) == 2:
+        one, other = sorted(e.args[0].args, key=lambda a: not a.is_Number)
+        if one == 1 and isinstance(other, sympy.exp):
+            return other.args[0]
+    return None
+
+
+def recognize_activations(expr: sympy.Expr) -> sympy.Expr:
+    """Rewrite 1/(1 + exp(-u)) as sigmoid(u) and log(1 + exp(u)) as softplus(u).
+
+    Their derivatives then come out through the function itself (sigmoid' = s (1 - s))
+    and they print in their stable forms.
+
+    >>> x = sympy.Symbol("x", real=True)
+    >>> recognize_activations(x / (1 + sympy.exp(-x)))
+    x*sigmoid(x)
+    """
+    from .ops.functions import sigmoid as sigmoid_fn
+    from .ops.functions import softplus as softplus_fn
+
+    expr = expr.replace(lambda e: _sigmoid_of(e) is not None, lambda e: sigmoid_fn(_sigmoid_of(e)))
+    return expr.replace(lambda e: _softplus_of(e) is not None, lambda e: softplus_fn(_softplus_of(e)))
 
 
 def _arity(fn: Callable) -> int:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import types
+from collections.abc import Mapping
 from pathlib import Path
 
 import networkx as nx
@@ -11,7 +11,7 @@ import numpy as np
 
 from . import ir
 from .errors import FeedError
-from .feeds import check_feeds
+from .feeds import FeedChecker
 from .lower.load import load_source
 from .lower.source import GeneratedCode
 from .schedule import levels
@@ -42,6 +42,7 @@ class Program:
         self.forward_graph = forward_graph
         self.module = load_source(code.source, graph.graph[ir.NAME])
         self._seeded: types.ModuleType | None = None
+        self._check_feeds = FeedChecker(graph)
 
     @property
     def name(self) -> str:
@@ -73,7 +74,7 @@ class Program:
 
     def forward(self, feeds: Mapping) -> dict[str, np.ndarray]:
         """The graph's outputs for ``feeds`` (inputs and params by name)."""
-        arrays = check_feeds(self.graph, feeds)
+        arrays = self._check_feeds(feeds)
         values = self.module.forward_pass(*arrays)
         return {name: np.asarray(v) for name, v in zip(self.outputs, values)}
 
@@ -91,7 +92,7 @@ class Program:
         The gradient is of the scalar output; ``seed`` is an explicit cotangent of the
         output (``of`` at compile time, else the first), needed when no output is a scalar.
         """
-        arrays = check_feeds(self.graph, feeds)
+        arrays = self._check_feeds(feeds)
         if seed is None:
             if not self.has_gradient:
                 from .differentiate import scalar_output
@@ -123,7 +124,7 @@ class Program:
             raise GradientError(
                 f"program {self.name!r} has no SGD step: it needs a scalar output and wrt naming params only"
             )
-        arrays = check_feeds(self.graph, feeds)
+        arrays = self._check_feeds(feeds)
         for name, array in zip(ir.sources(self.graph), arrays):
             if name in self.graph.graph[ir.PARAMS] and array is not feeds[name]:
                 raise FeedError(

@@ -18,6 +18,7 @@ import sympy
 from .. import ir
 from ..errors import GraphError, describe
 from ..ops.base import definition, freeze, get_op
+from .kernel import kernel_lines
 from .naming import Namespace
 from .printer import print_expr
 
@@ -161,6 +162,14 @@ class Module:
             + ("expand composite ops first (the pipeline's expand stage)" if op.composite else "it has no numpy form")
         )
 
+    def elementwise_expression(self, node: str) -> sympy.Expr:
+        """An elementwise node's value as a sympy expression over its operands' names."""
+        data = self.graph.nodes[node]
+        args = ir.operands(self.graph, node)
+        if ir.EXPR in data:
+            return self.fused_expression(node, args)
+        return definition(data[ir.OP], freeze(data[ir.ATTRS]))(*[self.symbol(a) for a in args])
+
     def fused_expression(self, node: str, args: list[str]) -> sympy.Expr:
         expr, symbols = self.graph.nodes[node][ir.EXPR]
         mapping = {s: self.symbol(a) for s, a in zip(symbols, args)}
@@ -169,12 +178,27 @@ class Module:
             mapping[dim] = sympy.Symbol(self.dim(dim), positive=True)
         return expr.xreplace(mapping)
 
-    def statement(self, node: str) -> list[str]:
-        """The line(s) computing ``node``: a fused kernel may first name shared parts."""
+    def statement(self, node: str, donors: frozenset[str] = frozenset()) -> list[str]:
+        """The line(s) computing ``node``.
+
+        An elementwise node with an array result becomes a kernel of in-place ufunc calls
+        (``kernel.py``), headed by its formula as a comment; ``donors`` are operands that
+        die here, whose buffers the kernel may reuse.
+        """
         data = self.graph.nodes[node]
         kink = data[ir.ATTRS].get("kink", "") if data[ir.OP] == "fused" else ""
         comment = f"  # {node!r} {data[ir.OP]}{_note(kink)}"
         target = self.namespace.name(node)
+        op = get_op(data[ir.OP], node)
+        if op.elementwise and data[ir.SHAPE]:
+            expr = self.elementwise_expression(node)
+            leaf_shapes = {sympy.Symbol(self.atom(a), real=True): self.graph.nodes[a][ir.SHAPE]
+                           for a in ir.operands(self.graph, node) if not self.is_scalar_const(a)}
+            lines = kernel_lines(expr, target, leaf_shapes, {self.atom(d) for d in donors}, self.numpy,
+                                 self.shape(data[ir.SHAPE]))
+            if len(lines) == 1:
+                return [lines[0] + comment]
+            return [f"# {target} = {print_expr(expr)}  ({node!r} {data[ir.OP]}{_note(kink)})"] + lines
         if ir.EXPR not in data:
             return [f"{target} = {self.expression(node)}{comment}"]
         expr = self.fused_expression(node, ir.operands(self.graph, node))
@@ -229,7 +253,8 @@ class Module:
             if level_of[n] != current:
                 current = level_of[n]
                 lines.append(f"# level {current}")
-            lines.extend(self.statement(n))
+            donors = frozenset(d for d in dead.get(i, ()) if d in reads[n] and self._owns(d, n))
+            lines.extend(self.statement(n, donors))
             for g, p in due.get(i, []):
                 lines.append(f"{self.namespace.name(p)} -= lr * {self.atom(g)}  # SGD: {p!r}")
                 if g in position:
@@ -255,6 +280,12 @@ class Module:
         if spec.doc:
             header.append(f'    """{spec.doc}"""')
         return "\n".join(header + ["    " + line for line in binds + lines]) + "\n"
+
+    def _owns(self, operand: str, node: str) -> bool:
+        """Whether ``operand``'s buffer is a fresh array of ``node``'s shape (not a view)."""
+        data = self.graph.nodes[operand]
+        return (data[ir.OP] not in SOURCES + ALIASES + VIEWS and tuple(data[ir.SHAPE]) == tuple(
+            self.graph.nodes[node][ir.SHAPE]) and data[ir.DTYPE] == self.graph.nodes[node][ir.DTYPE])
 
     def returned(self, node: str, returns: list[str]) -> str:
         """A returned value: broadcast views are copied so callers own what they get."""

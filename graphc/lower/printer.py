@@ -72,7 +72,7 @@ class GraphcPrinter(NumPyPrinter):
 
     def _print_sigmoid(self, expr):
         # Exact in both tails; below z = -709 exp overflows to inf and the value is 0.0.
-        return f"1/(1 + {self._np('exp')}({self._print(-expr.args[0])}))"
+        return f"(1/(1 + {self._np('exp')}({self._print(-expr.args[0])})))"
 
     def _print_softplus(self, expr):
         return f"{self._np('logaddexp')}(0, {self._print(expr.args[0])})"

@@ -90,7 +90,7 @@ def arg_symbols(arity: int) -> tuple[sympy.Symbol, ...]:
 OUT = sympy.Symbol("y", real=True)  # the op's own output, for derivatives that reuse it
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def definition(name: str, frozen_attrs: tuple = ()) -> sympy.Lambda:
     """The scalar definition of an elementwise op as a ``sympy.Lambda``."""
     op = get_op(name)
@@ -100,7 +100,7 @@ def definition(name: str, frozen_attrs: tuple = ()) -> sympy.Lambda:
     return sympy.Lambda(symbols, sympy.sympify(op.fn(*symbols, **dict(frozen_attrs))))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def local_partials(name: str, frozen_attrs: tuple = (), constants: tuple = ()) -> tuple[sympy.Expr, ...]:
     """d out / d operand_k for each operand, over ``x0..`` and the output ``y``.
 

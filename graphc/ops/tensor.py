@@ -132,11 +132,16 @@ def _reduce_shape(arg_shapes, attrs, node=None, op=None):
 
 
 def _reducer(function):
+    # the array method (x.sum(axis=0)) skips numpy.sum's Python-level dispatch
     def lower(ctx, args, attrs, node):
         axis = attrs.get("axis")
         axis = tuple(axis) if isinstance(axis, list) else axis
-        keep = ", keepdims=True" if attrs.get("keepdims", False) else ""
-        return f"{ctx.numpy}.{function}({args[0]}, axis={axis!r}{keep})"
+        if isinstance(axis, tuple) and len(axis) == 1:
+            axis = axis[0]
+        options = [] if axis is None else [f"axis={axis!r}"]
+        if attrs.get("keepdims", False):
+            options.append("keepdims=True")
+        return f"{args[0]}.{function}({', '.join(options)})"
 
     return lower
 

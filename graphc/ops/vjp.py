@@ -73,7 +73,8 @@ def _matmul(node, args, g, k):
     if len(b.shape) == 1:  # (..., n, k) @ (k,) -> (..., n)
         if k == 0:
             return unbroadcast(f.reshape(g, g.shape + (1,)) @ f.reshape(b, (1, b.shape[0])), a.shape)
-        return unbroadcast(f.reshape(_swap_last(a) @ f.reshape(g, g.shape + (1,)), a.shape[:-2] + (a.shape[-1],)), b.shape)
+        column = f.reshape(g, g.shape + (1,))
+        return unbroadcast(f.reshape(_swap_last(a) @ column, a.shape[:-2] + (a.shape[-1],)), b.shape)
     if k == 0:
         return unbroadcast(g @ _swap_last(b), a.shape)
     return unbroadcast(_swap_last(a) @ g, b.shape)

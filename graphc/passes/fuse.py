@@ -98,7 +98,7 @@ class _Region:
 
 
 def _shorter(expr: sympy.Expr) -> sympy.Expr:
-    if not expr.is_Add:  # common factors are pulled out of sums only
+    if not expr.has(sympy.Add):  # common factors are pulled out of sums only
         return expr
     candidate = sympy.factor_terms(expr)
     return candidate if sympy.count_ops(candidate) < sympy.count_ops(expr) else expr

@@ -1,0 +1,247 @@
+"""Elementwise kernels as in-place ufunc calls: what an expert writes for big arrays.
+
+``a*b + c`` printed as one numpy expression allocates a fresh array for every operation.
+A kernel instead calls one ufunc per operation and writes into a buffer it already owns
+(``out=``) whenever the result has that buffer's shape: the first operation allocates,
+the rest reuse. Operands that die at this statement (``donors``) are owned too, so a
+backward step such as ``d_a = d_add * x`` can write straight into ``d_add``. Parts the
+kernel has no ufunc for are printed by the printer as one expression.
+
+Shapes decide every reuse: the shape of a part is the broadcast of its operands' shapes,
+and a buffer is reused only for a result of exactly its shape (never a scalar).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sympy
+
+from .. import shapes
+from ..ops.functions import sigmoid, softplus
+from .printer import print_expr
+
+__all__ = ["kernel_lines"]
+
+UNARY = {
+    sympy.exp: "exp", sympy.log: "log", sympy.tanh: "tanh", sympy.sin: "sin", sympy.cos: "cos",
+    sympy.Abs: "absolute", sympy.sign: "sign",
+}
+
+
+@dataclass
+class Value:
+    text: str  # a name or a literal
+    shape: tuple | None  # None: a number
+    owned: bool  # a buffer this statement may overwrite
+    boolean: bool = False  # a comparison's result: a factor, never a buffer or a result
+
+
+class _Kernel:
+    def __init__(self, leaf_shapes: dict[sympy.Symbol, tuple], donors: set[str], numpy: str = "numpy"):
+        self.leaf_shapes = leaf_shapes
+        self.donors = set(donors)
+        self.np = numpy
+        self.lines: list[str] = []
+        self.buffers: list[str] = []
+        self._shape_cache: dict[sympy.Expr, tuple] = {}
+
+    # -- shapes ----------------------------------------------------------------------------
+    def shape(self, expr: sympy.Expr) -> tuple:
+        if expr not in self._shape_cache:
+            parts = [self.leaf_shapes[s] for s in expr.free_symbols if s in self.leaf_shapes]
+            self._shape_cache[expr] = shapes.broadcast(parts) if parts else ()
+        return self._shape_cache[expr]
+
+    # -- emission --------------------------------------------------------------------------
+    def fresh(self) -> str:
+        name = f"_k{len(self.buffers)}"
+        self.buffers.append(name)
+        return name
+
+    def call(self, function: str, args: list[Value], shape: tuple) -> Value:
+        """``numpy.function(*args)``, into an owned operand's buffer when shapes allow."""
+        printed = ", ".join(a.text for a in args)
+        if shape:
+            for a in args:
+                if a.owned and a.shape == shape:
+                    self.lines.append(f"{self.np}.{function}({printed}, out={a.text})")
+                    return Value(a.text, shape, True)
+        name = self.fresh()
+        self.lines.append(f"{name} = {self.np}.{function}({printed})")
+        return Value(name, shape, bool(shape))
+
+    def value(self, expr: sympy.Expr) -> Value:
+        if expr.is_Symbol:
+            if expr in self.leaf_shapes:
+                return Value(expr.name, self.leaf_shapes[expr], expr.name in self.donors)
+            return Value(print_expr(expr), None, False)  # a symbolic dim: a number
+        if expr.is_Number or not expr.free_symbols & set(self.leaf_shapes):
+            return Value(_parenthesized(print_expr(expr)), None, False)
+        rule = self._rules().get(expr.func)
+        if rule is None:
+            rule = next((r for f, r in self._rules().items() if isinstance(expr, f)), None)
+        if rule is None:
+            return self.opaque(expr)
+        return rule(expr)
+
+    def opaque(self, expr: sympy.Expr) -> Value:
+        """A part without a ufunc rule: the printer's one expression (a fresh array)."""
+        name = self.fresh()
+        self.lines.append(f"{name} = {print_expr(expr)}")
+        shape = self.shape(expr)
+        return Value(name, shape, bool(shape))
+
+    def _rules(self) -> dict[type, Callable[[sympy.Expr], Value]]:
+        return {
+            sympy.Add: self.add, sympy.Mul: self.mul, sympy.Pow: self.pow,
+            sigmoid: self.sigmoid, softplus: self.softplus, sympy.Max: self.extremum,
+            sympy.Min: self.extremum, sympy.Heaviside: self.step, **{f: self.unary for f in UNARY},
+        }
+
+    def step(self, expr: sympy.Expr) -> Value:
+        """Heaviside(z, 1) is ``z >= 0`` (and Heaviside(z, 0) is ``z > 0``): a boolean factor."""
+        at = expr.args[1] if len(expr.args) > 1 else None
+        if at not in (0, 1):
+            return self.opaque(expr)
+        z = self.value(expr.args[0])
+        compare = "greater_equal" if at == 1 else "greater"
+        return Value(f"{self.np}.{compare}({z.text}, 0)", self.shape(expr), False, boolean=True)
+
+    def add(self, expr: sympy.Expr) -> Value:
+        positive, negative = [], []
+        for term in sympy.Add.make_args(expr):
+            coefficient, rest = term.as_coeff_Mul()
+            (negative if coefficient.is_negative else positive).append(term if not coefficient.is_negative else -term)
+        if not positive:
+            return self.call("negative", [self.value(sympy.Add(*negative))], self.shape(expr))
+        acc = self.value(positive[0])
+        done = positive[0]
+        for term in positive[1:]:
+            done = done + term
+            acc = self.call("add", [acc, self.value(term)], self.shape(done))
+        for term in negative:
+            done = done - term
+            acc = self.call("subtract", [acc, self.value(term)], self.shape(done))
+        return acc
+
+    def mul(self, expr: sympy.Expr) -> Value:
+        coefficient, rest = expr.as_coeff_Mul()
+        numerator, denominator = [], []
+        leaves = set(self.leaf_shapes)
+        arrays = [f for f in sympy.Mul.make_args(rest) if f.free_symbols & leaves]
+        scalars = [f for f in sympy.Mul.make_args(rest) if not f.free_symbols & leaves]
+        coefficient = coefficient * sympy.Mul(*scalars)  # 1/(2048 N): one multiplication
+        for factor in arrays:
+            base, exponent = factor.as_base_exp()
+            if exponent.is_Number and exponent.is_negative:
+                denominator.append(base ** -exponent)
+            else:
+                numerator.append(factor)
+        if coefficient.could_extract_minus_sign():
+            coefficient = -coefficient
+            negate = True
+        else:
+            negate = False
+        if numerator:
+            acc, done = self.value(numerator[0]), numerator[0]
+            for factor in numerator[1:]:
+                done = done * factor
+                acc = self.call("multiply", [acc, self.value(factor)], self.shape(done))
+        else:
+            acc, done = None, sympy.Integer(1)
+        if coefficient != 1:
+            number = Value(_parenthesized(print_expr(coefficient)), None, False)
+            acc = number if acc is None else self.call("multiply", [acc, number], self.shape(done))
+        for factor in denominator:
+            done = done / factor
+            top = acc if acc is not None else Value("1.0", None, False)
+            acc = self.call("divide", [top, self.value(factor)], self.shape(done))
+        if acc is None:
+            acc = Value("1.0", None, False)
+        if negate:
+            acc = self.call("negative", [acc], self.shape(expr))
+        return acc
+
+    def pow(self, expr: sympy.Expr) -> Value:
+        base, exponent = expr.args
+        if exponent == 2:
+            return self.call("square", [self.value(base)], self.shape(expr))
+        if exponent == sympy.Rational(1, 2):
+            return self.call("sqrt", [self.value(base)], self.shape(expr))
+        if exponent == -1:
+            return self.call("divide", [Value("1.0", None, False), self.value(base)], self.shape(expr))
+        return self.call("power", [self.value(base), self.value(exponent)], self.shape(expr))
+
+    def unary(self, expr: sympy.Expr) -> Value:
+        return self.call(UNARY[expr.func], [self.value(expr.args[0])], self.shape(expr))
+
+    def sigmoid(self, expr: sympy.Expr) -> Value:
+        shape = self.shape(expr)
+        z = self.value(expr.args[0])
+        t = self.call("negative", [z], shape)
+        t = self.call("exp", [t], shape)
+        t = self.call("add", [t, Value("1.0", None, False)], shape)
+        return self.call("divide", [Value("1.0", None, False), t], shape)
+
+    def softplus(self, expr: sympy.Expr) -> Value:
+        return self.call("logaddexp", [Value("0.0", None, False), self.value(expr.args[0])], self.shape(expr))
+
+    def extremum(self, expr: sympy.Expr) -> Value:
+        function = "maximum" if isinstance(expr, sympy.Max) else "minimum"
+        args = sorted(expr.args, key=sympy.default_sort_key)
+        acc, done = self.value(args[0]), args[0]
+        for arg in args[1:]:
+            done = expr.func(done, arg)
+            acc = self.call(function, [acc, self.value(arg)], self.shape(done))
+        return acc
+
+
+def _parenthesized(text: str) -> str:
+    return text if text.replace(".", "").replace("_", "").isalnum() else f"({text})"
+
+
+def kernel_lines(expr: sympy.Expr, target: str, leaf_shapes: dict[sympy.Symbol, tuple],
+                 donors: set[str] = frozenset(), numpy: str = "numpy", shape_text: str = "") -> list[str]:
+    """Statements computing ``expr`` into ``target``, one ufunc call per operation.
+
+    ``leaf_shapes`` maps each operand symbol (named by its identifier) to its shape;
+    ``donors`` names operands whose buffers may be overwritten (they die here);
+    ``shape_text`` is the printed shape of the result (for a result that is a number).
+    """
+    shared, (reduced,) = sympy.cse(expr, symbols=sympy.numbered_symbols("_t"), optimizations=None)
+    parts = [p for _, p in shared] + [reduced]
+    # a donor read twice must survive its first reader: only single readers may write into it
+    single = {d for d in donors if sum(p.count(sympy.Symbol(d, real=True)) for p in parts) == 1}
+    kernel = _Kernel(leaf_shapes, single, numpy)
+    for name, part in shared:
+        value = _materialized(kernel, kernel.value(part))
+        kernel.leaf_shapes[name] = kernel.shape(part)
+        kernel.lines.append(f"{name} = {value.text}")
+    result = _materialized(kernel, kernel.value(reduced))
+    lines = kernel.lines
+    if result.text in kernel.buffers:  # the last buffer is the result: give it its name
+        pattern = re.compile(rf"\b{re.escape(result.text)}\b")
+        lines = [pattern.sub(target, line) for line in lines]
+        kernel.buffers.remove(result.text)
+    elif result.shape is None:  # a number standing for a whole array
+        lines.append(f"{target} = {numpy}.full({shape_text}, {result.text})")
+    elif result.owned:  # a dying operand's buffer changes hands
+        lines.append(f"{target} = {result.text}")
+    else:  # another value's array: copy it, so that writing into the result harms nothing
+        lines.append(f"{target} = {result.text}.copy()")
+    temporaries = kernel.buffers + [str(n) for n, _ in shared]
+    if temporaries:
+        lines.append("del " + ", ".join(dict.fromkeys(temporaries)))
+    return lines
+
+
+def _materialized(kernel: _Kernel, value: Value) -> Value:
+    """A value that can stand alone as a float array (a comparison becomes 0.0/1.0)."""
+    if value.boolean:
+        name = kernel.fresh()
+        kernel.lines.append(f"{name} = {value.text}.astype({kernel.np}.float64)")
+        return Value(name, value.shape, True)
+    return value
