@@ -256,7 +256,7 @@ class Module:
             donors = frozenset(d for d in dead.get(i, ()) if d in reads[n] and self._owns(d, n))
             lines.extend(self.statement(n, donors))
             for g, p in due.get(i, []):
-                lines.append(f"{self.namespace.name(p)} -= lr * {self.atom(g)}  # SGD: {p!r}")
+                lines.extend(self._update(g, p, position))
                 if g in position:
                     dead.setdefault(i, []).append(g)
             if dead.get(i):
@@ -280,6 +280,16 @@ class Module:
         if spec.doc:
             header.append(f'    """{spec.doc}"""')
         return "\n".join(header + ["    " + line for line in binds + lines]) + "\n"
+
+    def _update(self, grad: str, param: str, position: dict) -> list[str]:
+        """``param -= lr * grad``; a gradient that is a fresh array is scaled in place first,
+        so the update allocates nothing."""
+        name, value = self.namespace.name(param), self.atom(grad)
+        data = self.graph.nodes[grad]
+        if grad in position and data[ir.OP] not in VIEWS and tuple(data[ir.SHAPE]) == tuple(
+                self.graph.nodes[param][ir.SHAPE]):
+            return [f"{value} *= lr", f"{name} -= {value}  # SGD: {param!r}"]
+        return [f"{name} -= lr * {value}  # SGD: {param!r}"]
 
     def _owns(self, operand: str, node: str) -> bool:
         """Whether ``operand``'s buffer is a fresh array of ``node``'s shape (not a view)."""
