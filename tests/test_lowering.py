@@ -194,8 +194,6 @@ sys.stdout.write(gc.compile(g).source)
 """
 
 
-@pytest.mark.xfail(reason="graphc/lower/emit.py Module.function: `del` lists follow the iteration order of the "
-                          "set reads[n], which depends on PYTHONHASHSEED", strict=True)
 def test_source_is_byte_identical_across_hash_seeds():
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     procs = [subprocess.Popen([sys.executable, "-c", DETERMINISM_SCRIPT], stdout=subprocess.PIPE,

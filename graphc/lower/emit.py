@@ -226,7 +226,8 @@ class Module:
         self._dims_used = set(extra_returns)
         order = [n for level in spec.body for n in level if ir.op_of(self.graph, n) not in SOURCES + ALIASES]
         position = {n: i for i, n in enumerate(order)}
-        reads = {n: {self.resolve(a) for a in ir.operands(self.graph, n)} for n in order}
+        # ordered (dict keys, not a set): the del lists must not follow hash order
+        reads = {n: list(dict.fromkeys(self.resolve(a) for a in ir.operands(self.graph, n))) for n in order}
         last_use: dict[str, int] = {}
         for i, n in enumerate(order):
             for a in reads[n]:
