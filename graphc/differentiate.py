@@ -25,7 +25,7 @@ import networkx as nx
 import numpy as np
 import sympy
 
-from . import ir
+from . import ir, shapes
 from .builder import Graph, Node, apply
 from .errors import GradientError, GraphError, describe
 from .lower.emit import const_number
@@ -52,6 +52,12 @@ def scalar_output(graph: nx.MultiDiGraph, of: str | None = None) -> str:
     if of is not None:
         if of not in outputs:
             raise GradientError(f"cannot take the gradient of {of!r}: it is not an output; outputs are {outputs!r}")
+        shape = tuple(graph.nodes[of][ir.SHAPE])
+        if shape:
+            raise GradientError(
+                f"output {of!r} has shape {shapes.fmt(shape)}, not a scalar: its gradient needs an explicit "
+                "cotangent of that shape: value_and_grad(feeds, seed=...)"
+            )
         return of
     scalars = [o for o in outputs if tuple(graph.nodes[o][ir.SHAPE]) == ()]
     if len(scalars) == 1:

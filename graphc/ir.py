@@ -62,8 +62,7 @@ def operands(graph: nx.MultiDiGraph, node: str) -> list[str]:
 
     >>> g = new_graph("doc")
     >>> g.add_node("x", op="input"); g.add_node("y", op="mul")
-    >>> g.add_edge("x", "y", arg=1); g.add_edge("x", "y", arg=0)
-    1
+    >>> _ = g.add_edge("x", "y", arg=1); _ = g.add_edge("x", "y", arg=0)
     >>> operands(g, "y")
     ['x', 'x']
     """

@@ -82,12 +82,13 @@ def compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None = None, of: str
     stages: dict[str, nx.MultiDiGraph] = {"declared": declared}
     forward = run_stages(declared, FORWARD_STAGES, stages)
     wrt = list(declared.graph[ir.PARAMS] if wrt is None else wrt)
+    if of is not None and of not in declared.graph[ir.OUTPUTS]:
+        raise GradientError(f"of={of!r} is not an output of graph {declared.graph[ir.NAME]!r}; "
+                            f"outputs are {declared.graph[ir.OUTPUTS]!r}")
     joint = None
     try:
         scalar_output(forward, of)
-    except GradientError:
-        if of is not None:
-            raise
+    except GradientError:  # no scalar to differentiate: forward only, gradients need a seed
         run_stages(forward, INFERENCE_STAGES, stages)
     else:
         stages.update(gradient_stages(forward, wrt, of, seeded=False))

@@ -283,14 +283,8 @@ def test_stable_forms_have_finite_gradients_at_800(op):
     assert np.isfinite(value["loss"]) and np.all(np.isfinite(grads["z"]))
 
 
-OVERFLOWS = pytest.mark.xfail(
-    strict=True, reason="sigmoid prints as 1/(1 + exp(-z)): exp overflows (a RuntimeWarning) at z = -800 although "
-    "the value is right; the printer (graphc/lower/printer.py) needs a form without overflow")
-
-
 @pytest.mark.parametrize("op", [
-    pytest.param("sigmoid", marks=OVERFLOWS), pytest.param("softplus", marks=OVERFLOWS),
-    pytest.param("bce_with_logits", marks=OVERFLOWS), "logsumexp", "softmax_cross_entropy",
+    "sigmoid", "softplus", "bce_with_logits", "logsumexp", "softmax_cross_entropy",
 ])
 def test_stable_forms_do_not_overflow_at_800(op):
     g = gc.Graph(f"{op}-800")

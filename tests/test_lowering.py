@@ -138,8 +138,6 @@ def test_value_and_grad_with_hostile_names(hostile_prog):
     np.testing.assert_allclose(grads[HOSTILE[1]], numeric, rtol=1e-6)
 
 
-@pytest.mark.xfail(reason="graphc/lower/train.py: sgd_step takes an argument named 'lr', and an input named "
-                          "'lr' keeps that identifier: SyntaxError 'duplicate argument'", strict=True)
 def test_an_input_named_like_a_generated_argument():
     g = gc.Graph("lr")
     x = g.input("lr", shape=())

@@ -140,9 +140,6 @@ def test_a_seed_of_the_wrong_shape_is_a_feed_error():
         prog.value_and_grad({"x": feeds()["x"], "W": feeds()["W"]}, seed=np.ones((4, 3)))
 
 
-@pytest.mark.xfail(strict=True, reason="compile(g, of=<non-scalar output>) differentiates it with a scalar seed of 1, "
-                   "i.e. silently returns the gradient of sum(output); graphc/pipeline.py compile() should compile "
-                   "the forward only (value_and_grad then needs seed=) when `of` names a non-scalar output")
 def test_naming_a_non_scalar_output_with_of_still_needs_a_seed():
     prog = gc.compile(vector_net(), of="h")
     with pytest.raises(gc.GradientError, match="seed"):
@@ -217,8 +214,6 @@ def test_relu_backward_code_states_the_kink_convention():
     assert "dReLU/dz = 0 if z < 0, 1 otherwise" in text
 
 
-@pytest.mark.xfail(strict=False, reason="the backward pass reuses the forward sigmoid (y (1 - y)) once the "
-                   "optimizer and fusion passes keep it from recomputing exp")
 def test_sigmoid_backward_code_reuses_the_forward_value():
     text = backward_pass_text(gc.compile(layer(gc.sigmoid)))
     assert "exp" not in text

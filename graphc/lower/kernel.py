@@ -182,6 +182,7 @@ class _Kernel:
         shape = self.shape(expr)
         z = self.value(expr.args[0])
         t = self.call("negative", [z], shape)
+        t = self.call("minimum", [t, Value("709.0", None, False)], shape)  # exp stays finite
         t = self.call("exp", [t], shape)
         t = self.call("add", [t, Value("1.0", None, False)], shape)
         return self.call("divide", [Value("1.0", None, False), t], shape)

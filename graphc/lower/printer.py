@@ -71,8 +71,9 @@ class GraphcPrinter(NumPyPrinter):
         return f"{self._np('heaviside')}({self._print(arg)}, {self._print(at)})"
 
     def _print_sigmoid(self, expr):
-        # Exact in both tails; below z = -709 exp overflows to inf and the value is 0.0.
-        return f"(1/(1 + {self._np('exp')}({self._print(-expr.args[0])})))"
+        # 1/(1 + exp(-z)) is exact in both tails; the exponent is capped at 709 (exp's
+        # largest finite argument) so that z < -709 gives ~1e-308, without an overflow.
+        return f"(1/(1 + {self._np('exp')}({self._np('minimum')}({self._print(-expr.args[0])}, 709.0))))"
 
     def _print_softplus(self, expr):
         return f"{self._np('logaddexp')}(0, {self._print(expr.args[0])})"

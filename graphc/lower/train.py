@@ -41,7 +41,7 @@ def train_functions(forward_module: Module, joint: nx.MultiDiGraph) -> str:
             if (readers or node in grads) and root not in saved and ir.op_of(joint, root) != "const":
                 saved.append(root)
     seed_param = seed_node if seed_node is not None else None
-    seed_name = module.namespace.name(seed_param) if seed_param else module.namespace.name(("seed",), "seed")
+    seed_name = module.namespace.name(seed_param) if seed_param else "seed"  # "seed" is reserved
 
     backward_spec = FunctionSpec("backward_pass", saved, backward_levels, grads,
                                  doc="The backward pass: gradients in GRADS order, from the saved values.")
