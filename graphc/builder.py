@@ -92,6 +92,7 @@ class Graph:
             self.nx.graph.setdefault(key, [])
         self._handles: dict[str, Node] = {}
         self._auto: set[str] = set()
+        self.created: list[str] = []  # ids of the nodes this builder made, in order
 
     @property
     def name(self) -> str:
@@ -186,6 +187,7 @@ class Graph:
     def _fresh(self, stem: str) -> str:
         node_id = ir.fresh_id(self.nx, stem)
         self._auto.add(node_id)
+        self.created.append(node_id)
         return node_id
 
     def _own(self, value, what: str) -> Node:

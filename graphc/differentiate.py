@@ -119,24 +119,24 @@ def differentiate(graph: nx.MultiDiGraph, wrt: Sequence[str] | None = None, of: 
         for k, operand in enumerate(ir.operands(joint, node)):
             if operand not in needed:
                 continue
-            before = set(joint.nodes)
+            mark = len(builder.created)
             contribution = _vjp(builder, joint, node, k, builder.node(total))
             if contribution is None:
                 continue
-            _tag(joint, [n for n in joint.nodes if n not in before], operand)
+            _tag(joint, builder.created[mark:], operand)
             cotangents.setdefault(operand, []).append(contribution.id)
 
     grads = {}
     for name in wrt:
         if name in totals:
-            before = set(joint.nodes)
+            mark = len(builder.created)
             exact = materialize(builder.node(totals[name]), joint.nodes[name][ir.SHAPE])
-            _tag(joint, [n for n in joint.nodes if n not in before], name)
+            _tag(joint, builder.created[mark:], name)
             grads[name] = exact.id
         else:
-            before = set(joint.nodes)
+            mark = len(builder.created)
             zero = apply("zeros_like", builder.node(name))
-            _tag(joint, [n for n in joint.nodes if n not in before], name)
+            _tag(joint, builder.created[mark:], name)
             grads[name] = zero.id
     joint.graph[ir.GRADS] = grads
     return _name_backward(joint)
@@ -177,9 +177,9 @@ def _accumulate(builder: Graph, graph: nx.MultiDiGraph, node: str, parts: list[s
     """The total cotangent of ``node``: the sum of its contributions, in order."""
     total = builder.node(parts[0])
     for part in parts[1:]:
-        before = set(graph.nodes)
+        mark = len(builder.created)
         total = total + builder.node(part)
-        _tag(graph, [n for n in graph.nodes if n not in before], node)
+        _tag(graph, builder.created[mark:], node)
     return total.id
 
 

@@ -9,6 +9,8 @@ out of its comment).
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -18,7 +20,7 @@ import sympy
 from .. import ir
 from ..errors import GraphError, describe
 from ..ops.base import definition, freeze, get_op
-from .kernel import kernel_lines
+from .kernel import kernel_lines, repeats
 from .naming import Namespace
 from .printer import print_expr
 
@@ -53,15 +55,14 @@ def literal(value) -> str:
     return f"numpy.array({body}, dtype=numpy.float64)"
 
 
-def _repeats(expr: sympy.Expr) -> bool:
-    """Whether some compound part occurs twice (only then is ``sympy.cse`` worth its time)."""
-    seen = set()
-    for part in sympy.preorder_traversal(expr):
-        if part.args and not part.is_Number:
-            if part in seen:
-                return True
-            seen.add(part)
-    return False
+_PLACEHOLDER = re.compile(r"\b__(?:a\d+|d\d+|target)\b")
+
+
+@functools.lru_cache(maxsize=4096)
+def _kernel_template(expr: sympy.Expr, leaves: tuple, donors: frozenset[str], numpy: str,
+                     shape_text: str) -> tuple[tuple[str, ...], str]:
+    lines = kernel_lines(expr, "__target", dict(leaves), donors, numpy, shape_text)
+    return tuple(lines), print_expr(expr)
 
 
 def _tuple(items: list[str]) -> str:
@@ -93,6 +94,7 @@ class Module:
     namespace: Namespace = field(default_factory=Namespace)
     constants: dict[str, str] = field(default_factory=dict)  # identifier -> literal
     numpy: str = "numpy"
+    _statements: dict = field(default_factory=dict)  # (node, donors) -> lines
 
     # -- atoms -----------------------------------------------------------------------------
     def is_scalar_const(self, node: str) -> bool:
@@ -162,6 +164,43 @@ class Module:
             + ("expand composite ops first (the pipeline's expand stage)" if op.composite else "it has no numpy form")
         )
 
+    def _kernel(self, node: str, donors: frozenset[str], target: str) -> tuple[list[str], str]:
+        """The kernel lines and formula of an elementwise node.
+
+        Worked out once per expression shape: the expression is made canonical (operands
+        and dims as placeholders ``__a0``, ``__d0``) and its template cached, so the fifty
+        identical layers of a deep network cost one derivation; names are put in after.
+        """
+        data = self.graph.nodes[node]
+        args = ir.operands(self.graph, node)
+        if ir.EXPR in data:
+            expr, symbols = data[ir.EXPR]
+        else:
+            lam = definition(data[ir.OP], freeze(data[ir.ATTRS]))
+            expr, symbols = lam.expr, lam.variables
+        mapping, leaves, names = {}, [], {}
+        for k, (symbol, arg) in enumerate(zip(symbols, args)):
+            if self.is_scalar_const(arg):
+                mapping[symbol] = const_number(self.graph.nodes[arg][ir.ATTRS]["value"])
+            else:
+                placeholder = sympy.Symbol(f"__a{k}", real=True)
+                mapping[symbol] = placeholder
+                leaves.append((placeholder, tuple(self.graph.nodes[arg][ir.SHAPE])))
+                names[placeholder.name] = self.atom(arg)
+        for j, dim in enumerate(sorted(expr.free_symbols - set(symbols), key=lambda d: d.name)):
+            mapping[dim] = sympy.Symbol(f"__d{j}", positive=True)
+            names[f"__d{j}"] = self.dim(dim)
+        once = [a for a in args if args.count(a) == 1]  # a value read twice must not be overwritten
+        donated = frozenset(f"__a{k}" for k, a in enumerate(args) if a in donors and a in once)
+        names["__target"] = target
+        lines, formula = _kernel_template(expr.xreplace(mapping), tuple(leaves), donated, self.numpy,
+                                          self.shape(data[ir.SHAPE]))
+
+        def fill(text: str) -> str:
+            return _PLACEHOLDER.sub(lambda m: names[m.group(0)], text)
+
+        return [fill(line) for line in lines], fill(formula)
+
     def elementwise_expression(self, node: str) -> sympy.Expr:
         """An elementwise node's value as a sympy expression over its operands' names."""
         data = self.graph.nodes[node]
@@ -179,6 +218,13 @@ class Module:
         return expr.xreplace(mapping)
 
     def statement(self, node: str, donors: frozenset[str] = frozenset()) -> list[str]:
+        """The line(s) computing ``node`` (cached: several functions compute the same node)."""
+        key = (node, donors)
+        if key not in self._statements:
+            self._statements[key] = self._statement(node, donors)
+        return self._statements[key]
+
+    def _statement(self, node: str, donors: frozenset[str]) -> list[str]:
         """The line(s) computing ``node``.
 
         An elementwise node with an array result becomes a kernel of in-place ufunc calls
@@ -191,18 +237,14 @@ class Module:
         target = self.namespace.name(node)
         op = get_op(data[ir.OP], node)
         if op.elementwise and data[ir.SHAPE]:
-            expr = self.elementwise_expression(node)
-            leaf_shapes = {sympy.Symbol(self.atom(a), real=True): self.graph.nodes[a][ir.SHAPE]
-                           for a in ir.operands(self.graph, node) if not self.is_scalar_const(a)}
-            lines = kernel_lines(expr, target, leaf_shapes, {self.atom(d) for d in donors}, self.numpy,
-                                 self.shape(data[ir.SHAPE]))
+            lines, formula = self._kernel(node, donors, target)
             if len(lines) == 1:
                 return [lines[0] + comment]
-            return [f"# {target} = {print_expr(expr)}  ({node!r} {data[ir.OP]}{_note(kink)})"] + lines
+            return [f"# {target} = {formula}  ({node!r} {data[ir.OP]}{_note(kink)})"] + lines
         if ir.EXPR not in data:
             return [f"{target} = {self.expression(node)}{comment}"]
         expr = self.fused_expression(node, ir.operands(self.graph, node))
-        if not _repeats(expr):
+        if not repeats(expr):
             return [f"{target} = {print_expr(expr)}{comment}"]
         shared, (reduced,) = sympy.cse(expr, symbols=sympy.numbered_symbols("_t"), optimizations=None)
         lines = [f"{name} = {print_expr(part)}" for name, part in shared]

@@ -23,7 +23,7 @@ from .. import shapes
 from ..ops.functions import sigmoid, softplus
 from .printer import print_expr
 
-__all__ = ["kernel_lines"]
+__all__ = ["kernel_lines", "repeats"]
 
 UNARY = {
     sympy.exp: "exp", sympy.log: "log", sympy.tanh: "tanh", sympy.sin: "sin", sympy.cos: "cos",
@@ -200,6 +200,17 @@ class _Kernel:
         return acc
 
 
+def repeats(expr: sympy.Expr) -> bool:
+    """Whether some compound part occurs twice (only then is ``sympy.cse`` worth its time)."""
+    seen = set()
+    for part in sympy.preorder_traversal(expr):
+        if part.args and not part.is_Number:
+            if part in seen:
+                return True
+            seen.add(part)
+    return False
+
+
 def _parenthesized(text: str) -> str:
     return text if text.replace(".", "").replace("_", "").isalnum() else f"({text})"
 
@@ -212,7 +223,10 @@ def kernel_lines(expr: sympy.Expr, target: str, leaf_shapes: dict[sympy.Symbol, 
     ``donors`` names operands whose buffers may be overwritten (they die here);
     ``shape_text`` is the printed shape of the result (for a result that is a number).
     """
-    shared, (reduced,) = sympy.cse(expr, symbols=sympy.numbered_symbols("_t"), optimizations=None)
+    if repeats(expr):
+        shared, (reduced,) = sympy.cse(expr, symbols=sympy.numbered_symbols("_t"), optimizations=None)
+    else:  # cse costs milliseconds; most kernels have nothing to share
+        shared, reduced = [], expr
     parts = [p for _, p in shared] + [reduced]
     # a donor read twice must survive its first reader: only single readers may write into it
     single = {d for d in donors if sum(p.count(sympy.Symbol(d, real=True)) for p in parts) == 1}
