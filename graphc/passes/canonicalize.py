@@ -35,7 +35,17 @@ import numpy as np
 from .. import ir
 from ..ops.base import get_op
 from .edit import (
-    MAX_CONST_SIZE, begin, concrete_size, order, const_node, const_value, is_const, is_source, new_node, protected, replace,
+    MAX_CONST_SIZE,
+    begin,
+    concrete_size,
+    const_node,
+    const_value,
+    is_const,
+    is_source,
+    new_node,
+    order,
+    protected,
+    replace,
 )
 from .stats import Stats
 

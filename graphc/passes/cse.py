@@ -1,7 +1,7 @@
 """cse: common-subexpression elimination by value numbering.
 
 Guarantees: no two op nodes compute the same value by the same means: same op, same attrs
-(frozen), same dtype and the same operands in order, or in any order for commutative ops
+(frozen), same ``expr`` (fused nodes), same dtype and the same operands in order, or in any order for commutative ops
 (``a + b`` and ``b + a``). Constants are equal when shape, dtype and bytes are (``0.0``
 and ``-0.0`` stay apart). Inputs and params are never merged. The node that survives is
 the first in topological order, marked "merged"; outputs and gradients keep their ids
@@ -43,7 +43,8 @@ def _key(graph: nx.MultiDiGraph, node: str, number: dict[str, int]) -> tuple | N
     args = tuple(number[a] for a in ir.operands(graph, node))
     if get_op(op).commutative:
         args = tuple(sorted(args))
-    return (op, freeze(data.get(ir.ATTRS) or {}), dtype, args)
+    # a fused node's expression (``expr``) is part of what it computes
+    return (op, freeze(data.get(ir.ATTRS) or {}), dtype, args, data.get(ir.EXPR))
 
 
 def cse(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:

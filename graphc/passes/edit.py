@@ -164,9 +164,9 @@ def replace(graph: nx.MultiDiGraph, old: str, new: str) -> str:
 
 
 def node_key(data: dict) -> tuple:
-    """What makes two nodes alike for structural comparison: op, attrs, shape, dtype."""
+    """What makes two nodes alike for structural comparison: op, attrs, shape, dtype, expr."""
     return (data[ir.OP], freeze(data.get(ir.ATTRS) or {}), tuple(map(str, data.get(ir.SHAPE, ()))),
-            data.get(ir.DTYPE, ir.DEFAULT_DTYPE))
+            data.get(ir.DTYPE, ir.DEFAULT_DTYPE), data.get(ir.EXPR))
 
 
 def equivalent(a: nx.MultiDiGraph, b: nx.MultiDiGraph) -> bool:

@@ -32,16 +32,24 @@ from .stats import Stats
 __all__ = ["fold", "fold_in_place", "evaluate_node"]
 
 
-def evaluate_node(graph: nx.MultiDiGraph, node: str) -> np.ndarray:
-    """The value of ``node`` (all of whose operands are consts), by its generated numpy code."""
+def evaluate_node(graph: nx.MultiDiGraph, node: str) -> np.ndarray | None:
+    """The value of ``node`` (all of whose operands are consts), by its generated numpy code.
+
+    None when the code needs a symbolic dim (a fused ``1/N``): no feed tells its size here.
+    """
     args = ir.operands(graph, node)
     tiny = ir.new_graph("fold")
     for a in dict.fromkeys(args):
         tiny.add_node(a, **graph.nodes[a])
     data = graph.nodes[node]
-    ir.add_op(tiny, node, data[ir.OP], args, data[ir.ATTRS], data[ir.SHAPE], data.get(ir.DTYPE, ir.DEFAULT_DTYPE))
+    extra = {ir.EXPR: data[ir.EXPR]} if ir.EXPR in data else {}  # a fused node computes its expr
+    ir.add_op(tiny, node, data[ir.OP], args, data[ir.ATTRS], data[ir.SHAPE], data.get(ir.DTYPE, ir.DEFAULT_DTYPE),
+              **extra)
     module = Module(tiny)
+    module._dims_used = set()  # Module.function's bookkeeping: the dims the code refers to
     code = module.expression(node)
+    if module._dims_used:
+        return None
     # Array constants are bound to their values by the names the expression uses for them.
     scope = {"numpy": np}
     for a in args:
@@ -75,7 +83,7 @@ def fold_in_place(out: nx.MultiDiGraph) -> Stats:
             continue
         value = evaluate_node(out, node)
         data = out.nodes[node]
-        if value.shape != tuple(data[ir.SHAPE]):  # an op whose lowering disagrees with its shape rule
+        if value is None or value.shape != tuple(data[ir.SHAPE]):  # an op whose lowering disagrees with its shape rule
             continue
         out.remove_edges_from(list(out.in_edges(node, keys=True)))
         data.update({ir.OP: "const", ir.ATTRS: {"value": float(value) if value.ndim == 0 else value},

@@ -37,7 +37,7 @@ from .. import ir
 from ..lower.emit import const_number
 from ..ops.base import definition, freeze, get_op
 from ..ops.functions import sigmoid, softplus
-from .edit import MAX_CONST_SIZE, begin, concrete_size, const_node, order, is_const, new_node, protected, replace
+from .edit import MAX_CONST_SIZE, begin, concrete_size, const_node, is_const, new_node, order, protected, replace
 from .stable import PRIMITIVE_RULES, apply_rules
 from .stats import Stats
 
