@@ -41,6 +41,7 @@ PARAMS = "params"
 OUTPUTS = "outputs"
 GRADS = "grads"
 SEED = "seed"
+STATS = "stats"  # what the optimizing passes did (see passes/stats.py)
 
 # Phases.
 FORWARD = "forward"
@@ -50,7 +51,7 @@ DEFAULT_DTYPE = "float64"
 
 __all__ = [
     "OP", "ATTRS", "SHAPE", "DTYPE", "PHASE", "GRAD_OF", "LEVEL", "EXPR", "MARK", "ARG",
-    "NAME", "INPUTS", "PARAMS", "OUTPUTS", "GRADS", "SEED", "FORWARD", "BACKWARD",
+    "NAME", "INPUTS", "PARAMS", "OUTPUTS", "GRADS", "SEED", "STATS", "FORWARD", "BACKWARD",
     "DEFAULT_DTYPE", "operands", "new_graph", "op_of", "attrs_of", "shape_of", "sources",
 ]
 
@@ -66,8 +67,12 @@ def operands(graph: nx.MultiDiGraph, node: str) -> list[str]:
     >>> operands(g, "y")
     ['x', 'x']
     """
-    edges = sorted(graph.in_edges(node, data=ARG), key=lambda edge: edge[2])
-    return [source for source, _, _ in edges]
+    # graph.pred directly: building an edge view per call dominated passes on big graphs
+    if graph.is_multigraph():
+        edges = sorted((data[ARG], source) for source, keys in graph.pred[node].items() for data in keys.values())
+    else:  # a plain DiGraph handed in by a user
+        edges = sorted((data[ARG], source) for source, data in graph.pred[node].items())
+    return [source for _, source in edges]
 
 
 def new_graph(name: str = "graph") -> nx.MultiDiGraph:

@@ -1,7 +1,7 @@
 """The compiler's pipeline: one ordered list of named stages, read top to bottom.
 
-    declare -> verify -> expand composites -> optimize
-            -> differentiate -> optimize the joint graph -> schedule -> lower -> load
+    declare -> verify -> rewrite composites -> expand composites -> optimize
+            -> differentiate -> optimize the joint graph -> fuse -> schedule -> lower -> load
 
 Every stage's output is kept by name (``Program.stages``) for drawing and testing.
 """
@@ -19,6 +19,8 @@ from .errors import GradientError
 from .lower.source import generate
 from .passes.expand import expand
 from .passes.fuse import fuse
+from .passes.optimize import optimize
+from .passes.stable import rewrite_composites
 from .program import Program
 from .schedule import schedule
 from .verify import verify
@@ -29,11 +31,14 @@ Pass = Callable[[nx.MultiDiGraph], nx.MultiDiGraph]
 
 # The forward graph's stages, in order.
 FORWARD_STAGES: list[tuple[str, Pass]] = [
+    ("rewritten", rewrite_composites),  # log(softmax) -> log_softmax, bce(sigmoid) -> logits form
     ("expanded", expand),
+    ("optimized", optimize),
 ]
 
 # After differentiation, the joint forward+backward graph's stages, in order.
 JOINT_STAGES: list[tuple[str, Pass]] = [
+    ("optimized_joint", optimize),
     ("fused", fuse),
     ("scheduled", schedule),
 ]

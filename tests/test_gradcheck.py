@@ -136,7 +136,8 @@ def test_a_wrong_tensor_vjp_is_blamed_on_its_node(monkeypatch):
         return OPS["sum"].vjp(node, args, g, k)  # forgets to divide by the count
 
     monkeypatch.setitem(OPS, "mean", dataclasses.replace(OPS["mean"], vjp=wrong_mean))
-    with pytest.raises(gc.GradientError, match=r"local derivative disagrees: node 'total' \(op mean\)"):
+    # 'loss' = identity('total'): the optimizer lets the output's id name the mean itself
+    with pytest.raises(gc.GradientError, match=r"local derivative disagrees: node '(total|loss)' \(op mean\)"):
         gc.check_gradients(gc.compile(small_net()), small_feeds())
 
 

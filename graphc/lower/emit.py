@@ -95,6 +95,7 @@ class Module:
     constants: dict[str, str] = field(default_factory=dict)  # identifier -> literal
     numpy: str = "numpy"
     _statements: dict = field(default_factory=dict)  # (node, donors) -> lines
+    _dims_used: set = field(default_factory=set)  # the dims the function being written reads
 
     # -- atoms -----------------------------------------------------------------------------
     def is_scalar_const(self, node: str) -> bool:

@@ -46,7 +46,6 @@ def evaluate_node(graph: nx.MultiDiGraph, node: str) -> np.ndarray | None:
     ir.add_op(tiny, node, data[ir.OP], args, data[ir.ATTRS], data[ir.SHAPE], data.get(ir.DTYPE, ir.DEFAULT_DTYPE),
               **extra)
     module = Module(tiny)
-    module._dims_used = set()  # Module.function's bookkeeping: the dims the code refers to
     code = module.expression(node)
     if module._dims_used:
         return None

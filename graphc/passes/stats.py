@@ -22,9 +22,11 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
+from .. import ir
+
 __all__ = ["STATS", "Stats"]
 
-STATS = "stats"  # the graph attribute
+STATS = ir.STATS  # the graph attribute
 
 
 @dataclass
