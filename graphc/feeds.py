@@ -26,9 +26,18 @@ class FeedChecker:
         self.graph = graph
         self.names = ir.sources(graph)
         self.specs = [(np.dtype(graph.nodes[n][ir.DTYPE]), tuple(graph.nodes[n][ir.SHAPE])) for n in self.names]
+        self.dtypes = [dtype for dtype, _ in self.specs]
+        self.last: list[tuple] = [None] * len(self.names)  # the shapes of the last good feeds
 
     def __call__(self, feeds: Mapping) -> list[np.ndarray]:
         if type(feeds) is dict and len(feeds) == len(self.names):
+            try:  # the same shapes as last time: already known to be consistent
+                values = [feeds[n] for n in self.names]
+                if all(type(v) is np.ndarray and v.dtype is d and v.shape == s
+                       for v, d, s in zip(values, self.dtypes, self.last)):
+                    return values
+            except KeyError:
+                return check_feeds(self.graph, feeds)
             try:
                 values = [feeds[n] for n in self.names]
             except KeyError:
@@ -40,6 +49,7 @@ class FeedChecker:
                 for want, got in zip(shape, value.shape):
                     if want != got and (type(want) is int or bound.setdefault(want, got) != got):
                         return check_feeds(self.graph, feeds)
+            self.last = [v.shape for v in values]
             return values
         return check_feeds(self.graph, feeds)
 

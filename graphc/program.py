@@ -43,6 +43,8 @@ class Program:
         self.module = load_source(code.source, graph.graph[ir.NAME])
         self._seeded: types.ModuleType | None = None
         self._check_feeds = FeedChecker(graph)
+        self._sources = ir.sources(graph)
+        self._param_positions = [k for k, name in enumerate(self._sources) if name in graph.graph[ir.PARAMS]]
 
     @property
     def name(self) -> str:
@@ -118,21 +120,22 @@ class Program:
         as its gradient exists, so only one gradient is alive at a time. Params must be
         writable float64 numpy arrays (they are updated where they are).
         """
-        if not hasattr(self.module, "sgd_step"):
+        step = getattr(self.module, "sgd_step", None)
+        if step is None:
             from .errors import GradientError
 
             raise GradientError(
                 f"program {self.name!r} has no SGD step: it needs a scalar output and wrt naming params only"
             )
         arrays = self._check_feeds(feeds)
-        for name, array in zip(ir.sources(self.graph), arrays):
-            if name in self.graph.graph[ir.PARAMS] and array is not feeds[name]:
+        for k in self._param_positions:  # a converted copy would be updated instead of the caller's array
+            if arrays[k] is not feeds[self._sources[k]] or not arrays[k].flags.writeable:
+                name = self._sources[k]
                 raise FeedError(
                     f"param {name!r} must be a writable {self.graph.nodes[name][ir.DTYPE]} numpy array to be "
                     f"updated in place, found {type(feeds[name]).__name__}; pass numpy.asarray(value, dtype=float)"
                 )
-        values = self.module.sgd_step(*arrays, lr)
-        return {name: np.asarray(v) for name, v in zip(self.outputs, values)}
+        return dict(zip(self.outputs, step(*arrays, lr)))
 
     def _seeded_module(self) -> types.ModuleType:
         if self._seeded is None:

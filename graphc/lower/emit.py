@@ -106,6 +106,8 @@ class Module:
         """How code refers to a node's value: its identifier, or a scalar's literal."""
         node = self.resolve(node)
         data = self.graph.nodes[node]
+        if self.is_inline(node):  # x.T costs less written where it is used than as a statement
+            return f"{self.tensor_atom(ir.operands(self.graph, node)[0])}.T"
         if data[ir.OP] == "const":
             value = data[ir.ATTRS]["value"]
             if np.ndim(value) == 0:
@@ -120,6 +122,18 @@ class Module:
         """The node whose statement computes ``node``'s value (aliases have none)."""
         while ir.op_of(self.graph, node) in ALIASES:
             node = ir.operands(self.graph, node)[0]
+        return node
+
+    def is_inline(self, node: str) -> bool:
+        """A transpose of all axes is written ``x.T`` where it is read: no statement of its own."""
+        data = self.graph.nodes[node]
+        return data[ir.OP] == "transpose" and data[ir.ATTRS].get("axes") is None
+
+    def base(self, node: str) -> str:
+        """The node holding the array ``node``'s code reads (through aliases and ``.T``)."""
+        node = self.resolve(node)
+        while self.is_inline(node):
+            node = self.resolve(ir.operands(self.graph, node)[0])
         return node
 
     def tensor_atom(self, node: str) -> str:
@@ -267,7 +281,8 @@ class Module:
         goes back before the next statement runs.
         """
         self._dims_used = set(extra_returns)
-        order = [n for level in spec.body for n in level if ir.op_of(self.graph, n) not in SOURCES + ALIASES]
+        order = [n for level in spec.body for n in level
+                 if ir.op_of(self.graph, n) not in SOURCES + ALIASES and not self.is_inline(n)]
         position = {n: i for i, n in enumerate(order)}
         # ordered (dict keys, not a set): the del lists must not follow hash order
         reads = {n: list(dict.fromkeys(self.resolve(a) for a in ir.operands(self.graph, n))) for n in order}
@@ -279,7 +294,7 @@ class Module:
                     if ir.op_of(self.graph, a) not in VIEWS:
                         break
                     a = self.resolve(ir.operands(self.graph, a)[0])
-        keep = {self.resolve(n) for n in list(spec.returns) + list(saved or [])}
+        keep = {self.base(n) for n in list(spec.returns) + list(saved or [])}
         due: dict[int, list[tuple[str, str]]] = {}
         for grad, param in (updates or {}).items():
             grad = self.resolve(grad)

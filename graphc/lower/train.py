@@ -37,7 +37,7 @@ def train_functions(forward_module: Module, joint: nx.MultiDiGraph) -> str:
             if _is_backward(joint, node) or joint.nodes[node][ir.OP] == "const":
                 continue
             readers = [s for s in joint.successors(node) if _is_backward(joint, s)]
-            root = module.resolve(node)
+            root = module.base(node)
             if (readers or node in grads) and root not in saved and ir.op_of(joint, root) != "const":
                 saved.append(root)
     seed_param = seed_node if seed_node is not None else None

@@ -98,8 +98,14 @@ register(Op("log_softmax", 1, _check_axis_shape(_same_shape), attrs={"axis": -1}
             expand=_expand_log_softmax, doc="x - logsumexp(x) over axis"))
 register(Op("logsumexp", 1, _reduce_shape, attrs={"axis": None, "keepdims": False},
             expand=_expand_logsumexp, doc="log(sum(exp(x))) over axes, with the max shift"))
-register(Op("mse", 2, _loss_shape, expand=_expand_mean_of("squared_error"),
-            doc="mean over all elements of (pred - y)**2"))
+def _expand_mse(args, attrs):
+    # square(pred - y), not one squared_error op: the backward pass then reuses pred - y
+    f = _f()
+    pred, target = args
+    return f.mean(f.square(pred - target))
+
+
+register(Op("mse", 2, _loss_shape, expand=_expand_mse, doc="mean over all elements of (pred - y)**2"))
 register(Op("bce", 2, _loss_shape, expand=_expand_mean_of("bce_terms"),
             doc="binary cross-entropy of probabilities p, mean over all elements"))
 register(Op("bce_with_logits", 2, _loss_shape, expand=_expand_mean_of("bce_logits_terms"),

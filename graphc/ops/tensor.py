@@ -146,14 +146,24 @@ def _reducer(function):
     return lower
 
 
-for _name, _function, _doc in (
-    ("sum", "sum", "sum over axes"),
-    ("mean", "mean", "mean over axes"),
-    ("max", "max", "largest element over axes (gradient: to every maximal element)"),
+def _lower_mean(ctx, args, attrs, node):
+    # sum / count: numpy's mean() runs Python code that costs microseconds per call
+    from .. import ir
+
+    shape = ctx.graph.nodes[ir.operands(ctx.graph, node)[0]][ir.SHAPE]
+    axes = normalize_axes(attrs.get("axis"), len(shape))
+    count = [ctx.dim(shape[a]) for a in axes]
+    total = _reducer("sum")(ctx, args, attrs, node)
+    return f"{total} / {'*'.join(count) if count else '1'}" if len(count) <= 1 else f"{total} / ({'*'.join(count)})"
+
+
+for _name, _lower, _doc in (
+    ("sum", _reducer("sum"), "sum over axes"),
+    ("mean", _lower_mean, "mean over axes"),
+    ("max", _reducer("max"), "largest element over axes (gradient: to every maximal element)"),
 ):
     register(Op(
-        _name, 1, _reduce_shape, attrs={"axis": None, "keepdims": False},
-        lower=_reducer(_function), doc=_doc,
+        _name, 1, _reduce_shape, attrs={"axis": None, "keepdims": False}, lower=_lower, doc=_doc,
     ))
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import ir
 from ..ops.base import freeze, get_op
-from .edit import begin, const_value, is_source, order, replace
+from .edit import begin, const_value, is_const, is_source, order, protected, replace
 from .stats import Stats
 
 __all__ = ["cse", "cse_in_place"]
@@ -56,6 +56,7 @@ def cse_in_place(out: nx.MultiDiGraph) -> Stats:
     number: dict[str, int] = {}  # node id -> value number
     table: dict[tuple, str] = {}  # key -> the node that holds the value now
     merged = 0
+    keep = protected(out)
     for node in order(out):
         if node in number:  # a representative renamed to an output's id, seen already
             continue
@@ -64,6 +65,11 @@ def cse_in_place(out: nx.MultiDiGraph) -> Stats:
             continue
         key = _key(out, node, number)
         first = table.get(key)
+        if first is not None and is_const(out, node) and node in keep:
+            # merging would turn a named const into identity(const), which fold turns back
+            first = None
+            number[node] = len(number)
+            continue
         if first is None:
             table[key] = node
             number[node] = len(number)
