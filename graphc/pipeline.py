@@ -52,7 +52,10 @@ INFERENCE_STAGES: list[tuple[str, Pass]] = [
 
 def run_stages(graph: nx.MultiDiGraph, stages: list[tuple[str, Pass]], into: dict) -> nx.MultiDiGraph:
     for name, stage in stages:
+        inherited = graph.graph.get(ir.STATS)
         graph = verify(stage(graph))
+        if inherited is not None and graph.graph.get(ir.STATS) == inherited:
+            graph.graph.pop(ir.STATS)  # each stage shows what its own pass did, nothing older
         into[name] = graph
     return graph
 
@@ -60,7 +63,9 @@ def run_stages(graph: nx.MultiDiGraph, stages: list[tuple[str, Pass]], into: dic
 def gradient_stages(forward: nx.MultiDiGraph, wrt: Sequence[str] | None, of: str | None,
                     seeded: bool) -> dict[str, nx.MultiDiGraph]:
     """The stages from differentiation on: {"differentiated": ..., ..., "scheduled": ...}."""
-    stages = {"differentiated": verify(differentiate(forward, wrt, of, seeded=seeded))}
+    joint = verify(differentiate(forward, wrt, of, seeded=seeded))
+    joint.graph.pop(ir.STATS, None)
+    stages = {"differentiated": joint}
     run_stages(stages["differentiated"], JOINT_STAGES, stages)
     return stages
 

@@ -71,6 +71,32 @@ class Program:
         return levels(self.stages["scheduled"])
 
     @property
+    def critical_path(self) -> list[str]:
+        """The longest dependency chain of the final graph (node ids, first to last)."""
+        from .schedule import critical_path
+
+        return critical_path(self.stages["scheduled"])
+
+    @property
+    def stats(self) -> dict[str, dict]:
+        """What each stage's passes did: {stage: {"passes": {pass: {what: n}}, nodes...}}."""
+        return {name: dict(graph.graph[ir.STATS]) for name, graph in self.stages.items() if ir.STATS in graph.graph}
+
+    def summary(self) -> str:
+        """A plain-text account of the compilation: stages, pass statistics, schedule."""
+        lines = [f"graphc program {self.name!r}: outputs {self.outputs}, wrt {self.wrt}", "", "stages:"]
+        for k, (name, graph) in enumerate(self.stages.items(), 1):
+            lines.append(f"  {k:2d}. {name:<16} {graph.number_of_nodes():6d} nodes")
+            for pass_name, counts in (graph.graph.get(ir.STATS) or {}).get("passes", {}).items():
+                done = ", ".join(f"{what} {n}" for what, n in sorted(counts.items()))
+                lines.append(f"        {pass_name:<13} {done}")
+        widths = [len(level) for level in self.levels]
+        lines += ["", f"schedule: {len(widths)} dependency levels, widest {max(widths, default=0)}, "
+                  f"critical path {len(self.critical_path)} nodes",
+                  "  level widths: " + " ".join(str(w) for w in widths)]
+        return "\n".join(lines)
+
+    @property
     def outputs(self) -> list[str]:
         return list(self.graph.graph[ir.OUTPUTS])
 
