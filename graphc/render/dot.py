@@ -20,7 +20,9 @@ from . import collapse, style
 from .labels import esc, is_bad, node_formula, shape_text, short, summary, zero_count
 from .values import Annotations, edge_is_dead
 
-__all__ = ["DrawOptions", "build"]
+__all__ = ["DrawOptions", "build", "LIMIT_LAYOUT_ABOVE"]
+
+LIMIT_LAYOUT_ABOVE = 80  # nodes; above this, Graphviz's layout search is capped
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,7 @@ def build(graph: nx.MultiDiGraph, ann: Annotations | None = None,
     """The drawing of ``graph`` (optionally with values and gradients) as a Digraph."""
     title = opts.title if opts.title is not None else str(graph.graph.get(ir.NAME, "graph"))
     by_level = levels(graph)
+    level_of = _level_of(graph, by_level)
     plan = collapse.plan(graph, by_level, opts.max_nodes, opts.full)
     order = [n for level in by_level for n in level if n not in plan.hidden]
     ids = {n: f"n{k}" for k, n in enumerate(order)}
@@ -140,6 +143,11 @@ def build(graph: nx.MultiDiGraph, ann: Annotations | None = None,
     dot = graphviz.Digraph(name="graphc", engine="dot")
     dot.attr(rankdir=opts.rankdir, label=f"<<b>{esc(title)}</b>>", labelloc="t", fontname="Helvetica",
              fontsize="16", newrank="true", nodesep="0.25", ranksep="0.45")
+    drawn = len(order) + len(plan.summaries)
+    if drawn > LIMIT_LAYOUT_ABOVE:
+        # dot's x-coordinate network simplex is super-linear on joint graphs (a 300-node one
+        # took minutes); capping its iterations keeps the levels and costs some straightness.
+        dot.attr(nslimit="1", nslimit1="1", mclimit="0.1", searchsize="10")
     dot.attr("node", fontname="Helvetica", fontsize="12", margin="0.12,0.06")
     dot.attr("edge", arrowsize="0.7")
 
@@ -158,9 +166,10 @@ def build(graph: nx.MultiDiGraph, ann: Annotations | None = None,
         dot.node(f"s{k}", label=f"<{summary_node.label_html()}>", shape="box3d", style="filled",
                  fillcolor="#f9fafb", color="#6b7280", **{"class": "summary"})
 
-    _edges(dot, graph, order, ids, ann, path_edges, plan)
-    if opts.ranks:
-        _ranks(dot, by_level, ids, fused, plan)
+    _edges(dot, graph, order, ids, ann, path_edges, plan, level_of if opts.ranks else None,
+           stubs=drawn > LIMIT_LAYOUT_ABOVE)
+    if opts.ranks and drawn <= LIMIT_LAYOUT_ABOVE:  # above it, minlen alone gives the ranks
+        _ranks(dot, level_of, ids, fused, plan)
     if opts.legend:
         dot.node("legend", label=style.legend_label(
             kinds_used, marks_used, values=bool(ann and ann.values), grads=bool(ann and ann.grads),
@@ -193,8 +202,31 @@ def _node(dot, graph, node: str, dot_id: str, kind: str, ann, opts: DrawOptions,
         cluster.node(dot_id, label=label, **attrs)
 
 
-def _edges(dot, graph, order, ids, ann, path_edges, plan) -> None:
+SOURCE_OPS = ("input", "param", "const")
+
+
+def _level_of(graph, by_level) -> dict[str, int]:
+    """The rank each node is drawn at: its dependency level, except that inputs, params and
+    constants (all level 0) sit one rank before their first consumer, next to where they
+    are used, instead of in one long column with edges across the whole picture."""
+    level = {n: k for k, nodes in enumerate(by_level) for n in nodes}
+    for node in list(level):
+        if graph.nodes[node].get(ir.OP) in SOURCE_OPS:
+            consumers = [level[v] for v in graph.successors(node)]
+            level[node] = max(min(consumers, default=1) - 1, 0)
+    return level
+
+
+STUB_SPAN = 3  # in big drawings, a forward value reused this many ranks later is a stub
+
+
+def _edges(dot, graph, order, ids, ann, path_edges, plan, level_of, stubs: bool = False) -> None:
+    """Operand edges in level order. In big drawings the long edges from a forward value to
+    the backward node reusing it become a small "↪ name" stub beside the user: those edges
+    are what makes Graphviz slow (each rank crossed is a virtual node) and unreadable."""
     seen_summary_edges: set[tuple[str, str]] = set()
+    levels_known = level_of or {}
+    stub_count = 0
     targets = order + [m for s in plan.summaries for m in s.members]
     for target in targets:
         for position, source in enumerate(ir.operands(graph, target)):
@@ -208,6 +240,13 @@ def _edges(dot, graph, order, ids, ann, path_edges, plan) -> None:
                 dot.edge(tail, head, color="#9ca3af", style="dotted", **{"class": "summary"})
                 continue
             backward = graph.nodes[target].get(ir.PHASE) == ir.BACKWARD
+            if stubs and backward and levels_known.get(target, 0) - levels_known.get(source, 0) > STUB_SPAN:
+                stub = f"r{stub_count}"
+                stub_count += 1
+                dot.node(stub, label=f'<<font point-size="9">↪ {esc(short(source, 24))}</font>>', shape="plaintext",
+                         **{"class": "stub"})
+                dot.edge(stub, head, color=style.EDGE["backward"]["color"], style="dotted", **{"class": "stub"})
+                continue
             attrs: dict[str, str] = dict(style.EDGE["backward" if backward else "plain"])
             classes = ["backward" if backward else "forward"]
             if (source, target) in path_edges:
@@ -221,6 +260,10 @@ def _edges(dot, graph, order, ids, ann, path_edges, plan) -> None:
                 attrs["taillabel"] = ""
                 attrs["headlabel"] = str(position)
                 attrs["labelfontsize"] = "8"
+            if level_of is not None and level_of[target] - level_of[source] > 1:
+                # With every edge exactly its minlen, dot's optimal ranking is the levels
+                # themselves: ranks that cost no rank=same solving on big graphs.
+                attrs["minlen"] = str(level_of[target] - level_of[source])
             attrs["class"] = " ".join(classes)
             dot.edge(tail, head, **attrs)
 
@@ -231,12 +274,16 @@ def _commutative(graph, node) -> bool:
     return get_op(graph.nodes[node][ir.OP], node).commutative
 
 
-def _ranks(dot, by_level, ids, clustered: set[str], plan) -> None:
-    for level in by_level:
-        members = [ids[n] for n in level if n in ids and n not in clustered and n not in plan.hidden]
-        if len(members) < 2:
+def _ranks(dot, level_of, ids, clustered: set[str], plan) -> None:
+    groups: dict[int, list[str]] = {}
+    for node, k in level_of.items():  # level_of follows the levels' order: deterministic
+        if node in clustered or node in plan.hidden:
+            continue
+        groups.setdefault(k, []).append(ids[node])
+    for k in sorted(groups):
+        if len(groups[k]) < 2:
             continue
         with dot.subgraph() as same:
             same.attr(rank="same")
-            for member in members:
+            for member in groups[k]:
                 same.node(member)
