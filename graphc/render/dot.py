@@ -130,7 +130,7 @@ def build(graph: nx.MultiDiGraph, ann: Annotations | None = None,
     title = opts.title if opts.title is not None else str(graph.graph.get(ir.NAME, "graph"))
     by_level = levels(graph)
     level_of = _level_of(graph, by_level)
-    plan = collapse.plan(graph, by_level, opts.max_nodes, opts.full)
+    plan = collapse.plan(graph, _display_levels(level_of), opts.max_nodes, opts.full)
     order = [n for level in by_level for n in level if n not in plan.hidden]
     ids = {n: f"n{k}" for k, n in enumerate(order)}
     for k, summary_node in enumerate(plan.summaries):
@@ -203,6 +203,13 @@ def _node(dot, graph, node: str, dot_id: str, kind: str, ann, opts: DrawOptions,
 
 
 SOURCE_OPS = ("input", "param", "const")
+
+
+def _display_levels(level_of: dict[str, int]) -> list[list[str]]:
+    groups: list[list[str]] = [[] for _ in range(max(level_of.values(), default=-1) + 1)]
+    for node, k in level_of.items():
+        groups[k].append(node)
+    return groups
 
 
 def _level_of(graph, by_level) -> dict[str, int]:

@@ -83,7 +83,9 @@ def evaluate(graph: nx.MultiDiGraph, feeds: Mapping) -> dict[str, np.ndarray]:
     constants = "".join(f"{name} = {value}\n" for name, value in module.constants.items())
     source = "import numpy\n" + constants + "\n\n" + function
     run = load_source(source, f"{graph.graph.get(ir.NAME, 'graph')} values").all_values
-    out = {n: np.asarray(v) for n, v in zip(computed, run(*[arrays[a] for a in args]))} if computed else {}
+    with np.errstate(all="ignore"):  # NaN and Inf are drawn (in red), not warned about
+        results = run(*[arrays[a] for a in args]) if computed else ()
+    out = {n: np.asarray(v) for n, v in zip(computed, results)}
     out.update({n: np.asarray(v) for n, v in arrays.items()})
     for node, data in graph.nodes(data=True):
         if data[ir.OP] == "const":
