@@ -30,6 +30,7 @@ GRAD_OF = "grad_of"
 LEVEL = "level"
 EXPR = "expr"
 MARK = "mark"
+EARLY = "early"  # a backward node the training forward computes (interleave's running products)
 
 # Edge attribute key.
 ARG = "arg"
@@ -50,7 +51,7 @@ BACKWARD = "backward"
 DEFAULT_DTYPE = "float64"
 
 __all__ = [
-    "OP", "ATTRS", "SHAPE", "DTYPE", "PHASE", "GRAD_OF", "LEVEL", "EXPR", "MARK", "ARG",
+    "OP", "ATTRS", "SHAPE", "DTYPE", "PHASE", "GRAD_OF", "LEVEL", "EXPR", "MARK", "EARLY", "ARG",
     "NAME", "INPUTS", "PARAMS", "OUTPUTS", "GRADS", "SEED", "STATS", "FORWARD", "BACKWARD",
     "DEFAULT_DTYPE", "operands", "new_graph", "op_of", "attrs_of", "shape_of", "sources",
 ]

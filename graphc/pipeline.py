@@ -19,6 +19,7 @@ from .errors import GradientError
 from .lower.source import generate
 from .passes.expand import expand
 from .passes.fuse import fuse
+from .passes.interleave import interleave
 from .passes.optimize import optimize
 from .passes.stable import rewrite_composites
 from .program import Program
@@ -40,6 +41,7 @@ FORWARD_STAGES: list[tuple[str, Pass]] = [
 JOINT_STAGES: list[tuple[str, Pass]] = [
     ("optimized_joint", optimize),
     ("fused", fuse),
+    ("interleaved", interleave),  # long backward products start during the forward pass
     ("scheduled", schedule),
 ]
 

@@ -242,7 +242,7 @@ def kernel_lines(expr: sympy.Expr, target: str, leaf_shapes: dict[sympy.Symbol, 
         lines = [pattern.sub(target, line) for line in lines]
         kernel.buffers.remove(result.text)
     elif result.shape is None:  # a number standing for a whole array
-        lines.append(f"{target} = {numpy}.full({shape_text}, {result.text})")
+        lines.append(f"{target} = {numpy}.full({shape_text}, {result.text}, dtype={numpy}.float64)")
     elif result.owned:  # a dying operand's buffer changes hands
         lines.append(f"{target} = {result.text}")
     else:  # another value's array: copy it, so that writing into the result harms nothing

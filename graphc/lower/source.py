@@ -23,15 +23,20 @@ import numpy
 """
 
 FORWARD_WRAPPER = '''
+def _arrays(feeds):
+    """The feeds as float64 arrays, in argument order (kernels write into float buffers)."""
+    return [numpy.asarray(feeds[name], dtype=numpy.float64) for name in INPUTS + PARAMS]
+
+
 def forward(feeds):
     """The graph's outputs, a dict keyed by output name, for a dict of feeds."""
-    return dict(zip(OUTPUTS, forward_pass(*[feeds[name] for name in INPUTS + PARAMS])))
+    return dict(zip(OUTPUTS, forward_pass(*_arrays(feeds))))
 '''
 
 GRAD_WRAPPER = '''
 def value_and_grad(feeds, seed=None):
     """(outputs, gradients): dicts keyed by output name and by the name of each wrt value."""
-    outputs, saved = train_forward(*[feeds[name] for name in INPUTS + PARAMS])
+    outputs, saved = train_forward(*_arrays(feeds))
     cotangent = {seed_default} if seed is None else seed
     return dict(zip(OUTPUTS, outputs)), dict(zip(GRADS, backward_pass(*saved, cotangent)))
 '''

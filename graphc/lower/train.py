@@ -17,7 +17,10 @@ __all__ = ["train_functions"]
 
 
 def _is_backward(graph: nx.MultiDiGraph, node: str) -> bool:
-    return graph.nodes[node].get(ir.PHASE) == ir.BACKWARD
+    """Computed by backward_pass: backward nodes, except those that read forward values only
+    and that interleave marked to run early (train_forward computes and saves them)."""
+    data = graph.nodes[node]
+    return data.get(ir.PHASE) == ir.BACKWARD and not data.get(ir.EARLY)
 
 
 def train_functions(forward_module: Module, joint: nx.MultiDiGraph) -> str:

@@ -1,0 +1,115 @@
+"""interleave: start a long backward product during the forward pass.
+
+The gradient through a chain of elementwise ops is one product of local derivatives,
+c * f1(z1) * f2(z2) * ... : after fusion, one backward node reading every forward value of
+the chain, so all of them stay alive until the forward pass ends. This pass splits such a
+product into running products, P1 = f1(z1), P2 = P1 * f2(z2), ..., each placed by its
+operands, so the schedule computes P_k as soon as z_k exists and z_k dies right after its
+last forward reader: the memory of an expert's step that accumulates the derivative while
+going forward.
+
+Guarantees: values are unchanged (a product is reassociated, nothing else); only backward
+fused nodes whose expression is a product are split; a factor moves early only if the
+forward values it reads have no other backward reader (otherwise they stay alive anyway
+and an early product would only cost memory); the split node keeps its id; running products
+carry ``early=True``, so the training forward computes them and saves only the last.
+
+Before: ``d_add = fused(add, tanh, exp)`` = ``f1(add) * f2(tanh) * f3(exp) * g``.
+After: ``d_add_p = f1(add)``, ``d_add_p_1 = d_add_p * f2(tanh)``,
+``d_add = d_add_p_1 * f3(exp) * g``.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import sympy
+
+from .. import ir
+from ..ops.fused import fused_symbols
+from .edit import begin, order
+from .stats import Stats
+
+__all__ = ["interleave"]
+
+
+def _early(graph: nx.MultiDiGraph, value: str, reader: str) -> bool:
+    """A forward value whose only backward reader is ``reader``."""
+    if graph.nodes[value].get(ir.PHASE) == ir.BACKWARD:
+        return False
+    return all(s == reader or graph.nodes[s].get(ir.PHASE) != ir.BACKWARD for s in graph.successors(value))
+
+
+def interleave(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    out = begin(graph)
+    stats = Stats()
+    position = {node: k for k, node in enumerate(order(out))}
+    for node in list(position):
+        data = out.nodes[node]
+        if data.get(ir.PHASE) != ir.BACKWARD or ir.EXPR not in data or data.get(ir.EARLY):
+            continue  # (a running product is split already)
+        expr, symbols = data[ir.EXPR]
+        if not expr.is_Mul:
+            continue
+        args = ir.operands(out, node)
+        value_of = dict(zip(symbols, args))
+        groups: dict[int, list[sympy.Expr]] = {}
+        late: list[sympy.Expr] = []
+        for factor in sympy.Mul.make_args(expr):
+            used = [value_of[s] for s in sorted(factor.free_symbols, key=str) if s in value_of]
+            if used and all(_early(out, v, node) for v in used):
+                groups.setdefault(max(position[v] for v in used), []).append(factor)
+            else:
+                late.append(factor)
+        if len(groups) < 2:
+            continue
+        previous, pending = None, []
+        for key in sorted(groups):
+            pending += groups[key]
+            if previous is None and sympy.Mul(*pending).is_Symbol:
+                continue  # a product of one bare value would only copy it: multiply it in later
+            previous = _running_product(out, node, previous, pending, value_of)
+            pending = []
+        late += pending
+        _finish(out, node, previous, late, value_of)
+        stats.count("interleave", "split", len(groups))
+    return stats.attach(graph, out)
+
+
+def _fused_node(graph, node_id, like, factors, previous, value_of, kink=""):
+    """(Re)write ``node_id`` as fused(previous * prod(factors))."""
+    reads = ([previous] if previous is not None else []) + list(dict.fromkeys(
+        value_of[s] for f in factors for s in sorted(f.free_symbols, key=str) if s in value_of))
+    symbols = fused_symbols(len(reads))
+    rename = {old: symbols[reads.index(arg)] for old, arg in value_of.items() if arg in reads}
+    expr = sympy.Mul(*factors).xreplace(rename)
+    if previous is not None:
+        expr = symbols[0] * expr
+    shapes = [graph.nodes[r][ir.SHAPE] for r in reads]
+    from ..shapes import broadcast
+
+    if node_id not in graph:
+        template = graph.nodes[like]
+        graph.add_node(node_id, **{ir.OP: "fused", ir.ATTRS: {"kink": kink}, ir.DTYPE: template[ir.DTYPE],
+                                   ir.PHASE: ir.BACKWARD, ir.GRAD_OF: template.get(ir.GRAD_OF), ir.MARK: "created"})
+    else:
+        graph.remove_edges_from(list(graph.in_edges(node_id, keys=True)))
+    data = graph.nodes[node_id]
+    data[ir.EXPR] = (expr, symbols)
+    data[ir.SHAPE] = broadcast(shapes) if shapes else ()
+    for k, r in enumerate(reads):
+        graph.add_edge(r, node_id, **{ir.ARG: k})
+    return node_id
+
+
+def _running_product(graph, node, previous, factors, value_of):
+    product = _fused_node(graph, ir.fresh_id(graph, f"{node}_p"), node, factors, previous, value_of)
+    graph.nodes[product][ir.EARLY] = True  # reads forward values only: train_forward computes it
+    return product
+
+
+def _finish(graph, node, previous, late, value_of):
+    shape = graph.nodes[node][ir.SHAPE]
+    kink = graph.nodes[node][ir.ATTRS].get("kink", "")
+    _fused_node(graph, node, node, late, previous, value_of, kink)
+    graph.nodes[node][ir.SHAPE] = shape  # the product's shape; late factors may broadcast it
+    graph.nodes[node][ir.MARK] = "created"
