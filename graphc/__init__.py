@@ -52,13 +52,14 @@ from .functional import (
 from .io import load, save
 from .pipeline import compile, grad
 from .program import Program
+from .render import render
 from .testing import check_gradients
 from .verify import verify
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "zoo", "Graph", "Node", "from_networkx", "compile", "grad", "check_gradients", "Program", "verify",
+    "zoo", "render", "Graph", "Node", "from_networkx", "compile", "grad", "check_gradients", "Program", "verify",
     "elementwise", "apply",
     "save", "load",
     "GraphcError", "GraphError", "ShapeError", "FeedError", "GradientError", "RenderError",
