@@ -41,6 +41,7 @@ MARKS: dict[str, tuple[str, str]] = {
     "created": ("✚ created", "#0891b2"),
     "merged": ("⇄ merged", "#db2777"),
     "folded": ("◆ folded", "#7c3aed"),
+    "fused": ("⊕ fused", "#6d28d9"),
 }
 
 EDGE = {
