@@ -7,7 +7,7 @@ import networkx as nx
 import numpy as np
 import pytest
 import sympy
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import graphc as gc
@@ -368,7 +368,6 @@ def test_fused_and_unfused_programs_agree(program):
     g, feeds = program
     expanded = expand(g.nx)
     out = gc.verify(fuse(expanded))
-    assume(not constant_kernels(out))  # a known bug, pinned by the xfail test below
     agree(evaluate(expanded, feeds), evaluate(out, feeds))
     assert set(out.graph[ir.OUTPUTS]) <= set(out.nodes)
 
@@ -379,9 +378,6 @@ def constant_kernels(graph: nx.MultiDiGraph) -> list[str]:
             if ir.EXPR in d and d[ir.SHAPE] and not d[ir.EXPR][0].free_symbols & set(d[ir.EXPR][1])]
 
 
-@pytest.mark.xfail(strict=True, reason="kernel_lines: a kernel whose expression is a number is written "
-                                       "numpy.full(shape, 0) without dtype: an int64 array, and the next "
-                                       "in-place float kernel writing into it raises a casting error")
 def test_a_region_that_cancels_to_a_number_still_computes_floats():
     g = gc.Graph("t")
     x = g.input("x", shape=(2, 3))
