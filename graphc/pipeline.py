@@ -21,6 +21,7 @@ from .passes.expand import expand
 from .passes.fuse import fuse
 from .passes.interleave import interleave
 from .passes.optimize import optimize
+from .passes.share import share
 from .passes.stable import rewrite_composites
 from .program import Program
 from .schedule import schedule
@@ -41,6 +42,7 @@ FORWARD_STAGES: list[tuple[str, Pass]] = [
 JOINT_STAGES: list[tuple[str, Pass]] = [
     ("optimized_joint", optimize),
     ("fused", fuse),
+    ("shared", share),  # a costly part two kernels repeat (sigmoid in silu and silu') is computed once
     ("interleaved", interleave),  # long backward products start during the forward pass
     ("scheduled", schedule),
 ]

@@ -23,7 +23,7 @@ def test_stages_come_in_pipeline_order():
     prog = gc.compile(two_branches())
     names = list(prog.stages)
     expected = ["declared", "rewritten", "expanded", "optimized", "differentiated", "optimized_joint", "fused",
-                "interleaved", "scheduled"]
+                "shared", "interleaved", "scheduled"]
     assert names == expected
     for graph in prog.stages.values():
         gc.verify(graph)

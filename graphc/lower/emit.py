@@ -60,8 +60,8 @@ _PLACEHOLDER = re.compile(r"\b__(?:a\d+|d\d+|target)\b")
 
 @functools.lru_cache(maxsize=4096)
 def _kernel_template(expr: sympy.Expr, leaves: tuple, donors: frozenset[str], numpy: str,
-                     shape_text: str) -> tuple[tuple[str, ...], str]:
-    lines = kernel_lines(expr, "__target", dict(leaves), donors, numpy, shape_text)
+                     shape_text: str, shape: tuple) -> tuple[tuple[str, ...], str]:
+    lines = kernel_lines(expr, "__target", dict(leaves), donors, numpy, shape_text, shape)
     return tuple(lines), print_expr(expr)
 
 
@@ -209,7 +209,7 @@ class Module:
         donated = frozenset(f"__a{k}" for k, a in enumerate(args) if a in donors and a in once)
         names["__target"] = target
         lines, formula = _kernel_template(expr.xreplace(mapping), tuple(leaves), donated, self.numpy,
-                                          self.shape(data[ir.SHAPE]))
+                                          self.shape(data[ir.SHAPE]), tuple(data[ir.SHAPE]))
 
         def fill(text: str) -> str:
             return _PLACEHOLDER.sub(lambda m: names[m.group(0)], text)

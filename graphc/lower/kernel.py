@@ -41,7 +41,7 @@ class Value:
 
 class _Kernel:
     def __init__(self, leaf_shapes: dict[sympy.Symbol, tuple], donors: set[str], numpy: str = "numpy"):
-        self.leaf_shapes = leaf_shapes
+        self.leaf_shapes = dict(leaf_shapes)  # shared parts are added: never the caller's dict
         self.donors = set(donors)
         self.np = numpy
         self.lines: list[str] = []
@@ -216,12 +216,14 @@ def _parenthesized(text: str) -> str:
 
 
 def kernel_lines(expr: sympy.Expr, target: str, leaf_shapes: dict[sympy.Symbol, tuple],
-                 donors: set[str] = frozenset(), numpy: str = "numpy", shape_text: str = "") -> list[str]:
+                 donors: set[str] = frozenset(), numpy: str = "numpy", shape_text: str = "",
+                 shape: tuple | None = None) -> list[str]:
     """Statements computing ``expr`` into ``target``, one ufunc call per operation.
 
     ``leaf_shapes`` maps each operand symbol (named by its identifier) to its shape;
     ``donors`` names operands whose buffers may be overwritten (they die here);
-    ``shape_text`` is the printed shape of the result (for a result that is a number).
+    ``shape`` and ``shape_text`` are the result's shape and its printed form (a result that
+    is a number, or whose operands broadcast to less, is widened to it).
     """
     if repeats(expr):
         shared, (reduced,) = sympy.cse(expr, symbols=sympy.numbered_symbols("_t"), optimizations=None)
@@ -236,6 +238,11 @@ def kernel_lines(expr: sympy.Expr, target: str, leaf_shapes: dict[sympy.Symbol, 
         kernel.leaf_shapes[name] = kernel.shape(part)
         kernel.lines.append(f"{name} = {value.text}")
     result = _materialized(kernel, kernel.value(reduced))
+    if shape is not None and result.shape is not None and tuple(result.shape) != tuple(shape):
+        # x - x + w reads w only: the value still has the node's full shape
+        name = kernel.fresh()
+        kernel.lines.append(f"{name} = {numpy}.broadcast_to({result.text}, {shape_text}).copy()")
+        result = Value(name, tuple(shape), True)
     lines = kernel.lines
     if result.text in kernel.buffers:  # the last buffer is the result: give it its name
         pattern = re.compile(rf"\b{re.escape(result.text)}\b")

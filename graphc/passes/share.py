@@ -1,0 +1,108 @@
+"""share: compute a costly part that several kernels repeat once, as a node of its own.
+
+Fusion writes each kernel as one expression, so a forward kernel and a backward kernel may
+both hold sigmoid(z) (silu's forward value and its derivative): the backward pass would
+recompute the exponential the forward pass already paid for. This pass finds function
+applications (exp, log, tanh, sin, sigmoid, ...) that occur, over the same graph values,
+in two or more fused nodes, and moves each into a fused node read by all of them.
+
+Guarantees: values are unchanged; only fused nodes change; a shared node reads only
+values its readers read (no cycle can form); it takes the forward phase when any reader
+is forward (the training forward computes it, the backward reuses it).
+
+Before: ``t = fused(z) = tanh(z*sigmoid(z))``, ``d = fused(z, g) = g*sigmoid(z)*(...)``.
+After: ``s = fused(z) = sigmoid(z)``, ``t = tanh(z*s)``, ``d = g*s*(...)``.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import sympy
+
+from .. import ir
+from ..ops.fused import fused_symbols
+from ..shapes import broadcast
+from .edit import begin, order
+from .stats import Stats
+
+__all__ = ["share"]
+
+
+def _canonical(graph: nx.MultiDiGraph, node: str, token: dict[str, sympy.Symbol]) -> sympy.Expr:
+    """The node's expression over symbols that name graph values (the same for every node)."""
+    expr, symbols = graph.nodes[node][ir.EXPR]
+    return expr.xreplace({s: token[a] for s, a in zip(symbols, ir.operands(graph, node))})
+
+
+def _costly(part: sympy.Expr, values: set) -> bool:
+    return isinstance(part, sympy.Function) and bool(part.free_symbols & values)
+
+
+def share(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    out = begin(graph)
+    stats = Stats()
+    nodes = [n for n in order(out) if ir.EXPR in out.nodes[n]]
+    token = {n: sympy.Symbol(f"_v{k}", real=True) for k, n in enumerate(out.nodes)}
+    value_of = {symbol: n for n, symbol in token.items()}
+    values = set(value_of)
+    exprs = {n: _canonical(out, n, token) for n in nodes}
+    readers: dict[sympy.Expr, list[str]] = {}
+    for n in nodes:
+        for part in sorted({p for p in sympy.preorder_traversal(exprs[n]) if _costly(p, values)},
+                           key=sympy.default_sort_key):
+            readers.setdefault(part, []).append(n)
+    shared = 0
+    for part in sorted(readers, key=lambda p: (-sympy.count_ops(p), sympy.default_sort_key(p))):
+        users = [n for n in readers[part] if exprs[n].has(part)]  # earlier extractions may have taken it
+        if len(users) < 2:
+            continue
+        node = _add_shared(out, part, users, value_of)
+        for n in users:
+            exprs[n] = exprs[n].xreplace({part: token.setdefault(node, sympy.Symbol(f"_v{len(token)}", real=True))})
+            value_of[token[node]] = node
+        values.add(token[node])
+        shared += 1
+    for n in nodes:
+        _rewrite(out, n, exprs[n], value_of)
+    stats.count("share", "shared", shared)
+    return stats.attach(graph, out)
+
+
+def _add_shared(graph: nx.MultiDiGraph, part: sympy.Expr, users: list[str], value_of: dict) -> str:
+    reads = [value_of[s] for s in sorted(part.free_symbols, key=str) if s in value_of]
+    symbols = fused_symbols(len(reads))
+    node = ir.fresh_id(graph, type(part).__name__)  # sigmoid, exp...: what it computes
+    phases = {graph.nodes[u].get(ir.PHASE, ir.FORWARD) for u in users}
+    first = graph.nodes[users[0]]
+    graph.add_node(node, **{
+        ir.OP: "fused", ir.ATTRS: {"kink": ""}, ir.DTYPE: first[ir.DTYPE], ir.MARK: "created",
+        ir.PHASE: ir.FORWARD if ir.FORWARD in phases else ir.BACKWARD,
+        ir.SHAPE: broadcast([graph.nodes[r][ir.SHAPE] for r in reads]),
+        ir.EXPR: (part.xreplace({s: symbols[k] for k, s in enumerate(sorted(part.free_symbols, key=str))
+                                 if s in value_of}), symbols),
+    })
+    if ir.PHASE not in first and all(ir.PHASE not in graph.nodes[u] for u in users):
+        graph.nodes[node].pop(ir.PHASE)
+    for k, r in enumerate(reads):
+        graph.add_edge(r, node, **{ir.ARG: k})
+    return node
+
+
+def _rewrite(graph: nx.MultiDiGraph, node: str, expr: sympy.Expr, value_of: dict) -> None:
+    """Set ``node``'s expression (over value symbols) and its operand edges to match it."""
+    reads = [value_of[s] for s in sorted(expr.free_symbols, key=str) if s in value_of]
+    if reads == ir.operands(graph, node) and expr == _canonical_now(graph, node, value_of):
+        return
+    symbols = fused_symbols(len(reads))
+    mapping = {}
+    for k, r in enumerate(reads):
+        mapping[next(s for s, v in value_of.items() if v == r)] = symbols[k]
+    graph.remove_edges_from(list(graph.in_edges(node, keys=True)))
+    for k, r in enumerate(reads):
+        graph.add_edge(r, node, **{ir.ARG: k})
+    graph.nodes[node][ir.EXPR] = (expr.xreplace(mapping), symbols)
+
+
+def _canonical_now(graph, node, value_of) -> sympy.Expr:
+    token = {v: s for s, v in value_of.items()}
+    return _canonical(graph, node, token)
