@@ -328,6 +328,7 @@ def test_sgd_step_needs_writable_float64_arrays_for_params():
     for why, value in bad_values.items():
         with pytest.raises(gc.FeedError, match="W1"):
             prog.sgd_step({**copies(feeds), "W1": value}, LR)
+            pytest.fail(f"a {why} W1 was accepted")
     inputs_as_lists = {**copies(feeds), "x": feeds["x"].tolist()}  # inputs are converted: fine
     prog.sgd_step(inputs_as_lists, LR)
 
