@@ -101,6 +101,12 @@ class Graph:
     def __repr__(self) -> str:
         return f"Graph({self.name!r}, {self.nx.number_of_nodes()} nodes, outputs={self.outputs})"
 
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        """Jupyter shows the graph as its drawing."""
+        from .render import Drawing, to_digraph
+
+        return Drawing(to_digraph(self.nx))._repr_mimebundle_(include, exclude)
+
     @property
     def inputs(self) -> list[str]:
         return list(self.nx.graph[ir.INPUTS])

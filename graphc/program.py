@@ -193,5 +193,11 @@ class Program:
 
         return write_report(self, path, feeds=feeds)
 
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        """Jupyter shows the program as the drawing of its final graph."""
+        from .render import Drawing, to_digraph
+
+        return Drawing(to_digraph(self.stages["scheduled"]))._repr_mimebundle_(include, exclude)
+
     def __repr__(self) -> str:
         return f"<graphc Program {self.name!r}: outputs {self.outputs}, wrt {self.wrt}>"

@@ -24,6 +24,8 @@ def levels(graph: nx.MultiDiGraph) -> list[list[str]]:
 def schedule(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     """A copy of ``graph`` with each node's ``level`` attribute set."""
     out = ir.copy_graph(graph)
+    for node in out.nodes:  # marks tell what the previous pass did; scheduling changes no node
+        out.nodes[node].pop(ir.MARK, None)
     for k, generation in enumerate(levels(out)):
         for node in generation:
             out.nodes[node][ir.LEVEL] = k
