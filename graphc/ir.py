@@ -30,6 +30,7 @@ GRAD_OF = "grad_of"
 LEVEL = "level"
 EXPR = "expr"
 MARK = "mark"
+FUSED_SIZE = "fused_size"  # how many ops a fused node holds (fusion's region cap counts them)
 EARLY = "early"  # a backward node the training forward computes (interleave's running products)
 
 # Edge attribute key.
@@ -51,7 +52,7 @@ BACKWARD = "backward"
 DEFAULT_DTYPE = "float64"
 
 __all__ = [
-    "OP", "ATTRS", "SHAPE", "DTYPE", "PHASE", "GRAD_OF", "LEVEL", "EXPR", "MARK", "EARLY", "ARG",
+    "OP", "ATTRS", "SHAPE", "DTYPE", "PHASE", "GRAD_OF", "LEVEL", "EXPR", "MARK", "EARLY", "FUSED_SIZE", "ARG",
     "NAME", "INPUTS", "PARAMS", "OUTPUTS", "GRADS", "SEED", "STATS", "FORWARD", "BACKWARD",
     "DEFAULT_DTYPE", "operands", "new_graph", "op_of", "attrs_of", "shape_of", "sources",
 ]

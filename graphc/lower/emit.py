@@ -296,31 +296,45 @@ class Module:
                     a = self.resolve(ir.operands(self.graph, a)[0])
         keep = {self.base(n) for n in list(spec.returns) + list(saved or [])}
         due: dict[int, list[tuple[str, str]]] = {}
+        watched: dict[str, list[str]] = {}  # param -> returned values that look into it
         for grad, param in (updates or {}).items():
             grad = self.resolve(grad)
-            ready = max(position.get(grad, -1), last_use.get(param, -1))
+            watched[param] = [r for r in spec.returns if self.base(r) == param]
+            ready = max([position.get(grad, -1), last_use.get(param, -1)]
+                        + [position.get(self.resolve(r), -1) for r in watched[param]])
             due.setdefault(ready, []).append((grad, param))
             keep.add(grad)
+        snapshots: dict[str, str] = {}
+
+        def update(g: str, p: str) -> list[str]:
+            """The update, after copying what the function returns of the param's old value."""
+            out = []
+            for r in watched[p]:
+                snapshots[r] = self.namespace.internal("returned")
+                out.append(f"{snapshots[r]} = {self.atom(r)}.copy()  # returned as it was before the update")
+            return out + self._update(g, p, position)
+
         dead: dict[int, list[str]] = {}
         for node, i in last_use.items():
             if node in position and node not in keep:
                 dead.setdefault(i, []).append(node)
-        lines: list[str] = [f"{self.namespace.name(p)} -= lr * {self.atom(g)}" for g, p in due.get(-1, [])]
+        lines: list[str] = [line for g, p in due.get(-1, []) for line in update(g, p)]
         level_of = {n: k for k, level in enumerate(spec.body) for n in level}
         current = None
         for i, n in enumerate(order):
             if level_of[n] != current:
                 current = level_of[n]
                 lines.append(f"# level {current}")
-            donors = frozenset(d for d in dead.get(i, ()) if d in reads[n] and self._owns(d, n))
+            viewed = {self.base(a) for a in ir.operands(self.graph, n) if self.base(a) != self.resolve(a)}
+            donors = frozenset(d for d in dead.get(i, ()) if d in reads[n] and d not in viewed and self._owns(d, n))
             lines.extend(self.statement(n, donors))
             for g, p in due.get(i, []):
-                lines.extend(self._update(g, p, position))
+                lines.extend(update(g, p))
                 if g in position:
                     dead.setdefault(i, []).append(g)
             if dead.get(i):
                 lines.append("del " + ", ".join(self.namespace.name(d) for d in dead[i]))
-        returned = _tuple([self.returned(r, spec.returns) for r in spec.returns])
+        returned = _tuple([snapshots.get(r) or self.returned(r, spec.returns) for r in spec.returns])
         if saved is not None:
             kept = [self.atom(n) for n in saved] + [self.dim(d) for d in extra_returns]
             lines.append(f"return {returned}, {_tuple(kept)}")

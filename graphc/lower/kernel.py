@@ -63,6 +63,11 @@ class _Kernel:
 
     def call(self, function: str, args: list[Value], shape: tuple) -> Value:
         """``numpy.function(*args)``, into an owned operand's buffer when shapes allow."""
+        floats = [a for a in args if not a.boolean and a.shape is not None]
+        if any(a.boolean for a in args) and not (function == "multiply" and floats):
+            # a comparison is only a factor of a float array; anywhere else numpy's bool
+            # arithmetic (logical or, int64 products, float16 sines) would leak through
+            args = [_materialized(self, a) for a in args]
         printed = ", ".join(a.text for a in args)
         if shape:
             for a in args:

@@ -29,6 +29,10 @@ __all__ = ["fuse", "MAX_REGION"]
 MAX_REGION = 24
 
 
+def _size(graph: nx.MultiDiGraph, node: str) -> int:
+    return graph.nodes[node].get(ir.FUSED_SIZE, 1)
+
+
 def _elementwise(graph: nx.MultiDiGraph, node: str) -> bool:
     return get_op(ir.op_of(graph, node)).elementwise
 
@@ -57,6 +61,7 @@ class _Region:
     def __init__(self, graph: nx.MultiDiGraph, keep: set[str], absorbed: set[str]):
         self.graph, self.keep, self.absorbed = graph, keep, absorbed
         self.values: dict[str, sympy.Expr] = {}
+        self.size = 0  # ops in the region so far (a fused member counts all it holds)
         self.leaves: dict[str, sympy.Symbol] = {}
         self.inlined: set[str] = set()
         self.members: list[str] = []
@@ -65,7 +70,7 @@ class _Region:
     def joins(self, operand: str, consumer: str) -> bool:
         g = self.graph
         return (_elementwise(g, operand) and operand not in self.keep and operand not in self.absorbed
-                and len(self.members) < MAX_REGION and set(g.successors(operand)) == {consumer})
+                and self.size + _size(g, operand) <= MAX_REGION and set(g.successors(operand)) == {consumer})
 
     def leaf(self, operand: str) -> sympy.Expr:
         number = _scalar_const(self.graph, operand)
@@ -81,6 +86,7 @@ class _Region:
 
     def grow(self, node: str) -> sympy.Expr:
         self.members.append(node)
+        self.size += _size(self.graph, node)
         kink = self.graph.nodes[node][ir.ATTRS].get("kink") if ir.op_of(self.graph, node) == "fused" else ""
         if kink and kink not in self.kinks:
             self.kinks.append(kink)
@@ -123,13 +129,14 @@ def fuse(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
         expr = _shorter(expr.xreplace({region.leaves[leaf]: s for leaf, s in zip(leaves, symbols)}))
         _rewire(out, root, region.members, leaves)
         data = out.nodes[root]
-        data.update({ir.OP: "fused", ir.ATTRS: {"kink": "; ".join(region.kinks)}, ir.EXPR: (expr, symbols)})
+        data.update({ir.OP: "fused", ir.ATTRS: {"kink": "; ".join(region.kinks)}, ir.EXPR: (expr, symbols),
+                     ir.FUSED_SIZE: region.size})
         if len(region.members) > 1:
             data[ir.MARK] = "fused"
             stats.count("fuse", "fused", len(region.members) - 1)
-    unread = [n for n in out.nodes if ir.EXPR in out.nodes[n] and out.in_degree(n) == 0
-              and out.out_degree(n) == 0 and n not in keep]
-    out.remove_nodes_from(unread)  # numbers copied into every reader
+    unread = [n for n in out.nodes if out.in_degree(n) == 0 and out.out_degree(n) == 0 and n not in keep
+              and (ir.EXPR in out.nodes[n] or _scalar_const(out, n) is not None)]
+    out.remove_nodes_from(unread)  # numbers (1/N, scalar consts) copied into every reader
     return stats.attach(graph, out)
 
 
