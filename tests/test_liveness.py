@@ -236,9 +236,6 @@ def test_x_times_x_reads_its_operand_twice():
     np.testing.assert_allclose(grads["W"], (dz * feeds["x"]).sum(0), rtol=1e-11)
 
 
-@pytest.mark.xfail(strict=True, reason="emit.Module.function/_kernel: an operand that dies at an elementwise "
-                                       "statement is donated even when the same statement also reads it through "
-                                       "a view (h.T): exp(h) * h.T writes exp into h, then reads h.T")
 def test_a_donor_read_through_its_transpose_in_the_same_kernel_is_not_overwritten():
     g = gc.Graph("view")
     x = g.input("x", shape=(3, 3))
@@ -302,9 +299,6 @@ def test_tied_params_update_from_their_old_values():
     np.testing.assert_allclose(stepped["b"], feeds["b"] - LR * feeds["a"], rtol=1e-14)
 
 
-@pytest.mark.xfail(strict=True, reason="emit.Module.function: sgd_step updates W in place before returning, so an "
-                                       "output that is a view of a param (W.T) comes back with the updated values, "
-                                       "unlike forward and value_and_grad")
 def test_sgd_step_returns_the_outputs_of_the_params_it_was_given():
     g = gc.Graph("view_out")
     x = g.input("x", shape=("N", 3))

@@ -1,0 +1,205 @@
+#!/usr/bin/env python
+"""Compile time of graphc in a cold process.
+
+Usage::
+
+    python benchmarks/compile_time.py [--runs 3] [--output benchmarks/results.md]
+
+Every measurement runs in a fresh interpreter (``python -c``): it imports graphc, builds
+the network with the builder, and times ``gc.compile`` alone; the parent also times the
+whole child process (interpreter start, import, build, compile: what a user waits for
+the first time). Each number is the median of ``--runs`` processes.
+
+Cases:
+
+* ``mlp_784``: MLP 784-256-256-10, ReLU, softmax cross-entropy (target: compile <= 1 s);
+* ``residual50``: 50 layers of ``h = h + tanh(h @ W + b)``, width 32, MSE (target <= 2 s);
+* growth: MLP-like chains of ``tanh(h @ W_k + b_k)`` layers (width 8) sized to ~1,000 and
+  ~10,000 declared nodes (``prog.stages["declared"]``); the ratio of their compile times
+  should be at most ~10 (no worse than linear).
+
+The markdown table is printed and written into ``benchmarks/results.md`` as its
+"## Compile time" section (replacing that section if present, else appended).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+HEADING = "## Compile time"
+
+# The child's program (case and size are filled in); it prints one JSON line.
+CHILD = """
+import time
+start = time.perf_counter()
+import graphc as gc
+import compile_time
+imported = time.perf_counter()
+graph = compile_time.build(gc, {case!r}, {size!r})
+built = time.perf_counter()
+prog = gc.compile(graph)
+done = time.perf_counter()
+import json
+print(json.dumps({{"import": imported - start, "build": built - imported, "compile": done - built,
+                  "nodes": prog.stages["declared"].number_of_nodes()}}))
+"""
+
+
+# -- the networks (run in the child) ---------------------------------------------------------
+def build_mlp(gc, sizes=(784, 256, 256, 10)):
+    g = gc.Graph("mlp_784")
+    x = g.input("x", shape=("N", sizes[0]))
+    y = g.input("y", shape=("N", sizes[-1]))
+    h = x
+    for k, (n_in, n_out) in enumerate(zip(sizes, sizes[1:]), start=1):
+        W, b = g.param(f"W{k}", shape=(n_in, n_out)), g.param(f"b{k}", shape=(n_out,))
+        h = h @ W + b
+        if k < len(sizes) - 1:
+            h = gc.relu(h)
+    g.output("loss", gc.softmax_cross_entropy(h, y))
+    return g
+
+
+def build_residual(gc, depth=50, width=32):
+    g = gc.Graph("residual50")
+    x = g.input("x", shape=("N", width))
+    y = g.input("y", shape=("N", width))
+    h = x
+    for k in range(depth):
+        W, b = g.param(f"W{k}", shape=(width, width)), g.param(f"b{k}", shape=(width,))
+        h = h + gc.tanh(h @ W + b)
+    g.output("loss", gc.mse(h, y))
+    return g
+
+
+NODES_PER_LAYER = 5  # W, b, matmul, add, tanh
+FIXED_NODES = 3  # x, h * h and the mean (the child reports the exact count)
+
+
+def build_deep(gc, nodes, width=8):
+    """An MLP-like chain with about ``nodes`` declared nodes."""
+    g = gc.Graph(f"deep_{nodes}")
+    h = g.input("x", shape=("N", width))
+    for k in range(max(1, (nodes - FIXED_NODES) // NODES_PER_LAYER)):
+        W, b = g.param(f"W{k}", shape=(width, width)), g.param(f"b{k}", shape=(width,))
+        h = gc.tanh(h @ W + b)
+    g.output("loss", gc.mean(h * h))
+    return g
+
+
+def build(gc, case, size=None):
+    if case == "mlp_784":
+        return build_mlp(gc)
+    if case == "residual50":
+        return build_residual(gc)
+    if case == "deep":
+        return build_deep(gc, size)
+    raise ValueError(f"unknown case {case!r}")
+
+
+# -- measuring (in the parent) ---------------------------------------------------------------
+def measure_once(case, size=None):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([ROOT, HERE] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", CHILD.format(case=case, size=size)], env=env, cwd=ROOT,
+                          capture_output=True, text=True)
+    total = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{case} ({size}) failed:\n{done.stderr[-2000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["total"] = total
+    return result
+
+
+def measure(case, size, runs):
+    samples = [measure_once(case, size) for _ in range(runs)]
+    return {key: statistics.median(s[key] for s in samples) for key in samples[0]} | {
+        "compile_all": [s["compile"] for s in samples]}
+
+
+def row(label, result, target=None):
+    ok = "" if target is None else ("yes" if result["compile"] <= target else "NO")
+    return {"case": label, "declared nodes": f"{result['nodes']:,}", "compile (s)": f"{result['compile']:.3f}",
+            "import (s)": f"{result['import']:.2f}", "cold total (s)": f"{result['total']:.2f}",
+            "target (s)": "" if target is None else f"<= {target:g}", "meets target": ok}
+
+
+def table(rows):
+    head = list(rows[0])
+    widths = [max(len(h), *(len(r[h]) for r in rows)) for h in head]
+    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |",
+             "| " + " | ".join("-" * w for w in widths) + " |"]
+    lines += ["| " + " | ".join(r[h].ljust(w) for h, w in zip(head, widths)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def write_section(path, text):
+    """Put ``text`` (starting with HEADING) in place of the file's section, or append it."""
+    old = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
+    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(old):
+        new = pattern.sub(lambda _: text, old, count=1)
+    else:
+        new = old.rstrip("\n") + ("\n\n" if old.strip() else "") + text
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(new.rstrip("\n") + "\n")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="processes per measurement (median; default 3)")
+    parser.add_argument("--small", type=int, default=1_000, help="declared nodes of the small growth graph")
+    parser.add_argument("--large", type=int, default=10_000, help="declared nodes of the large growth graph")
+    parser.add_argument("--output", default=os.path.join(HERE, "results.md"))
+    args = parser.parse_args(argv)
+
+    began = time.perf_counter()
+    rows, notes, growth_results = [], [], []
+    for label, case, size, target in [("MLP 784-256-256-10, ReLU, softmax CE", "mlp_784", None, 1.0),
+                                      ("residual 50 x tanh, width 32", "residual50", None, 2.0),
+                                      (f"MLP-like chain, ~{args.small:,} nodes", "deep", args.small, None),
+                                      (f"MLP-like chain, ~{args.large:,} nodes", "deep", args.large, None)]:
+        print(f"measuring {label} ...", flush=True)
+        result = measure(case, size, args.runs)
+        rows.append(row(label, result, target))
+        notes.append(f"{label}: compile times " + ", ".join(f"{t:.3f}" for t in result["compile_all"]) + " s")
+        if case == "deep":
+            growth_results.append(result)
+    small, large = growth_results
+    ratio = large["compile"] / small["compile"]
+    size_ratio = large["nodes"] / small["nodes"]
+    growth = (f"Growth: compile time x{ratio:.1f} for x{size_ratio:.1f} nodes "
+              f"({small['nodes']:,} -> {large['nodes']:,}); target <= ~x{size_ratio:.0f} (linear): "
+              + ("met" if ratio <= 1.05 * size_ratio else "NOT met"))
+    text = table(rows)
+    elapsed = time.perf_counter() - began
+    section = "\n".join([
+        HEADING, "",
+        f"Produced by `python benchmarks/compile_time.py` on {time.strftime('%Y-%m-%d %H:%M')}: "
+        f"Python {platform.python_version()}, {platform.machine()} with {os.cpu_count()} CPU(s). "
+        f"Each number is the median of {args.runs} cold processes; \"compile\" times `gc.compile` alone, "
+        "\"cold total\" the whole child process (interpreter start, import, build, compile).", "",
+        text, "", growth, "",
+        *[f"- {note}" for note in notes],
+        f"- the whole measurement took {elapsed:.0f} s", "",
+    ])
+    print()
+    print(section)
+    write_section(args.output, section)
+    print(f"written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
