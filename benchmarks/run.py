@@ -324,6 +324,12 @@ def main(argv=None):
     for note in notes:
         print("- " + note)
 
+    kept = ""  # sections other scripts write (benchmarks/compile_time.py) survive this one
+    if os.path.exists(args.output):
+        with open(args.output) as fh:
+            previous = fh.read()
+        if "\n## Compile time" in previous:
+            kept = previous[previous.index("\n## Compile time"):]
     with open(args.output, "w") as fh:
         fh.write("# graphc benchmark results\n\n")
         fh.write("Produced by `python benchmarks/run.py"
@@ -338,6 +344,7 @@ def main(argv=None):
                  "tracemalloc peak of one step, in MB (10**6 bytes).\n\n")
         fh.write("## Notes\n\n")
         fh.write("\n".join(f"- {note}" for note in notes) + "\n")
+        fh.write(kept)
     print(f"\nwritten to {args.output}")
     return 0
 

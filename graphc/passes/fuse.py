@@ -103,8 +103,19 @@ class _Region:
         return value
 
 
+def _has_common_factor(add: sympy.Add) -> bool:
+    """Whether the terms of a sum share a factor (a symbol, a function, or a number != 1)."""
+    terms = [sympy.Mul.make_args(t) for t in add.args]
+    shared = set(terms[0]).intersection(*map(set, terms[1:]))
+    if any(not f.is_Number for f in shared):
+        return True
+    coefficients = [t.as_coeff_Mul()[0] for t in add.args]
+    return all(c.is_Rational and abs(c) != 1 for c in coefficients) and sympy.gcd(coefficients) != 1
+
+
 def _shorter(expr: sympy.Expr) -> sympy.Expr:
-    if not expr.has(sympy.Add):  # common factors are pulled out of sums only
+    # factor_terms is costly; run it only where a sum has a factor to pull out
+    if not any(_has_common_factor(p) for p in sympy.preorder_traversal(expr) if p.is_Add):
         return expr
     candidate = sympy.factor_terms(expr)
     return candidate if sympy.count_ops(candidate) < sympy.count_ops(expr) else expr

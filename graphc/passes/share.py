@@ -52,18 +52,21 @@ def share(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
                            key=sympy.default_sort_key):
             readers.setdefault(part, []).append(n)
     shared = 0
+    changed: set[str] = set()
     for part in sorted(readers, key=lambda p: (-sympy.count_ops(p), sympy.default_sort_key(p))):
         users = [n for n in readers[part] if exprs[n].has(part)]  # earlier extractions may have taken it
         if len(users) < 2:
             continue
         node = _add_shared(out, part, users, value_of)
+        changed.update(users)
         for n in users:
             exprs[n] = exprs[n].xreplace({part: token.setdefault(node, sympy.Symbol(f"_v{len(token)}", real=True))})
             value_of[token[node]] = node
         values.add(token[node])
         shared += 1
     for n in nodes:
-        _rewrite(out, n, exprs[n], value_of)
+        if n in changed:
+            _rewrite(out, n, exprs[n], value_of, token)
     stats.count("share", "shared", shared)
     return stats.attach(graph, out)
 
@@ -88,21 +91,12 @@ def _add_shared(graph: nx.MultiDiGraph, part: sympy.Expr, users: list[str], valu
     return node
 
 
-def _rewrite(graph: nx.MultiDiGraph, node: str, expr: sympy.Expr, value_of: dict) -> None:
+def _rewrite(graph: nx.MultiDiGraph, node: str, expr: sympy.Expr, value_of: dict, token: dict) -> None:
     """Set ``node``'s expression (over value symbols) and its operand edges to match it."""
     reads = [value_of[s] for s in sorted(expr.free_symbols, key=str) if s in value_of]
-    if reads == ir.operands(graph, node) and expr == _canonical_now(graph, node, value_of):
-        return
     symbols = fused_symbols(len(reads))
-    mapping = {}
-    for k, r in enumerate(reads):
-        mapping[next(s for s, v in value_of.items() if v == r)] = symbols[k]
+    mapping = {token[r]: symbols[k] for k, r in enumerate(reads)}
     graph.remove_edges_from(list(graph.in_edges(node, keys=True)))
     for k, r in enumerate(reads):
         graph.add_edge(r, node, **{ir.ARG: k})
     graph.nodes[node][ir.EXPR] = (expr.xreplace(mapping), symbols)
-
-
-def _canonical_now(graph, node, value_of) -> sympy.Expr:
-    token = {v: s for s, v in value_of.items()}
-    return _canonical(graph, node, token)
