@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -217,3 +218,16 @@ def test_relu_backward_code_states_the_kink_convention():
 def test_sigmoid_backward_code_reuses_the_forward_value():
     text = backward_pass_text(gc.compile(layer(gc.sigmoid)))
     assert "exp" not in text
+
+
+def test_softmax_cross_entropy_gradient_reads_softmax_minus_y_over_n():
+    """The logits' gradient comes out of differentiation and simplification as (softmax - y)/n:
+    the exponentials divided by their row sums, minus the one-hot targets, over the batch."""
+    g = gc.Graph("sce")
+    x = g.input("x", shape=("N", 4))
+    y = g.input("y", shape=("N", 3))
+    W = g.param("W", shape=(4, 3))
+    g.output("loss", gc.softmax_cross_entropy(x @ W, y))
+    source = gc.compile(g).backward_source
+    formulas = [line for line in source.splitlines() if line.strip().startswith("# d_")]
+    assert any(re.search(r"= \(exp/sum\w* - y\)/N\b", line) for line in formulas), "\n".join(formulas)

@@ -214,7 +214,14 @@ class Module:
         def fill(text: str) -> str:
             return _PLACEHOLDER.sub(lambda m: names[m.group(0)], text)
 
-        return [fill(line) for line in lines], fill(formula)
+        lines = [fill(line) for line in lines]
+        if len(lines) > 1:  # the formula heads the kernel: printed over the real names, in their order
+            real = {sympy.Symbol(k, real=True): sympy.Symbol(v, real=True) for k, v in names.items()
+                    if k.startswith("__a")}
+            real.update({sympy.Symbol(k, positive=True): sympy.Symbol(v, positive=True) for k, v in names.items()
+                         if k.startswith("__d")})
+            formula = print_expr(expr.xreplace(mapping).xreplace(real))
+        return lines, formula
 
     def elementwise_expression(self, node: str) -> sympy.Expr:
         """An elementwise node's value as a sympy expression over its operands' names."""
