@@ -152,7 +152,7 @@ def _lower_mean(ctx, args, attrs, node):
 
     shape = ctx.graph.nodes[ir.operands(ctx.graph, node)[0]][ir.SHAPE]
     axes = normalize_axes(attrs.get("axis"), len(shape))
-    count = [ctx.dim(shape[a]) for a in axes]
+    count = [ctx.dim(shape[a]) for a in axes if shape[a] != 1]
     total = _reducer("sum")(ctx, args, attrs, node)
     return f"{total} / {'*'.join(count) if count else '1'}" if len(count) <= 1 else f"{total} / ({'*'.join(count)})"
 

@@ -29,7 +29,11 @@ from ..ops.fused import fused_symbols
 from .edit import begin, order
 from .stats import Stats
 
-__all__ = ["interleave"]
+__all__ = ["interleave", "MIN_GROUPS"]
+
+# A product over fewer forward values frees too little to pay for its extra statements
+# (each costs a numpy call: on small arrays, calls are what a step spends its time on).
+MIN_GROUPS = 3
 
 
 def _early(graph: nx.MultiDiGraph, value: str, reader: str) -> bool:
@@ -60,7 +64,7 @@ def interleave(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
                 groups.setdefault(max(position[v] for v in used), []).append(factor)
             else:
                 late.append(factor)
-        if len(groups) < 2:
+        if len(groups) < MIN_GROUPS:
             continue
         previous, pending = None, []
         for key in sorted(groups):
