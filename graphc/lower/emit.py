@@ -223,14 +223,6 @@ class Module:
             formula = print_expr(expr.xreplace(mapping).xreplace(real))
         return lines, formula
 
-    def elementwise_expression(self, node: str) -> sympy.Expr:
-        """An elementwise node's value as a sympy expression over its operands' names."""
-        data = self.graph.nodes[node]
-        args = ir.operands(self.graph, node)
-        if ir.EXPR in data:
-            return self.fused_expression(node, args)
-        return definition(data[ir.OP], freeze(data[ir.ATTRS]))(*[self.symbol(a) for a in args])
-
     def fused_expression(self, node: str, args: list[str]) -> sympy.Expr:
         expr, symbols = self.graph.nodes[node][ir.EXPR]
         mapping = {s: self.symbol(a) for s, a in zip(symbols, args)}
