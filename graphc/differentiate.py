@@ -144,8 +144,9 @@ def differentiate(graph: nx.MultiDiGraph, wrt: Sequence[str] | None = None, of: 
 
 def _check_wrt(graph: nx.MultiDiGraph, wrt: list[str]) -> None:
     sources = ir.sources(graph)
+    known = set(sources)
     for name in wrt:
-        if name not in sources:
+        if name not in known:
             raise GraphError(
                 f"wrt names {name!r}, which is not an input or param of graph {graph.graph[ir.NAME]!r}; "
                 f"choose among {sources!r}"

@@ -44,7 +44,8 @@ class Program:
         self._seeded: types.ModuleType | None = None
         self._check_feeds = FeedChecker(graph)
         self._sources = ir.sources(graph)
-        self._param_positions = [k for k, name in enumerate(self._sources) if name in graph.graph[ir.PARAMS]]
+        params = set(graph.graph[ir.PARAMS])
+        self._param_positions = [k for k, name in enumerate(self._sources) if name in params]
 
     @property
     def name(self) -> str:

@@ -105,7 +105,8 @@ def _check_lists(graph: nx.MultiDiGraph) -> None:
         for node in listed:
             if node not in graph or graph.nodes[node].get(ir.OP) != op:
                 raise GraphError(f"graph attribute {key!r} names {node!r}, which is not an {op} node of the graph")
-        missing = [n for n, d in graph.nodes(data=True) if d.get(ir.OP) == op and n not in listed]
+        known = set(listed)
+        missing = [n for n, d in graph.nodes(data=True) if d.get(ir.OP) == op and n not in known]
         if missing:
             raise GraphError(f"{describe(missing[0], op)} is not listed in graph attribute {key!r}; add it")
     outputs = graph.graph.get(ir.OUTPUTS)

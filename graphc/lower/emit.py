@@ -166,11 +166,15 @@ class Module:
         data = self.graph.nodes[node]
         op = get_op(data[ir.OP], node)
         args = ir.operands(self.graph, node)
-        if ir.EXPR in data:  # a fused kernel: its expression over its operands
-            return print_expr(self.fused_expression(node, args))
         if op.elementwise:
-            lam = definition(op.name, freeze(data[ir.ATTRS]))
-            expr = lam(*[self.symbol(a) for a in args])
+            if ir.EXPR in data:  # a fused kernel: its expression over its operands
+                expr = self.fused_expression(node, args)
+            else:
+                expr = definition(op.name, freeze(data[ir.ATTRS]))(*[self.symbol(a) for a in args])
+            values = {self.atom(a) for a in args if not self.is_scalar_const(a)}
+            if not any(s.name in values for s in expr.free_symbols):
+                # a number (0, 1/N): a float64 scalar, as every other value is, never a Python int
+                return f"{self.numpy}.float64({print_expr(expr)})"
             return print_expr(expr)
         if op.lower is not None:
             return op.lower(self, [self.tensor_atom(a) for a in args], data[ir.ATTRS], node)
@@ -255,11 +259,9 @@ class Module:
             if len(lines) == 1:
                 return [lines[0] + comment]
             return [f"# {target} = {formula}  ({node!r} {data[ir.OP]}{_note(kink)})"] + lines
-        if ir.EXPR not in data:
+        if ir.EXPR not in data or not repeats(data[ir.EXPR][0]):
             return [f"{target} = {self.expression(node)}{comment}"]
         expr = self.fused_expression(node, ir.operands(self.graph, node))
-        if not repeats(expr):
-            return [f"{target} = {print_expr(expr)}{comment}"]
         shared, (reduced,) = sympy.cse(expr, symbols=sympy.numbered_symbols("_t"), optimizations=None)
         lines = [f"{name} = {print_expr(part)}" for name, part in shared]
         temporaries = ", ".join(str(name) for name, _ in shared)

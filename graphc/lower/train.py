@@ -31,18 +31,21 @@ def train_functions(forward_module: Module, joint: nx.MultiDiGraph) -> str:
     by_level = levels(joint)
     backward_levels = [[n for n in level if _is_backward(joint, n) and n != seed_node] for level in by_level]
     grads = list(joint.graph[ir.GRADS].values())
+    grad_nodes = set(grads)
 
     # the forward values the backward pass reads: operands of backward nodes, and
     # gradients that are forward values themselves
     saved: list[str] = []
+    seen: set[str] = set()  # saved, as a set: a list's `in` made this quadratic
     for level in by_level:
         for node in level:
             if _is_backward(joint, node) or joint.nodes[node][ir.OP] == "const":
                 continue
             readers = [s for s in joint.successors(node) if _is_backward(joint, s)]
             root = module.base(node)
-            if (readers or node in grads) and root not in saved and ir.op_of(joint, root) != "const":
+            if (readers or node in grad_nodes) and root not in seen and ir.op_of(joint, root) != "const":
                 saved.append(root)
+                seen.add(root)
     seed_param = seed_node if seed_node is not None else None
     seed_name = module.namespace.name(seed_param) if seed_param else "seed"  # "seed" is reserved
 
@@ -72,7 +75,8 @@ def _sgd_step(module: Module, joint: nx.MultiDiGraph, params: list[str], by_leve
     Only for a scalar output whose wrt values are all params.
     """
     grads = joint.graph[ir.GRADS]
-    if joint.graph.get(ir.SEED) != "scalar" or any(name not in joint.graph[ir.PARAMS] for name in grads):
+    learned = set(joint.graph[ir.PARAMS])
+    if joint.graph.get(ir.SEED) != "scalar" or any(name not in learned for name in grads):
         return ""
     body = [[n for n in level if joint.nodes[n][ir.OP] not in SOURCES] for level in by_level]
     spec = FunctionSpec("sgd_step", params, body, list(joint.graph[ir.OUTPUTS]),
