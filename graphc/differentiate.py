@@ -29,7 +29,7 @@ from . import ir, shapes
 from .builder import Graph, Node, apply
 from .errors import GradientError, GraphError, describe
 from .lower.emit import const_number
-from .ops.base import OUT, freeze, get_op, local_partials
+from .ops.base import OUT, arg_symbols, freeze, get_op, local_partials
 from .ops.fused import fused_partials, fused_symbols
 from .ops.vjp import NO_GRADIENT as _NO_GRADIENT
 from .ops.vjp import materialize, unbroadcast
@@ -207,8 +207,6 @@ def _elementwise_vjp(builder, graph, node, op, args, k, g) -> Node | None:
                           for i, a in enumerate(args) if _is_scalar_const(graph, a.id))
         partial = local_partials(op.name, freeze(data[ir.ATTRS]), constants)[k]
         kink = f"d {op.name}: {op.kink}" if op.kink else ""
-        from .ops.base import arg_symbols
-
         variables = list(arg_symbols(len(args)))
     partial = _without_dirac(partial)
     if partial == 0:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import networkx as nx
 
 from .. import ir
+from ..schedule import levels
 from .emit import FunctionSpec, Module
 
 __all__ = ["GeneratedCode", "generate"]
@@ -54,13 +55,6 @@ def _names(values) -> str:
     return f"({items}{',' if len(values) == 1 else ''})"
 
 
-def _levels_of(graph: nx.MultiDiGraph, nodes=None) -> list[list[str]]:
-    from ..schedule import levels
-
-    wanted = None if nodes is None else set(nodes)
-    return [[n for n in level if wanted is None or n in wanted] for level in levels(graph)]
-
-
 def generate(forward_graph: nx.MultiDiGraph, joint: nx.MultiDiGraph | None = None) -> GeneratedCode:
     """Generate the module for a forward graph and, optionally, its joint graph."""
     module = Module(forward_graph)
@@ -68,7 +62,7 @@ def generate(forward_graph: nx.MultiDiGraph, joint: nx.MultiDiGraph | None = Non
     for a in args:
         module.namespace.name(a)
     forward_fn = module.function(FunctionSpec(
-        "forward_pass", args, _levels_of(forward_graph), list(forward_graph.graph[ir.OUTPUTS]),
+        "forward_pass", args, levels(forward_graph), list(forward_graph.graph[ir.OUTPUTS]),
         doc="The forward pass: the graph's outputs, in OUTPUTS order.",
     ))
     backward_text = ""

@@ -24,7 +24,8 @@ def _is_backward(graph: nx.MultiDiGraph, node: str) -> bool:
 
 
 def train_functions(forward_module: Module, joint: nx.MultiDiGraph) -> str:
-    """Source of ``train_forward`` and ``backward_pass`` (sharing the module's namespace)."""
+    """Source of ``train_forward``, ``backward_pass`` and, when it applies, ``sgd_step``
+    (sharing the module's namespace and constants)."""
     module = Module(joint, namespace=forward_module.namespace, constants=forward_module.constants)
     seed = joint.graph.get(ir.SEED)
     seed_node = seed if seed in joint else None
@@ -46,8 +47,7 @@ def train_functions(forward_module: Module, joint: nx.MultiDiGraph) -> str:
             if (readers or node in grad_nodes) and root not in seen and ir.op_of(joint, root) != "const":
                 saved.append(root)
                 seen.add(root)
-    seed_param = seed_node if seed_node is not None else None
-    seed_name = module.namespace.name(seed_param) if seed_param else "seed"  # "seed" is reserved
+    seed_name = module.namespace.name(seed_node) if seed_node else "seed"  # "seed" is reserved
 
     backward_spec = FunctionSpec("backward_pass", saved, backward_levels, grads,
                                  doc="The backward pass: gradients in GRADS order, from the saved values.")
@@ -57,8 +57,7 @@ def train_functions(forward_module: Module, joint: nx.MultiDiGraph) -> str:
     forward_levels = [[n for n in level if not _is_backward(joint, n) and joint.nodes[n][ir.OP] not in SOURCES]
                       for level in by_level]
     forward_spec = FunctionSpec(
-        "train_forward", ir.sources(joint)[: len(joint.graph[ir.INPUTS]) + len(joint.graph[ir.PARAMS])]
-        if seed_node is None else [s for s in ir.sources(joint) if s != seed_node],
+        "train_forward", [s for s in ir.sources(joint) if s != seed_node],
         forward_levels, list(joint.graph[ir.OUTPUTS]),
         doc="The forward pass for training: (outputs, the values backward_pass reuses).",
     )

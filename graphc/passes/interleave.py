@@ -26,6 +26,7 @@ import sympy
 
 from .. import ir
 from ..ops.fused import fused_symbols
+from ..shapes import broadcast
 from .edit import begin, order
 from .stats import Stats
 
@@ -89,8 +90,6 @@ def _fused_node(graph, node_id, like, factors, previous, value_of, kink=""):
     if previous is not None:
         expr = symbols[0] * expr
     shapes = [graph.nodes[r][ir.SHAPE] for r in reads]
-    from ..shapes import broadcast
-
     if node_id not in graph:
         template = graph.nodes[like]
         graph.add_node(node_id, **{ir.OP: "fused", ir.ATTRS: {"kink": kink}, ir.DTYPE: template[ir.DTYPE],
