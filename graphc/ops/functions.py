@@ -1,5 +1,8 @@
 """sympy functions for activations that keep expressions short and their derivatives exact.
 
+Both are positive for real arguments and evaluate numerically through their ``exp``
+forms, so sympy can compare and fold them like any built-in function.
+
 ``sigmoid(x)`` and ``softplus(x)`` stay as single functions (instead of ``1/(1+exp(-x))``)
 so that derivatives come out through the op's own output (sigmoid' = sigmoid (1 - sigmoid))
 and the printer can emit numerically stable numpy for them.
@@ -27,6 +30,12 @@ class sigmoid(sympy.Function):  # noqa: N801 - sympy function classes are lower 
     def _eval_is_real(self):
         return self.args[0].is_real
 
+    def _eval_is_positive(self):
+        return True if self.args[0].is_real else None
+
+    def _eval_evalf(self, prec):
+        return self.rewrite(sympy.exp)._eval_evalf(prec)
+
 
 class softplus(sympy.Function):  # noqa: N801
     """log(1 + exp(x)), printed as the stable ``numpy.logaddexp(0, x)``."""
@@ -39,6 +48,12 @@ class softplus(sympy.Function):  # noqa: N801
 
     def _eval_is_real(self):
         return self.args[0].is_real
+
+    def _eval_is_positive(self):
+        return True if self.args[0].is_real else None
+
+    def _eval_evalf(self, prec):
+        return self.rewrite(sympy.exp)._eval_evalf(prec)
 
 
 __all__ = ["sigmoid", "softplus"]
