@@ -52,7 +52,7 @@ from .functional import (
 from .io import load, save
 from .pipeline import compile, grad
 from .program import Program
-from .render import render
+from .explore.drawing import render
 from .testing import check_gradients
 from .verify import verify
 

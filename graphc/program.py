@@ -183,14 +183,17 @@ class Program:
 
     def render(self, outdir: str | Path, format: str = "svg", feeds: Mapping | None = None,  # noqa: A002
                stages: list[str] | None = None, **options) -> list[Path]:
-        """Draw every stage (or ``stages``) into ``outdir``, one file each; returns the paths."""
-        from .render import render_program
+        """Draw every stage (or ``stages``) into ``outdir``, one file each; returns the paths.
 
-        return render_program(self, outdir, format=format, feeds=feeds, stages=stages, **options)
+        With ``feeds``, values and gradients are drawn, in files of their own (``NN-stage-values.svg``).
+        """
+        from .explore.annotate import render_stages
+
+        return render_stages(self, outdir, format=format, feeds=feeds, stages=stages, **options)
 
     def report(self, path: str | Path, feeds: Mapping | None = None) -> Path:
         """Write one self-contained HTML page: every stage drawn, the code, the checks."""
-        from .render.report import write_report
+        from .report import write_report
 
         return write_report(self, path, feeds=feeds)
 

@@ -21,7 +21,7 @@ import pytest
 import graphc as gc
 from graphc.render import backends
 from graphc.render.highlight import highlight
-from graphc.render.report import report_html
+from graphc.report import report_html
 
 needs_dot = pytest.mark.skipif(backends.available("svg") is None, reason="no Graphviz to draw the stages")
 

@@ -13,12 +13,14 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from .. import ir
-from ..errors import GraphcError
-from . import backends
-from .formulas import gradient_formulas, to_mathml
-from .highlight import CSS as CODE_CSS
-from .highlight import highlight
+from . import ir
+from .errors import GraphcError
+from .explore.annotate import stage_annotations
+from .render import backends, stage_digraphs
+from .render.formulas import gradient_formulas, to_mathml
+from .render.highlight import CSS as CODE_CSS
+from .render.highlight import highlight
+from .testing import check_gradients
 
 __all__ = ["write_report", "report_html"]
 
@@ -43,11 +45,10 @@ def _svg_fragment(svg: str) -> str:
 
 
 def _drawings(prog, feeds) -> list[str]:
-    from . import stage_digraphs
-
     parts = []
     can_draw = backends.available("svg") is not None
-    for k, (name, digraph) in enumerate(stage_digraphs(prog, feeds), 1):
+    notes = stage_annotations(prog.stages, feeds) if feeds is not None else None
+    for k, (name, digraph) in enumerate(stage_digraphs(prog, notes), 1):
         graph = prog.stages[name]
         caption = f"{k}. {name}: {graph.number_of_nodes()} nodes"
         if can_draw:
@@ -74,8 +75,6 @@ def _stats(prog) -> str:
 def _check(prog, feeds) -> str:
     if feeds is None:
         return "<p>Pass feeds to <code>prog.report(path, feeds)</code> to check the gradients here.</p>"
-    from ..testing import check_gradients
-
     try:
         report = check_gradients(prog, feeds, raise_on_failure=False)
     except GraphcError as error:
