@@ -9,6 +9,7 @@ from . import ops as _ops  # noqa: F401 - fills the op table
 from . import zoo
 from .builder import Graph, Node, from_networkx
 from .errors import FeedError, GradientError, GraphcError, GraphError, RenderError, ShapeError
+from .explore.drawing import render
 from .functional import (
     abs,
     add,
@@ -52,7 +53,6 @@ from .functional import (
 from .io import load, save
 from .pipeline import compile, grad
 from .program import Program
-from .explore.drawing import render
 from .testing import check_gradients
 from .verify import verify
 

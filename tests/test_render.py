@@ -23,7 +23,6 @@ from graphc.errors import RenderError
 from graphc.explore.annotate import stage_annotations
 from graphc.explore.drawing import render, to_digraph
 from graphc.render import backends, render_program, stage_digraphs
-
 from graphc.schedule import levels
 
 HAS_DOT = backends.available("svg") is not None
