@@ -197,6 +197,15 @@ class Program:
 
         return write_report(self, path, feeds=feeds)
 
+    def explore(self, path: str | Path, feeds: Mapping | None = None, train: int | None = None,
+                lr: float = 0.1) -> Path:
+        """Write the explorer, one self-contained HTML page: every stage, pannable and zoomable,
+        each node's formula, code, value and gradient; with ``train``, that many SGD steps from
+        ``feeds`` replayed (loss curve, gradients per layer, the decision boundary of 2-D data)."""
+        from .explore.page import write_explorer
+
+        return write_explorer(self, path, feeds=feeds, train=train, lr=lr)
+
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
         """Jupyter shows the program as the drawing of its final graph."""
         from .render import Drawing, to_digraph

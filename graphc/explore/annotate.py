@@ -13,7 +13,7 @@ then decides what each stage shows. A joint graph's backward pass is seeded with
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import networkx as nx
@@ -28,7 +28,7 @@ from ..render import render_program
 from ..render.values import Annotations, annotate_stages
 from ..schedule import levels
 
-__all__ = ["stage_values", "stage_annotations", "runnable", "render_stages"]
+__all__ = ["value_runner", "stage_values", "stage_annotations", "runnable", "render_stages"]
 
 
 def runnable(graph: nx.MultiDiGraph) -> bool:
@@ -36,7 +36,7 @@ def runnable(graph: nx.MultiDiGraph) -> bool:
     return all(not get_op(d[ir.OP], n).composite for n, d in graph.nodes(data=True))
 
 
-def _seed_feeds(graph: nx.MultiDiGraph, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _seed_feeds(graph: nx.MultiDiGraph, arrays: Mapping) -> dict[str, np.ndarray]:
     """Ones for source nodes that are not the graph's inputs or params (the backward seed)."""
     extra = {}
     for node, data in graph.nodes(data=True):
@@ -46,13 +46,13 @@ def _seed_feeds(graph: nx.MultiDiGraph, arrays: dict[str, np.ndarray]) -> dict[s
     return extra
 
 
-def stage_values(graph: nx.MultiDiGraph, feeds: Mapping) -> dict[str, np.ndarray]:
-    """Every node's value for ``feeds``, by running the graph's own generated code."""
+def value_runner(graph: nx.MultiDiGraph) -> Callable[[Mapping], dict[str, np.ndarray]]:
+    """A function of the feeds returning every node's value, generated once for ``graph``
+    (by the graph's own lowering), so that training playback runs it at numpy speed."""
     seed = graph.graph.get(ir.SEED)
     names = [n for n in ir.sources(graph) if n != seed]
-    arrays = dict(zip(names, check_feeds(graph, {k: v for k, v in feeds.items() if k in set(names)}, names)))
-    arrays.update(_seed_feeds(graph, arrays))
-    args = list(arrays)
+    seeds = _seed_feeds(graph, dict.fromkeys(names))
+    args = names + list(seeds)
     module = Module(graph)
     for a in args:
         module.namespace.name(a)
@@ -62,14 +62,25 @@ def stage_values(graph: nx.MultiDiGraph, feeds: Mapping) -> dict[str, np.ndarray
     constants = "".join(f"{name} = {value}\n" for name, value in module.constants.items())
     source = "import numpy\n" + constants + "\n\n" + function
     run = load_source(source, f"{graph.graph.get(ir.NAME, 'graph')} values").all_values
-    with np.errstate(all="ignore"):  # NaN and Inf are drawn (in red), not warned about
-        results = run(*[arrays[a] for a in args]) if computed else ()
-    out = {n: np.asarray(v) for n, v in zip(computed, results)}
-    out.update({n: np.asarray(v) for n, v in arrays.items()})
-    for node, data in graph.nodes(data=True):
-        if data[ir.OP] == "const":
-            out[node] = np.asarray(data[ir.ATTRS]["value"], dtype=np.float64)
-    return out
+    consts = {node: np.asarray(data[ir.ATTRS]["value"], dtype=np.float64)
+              for node, data in graph.nodes(data=True) if data[ir.OP] == "const"}
+
+    def values(feeds: Mapping) -> dict[str, np.ndarray]:
+        arrays = dict(zip(names, check_feeds(graph, {k: v for k, v in feeds.items() if k in set(names)}, names)))
+        arrays.update(seeds)
+        with np.errstate(all="ignore"):  # NaN and Inf are drawn (in red), not warned about
+            results = run(*[arrays[a] for a in args]) if computed else ()
+        out = {n: np.asarray(v) for n, v in zip(computed, results)}
+        out.update({n: np.asarray(v) for n, v in arrays.items()})
+        out.update(consts)
+        return out
+
+    return values
+
+
+def stage_values(graph: nx.MultiDiGraph, feeds: Mapping) -> dict[str, np.ndarray]:
+    """Every node's value for ``feeds``, by running the graph's own generated code."""
+    return value_runner(graph)(feeds)
 
 
 def stage_annotations(stages: Mapping[str, nx.MultiDiGraph], feeds: Mapping) -> dict[str, Annotations]:

@@ -21,7 +21,7 @@ import sympy
 from .. import ir, shapes
 from ..ops.base import definition, freeze, get_op
 
-__all__ = ["esc", "formula", "node_formula", "summary", "is_bad", "shape_text"]
+__all__ = ["esc", "formula", "node_formula", "node_expression", "summary", "is_bad", "shape_text"]
 
 MAX_NAME = 40  # longer names are cut in the drawing (the full name is the node's tooltip)
 
@@ -83,20 +83,29 @@ def _operand_symbol(graph, node: str) -> sympy.Expr:
     return sympy.Symbol(short(node, 16), real=True)
 
 
-def node_formula(graph, node: str) -> tuple[str, ...] | None:
-    """The formula of an elementwise or fused node over its operands' names, or None."""
+def node_expression(graph, node: str) -> sympy.Expr | None:
+    """An elementwise or fused node's formula over its operands' names, or None."""
     data = graph.nodes[node]
     args = ir.operands(graph, node)
     try:
         if ir.EXPR in data:
             expr, symbols = data[ir.EXPR]
-            expr = expr.xreplace({s: _operand_symbol(graph, a) for s, a in zip(symbols, args)})
-        else:
-            op = get_op(data[ir.OP], node)
-            if not op.elementwise:
-                return None
-            lam = definition(op.name, freeze(data.get(ir.ATTRS) or {}))
-            expr = lam(*[_operand_symbol(graph, a) for a in args])
+            return expr.xreplace({s: _operand_symbol(graph, a) for s, a in zip(symbols, args)})
+        op = get_op(data[ir.OP], node)
+        if not op.elementwise:
+            return None
+        lam = definition(op.name, freeze(data.get(ir.ATTRS) or {}))
+        return lam(*[_operand_symbol(graph, a) for a in args])
+    except Exception:  # noqa: BLE001 - a formula is a nicety; the node still draws without it
+        return None
+
+
+def node_formula(graph, node: str) -> tuple[str, ...] | None:
+    """The formula of an elementwise or fused node over its operands' names, or None."""
+    expr = node_expression(graph, node)
+    if expr is None:
+        return None
+    try:
         return formula(expr)
     except Exception:  # noqa: BLE001 - a formula is a nicety; the node still draws without it
         return None
