@@ -1,13 +1,15 @@
-"""The ``graphc`` command line: demo, compile, code, render, check, zoo.
+"""The ``graphc`` command line: demo, compile, code, render, explore, check, zoo.
 
 A target is a graph file (``net.json``, see :mod:`graphc.io`) or a zoo name
-(``graphc zoo`` lists them). Bad input is one line on stderr and exit status 2; a failed
+(``graphc zoo`` lists them); ``--variant KEY=VALUE`` (or ``--variant FLAG``) sets a zoo
+graph's keyword, as ``--variant dead_output`` or ``--variant depth=40``. Bad input is one line on stderr and exit status 2; a failed
 gradient check prints its table and exits with 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import re
 import sys
 import time
@@ -22,7 +24,7 @@ from .errors import GradientError, GraphcError
 from .io import load
 from .pipeline import compile
 
-__all__ = ["main", "sgd", "random_feeds", "resolve"]
+__all__ = ["main", "sgd", "random_feeds", "resolve", "variant_settings"]
 
 DEMO_NETWORK = "two_moons"
 
@@ -30,11 +32,57 @@ DEMO_NETWORK = "two_moons"
 # ----------------------------------------------------------------------------------------
 # Targets and feeds.
 
-def resolve(target: str):
-    """(graph, feeds) for a zoo name or a graph file; feeds are random for a file."""
+def _setting_value(text: str, default):
+    """A keyword's value from text, typed like its default: bool, int, float, tuple of ints, str."""
+    if isinstance(default, bool):
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError("expected true or false")
+    if isinstance(default, int):
+        return int(text)
+    if isinstance(default, float):
+        return float(text)
+    if isinstance(default, tuple):
+        return tuple(int(part) for part in text.split(","))
+    return text
+
+
+def variant_settings(function: Callable, variants) -> dict:
+    """Keyword arguments for a zoo function from ``["dead_output", "depth=40", "widths=2,8,1"]``.
+
+    >>> variant_settings(zoo.wide_relu, ["dead_output"]), variant_settings(zoo.deep_sigmoid, ["depth=40"])
+    ({'dead_output': True}, {'depth': 40})
+    """
+    params = inspect.signature(function).parameters
+    choices = ", ".join(f"{n}={p.default!r}" for n, p in params.items())
+    out = {}
+    for variant in variants:
+        key, _, text = variant.partition("=")
+        key = key.strip()
+        if key not in params:
+            raise GraphcError(f"{function.__name__} has no variant {key!r}; its settings are {choices}")
+        default = params[key].default
+        if not text and not isinstance(default, bool):
+            raise GraphcError(f"variant {key!r} of {function.__name__} needs a value: --variant {key}=VALUE "
+                              f"(default {default!r})")
+        try:
+            out[key] = _setting_value(text or "true", default)
+        except ValueError as error:
+            raise GraphcError(f"variant {variant!r} of {function.__name__}: {error} "
+                              f"(default {default!r})") from None
+    return out
+
+
+def resolve(target: str, variants=()):
+    """(graph, feeds) for a zoo name (with its variant settings) or a graph file; feeds are random for a file."""
     path = Path(target)
     if target in zoo.NAMES and not path.is_file():
-        return zoo.get(target)()
+        function = zoo.get(target)
+        return function(**variant_settings(function, variants or ()))
+    if variants:
+        raise GraphcError(f"--variant sets a zoo graph's keyword; {target!r} is a file, not a zoo graph")
     if path.suffix == ".json" or path.exists():
         graph = load(path)
         return graph, random_feeds(graph.nx)
@@ -167,7 +215,7 @@ def _gradient_check(prog, feeds):
 
 
 def _compile(args: argparse.Namespace) -> int:
-    graph, _ = resolve(args.target)
+    graph, _ = resolve(args.target, args.variant)
     prog = compile(graph, wrt=args.wrt)
     out = Path(args.out or f"graphc-out/{graph.name}")
     out.mkdir(parents=True, exist_ok=True)
@@ -182,7 +230,7 @@ def _compile(args: argparse.Namespace) -> int:
 
 
 def _code(args: argparse.Namespace) -> int:
-    graph, _ = resolve(args.target)
+    graph, _ = resolve(args.target, args.variant)
     prog = compile(graph)
     text = prog.backward_source if args.backward else prog.forward_source
     print(highlight(text) if sys.stdout.isatty() else text)
@@ -202,7 +250,7 @@ def highlight(source: str) -> str:
 
 
 def _render_cmd(args: argparse.Namespace) -> int:
-    graph, feeds = resolve(args.target)
+    graph, feeds = resolve(args.target, args.variant)
     prog = compile(graph)
     unknown = [s for s in args.stage or [] if s not in prog.stages]
     if unknown:
@@ -214,8 +262,17 @@ def _render_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explore(args: argparse.Namespace) -> int:
+    graph, feeds = resolve(args.target, args.variant)
+    prog = compile(graph)
+    out = Path(args.out or f"graphc-out/{graph.name}/explore.html")
+    steps = args.steps if prog.has_gradient else None
+    print(prog.explore(out, feeds=feeds, train=steps, lr=args.lr))
+    return 0
+
+
 def _check(args: argparse.Namespace) -> int:
-    graph, feeds = resolve(args.target)
+    graph, feeds = resolve(args.target, args.variant)
     prog = compile(graph)
     report = _gradient_check(prog, feeds)
     if not report.ok:
@@ -268,14 +325,28 @@ def parser() -> argparse.ArgumentParser:
     render.add_argument("--stage", action="append", help="a stage to draw (repeatable; default: all)")
     render.add_argument("--format", default="svg", help="svg, png, pdf or dot (default: svg)")
     render.add_argument("--out", help="output directory (default: graphc-out/<graph name>)")
-    render.add_argument("--values", action="store_true", help="draw values and gradients for the default feeds")
+    render.add_argument("--values", action="store_true",
+                        help="draw values and gradients for the default feeds (files NN-stage-values.FORMAT)")
     render.set_defaults(run=_render_cmd)
+
+    explore = commands.add_parser("explore", help="write the explorer: every stage and training in one HTML page",
+                                  description="Write one self-contained HTML page to step through TARGET's stages "
+                                  "and replay --steps full-batch SGD steps on its default feeds.")
+    explore.add_argument("target", metavar="TARGET")
+    explore.add_argument("--out", help="the page (default: graphc-out/<graph name>/explore.html)")
+    explore.add_argument("--steps", type=_non_negative, default=50, help="SGD steps to replay (default: 50)")
+    explore.add_argument("--lr", type=float, default=0.1, help="SGD step size (default: 0.1)")
+    explore.set_defaults(run=_explore)
 
     check = commands.add_parser("check", help="check gradients against central differences",
                                 description="Compare TARGET's compiled gradients with numeric ones on its "
                                 "default feeds (zoo) or seeded random feeds (file). Exit status 1 on a mismatch.")
     check.add_argument("target", metavar="TARGET")
     check.set_defaults(run=_check)
+
+    for command in (comp, code, render, explore, check):
+        command.add_argument("--variant", action="append", default=[], metavar="KEY[=VALUE]",
+                             help="a zoo graph's setting (repeatable): --variant dead_output, --variant depth=40")
 
     listing = commands.add_parser("zoo", help="list the built-in graphs", description="List the built-in graphs.")
     listing.set_defaults(run=_zoo)
@@ -286,6 +357,13 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, found {text}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, found {text}")
     return value
 
 

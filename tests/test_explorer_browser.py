@@ -73,17 +73,22 @@ def moons(tmp_path_factory):
 
 
 DIFF_JS = """async ([a, b]) => {
-  const load = src => new Promise((ok, fail) => { const i = new Image(); i.onload = () => ok(i); i.onerror = fail; i.src = src; });
+  const load = src => new Promise((ok, fail) => {
+    const i = new Image(); i.onload = () => ok(i); i.onerror = fail; i.src = src;
+  });
   const [x, y] = [await load(a), await load(b)];
-  const read = img => { const c = document.createElement("canvas"); c.width = img.width; c.height = img.height;
-                        const g = c.getContext("2d"); g.drawImage(img, 0, 0); return g.getImageData(0, 0, img.width, img.height).data; };
+  const read = img => {
+    const c = document.createElement("canvas"); c.width = img.width; c.height = img.height;
+    const g = c.getContext("2d"); g.drawImage(img, 0, 0); return g.getImageData(0, 0, img.width, img.height).data;
+  };
   const [p, q] = [read(x), read(y)];
   let differ = 0; const colours = new Set();
   for (let i = 0; i < p.length; i += 4) {
     if (Math.abs(p[i] - q[i]) + Math.abs(p[i + 1] - q[i + 1]) + Math.abs(p[i + 2] - q[i + 2]) > 30) differ++;
     if (i % 28 === 0) colours.add((q[i] << 16) | (q[i + 1] << 8) | q[i + 2]);
   }
-  return {same_size: x.width === y.width && x.height === y.height, differ: differ / (p.length / 4), colours: colours.size};
+  const same = x.width === y.width && x.height === y.height;
+  return {same_size: same, differ: differ / (p.length / 4), colours: colours.size};
 }"""
 
 
