@@ -2,8 +2,8 @@
 
 A target is a graph file (``net.json``, see :mod:`graphc.io`) or a zoo name
 (``graphc zoo`` lists them); ``--variant KEY=VALUE`` (or ``--variant FLAG``) sets a zoo
-graph's keyword, as ``--variant dead_output`` or ``--variant depth=40``. Bad input is one line on stderr and exit status 2; a failed
-gradient check prints its table and exits with 1.
+graph's keyword, as ``--variant dead_output`` or ``--variant depth=40``. Bad input is one
+line on stderr and exit status 2; a failed gradient check prints its table and exits with 1.
 """
 
 from __future__ import annotations

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import networkx as nx
 
-from .. import ir
 from ..schedule import levels
 
 __all__ = ["columns", "rows", "Box", "layout", "COLUMN_GAP", "ROW_HEIGHT"]

@@ -39,7 +39,8 @@ from ..render.values import Annotations
 from .annotate import stage_annotations
 from .code import lines_by_node
 from .layout import layout
-from .training import History, train as train_steps
+from .training import History
+from .training import train as train_steps
 
 __all__ = ["explorer_html", "write_explorer", "explorer_data", "SUMMARY_ABOVE"]
 
