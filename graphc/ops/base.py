@@ -5,6 +5,7 @@ An entry has its arity, traits (elementwise, commutative), shape rule, and one o
   from which derivatives come by ``sympy.diff`` (see :func:`local_partials`);
 - ``lower``: how a tensor op prints, a short template over printed operands;
 - ``expand``: for composite ops, their numerically stable expansion into primitives.
+- ``reference``: for tensor and composite ops, their direct numpy definition (the oracle).
 VJP rules of tensor ops live in ``graphc/ops/tensor.py`` next to their shape rules.
 """
 
@@ -32,6 +33,9 @@ class Op:
     lower: Callable | None = None  # tensor ops: (ctx, args, attrs, node) -> numpy expression
     expand: Callable | None = None  # composite ops: (graph, args, attrs) -> result node
     vjp: Callable | None = None  # tensor ops: (graph, node, cotangent) -> per-operand cotangents
+    # tensor and composite ops: (operand arrays, attrs with dims bound) -> array, the op's direct
+    # numpy definition, which the reference interpreter (graphc/evaluate.py) runs
+    reference: Callable | None = None
     attrs: dict = field(default_factory=dict)  # attribute name -> default (None: required)
     kink: str = ""  # the convention at points where the derivative does not exist
     convention: Callable | None = None  # (partial, operand index) -> partial obeying ``kink``
