@@ -123,8 +123,42 @@ def local_partials(name: str, frozen_attrs: tuple = (), constants: tuple = ()) -
         partial = sympy.powsimp(sympy.diff(body, symbol))
         if op.convention is not None:
             partial = op.convention(partial, len(partials))
-        partials.append(_through_output(partial, body))
+        partials.append(_through_output(select_steps(partial), body))
     return tuple(partials)
+
+
+def select_steps(partial: sympy.Expr) -> sympy.Expr:
+    """Products of a step and a factor that may be infinite where the step is 0, as selections.
+
+    A kink convention says "the derivative is 0 where a branch is not taken" (a clamp's
+    flat side): ``Heaviside(c, 1) * (1 - y)/(1 - p)`` must be 0 where ``c < 0``, even where
+    ``1/(1 - p)`` is infinite, and 0 * inf is NaN. So such a product becomes
+    ``Piecewise((factor, c >= 0), (0, True))``, which selects. A polynomial factor (relu's
+    ``g * Heaviside(z, 1)``) is finite wherever its operands are, and stays a product.
+
+    >>> p, y = sympy.symbols("p y", real=True)
+    >>> select_steps(sympy.Heaviside(sympy.log(p) + 100, 1) * y / p)
+    Piecewise((y/p, log(p) >= -100), (0, True))
+    >>> select_steps(y * sympy.Heaviside(p, 1))
+    y*Heaviside(p, 1)
+    """
+    def selected(product: sympy.Expr) -> sympy.Expr:
+        steps = [f for f in sympy.Mul.make_args(product) if isinstance(f, sympy.Heaviside)]
+        if not steps:
+            return product
+        factor = sympy.Mul(*[f for f in sympy.Mul.make_args(product) if f != steps[0]])
+        if factor.is_polynomial(*factor.free_symbols):
+            return product
+        arg = steps[0].args[0]
+        at = steps[0].args[1] if len(steps[0].args) > 1 else sympy.S.Half  # sympy's value at 0
+        factor = selected(factor)
+        if at == 1:
+            return sympy.Piecewise((factor, arg >= 0), (0, True))
+        if at == 0:
+            return sympy.Piecewise((factor, arg > 0), (0, True))
+        return sympy.Piecewise((factor, arg > 0), (at * factor, sympy.Eq(arg, 0)), (0, True))
+
+    return partial.replace(lambda e: e.is_Mul and any(isinstance(f, sympy.Heaviside) for f in e.args), selected)
 
 
 def _through_output(partial: sympy.Expr, body: sympy.Expr) -> sympy.Expr:

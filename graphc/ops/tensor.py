@@ -169,13 +169,14 @@ def _reference_reduction(function):
     return reference
 
 
-for _name, _lower, _reference, _doc in (
-    ("sum", _reducer("sum"), np.sum, "sum over axes"),
-    ("mean", _lower_mean, np.mean, "mean over axes"),
-    ("max", _reducer("max"), np.max, "largest element over axes (gradient: to every maximal element)"),
+for _name, _lower, _reference, _doc, _kink in (
+    ("sum", _reducer("sum"), np.sum, "sum over axes", ""),
+    ("mean", _lower_mean, np.mean, "mean over axes", ""),
+    ("max", _reducer("max"), np.max, "largest element over axes",
+     "ties split the gradient evenly among the maximal elements"),
 ):
     register(Op(
-        _name, 1, _reduce_shape, attrs={"axis": None, "keepdims": False}, lower=_lower, doc=_doc,
+        _name, 1, _reduce_shape, attrs={"axis": None, "keepdims": False}, lower=_lower, doc=_doc, kink=_kink,
         reference=_reference_reduction(_reference),
     ))
 
