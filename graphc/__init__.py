@@ -9,6 +9,7 @@ from . import ops as _ops  # noqa: F401 - fills the op table
 from . import zoo
 from .builder import Graph, Node, from_networkx
 from .errors import FeedError, GradientError, GraphcError, GraphError, RenderError, ShapeError
+from .evaluate import evaluate
 from .explore.drawing import render
 from .functional import (
     abs,
@@ -60,7 +61,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "zoo", "render", "Graph", "Node", "from_networkx", "compile", "grad", "check_gradients", "Program", "verify",
-    "elementwise", "apply",
+    "evaluate", "elementwise", "apply",
     "save", "load",
     "GraphcError", "GraphError", "ShapeError", "FeedError", "GradientError", "RenderError",
     "relu", "leaky_relu", "sigmoid", "tanh", "softplus", "identity", "exp", "log", "log1p", "sin",

@@ -14,7 +14,9 @@ import sympy
 from .builder import Node, apply
 from .errors import GraphError
 from .ops import OPS, Op
+from .ops.base import select_steps
 from .ops.elementwise import add_elementwise
+from .ops.printing import check_printable
 
 __all__ = [
     "apply", "relu", "leaky_relu", "sigmoid", "tanh", "softplus", "identity", "exp", "log", "log1p",
@@ -177,10 +179,11 @@ def elementwise(name: str, fn: Callable, arity: int | None = None, *, kink: str 
             f"custom op {name!r}: fn returned {expr!r}, which is not an expression of its "
             f"{arity} operand(s) only"
         )
-    from .lower.printer import check_printable
-
     expr = recognize_activations(expr)
     check_printable(expr, name)
+    for k, symbol in enumerate(symbols):  # the backward pass prints the derivatives too
+        partial = select_steps(sympy.diff(expr, symbol)).replace(sympy.DiracDelta, lambda *_: sympy.S.Zero)
+        check_printable(partial, name, f"its derivative in operand {k},")
     definition_expr = expr
     op: Op = add_elementwise(name, arity, lambda *xs: definition_expr.xreplace(dict(zip(symbols, xs))),
                              kink=kink, doc=str(expr), builtin=False, replace=existing is not None)

@@ -5,6 +5,7 @@ An entry has its arity, traits (elementwise, commutative), shape rule, and one o
   from which derivatives come by ``sympy.diff`` (see :func:`local_partials`);
 - ``lower``: how a tensor op prints, a short template over printed operands;
 - ``expand``: for composite ops, their numerically stable expansion into primitives.
+- ``reference``: for tensor and composite ops, their direct numpy definition (the oracle).
 VJP rules of tensor ops live in ``graphc/ops/tensor.py`` next to their shape rules.
 """
 
@@ -32,6 +33,9 @@ class Op:
     lower: Callable | None = None  # tensor ops: (ctx, args, attrs, node) -> numpy expression
     expand: Callable | None = None  # composite ops: (graph, args, attrs) -> result node
     vjp: Callable | None = None  # tensor ops: (graph, node, cotangent) -> per-operand cotangents
+    # tensor and composite ops: (operand arrays, attrs with dims bound) -> array, the op's direct
+    # numpy definition, which the reference interpreter (graphc/evaluate.py) runs
+    reference: Callable | None = None
     attrs: dict = field(default_factory=dict)  # attribute name -> default (None: required)
     kink: str = ""  # the convention at points where the derivative does not exist
     convention: Callable | None = None  # (partial, operand index) -> partial obeying ``kink``
@@ -119,8 +123,42 @@ def local_partials(name: str, frozen_attrs: tuple = (), constants: tuple = ()) -
         partial = sympy.powsimp(sympy.diff(body, symbol))
         if op.convention is not None:
             partial = op.convention(partial, len(partials))
-        partials.append(_through_output(partial, body))
+        partials.append(_through_output(select_steps(partial), body))
     return tuple(partials)
+
+
+def select_steps(partial: sympy.Expr) -> sympy.Expr:
+    """Products of a step and a factor that may be infinite where the step is 0, as selections.
+
+    A kink convention says "the derivative is 0 where a branch is not taken" (a clamp's
+    flat side): ``Heaviside(c, 1) * (1 - y)/(1 - p)`` must be 0 where ``c < 0``, even where
+    ``1/(1 - p)`` is infinite, and 0 * inf is NaN. So such a product becomes
+    ``Piecewise((factor, c >= 0), (0, True))``, which selects. A polynomial factor (relu's
+    ``g * Heaviside(z, 1)``) is finite wherever its operands are, and stays a product.
+
+    >>> p, y = sympy.symbols("p y", real=True)
+    >>> select_steps(sympy.Heaviside(sympy.log(p) + 100, 1) * y / p)
+    Piecewise((y/p, log(p) >= -100), (0, True))
+    >>> select_steps(y * sympy.Heaviside(p, 1))
+    y*Heaviside(p, 1)
+    """
+    def selected(product: sympy.Expr) -> sympy.Expr:
+        steps = [f for f in sympy.Mul.make_args(product) if isinstance(f, sympy.Heaviside)]
+        if not steps:
+            return product
+        factor = sympy.Mul(*[f for f in sympy.Mul.make_args(product) if f != steps[0]])
+        if factor.is_polynomial(*factor.free_symbols):
+            return product
+        arg = steps[0].args[0]
+        at = steps[0].args[1] if len(steps[0].args) > 1 else sympy.S.Half  # sympy's value at 0
+        factor = selected(factor)
+        if at == 1:
+            return sympy.Piecewise((factor, arg >= 0), (0, True))
+        if at == 0:
+            return sympy.Piecewise((factor, arg > 0), (0, True))
+        return sympy.Piecewise((factor, arg > 0), (at * factor, sympy.Eq(arg, 0)), (0, True))
+
+    return partial.replace(lambda e: e.is_Mul and any(isinstance(f, sympy.Heaviside) for f in e.args), selected)
 
 
 def _through_output(partial: sympy.Expr, body: sympy.Expr) -> sympy.Expr:

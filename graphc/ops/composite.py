@@ -9,6 +9,8 @@ as the lecture's J = 1/n sum L: ``mse`` and ``bce`` over all elements,
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import shapes
 from ..errors import ShapeError, describe
 from .base import Op, register
@@ -84,6 +86,31 @@ def _expand_mean_of(term):
     return expand
 
 
+# Direct numpy definitions, for the reference interpreter: the textbook formulas, written
+# apart from the expansions above so that the interpreter checks those expansions.
+def _logsumexp(x, axis, keepdims):
+    axes = normalize_axes(axis, x.ndim)
+    peak = np.max(x, axis=axes, keepdims=True)
+    peak = np.where(np.isfinite(peak), peak, 0.0)  # a row of -inf sums to 0: log 0 = -inf
+    out = np.log(np.sum(np.exp(x - peak), axis=axes, keepdims=True)) + peak
+    return out if keepdims else np.squeeze(out, axis=axes)
+
+
+def _log_softmax(x, axis):
+    return x - _logsumexp(x, axis, True)
+
+
+def _reference_bce(values, attrs):
+    p, y = values
+    return np.mean(-(y * np.maximum(np.log(p), -100) + (1 - y) * np.maximum(np.log1p(-p), -100)))
+
+
+def _reference_softmax_cross_entropy(values, attrs):
+    logits, target = values
+    axis = normalize_axes(attrs["axis"], logits.ndim)
+    return np.mean(-np.sum(target * _log_softmax(logits, axis), axis=axis))
+
+
 def _check_axis_shape(rule):
     def shape(arg_shapes, attrs, node=None, op=None):
         normalize_axes(attrs.get("axis"), len(arg_shapes[0]), node, op)
@@ -93,11 +120,14 @@ def _check_axis_shape(rule):
 
 
 register(Op("softmax", 1, _check_axis_shape(_same_shape), attrs={"axis": -1}, expand=_expand_softmax,
+            reference=lambda values, attrs: np.exp(_log_softmax(values[0], attrs["axis"])),
             doc="exp(x - max) / sum(exp(x - max)) over axis"))
 register(Op("log_softmax", 1, _check_axis_shape(_same_shape), attrs={"axis": -1},
-            expand=_expand_log_softmax, doc="x - logsumexp(x) over axis"))
+            expand=_expand_log_softmax, doc="x - logsumexp(x) over axis",
+            reference=lambda values, attrs: _log_softmax(values[0], attrs["axis"])))
 register(Op("logsumexp", 1, _reduce_shape, attrs={"axis": None, "keepdims": False},
-            expand=_expand_logsumexp, doc="log(sum(exp(x))) over axes, with the max shift"))
+            expand=_expand_logsumexp, doc="log(sum(exp(x))) over axes, with the max shift",
+            reference=lambda values, attrs: _logsumexp(values[0], attrs["axis"], attrs["keepdims"])))
 def _expand_mse(args, attrs):
     # square(pred - y), not one squared_error op: the backward pass then reuses pred - y
     f = _f()
@@ -105,11 +135,13 @@ def _expand_mse(args, attrs):
     return f.mean(f.square(pred - target))
 
 
-register(Op("mse", 2, _loss_shape, expand=_expand_mse, doc="mean over all elements of (pred - y)**2"))
-register(Op("bce", 2, _loss_shape, expand=_expand_mean_of("bce_terms"),
+register(Op("mse", 2, _loss_shape, expand=_expand_mse, doc="mean over all elements of (pred - y)**2",
+            reference=lambda values, attrs: np.mean((values[0] - values[1]) ** 2)))
+register(Op("bce", 2, _loss_shape, expand=_expand_mean_of("bce_terms"), reference=_reference_bce,
             doc="binary cross-entropy of probabilities p, mean over all elements"))
 register(Op("bce_with_logits", 2, _loss_shape, expand=_expand_mean_of("bce_logits_terms"),
+            reference=lambda values, attrs: np.mean(np.logaddexp(0, values[0]) - values[1] * values[0]),
             doc="binary cross-entropy of sigmoid(z) from logits z, mean over all elements"))
 register(Op("softmax_cross_entropy", 2, _check_axis_shape(_loss_shape), attrs={"axis": -1},
-            expand=_expand_softmax_cross_entropy,
+            expand=_expand_softmax_cross_entropy, reference=_reference_softmax_cross_entropy,
             doc="cross-entropy of softmax(logits) against one-hot rows, mean over rows"))

@@ -6,6 +6,7 @@ graph construction, are attached in ``graphc/ops/vjp.py``.
 
 from __future__ import annotations
 
+import numpy as np
 import sympy
 
 from .. import shapes
@@ -71,6 +72,7 @@ def _matmul_shape(arg_shapes, attrs, node=None, op=None):
 
 register(Op(
     "matmul", 2, _matmul_shape, doc="a @ b (numpy matmul semantics)",
+    reference=lambda values, attrs: np.matmul(*values),
     lower=lambda ctx, args, attrs, node: f"{args[0]} @ {args[1]}",
 ))
 
@@ -98,6 +100,7 @@ def _lower_transpose(ctx, args, attrs, node):
 
 register(Op(
     "transpose", 1, _transpose_shape, attrs={"axes": None}, lower=_lower_transpose,
+    reference=lambda values, attrs: np.transpose(values[0], attrs.get("axes")),
     doc="permute axes (reverse them when axes is None)",
 ))
 
@@ -119,6 +122,7 @@ def _lower_reshape(ctx, args, attrs, node):
 
 register(Op(
     "reshape", 1, _reshape_shape, attrs={"shape": None}, lower=_lower_reshape,
+    reference=lambda values, attrs: np.reshape(values[0], attrs["shape"]),
     doc="the same elements in a new shape",
 ))
 
@@ -157,13 +161,23 @@ def _lower_mean(ctx, args, attrs, node):
     return f"{total} / {'*'.join(count) if count else '1'}" if len(count) <= 1 else f"{total} / ({'*'.join(count)})"
 
 
-for _name, _lower, _doc in (
-    ("sum", _reducer("sum"), "sum over axes"),
-    ("mean", _lower_mean, "mean over axes"),
-    ("max", _reducer("max"), "largest element over axes (gradient: to every maximal element)"),
+def _reference_reduction(function):
+    def reference(values, attrs):
+        (x,) = values
+        return function(x, axis=normalize_axes(attrs.get("axis"), x.ndim), keepdims=bool(attrs.get("keepdims")))
+
+    return reference
+
+
+for _name, _lower, _reference, _doc, _kink in (
+    ("sum", _reducer("sum"), np.sum, "sum over axes", ""),
+    ("mean", _lower_mean, np.mean, "mean over axes", ""),
+    ("max", _reducer("max"), np.max, "largest element over axes",
+     "ties split the gradient evenly among the maximal elements"),
 ):
     register(Op(
-        _name, 1, _reduce_shape, attrs={"axis": None, "keepdims": False}, lower=_lower, doc=_doc,
+        _name, 1, _reduce_shape, attrs={"axis": None, "keepdims": False}, lower=_lower, doc=_doc, kink=_kink,
+        reference=_reference_reduction(_reference),
     ))
 
 
@@ -178,17 +192,20 @@ def _broadcast_shape(arg_shapes, attrs, node=None, op=None):
 register(Op(
     "broadcast", 1, _broadcast_shape, attrs={"shape": None},
     lower=lambda ctx, args, attrs, node: f"{ctx.numpy}.broadcast_to({args[0]}, {ctx.shape(attrs['shape'])})",
+    reference=lambda values, attrs: np.broadcast_to(values[0], attrs["shape"]),
     doc="numpy broadcast to a larger shape",
 ))
 
 register(Op(
     "stop_gradient", 1, lambda arg_shapes, attrs, node=None, op=None: arg_shapes[0],
     lower=lambda ctx, args, attrs, node: args[0],
+    reference=lambda values, attrs: values[0],
     doc="the identity whose gradient is zero (used by stable expansions)",
 ))
 
 register(Op(
     "zeros_like", 1, lambda arg_shapes, attrs, node=None, op=None: arg_shapes[0],
     lower=lambda ctx, args, attrs, node: f"{ctx.numpy}.zeros_like({args[0]})",
+    reference=lambda values, attrs: np.zeros_like(values[0]),
     doc="zeros of the operand's shape (the gradient of a value that does not reach the output)",
 ))

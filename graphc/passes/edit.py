@@ -27,10 +27,11 @@ import numpy as np
 from .. import ir
 from ..errors import GraphError
 from ..ops.base import freeze, get_op
+from ..ops.fused import fused_symbols
 
 __all__ = [
     "SOURCES", "MAX_CONST_SIZE", "begin", "order", "protected", "is_source", "is_const", "const_value",
-    "new_node", "const_node", "concrete_size", "replace", "node_key", "equivalent",
+    "new_node", "fused_node", "const_node", "concrete_size", "replace", "node_key", "equivalent",
 ]
 
 SOURCES = ("input", "param")  # values fed at run time: never merged, folded or removed
@@ -111,6 +112,13 @@ def new_node(graph: nx.MultiDiGraph, op: str, args: list[str], attrs: dict | Non
     return ir.add_op(graph, node, op, list(args), full, shape, template.get(ir.DTYPE, ir.DEFAULT_DTYPE), **extra)
 
 
+def fused_node(graph: nx.MultiDiGraph, expr, args: list[str], like: str, kink: str = "") -> str:
+    """A new ``fused`` node computing ``expr`` (over ``a0, a1, ...``, one per operand)."""
+    node = new_node(graph, "fused", args, {"kink": kink}, like=like)
+    graph.nodes[node][ir.EXPR] = (expr, fused_symbols(len(args)))
+    return node
+
+
 def const_node(graph: nx.MultiDiGraph, value, like: str) -> str:
     """A new const holding ``value`` (a scalar is stored as a float, as the builder does)."""
     array = np.asarray(value, dtype=np.float64)
@@ -143,7 +151,12 @@ def replace(graph: nx.MultiDiGraph, old: str, new: str) -> str:
     keep = protected(graph)
     if old not in keep:
         _move_consumers(graph, old, new)
+        if ir.GRAD_OF in graph.nodes[old] and graph.nodes[new].get(ir.PHASE) == ir.BACKWARD:
+            graph.nodes[new].setdefault(ir.GRAD_OF, graph.nodes[old][ir.GRAD_OF])  # it holds that gradient now
         graph.remove_node(old)
+        if graph.nodes[new].get(ir.MARK) == "created" and new not in keep:
+            nx.relabel_nodes(graph, {new: old}, copy=False)  # a node a pass just made takes the name
+            return old
         return new
     named = graph.nodes[old]
     if new not in keep and not is_source(graph, new):
