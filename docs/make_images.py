@@ -14,7 +14,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 import graphc as gc  # noqa: E402
-from graphc.explore.drawing import render  # noqa: E402
+from graphc.drawing import render  # noqa: E402
 
 OUT = HERE / "images"
 

@@ -8,9 +8,9 @@ against numeric ones.
 from . import ops as _ops  # noqa: F401 - fills the op table
 from . import zoo
 from .builder import Graph, Node, from_networkx
+from .drawing import render
 from .errors import FeedError, GradientError, GraphcError, GraphError, RenderError, ShapeError
 from .evaluate import evaluate
-from .explore.drawing import render
 from .functional import (
     abs,
     add,

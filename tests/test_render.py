@@ -19,9 +19,9 @@ import pytest
 
 import graphc as gc
 from graphc import ir
+from graphc.drawing import render, to_digraph
 from graphc.errors import RenderError
 from graphc.explore.annotate import stage_annotations
-from graphc.explore.drawing import render, to_digraph
 from graphc.render import backends, render_program, stage_digraphs
 from graphc.schedule import levels
 
@@ -315,7 +315,7 @@ def test_formulas_are_readable_unicode():
 # -- determinism and size ------------------------------------------------------------------
 
 def test_dot_text_is_byte_identical_across_runs_and_hash_seeds():
-    code = ("import graphc as gc; from graphc.explore.drawing import to_digraph; "
+    code = ("import graphc as gc; from graphc.drawing import to_digraph; "
             "g, f = gc.zoo.wide_relu(); print(to_digraph(g, feeds=f).source)")
     outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                               env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("12345",)}

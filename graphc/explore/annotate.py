@@ -1,8 +1,10 @@
 """Values and gradients of every stage, computed here so that drawing stays a leaf.
 
-Each stage's graph is run on the feeds; :func:`graphc.render.values.annotate_stages`
-then decides what each stage shows. A joint graph's backward pass is seeded with ones
-(d output / d output = 1, as ``value_and_grad`` does for a scalar output).
+Each stage's graph is run on the feeds by the reference interpreter, :func:`gc.evaluate`
+(the one evaluator the tests trust; no code is generated to draw);
+:func:`graphc.render.values.annotate_stages` then decides what each stage shows. A joint
+graph's backward seed is fed with ones (d output / d output = 1, as ``value_and_grad``
+does for a scalar output).
 
 >>> import graphc as gc
 >>> g = gc.Graph("doc"); x = g.input("x"); _ = g.output("y", 3 * x + 1)
@@ -13,79 +15,68 @@ then decides what each stage shows. A joint graph's backward pass is seeded with
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import networkx as nx
 import numpy as np
+import sympy
 
 from .. import ir
-from ..feeds import check_feeds
-from ..lower.emit import FunctionSpec, Module
-from ..lower.load import load_source
-from ..ops.base import get_op
+from ..evaluate import evaluate
 from ..render import render_program
-from ..render.values import Annotations, annotate_stages
-from ..schedule import levels
+from ..render.values import Annotations, annotate_stages, gradients_from_joint, has_backward
 
-__all__ = ["value_runner", "stage_values", "stage_annotations", "runnable", "render_stages"]
+__all__ = ["stage_values", "stage_annotations", "graph_annotations", "render_stages"]
 
-
-def runnable(graph: nx.MultiDiGraph) -> bool:
-    """Whether the graph can run as it is (composite ops run only after expansion)."""
-    return all(not get_op(d[ir.OP], n).composite for n, d in graph.nodes(data=True))
+SOURCES = ("input", "param")
 
 
-def _seed_feeds(graph: nx.MultiDiGraph, arrays: Mapping) -> dict[str, np.ndarray]:
-    """Ones for source nodes that are not the graph's inputs or params (the backward seed)."""
-    extra = {}
+def _dims(graph: nx.MultiDiGraph, feeds: Mapping) -> dict[sympy.Symbol, int]:
+    """{symbolic dim: size}, read from the shapes of the feeds."""
+    sizes: dict[sympy.Symbol, int] = {}
+    for name, value in feeds.items():
+        for want, got in zip(graph.nodes[name].get(ir.SHAPE, ()), np.shape(value)):
+            if isinstance(want, sympy.Symbol):
+                sizes.setdefault(want, int(got))
+    return sizes
+
+
+def _with_seed(graph: nx.MultiDiGraph, feeds: Mapping) -> dict:
+    """The feeds this graph reads, and ones for an input nobody feeds (the backward seed)."""
+    mine = {k: v for k, v in feeds.items() if k in graph and graph.nodes[k].get(ir.OP) in SOURCES}
+    sizes = _dims(graph, mine)
     for node, data in graph.nodes(data=True):
-        if data[ir.OP] == "input" and node not in arrays:
-            shape = tuple(int(d) if not getattr(d, "free_symbols", None) else 1 for d in data[ir.SHAPE])
-            extra[node] = np.ones(shape, dtype=data.get(ir.DTYPE, "float64"))
-    return extra
-
-
-def value_runner(graph: nx.MultiDiGraph) -> Callable[[Mapping], dict[str, np.ndarray]]:
-    """A function of the feeds returning every node's value, generated once for ``graph``
-    (by the graph's own lowering), so that training playback runs it at numpy speed."""
-    seed = graph.graph.get(ir.SEED)
-    names = [n for n in ir.sources(graph) if n != seed]
-    seeds = _seed_feeds(graph, dict.fromkeys(names))
-    args = names + list(seeds)
-    module = Module(graph)
-    for a in args:
-        module.namespace.name(a)
-    computed = [n for n in graph.nodes if graph.nodes[n][ir.OP] not in ("input", "param", "const")]
-    spec = FunctionSpec("all_values", args, levels(graph), computed or args[:1])
-    function = module.function(spec)
-    constants = "".join(f"{name} = {value}\n" for name, value in module.constants.items())
-    source = "import numpy\n" + constants + "\n\n" + function
-    run = load_source(source, f"{graph.graph.get(ir.NAME, 'graph')} values").all_values
-    consts = {node: np.asarray(data[ir.ATTRS]["value"], dtype=np.float64)
-              for node, data in graph.nodes(data=True) if data[ir.OP] == "const"}
-
-    def values(feeds: Mapping) -> dict[str, np.ndarray]:
-        arrays = dict(zip(names, check_feeds(graph, {k: v for k, v in feeds.items() if k in set(names)}, names)))
-        arrays.update(seeds)
-        with np.errstate(all="ignore"):  # NaN and Inf are drawn (in red), not warned about
-            results = run(*[arrays[a] for a in args]) if computed else ()
-        out = {n: np.asarray(v) for n, v in zip(computed, results)}
-        out.update({n: np.asarray(v) for n, v in arrays.items()})
-        out.update(consts)
-        return out
-
-    return values
+        if data.get(ir.OP) == "input" and node not in mine:
+            shape = tuple(sizes.get(d, 1) if isinstance(d, sympy.Symbol) else int(d) for d in data[ir.SHAPE])
+            mine[node] = np.ones(shape, dtype=data.get(ir.DTYPE, ir.DEFAULT_DTYPE))
+    return mine
 
 
 def stage_values(graph: nx.MultiDiGraph, feeds: Mapping) -> dict[str, np.ndarray]:
-    """Every node's value for ``feeds``, by running the graph's own generated code."""
-    return value_runner(graph)(feeds)
+    """Every node's value for ``feeds``, from the reference interpreter."""
+    with np.errstate(all="ignore"):  # NaN and Inf are drawn (in red), not warned about
+        return {n: np.asarray(v) for n, v in evaluate(graph, _with_seed(graph, feeds)).items()}
+
+
+def graph_annotations(graph: nx.MultiDiGraph, feeds: Mapping,
+                      stages: Mapping[str, nx.MultiDiGraph] | None = None) -> Annotations:
+    """Values and gradients of one graph. A joint graph carries its own gradients; a forward
+    graph borrows them, by node id, from ``stages`` (a compiled program's), when given."""
+    if has_backward(graph):
+        values = stage_values(graph, feeds)
+        grads = gradients_from_joint(graph, values)
+        forward = {n: g for n, g in grads.items()
+                   if n in graph and graph.nodes[n].get(ir.PHASE) != ir.BACKWARD}
+        return Annotations(values, forward)
+    if not stages:
+        return Annotations(stage_values(graph, feeds), {})
+    return stage_annotations({"this": graph, **stages}, feeds)["this"]
 
 
 def stage_annotations(stages: Mapping[str, nx.MultiDiGraph], feeds: Mapping) -> dict[str, Annotations]:
     """Values and gradients for every stage (ids a stage cannot compute itself are borrowed)."""
-    own = {name: stage_values(graph, feeds) if runnable(graph) else {} for name, graph in stages.items()}
+    own = {name: stage_values(graph, feeds) for name, graph in stages.items()}
     return annotate_stages(stages, own)
 
 

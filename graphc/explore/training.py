@@ -25,7 +25,7 @@ import numpy as np
 from .. import ir
 from ..errors import FeedError
 from ..render.values import gradients_from_joint
-from .annotate import value_runner
+from .annotate import stage_values
 
 __all__ = ["History", "Boundary", "train", "boundary_of", "GRID"]
 
@@ -133,7 +133,6 @@ def train(prog, feeds: Mapping, steps: int, lr: float = 0.1, joint=None) -> Hist
     params = list(prog.wrt)
     current = {k: np.array(v, dtype=float) for k, v in feeds.items()}
     graph = joint if joint is not None else prog.stages["differentiated"]
-    run = value_runner(graph)
     history = History(steps, lr, param_norms={p: [] for p in params})
     history.boundary = boundary_of(prog, current)
     grid = _grid_feeds(history.boundary, current) if history.boundary else None
@@ -143,7 +142,7 @@ def train(prog, feeds: Mapping, steps: int, lr: float = 0.1, joint=None) -> Hist
         history.loss.append(float(np.sum(outputs[loss_name])))
         for name in params:
             history.param_norms[name].append(float(np.sqrt(np.sum(np.square(grads[name])))))
-        node_grads = gradients_from_joint(graph, run(current))
+        node_grads = gradients_from_joint(graph, stage_values(graph, current))
         for node, grad in node_grads.items():
             if node in graph and graph.nodes[node].get(ir.PHASE) != ir.BACKWARD:
                 history.node_grads.setdefault(node, []).append(_mean_abs(grad))
