@@ -309,7 +309,48 @@ def test_formulas_are_readable_unicode():
     a, b = g.input("a"), g.input("b")
     g.output("y", gc.sigmoid(a ** 2 - b))
     source = to_digraph(g).source
-    assert "a²" in source and "-b + pow" in source and "σ(sub)" in source
+    assert "a²" in source and "−b + pow" in source and "σ(sub)" in source
+
+
+def test_every_formula_is_one_line_and_no_label_is_cut():
+    g, feeds = gc.zoo.two_moons()
+    prog = gc.compile(g)
+    for name, graph in prog.stages.items():
+        source = to_digraph(graph, feeds=feeds if name == "scheduled" else None).source
+        assert "─" not in source and "⎛" not in source  # no 2-D fraction bars or brackets
+        for font in re.findall(r'<font face="Helvetica" point-size="11">(.*?)</font>', source):
+            assert "<br" not in font
+        held = [n for n in graph.nodes if graph.nodes[n].get(ir.GRAD_OF) is not None]
+        for node in held:  # the gradient label names its value in full
+            assert f"∂ {graph.nodes[node][ir.GRAD_OF]}<" in source or "…" in source
+    wide, _ = gc.zoo.wide_relu()
+    assert ">2·sub·θ(z2)/N<" in to_digraph(gc.compile(wide).stages["scheduled"]).source  # was 1/N on three lines
+
+
+def test_one_colour_one_meaning_and_zero_backward_chains_greyed():
+    g, feeds = gc.zoo.wide_relu(dead_output=True)
+    prog = gc.compile(g)
+    joint = prog.stages["differentiated"]
+    source = stage_digraphs(prog, stage_annotations(prog.stages, feeds), ["differentiated"])[0][1].source
+    ids = dot_ids(joint)
+    from graphc.render import style
+
+    # red is NaN/Inf only: nothing here is NaN, so nothing but the legend's NaN entry is red
+    drawing = "\n".join(s for s in statements(source) if not s.startswith("legend"))
+    assert style.BAD not in drawing and style.EDGE["critical"]["color"] != style.BAD
+    # every gradient number has the gradient colour (or grey when it is zero), never another
+    for font in re.findall(r'<font color="([^"]+)" point-size="10">∇', source):
+        assert font in (style.GRAD, style.GREY_TEXT)
+    # the backward chain carries zeros all the way (the output unit is dead): each backward
+    # node whose value is exactly zero, and each edge leaving it, is greyed
+    values = stage_annotations(prog.stages, feeds)["differentiated"].values
+    zero = [n for n in joint.nodes if joint.nodes[n].get(ir.PHASE) == ir.BACKWARD and not np.any(values[n])]
+    assert zero, "the dead output's backward pass carries zeros"
+    for node in zero:
+        assert "zero-grad" in classes(node_line(source, ids[node]))
+        for _, head in joint.out_edges(node):
+            edge = next(s for s in statements(source) if s.startswith(f"{ids[node]} -> {ids[head]} "))
+            assert "zero-grad" in classes(edge)
 
 
 # -- determinism and size ------------------------------------------------------------------
