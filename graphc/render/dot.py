@@ -46,7 +46,8 @@ def _label(graph, node: str, kind: str, ann: Annotations | None, opts: DrawOptio
         detail = f"const {summary(data[ir.ATTRS]['value'])}"
     rows.append(f'<font point-size="10">{esc(detail)} · {esc(shape_text(data.get(ir.SHAPE, ())))}</font>')
     if data.get(ir.GRAD_OF) is not None:
-        rows.append(f'<font point-size="10" color="{style.GRAD}">holds ∂ out / ∂ {esc(short(str(data[ir.GRAD_OF])))}</font>')
+        holder = esc(short(str(data[ir.GRAD_OF])))
+        rows.append(f'<font point-size="10" color="{style.GRAD}">holds ∂ out / ∂ {holder}</font>')
     if formula_lines:  # one line, as a reader writes it
         rows.append(f'<font face="Helvetica" point-size="11">{esc(" ".join(formula_lines))}</font>')
     mark = data.get(ir.MARK)

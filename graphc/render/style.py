@@ -96,7 +96,8 @@ def legend_label(kinds: list[str], marks: list[str], *, values: bool, grads: boo
                     '<td align="left">critical path (longest dependency chain)</td></tr>')
     rows.append('<tr><td>▭ ▭</td><td align="left">nodes lined up = one dependency level</td></tr>')
     if values:
-        rows.append('<tr><td>=</td><td align="left">forward value (tensors: shape, min…max, mean, ▁▃█ histogram)</td></tr>')
+        rows.append('<tr><td>=</td>'
+                    '<td align="left">forward value (tensors: shape, min…max, mean, ▁▃█ histogram)</td></tr>')
         rows.append(f'<tr><td><font color="{BAD}">nan</font></td><td align="left">NaN or Inf</td></tr>')
     if grads:
         rows.append(f'<tr><td><font color="{GRAD}">∇</font></td>'
