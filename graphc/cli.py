@@ -23,10 +23,12 @@ from . import ir, zoo
 from .errors import GradientError, GraphcError
 from .io import load
 from .pipeline import compile
+from .report import write_report
 
 __all__ = ["main", "sgd", "random_feeds", "resolve", "variant_settings"]
 
 DEMO_NETWORK = "two_moons"
+DEMO_STEPS = 60  # full-batch SGD steps the demo's explorer page replays
 
 
 # ----------------------------------------------------------------------------------------
@@ -198,7 +200,11 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"final loss {final_loss:.6f} (from {start_loss:.6f}), accuracy {accuracy(prog, trained):.3f}")
     if _try("values drawing", lambda: _render(prog, out / "values", "svg", feeds=trained, stages=["scheduled"])):
         print(f"  the trained values on the graph -> {out / 'values'}")
-    if _try("report", lambda: prog.report(out / "report.html", feeds=trained)):
+    explorer = _try("explorer", lambda: prog.explore(out / "explore.html", feeds=feeds, train=DEMO_STEPS, lr=args.lr))
+    if explorer:
+        print(f"  explorer ({DEMO_STEPS} SGD steps replayed from the initial params) -> {explorer}")
+    trained_note = f"the params after {args.epochs} epochs of SGD"
+    if _try("report", lambda: write_report(prog, out / "report.html", trained, explorer, trained_note)):
         print(f"  report -> {out / 'report.html'}")
     return 0 if report is None or report.ok else 1
 

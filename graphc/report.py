@@ -1,9 +1,12 @@
-"""The report: one self-contained HTML page for a compiled program.
+"""The report: one self-contained HTML page for a compiled program, to print or to read.
 
-Every stage's drawing (inline SVG, in pipeline order), the generated forward and backward
-code (highlighted), each stage's pass statistics, a gradient-check table and, for scalar
-graphs, the gradient formulas as MathML. Nothing on the page is fetched from a network;
-every piece of text from the graph is escaped.
+Every stage's drawing (inline SVG, in pipeline order, each at its own size in a scrolling
+frame, the last one open and the others one click away), the generated forward and
+backward code (highlighted), each stage's pass statistics, a gradient-check table and, for
+scalar graphs, the gradient formulas as MathML. It says what the values drawn are (the
+feeds given, or trained ones) and links to the explorer page (``prog.explore``) when one
+was written, which is the interactive view of the same stages. Nothing on the page is
+fetched from a network; every piece of text from the graph is escaped.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from .render import backends, stage_digraphs
 from .render.formulas import gradient_formulas, to_mathml
 from .render.highlight import CSS as CODE_CSS
 from .render.highlight import highlight
+from .render.labels import node_expression
 from .testing import check_gradients
 
 __all__ = ["write_report", "report_html"]
@@ -29,8 +33,10 @@ body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sa
        max-width: 1200px; padding: 0 1em; color: #111827; }
 h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #e5e7eb; padding-bottom: .2em; margin-top: 2em; }
 nav a { margin-right: 1em; } figure { margin: 1.2em 0; } figcaption { color: #4b5563; font-size: .9em; }
-.drawing { overflow-x: auto; border: 1px solid #e5e7eb; padding: .5em; background: #fff; }
-.drawing svg { max-width: 100%; height: auto; }
+.drawing { overflow: auto; max-height: 80vh; border: 1px solid #e5e7eb; padding: .5em; background: #fff; }
+.drawing svg { max-width: none; height: auto; }  /* at its own size: a squeezed drawing is unreadable */
+details.stage > summary { cursor: pointer; font-weight: 600; padding: .3em 0; }
+.explorer { background: #eff6ff; border: 1px solid #bfdbfe; padding: .6em 1em; border-radius: 6px; }
 table.stats, table.check { border-collapse: collapse; font-size: .9em; }
 table.stats td, table.stats th, table.check td, table.check th { border: 1px solid #e5e7eb; padding: .25em .6em; }
 .ok { color: #15803d; } .kink { color: #b45309; } .FAIL { color: #dc2626; font-weight: 600; }
@@ -48,6 +54,7 @@ def _drawings(prog, feeds) -> list[str]:
     parts = []
     can_draw = backends.available("svg") is not None
     notes = stage_annotations(prog.stages, feeds) if feeds is not None else None
+    last = len(prog.stages)
     for k, (name, digraph) in enumerate(stage_digraphs(prog, notes), 1):
         graph = prog.stages[name]
         caption = f"{k}. {name}: {graph.number_of_nodes()} nodes"
@@ -56,8 +63,9 @@ def _drawings(prog, feeds) -> list[str]:
         else:
             body = f'<pre class="code">{html.escape(digraph.source)}</pre><p>{html.escape(backends.INSTALL_HINT)}</p>'
         anchor = "stage-" + re.sub(r"[^A-Za-z0-9_-]", "_", name)
-        parts.append(f'<figure id="{anchor}" class="stage"><figcaption>{html.escape(caption)}</figcaption>'
-                     f'<div class="drawing">{body}</div></figure>')
+        opened = " open" if k == last else ""
+        parts.append(f'<details class="stage"{opened}><summary>{html.escape(caption)}</summary>'
+                     f'<figure id="{anchor}" class="stage"><div class="drawing">{body}</div></figure></details>')
     return parts
 
 
@@ -94,15 +102,43 @@ def _formulas(prog) -> str:
     graph = prog.stages.get("expanded", next(iter(prog.stages.values())))
     formulas = gradient_formulas(graph)
     if not formulas:
-        return "<p>Formulas are shown for scalar graphs (one number per example); this one has tensors.</p>"
+        return _kernel_formulas(prog)
     (target, loss), *partials = formulas
     items = [to_mathml(target, loss)] + [to_mathml(f"∂{target}/∂{name}", expr) for name, expr in partials]
     return ("<p>Per example; θ(z, 1) is the step with θ(0) = 1 (ReLU's derivative as the lecture defines it).</p>"
             + "".join(items))
 
 
-def report_html(prog, feeds: Mapping | None = None) -> str:
-    """The whole page as a string."""
+def _values_note(feeds, values_are: str | None) -> str:
+    if feeds is None:
+        return "No feeds were given, so the drawings show the graph alone."
+    return f"Values and gradients drawn for {html.escape(values_are or 'the feeds given')}."
+
+
+KERNELS_SHOWN = 40
+
+
+def _kernel_formulas(prog) -> str:
+    """For tensor graphs: the formula of each elementwise kernel of the final graph, over its
+    operands' names, in the order the generated code runs them."""
+    graph = prog.stages.get("scheduled", next(reversed(prog.stages.values())))
+    items = []
+    for node in graph.nodes:
+        expr = node_expression(graph, node)
+        if expr is not None and len(items) < KERNELS_SHOWN:
+            items.append(to_mathml(str(node), expr))
+    if not items:
+        return "<p>This graph has no elementwise kernel to write as a formula.</p>"
+    more = len([n for n in graph.nodes if node_expression(graph, n) is not None]) - len(items)
+    tail = f"<p>… and {more} more (the explorer shows each node's).</p>" if more > 0 else ""
+    return ("<p>The loss is not one number per example, so it has no single closed form here; these are "
+            "the elementwise kernels of the generated code, each over its operands' names "
+            "(θ(z) is the step with θ(0) = 1).</p>" + "".join(items) + tail)
+
+
+def report_html(prog, feeds: Mapping | None = None, explorer: str | None = None,
+                values_are: str | None = None) -> str:
+    """The whole page as a string; ``explorer`` is the relative address of the explorer page."""
     title = f"graphc report: {prog.name}"
     code = [("forward", prog.forward_source), ("backward", prog.backward_source)]
     sections = [
@@ -119,12 +155,28 @@ def report_html(prog, feeds: Mapping | None = None) -> str:
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
             f"<style>{PAGE_CSS}{CODE_CSS}</style></head><body><h1>{html.escape(title)}</h1>"
             f"<p>Outputs {html.escape(', '.join(prog.outputs))}; gradients with respect to "
-            f"{html.escape(', '.join(prog.wrt) or 'nothing')}.</p><nav>{nav}</nav>{body}</body></html>\n")
+            f"{html.escape(', '.join(prog.wrt) or 'nothing')}. {_values_note(feeds, values_are)}</p>"
+            f"{_explorer_link(explorer)}<nav>{nav}</nav>{body}</body></html>\n")
 
 
-def write_report(prog, path: str | Path, feeds: Mapping | None = None) -> Path:
-    """Write the report of ``prog`` to ``path`` (one HTML file); return the path."""
+def _explorer_link(explorer: str | None) -> str:
+    if explorer is None:
+        return ('<p class="explorer">To step through the stages, zoom into any node and replay training, '
+                "write the explorer: <code>prog.explore(\"explore.html\", feeds, train=50)</code> "
+                "or <code>graphc explore NET</code>.</p>")
+    return (f'<p class="explorer"><a href="{html.escape(explorer)}">Open the explorer</a>: every stage '
+            "pannable and zoomable, each node's formula, code, value and gradient, and the training replayed.</p>")
+
+
+def write_report(prog, path: str | Path, feeds: Mapping | None = None, explorer: str | Path | None = None,
+                 values_are: str | None = None) -> Path:
+    """Write the report of ``prog`` to ``path`` (one HTML file); return the path. ``explorer``
+    is an explorer page already written (linked relative to the report)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(report_html(prog, feeds), encoding="utf-8")
+    link = None
+    if explorer is not None:
+        explorer = Path(explorer)
+        link = explorer.name if explorer.parent.resolve() == path.parent.resolve() else explorer.resolve().as_uri()
+    path.write_text(report_html(prog, feeds, link, values_are), encoding="utf-8")
     return path
