@@ -282,7 +282,8 @@
     if (!n) { panel.appendChild(html("p", id + " is not in stage " + st.name)); return; }
     panel.appendChild(html("h2", n.id));
     var kind = n.kind === "op" ? "op" : n.kind;
-    panel.appendChild(html("p", "op " + n.op + " · " + kind + " · shape " + n.shape + (n.backward ? " · backward pass" : "")));
+    var head = n.op === kind ? "op " + n.op : "op " + n.op + " · " + kind;
+    panel.appendChild(html("p", head + " · shape " + n.shape + (n.backward ? " · backward pass" : "")));
     if (n.grad_of) panel.appendChild(html("p", "holds a gradient: ∂loss/∂" + n.grad_of));
     if (n.added) panel.appendChild(html("p", "new in this stage", "added"));
     if (n.changed) panel.appendChild(html("p", "changed by this stage's passes", "changed"));
@@ -330,6 +331,10 @@
       el("title", {}, c).textContent = "step " + j + ": loss " + fmt(loss[j]);
     }
   }
+  function depthColour(t) {  // the input side light orange, the output side dark blue
+    var a = [251, 146, 60], b = [30, 58, 138];
+    return "rgb(" + a.map(function (x, i) { return Math.round(x + (b[i] - x) * t); }).join(",") + ")";
+  }
   var PALETTE = ["#1d4ed8", "#15803d", "#b45309", "#7c3aed", "#0e7490", "#be185d", "#4d7c0f", "#9a3412"];
   function gradChart() {
     var s = document.getElementById("grad-chart");
@@ -347,14 +352,23 @@
     el("line", {x1: L, y1: 8, x2: L, y2: H - B, stroke: "#9ca3af"}, s);
     el("text", {x: L - 4, y: 14, "text-anchor": "end", "font-size": 10}, s).textContent = "1e" + hi.toFixed(0);
     el("text", {x: L - 4, y: H - B, "text-anchor": "end", "font-size": 10}, s).textContent = "1e" + lo.toFixed(0);
+    var deep = names.length > 8;  // many layers: colour by depth, first light, last dark
     names.forEach(function (p, k) {
-      var colour = PALETTE[k % PALETTE.length];
+      var colour = deep ? depthColour(k / (names.length - 1)) : PALETTE[k % PALETTE.length];
       var pts = training.params[p].map(function (v, i) { return typeof v === "number" && v > 0 ? X(i).toFixed(1) + "," + Y(v).toFixed(1) : null; })
         .filter(function (x) { return x; });
       el("polyline", {points: pts.join(" "), fill: "none", stroke: colour, "stroke-width": 1.4, "data-param": p}, s);
-      if (k < 12) el("text", {x: W - R + 6, y: 14 + 13 * k, "font-size": 10, fill: colour}, s).textContent = p;
+      if (!deep) el("text", {x: W - R + 6, y: 14 + 13 * k, "font-size": 10, fill: colour}, s).textContent = p;
     });
-    if (names.length > 12) el("text", {x: W - R + 6, y: 14 + 13 * 12, "font-size": 10}, s).textContent = "… " + (names.length - 12) + " more";
+    if (deep) {
+      [[0, "first: "], [names.length - 1, "last: "]].forEach(function (end, row) {
+        var p = names[end[0]];
+        el("text", {x: W - R + 6, y: 14 + 14 * row, "font-size": 10, fill: depthColour(end[0] / (names.length - 1))}, s)
+          .textContent = end[1] + p;
+      });
+      el("text", {x: W - R + 6, y: 46, "font-size": 10, fill: "#4b5563"}, s).textContent = names.length + " params,";
+      el("text", {x: W - R + 6, y: 58, "font-size": 10, fill: "#4b5563"}, s).textContent = "dark = deeper";
+    }
     el("line", {x1: X(state.step), y1: 8, x2: X(state.step), y2: H - B, stroke: "#dc2626", "stroke-dasharray": "3 2"}, s);
   }
   var CLASS = [[245, 158, 11], [37, 99, 235], [22, 163, 74], [190, 24, 93], [124, 58, 237], [14, 116, 144]];
