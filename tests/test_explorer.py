@@ -16,7 +16,7 @@ import pytest
 import graphc as gc
 from graphc.explore.layout import columns
 from graphc.explore.page import SUMMARY_ABOVE, explorer_data, explorer_html
-from graphc.explore.training import train
+from graphc.explore.training import GRID, train
 
 
 def page_data(page: str) -> dict:
@@ -139,3 +139,21 @@ def test_layout_columns_respect_every_dependency():
     for graph in gc.compile(g).stages.values():
         column = columns(graph)
         assert all(column[u] < column[v] for u, v in graph.edges())
+
+
+def test_the_blobs_boundary_names_a_class_in_every_cell():
+    g, feeds = gc.zoo.blobs()
+    prog = gc.compile(g)
+    boundary = train(prog, feeds, steps=0).boundary
+    grid = np.asarray(boundary.frames[0])
+    assert set(np.floor(grid).astype(int)) <= {0, 1, 2}  # a certain cell (p = 1) keeps its class
+    x0, _, y0, _ = boundary.extent
+    W1, b1, W2, b2 = (feeds[k] for k in ("W1", "b1", "W2", "b2"))
+    logits = np.maximum(np.array([[x0, y0]]) @ W1 + b1, 0) @ W2 + b2  # by hand: 2 -> 16 ReLU -> 3
+    assert int(np.floor(grid[(GRID - 1) * GRID])) == int(logits.argmax())  # the bottom-left cell
+
+
+def test_train_on_a_graph_without_a_scalar_output_says_so(tmp_path):
+    g, feeds = gc.zoo.recall_xor()
+    with pytest.raises(gc.GradientError, match="scalar output"):
+        gc.compile(g).explore(tmp_path / "x.html", feeds=feeds, train=2)

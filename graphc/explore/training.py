@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import ir
-from ..errors import FeedError
+from ..errors import FeedError, GradientError
 from ..render.values import gradients_from_joint
 from .annotate import stage_values
 
@@ -111,7 +111,8 @@ def _frame(prog, boundary: Boundary, grid_feeds: dict) -> list[float]:
     if pred.shape[1] > 1:  # several classes: the winning one, with its margin as the shade
         exp = np.exp(pred - pred.max(axis=1, keepdims=True))
         prob = exp / exp.sum(axis=1, keepdims=True)
-        return [round(float(c + p), 3) for c, p in zip(prob.argmax(axis=1), prob.max(axis=1))]
+        # class index + its probability, the probability kept below 1 so the index survives floor()
+        return [round(float(c + min(p, 0.999)), 3) for c, p in zip(prob.argmax(axis=1), prob.max(axis=1))]
     return [round(float(v), 4) for v in pred[:, 0]]
 
 
@@ -127,7 +128,8 @@ def train(prog, feeds: Mapping, steps: int, lr: float = 0.1, joint=None) -> Hist
     the program's "differentiated" stage).
     """
     if not prog.has_gradient:
-        raise FeedError(f"program {prog.name!r} has no gradient to train with: it needs a scalar output")
+        raise GradientError(f"program {prog.name!r} has no gradient to train with: it needs a scalar output "
+                            "(explore it without train=)")
     if steps < 0:
         raise FeedError(f"train needs a number of steps >= 0, found {steps}")
     params = list(prog.wrt)
