@@ -398,3 +398,16 @@ def test_a_drawing_without_a_path_shows_inline_in_jupyter():
     bundle = drawing._repr_mimebundle_()
     root = ET.fromstring(bundle["image/svg+xml"].encode("utf-8"))
     assert root.tag == f"{SVG}svg" and drawing.source.startswith("digraph")
+
+
+@needs_dot
+def test_a_long_stack_with_values_stays_drawable(tmp_path):
+    # 20 sigmoid layers drawn left to right with their values were 31,099 pt wide, more
+    # than librsvg accepts; the middle levels are now summarized and labels wrap
+    g, feeds = gc.zoo.deep_sigmoid(depth=20)
+    prog = gc.compile(g)
+    source = to_digraph(g, feeds=feeds).source
+    assert "nodes hidden" in source
+    (path,) = prog.render(tmp_path, feeds=feeds, stages=["scheduled"])
+    width = float(svg_tree(path).get("width").removesuffix("pt"))
+    assert width < 12000, width

@@ -34,6 +34,7 @@ class DrawOptions:
     legend: bool = True
     formulas: bool = True
     max_nodes: int = 300  # above this, repeated levels are summarized; full=True draws all
+    max_levels: int = 32  # above this many levels (drawn left to right), the middle ones are summarized
     full: bool = False
 
 
@@ -60,14 +61,21 @@ def _label(graph, node: str, kind: str, ann: Annotations | None, opts: DrawOptio
     elif ann is not None and node in ann.values:
         value = ann.values[node]
         colour = style.BAD if is_bad(value) else "#111827"
-        rows.append(f'<font color="{colour}" point-size="10">= {esc(summary(value))}</font>')
+        rows.append(f'<font color="{colour}" point-size="10">= {_two_lines(summary(value))}</font>')
     if ann is not None and node in ann.grads and not grid:
         grad = ann.grads[node]
         zeros, size = zero_count(grad)
         colour = style.BAD if is_bad(grad) else (style.GREY_TEXT if zeros == size else style.GRAD)
         extra = f" ({zeros} of {size} zero)" if 0 < zeros < size else ""
-        rows.append(f'<font color="{colour}" point-size="10">∇ {esc(summary(grad))}{esc(extra)}</font>')
+        rows.append(f'<font color="{colour}" point-size="10">∇ {_two_lines(summary(grad) + extra)}</font>')
     return "<" + _join(rows) + ">"
+
+
+def _two_lines(text: str) -> str:
+    """A tensor's summary ("4×4: −1…2, mean 0.3 ▁▃█") on two short lines, shape and range
+    over mean and histogram: long one-line labels are what made value drawings wide."""
+    head, sep, tail = text.partition(", mean ")
+    return esc(head) + ("<br/>" + esc("mean " + tail) if sep else "")
 
 
 def _join(rows: list[str]) -> str:
@@ -138,7 +146,7 @@ def build(graph: nx.MultiDiGraph, ann: Annotations | None = None,
     title = opts.title if opts.title is not None else str(graph.graph.get(ir.NAME, "graph"))
     by_level = levels(graph)
     level_of = _level_of(graph, by_level)
-    plan = collapse.plan(graph, _display_levels(level_of), opts.max_nodes, opts.full)
+    plan = collapse.plan(graph, _display_levels(level_of), opts.max_nodes, opts.full, opts.max_levels)
     order = [n for level in by_level for n in level if n not in plan.hidden]
     ids = {n: f"n{k}" for k, n in enumerate(order)}
     for k, summary_node in enumerate(plan.summaries):
