@@ -42,6 +42,9 @@ class Value:
 class _Kernel:
     def __init__(self, leaf_shapes: dict[sympy.Symbol, tuple], donors: set[str], numpy: str = "numpy"):
         self.leaf_shapes = dict(leaf_shapes)  # shared parts are added: never the caller's dict
+        # 0-d leaves (a cotangent seed, a saved scalar) are numbers to the kernel: they join
+        # the coefficient (``(2/3)*d_loss``) instead of costing a pass over the array
+        self.arrays = {s for s, shape in self.leaf_shapes.items() if tuple(shape)}
         self.donors = set(donors)
         self.np = numpy
         self.lines: list[str] = []
@@ -80,10 +83,10 @@ class _Kernel:
 
     def value(self, expr: sympy.Expr) -> Value:
         if expr.is_Symbol:
-            if expr in self.leaf_shapes:
+            if expr in self.arrays:
                 return Value(expr.name, self.leaf_shapes[expr], expr.name in self.donors)
-            return Value(print_expr(expr), None, False)  # a symbolic dim: a number
-        if expr.is_Number or not expr.free_symbols & set(self.leaf_shapes):
+            return Value(print_expr(expr), None, False)  # a symbolic dim or a 0-d leaf: a number
+        if expr.is_Number or not expr.free_symbols & self.arrays:
             return Value(_parenthesized(print_expr(expr)), None, False)
         rule = self._rules().get(expr.func)
         if rule is None:
@@ -135,7 +138,7 @@ class _Kernel:
     def mul(self, expr: sympy.Expr) -> Value:
         coefficient, rest = expr.as_coeff_Mul()
         numerator, denominator = [], []
-        leaves = set(self.leaf_shapes)
+        leaves = self.arrays
         arrays = [f for f in sympy.Mul.make_args(rest) if f.free_symbols & leaves]
         scalars = [f for f in sympy.Mul.make_args(rest) if not f.free_symbols & leaves]
         coefficient = coefficient * sympy.Mul(*scalars)  # 1/(2048 N): one multiplication
@@ -241,6 +244,8 @@ def kernel_lines(expr: sympy.Expr, target: str, leaf_shapes: dict[sympy.Symbol, 
     for name, part in shared:
         value = _materialized(kernel, kernel.value(part))
         kernel.leaf_shapes[name] = kernel.shape(part)
+        if kernel.leaf_shapes[name]:
+            kernel.arrays.add(name)
         kernel.lines.append(f"{name} = {value.text}")
     result = _materialized(kernel, kernel.value(reduced))
     if shape is not None and result.shape is not None and tuple(result.shape) != tuple(shape):
