@@ -58,8 +58,8 @@ _PLACEHOLDER = re.compile(r"\b__(?:a\d+|d\d+|target)\b")
 
 @functools.lru_cache(maxsize=4096)
 def _kernel_template(expr: sympy.Expr, leaves: tuple, donors: frozenset[str], numpy: str,
-                     shape_text: str, shape: tuple) -> tuple[tuple[str, ...], str]:
-    lines = kernel_lines(expr, "__target", dict(leaves), donors, numpy, shape_text, shape)
+                     shape_text: str, shape: tuple, dtype: str) -> tuple[tuple[str, ...], str]:
+    lines = kernel_lines(expr, "__target", dict(leaves), donors, numpy, shape_text, shape, dtype)
     return tuple(lines), print_expr(expr)
 
 
@@ -137,7 +137,7 @@ class Module:
     def tensor_atom(self, node: str) -> str:
         """An operand of a tensor op's template: scalars as numpy scalars (they have .T, .reshape)."""
         if self.is_scalar_const(node):
-            return f"{self.numpy}.float64({self.atom(node)})"
+            return f"{self.numpy}.{self.const_dtype(node)}({self.atom(node)})"
         return self.atom(node)
 
     def symbol(self, node: str) -> sympy.Expr:
@@ -170,8 +170,8 @@ class Module:
                 expr = definition(op.name, freeze(data[ir.ATTRS]))(*[self.symbol(a) for a in args])
             values = {self.atom(a) for a in args if not self.is_scalar_const(a)}
             if not any(s.name in values for s in expr.free_symbols):
-                # a number (0, 1/N): a float64 scalar, as every other value is, never a Python int
-                return f"{self.numpy}.float64({print_expr(expr)})"
+                # a number (0, 1/N): a numpy scalar of the node's dtype, never a Python int
+                return f"{self.numpy}.{data[ir.DTYPE]}({print_expr(expr)})"
             return print_expr(expr)
         if op.lower is not None:
             return op.lower(self, [self.tensor_atom(a) for a in args], data[ir.ATTRS], node)
@@ -210,7 +210,7 @@ class Module:
         donated = frozenset(f"__a{k}" for k, a in enumerate(args) if a in donors and a in once)
         names["__target"] = target
         lines, formula = _kernel_template(expr.xreplace(mapping), tuple(leaves), donated, self.numpy,
-                                          self.shape(data[ir.SHAPE]), tuple(data[ir.SHAPE]))
+                                          self.shape(data[ir.SHAPE]), tuple(data[ir.SHAPE]), data[ir.DTYPE])
 
         def fill(text: str) -> str:
             return _PLACEHOLDER.sub(lambda m: names[m.group(0)], text)

@@ -40,13 +40,15 @@ class Value:
 
 
 class _Kernel:
-    def __init__(self, leaf_shapes: dict[sympy.Symbol, tuple], donors: set[str], numpy: str = "numpy"):
+    def __init__(self, leaf_shapes: dict[sympy.Symbol, tuple], donors: set[str], numpy: str = "numpy",
+                 dtype: str = "float64"):
         self.leaf_shapes = dict(leaf_shapes)  # shared parts are added: never the caller's dict
         # 0-d leaves (a cotangent seed, a saved scalar) are numbers to the kernel: they join
         # the coefficient (``(2/3)*d_loss``) instead of costing a pass over the array
         self.arrays = {s for s, shape in self.leaf_shapes.items() if tuple(shape)}
         self.donors = set(donors)
         self.np = numpy
+        self.dtype = dtype  # the result's: a comparison becomes 0/1 of it
         self.lines: list[str] = []
         self.buffers: list[str] = []
         self._shape_cache: dict[sympy.Expr, tuple] = {}
@@ -225,12 +227,12 @@ def _parenthesized(text: str) -> str:
 
 def kernel_lines(expr: sympy.Expr, target: str, leaf_shapes: dict[sympy.Symbol, tuple],
                  donors: set[str] = frozenset(), numpy: str = "numpy", shape_text: str = "",
-                 shape: tuple | None = None) -> list[str]:
+                 shape: tuple | None = None, dtype: str = "float64") -> list[str]:
     """Statements computing ``expr`` into ``target``, one ufunc call per operation.
 
     ``leaf_shapes`` maps each operand symbol (named by its identifier) to its shape;
     ``donors`` names operands whose buffers may be overwritten (they die here);
-    ``shape`` and ``shape_text`` are the result's shape and its printed form (a result that
+    ``shape`` and ``shape_text`` are the result's shape and its printed form, ``dtype`` its dtype (a result that
     is a number, or whose operands broadcast to less, is widened to it).
     """
     if repeats(expr):
@@ -240,7 +242,7 @@ def kernel_lines(expr: sympy.Expr, target: str, leaf_shapes: dict[sympy.Symbol, 
     parts = [p for _, p in shared] + [reduced]
     # a donor read twice must survive its first reader: only single readers may write into it
     single = {d for d in donors if sum(p.count(sympy.Symbol(d, real=True)) for p in parts) == 1}
-    kernel = _Kernel(leaf_shapes, single, numpy)
+    kernel = _Kernel(leaf_shapes, single, numpy, dtype)
     for name, part in shared:
         value = _materialized(kernel, kernel.value(part))
         kernel.leaf_shapes[name] = kernel.shape(part)
@@ -259,7 +261,7 @@ def kernel_lines(expr: sympy.Expr, target: str, leaf_shapes: dict[sympy.Symbol, 
         lines = [pattern.sub(target, line) for line in lines]
         kernel.buffers.remove(result.text)
     elif result.shape is None:  # a number standing for a whole array
-        lines.append(f"{target} = {numpy}.full({shape_text}, {result.text}, dtype={numpy}.float64)")
+        lines.append(f"{target} = {numpy}.full({shape_text}, {result.text}, dtype={numpy}.{dtype})")
     elif result.owned:  # a dying operand's buffer changes hands
         lines.append(f"{target} = {result.text}")
     else:  # another value's array: copy it, so that writing into the result harms nothing
@@ -274,6 +276,6 @@ def _materialized(kernel: _Kernel, value: Value) -> Value:
     """A value that can stand alone as a float array (a comparison becomes 0.0/1.0)."""
     if value.boolean:
         name = kernel.fresh()
-        kernel.lines.append(f"{name} = {value.text}.astype({kernel.np}.float64)")
+        kernel.lines.append(f"{name} = {value.text}.astype({kernel.np}.{kernel.dtype})")
         return Value(name, value.shape, True)
     return value
