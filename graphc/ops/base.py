@@ -19,7 +19,8 @@ import sympy
 
 from ..errors import GraphError
 
-__all__ = ["Op", "OPS", "register", "get_op", "definition", "local_partials", "freeze"]
+__all__ = ["Op", "OPS", "register", "get_op", "definition", "local_partials", "freeze", "const_number",
+           "select_steps"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,14 @@ def freeze(value: object) -> object:
 def arg_symbols(arity: int) -> tuple[sympy.Symbol, ...]:
     """The scalar symbols ``x0, x1, ...`` an elementwise definition is written over."""
     return tuple(sympy.Symbol(f"x{k}", real=True) for k in range(arity))
+
+
+def const_number(value) -> sympy.Expr:
+    """A scalar const as a sympy number: integral values as Integer (so ``x**2`` stays so)."""
+    number = float(value)
+    if number.is_integer() and abs(number) < 2**53:
+        return sympy.Integer(int(number))
+    return sympy.Float(number)
 
 
 OUT = sympy.Symbol("y", real=True)  # the op's own output, for derivatives that reuse it
