@@ -22,7 +22,7 @@ from .. import schedule as plan
 from ..errors import GraphError, describe
 from ..ops.base import definition, freeze, get_op
 from .kernel import kernel_lines, repeats
-from .naming import Namespace
+from .naming import RESERVED, Namespace
 from .printer import print_expr
 
 __all__ = ["Module", "FunctionSpec", "literal", "const_number", "print_function", "print_sgd_step"]
@@ -95,6 +95,14 @@ class Module:
     namespace: Namespace = field(default_factory=Namespace)
     constants: dict[str, str] = field(default_factory=dict)  # identifier -> literal
     numpy: str = "numpy"
+    # the function being printed: buffers handed from value to value carry one name, and
+    # kink notes already given; print_function resets both for every function
+    local: dict[str, str] = field(default_factory=dict)
+    noted: set[str] = field(default_factory=set)
+
+    def ident(self, node: str) -> str:
+        """A computed value's identifier (in this function: its buffer's name)."""
+        return self.local.get(node) or self.namespace.name(node)
 
     # -- atoms -----------------------------------------------------------------------------
     def is_scalar_const(self, node: str) -> bool:
@@ -116,7 +124,7 @@ class Module:
             name = self.namespace.name(("const", dtype, freeze(value)), node)
             self.constants.setdefault(name, literal(value, dtype))
             return name
-        return self.namespace.name(node)
+        return self.ident(node)
 
     def const_dtype(self, node: str) -> str:
         """The dtype a const array is written in: its readers' when they compute in fewer bits
@@ -180,8 +188,8 @@ class Module:
             + ("expand composite ops first (the pipeline's expand stage)" if op.composite else "it has no numpy form")
         )
 
-    def _kernel(self, node: str, donors: frozenset[str], target: str) -> tuple[list[str], str]:
-        """The kernel lines and formula of an elementwise node.
+    def _canonical(self, node: str, donors: frozenset[str]):
+        """An elementwise node's expression over placeholders, and its cached kernel template.
 
         Worked out once per expression shape: the expression is made canonical (operands
         and dims as placeholders ``__a0``, ``__d0``) and its template cached, so the fifty
@@ -208,9 +216,26 @@ class Module:
             names[f"__d{j}"] = self.dim(dim)
         once = [a for a in args if args.count(a) == 1]  # a value read twice must not be overwritten
         donated = frozenset(f"__a{k}" for k, a in enumerate(args) if a in donors and a in once)
-        names["__target"] = target
         lines, formula = _kernel_template(expr.xreplace(mapping), tuple(leaves), donated, self.numpy,
                                           self.shape(data[ir.SHAPE]), tuple(data[ir.SHAPE]), data[ir.DTYPE])
+        return expr, mapping, names, lines, formula
+
+    def handover(self, node: str, donors: frozenset[str]) -> str | None:
+        """The dying operand whose buffer ``node``'s kernel leaves its result in, if any."""
+        data = self.graph.nodes[node]
+        if not (get_op(data[ir.OP], node).elementwise and data[ir.SHAPE] and donors):
+            return None
+        lines = self._canonical(node, donors)[3]
+        for line in lines:
+            match = re.fullmatch(r"__target = __a(\d+)", line)
+            if match:
+                return ir.operands(self.graph, node)[int(match.group(1))]
+        return None
+
+    def _kernel(self, node: str, donors: frozenset[str], target: str) -> tuple[list[str], str]:
+        """The kernel lines and formula of an elementwise node, over the real names."""
+        expr, mapping, names, lines, formula = self._canonical(node, donors)
+        names = {**names, "__target": target}
 
         def fill(text: str) -> str:
             return _PLACEHOLDER.sub(lambda m: names[m.group(0)], text)
@@ -241,11 +266,15 @@ class Module:
         """
         data = self.graph.nodes[node]
         kink = data[ir.ATTRS].get("kink", "") if data[ir.OP] == "fused" else ""
+        if kink in self.noted:  # a convention is said once per function
+            kink = ""
+        self.noted.add(kink)
         comment = f"  # {node!r} {data[ir.OP]}{_note(kink)}"
-        target = self.namespace.name(node)
+        target = self.ident(node)
         op = get_op(data[ir.OP], node)
         if op.elementwise and data[ir.SHAPE]:
             lines, formula = self._kernel(node, donors, target)
+            lines = [line for line in lines if line != f"{target} = {target}"]  # the buffer keeps its name
             if len(lines) == 1:
                 return [lines[0] + comment]
             return [f"# {target} = {formula}  ({node!r} {data[ir.OP]}{_note(kink)})"] + lines
@@ -287,15 +316,19 @@ def print_function(module: Module, fn: plan.FunctionPlan) -> str:
     values it was the last reader of are deleted, so their memory goes back before the
     next statement runs. A dim the plan binds is printed where the body reads it.
     """
+    module.local, module.noted = _buffer_names(module, fn), set()
     lines: list[str] = []
     current = None
+    sizes = fn.level_sizes
     for step in fn.steps:
         if step.level != current:
             current = step.level
-            lines.append(f"# level {current}")
+            if sizes[current] > 1:  # a level of one statement needs no heading
+                lines.append(f"# level {current}")
         lines.extend(module.statement(step.node, step.donates))
-        if step.frees:
-            lines.append("del " + ", ".join(module.namespace.name(d) for d in step.frees))
+        frees = [module.ident(d) for d in step.frees if module.ident(d) != module.ident(step.node)]
+        if frees:
+            lines.append("del " + ", ".join(frees))
     returned = _tuple([module.returned(r) for r in fn.returns])
     if fn.saved or fn.name == "train_forward":
         kept = [module.atom(n) for n in fn.saved] + [module.dim(d) for d in fn.saved_dims]
@@ -310,7 +343,22 @@ def print_function(module: Module, fn: plan.FunctionPlan) -> str:
     header = [f"def {fn.name}({', '.join(params)}):"]
     if fn.doc:
         header.append(f'    """{fn.doc}"""')
+    module.local, module.noted = {}, set()
     return "\n".join(header + ["    " + line for line in binds + lines]) + "\n"
+
+
+def _buffer_names(module: Module, fn: plan.FunctionPlan) -> dict[str, str]:
+    """One name per buffer: a kernel that leaves its result in a dying operand's buffer
+    hands that buffer on, and the buffer carries the name of the last value it holds
+    from its first statement on (``h1 = x @ W1; numpy.maximum(h1, 0, out=h1)``, not
+    ``relu = matmul; del matmul``)."""
+    chain: dict[str, list[str]] = {}
+    for step in fn.steps:
+        donor = module.handover(step.node, step.donates)
+        members = chain.pop(donor, [donor]) if donor is not None else []
+        chain[step.node] = members + [step.node]
+    return {member: module.namespace.name(last) for last, members in chain.items() for member in members
+            if len(members) > 1}
 
 
 def print_sgd_step(module: Module, step: plan.StepPlan) -> str:
@@ -323,7 +371,9 @@ def print_sgd_step(module: Module, step: plan.StepPlan) -> str:
     args = [module.namespace.name(a) for a in step.args]
     dtype = graph.nodes[step.seed][ir.DTYPE] if step.seed in graph else "float64"
     one = f"{np_}.ones((), dtype={np_}.{dtype})"
-    grads = [module.namespace.name(("gradient", u.param), f"d_{u.param}") for u in step.updates]
+    # sgd_step's own locals: clear of the module's names and of its arguments
+    local = Namespace(RESERVED | set(module.constants) | set(args) | {"outputs", "saved"})
+    grads = [local.name(u.param, f"d_{u.param}") for u in step.updates]
     lines = [f"outputs, saved = train_forward({', '.join(args)})"]
     if grads:
         lines.append(f"{_tuple(grads)} = backward_pass(*saved, {one})")
@@ -337,7 +387,7 @@ def print_sgd_step(module: Module, step: plan.StepPlan) -> str:
             lines.append(f"{np_}.subtract({p}, {g}, out={g})  # {u.param!r} - lr * its gradient")
             new.append((p, g))
         else:
-            fresh = module.namespace.internal(f"new_{p}")
+            fresh = local.name(("new", u.param), f"new_{p}")
             lines.append(f"{fresh} = {p} - lr * {g}  # {u.param!r} - lr * its gradient")
             new.append((p, fresh))
     lines += [f"{p}[...] = {value}" for p, value in new]

@@ -104,8 +104,8 @@ def lower(plan: Schedule) -> GeneratedCode:
         parts.append(f"TARGET = {_target(joint)!r}  # the output differentiated")
     constants = [f"{name} = {value}" for name, value in module.constants.items()]
     body = "\n".join(parts) + "\n" + ("\n" + "\n".join(constants) + "\n" if constants else "")
-    body += "\n\n" + forward_fn + FORWARD_WRAPPER
+    body += "\n\n" + forward_fn + "\n" + FORWARD_WRAPPER
     if joint is not None:
         dtype = joint.nodes[_target(joint)][ir.DTYPE]
-        body += "\n\n" + backward_text + GRAD_WRAPPER.format(dtype=dtype)
+        body += "\n\n" + backward_text + "\n" + GRAD_WRAPPER.format(dtype=dtype)
     return GeneratedCode(source=body, forward_source=forward_fn, backward_source=backward_text)
