@@ -118,12 +118,12 @@ def _check_axis_shape(rule):
 
 register(Op("softmax", 1, _check_axis_shape(_same_shape), attrs={"axis": -1}, expand=_expand_softmax,
             reference=lambda values, attrs: np.exp(_log_softmax(values[0], attrs["axis"])),
-            doc="exp(x - max) / sum(exp(x - max)) over axis"))
+            doc="exp(x - max) / sum(exp(x - max)) over axis", function="softmax"))
 register(Op("log_softmax", 1, _check_axis_shape(_same_shape), attrs={"axis": -1},
-            expand=_expand_log_softmax, doc="x - logsumexp(x) over axis",
+            expand=_expand_log_softmax, doc="x - logsumexp(x) over axis", function="log_softmax",
             reference=lambda values, attrs: _log_softmax(values[0], attrs["axis"])))
 register(Op("logsumexp", 1, _reduce_shape, attrs={"axis": None, "keepdims": False},
-            expand=_expand_logsumexp, doc="log(sum(exp(x))) over axes, with the max shift",
+            expand=_expand_logsumexp, doc="log(sum(exp(x))) over axes, with the max shift", function="logsumexp",
             reference=lambda values, attrs: _logsumexp(values[0], attrs["axis"], attrs["keepdims"])))
 def _expand_mse(args, attrs):
     # square(pred - y), not one squared_error op: the backward pass then reuses pred - y
@@ -133,12 +133,16 @@ def _expand_mse(args, attrs):
 
 
 register(Op("mse", 2, _loss_shape, expand=_expand_mse, doc="mean over all elements of (pred - y)**2",
+            function="mse", operand_names=("pred", "target"),
             reference=lambda values, attrs: np.mean((values[0] - values[1]) ** 2)))
 register(Op("bce", 2, _loss_shape, expand=_expand_mean_of("bce_terms"), reference=_reference_bce,
-            doc="binary cross-entropy of probabilities p, mean over all elements"))
+            doc="binary cross-entropy of probabilities p, mean over all elements",
+            function="bce", operand_names=("p", "target")))
 register(Op("bce_with_logits", 2, _loss_shape, expand=_expand_mean_of("bce_logits_terms"),
             reference=lambda values, attrs: np.mean(np.logaddexp(0, values[0]) - values[1] * values[0]),
-            doc="binary cross-entropy of sigmoid(z) from logits z, mean over all elements"))
+            doc="binary cross-entropy of sigmoid(z) from logits z, mean over all elements",
+            function="bce_with_logits", operand_names=("logits", "target")))
 register(Op("softmax_cross_entropy", 2, _check_axis_shape(_loss_shape), attrs={"axis": -1},
             expand=_expand_softmax_cross_entropy, reference=_reference_softmax_cross_entropy,
-            doc="cross-entropy of softmax(logits) against one-hot rows, mean over rows"))
+            doc="cross-entropy of softmax(logits) against one-hot rows, mean over rows",
+            function="softmax_cross_entropy", operand_names=("logits", "onehot")))
