@@ -9,6 +9,7 @@ out of its comment).
 
 from __future__ import annotations
 
+import base64
 import functools
 import re
 from dataclasses import dataclass, field
@@ -25,7 +26,8 @@ from .kernel import kernel_lines, repeats
 from .naming import RESERVED, Namespace
 from .printer import print_expr
 
-__all__ = ["Module", "FunctionSpec", "literal", "const_number", "print_function", "print_sgd_step"]
+__all__ = ["Module", "FunctionSpec", "literal", "const_number", "const_source", "UNPACK", "print_function",
+           "print_sgd_step"]
 
 
 
@@ -51,6 +53,31 @@ def literal(value, dtype: str = "float64") -> str:
         body = np.array2string(array, separator=", ", threshold=np.inf, floatmode="unique", max_line_width=10**9)
         body = body.replace("inf", "numpy.inf").replace("nan", "numpy.nan")
     return f"numpy.array({body}, dtype=numpy.{dtype})"
+
+
+LARGE = 256  # a const of more elements is stored as its bytes (base64), not as a list literal
+
+
+def const_source(value, dtype: str = "float64") -> str:
+    """Python source for a const array: a literal when small, else its bytes.
+
+    A big constant as a list literal costs far more to print, parse and hold than its
+    data (a 12.5M-entry list); its little-endian bytes in base64 cost 4/3 of its size and
+    load with ``numpy.frombuffer`` (see ``UNPACK``).
+    """
+    array = np.asarray(value, dtype=dtype)
+    if array.size <= LARGE:
+        return literal(array, dtype)
+    data = base64.b64encode(array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()).decode("ascii")
+    return f'_unpack("{data}", {dtype!r}, {tuple(int(d) for d in array.shape)!r})'
+
+
+UNPACK = '''
+def _unpack(data, dtype, shape):
+    """A big constant from its little-endian bytes in base64."""
+    little = numpy.dtype(dtype).newbyteorder("<")
+    return numpy.frombuffer(_base64.b64decode(data), dtype=little).reshape(shape).astype(dtype)
+'''
 
 
 _PLACEHOLDER = re.compile(r"\b__(?:a\d+|d\d+|target)\b")
@@ -122,7 +149,7 @@ class Module:
             # keyed by content: the forward and joint graphs may reuse a const's id
             dtype = self.const_dtype(node)
             name = self.namespace.name(("const", dtype, freeze(value)), node)
-            self.constants.setdefault(name, literal(value, dtype))
+            self.constants.setdefault(name, const_source(value, dtype))
             return name
         return self.ident(node)
 

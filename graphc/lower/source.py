@@ -12,7 +12,7 @@ import networkx as nx
 
 from .. import ir
 from ..schedule import Schedule, schedule
-from .emit import Module, print_function, print_sgd_step
+from .emit import UNPACK, Module, print_function, print_sgd_step
 
 __all__ = ["GeneratedCode", "generate", "lower"]
 
@@ -103,6 +103,9 @@ def lower(plan: Schedule) -> GeneratedCode:
         parts.append(f"GRADS = {_names(list(joint.graph[ir.GRADS]))}")
         parts.append(f"TARGET = {_target(joint)!r}  # the output differentiated")
     constants = [f"{name} = {value}" for name, value in module.constants.items()]
+    if any(value.startswith("_unpack(") for value in module.constants.values()):
+        parts[0] += "import base64 as _base64\n"
+        constants = UNPACK.strip("\n").splitlines() + [""] + constants
     body = "\n".join(parts) + "\n" + ("\n" + "\n".join(constants) + "\n" if constants else "")
     body += "\n\n" + forward_fn + "\n" + FORWARD_WRAPPER
     if joint is not None:
