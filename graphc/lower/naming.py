@@ -19,7 +19,7 @@ __all__ = ["Namespace", "RESERVED"]
 
 RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins)) | {
     "numpy", "forward", "backward", "forward_pass", "backward_pass", "train_forward",
-    "value_and_grad", "sgd_step", "INPUTS", "PARAMS", "OUTPUTS", "GRADS",
+    "value_and_grad", "sgd_step", "INPUTS", "PARAMS", "OUTPUTS", "GRADS", "DTYPES", "TARGET",
     "seed", "lr",  # the generated functions' own arguments
 }
 

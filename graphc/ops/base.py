@@ -19,7 +19,8 @@ import sympy
 
 from ..errors import GraphError
 
-__all__ = ["Op", "OPS", "register", "get_op", "definition", "local_partials", "freeze"]
+__all__ = ["Op", "OPS", "register", "get_op", "definition", "local_partials", "freeze", "const_number",
+           "select_steps"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,11 @@ class Op:
     convention: Callable | None = None  # (partial, operand index) -> partial obeying ``kink``
     doc: str = ""
     builtin: bool = True
+    # the user function ``gc.<function>(*operands, **attrs)`` made from this entry ("" for none),
+    # its operands' parameter names (default x, or a and b) and the attrs it must be given
+    function: str = ""
+    operand_names: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()
 
     @property
     def composite(self) -> bool:
@@ -55,9 +61,14 @@ OPS: dict[str, Op] = {}
 
 
 def register(op: Op, replace: bool = False) -> Op:
-    """Add an op to the table; a name can be taken once unless ``replace``."""
-    if op.name in OPS and not replace:
-        raise GraphError(f"op {op.name!r} is already in the op table; choose another name")
+    """Add an op to the table; a name can be taken once unless ``replace``.
+
+    Built-in ops are final: once registered, no entry replaces them.
+    """
+    existing = OPS.get(op.name)
+    if existing is not None and (existing.builtin or not replace):
+        raise GraphError(f"op {op.name!r} is already in the op table{' (built in)' if existing.builtin else ''}; "
+                         "choose another name")
     OPS[op.name] = op
     definition.cache_clear()
     local_partials.cache_clear()
@@ -89,6 +100,14 @@ def freeze(value: object) -> object:
 def arg_symbols(arity: int) -> tuple[sympy.Symbol, ...]:
     """The scalar symbols ``x0, x1, ...`` an elementwise definition is written over."""
     return tuple(sympy.Symbol(f"x{k}", real=True) for k in range(arity))
+
+
+def const_number(value) -> sympy.Expr:
+    """A scalar const as a sympy number: integral values as Integer (so ``x**2`` stays so)."""
+    number = float(value)
+    if number.is_integer() and abs(number) < 2**53:
+        return sympy.Integer(int(number))
+    return sympy.Float(number)
 
 
 OUT = sympy.Symbol("y", real=True)  # the op's own output, for derivatives that reuse it

@@ -1,8 +1,10 @@
-"""VJP rules of the tensor ops, written as graph construction.
+"""What the VJP rules of tensor ops share: unbroadcast, and the marker of no gradient.
 
+The rules themselves sit on each op's entry in ``ops/tensor.py``, next to its shape rule.
 Each rule takes the node's handle, its operands' handles, the cotangent ``g`` of its
 output and an operand position ``k``, and returns the cotangent of operand ``k`` or
-``None`` when no gradient flows. Elementwise ops need no rule: their partials come from
+``None`` when no gradient flows. Handles are the IR editor's (``ops/editor.py``): rules
+add nodes through it, never through the user API. Elementwise ops need no rule: their partials come from
 ``sympy.diff`` of their definition.
 
 Every cotangent has exactly the shape of the value it belongs to: the cotangent of a sum
@@ -14,27 +16,9 @@ count, so the backward pass never builds the copies it only sums.
 
 from __future__ import annotations
 
-import dataclasses
-
-import sympy
-
 from .. import shapes
-from .base import OPS, register
-from .tensor import normalize_axes
 
-__all__ = ["unbroadcast", "broadcast_back", "VJPS"]
-
-
-def _f():
-    from .. import functional
-
-    return functional
-
-
-def _fused(fn, operands, kink=""):
-    from ..differentiate import fused
-
-    return fused(fn, operands, kink)
+__all__ = ["unbroadcast", "broadcast_back", "NO_GRADIENT"]
 
 
 def unbroadcast(g, shape: tuple):
@@ -43,7 +27,7 @@ def unbroadcast(g, shape: tuple):
     ``g`` has the shape of the broadcast result; the sum runs over its leading axes and
     over the axes where ``shape`` has 1 and ``g`` does not, then drops the leading ones.
     """
-    f = _f()
+    ed = g.editor
     shape = tuple(shape)
     if tuple(g.shape) == shape:
         return g
@@ -52,121 +36,15 @@ def unbroadcast(g, shape: tuple):
     axes = tuple(range(lead)) + tuple(
         lead + i for i, d in enumerate(shape) if d == 1 and g.shape[lead + i] != 1
     )
-    reduced = f.sum(g, axis=axes) if axes else g
-    return reduced if tuple(reduced.shape) == shape else f.reshape(reduced, shape)
+    reduced = ed.sum(g, axis=axes) if axes else g
+    return reduced if tuple(reduced.shape) == shape else ed.reshape(reduced, shape)
 
 
 def broadcast_back(g, shape: tuple):
     """``g`` broadcast to ``shape`` (a no-op when it has that shape already)."""
-    return g if tuple(g.shape) == tuple(shape) else _f().broadcast_to(g, tuple(shape))
-
-
-def _swap_last(x):
-    f = _f()
-    if len(x.shape) == 2:
-        return x.T
-    axes = tuple(range(len(x.shape) - 2)) + (len(x.shape) - 1, len(x.shape) - 2)
-    return f.transpose(x, axes)
-
-
-def _matmul(node, args, g, k):
-    f = _f()
-    a, b = args
-    if len(a.shape) == 1 and len(b.shape) == 1:  # inner product: out is a scalar
-        return broadcast_back(g, a.shape) * (b if k == 0 else a)
-    if len(a.shape) == 1:  # (k,) @ (..., k, m) -> (..., m)
-        if k == 0:
-            return unbroadcast(f.reshape(f.matmul(b, f.reshape(g, g.shape + (1,))), b.shape[:-1]), a.shape)
-        return unbroadcast(f.reshape(a, (a.shape[0], 1)) @ f.reshape(g, g.shape[:-1] + (1, g.shape[-1])), b.shape)
-    if len(b.shape) == 1:  # (..., n, k) @ (k,) -> (..., n)
-        if k == 0:
-            return unbroadcast(f.reshape(g, g.shape + (1,)) @ f.reshape(b, (1, b.shape[0])), a.shape)
-        column = f.reshape(g, g.shape + (1,))
-        return unbroadcast(f.reshape(_swap_last(a) @ column, a.shape[:-2] + (a.shape[-1],)), b.shape)
-    if k == 0:
-        return unbroadcast(g @ _swap_last(b), a.shape)
-    return unbroadcast(_swap_last(a) @ g, b.shape)
-
-
-def _transpose(node, args, g, k):
-    f = _f()
-    if not g.shape:
-        return g
-    axes = node.graph.nx.nodes[node.id]["attrs"].get("axes")
-    if axes is None:
-        return g.T if len(g.shape) == 2 else f.transpose(g)
-    inverse = [0] * len(axes)
-    for position, axis in enumerate(axes):
-        inverse[axis % len(axes)] = position
-    return f.transpose(g, tuple(inverse))
-
-
-def _reshape(node, args, g, k):
-    return _f().reshape(g, args[0].shape)
-
-
-def _reduced_axes(node, x) -> tuple[int, ...]:
-    return normalize_axes(node.graph.nx.nodes[node.id]["attrs"].get("axis"), len(x.shape))
-
-
-def _kept(node, x, g):
-    """The reduction's cotangent ``g`` with the reduced axes back as size-1 dims.
-
-    No reshape when numpy aligns ``g`` with ``x`` by itself (reduced axes that lead).
-    """
-    axes = _reduced_axes(node, x)
-    kept = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
-    lead = len(kept) - len(g.shape)
-    if kept[lead:] == tuple(g.shape) and all(d == 1 for d in kept[:lead]):
-        return g
-    return _f().reshape(g, kept)
-
-
-def _sum(node, args, g, k):
-    (x,) = args
-    return broadcast_back(_kept(node, x, g), x.shape)
-
-
-def _mean(node, args, g, k):
-    (x,) = args
-    count = sympy.Integer(1)
-    for axis in _reduced_axes(node, x):
-        count *= x.shape[axis]
-    return broadcast_back(_fused(lambda a: a / count, [_kept(node, x, g)]), x.shape)
-
-
-def _max(node, args, g, k):
-    f = _f()
-    (x,) = args
-    axes = _reduced_axes(node, x)
-    keep = node.graph.nx.nodes[node.id]["attrs"].get("keepdims")
-    peak = node if keep else f.reshape(node, tuple(1 if i in axes else d for i, d in enumerate(x.shape)))
-    # 1 where x is maximal: x - max is never positive, so x >= max means x == max
-    mask = _fused(lambda v, m: sympy.Heaviside(v - m, 1), [x, peak])
-    ties = f.sum(mask, axis=axes, keepdims=True)
-    return _fused(lambda a, e, n: a * e / n, [_kept(node, x, g), mask, ties], f"d max: {OPS['max'].kink}")
-
-
-def _broadcast(node, args, g, k):
-    return unbroadcast(g, args[0].shape)
+    return g if tuple(g.shape) == tuple(shape) else g.editor.broadcast(g, shape)
 
 
 def NO_GRADIENT(node, args, g, k):  # noqa: N802 - a marker rule, compared by identity
     """The rule of ops through which no gradient flows (stop_gradient, zeros_like)."""
     return None
-
-
-VJPS = {
-    "matmul": _matmul,
-    "transpose": _transpose,
-    "reshape": _reshape,
-    "sum": _sum,
-    "mean": _mean,
-    "max": _max,
-    "broadcast": _broadcast,
-    "stop_gradient": NO_GRADIENT,
-    "zeros_like": NO_GRADIENT,
-}
-
-for _name, _rule in VJPS.items():
-    register(dataclasses.replace(OPS[_name], vjp=_rule), replace=True)

@@ -41,6 +41,10 @@ class Annotations:
 
 
 def has_backward(graph: nx.MultiDiGraph) -> bool:
+    """Whether the graph holds gradients to draw: those of a scalar output (d out / d out = 1)."""
+    seed = graph.graph.get(ir.SEED)
+    if seed in graph and tuple(graph.nodes[seed][ir.SHAPE]):
+        return False  # a cotangent of a non-scalar output: there is no one gradient to draw
     return bool(graph.graph.get(ir.GRADS)) or any(
         d.get(ir.PHASE) == ir.BACKWARD for _, d in graph.nodes(data=True))
 
