@@ -210,3 +210,17 @@ def test_a_tensor_graph_shows_its_kernels_formulas():
     page = report_html(gc.compile(g))
     section = page[page.index('<section id="math">'):]
     assert section.count("<math") >= 5 and "tanh" in section
+
+
+@needs_dot
+def test_a_big_program_draws_its_first_and_last_stage_and_takes_a_given_check(tmp_path):
+    from graphc.report import DRAW_EVERY_STAGE_BELOW
+
+    g, feeds = gc.zoo.deep_sigmoid(depth=30, width=2)
+    prog = gc.compile(g)
+    assert max(s.number_of_nodes() for s in prog.stages.values()) >= DRAW_EVERY_STAGE_BELOW
+    check = gc.check_gradients(prog, feeds, raise_on_failure=False)
+    page = report_html(prog, feeds, check=check)
+    assert page.count("<svg") == 2 and page.count("(drawn in the explorer)") == len(prog.stages) - 2
+    assert re.findall(r'<figure id="stage-([^"]+)"', page) == list(prog.stages)
+    assert f"{len(check.rows)} checks" in page
