@@ -209,3 +209,22 @@ def test_stages_look_different_and_the_page_is_not_blank(browser, moons):
     assert result["same_size"] and result["differ"] > 0.005
     assert result["colours"] > 20, "the graph looks blank"
     view.close()
+
+
+def test_graphc_explore_two_moons_plays_in_the_browser(browser, tmp_path, capsys):
+    from graphc import cli
+
+    out = tmp_path / "moons.html"
+    assert cli.main(["explore", "two_moons", "--out", str(out), "--steps", "20", "--lr", "0.5"]) == 0
+    capsys.readouterr()
+    view = Page(browser, out)
+    page = view.page
+    assert view.root("data-step") == "0" and view.root("data-stage") == "declared"
+    for testid in ("stage-slider", "graph", "node-panel", "loss-curve", "boundary", "play"):
+        assert page.get_by_test_id(testid).count() == 1, testid
+    page.keyboard.press(" ")  # space plays
+    page.wait_for_function("document.documentElement.getAttribute('data-step') === '20'", timeout=15000)
+    assert page.get_by_test_id("loss-point").count() == 21
+    page.locator('[data-node="W1"]').click()
+    assert "W1" in page.get_by_test_id("node-panel").inner_text()
+    view.close()

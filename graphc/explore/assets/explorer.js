@@ -206,7 +206,9 @@
       if (n) { x1 = Math.max(x1, n.x + n.w); y1 = Math.max(y1, n.y + n.h); }
     });
     var k = Math.min(1.4, (w - 40) / Math.max(x1, 1), (h - 40) / Math.max(y1, 1));
-    if (st.nodes.length <= 150) k = Math.max(k, 0.6);  // small graphs open legible; pan to see the rest
+    var shown = state.boxes.nodes.filter(function (b) { return b; }).length;
+    if (shown <= 60) k = Math.max(k, 0.85);  // small graphs open legible (12 px labels); pan for the rest
+    else if (shown <= 150) k = Math.max(k, 0.6);
     state.zoom = {k: k, x: Math.max(20, (w - x1 * k) / 2), y: Math.max(20, (h - y1 * k) / 2)};
     applyZoom();
   }
@@ -258,7 +260,7 @@
     if (summary.zeros) box.appendChild(html("p", summary.zeros + " of " + summary.size + " entries exactly zero" +
       (summary.zeros === summary.size && zeroClass ? ": no gradient flows here" : "")));
     if (summary.bad) box.appendChild(html("p", summary.bad + " NaN/Inf", "bad"));
-    box.appendChild(histogram(summary, colour));
+    if (summary.hist) box.appendChild(histogram(summary, colour));
     if (summary.entries) {
       var table = html("table"), cols = summary.shape.length > 1 ? summary.shape[summary.shape.length - 1] : summary.entries.length;
       var tr = null;
