@@ -74,3 +74,12 @@ def test_a_variant_on_a_graph_file_is_refused(tmp_path, capsys):
     gc.save(graph, tmp_path / "n.json")
     status, _, err = run(capsys, "check", str(tmp_path / "n.json"), "--variant", "w=2")
     assert status == 2 and "is a file, not a zoo graph" in err
+
+
+def test_explore_has_help(capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["explore", "--help"])
+    text = capsys.readouterr().out
+    assert done.value.code == 0 and "usage: graphc explore" in text
+    for option in ("--out", "--steps", "--lr", "--variant"):
+        assert option in text
