@@ -157,3 +157,16 @@ def test_train_on_a_graph_without_a_scalar_output_says_so(tmp_path):
     g, feeds = gc.zoo.recall_xor()
     with pytest.raises(gc.GradientError, match="scalar output"):
         gc.compile(g).explore(tmp_path / "x.html", feeds=feeds, train=2)
+
+
+def test_the_page_is_byte_identical_across_hash_seeds(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = ("import graphc as gc; g, f = gc.zoo.two_moons(); "
+            "print(gc.compile(g).explore('PATH', feeds=f, train=2).read_text())")
+    pages = {subprocess.run([sys.executable, "-c", code.replace("PATH", str(tmp_path / f"p{seed}.html"))],
+                            capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    assert len(pages) == 1 and len(next(iter(pages))) > 10_000
