@@ -26,7 +26,8 @@ import numpy as np
 
 from .. import ir
 from ..errors import GraphError
-from ..ops.base import freeze, get_op
+from ..ops.base import freeze
+from ..ops.editor import Editor
 from ..ops.fused import fused_symbols
 
 __all__ = [
@@ -98,18 +99,22 @@ def concrete_size(shape: tuple) -> int | None:
     return int(np.prod(shape, dtype=np.int64))
 
 
+def _editor(graph: nx.MultiDiGraph, like: str) -> tuple[Editor, dict]:
+    """The IR editor over ``graph``, and the tags of a node a pass makes in ``like``'s place."""
+    tags = {ir.MARK: "created"}
+    if ir.PHASE in graph.nodes[like]:
+        tags[ir.PHASE] = graph.nodes[like][ir.PHASE]
+    return Editor(graph), tags
+
+
 def new_node(graph: nx.MultiDiGraph, op: str, args: list[str], attrs: dict | None = None,
              like: str | None = None) -> str:
     """Add ``op(*args)`` (shape by the op's rule), marked "created", in ``like``'s phase."""
-    spec = get_op(op)
-    full = {**spec.attrs, **(attrs or {})}
-    node = ir.fresh_id(graph, op)
-    shape = spec.shape([graph.nodes[a][ir.SHAPE] for a in args], full, node, op)
-    template = graph.nodes[like if like is not None else args[0]]
-    extra = {ir.MARK: "created"}
-    if ir.PHASE in template:
-        extra[ir.PHASE] = template[ir.PHASE]
-    return ir.add_op(graph, node, op, list(args), full, shape, template.get(ir.DTYPE, ir.DEFAULT_DTYPE), **extra)
+    like = like if like is not None else args[0]
+    editor, tags = _editor(graph, like)
+    with editor.tagging(**tags):
+        return editor.add(op, [editor.ref(a) for a in args], attrs,
+                          dtype=graph.nodes[like].get(ir.DTYPE, ir.DEFAULT_DTYPE)).id
 
 
 def fused_node(graph: nx.MultiDiGraph, expr, args: list[str], like: str, kink: str = "") -> str:
@@ -121,14 +126,10 @@ def fused_node(graph: nx.MultiDiGraph, expr, args: list[str], like: str, kink: s
 
 def const_node(graph: nx.MultiDiGraph, value, like: str) -> str:
     """A new const holding ``value`` (a scalar is stored as a float, as the builder does)."""
-    array = np.asarray(value, dtype=np.float64)
-    stored = float(array) if array.ndim == 0 else array
-    node = ir.fresh_id(graph, "const")
-    extra = {ir.MARK: "created"}
-    if ir.PHASE in graph.nodes[like]:
-        extra[ir.PHASE] = graph.nodes[like][ir.PHASE]
-    return ir.add_op(graph, node, "const", [], {"value": stored}, array.shape,
-                     graph.nodes[like].get(ir.DTYPE, ir.DEFAULT_DTYPE), **extra)
+    editor, tags = _editor(graph, like)
+    with editor.tagging(**tags):
+        return editor.const(np.asarray(value, dtype=np.float64), dtype=graph.nodes[like].get(ir.DTYPE,
+                                                                                           ir.DEFAULT_DTYPE)).id
 
 
 def _move_consumers(graph: nx.MultiDiGraph, old: str, new: str) -> None:
