@@ -161,7 +161,7 @@ class Program:
             cotangent = np.ones(np.shape(value), dtype=dtype)
         else:
             cotangent = _check_seed(seed, np.shape(value), dtype, self.target)
-        grads = self.module.backward_pass(*saved, cotangent)
+        grads = self.module.backward_pass(saved, cotangent)
         return (
             {name: np.asarray(v) for name, v in zip(self.outputs, outputs)},
             {name: np.asarray(v) for name, v in zip(self.wrt, grads)},

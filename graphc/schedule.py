@@ -129,6 +129,9 @@ class FunctionPlan:
     saved: tuple[str, ...] = ()  # train_forward: the values backward_pass reads, returned second
     saved_dims: tuple[sympy.Symbol, ...] = ()  # ... and the dims it takes as arguments
     trailing: tuple[str, ...] = ()  # arguments after the dims: the cotangent (a node id, or "seed")
+    # backward_pass: ``args`` and ``dim_args`` come as one list, ``saved``, which the function
+    # empties, so that each saved value is freed after its last use there
+    packed: bool = False
 
     @property
     def level_sizes(self) -> dict[int, int]:
@@ -207,7 +210,7 @@ def _owns(graph: nx.MultiDiGraph, operand: str, node: str) -> bool:
 def plan_function(graph: nx.MultiDiGraph, name: str, args: list[str], body: list[list[str]],
                   returns: list[str], saved: list[str] = (), doc: str = "",
                   dims_from_caller: bool = False, needed_dims: set = frozenset(),
-                  trailing: tuple[str, ...] = ()) -> FunctionPlan:
+                  trailing: tuple[str, ...] = (), packed: bool = False) -> FunctionPlan:
     """The plan of one function computing ``body`` (node ids by level) from ``args``.
 
     Liveness: each value is freed right after its last reader (a view keeps the array it
@@ -235,15 +238,17 @@ def plan_function(graph: nx.MultiDiGraph, name: str, args: list[str], body: list
     keep = {base(graph, n) for n in list(returns) + list(saved)}
     keep |= {_memory(graph, n)[0] for n in list(returns) + list(saved)}
     dead: dict[int, list[str]] = {}
+    owned = set(args) if packed else set()  # packed arguments are this function's to free (never to write)
     for node, i in last_use.items():
-        if node in position and node not in keep:
+        if (node in position or node in owned) and node not in keep:
             dead.setdefault(i, []).append(node)
     steps = []
     for i, n in enumerate(order):
         operands = ir.operands(graph, n)
         viewed = {base(graph, a) for a in operands if base(graph, a) != resolve(graph, a)}
         once = {a for a in reads[n] if [resolve(graph, o) for o in operands].count(a) == 1}
-        donates = frozenset(d for d in dead.get(i, ()) if d in once and d not in viewed and _owns(graph, d, n))
+        donates = frozenset(d for d in dead.get(i, ()) if d in once and d not in viewed and d not in owned
+                            and _owns(graph, d, n))
         steps.append(Step(n, level_of[n], reads[n], donates, tuple(dead.get(i, ()))))
 
     returned, seen = [], set()
@@ -270,7 +275,7 @@ def plan_function(graph: nx.MultiDiGraph, name: str, args: list[str], body: list
                 "declare an input with this dim"
             )
     return FunctionPlan(name, doc, tuple(args), tuple(dim_args), tuple(binds), tuple(steps), tuple(returned),
-                        tuple(saved), trailing=tuple(trailing))
+                        tuple(saved), trailing=tuple(trailing), packed=packed)
 
 
 def _backward_nodes(graph: nx.MultiDiGraph) -> set[str]:
@@ -326,6 +331,7 @@ def schedule(forward: nx.MultiDiGraph, joint: nx.MultiDiGraph | None = None) -> 
         doc="The backward pass: gradients in GRADS order, from the saved values and the cotangent.",
         dims_from_caller=True,
         trailing=(seed if seed in joint else "seed",),  # SEED "scalar": the cotangent is the constant 1
+        packed=True,
     )
     sources = [s for s in ir.sources(joint) if s != seed]
     train = plan_function(

@@ -359,14 +359,19 @@ def print_function(module: Module, fn: plan.FunctionPlan) -> str:
     returned = _tuple([module.returned(r) for r in fn.returns])
     if fn.saved or fn.name == "train_forward":
         kept = [module.atom(n) for n in fn.saved] + [module.dim(d) for d in fn.saved_dims]
-        lines.append(f"return {returned}, {_tuple(kept)}")
+        lines.append(f"return {returned}, [{', '.join(kept)}]")
     else:
         lines.append(f"return {returned}")
     binds = [f"{module.dim(d)} = {module.namespace.name(arg)}.shape[{axis}]" for d, arg, axis in fn.binds
              if _uses(module.dim(d), lines)]
     params = [module.namespace.name(a) for a in fn.args]
     params += [module.dim(d) for d in fn.dim_args]
-    params += [module.namespace.name(a) if a in module.graph else a for a in fn.trailing]
+    trailing = [module.namespace.name(a) if a in module.graph else a for a in fn.trailing]
+    if fn.packed:  # one list the function empties: the caller holds no saved value while it runs
+        unpack = [f"{_tuple(params)} = saved"] if params else []
+        binds = unpack + ["saved.clear()  # each value is freed after its last use"] + binds
+        params = ["saved"]
+    params += trailing
     header = [f"def {fn.name}({', '.join(params)}):"]
     if fn.doc:
         header.append(f'    """{fn.doc}"""')
@@ -399,12 +404,12 @@ def print_sgd_step(module: Module, step: plan.StepPlan) -> str:
     dtype = graph.nodes[step.seed][ir.DTYPE] if step.seed in graph else "float64"
     one = f"{np_}.ones((), dtype={np_}.{dtype})"
     # sgd_step's own locals: clear of the module's names and of its arguments
-    local = Namespace(RESERVED | set(module.constants) | set(args) | {"outputs", "saved"})
+    local = Namespace(RESERVED | set(module.constants) | set(args) | {"outputs"})
     grads = [local.name(u.param, f"d_{u.param}") for u in step.updates]
     lines = [f"outputs, saved = train_forward({', '.join(args)})"]
     if grads:
-        lines.append(f"{_tuple(grads)} = backward_pass(*saved, {one})")
-        lines.append("del saved")
+        lines.append(f"{_tuple(grads)} = backward_pass(saved, {one})")
+        lines.append("del saved  # emptied by backward_pass")
         lines.append("# the new values first: an error (a bad lr, a floating-point error) leaves every param unchanged")
     new = []
     for u, g in zip(step.updates, grads):

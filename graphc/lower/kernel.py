@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import sympy
 
 from .. import shapes
-from ..ops.functions import sigmoid, softplus
+from ..ops.functions import STABLE_FORMS, logaddexp, stable_form
 from .printer import print_expr
 
 __all__ = ["kernel_lines", "repeats"]
@@ -107,7 +107,7 @@ class _Kernel:
     def _rules(self) -> dict[type, Callable[[sympy.Expr], Value]]:
         return {
             sympy.Add: self.add, sympy.Mul: self.mul, sympy.Pow: self.pow,
-            sigmoid: self.sigmoid, softplus: self.softplus, sympy.Max: self.extremum,
+            **{f: self.stable for f in STABLE_FORMS}, logaddexp: self.logaddexp, sympy.Max: self.extremum,
             sympy.Min: self.extremum, sympy.Heaviside: self.step, **{f: self.unary for f in UNARY},
         }
 
@@ -188,17 +188,12 @@ class _Kernel:
     def unary(self, expr: sympy.Expr) -> Value:
         return self.call(UNARY[expr.func], [self.value(expr.args[0])], self.shape(expr))
 
-    def sigmoid(self, expr: sympy.Expr) -> Value:
-        shape = self.shape(expr)
-        z = self.value(expr.args[0])
-        t = self.call("negative", [z], shape)
-        t = self.call("minimum", [t, Value("709.0", None, False)], shape)  # exp stays finite
-        t = self.call("exp", [t], shape)
-        t = self.call("add", [t, Value("1.0", None, False)], shape)
-        return self.call("divide", [Value("1.0", None, False), t], shape)
+    def stable(self, expr: sympy.Expr) -> Value:
+        """A function with a stable numpy form (``ops.functions.STABLE_FORMS``): that form's ufuncs."""
+        return self.value(stable_form(expr))
 
-    def softplus(self, expr: sympy.Expr) -> Value:
-        return self.call("logaddexp", [Value("0.0", None, False), self.value(expr.args[0])], self.shape(expr))
+    def logaddexp(self, expr: sympy.Expr) -> Value:
+        return self.call("logaddexp", [self.value(a) for a in expr.args], self.shape(expr))
 
     def extremum(self, expr: sympy.Expr) -> Value:
         function = "maximum" if isinstance(expr, sympy.Max) else "minimum"

@@ -48,7 +48,7 @@ def value_and_grad(feeds, seed=None):
     cotangent = numpy.ones(shape, dtype=numpy.{dtype}) if seed is None else numpy.asarray(seed, dtype=numpy.{dtype})
     if cotangent.shape != shape:
         raise ValueError(f"seed has shape {{cotangent.shape}}, expected {{shape}}: the shape of output {{TARGET!r}}")
-    return dict(zip(OUTPUTS, outputs)), dict(zip(GRADS, backward_pass(*saved, cotangent)))
+    return dict(zip(OUTPUTS, outputs)), dict(zip(GRADS, backward_pass(saved, cotangent)))
 '''
 
 

@@ -174,8 +174,10 @@ class Editor:
             return self.const(value)
         raise GraphError(f"{what}: expected a graphc Node or a number, found {type(value).__name__} {value!r}")
 
-    def add(self, op_name: str, operands: Sequence, attrs: dict | None = None, node_id: str | None = None) -> Ref:
-        """Add ``op_name(*operands)``: arity, attrs and shape checked by the op's rules."""
+    def add(self, op_name: str, operands: Sequence, attrs: dict | None = None, node_id: str | None = None,
+            dtype: str | None = None) -> Ref:
+        """Add ``op_name(*operands)``: arity, attrs and shape checked by the op's rules; the
+        dtype is the first operand's unless given."""
         op = get_op(op_name)
         attrs = dict(attrs or {})
         if op.arity >= 0 and len(operands) != op.arity:
@@ -189,7 +191,8 @@ class Editor:
         args = [self.operand(o, f"op {op_name}") for o in operands]
         node_id = node_id if node_id is not None else self.fresh(op_name)
         shape = op.shape([a.shape for a in args], full, node_id, op_name)
-        dtype = self.graph.nodes[args[0].id][ir.DTYPE] if args else ir.DEFAULT_DTYPE
+        if dtype is None:
+            dtype = self.graph.nodes[args[0].id][ir.DTYPE] if args else ir.DEFAULT_DTYPE
         ir.add_op(self.graph, node_id, op_name, [a.id for a in args], full, shape, dtype)
         return self._record(node_id)
 

@@ -19,6 +19,7 @@ from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE
 
 from ..errors import GraphError
+from .functions import stable_form
 
 __all__ = ["GraphcPrinter", "print_expr", "check_printable", "unprintable_part"]
 
@@ -75,12 +76,13 @@ class GraphcPrinter(NumPyPrinter):
         return f"{self._np('heaviside')}({self._print(arg)}, {self._print(at)})"
 
     def _print_sigmoid(self, expr):
-        # 1/(1 + exp(-z)) is exact in both tails; the exponent is capped at 709 (exp's
-        # largest finite argument) so that z < -709 gives ~1e-308, without an overflow.
-        return f"(1/(1 + {self._np('exp')}({self._np('minimum')}({self._print(-expr.args[0])}, 709.0))))"
+        return f"({self._print(stable_form(expr))})"  # the stable form (ops/functions.py)
 
     def _print_softplus(self, expr):
-        return f"{self._np('logaddexp')}(0, {self._print(expr.args[0])})"
+        return self._print(stable_form(expr))
+
+    def _print_logaddexp(self, expr):
+        return f"{self._np('logaddexp')}({', '.join(self._print(a) for a in expr.args)})"
 
     def _print_sign(self, expr):
         return f"{self._np('sign')}({self._print(expr.args[0])})"
