@@ -3,7 +3,7 @@
     python3 docs/make_explorer_shots.py
 
 Each page is written by graphc itself (prog.explore) and photographed in headless
-Chromium at 100 % (1400 x 900 CSS px): the lecture's pictures as the explorer draws them.
+Chromium at 100 % (1400 CSS px wide): the lecture's pictures as the explorer draws them.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 
 
 def shoot(browser, page_path: Path, out: str, stage: str | None = None, node: str | None = None,
-          steps: int | None = None, part: str | None = None) -> None:
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
+          steps: int | None = None, part: str | None = None, height: int = 900) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": height})
     page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(("file:", "data:")) else r.abort())
     page.goto(page_path.as_uri())
     if stage is not None:
@@ -34,8 +34,10 @@ def shoot(browser, page_path: Path, out: str, stage: str | None = None, node: st
         page.get_by_test_id("step-slider").fill(str(steps))
     if node is not None:
         page.locator(f'[data-node="{node}"]').click()
-    target = page.locator(part) if part else page
-    target.screenshot(path=str(OUT / out))
+    if part:
+        page.locator(part).screenshot(path=str(OUT / out))
+    else:
+        page.screenshot(path=str(OUT / out), full_page=True)
     page.close()
     print("wrote", out)
 
@@ -59,7 +61,7 @@ def main() -> None:
         pages[name] = gc.compile(g).explore(work / f"{name}.html", feeds=feeds, train=40, lr=0.5)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-        shoot(browser, pages["moons"], "explorer_two_moons.png", stage="optimized", node="a1", steps=60)
+        shoot(browser, pages["moons"], "explorer_two_moons.png", stage="optimized", node="a1", steps=60, height=760)
         shoot(browser, pages["dead_relu"], "explorer_dead_relu.png", stage="differentiated", node="w")
         shoot(browser, pages["dead_output"], "explorer_dead_output.png", stage="differentiated", node="W1")
         shoot(browser, pages["residual"], "explorer_residual.png", stage="differentiated", node="w1")

@@ -352,8 +352,9 @@
     function Y(v) { return 8 + (H - B - 8) * (hi - Math.log10(v)) / (hi - lo); }
     el("line", {x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#9ca3af"}, s);
     el("line", {x1: L, y1: 8, x2: L, y2: H - B, stroke: "#9ca3af"}, s);
-    el("text", {x: L - 4, y: 14, "text-anchor": "end", "font-size": 10}, s).textContent = "1e" + hi.toFixed(0);
-    el("text", {x: L - 4, y: H - B, "text-anchor": "end", "font-size": 10}, s).textContent = "1e" + lo.toFixed(0);
+    function power(v) { var k = Math.round(v); return k === 0 ? "1" : "1e" + k; }  // never "1e-0"
+    el("text", {x: L - 4, y: 14, "text-anchor": "end", "font-size": 10}, s).textContent = power(hi);
+    el("text", {x: L - 4, y: H - B, "text-anchor": "end", "font-size": 10}, s).textContent = power(lo);
     var deep = names.length > 8;  // many layers: colour by depth, first light, last dark
     names.forEach(function (p, k) {
       var colour = deep ? depthColour(k / (names.length - 1)) : PALETTE[k % PALETTE.length];
