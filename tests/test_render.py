@@ -320,6 +320,7 @@ def test_every_formula_is_one_line_and_no_label_is_cut():
         assert "─" not in source and "⎛" not in source  # no 2-D fraction bars or brackets
         for font in re.findall(r'<font face="Helvetica" point-size="11">(.*?)</font>', source):
             assert "<br" not in font
+        assert not re.search(r"[A-Za-z_]…", source.replace("min…max", ""))  # no name cut (d_bce_logits_te…)
         held = [n for n in graph.nodes if graph.nodes[n].get(ir.GRAD_OF) is not None]
         for node in held:  # the gradient label names its value in full
             assert f"∂ {graph.nodes[node][ir.GRAD_OF]}<" in source or "…" in source

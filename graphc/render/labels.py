@@ -25,7 +25,7 @@ from ..ops.base import definition, freeze, get_op
 
 __all__ = ["esc", "formula", "node_formula", "node_expression", "summary", "is_bad", "shape_text"]
 
-MAX_NAME = 40  # longer names are cut in the drawing (the full name is the node's tooltip)
+MAX_NAME = 64  # longer names are cut in the drawing (with …); the explorer shows them whole
 
 
 def esc(text: object) -> str:
@@ -91,7 +91,7 @@ def _operand_symbol(graph, node: str) -> sympy.Expr:
     if data.get(ir.OP) == "const" and np.ndim(data[ir.ATTRS]["value"]) == 0:
         value = float(data[ir.ATTRS]["value"])
         return sympy.Integer(int(value)) if value.is_integer() and abs(value) < 2**53 else sympy.Float(value, 4)
-    return sympy.Symbol(short(node, 16), real=True)
+    return sympy.Symbol(short(node, 32), real=True)  # operand names in formulas, rarely cut
 
 
 def node_expression(graph, node: str) -> sympy.Expr | None:
