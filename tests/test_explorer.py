@@ -56,22 +56,24 @@ def test_hostile_names_cannot_break_out_of_the_page():
 
 def neuron_by_hand(w: float, x: float, y: float, lr: float, steps: int):
     """The lecture's neuron g = ReLU(w x), L = (g - y)^2: losses and gradients of SGD."""
-    losses, grads = [], []
+    losses, grads, ws = [], [], []
     for _ in range(steps + 1):
+        ws.append(w)
         z = w * x
         g = max(z, 0.0)
         losses.append((g - y) ** 2)
         d = 2 * (g - y) * (1.0 if z >= 0 else 0.0) * x
         grads.append(abs(d))
         w -= lr * d
-    return losses, grads
+    return losses, grads, ws
 
 
 def test_training_playback_matches_sgd_by_hand():
     g, feeds = gc.zoo.relu_neuron(w=1.5)
     history = train(gc.compile(g), feeds, steps=5, lr=0.01)
-    losses, grads = neuron_by_hand(1.5, 3.0, 6.0, 0.01, 5)
+    losses, grads, ws = neuron_by_hand(1.5, 3.0, 6.0, 0.01, 5)
     np.testing.assert_allclose(history.loss, losses, rtol=1e-12)
+    np.testing.assert_allclose([s["entries"][0] for s in history.param_values["w"]], ws, rtol=1e-5)  # 6 digits kept
     np.testing.assert_allclose(history.param_norms["w"], grads, rtol=1e-12)
     np.testing.assert_allclose(history.node_grads["w"], grads, rtol=1e-12)
     assert history.boundary is None  # one input of one column: no plane to draw

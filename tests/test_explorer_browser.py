@@ -226,5 +226,6 @@ def test_graphc_explore_two_moons_plays_in_the_browser(browser, tmp_path, capsys
     page.wait_for_function("document.documentElement.getAttribute('data-step') === '20'", timeout=15000)
     assert page.get_by_test_id("loss-point").count() == 21
     page.locator('[data-node="W1"]').click()
-    assert "W1" in page.get_by_test_id("node-panel").inner_text()
+    text = page.get_by_test_id("node-panel").inner_text()
+    assert "W1" in text and "value at SGD step 20" in text  # a param's panel follows the training
     view.close()

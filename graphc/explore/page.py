@@ -39,48 +39,16 @@ from ..render.values import Annotations
 from .annotate import stage_annotations
 from .code import lines_by_node
 from .layout import layout
+from .summary import num as _num
+from .summary import tensor_summary
 from .training import History
 from .training import train as train_steps
 
-__all__ = ["explorer_html", "write_explorer", "explorer_data", "SUMMARY_ABOVE"]
+__all__ = ["explorer_html", "write_explorer", "explorer_data", "SUMMARY_ABOVE", "tensor_summary"]
 
 SUMMARY_ABOVE = 400  # nodes; a bigger stage opens with its middle levels summarized
 BLOCKS = 8  # at most this many summary blocks across a big stage
 EDGE_COLUMNS = 6  # columns at each end of a big stage drawn in full
-ENTRIES_MAX = 16  # tensors up to this size list their entries
-BINS = 12
-
-
-def _num(x: float):
-    """A float for JSON: 6 significant digits; NaN and infinities as strings."""
-    if math.isnan(x):
-        return "nan"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return float(f"{x:.6g}")
-
-
-def tensor_summary(value) -> dict:
-    """Shape, min/mean/max, a histogram, zero and NaN/Inf counts, and the entries of a small tensor.
-
-    >>> s = tensor_summary([0.0, 1.0, 2.0, float("nan")])
-    >>> s["min"], s["max"], s["zeros"], s["bad"], s["entries"]
-    (0.0, 2.0, 1, 1, [0.0, 1.0, 2.0, 'nan'])
-    """
-    array = np.asarray(value, dtype=np.float64)
-    flat = array.ravel()
-    finite = flat[np.isfinite(flat)]
-    out: dict = {"shape": list(array.shape), "size": int(flat.size), "zeros": int(np.count_nonzero(flat == 0)),
-                 "bad": int(flat.size - finite.size)}
-    if finite.size:
-        out.update(min=_num(finite.min()), mean=_num(finite.mean()), max=_num(finite.max()))
-        if finite.size > 1 and finite.min() < finite.max():
-            counts, edges = np.histogram(finite, bins=BINS)
-            out["hist"] = [int(c) for c in counts]
-            out["edges"] = [_num(edges[0]), _num(edges[-1])]
-    if flat.size <= ENTRIES_MAX:
-        out["entries"] = [_num(float(v)) for v in flat]
-    return out
 
 
 def _kink(graph: nx.MultiDiGraph, node: str) -> str:
@@ -203,7 +171,8 @@ def _stage_record(name: str, graph: nx.MultiDiGraph, previous, notes: Annotation
 def _history_record(history: History) -> dict:
     out = {"steps": history.steps, "lr": history.lr, "loss": [_num(v) for v in history.loss],
            "params": {name: [_num(v) for v in norms] for name, norms in history.param_norms.items()},
-           "grads": {node: [_num(v) for v in mags] for node, mags in history.node_grads.items()}}
+           "grads": {node: [_num(v) for v in mags] for node, mags in history.node_grads.items()},
+           "param_values": history.param_values, "param_grads": history.param_grads}
     b = history.boundary
     if b is not None:
         out["boundary"] = {"input": b.input, "output": b.output, "extent": [_num(v) for v in b.extent],

@@ -26,6 +26,7 @@ from .. import ir
 from ..errors import FeedError, GradientError
 from ..render.values import gradients_from_joint
 from .annotate import stage_values
+from .summary import tensor_summary
 
 __all__ = ["History", "Boundary", "train", "boundary_of", "GRID"]
 
@@ -51,6 +52,8 @@ class History:
     loss: list[float] = field(default_factory=list)
     param_norms: dict[str, list[float]] = field(default_factory=dict)
     node_grads: dict[str, list[float]] = field(default_factory=dict)  # node id -> mean |grad| per step
+    param_values: dict[str, list[dict]] = field(default_factory=dict)  # param -> its summary at each step
+    param_grads: dict[str, list[dict]] = field(default_factory=dict)  # param -> its gradient's, each step
     boundary: Boundary | None = None
 
 
@@ -144,6 +147,8 @@ def train(prog, feeds: Mapping, steps: int, lr: float = 0.1, joint=None) -> Hist
         history.loss.append(float(np.sum(outputs[loss_name])))
         for name in params:
             history.param_norms[name].append(float(np.sqrt(np.sum(np.square(grads[name])))))
+            history.param_values.setdefault(name, []).append(tensor_summary(current[name]))
+            history.param_grads.setdefault(name, []).append(tensor_summary(grads[name]))
         node_grads = gradients_from_joint(graph, stage_values(graph, current))
         for node, grad in node_grads.items():
             if node in graph and graph.nodes[node].get(ir.PHASE) != ir.BACKWARD:

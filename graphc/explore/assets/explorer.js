@@ -297,9 +297,13 @@
       panel.appendChild(f);
     }
     if (n.kink) { panel.appendChild(html("h3", "kink convention")); panel.appendChild(html("p", n.kink, "kink")); }
-    var v = DATA.values[id], g = DATA.grads[id];
-    if (v) panel.appendChild(tensorBlock("value (for the feeds given, before training)", v, "#64748b", false));
-    if (g) panel.appendChild(tensorBlock("gradient ∂loss/∂" + id + " (before training)", g, "#1e3a8a", true));
+    var v = DATA.values[id], g = DATA.grads[id], when = "(for the feeds given, before training)";
+    if (training && training.param_values[id]) {  // a param moves as it trains: show this step's
+      v = training.param_values[id][state.step]; g = training.param_grads[id][state.step];
+      when = "at SGD step " + state.step;
+    }
+    if (v) panel.appendChild(tensorBlock("value " + when, v, "#64748b", false));
+    if (g) panel.appendChild(tensorBlock("gradient ∂loss/∂" + id + " " + when.replace("(for the feeds given, ", "("), g, "#1e3a8a", true));
     var now = gradAt(id, state.step);
     if (training && now !== null) panel.appendChild(html("p", "mean |gradient| at SGD step " + state.step + ": " + fmt(now)));
     var code = DATA.code[id];
