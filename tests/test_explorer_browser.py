@@ -229,3 +229,22 @@ def test_graphc_explore_two_moons_plays_in_the_browser(browser, tmp_path, capsys
     text = page.get_by_test_id("node-panel").inner_text()
     assert "W1" in text and "value at SGD step 20" in text  # a param's panel follows the training
     view.close()
+
+
+def test_hostile_names_draw_as_text_and_open_their_panel(browser, tmp_path):
+    g = gc.Graph("<script>alert(1)</script>")
+    x = g.input('x"] <b>', shape=("N", 1))
+    w = g.param("w'); alert(2); //", shape=(1, 1))
+    g.output("loss", gc.mse(gc.relu(x @ w), x))
+    prog = gc.compile(g)
+    feeds = {'x"] <b>': np.array([[3.0]]), "w'); alert(2); //": np.array([[1.5]])}
+    view = Page(browser, prog.explore(tmp_path / "hostile.html", feeds=feeds, train=2, lr=0.01))
+    page = view.page
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    node = page.locator("[data-node]").filter(has_text='x"] <b>').first
+    assert node.get_attribute("data-node") == 'x"] <b>'
+    node.click()
+    assert 'x"] <b>' in page.get_by_test_id("node-panel").inner_text()
+    assert page.locator("b").filter(has_text="x").count() == 0 and not dialogs
+    view.close()
