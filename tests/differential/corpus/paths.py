@@ -194,6 +194,7 @@ def check(case: Case, saved: SavedModules | None = None) -> list[Disagreement]:
     checker = Checker(case, ref)
     prog = _guard(checker, "compile", lambda: gc.compile(case.graph))
     if prog is not None:
+        _guard(checker, "stages", lambda: _stages(checker, prog))
         _guard(checker, "forward", lambda: checker.values("forward", prog.forward(checker.feeds())))
         _guard(checker, "value_and_grad", lambda: _value_and_grad(checker, prog))
         _guard(checker, "value_and_grad(seed)", lambda: _seeded(checker, prog))
@@ -209,6 +210,30 @@ def check(case: Case, saved: SavedModules | None = None) -> list[Disagreement]:
     if prog is not None:  # last: it changes the arrays it was given, as a caller may
         _guard(checker, "ownership", lambda: _ownership(checker, prog))
     return checker.found
+
+
+def _stages(checker: Checker, prog) -> None:
+    """Each stage's graph, run by the interpreter, computes the declared outputs and gradients.
+
+    This checks the passes apart from the code generator: a disagreement here names the
+    first stage that changed the numbers.
+    """
+    for name, stage in prog.stages.items():
+        if not hasattr(stage, "nodes"):
+            continue
+        path = f"stage {name}"
+        seed = stage.graph.get(ir.SEED)
+        feeds = dict(checker.case.feeds)
+        if seed in stage and seed not in feeds:
+            feeds[seed] = np.ones(np.shape(checker.ref.values["loss"]))
+        outputs = list(checker.graph.graph[ir.OUTPUTS])
+        grads = dict(stage.graph.get(ir.GRADS) or {})
+        values = gc.evaluate(stage, feeds, nodes=outputs + list(grads.values()))
+        checker.values(path, values, names=outputs)
+        if grads:
+            checker.grads(path, {p: values[n] for p, n in grads.items()})
+        if checker.found and checker.found[-1].path == path:
+            return  # the first stage that disagrees is the one to look at
 
 
 def _value_and_grad(checker: Checker, prog) -> None:
