@@ -205,8 +205,6 @@ def _reducer(function):
 
 def _lower_mean(ctx, args, attrs, node):
     # sum / count: numpy's mean() runs Python code that costs microseconds per call
-    from .. import ir
-
     shape = ctx.graph.nodes[ir.operands(ctx.graph, node)[0]][ir.SHAPE]
     axes = normalize_axes(attrs.get("axis"), len(shape))
     count = [ctx.dim(shape[a]) for a in axes if shape[a] != 1]
