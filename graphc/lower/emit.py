@@ -21,7 +21,7 @@ import sympy
 from .. import ir
 from .. import schedule as plan
 from ..errors import GraphError, describe
-from ..ops.base import definition, freeze, get_op
+from ..ops.base import OPS, definition, freeze, get_op
 from .backend import NUMPY, Backend
 from .kernel import repeats
 from .naming import RESERVED, Namespace
@@ -397,8 +397,21 @@ def _buffer_names(module: Module, fn: plan.FunctionPlan) -> dict[str, str]:
         donor = module.handover(step.node, step.donates)
         members = chain.pop(donor, [donor]) if donor is not None else []
         chain[step.node] = members + [step.node]
-    return {member: module.namespace.name(last) for last, members in chain.items() for member in members
-            if len(members) > 1}
+    names = {}
+    for members in chain.values():
+        if len(members) > 1:  # a name the user gave (h1, d_h1) over one made from an op (add_2, d_add_1)
+            best = next((m for m in reversed(members) if not _made_from_an_op(m)), members[-1])
+            names.update({m: module.namespace.name(best) for m in members})
+    return names
+
+
+_MADE = re.compile(r"(?:d_)?([A-Za-z_]+?)(?:_\d+)?")
+
+
+def _made_from_an_op(node: str) -> bool:
+    """Whether a node id looks made by the compiler from an op's name (``add_2``, ``d_matmul_1``)."""
+    match = _MADE.fullmatch(node)
+    return bool(match) and match.group(1) in OPS
 
 
 def print_sgd_step(module: Module, step: plan.StepPlan) -> str:
