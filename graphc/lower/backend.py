@@ -31,7 +31,7 @@ __all__ = ["Backend", "NUMPY", "BACKENDS", "register_backend", "get_backend"]
 class Backend:
     name: str
     module: str  # the module the generated code imports and calls (``numpy.exp``)
-    expression: Callable  # (sympy expression) -> source text
+    expression: Callable  # (sympy expression, dtype) -> source text
     kernel: Callable  # kernel_lines' signature: (expr, target, leaf shapes, donors, module, shape text, shape, dtype)
     lowerings: dict[str, Callable] = field(default_factory=dict)  # op name -> (ctx, args, attrs, node) -> text
     uses_op_table: bool = False  # fall back on the op table's own (numpy) lowering

@@ -21,7 +21,7 @@ import sympy
 from .. import ir
 from .. import schedule as plan
 from ..errors import GraphError, describe
-from ..ops.base import definition, freeze, get_op
+from ..ops.base import OPS, definition, freeze, get_op
 from .backend import NUMPY, Backend
 from .kernel import repeats
 from .naming import RESERVED, Namespace
@@ -87,7 +87,7 @@ _PLACEHOLDER = re.compile(r"\b__(?:a\d+|d\d+|target)\b")
 def _kernel_template(backend: Backend, expr: sympy.Expr, leaves: tuple, donors: frozenset[str],
                      shape_text: str, shape: tuple, dtype: str) -> tuple[tuple[str, ...], str]:
     lines = backend.kernel(expr, "__target", dict(leaves), donors, backend.module, shape_text, shape, dtype)
-    return tuple(lines), backend.expression(expr)
+    return tuple(lines), backend.expression(expr, dtype)
 
 
 def _tuple(items: list[str]) -> str:
@@ -211,8 +211,8 @@ class Module:
             values = {self.atom(a) for a in args if not self.is_scalar_const(a)}
             if not any(s.name in values for s in expr.free_symbols):
                 # a number (0, 1/N): a numpy scalar of the node's dtype, never a Python int
-                return f"{self.numpy}.{data[ir.DTYPE]}({self.backend.expression(expr)})"
-            return self.backend.expression(expr)
+                return f"{self.numpy}.{data[ir.DTYPE]}({self.backend.expression(expr, data[ir.DTYPE])})"
+            return self.backend.expression(expr, data[ir.DTYPE])
         lower = self.backend.lowering(op)
         if lower is not None:
             return lower(self, [self.tensor_atom(a) for a in args], data[ir.ATTRS], node)
@@ -280,7 +280,7 @@ class Module:
                     if k.startswith("__a")}
             real.update({sympy.Symbol(k, positive=True): sympy.Symbol(v, positive=True) for k, v in names.items()
                          if k.startswith("__d")})
-            formula = self.backend.expression(expr.xreplace(mapping).xreplace(real))
+            formula = self.backend.expression(expr.xreplace(mapping).xreplace(real), self.graph.nodes[node][ir.DTYPE])
         return lines, formula
 
     def fused_expression(self, node: str, args: list[str]) -> sympy.Expr:
@@ -316,9 +316,9 @@ class Module:
             return [f"{target} = {self.expression(node)}{comment}"]
         expr = self.fused_expression(node, ir.operands(self.graph, node))
         shared, (reduced,) = sympy.cse(expr, symbols=sympy.numbered_symbols("_t"), optimizations=None)
-        lines = [f"{name} = {self.backend.expression(part)}" for name, part in shared]
+        lines = [f"{name} = {self.backend.expression(part, data[ir.DTYPE])}" for name, part in shared]
         temporaries = ", ".join(str(name) for name, _ in shared)
-        lines.append(f"{target} = {self.backend.expression(reduced)}{comment}")
+        lines.append(f"{target} = {self.backend.expression(reduced, data[ir.DTYPE])}{comment}")
         return lines + ([f"del {temporaries}"] if shared else [])
 
 
@@ -333,7 +333,7 @@ class Module:
         atom = self.atom(item.node)
         if not item.copy:
             return atom
-        if self.is_scalar_const(self.resolve(item.node)):
+        if ir.op_of(self.graph, self.resolve(item.node)) == "const":  # in its own dtype, not its readers'
             dtype = self.graph.nodes[item.node][ir.DTYPE]
             return f"{self.numpy}.array({atom}, dtype={self.numpy}.{dtype})"
         return f"{atom}.copy()"
@@ -397,8 +397,21 @@ def _buffer_names(module: Module, fn: plan.FunctionPlan) -> dict[str, str]:
         donor = module.handover(step.node, step.donates)
         members = chain.pop(donor, [donor]) if donor is not None else []
         chain[step.node] = members + [step.node]
-    return {member: module.namespace.name(last) for last, members in chain.items() for member in members
-            if len(members) > 1}
+    names = {}
+    for members in chain.values():
+        if len(members) > 1:  # a name the user gave (h1, d_h1) over one made from an op (add_2, d_add_1)
+            best = next((m for m in reversed(members) if not _made_from_an_op(m)), members[-1])
+            names.update({m: module.namespace.name(best) for m in members})
+    return names
+
+
+_MADE = re.compile(r"(?:d_)?([A-Za-z_]+?)(?:_\d+)?")
+
+
+def _made_from_an_op(node: str) -> bool:
+    """Whether a node id looks made by the compiler from an op's name (``add_2``, ``d_matmul_1``)."""
+    match = _MADE.fullmatch(node)
+    return bool(match) and match.group(1) in OPS
 
 
 def print_sgd_step(module: Module, step: plan.StepPlan) -> str:
