@@ -5,10 +5,10 @@ forward and backward passes, every compiler stage as a picture, and gradients ch
 against numeric ones.
 """
 
+from . import datasets, init, optim, zoo
 from . import ops as _ops  # noqa: F401 - fills the op table
-from . import zoo
 from .builder import Graph, Node, from_networkx
-from .errors import FeedError, GradientError, GraphcError, GraphError, RenderError, ShapeError
+from .errors import FeedError, GradientError, GraphcError, GraphError, HyperparameterError, RenderError, ShapeError
 from .functional import (
     abs,
     add,
@@ -54,7 +54,9 @@ from .pipeline import compile, grad
 from .program import Program
 from .render import render
 from .testing import check_gradients
+from .training import train
 from .verify import verify
+from .weights import load_weights, save_weights
 
 __version__ = "0.1.0"
 
@@ -62,7 +64,8 @@ __all__ = [
     "zoo", "render", "Graph", "Node", "from_networkx", "compile", "grad", "check_gradients", "Program", "verify",
     "elementwise", "apply",
     "save", "load",
-    "GraphcError", "GraphError", "ShapeError", "FeedError", "GradientError", "RenderError",
+    "GraphcError", "GraphError", "ShapeError", "FeedError", "GradientError", "RenderError", "HyperparameterError",
+    "datasets", "init", "optim", "train", "save_weights", "load_weights",
     "relu", "leaky_relu", "sigmoid", "tanh", "softplus", "identity", "exp", "log", "log1p", "sin",
     "cos", "sqrt", "abs", "square", "neg", "maximum", "add", "sub", "mul", "div", "pow", "matmul",
     "transpose", "reshape", "sum", "mean", "max", "broadcast_to", "stop_gradient", "softmax",

@@ -164,6 +164,20 @@ class Program:
                 )
         return dict(zip(self.outputs, step(*arrays, lr)))
 
+    def train_step(self, optimizer):
+        """``step(feeds) -> loss``: forward, backward and ``optimizer``'s update of every
+        param in place (see :mod:`graphc.step`); the optimizer keeps its state."""
+        from .step import TrainStep
+
+        return TrainStep(self, optimizer)
+
+    def predict(self, feeds: Mapping, outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+        """The outputs that need no labels (default: all but the loss), from the inputs they
+        read; other feeds (the labels) may be left out (see :mod:`graphc.predict`)."""
+        from .predict import predict
+
+        return predict(self, feeds, outputs)
+
     def _seeded_module(self) -> types.ModuleType:
         if self._seeded is None:
             from .lower.source import generate

@@ -1,0 +1,77 @@
+"""``prog.train_step(optimizer)``: one training step, ``step(feeds) -> loss``.
+
+A step runs the program's compiled ``value_and_grad`` (forward and backward, generated
+by the pipeline), then the optimizer's compiled update (numpy printed from the rule's
+sympy expressions, :mod:`graphc.optim`) on every param in ``wrt``, in place, in the
+caller's arrays. The loss returned is the one of the forward pass that produced the
+update. The optimizer keeps its state between steps.
+
+>>> import numpy as np, graphc as gc
+>>> g = gc.Graph("fit"); x = g.input("x", shape=("N", 1)); y = g.input("y", shape=("N", 1))
+>>> w = g.param("w", shape=(1, 1))
+>>> _ = g.output("loss", gc.mse(x @ w, y))
+>>> step = gc.compile(g).train_step(gc.optim.SGD(lr=0.05))
+>>> feeds = {"x": np.array([[3.0]]), "y": np.array([[6.0]]), "w": np.array([[1.5]])}
+>>> step(feeds), feeds["w"]                 # dL/dw = 2 (3 w - 6) 3 = -9: w <- 1.5 + 0.45
+(2.25, array([[1.95]]))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from . import ir
+from .differentiate import scalar_output
+from .errors import FeedError, GradientError, GraphcError
+from .optim import Optimizer
+
+__all__ = ["TrainStep"]
+
+
+class TrainStep:
+    """``step(feeds) -> loss``: value_and_grad, then the optimizer's update of every param."""
+
+    def __init__(self, prog, optimizer: Optimizer):
+        if not isinstance(optimizer, Optimizer):
+            raise GraphcError(
+                f"train_step needs a graphc optimizer (gc.optim.SGD, Adam or AdamW), found {type(optimizer).__name__}"
+            )
+        params = set(prog.graph.graph[ir.PARAMS])
+        inputs = [name for name in prog.wrt if name not in params]
+        if inputs:
+            raise GradientError(
+                f"program {prog.name!r} differentiates with respect to input {inputs[0]!r}; a training step "
+                "updates params only: compile with wrt naming params"
+            )
+        self.prog = prog
+        self.optimizer = optimizer
+        self.loss = scalar_output(prog.graph, prog.of)
+
+    def __call__(self, feeds: Mapping) -> float:
+        _check_updatable(self.prog, feeds)
+        outputs, grads = self.prog.value_and_grad(feeds)
+        self.optimizer.update_all(feeds, grads)
+        return float(outputs[self.loss])
+
+    def __repr__(self) -> str:
+        return f"<graphc TrainStep of {self.prog.name!r} with {self.optimizer!r}>"
+
+
+def _check_updatable(prog, feeds: Mapping) -> None:
+    """Every param must be a writable numpy array of its dtype: a converted copy would be
+    updated instead of the caller's array."""
+    if not isinstance(feeds, Mapping):
+        return  # value_and_grad explains
+    for name in prog.wrt:
+        value = feeds.get(name)
+        if value is None:
+            continue  # value_and_grad reports the missing feed
+        dtype = np.dtype(prog.graph.nodes[name][ir.DTYPE])
+        if type(value) is not np.ndarray or value.dtype != dtype or not value.flags.writeable:
+            raise FeedError(
+                f"param {name!r} must be a writable {dtype} numpy array to be updated in place, found "
+                f"{type(value).__name__}{'' if type(value) is not np.ndarray else ' of dtype ' + str(value.dtype)}; "
+                f"pass numpy.array(value, dtype={dtype.name!r})"
+            )
