@@ -1,0 +1,98 @@
+"""graphc train and graphc demo --data digits: files written, weights that load back, the
+held-out accuracy, settings checked."""
+
+import json
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc import cli
+
+
+def run(capsys, *argv):
+    status = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_train_writes_weights_and_history_that_fit_the_network(tmp_path, capsys):
+    status, out, _ = run(capsys, "train", "digits_mlp", "--data", "digits", "--out", tmp_path, "--epochs", 3,
+                         "--optimizer", "adam", "--lr", 0.01)
+    assert status == 0 and "held-out accuracy" in out
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert history["optimizer"] == "Adam" and history["settings"]["lr"] == 0.01 and history["epochs"] == 3
+    assert len(history["loss"]) == len(history["test_accuracy"]) == 3
+
+    graph, _ = gc.zoo.digits_mlp()
+    prog = gc.compile(graph)
+    with np.load(tmp_path / "weights.npz") as stored:
+        assert sorted(stored.files) == sorted(graph.params)
+    weights = gc.load_weights(tmp_path / "weights.npz", prog)
+    _, (X_test, y_test) = gc.datasets.digits()
+    logits = prog.predict({"x": X_test, **weights})["g"]
+    assert np.mean(logits.argmax(axis=1) == y_test) == history["test_accuracy"][-1]
+
+
+def test_demo_with_the_digits_reaches_95_percent_held_out(tmp_path, capsys):
+    status, out, _ = run(capsys, "demo", "--data", "digits", "--out", tmp_path)
+    assert status == 0
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert history["optimizer"] == "SGD" and history["epochs"] == 60
+    assert history["test_accuracy"][-1] >= 0.95
+    assert f"held-out accuracy {history['test_accuracy'][-1]:.3f}" in out
+
+
+def linear_graph_file(tmp_path):
+    g = gc.Graph("line")
+    x, y = g.input("x", shape=("N", 2)), g.input("y", shape=("N", 1))
+    w, b = g.param("w", shape=(2, 1)), g.param("b", shape=(1,))
+    pred = gc.identity(x @ w + b)
+    g.output("loss", gc.mse(pred, y))
+    g.output("g", pred)
+    return gc.save(g, tmp_path / "line.json")
+
+
+@pytest.mark.parametrize("layout", ["by_input", "split"])
+def test_a_graph_file_trains_on_an_npz_of_its_inputs(tmp_path, capsys, layout):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 2))
+    y = x @ np.array([[1.5], [-0.5]]) + 0.25
+    arrays = ({"x": x[:48], "y": y[:48], "x_test": x[48:], "y_test": y[48:]} if layout == "by_input"
+              else {"X_train": x[:48], "y_train": y[:48], "X_test": x[48:], "y_test": y[48:]})
+    np.savez(tmp_path / "data.npz", **arrays)
+    status, out, _ = run(capsys, "train", linear_graph_file(tmp_path), "--data", tmp_path / "data.npz",
+                         "--out", tmp_path / "out", "--optimizer", "sgd", "--lr", 0.1, "--epochs", 40,
+                         "--batch-size", 8)
+    assert status == 0
+    history = json.loads((tmp_path / "out" / "history.json").read_text())
+    assert history["loss"][-1] < 1e-3 * history["loss"][0] and history["test_loss"][-1] < 1e-4
+    weights = gc.load_weights(tmp_path / "out" / "weights.npz")
+    np.testing.assert_allclose(weights["w"], [[1.5], [-0.5]], atol=1e-2)
+
+
+@pytest.mark.parametrize("lr,words", [("-1", ["lr must be positive"]), ("nan", ["lr must be finite"]),
+                                      ("1e6", ["absurdly large"]), ("0", ["lr must be positive"])])
+def test_bad_learning_rates_are_one_clear_line(tmp_path, capsys, lr, words):
+    status, out, err = run(capsys, "train", "digits_mlp", "--out", tmp_path, "--lr", lr)
+    assert status == 2 and out == "" and not (tmp_path / "weights.npz").exists()
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("graphc: ") and all(w in lines[0] for w in words)
+
+
+def test_other_mistakes_are_one_clear_line(tmp_path, capsys):
+    status, _, err = run(capsys, "train", "digits_mlp", "--optimizer", "adam", "--momentum", "0.9")
+    assert status == 2 and "SGD settings" in err
+    status, _, err = run(capsys, "train", linear_graph_file(tmp_path))
+    assert status == 2 and "give its training data with --data" in err
+    np.savez(tmp_path / "odd.npz", z=np.zeros(3))
+    status, _, err = run(capsys, "train", linear_graph_file(tmp_path), "--data", tmp_path / "odd.npz")
+    assert status == 2 and "array 'z' is not named after an input" in err
+
+
+def test_train_has_help(capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["train", "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert all(option in out for option in ("--data", "--epochs", "--batch-size", "--optimizer", "--lr", "--out"))
