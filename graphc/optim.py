@@ -180,28 +180,31 @@ class Optimizer:
         self.state.clear()
         self.steps.clear()
 
-    def _state_of(self, name: str, param: np.ndarray) -> dict[str, np.ndarray]:
+    def _state_of(self, name: str, param: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The state arrays of param ``name``, in rule order; zeros the first time."""
         state = self.state.get(name)
         if state is None:
             state = self.state[name] = {s: np.zeros_like(param) for s in self.rule.state}
-        elif any(a.shape != param.shape for a in state.values()):
-            shape = next(iter(state.values())).shape
+        arrays = tuple(state.values())
+        if arrays and arrays[0].shape != param.shape:  # all of one param's state share its shape
             raise FeedError(
-                f"param {name!r} has shape {param.shape}, but the optimizer's state for it has shape {shape}; "
-                "use a fresh optimizer (or optimizer.reset()) for a differently shaped network"
+                f"param {name!r} has shape {param.shape}, but the optimizer's state for it has shape "
+                f"{arrays[0].shape}; use a fresh optimizer (or optimizer.reset()) for a differently shaped network"
             )
-        return state
+        return arrays
 
     def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
         """Apply one step of the rule to ``param`` (in place), keeping its state under ``name``."""
-        state = self._state_of(name, param)
-        t = self.steps[name] = self.steps.get(name, 0) + 1
-        self._update(param, grad, *(state[s] for s in self.rule.state), t,
-                     *(self.settings[h] for h in self.rule.hyper))
+        self.update_all({name: param}, {name: grad})
 
     def update_all(self, params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]) -> None:
+        """One step for every param in ``grads`` (its array in ``params``), in place."""
+        settings = tuple(self.settings[h] for h in self.rule.hyper)
         for name, grad in grads.items():
-            self.update(name, params[name], grad)
+            param = params[name]
+            state = self._state_of(name, param)
+            t = self.steps[name] = self.steps.get(name, 0) + 1
+            self._update(param, grad, *state, t, *settings)
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self.settings.items())
@@ -256,10 +259,16 @@ def _adam_rule(name: str, doc: str, settings: dict[str, float], decoupled: bool)
         hyper.append("weight_decay")
         # AdamW decays the param itself, apart from the gradient; Adam adds an L2 penalty's gradient
         steps.append(("p", P * (1 - lr * wd)) if decoupled else ("g", G + wd * P))
+    # p - lr m_hat / (sqrt(v_hat) + eps), with the bias corrections m_hat = m / (1 - beta1**t)
+    # and v_hat = v / (1 - beta2**t) taken out as scalars first, as torch.optim.Adam computes
+    # it: one division of the arrays fewer
+    step_size, bias_root = _sym("step_size", "bias_root")
     steps += [
         ("m", beta1 * m + (1 - beta1) * G),
         ("v", beta2 * v + (1 - beta2) * G**2),
-        ("p", P - lr * (m / (1 - beta1**T)) / (sympy.sqrt(v / (1 - beta2**T)) + eps)),
+        ("step_size", lr / (1 - beta1**T)),
+        ("bias_root", sympy.sqrt(1 - beta2**T)),
+        ("p", P - step_size * m / (sympy.sqrt(v) / bias_root + eps)),
     ]
     return Rule(name, doc, ("m", "v"), tuple(hyper), tuple(steps))
 
