@@ -34,6 +34,15 @@ def test_train_writes_weights_and_history_that_fit_the_network(tmp_path, capsys)
     assert np.mean(logits.argmax(axis=1) == y_test) == history["test_accuracy"][-1]
 
 
+def test_the_explorer_page_is_written_when_the_explorer_exists(tmp_path, capsys):
+    status, out, _ = run(capsys, "train", "digits_mlp", "--data", "digits", "--out", tmp_path, "--epochs", 1)
+    assert status == 0
+    if hasattr(gc.Program, "explore"):
+        assert (tmp_path / "explore.html").is_file() and "explorer -> " in out
+    else:
+        assert not (tmp_path / "explore.html").exists() and "explore.html: skipped" in out
+
+
 def test_demo_with_the_digits_reaches_95_percent_held_out(tmp_path, capsys):
     status, out, _ = run(capsys, "demo", "--data", "digits", "--out", tmp_path)
     assert status == 0
