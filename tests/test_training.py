@@ -148,3 +148,9 @@ def test_a_diverging_run_stops_with_an_explanation():
     with pytest.raises(gc.GraphcError, match="training diverged; lower the learning rate"):
         gc.train(prog, {"w": np.zeros((2, 1)), "b": np.zeros(1)}, data, epochs=50,
                  optimizer=gc.optim.SGD(lr=5.0))
+
+
+def test_the_digits_mlp_gradients_pass_the_numeric_check():
+    graph, feeds = gc.zoo.digits_mlp()
+    batch = {**feeds, "x": feeds["x"][:20], "y": feeds["y"][:20]}
+    assert gc.check_gradients(gc.compile(graph), batch).ok
