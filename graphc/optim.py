@@ -173,7 +173,12 @@ class Optimizer:
 
     @property
     def lr(self) -> float:
+        """The learning rate; setting it (a schedule) is checked as at construction."""
         return self.settings["lr"]
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self.settings["lr"] = check_lr(value, type(self).__name__)
 
     def reset(self) -> None:
         """Forget every param's state and step count."""

@@ -271,3 +271,22 @@ def test_update_source_is_identical_across_hash_seeds():
     there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": "4242"}).stdout
     assert there == here
+
+
+def test_the_learning_rate_can_follow_a_schedule_and_stays_checked():
+    optimizer = gc.optim.SGD(lr=0.1)
+    source = optimizer.source
+    prog, feeds = small_net(), small_feeds()
+    expected = {name: feeds[name].copy() for name in PARAMS}
+    step = prog.train_step(optimizer)
+    for lr in (0.1, 0.05, 0.025):
+        optimizer.lr = lr
+        grads = reference_loss_and_grads(expected, feeds["x"], feeds["y"])[1]
+        ReferenceSGD(lr).step(expected, grads)
+        step(feeds)
+    for name in PARAMS:
+        np.testing.assert_allclose(feeds[name], expected[name], rtol=0, atol=TOL)
+    assert optimizer.source == source  # the settings are arguments: no new code
+    with pytest.raises(gc.HyperparameterError, match="lr must be positive"):
+        optimizer.lr = -1.0
+    assert optimizer.lr == 0.025
