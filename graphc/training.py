@@ -142,10 +142,15 @@ def _seed(value) -> int:
     return int(value)
 
 
+def _is_data_set(part) -> bool:
+    """A dict of arrays, or a tuple of numpy arrays (not a nested list standing for one array)."""
+    return isinstance(part, Mapping) or (isinstance(part, (tuple, list))
+                                         and all(isinstance(a, np.ndarray) for a in part))
+
+
 def _split(data, test):
     """(train, test): ``data`` may itself be the pair ``(train, test)``, as gc.datasets returns."""
-    if (test is None and isinstance(data, tuple) and len(data) == 2
-            and all(isinstance(part, (tuple, list, Mapping)) for part in data)):
+    if test is None and isinstance(data, tuple) and len(data) == 2 and all(map(_is_data_set, data)):
         return data
     return data, test
 

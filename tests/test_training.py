@@ -154,3 +154,12 @@ def test_the_digits_mlp_gradients_pass_the_numeric_check():
     graph, feeds = gc.zoo.digits_mlp()
     batch = {**feeds, "x": feeds["x"][:20], "y": feeds["y"][:20]}
     assert gc.check_gradients(gc.compile(graph), batch).ok
+
+
+def test_nested_lists_are_arrays_not_a_train_test_pair():
+    """(x, y) as Python lists for a program of two inputs is one training set, not (train, test)."""
+    prog = linear_net()
+    x = [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]
+    y = [[2.0], [-1.0], [1.0]]
+    history = gc.train(prog, {"w": np.zeros((2, 1)), "b": np.zeros(1)}, (x, y), epochs=2, batch_size=2)
+    assert "test_accuracy" not in history and len(history.loss) == 2
