@@ -8,7 +8,9 @@ cuts them into batches of ``batch_size`` (the last one may be smaller) and runs 
 The history is a dict (with attribute access), one entry per epoch in each list:
 ``loss`` (the mean training loss over the epoch's batches, weighted by their rows: the
 mean over the epoch's examples when the loss is a mean over rows) and, when test data
-are given, ``test_loss`` and ``test_accuracy`` (after the epoch).
+are given, ``test_loss`` and ``test_accuracy`` (after the epoch; the accuracy when the
+graph has a prediction output besides the loss and one input that output does not read,
+the labels).
 
 >>> import graphc as gc
 >>> graph, feeds = gc.zoo.blobs()
@@ -184,8 +186,6 @@ def train(prog, params: Mapping[str, np.ndarray], data, *, epochs: int = 10, bat
     step = prog.train_step(optimizer)
     rng = np.random.default_rng(seed)
     history = History(loss=[])
-    if evaluate is not None:
-        history.update(test_loss=[], test_accuracy=[])
     show = sys.stderr.isatty() if progress is None else bool(progress)
     batches = math.ceil(rows / batch_size)
     for epoch in range(1, epochs + 1):
@@ -205,9 +205,8 @@ def train(prog, params: Mapping[str, np.ndarray], data, *, epochs: int = 10, bat
                       end="", file=sys.stderr, flush=True)
         history["loss"].append(total / rows)
         if evaluate is not None:
-            test_loss, test_accuracy = evaluate(params)
-            history["test_loss"].append(test_loss)
-            history["test_accuracy"].append(test_accuracy)
+            for key, value in evaluate(params).items():
+                history.setdefault(key, []).append(value)
         if on_epoch is not None:
             on_epoch(epoch, history)
     if show:
@@ -215,23 +214,28 @@ def train(prog, params: Mapping[str, np.ndarray], data, *, epochs: int = 10, bat
     return history
 
 
-def _evaluator(prog, test_data) -> Callable[[Mapping], tuple[float, float | None]]:
-    """(test loss, test accuracy) for given params; accuracy compares the first prediction
-    output with the one input it does not read (the labels)."""
+def _evaluator(prog, test_data) -> Callable[[Mapping], dict[str, float]]:
+    """{"test_loss": ..., "test_accuracy": ...} for given params. The accuracy compares the
+    first prediction output with the one input it does not read (the labels); a graph
+    whose only output is the loss, or with no single such input, gets the loss alone."""
     from .differentiate import scalar_output
 
     inputs = as_inputs(prog, test_data)
     _rows(prog, inputs, "test data")
     loss_name = scalar_output(prog.graph, prog.of)
-    predicted = prediction_outputs(prog.graph, prog.of)[0]
-    needed = set(inference_graph(prog.graph, [predicted]).graph[ir.INPUTS])
-    labels = [name for name in inputs if name not in needed]
-    if len(labels) != 1:
-        raise FeedError(f"test data: cannot tell the labels for an accuracy: the inputs output {predicted!r} does "
-                        f"not read are {labels!r}, expected exactly one")
+    try:
+        predicted = prediction_outputs(prog.graph, prog.of)[0]
+    except GraphcError:  # the loss is the only output: nothing to score
+        predicted, labels = None, []
+    else:
+        needed = set(inference_graph(prog.graph, [predicted]).graph[ir.INPUTS])
+        labels = [name for name in inputs if name not in needed]
 
-    def evaluate(params: Mapping) -> tuple[float, float]:
+    def evaluate(params: Mapping) -> dict[str, float]:
         outputs = prog.forward({**inputs, **params})
-        return float(outputs[loss_name]), accuracy(outputs[predicted], inputs[labels[0]])
+        scores = {"test_loss": float(outputs[loss_name])}
+        if len(labels) == 1:
+            scores["test_accuracy"] = accuracy(outputs[predicted], inputs[labels[0]])
+        return scores
 
     return evaluate

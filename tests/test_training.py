@@ -163,3 +163,13 @@ def test_nested_lists_are_arrays_not_a_train_test_pair():
     y = [[2.0], [-1.0], [1.0]]
     history = gc.train(prog, {"w": np.zeros((2, 1)), "b": np.zeros(1)}, (x, y), epochs=2, batch_size=2)
     assert "test_accuracy" not in history and len(history.loss) == 2
+
+
+def test_a_graph_with_only_a_loss_gets_a_test_loss_and_no_accuracy():
+    g = gc.Graph("only_loss")
+    x, y = g.input("x", shape=("N", 2)), g.input("y", shape=("N", 1))
+    w = g.param("w", shape=(2, 1))
+    g.output("loss", gc.mse(x @ w, y))
+    data = linear_data()
+    history = gc.train(gc.compile(g), {"w": np.zeros((2, 1))}, data, test=data, epochs=2)
+    assert sorted(history) == ["loss", "test_loss"] and len(history.test_loss) == 2
