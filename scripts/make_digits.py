@@ -1,6 +1,6 @@
 """Build graphc/datasets/digits.npz from the UCI optical digits (the copy scikit-learn ships).
 
-Usage: python scripts/make_digits.py path/to/digits.csv.gz
+Usage: python scripts/make_digits.py path/to/digits.csv.gz [OUT.npz]
 
 The source file is ``sklearn/datasets/data/digits.csv.gz`` inside the scikit-learn wheel
 (1.9.1 was used): 1,797 rows of 64 pixel counts (0..16) and a label, the test set
@@ -49,7 +49,8 @@ def main(argv: list[str]) -> int:
     test = stratified_test_rows(labels, TEST_SIZE, rng)
     train = np.setdiff1d(np.arange(len(labels)), test)
     train, test = rng.permutation(train), rng.permutation(test)
-    out = Path(__file__).resolve().parent.parent / "graphc" / "datasets" / "digits.npz"
+    shipped = Path(__file__).resolve().parent.parent / "graphc" / "datasets" / "digits.npz"
+    out = Path(argv[1]) if len(argv) > 1 else shipped
     np.savez_compressed(out, X_train=pixels[train], y_train=labels[train], X_test=pixels[test], y_test=labels[test])
     print(f"{out}: {out.stat().st_size} bytes, {len(train)} train / {len(test)} test")
     return 0
