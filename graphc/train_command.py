@@ -24,7 +24,8 @@ import numpy as np
 import sympy
 
 from . import datasets, init, ir, optim, zoo
-from .errors import FeedError, GraphcError
+from .differentiate import scalar_output
+from .errors import FeedError, GradientError, GraphcError
 from .io import load
 from .pipeline import compile
 from .training import as_inputs, train
@@ -114,8 +115,9 @@ def read_data(path: Path, inputs: list[str]) -> tuple[dict, dict | None]:
     try:
         with np.load(path, allow_pickle=False) as stored:
             arrays = {key: stored[key] for key in stored.files}
-    except (ValueError, zipfile.BadZipFile, EOFError) as error:
-        raise FeedError(f"{path}: not a data file (a numpy .npz of real arrays): {error}") from None
+    except (ValueError, zipfile.BadZipFile, EOFError):
+        # numpy's own message suggests allow_pickle=True: never for a file from elsewhere
+        raise FeedError(f"{path}: not a data file (a numpy .npz of real arrays, without pickles)") from None
     split = ("X_train", "y_train", "X_test", "y_test")
     if set(arrays) <= set(split) and {"X_train", "y_train"} <= set(arrays) and len(inputs) == 2:
         test = (arrays["X_test"], arrays["y_test"]) if "X_test" in arrays else None
@@ -146,6 +148,10 @@ def _data(args, graph, default):
 def run(args: argparse.Namespace) -> int:
     optimizer = make_optimizer(args.optimizer, args.lr, args.momentum, args.nesterov, args.weight_decay)
     graph, params, default = network(args.net, args.seed)
+    try:
+        scalar_output(graph.nx)
+    except GradientError as error:  # not a failed check: nothing to train
+        raise GraphcError(f"cannot train {args.net}: {error}") from None
     train_data, test_data = _data(args, graph, default)
     prog = compile(graph)
     out = Path(args.out or f"graphc-out/train/{graph.name}")

@@ -106,7 +106,12 @@ def _as_input(prog, name: str, value) -> np.ndarray:
     array = np.asarray(value)
     if (array.dtype.kind in "iu" and dtype.kind == "f" and array.ndim == len(shape) - 1
             and len(shape) == 2 and isinstance(shape[-1], numbers.Integral)):
-        return one_hot(array, int(shape[-1])).astype(dtype)
+        if shape[-1] == 1:  # 0/1 labels for one probability column
+            return array.astype(dtype)[:, None]
+        try:
+            return one_hot(array, int(shape[-1])).astype(dtype)
+        except GraphcError as error:
+            raise FeedError(f"data {name!r} (declared {shape}): {error}") from None
     if array.dtype.kind not in "biuf":
         raise FeedError(f"data {name!r} has dtype {array.dtype}, expected real numbers ({dtype})")
     return array.astype(dtype, copy=False)

@@ -60,8 +60,9 @@ def load_weights(path: str | Path, prog=None) -> dict[str, np.ndarray]:
     try:
         with np.load(Path(path), allow_pickle=False) as stored:
             arrays = {name: stored[name] for name in stored.files}
-    except (ValueError, zipfile.BadZipFile, EOFError) as error:
-        raise FeedError(f"{path}: not a weights file (a numpy .npz of real arrays): {error}") from None
+    except (ValueError, zipfile.BadZipFile, EOFError, OSError):
+        # numpy's own message suggests allow_pickle=True: never for a file from elsewhere
+        raise FeedError(f"{path}: not a weights file (a numpy .npz of real arrays, without pickles)") from None
     if prog is None:
         return arrays
     return _checked(arrays, prog, path)

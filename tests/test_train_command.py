@@ -105,3 +105,13 @@ def test_train_has_help(capsys):
     assert done.value.code == 0
     out = capsys.readouterr().out
     assert all(option in out for option in ("--data", "--epochs", "--batch-size", "--optimizer", "--lr", "--out"))
+
+
+def test_files_and_networks_that_cannot_train_are_one_clear_line(tmp_path, capsys):
+    (tmp_path / "text.npz").write_text("not an archive\n")
+    status, _, err = run(capsys, "train", "digits_mlp", "--data", tmp_path / "text.npz", "--out", tmp_path)
+    assert status == 2 and "not a data file" in err and "allow_pickle" not in err  # never advise unpickling
+    status, _, err = run(capsys, "train", "recall_xor", "--out", tmp_path)
+    assert status == 2 and err.startswith("graphc: cannot train recall_xor: ") and "gradient check" not in err
+    status, _, err = run(capsys, "train", "two_moons", "--data", "digits", "--out", tmp_path)
+    assert status == 2 and "feed 'x' has shape (32, 64), expected (N, 2)" in err

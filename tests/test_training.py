@@ -173,3 +173,16 @@ def test_a_graph_with_only_a_loss_gets_a_test_loss_and_no_accuracy():
     data = linear_data()
     history = gc.train(gc.compile(g), {"w": np.zeros((2, 1))}, data, test=data, epochs=2)
     assert sorted(history) == ["loss", "test_loss"] and len(history.test_loss) == 2
+
+
+def test_int_labels_for_one_probability_column_become_a_column():
+    graph, feeds = gc.zoo.two_moons(n=40)
+    prog = gc.compile(graph)
+    params = {name: feeds[name] for name in graph.params}
+    labels = feeds["y"][:, 0].astype(np.int64)
+    first = gc.train(prog, {k: v.copy() for k, v in params.items()}, (feeds["x"], labels), epochs=2, seed=1)
+    second = gc.train(prog, {k: v.copy() for k, v in params.items()}, (feeds["x"], feeds["y"]), epochs=2, seed=1)
+    assert first == second
+    with pytest.raises(gc.FeedError, match=r"data 'y' \(declared \(N, 10\)\): one_hot: labels must lie in 0..9"):
+        digits, _ = gc.zoo.digits_mlp(hidden=4)
+        gc.train(gc.compile(digits), {}, (np.zeros((3, 64)), np.array([0, 1, 12])))

@@ -63,8 +63,9 @@ def test_weights_that_do_not_fit_are_feed_errors(tmp_path):
 def test_a_file_with_pickles_or_no_archive_is_refused(tmp_path):
     pickled = tmp_path / "pickled.npz"
     np.savez(pickled, W1=np.array([{"not": "numbers"}], dtype=object))
-    with pytest.raises(gc.FeedError, match="not a weights file"):
+    with pytest.raises(gc.FeedError, match="not a weights file") as refused:
         gc.load_weights(pickled)
+    assert "allow_pickle" not in str(refused.value)  # never advise unpickling a file from elsewhere
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(gc.FeedError, match="not a weights file"):
