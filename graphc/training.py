@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import numbers
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -193,6 +194,7 @@ def train(prog, params: Mapping[str, np.ndarray], data, *, epochs: int = 10, bat
     history = History(loss=[])
     show = sys.stderr.isatty() if progress is None else bool(progress)
     batches = math.ceil(rows / batch_size)
+    drawn = 0.0  # when the progress bar was last drawn
     for epoch in range(1, epochs + 1):
         order = rng.permutation(rows)
         total = 0.0
@@ -204,18 +206,19 @@ def train(prog, params: Mapping[str, np.ndarray], data, *, epochs: int = 10, bat
                 raise GraphcError(f"gc.train: the loss is {loss} at epoch {epoch}, batch {k + 1}: training diverged; "
                                   f"lower the learning rate (now {optimizer.lr})")
             total += loss * len(chosen)
-            if show:
+            if show and (k == 0 or time.monotonic() - drawn >= 0.1):  # ten redraws a second at most
                 done = (epoch - 1) * batches + k + 1
-                print("\r" + progress_bar(done, epochs * batches, f"epoch {epoch}/{epochs}  loss {loss:.4f}"),
-                      end="", file=sys.stderr, flush=True)
+                bar = progress_bar(done, epochs * batches, f"epoch {epoch}/{epochs}  loss {loss:.4f}")
+                print("\r" + bar, end="", file=sys.stderr, flush=True)
+                drawn = time.monotonic()
+        if show:  # wipe the bar, so that what on_epoch prints starts on a clean line
+            print("\r" + " " * len(bar) + "\r", end="", file=sys.stderr, flush=True)
         history["loss"].append(total / rows)
         if evaluate is not None:
             for key, value in evaluate(params).items():
                 history.setdefault(key, []).append(value)
         if on_epoch is not None:
             on_epoch(epoch, history)
-    if show:
-        print(file=sys.stderr)
     return history
 
 

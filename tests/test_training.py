@@ -105,7 +105,8 @@ def test_a_progress_bar_only_when_asked_or_on_a_terminal(capsys):
     assert capsys.readouterr().err == ""  # pytest's stderr is no terminal
     gc.train(prog, params, data, epochs=2, batch_size=4, progress=True)
     err = capsys.readouterr().err
-    assert "[" in err and " 6/6  epoch 2/2  loss " in err
+    assert "[" in err and "   4/6  epoch 2/2  loss " in err  # drawn at each epoch's first batch at least
+    assert err.endswith("\r") and err.rsplit("\r", 2)[-2].strip() == ""  # wiped after the last epoch
 
 
 def test_on_epoch_sees_the_history_grow():
