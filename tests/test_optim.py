@@ -290,3 +290,27 @@ def test_the_learning_rate_can_follow_a_schedule_and_stays_checked():
     with pytest.raises(gc.HyperparameterError, match="lr must be positive"):
         optimizer.lr = -1.0
     assert optimizer.lr == 0.025
+
+
+@pytest.mark.parametrize("case", ["nesterov_weight_decay", "adam_settings", "adamw"])
+def test_float32_params_and_state_stay_float32(case):
+    """A float32 network learns in float32 (its state too), close to the float64 run."""
+    def build(dtype):
+        g = gc.Graph("small32")
+        x, y = g.input("x", shape=("N", 3), dtype=dtype), g.input("y", shape=("N", 2), dtype=dtype)
+        W1, b1 = g.param("W1", shape=(3, 4), dtype=dtype), g.param("b1", shape=(4,), dtype=dtype)
+        W2, b2 = g.param("W2", shape=(4, 2), dtype=dtype), g.param("b2", shape=(2,), dtype=dtype)
+        g.output("loss", gc.mse(gc.tanh(x @ W1 + b1) @ W2 + b2, y))
+        return gc.compile(g)
+
+    make, _ = CASES[case]
+    wide, narrow = small_feeds(), {k: v.astype(np.float32) for k, v in small_feeds().items()}
+    optimizer = make()
+    wide_step, narrow_step = build("float64").train_step(make()), build("float32").train_step(optimizer)
+    for _ in range(STEPS):
+        wide_step(wide)
+        narrow_step(narrow)
+    for name in PARAMS:
+        assert narrow[name].dtype == np.float32
+        assert all(a.dtype == np.float32 for a in optimizer.state[name].values())
+        np.testing.assert_allclose(narrow[name], wide[name], rtol=1e-4, atol=1e-5)
