@@ -176,11 +176,13 @@ def main(argv=None) -> int:
     parser.add_argument("--output", default=os.path.join(HERE, "results-optimizers.md"))
     args = parser.parse_args(argv)
     repeats = args.repeats or (5 if args.quick else 30)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())  # a shared machine: say how busy it was
     rows = [row for batch in args.batch for row in run(batch, repeats, warmup=2)]
     table = harness.format_table(rows)
     text = (f"# Training step with an optimizer: digits MLP (64-64-10), float64\n\n{table}\n\n"
             f"Medians over {repeats} interleaved rounds; ratios against the hand-written step of the same rule. "
-            f"Python {platform.python_version()}, numpy {np.__version__}, BLAS threads: {BLAS}.\n")
+            f"Python {platform.python_version()}, numpy {np.__version__}, {BLAS}. "
+            f"Load average before the run: {load}.\n")
     print(text)
     with open(args.output, "w", encoding="utf-8") as out:
         out.write(text)
