@@ -48,9 +48,10 @@ class TrainStep:
         self.prog = prog
         self.optimizer = optimizer
         self.loss = scalar_output(prog.graph, prog.of)
+        self._dtypes = {name: np.dtype(prog.graph.nodes[name][ir.DTYPE]) for name in prog.wrt}
 
     def __call__(self, feeds: Mapping) -> float:
-        _check_updatable(self.prog, feeds)
+        _check_updatable(self._dtypes, feeds)
         outputs, grads = self.prog.value_and_grad(feeds)
         self.optimizer.update_all(feeds, grads)
         return float(outputs[self.loss])
@@ -59,19 +60,19 @@ class TrainStep:
         return f"<graphc TrainStep of {self.prog.name!r} with {self.optimizer!r}>"
 
 
-def _check_updatable(prog, feeds: Mapping) -> None:
+def _check_updatable(dtypes: dict[str, np.dtype], feeds: Mapping) -> None:
     """Every param must be a writable numpy array of its dtype: a converted copy would be
     updated instead of the caller's array."""
     if not isinstance(feeds, Mapping):
         return  # value_and_grad explains
-    for name in prog.wrt:
+    for name, dtype in dtypes.items():
         value = feeds.get(name)
+        if type(value) is np.ndarray and value.dtype == dtype and value.flags.writeable:
+            continue
         if value is None:
             continue  # value_and_grad reports the missing feed
-        dtype = np.dtype(prog.graph.nodes[name][ir.DTYPE])
-        if type(value) is not np.ndarray or value.dtype != dtype or not value.flags.writeable:
-            raise FeedError(
-                f"param {name!r} must be a writable {dtype} numpy array to be updated in place, found "
-                f"{type(value).__name__}{'' if type(value) is not np.ndarray else ' of dtype ' + str(value.dtype)}; "
-                f"pass numpy.array(value, dtype={dtype.name!r})"
-            )
+        found = type(value).__name__ + (f" of dtype {value.dtype}" if type(value) is np.ndarray else "")
+        raise FeedError(
+            f"param {name!r} must be a writable {dtype} numpy array to be updated in place, found {found}; "
+            f"pass numpy.array(value, dtype={dtype.name!r})"
+        )
