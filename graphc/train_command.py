@@ -3,9 +3,10 @@
 NET is a zoo name (its own params are the starting point, its own feeds the default data)
 or a graph file (params start from seeded Glorot weights and zero vectors). ``--data`` is
 ``digits`` (the shipped data set, with its held-out split) or a ``.npz`` file whose arrays
-are named after the graph's inputs (``x``, ``y``), with the held-out ones as ``x_test``,
-``y_test``; the layout ``X_train, y_train, X_test, y_test`` is read too, for a graph of
-two inputs. Integer labels of shape (N,) for an input declared (N, C) become one-hot rows.
+are named after the graph's inputs (``x``, ``y``, or ``x_train``, ``y_train``; case does
+not matter), with the held-out ones as ``x_test``, ``y_test``; for a graph of two inputs
+``X_train, y_train, X_test, y_test`` stand for the first and the second input. Integer
+labels of shape (N,) for an input declared (N, C) become one-hot rows.
 
 Written into DIR: ``weights.npz`` (one array per param, by name: ``gc.load_weights``),
 ``history.json`` (the settings and, per epoch, ``loss``, ``test_loss``, ``test_accuracy``)
@@ -118,19 +119,41 @@ def read_data(path: Path, inputs: list[str]) -> tuple[dict, dict | None]:
     except (ValueError, zipfile.BadZipFile, EOFError):
         # numpy's own message suggests allow_pickle=True: never for a file from elsewhere
         raise FeedError(f"{path}: not a data file (a numpy .npz of real arrays, without pickles)") from None
-    split = ("X_train", "y_train", "X_test", "y_test")
-    if set(arrays) <= set(split) and {"X_train", "y_train"} <= set(arrays) and len(inputs) == 2:
-        test = (arrays["X_test"], arrays["y_test"]) if "X_test" in arrays else None
-        return dict(zip(inputs, (arrays["X_train"], arrays["y_train"]))), \
-            (dict(zip(inputs, test)) if test else None)
-    known = set(inputs) | {f"{name}_test" for name in inputs}
-    unknown = sorted(key for key in arrays if key not in known)
-    if unknown:
-        raise FeedError(f"{path}: array {unknown[0]!r} is not named after an input; expected {sorted(known)!r} "
-                        "(or X_train, y_train, X_test, y_test for a graph of two inputs)")
-    train_part = {name: arrays[name] for name in inputs if name in arrays}
-    test_part = {name: arrays[f"{name}_test"] for name in inputs if f"{name}_test" in arrays}
-    return train_part, (test_part or None)
+    parts: dict[str, dict] = {"train": {}, "test": {}}
+    for key, array in arrays.items():
+        base, part = _part(key)
+        name = _input_named(base, inputs)
+        if name is None:
+            raise FeedError(
+                f"{path}: array {key!r} is not named after an input of the graph ({', '.join(inputs)}); name the "
+                f"arrays {', '.join(inputs)} (held-out: {', '.join(n + '_test' for n in inputs)}), or X_train, "
+                "y_train, X_test, y_test for a graph of two inputs"
+            )
+        if name in parts[part]:
+            raise FeedError(f"{path}: two arrays give the {part} data of input {name!r}")
+        parts[part][name] = array
+    return parts["train"], (parts["test"] or None)
+
+
+def _part(key: str) -> tuple[str, str]:
+    """(name, "train" or "test") of an array: ``x``, ``x_train`` and ``X_train`` train, ``x_test`` tests."""
+    for suffix, part in (("_train", "train"), ("_test", "test")):
+        if key.lower().endswith(suffix) and len(key) > len(suffix):
+            return key[: -len(suffix)], part
+    return key, "train"
+
+
+def _input_named(base: str, inputs: list[str]) -> str | None:
+    """The input an array's name stands for: the same name, the same name but for case, or
+    for a graph of two inputs, X and y standing for the first and the second."""
+    if base in inputs:
+        return base
+    folded = [name for name in inputs if name.lower() == base.lower()]
+    if len(folded) == 1:
+        return folded[0]
+    if len(inputs) == 2 and base.lower() in ("x", "y"):
+        return inputs[0 if base.lower() == "x" else 1]
+    return None
 
 
 def _data(args, graph, default):

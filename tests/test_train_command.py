@@ -62,13 +62,13 @@ def linear_graph_file(tmp_path):
     return gc.save(g, tmp_path / "line.json")
 
 
-@pytest.mark.parametrize("layout", ["by_input", "split"])
-def test_a_graph_file_trains_on_an_npz_of_its_inputs(tmp_path, capsys, layout):
+@pytest.mark.parametrize("names", [("x", "y", "x_test", "y_test"), ("X_train", "y_train", "X_test", "y_test"),
+                                   ("x_train", "y_train", "x_test", "y_test"), ("X", "Y", "X_TEST", "Y_TEST")])
+def test_a_graph_file_trains_on_an_npz_of_its_inputs(tmp_path, capsys, names):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 2))
     y = x @ np.array([[1.5], [-0.5]]) + 0.25
-    arrays = ({"x": x[:48], "y": y[:48], "x_test": x[48:], "y_test": y[48:]} if layout == "by_input"
-              else {"X_train": x[:48], "y_train": y[:48], "X_test": x[48:], "y_test": y[48:]})
+    arrays = dict(zip(names, (x[:48], y[:48], x[48:], y[48:])))
     np.savez(tmp_path / "data.npz", **arrays)
     status, out, _ = run(capsys, "train", linear_graph_file(tmp_path), "--data", tmp_path / "data.npz",
                          "--out", tmp_path / "out", "--optimizer", "sgd", "--lr", 0.1, "--epochs", 40,
@@ -96,7 +96,10 @@ def test_other_mistakes_are_one_clear_line(tmp_path, capsys):
     assert status == 2 and "give its training data with --data" in err
     np.savez(tmp_path / "odd.npz", z=np.zeros(3))
     status, _, err = run(capsys, "train", linear_graph_file(tmp_path), "--data", tmp_path / "odd.npz")
-    assert status == 2 and "array 'z' is not named after an input" in err
+    assert status == 2 and "array 'z' is not named after an input of the graph (x, y)" in err
+    np.savez(tmp_path / "twice.npz", x=np.zeros((3, 2)), X_train=np.zeros((3, 2)), y=np.zeros((3, 1)))
+    status, _, err = run(capsys, "train", linear_graph_file(tmp_path), "--data", tmp_path / "twice.npz")
+    assert status == 2 and "two arrays give the train data of input 'x'" in err
 
 
 def test_train_has_help(capsys):
