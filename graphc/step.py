@@ -1,10 +1,10 @@
 """``prog.train_step(optimizer)``: one training step, ``step(feeds) -> loss``.
 
 A step runs the program's compiled ``value_and_grad`` (forward and backward, generated
-by the pipeline), then the optimizer's compiled update (numpy printed from the rule's
-sympy expressions, :mod:`graphc.optim`) on every param in ``wrt``, in place, in the
-caller's arrays. The loss returned is the one of the forward pass that produced the
-update. The optimizer keeps its state between steps.
+by the pipeline), then one update function printed from the optimizer's rule for every
+param in ``wrt`` (``step.source``; numpy from the rule's sympy expressions, see
+:mod:`graphc.optim`), in place, in the caller's arrays. The loss returned is the one of
+the forward pass that produced the update. The optimizer keeps its state between steps.
 
 >>> import numpy as np, graphc as gc
 >>> g = gc.Graph("fit"); x = g.input("x", shape=("N", 1)); y = g.input("y", shape=("N", 1))
@@ -25,6 +25,7 @@ import numpy as np
 from . import ir
 from .differentiate import scalar_output
 from .errors import FeedError, GradientError, GraphcError
+from .lower.load import load_source
 from .optim import Optimizer
 
 __all__ = ["TrainStep"]
@@ -49,12 +50,34 @@ class TrainStep:
         self.optimizer = optimizer
         self.loss = scalar_output(prog.graph, prog.of)
         self._dtypes = {name: np.dtype(prog.graph.nodes[name][ir.DTYPE]) for name in prog.wrt}
+        self.params = list(prog.wrt)
+        rule = optimizer.rule
+        doc = f"One step of {type(optimizer).__name__} for every param, in place (the rule {rule.name} per param)."
+        self.source, _ = rule.source_for(self.params, doc)
+        self._update = load_source(self.source, f"{prog.name} {rule.name}").update
 
     def __call__(self, feeds: Mapping) -> float:
         _check_updatable(self._dtypes, feeds)
         outputs, grads = self.prog.value_and_grad(feeds)
-        self.optimizer.update_all(feeds, grads)
+        self._apply(feeds, grads)
         return float(outputs[self.loss])
+
+    def _apply(self, feeds: Mapping, grads: Mapping) -> None:
+        """All params in one call of the generated update, when they share one step count
+        (always, unless the optimizer also updated some of them elsewhere)."""
+        optimizer = self.optimizer
+        counts = {optimizer.steps.get(name, 0) for name in self.params}
+        if len(counts) != 1:
+            optimizer.update_all(feeds, {name: grads[name] for name in self.params})
+            return
+        t = counts.pop() + 1
+        arguments: list = []
+        for name in self.params:
+            param = feeds[name]
+            arguments += (param, grads[name], *optimizer._state_of(name, param))
+        self._update(*arguments, t, *(optimizer.settings[h] for h in optimizer.rule.hyper))
+        for name in self.params:
+            optimizer.steps[name] = t
 
     def __repr__(self) -> str:
         return f"<graphc TrainStep of {self.prog.name!r} with {self.optimizer!r}>"

@@ -314,3 +314,49 @@ def test_float32_params_and_state_stay_float32(case):
         assert narrow[name].dtype == np.float32
         assert all(a.dtype == np.float32 for a in optimizer.state[name].values())
         np.testing.assert_allclose(narrow[name], wide[name], rtol=1e-4, atol=1e-5)
+
+
+def test_one_generated_update_for_every_param_with_names_made_safe():
+    """The step's update is one printed function over every param; any param name (a
+    setting's name, another param's gradient name, quotes, a newline) becomes a legal,
+    distinct identifier, and the result is the rule's, param by param."""
+    names = ["lr", "d_w", "w", 'x"""\nimport os #']
+    g = gc.Graph("names"); x = g.input("x", shape=(2,))
+    params = [g.param(name, shape=(2,)) for name in names]
+    total = params[0] * x
+    for k, p in enumerate(params[1:], 2):
+        total = total + gc.tanh(p * x * k)
+    g.output("loss", gc.sum(total * total))
+    prog = gc.compile(g)
+    rng = np.random.default_rng(3)
+    feeds = {"x": rng.normal(size=2), **{name: rng.normal(size=2) for name in names}}
+    expected = {name: feeds[name].copy() for name in names}
+    step, by_param = prog.train_step(gc.optim.Adam(lr=0.1, weight_decay=0.1)), gc.optim.Adam(lr=0.1, weight_decay=0.1)
+    for _ in range(4):
+        _, grads = prog.value_and_grad({**feeds, **expected})
+        by_param.update_all(expected, grads)
+        step(feeds)
+    for name in names:
+        np.testing.assert_array_equal(feeds[name], expected[name])
+    assert "import os" not in step.source.replace("# 'x\"\"\"\\nimport os #'", "")  # only inside the comment
+    assert "    lr_, d_lr, m_lr, v_lr,\n" in step.source
+    assert "\n    t, lr, beta1, beta2, eps, weight_decay,\n" in step.source
+    assert step.source == prog.train_step(gc.optim.Adam(lr=0.5, weight_decay=0.2)).source  # settings are arguments
+
+
+def test_params_stepped_apart_keep_their_own_step_counts():
+    """When the optimizer also updated some params elsewhere, each param keeps its own t
+    (the per-param update), as PyTorch keeps state["step"] per param."""
+    prog, feeds = small_net(), small_feeds()
+    twin = {name: feeds[name].copy() for name in feeds}
+    ours, theirs = gc.optim.Adam(lr=0.05), gc.optim.Adam(lr=0.05)
+    for optimizer, arrays in ((ours, feeds), (theirs, twin)):
+        optimizer.update("b2", arrays["b2"], np.ones(2))  # one step more for b2
+    step = prog.train_step(ours)
+    for _ in range(3):
+        step(feeds)
+        _, grads = prog.value_and_grad(twin)
+        theirs.update_all(twin, grads)
+    assert ours.steps == theirs.steps == {"W1": 3, "b1": 3, "W2": 3, "b2": 4}
+    for name in PARAMS:
+        np.testing.assert_array_equal(feeds[name], twin[name])
