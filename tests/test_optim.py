@@ -265,9 +265,11 @@ def test_the_update_is_printed_code_with_settings_as_arguments():
 
 def test_update_source_is_identical_across_hash_seeds():
     code = ("import graphc as gc; print(gc.optim.SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1).source);"
-            "print(gc.optim.AdamW(lr=0.1).source)")
+            "print(gc.optim.AdamW(lr=0.1).source);"
+            "print(gc.compile(gc.zoo.blobs()[0]).train_step(gc.optim.Adam(lr=0.1, weight_decay=0.1)).source)")
     here = (gc.optim.SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1).source + "\n"
-            + gc.optim.AdamW(lr=0.1).source + "\n")
+            + gc.optim.AdamW(lr=0.1).source + "\n"
+            + gc.compile(gc.zoo.blobs()[0]).train_step(gc.optim.Adam(lr=0.1, weight_decay=0.1)).source + "\n")
     there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": "4242"}).stdout
     assert there == here
