@@ -136,7 +136,8 @@ def verify(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
 
     Checks: a networkx (Multi)DiGraph; str node ids; acyclic (a cycle names its nodes);
     known ops; attrs; arity; operand positions 0..k-1; the inputs/params/outputs lists;
-    every shape equals what the op's shape rule infers from the operands.
+    every shape equals what the op's shape rule infers from the operands; phases; a node
+    tagged ``grad_of`` X, and the ``grads`` entry of X, has X's shape.
     """
     if not isinstance(graph, nx.DiGraph):
         raise GraphError(f"expected a networkx MultiDiGraph, found {type(graph).__name__}")
@@ -162,4 +163,35 @@ def verify(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
                 f"{_where(graph, node)}: declared shape {shapes.fmt(found) if found is not None else 'none'} "
                 f"but its operands give {shapes.fmt(expected)}; fix the declaration or the operands"
             )
+    _check_gradients(graph)
     return graph
+
+
+def _check_gradients(graph: nx.MultiDiGraph) -> None:
+    """Phases are forward/backward; a node tagged ``grad_of`` X has X's shape (a cotangent
+    has the shape of its value), and so has the node ``grads`` names for X."""
+    for node, data in graph.nodes(data=True):
+        phase = data.get(ir.PHASE)
+        if phase not in (None, ir.FORWARD, ir.BACKWARD):
+            raise GraphError(f"{describe(node, data[ir.OP])}: phase must be 'forward' or 'backward', found {phase!r}")
+        of = data.get(ir.GRAD_OF)
+        if of is None:
+            continue
+        if of in graph and tuple(graph.nodes[of][ir.SHAPE]) != tuple(data[ir.SHAPE]):
+            raise ShapeError(
+                f"{describe(node, data[ir.OP])} holds the gradient of {of!r}, so it needs {of!r}'s shape "
+                f"{shapes.fmt(graph.nodes[of][ir.SHAPE])}, found {shapes.fmt(data[ir.SHAPE])}"
+            )
+    grads = graph.graph.get(ir.GRADS)
+    if grads is None:
+        return
+    if not isinstance(grads, dict):
+        raise GraphError(f"graph attribute 'grads' must be a dict of wrt name -> node id, found {grads!r}")
+    for name, node in grads.items():
+        if node not in graph:
+            raise GraphError(f"graph attribute 'grads' names {node!r} for {name!r}, which is not a node of the graph")
+        if name in graph and tuple(graph.nodes[name][ir.SHAPE]) != tuple(graph.nodes[node][ir.SHAPE]):
+            raise ShapeError(
+                f"the gradient of {name!r} ({describe(node, graph.nodes[node][ir.OP])}) has shape "
+                f"{shapes.fmt(graph.nodes[node][ir.SHAPE])}, not {name!r}'s {shapes.fmt(graph.nodes[name][ir.SHAPE])}"
+            )
