@@ -2,7 +2,8 @@
 
 The inference program is the declared graph cut down to the requested outputs and
 everything they depend on (so a classifier's ``y`` is no longer an input), compiled by
-the ordinary pipeline (``gc.compile``) once per set of outputs and kept. By default the
+the ordinary pipeline (``prog.inference``, which ``gc.compile`` gives every program)
+once per set of outputs and kept. By default the
 outputs are all but the loss (the one scalar output, or ``of``).
 
 >>> import numpy as np, graphc as gc
@@ -65,11 +66,12 @@ def inference_graph(graph: nx.MultiDiGraph, outputs: Sequence[str]) -> nx.MultiD
 
 
 def _compiled(prog, outputs: tuple[str, ...]):
-    from .pipeline import compile
-
+    """The inference program of ``outputs``, compiled once by the pipeline that made ``prog``."""
+    if prog.inference is None:
+        raise GraphcError(f"program {prog.name!r} cannot compile its outputs alone: make it with gc.compile")
     cache = _COMPILED.setdefault(prog, {})
     if outputs not in cache:
-        cache[outputs] = compile(inference_graph(prog.graph, outputs), wrt=[])
+        cache[outputs] = prog.inference(outputs)
     return cache[outputs]
 
 

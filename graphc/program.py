@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import networkx as nx
@@ -51,7 +51,8 @@ class Program:
 
     def __init__(self, declared: nx.MultiDiGraph, stages: dict[str, nx.MultiDiGraph],
                  inference_stages: dict[str, nx.MultiDiGraph], plan: Schedule, code: GeneratedCode,
-                 wrt: list[str], of: str | None, target: str):
+                 wrt: list[str], of: str | None, target: str,
+                 inference: Callable[[Sequence[str]], Program] | None = None):
         self.graph = declared
         self.stages = stages
         self.inference_stages = inference_stages
@@ -60,6 +61,7 @@ class Program:
         self.wrt = wrt
         self.of = of
         self.target = target  # the output differentiated
+        self.inference = inference  # compiles the program of some outputs alone (prog.predict)
         self.module = load_source(code.source, declared.graph[ir.NAME])
         self._check_feeds = FeedChecker(declared)
         self._sources = ir.sources(declared)
