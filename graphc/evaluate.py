@@ -65,9 +65,7 @@ def evaluate(graph, feeds: Mapping, nodes: Iterable[str] | str | None = None, *,
     if not isinstance(graph, nx.DiGraph):
         raise GraphError(f"evaluate takes a gc.Graph or a networkx graph, found {type(graph).__name__}")
     wanted = _wanted(graph, nodes)
-    needed = set(wanted)
-    for node in wanted:
-        needed |= nx.ancestors(graph, node)
+    needed = set(graph.nodes) if nodes is None else _upstream(graph, wanted)
     order = [n for n in _order(graph) if n in needed]
     values, dims = _bind_feeds(graph, feeds, [n for n in order if ir.op_of(graph, n) in SOURCES], dtype)
     with np.errstate(all="ignore"):  # log(0) is -inf here, as in the compiled program
@@ -88,11 +86,23 @@ def _wanted(graph: nx.DiGraph, nodes) -> list[str]:
     return wanted
 
 
+def _upstream(graph: nx.DiGraph, wanted: list[str]) -> set[str]:
+    """``wanted`` and everything they depend on, in one walk (linear in the graph)."""
+    seen, stack = set(wanted), list(wanted)
+    while stack:
+        for source in graph.pred[stack.pop()]:
+            if source not in seen:
+                seen.add(source)
+                stack.append(source)
+    return seen
+
+
 def _order(graph: nx.DiGraph) -> list[str]:
-    if not nx.is_directed_acyclic_graph(graph):
-        raise GraphError("the graph has a cycle; a computational graph must be acyclic (gc.verify names it)")
-    index = {node: k for k, node in enumerate(graph.nodes)}
-    return list(nx.lexicographical_topological_sort(graph, key=index.__getitem__))
+    """A topological order (any will do: each value depends only on its operands)."""
+    try:
+        return list(nx.topological_sort(graph))
+    except nx.NetworkXUnfeasible:
+        raise GraphError("the graph has a cycle; a computational graph must be acyclic (gc.verify names it)") from None
 
 
 # -- feeds ------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from . import ir
 from .builder import Graph
 from .differentiate import scalar_output
 from .errors import GradientError
+from .localize import first_disagreeing_node
 from .pipeline import compile as compile_graph
 
 __all__ = ["check_gradients", "GradientReport", "gradcheck"]
@@ -146,8 +147,6 @@ def check_gradients(prog, feeds: Mapping, rtol: float = 1e-5, atol: float = 1e-7
             report.rows.append(Row(name, str(tuple(int(i) for i in index)), a, numeric, tolerance, status))
 
     if report.failures and raise_on_failure:
-        from .localize import first_disagreeing_node
-
         report.culprit = first_disagreeing_node(prog, point, target, cotangent, eps, rtol, atol)
         where = (f"the first node whose local derivative disagrees: {report.culprit}"
                  if report.culprit else "no single node's local derivative could be blamed")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import sympy
 
 from .. import shapes
-from ..ops.functions import sigmoid, softplus
+from ..ops.functions import STABLE_FORMS, logaddexp, stable_form
 from .printer import print_expr
 
 __all__ = ["kernel_lines", "repeats"]
@@ -87,9 +87,9 @@ class _Kernel:
         if expr.is_Symbol:
             if expr in self.arrays:
                 return Value(expr.name, self.leaf_shapes[expr], expr.name in self.donors)
-            return Value(print_expr(expr), None, False)  # a symbolic dim or a 0-d leaf: a number
+            return Value(print_expr(expr, self.dtype), None, False)  # a symbolic dim or a 0-d leaf: a number
         if expr.is_Number or not expr.free_symbols & self.arrays:
-            return Value(_parenthesized(print_expr(expr)), None, False)
+            return Value(_parenthesized(print_expr(expr, self.dtype)), None, False)
         rule = self._rules().get(expr.func)
         if rule is None:
             rule = next((r for f, r in self._rules().items() if isinstance(expr, f)), None)
@@ -100,14 +100,14 @@ class _Kernel:
     def opaque(self, expr: sympy.Expr) -> Value:
         """A part without a ufunc rule: the printer's one expression (a fresh array)."""
         name = self.fresh()
-        self.lines.append(f"{name} = {print_expr(expr)}")
+        self.lines.append(f"{name} = {print_expr(expr, self.dtype)}")
         shape = self.shape(expr)
         return Value(name, shape, bool(shape))
 
     def _rules(self) -> dict[type, Callable[[sympy.Expr], Value]]:
         return {
             sympy.Add: self.add, sympy.Mul: self.mul, sympy.Pow: self.pow,
-            sigmoid: self.sigmoid, softplus: self.softplus, sympy.Max: self.extremum,
+            **{f: self.stable for f in STABLE_FORMS}, logaddexp: self.logaddexp, sympy.Max: self.extremum,
             sympy.Min: self.extremum, sympy.Heaviside: self.step, **{f: self.unary for f in UNARY},
         }
 
@@ -163,7 +163,7 @@ class _Kernel:
         else:
             acc, done = None, sympy.Integer(1)
         if coefficient != 1:
-            number = Value(_parenthesized(print_expr(coefficient)), None, False)
+            number = Value(_parenthesized(print_expr(coefficient, self.dtype)), None, False)
             acc = number if acc is None else self.call("multiply", [acc, number], self.shape(done))
         for factor in denominator:
             done = done / factor
@@ -188,17 +188,12 @@ class _Kernel:
     def unary(self, expr: sympy.Expr) -> Value:
         return self.call(UNARY[expr.func], [self.value(expr.args[0])], self.shape(expr))
 
-    def sigmoid(self, expr: sympy.Expr) -> Value:
-        shape = self.shape(expr)
-        z = self.value(expr.args[0])
-        t = self.call("negative", [z], shape)
-        t = self.call("minimum", [t, Value("709.0", None, False)], shape)  # exp stays finite
-        t = self.call("exp", [t], shape)
-        t = self.call("add", [t, Value("1.0", None, False)], shape)
-        return self.call("divide", [Value("1.0", None, False), t], shape)
+    def stable(self, expr: sympy.Expr) -> Value:
+        """A function with a stable numpy form (``ops.functions.STABLE_FORMS``): that form's ufuncs."""
+        return self.value(stable_form(expr))
 
-    def softplus(self, expr: sympy.Expr) -> Value:
-        return self.call("logaddexp", [Value("0.0", None, False), self.value(expr.args[0])], self.shape(expr))
+    def logaddexp(self, expr: sympy.Expr) -> Value:
+        return self.call("logaddexp", [self.value(a) for a in expr.args], self.shape(expr))
 
     def extremum(self, expr: sympy.Expr) -> Value:
         function = "maximum" if isinstance(expr, sympy.Max) else "minimum"

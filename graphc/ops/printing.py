@@ -19,6 +19,7 @@ from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE
 
 from ..errors import GraphError
+from .functions import stable_form
 
 __all__ = ["GraphcPrinter", "print_expr", "check_printable", "unprintable_part"]
 
@@ -26,8 +27,9 @@ __all__ = ["GraphcPrinter", "print_expr", "check_printable", "unprintable_part"]
 class GraphcPrinter(NumPyPrinter):
     printmethod = "_graphccode"
 
-    def __init__(self, settings=None):
+    def __init__(self, settings=None, dtype: str = "float64"):
         super().__init__({"strict": True, "fully_qualified_modules": True, **(settings or {})})
+        self.dtype = dtype  # the float type steps (masks) are cast to: the node's own
 
     def _np(self, name: str) -> str:
         return self._module_format(f"numpy.{name}")
@@ -69,29 +71,39 @@ class GraphcPrinter(NumPyPrinter):
         arg = expr.args[0]
         at = expr.args[1] if len(expr.args) > 1 else sympy.Rational(1, 2)
         if at == 1:
-            return f"({self._print(arg)} >= 0).astype({self._np('float64')})"
+            return f"({self._print(arg)} >= 0).astype({self._np(self.dtype)})"
         if at == 0:
-            return f"({self._print(arg)} > 0).astype({self._np('float64')})"
+            return f"({self._print(arg)} > 0).astype({self._np(self.dtype)})"
         return f"{self._np('heaviside')}({self._print(arg)}, {self._print(at)})"
 
     def _print_sigmoid(self, expr):
-        # 1/(1 + exp(-z)) is exact in both tails; the exponent is capped at 709 (exp's
-        # largest finite argument) so that z < -709 gives ~1e-308, without an overflow.
-        return f"(1/(1 + {self._np('exp')}({self._np('minimum')}({self._print(-expr.args[0])}, 709.0))))"
+        return f"({self._print(stable_form(expr))})"  # the stable form (ops/functions.py)
 
     def _print_softplus(self, expr):
-        return f"{self._np('logaddexp')}(0, {self._print(expr.args[0])})"
+        return self._print(stable_form(expr))
+
+    def _print_logaddexp(self, expr):
+        return f"{self._np('logaddexp')}({', '.join(self._print(a) for a in expr.args)})"
 
     def _print_sign(self, expr):
         return f"{self._np('sign')}({self._print(expr.args[0])})"
 
 
-_PRINTER = GraphcPrinter()
+_PRINTERS: dict[str, GraphcPrinter] = {"float64": GraphcPrinter()}  # one per dtype
 
 
-def print_expr(expr: sympy.Expr) -> str:
-    """numpy source for a sympy expression over symbols named by the namespace."""
-    return _PRINTER.doprint(expr)
+def print_expr(expr: sympy.Expr, dtype: str = "float64") -> str:
+    """numpy source for a sympy expression over symbols named by the namespace; steps
+    (``Heaviside``) come out as masks of ``dtype``, the dtype of the node printed.
+
+    >>> z = sympy.Symbol("z", real=True)
+    >>> print_expr(sympy.Heaviside(z, 1), "float32")
+    '(z >= 0).astype(numpy.float32)'
+    """
+    printer = _PRINTERS.get(dtype)
+    if printer is None:
+        printer = _PRINTERS[dtype] = GraphcPrinter(dtype=dtype)
+    return printer.doprint(expr)
 
 
 def unprintable_part(expr: sympy.Expr) -> tuple[sympy.Expr, str] | None:

@@ -315,3 +315,12 @@ def test_the_interpreter_imports_nothing_of_the_code_generator():
     allowed = {"__future__", "functools", "math", "collections.abc", "networkx", "numpy", "sympy", "sympy.codegen",
                None, "errors", "ops.base", "ops.functions"}
     assert modules <= allowed, modules - allowed
+
+
+def test_a_cycle_is_a_graph_error():
+    g = nx.MultiDiGraph(name="loop")
+    ir.add_op(g, "a", "exp", [], {}, ())
+    ir.add_op(g, "b", "exp", ["a"], {}, ())
+    g.add_edge("b", "a", arg=0)
+    with pytest.raises(gc.GraphError, match="cycle"):
+        gc.evaluate(g, {})

@@ -479,6 +479,20 @@ OP_GENERATORS = {
     "mse": _loss("mse"), "bce": _loss("bce"), "bce_with_logits": _loss("bce_with_logits"),
     "softmax_cross_entropy": _loss("softmax_cross_entropy"),
 }
+def _dense(net: Net) -> Value | None:
+    """The layer users write most: act(h @ W + b), b in a broadcast pattern of the layer's width."""
+    h = net.pick(lambda v: len(v.shape) == 2 and v.shape[-1] != "N")
+    if h is None:
+        return None
+    width = net.draw(st.sampled_from([1, 3]))
+    weights = net.pick(lambda v: v.shape == (h.shape[-1], width) and v.depends, prefer_depends=False)
+    weights = weights or net.param((h.shape[-1], width))
+    bias = net.param(net.draw(st.sampled_from([(), (1,), (width,), (1, width)])))
+    act = net.draw(st.sampled_from(["tanh", "sigmoid", "softplus", "identity"]))
+    net.ops.extend(["matmul", "add"])
+    return net.add(f"gc.{act}({h.var} @ {weights.var} + {bias.var})", act, True)
+
+
 KINKS = {"relu", "leaky_relu", "abs", "maximum", "max", "bce", "bce_terms"}  # no Hessian check through these
 STEP_OPS = sorted(name for name in OPS if name in OP_GENERATORS)
 
@@ -507,11 +521,11 @@ def networks(draw, op: str | None = None, cotangent: str | None = None, max_step
     net.input((net.batch, net.k))
     for _ in range(draw(st.integers(1, 2))):
         net.param(net.param_pattern())
-    steps = draw(st.lists(st.sampled_from(STEP_OPS), min_size=0, max_size=max_steps))
+    steps = draw(st.lists(st.sampled_from(STEP_OPS + ["dense"] * 4), min_size=0, max_size=max_steps))
     for name in steps + ([op] if op is not None else []):
         made = None
         for _ in range(3):  # an op may not fit the pool drawn so far: try again, then a mul
-            made = OP_GENERATORS[name](net)
+            made = (_dense if name == "dense" else OP_GENERATORS[name])(net)
             if made is not None:
                 break
         if made is None:
