@@ -5,9 +5,9 @@ The rules are those PyTorch documents for ``torch.optim.SGD``, ``Adam`` and ``Ad
 (with ``dampening=0``, ``amsgrad=False``, ``maximize=False``), so the same settings give
 the same numbers. ``t`` is the step count, 1 at the first step:
 
-- SGD: ``g <- g + wd p``; with momentum ``b <- mu b + g`` (``b`` starts at 0, so the
-  first step has ``b = g`` as in PyTorch), then ``g <- g + mu b`` (Nesterov) or
-  ``g <- b``; ``p <- p - lr g``.
+- SGD: ``g <- g + wd p``; with momentum ``buf <- mu buf + g`` (``buf`` starts at 0, so
+  the first step has ``buf = g`` as in PyTorch), then ``g <- g + mu buf`` (Nesterov) or
+  ``g <- buf``; ``p <- p - lr g``.
 - Adam: ``g <- g + wd p`` (an L2 penalty folded into the gradient); ``m <- b1 m + (1 - b1) g``;
   ``v <- b2 v + (1 - b2) g**2``; ``p <- p - lr (m / (1 - b1**t)) / (sqrt(v / (1 - b2**t)) + eps)``.
 - AdamW: Adam without the penalty, and first the decoupled decay ``p <- p (1 - lr wd)``.
@@ -167,7 +167,7 @@ class SGD(Optimizer):
         if nesterov and settings["momentum"] == 0:
             raise HyperparameterError("SGD: Nesterov momentum needs a momentum above 0, found momentum=0")
         self.nesterov = nesterov
-        lr_, mu, wd, b = _sym("lr", "momentum", "weight_decay", "b")
+        lr_, mu, wd, buf = _sym("lr", "momentum", "weight_decay", "buf")  # PyTorch's momentum_buffer
         steps: list[tuple[str, sympy.Expr]] = []
         hyper = ["lr"]
         if settings["weight_decay"]:
@@ -175,15 +175,15 @@ class SGD(Optimizer):
             hyper.append("weight_decay")
         direction = G
         if settings["momentum"]:
-            steps.append(("b", mu * b + G))
+            steps.append(("buf", mu * buf + G))
             hyper.append("momentum")
             if nesterov:
-                steps.append(("g", G + mu * b))
+                steps.append(("g", G + mu * buf))
             else:
-                direction = b
+                direction = buf
         steps.append(("p", P - lr_ * direction))
         rule = Rule("sgd_update", "One step of SGD (torch.optim.SGD's rule) for one param, in place.",
-                    ("b",) if settings["momentum"] else (), tuple(hyper), tuple(steps))
+                    ("buf",) if settings["momentum"] else (), tuple(hyper), tuple(steps))
         super().__init__(rule, {h: settings[h] for h in ("lr", "momentum", "weight_decay")})
 
     def __repr__(self) -> str:
