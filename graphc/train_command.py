@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 import zipfile
 from pathlib import Path
@@ -47,7 +48,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
     cmd.add_argument("net", metavar="NET", help="a zoo name (graphc zoo) or a graph file")
     cmd.add_argument("--data", help="'digits' (shipped) or FILE.npz with arrays named after the inputs "
                      "(held-out ones as <input>_test); default: a zoo network's own feeds")
-    cmd.add_argument("--out", help="output directory (default: graphc-out/train/<graph name>)")
+    cmd.add_argument("--out", help="output directory (default: graphc-out/train/<NET's file name>)")
     cmd.add_argument("--epochs", type=_count, default=20, help="epochs (default: 20)")
     cmd.add_argument("--batch-size", type=_count, default=32, help="minibatch size (default: 32)")
     cmd.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="update rule (default: adam)")
@@ -177,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
         raise GraphcError(f"cannot train {args.net}: {error}") from None
     train_data, test_data = _data(args, graph, default)
     prog = compile(graph)
-    out = Path(args.out or f"graphc-out/train/{graph.name}")
+    out = Path(args.out) if args.out else default_out(args.net)
     out.mkdir(parents=True, exist_ok=True)
     print(f"graphc train {graph.name!r}: {optimizer!r}, {args.epochs} epochs, batches of {args.batch_size}, "
           f"seed {args.seed}")
@@ -205,6 +206,17 @@ def run(args: argparse.Namespace) -> int:
     print(f"  history -> {out / 'history.json'}")
     _explore(prog, out / "explore.html", {**_first(train_data, prog), **params})
     return 0
+
+
+def default_out(target: str) -> Path:
+    """``graphc-out/train/`` and the target's file name, made safe: the command line's own
+    text names the folder, never a graph file's contents (its name could be ``../..``).
+
+    >>> default_out("nets/xor.json"), default_out("digits_mlp"), default_out("../..json")
+    (PosixPath('graphc-out/train/xor'), PosixPath('graphc-out/train/digits_mlp'), PosixPath('graphc-out/train/graph'))
+    """
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(target).stem).strip(".") or "graph"
+    return Path("graphc-out") / "train" / stem
 
 
 def _first(data, prog, rows: int = 32):

@@ -118,3 +118,20 @@ def test_files_and_networks_that_cannot_train_are_one_clear_line(tmp_path, capsy
     assert status == 2 and err.startswith("graphc: cannot train recall_xor: ") and "gradient check" not in err
     status, _, err = run(capsys, "train", "two_moons", "--data", "digits", "--out", tmp_path)
     assert status == 2 and "feed 'x' has shape (32, 64), expected (N, 2)" in err
+
+
+def test_the_default_folder_comes_from_the_command_line_not_the_graph_file(tmp_path, capsys, monkeypatch):
+    """A graph file named '../../escape' still writes under graphc-out/train/<file name>."""
+    g = gc.Graph("../../escape")
+    x, y = g.input("x", shape=("N", 1)), g.input("y", shape=("N", 1))
+    w = g.param("w", shape=(1, 1))
+    g.output("loss", gc.mse(x @ w, y))
+    path = gc.save(g, tmp_path / "net.json")
+    np.savez(tmp_path / "data.npz", x=np.ones((4, 1)), y=np.ones((4, 1)))
+    work = tmp_path / "work" / "deep"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    status, _, _ = run(capsys, "train", path, "--data", tmp_path / "data.npz", "--epochs", 1)
+    assert status == 0
+    assert (work / "graphc-out" / "train" / "net" / "weights.npz").is_file()
+    assert sorted(p.name for p in work.iterdir()) == ["graphc-out"]  # nothing written beside it (../../escape)
