@@ -15,6 +15,7 @@ the module ``prog.save`` wrote, all keyed by the graph's own names.
 from __future__ import annotations
 
 import io
+import math
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,6 +29,7 @@ from .errors import FeedError
 __all__ = ["save_weights", "load_weights"]
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # a fixed timestamp in the archive: the same weights, the same bytes
+_HEADER = 4096  # room for a .npy header (numpy writes them in multiples of 64 bytes, a few hundred at most)
 
 
 def _param_names(prog) -> list[str]:
@@ -58,6 +60,8 @@ def load_weights(path: str | Path, prog=None) -> dict[str, np.ndarray]:
     """The arrays in ``path`` by name; with ``prog``, checked to be exactly its params, of
     their declared shapes, as that program's dtypes."""
     try:
+        if prog is not None:  # before anything is decompressed: a small file may unpack to gigabytes
+            _check_entries(path, prog)
         with np.load(Path(path), allow_pickle=False) as stored:
             arrays = {name: stored[name] for name in stored.files}
     except (ValueError, zipfile.BadZipFile, EOFError, OSError):
@@ -68,14 +72,30 @@ def load_weights(path: str | Path, prog=None) -> dict[str, np.ndarray]:
     return _checked(arrays, prog, path)
 
 
-def _checked(arrays: dict[str, np.ndarray], prog, path) -> dict[str, np.ndarray]:
+def _check_entries(path, prog) -> None:
+    """The archive holds exactly the program's params, none unpacking to more bytes than
+    its declared shape takes (at 16 bytes a number, plus the array header)."""
+    with zipfile.ZipFile(path) as archive:
+        sizes = {info.filename.removesuffix(".npy"): info.file_size for info in archive.infolist()}
     names = _param_names(prog)
-    missing = [name for name in names if name not in arrays]
-    extra = sorted(name for name in arrays if name not in names)
+    missing = [name for name in names if name not in sizes]
+    extra = sorted(name for name in sizes if name not in names)
     if missing or extra:
         what = f"lacks param {missing[0]!r}" if missing else f"has {extra[0]!r}, which is not a param"
         raise FeedError(f"{path}: the weights do not fit program {prog.name!r}: the file {what}; "
                         f"its params are {names!r}")
+    for name in names:
+        shape = tuple(prog.graph.nodes[name][ir.SHAPE])
+        if any(isinstance(d, sympy.Symbol) for d in shape):
+            continue
+        limit = 16 * math.prod(shape) + _HEADER
+        if sizes[name] > limit:
+            raise FeedError(f"{path}: weight {name!r} unpacks to {sizes[name]} bytes, more than its shape {shape} "
+                            f"can hold ({limit}); the file is not weights for program {prog.name!r}")
+
+
+def _checked(arrays: dict[str, np.ndarray], prog, path) -> dict[str, np.ndarray]:
+    names = _param_names(prog)
     out = {}
     for name in names:
         data = prog.graph.nodes[name]

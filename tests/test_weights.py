@@ -70,3 +70,13 @@ def test_a_file_with_pickles_or_no_archive_is_refused(tmp_path):
     garbage.write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(gc.FeedError, match="not a weights file"):
         gc.load_weights(garbage)
+
+
+def test_an_entry_that_unpacks_beyond_its_shape_is_refused_before_reading(tmp_path):
+    """A few KB of zeros that would unpack to 80 MB for a param of 3 numbers."""
+    prog, _, params = trained(tmp_path)
+    bomb = {**params, "b2": np.zeros(10_000_000)}
+    path = gc.save_weights(tmp_path / "bomb.npz", bomb)
+    assert path.stat().st_size < 1_000_000
+    with pytest.raises(gc.FeedError, match=r"weight 'b2' unpacks to 80000128 bytes, more than its shape \(3,\)"):
+        gc.load_weights(path, prog)
