@@ -36,6 +36,7 @@ from .weights import save_weights
 __all__ = ["add_parser", "run", "DEFAULT_LR", "OPTIMIZERS"]
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+MAX_DATA_BYTES = 2 * 1024**3  # a data file's arrays, unpacked: a small archive may hold gigabytes of zeros
 DEFAULT_LR = {"sgd": 0.1, "adam": 0.01, "adamw": 0.01}
 
 
@@ -115,6 +116,11 @@ def initial_params(graph, seed: int = 0) -> dict[str, np.ndarray]:
 def read_data(path: Path, inputs: list[str]) -> tuple[dict, dict | None]:
     """(training arrays, held-out arrays or None) from an ``.npz`` (see the module doc)."""
     try:
+        with zipfile.ZipFile(path) as archive:  # before anything is decompressed
+            unpacked = sum(info.file_size for info in archive.infolist())
+        if unpacked > MAX_DATA_BYTES:
+            raise FeedError(f"{path}: the arrays unpack to {unpacked} bytes, more than graphc train reads "
+                            f"({MAX_DATA_BYTES}); train from Python with gc.train on arrays you load yourself")
         with np.load(path, allow_pickle=False) as stored:
             arrays = {key: stored[key] for key in stored.files}
     except (ValueError, zipfile.BadZipFile, EOFError):

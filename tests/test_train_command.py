@@ -135,3 +135,13 @@ def test_the_default_folder_comes_from_the_command_line_not_the_graph_file(tmp_p
     assert status == 0
     assert (work / "graphc-out" / "train" / "net" / "weights.npz").is_file()
     assert sorted(p.name for p in work.iterdir()) == ["graphc-out"]  # nothing written beside it (../../escape)
+
+
+def test_a_data_file_that_unpacks_to_too_much_is_refused_unread(tmp_path, capsys, monkeypatch):
+    from graphc import train_command
+
+    monkeypatch.setattr(train_command, "MAX_DATA_BYTES", 10_000)
+    np.savez_compressed(tmp_path / "big.npz", x=np.zeros((2000, 2)), y=np.zeros((2000, 1)))
+    status, _, err = run(capsys, "train", linear_graph_file(tmp_path), "--data", tmp_path / "big.npz",
+                         "--out", tmp_path / "out")
+    assert status == 2 and "the arrays unpack to 48256 bytes, more than graphc train reads (10000)" in err
