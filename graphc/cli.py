@@ -1,4 +1,4 @@
-"""The ``graphc`` command line: demo, compile, code, render, explore, check, zoo.
+"""The ``graphc`` command line: demo, compile, code, render, explore, check, train, zoo.
 
 A target is a graph file (``net.json``, see :mod:`graphc.io`) or a zoo name
 (``graphc zoo`` lists them); ``--variant KEY=VALUE`` (or ``--variant FLAG``) sets a zoo
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import sympy
 
-from . import ir, zoo
+from . import ir, train_command, zoo
 from .errors import GradientError, GraphcError
 from .io import load
 from .pipeline import compile
@@ -168,6 +168,8 @@ def _render(prog, out: Path, fmt: str, feeds=None, stages=None) -> list[Path]:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.data == "digits":
+        return _demo_digits(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     graph, feeds = zoo.get(DEMO_NETWORK)()
@@ -207,6 +209,14 @@ def _demo(args: argparse.Namespace) -> int:
     if _try("report", lambda: write_report(prog, out / "report.html", trained, explorer, trained_note)):
         print(f"  report -> {out / 'report.html'}")
     return 0 if report is None or report.ok else 1
+
+
+def _demo_digits(args: argparse.Namespace) -> int:
+    """The digits MLP trained by SGD with the demo's settings (graphc train digits_mlp --data digits)."""
+    print(f"graphc demo: {zoo.summary('digits_mlp')}")
+    return train_command.run(argparse.Namespace(
+        net="digits_mlp", data="digits", out=args.out, epochs=args.epochs, batch_size=args.batch,
+        optimizer="sgd", lr=args.lr, momentum=0.0, nesterov=False, weight_decay=None, seed=0))
 
 
 def _gradient_check(prog, feeds):
@@ -309,6 +319,9 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=_positive, default=60, help="SGD epochs (default: 60)")
     demo.add_argument("--lr", type=float, default=0.3, help="SGD step size eta (default: 0.3)")
     demo.add_argument("--batch", type=_positive, default=20, help="minibatch size (default: 20)")
+    demo.add_argument("--data", choices=["moons", "digits"], default="moons",
+                      help="moons: the two-moons classifier (default); digits: train the digits MLP on the "
+                      "shipped UCI digits and report its held-out accuracy")
     demo.set_defaults(run=_demo)
 
     comp = commands.add_parser("compile", help="compile a graph; write its code and stage drawings",
@@ -353,6 +366,7 @@ def parser() -> argparse.ArgumentParser:
     for command in (comp, code, render, explore, check):
         command.add_argument("--variant", action="append", default=[], metavar="KEY[=VALUE]",
                              help="a zoo graph's setting (repeatable): --variant dead_output, --variant depth=40")
+    train_command.add_parser(commands)
 
     listing = commands.add_parser("zoo", help="list the built-in graphs", description="List the built-in graphs.")
     listing.set_defaults(run=_zoo)

@@ -10,6 +10,7 @@ __all__ = [
     "GraphcError",
     "GraphError",
     "ShapeError",
+    "HyperparameterError",
     "FeedError",
     "GradientError",
     "RenderError",
@@ -27,6 +28,10 @@ class GraphError(GraphcError):
 
 class ShapeError(GraphcError):
     """Operand shapes do not fit an op's shape rule."""
+
+
+class HyperparameterError(GraphcError):
+    """A training setting is out of range: a learning rate, momentum, epochs, a batch size, a seed."""
 
 
 class FeedError(GraphcError):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import networkx as nx
@@ -51,7 +51,8 @@ class Program:
 
     def __init__(self, declared: nx.MultiDiGraph, stages: dict[str, nx.MultiDiGraph],
                  inference_stages: dict[str, nx.MultiDiGraph], plan: Schedule, code: GeneratedCode,
-                 wrt: list[str], of: str | None, target: str):
+                 wrt: list[str], of: str | None, target: str,
+                 inference: Callable[[Sequence[str]], Program] | None = None):
         self.graph = declared
         self.stages = stages
         self.inference_stages = inference_stages
@@ -60,6 +61,7 @@ class Program:
         self.wrt = wrt
         self.of = of
         self.target = target  # the output differentiated
+        self.inference = inference  # compiles the program of some outputs alone (prog.predict)
         self.module = load_source(code.source, declared.graph[ir.NAME])
         self._check_feeds = FeedChecker(declared)
         self._sources = ir.sources(declared)
@@ -193,6 +195,20 @@ class Program:
                 f"program {self.name!r} has no SGD step: it needs a scalar output and wrt naming params only"
             )
         return dict(zip(self.outputs, self.module.sgd_step(*arrays, lr)))
+
+    def train_step(self, optimizer):
+        """``step(feeds) -> loss``: forward, backward and ``optimizer``'s update of every
+        param in place (see :mod:`graphc.step`); the optimizer keeps its state."""
+        from .step import TrainStep
+
+        return TrainStep(self, optimizer)
+
+    def predict(self, feeds: Mapping, outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+        """The outputs that need no labels (default: all but the loss), from the inputs they
+        read; other feeds (the labels) may be left out (see :mod:`graphc.predict`)."""
+        from .predict import predict
+
+        return predict(self, feeds, outputs)
 
     def save(self, path: str | Path) -> Path:
         """Write the generated module (numpy only) to ``path``."""
