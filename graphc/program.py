@@ -11,22 +11,12 @@ import numpy as np
 
 from . import ir
 from .errors import FeedError
-from .feeds import FeedChecker
+from .feeds import FeedChecker, check_seed, check_step_size
 from .lower.load import load_source
 from .lower.source import GeneratedCode
 from .schedule import levels
 
 __all__ = ["Program"]
-
-
-def _check_seed(seed, shape: tuple, target: str) -> np.ndarray:
-    array = np.asarray(seed, dtype=np.float64)
-    if array.shape != tuple(shape):
-        raise FeedError(
-            f"seed (the cotangent of output {target!r}) has shape {array.shape}, expected {tuple(shape)}: "
-            "the output's shape"
-        )
-    return array
 
 
 class Program:
@@ -133,7 +123,7 @@ class Program:
             module = self._seeded_module()
             outputs, saved = module.train_forward(*arrays)
             target = self.of if self.of is not None else self.outputs[0]
-            cotangent = _check_seed(seed, np.shape(outputs[self.outputs.index(target)]), target)
+            cotangent = check_seed(seed, np.shape(outputs[self.outputs.index(target)]), target)
             grads = module.backward_pass(*saved, cotangent)
         return (
             {name: np.asarray(v) for name, v in zip(self.outputs, outputs)},
@@ -154,6 +144,7 @@ class Program:
             raise GradientError(
                 f"program {self.name!r} has no SGD step: it needs a scalar output and wrt naming params only"
             )
+        lr = check_step_size(lr)
         arrays = self._check_feeds(feeds)
         for k in self._param_positions:  # a converted copy would be updated instead of the caller's array
             if arrays[k] is not feeds[self._sources[k]] or not arrays[k].flags.writeable:
