@@ -112,7 +112,7 @@ class Limits:
         """The error for ``found`` over the limit ``name``, saying how to raise it."""
         return LimitError(
             f"{what} is {found}, more than the limit {name}={getattr(self, name)}; if you trust the file, raise "
-            f"it: gc.load(path, limits={{{name!r}: {found}}}) or graphc ... --limit {name}={found}"
+            f"it: gc.load(path, limits={{{name!r}: {found}}}) or the command-line option --limit {name}={found}"
         )
 
 
@@ -205,7 +205,7 @@ def _parse(text: object, arity: int, where: str, max_cost: int, spent: int = 0) 
         raise LimitError(f"{where}: the expression's cost (its size, with each Max/Min of k arguments costing "
                          f"k**2 times its arguments) is {cost}{others}, more than the limit expr_cost={max_cost}; "
                          f"if you trust the file, raise it: gc.load(path, limits={{'expr_cost': {spent + cost}}}) "
-                         f"or graphc ... --limit expr_cost={spent + cost}")
+                         f"or the command-line option --limit expr_cost={spent + cost}")
     operands = {s.name: s for s in arg_symbols(arity)}
     expr = _Walker(operands, where).visit(tree.body, 0)
     _check_real(expr, where)
@@ -499,12 +499,13 @@ def read_file(path: str | Path, limit: int) -> str:
         descriptor = os.open(path, flags)
     except OSError as error:
         raise FileError(f"cannot read graph file {shown!r}: {error.strerror or error}") from None
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else \
+            "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file"
+        raise FileError(f"graph file {shown!r} is {kind}; give the path of a graphc JSON file")
     with os.fdopen(descriptor, "rb") as stream:
-        mode = os.fstat(stream.fileno()).st_mode
-        if not stat.S_ISREG(mode):
-            kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else \
-                "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file"
-            raise FileError(f"graph file {shown!r} is {kind}; give the path of a graphc JSON file")
         try:
             data = stream.read(limit + 1)
         except OSError as error:
