@@ -62,6 +62,7 @@ MAX_EXPR_NODES = 2_000
 MAX_EXPR_DEPTH = 60
 MAX_INT = 10**15
 MAX_POWER_BITS = 4_096
+MAX_EXACT = 2**63  # the largest numerator or denominator an expression may hold after sympy computes it
 MAX_ATTR_DEPTH = 32  # nesting of lists and tagged values inside one attr
 MAX_KINK_CHARS = 200
 NUMPY_MAX_RANK = 64  # numpy arrays have at most 64 dims
@@ -254,18 +255,26 @@ def _depth(tree: ast.AST) -> int:
 
 
 def _check_real(expr: sympy.Expr, where: str) -> None:
-    """Refuse infinities, NaN and non-real numbers anywhere in ``expr`` (numpy code cannot hold them)."""
+    """Refuse infinities, NaN, non-real numbers and exact numbers numpy cannot hold, anywhere in ``expr``."""
+    if expr.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo) or any(
+            not math.isfinite(float(f)) for f in expr.atoms(sympy.Float)):
+        raise GraphError(f"{where}: the expression holds an infinity or NaN; write finite numbers only")
+    if any(f != 0 and float(f) == 0 for f in expr.atoms(sympy.Float)):
+        raise GraphError(f"{where}: the expression holds a number too small for float64 (it would be 0); "
+                         "write 0 or a float64 number")
+    for number in expr.atoms(sympy.Rational):
+        if max(abs(number.p), number.q) > MAX_EXACT:
+            raise GraphError(f"{where}: the expression holds the exact number {number!s:.60}, beyond what "
+                             "float64 arithmetic holds; write it as a float")
     stack = [expr]
-    while stack:
+    while stack:  # the largest subexpressions without operands must be real numbers
         e = stack.pop()
-        if e.is_Float and not math.isfinite(float(e)) or e in (sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
-            raise GraphError(f"{where}: the expression holds an infinity or NaN ({e}); write finite numbers only")
         if e.is_number:
             if e.is_extended_real is False or e.has(sympy.I):
                 raise GraphError(f"{where}: the expression holds {e}, which is not a real number; "
                                  "an op computes with real numbers only")
-            continue
-        stack.extend(e.args)
+        else:
+            stack.extend(e.args)
 
 
 class _Walker:
@@ -311,6 +320,13 @@ class _Walker:
 
     def binary(self, node: ast.BinOp, depth: int) -> sympy.Expr:
         left, right = self.visit(node.left, depth + 1), self.visit(node.right, depth + 1)
+        try:
+            return self.arithmetic(node, left, right)
+        except ArithmeticError as error:  # sympy's numbers: 0.0 / 0.0, mpmath's InvalidOperation
+            raise self.fail(node, f"the numbers cannot be computed ({type(error).__name__}); "
+                                  "write finite, real arithmetic") from None
+
+    def arithmetic(self, node: ast.BinOp, left: sympy.Expr, right: sympy.Expr) -> sympy.Expr:
         if isinstance(node.op, ast.Add):
             return left + right
         if isinstance(node.op, ast.Sub):
@@ -324,6 +340,9 @@ class _Walker:
                 bits = abs(int(right)) * max(abs(left.p).bit_length(), left.q.bit_length())
                 if bits > MAX_POWER_BITS:
                     raise self.fail(node, f"the power {left} ** {right} is too large to compute")
+            if left.is_number and left.is_negative and not right.is_integer:
+                raise self.fail(node, f"a negative base ({left}) needs an integer exponent, found {right}: "
+                                      "its power and derivative are not real")
             result = left**right
             if result.is_Float and not math.isfinite(float(result)):
                 raise self.fail(node, f"the power {left} ** {right} is not a finite float64")
@@ -342,7 +361,11 @@ class _Walker:
         if (name in _VARIADIC and count < 2) or (name not in _VARIADIC and count != 1):
             wanted = "two or more arguments" if name in _VARIADIC else "one argument"
             raise self.fail(node, f"{name}() takes {wanted}, found {count}")
-        return FUNCTIONS[name](*(self.visit(a, depth + 1) for a in node.args))
+        args = [self.visit(a, depth + 1) for a in node.args]
+        try:
+            return FUNCTIONS[name](*args)
+        except ArithmeticError as error:
+            raise self.fail(node, f"{name}() of these numbers cannot be computed ({type(error).__name__})") from None
 
 
 # ----------------------------------------------------------------------------------------

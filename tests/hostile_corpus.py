@@ -133,9 +133,17 @@ CASES: list[Case] = [
          "field 'kink'"),
     Case("sqrt_of_minus_one", custom("x0 * sqrt(-1)"), "not a real number"),
     Case("log_of_minus_one", custom("x0 * log(-1)"), "not a real number"),
-    Case("cube_root_of_minus_8", custom("x0 * (-8) ** (1/3)"), "not a real number"),
+    Case("cube_root_of_minus_8", custom("x0 * (-8) ** (1/3)"), "needs an integer exponent"),
     Case("float_power_overflow", custom("x0 * 2.0 ** 10 ** 15"), "not a finite float64"),
     Case("float_product_overflow", custom("x0 * 1e308 * 10"), "infinity or NaN"),
+    # found by benchmarks/fuzz_io.py
+    Case("zero_over_zero", custom("x0 * (0.0 / 0.0)"), "cannot be computed"),
+    Case("float_power_underflow", custom("x0 * Abs(-2.3288528066809108e+16) ** (-3.23369729081329e+55)"),
+         "too small for float64"),
+    Case("negative_base_symbolic_exponent", custom("(-2) ** (-1.3543642386277144e+16 ** x0)"),
+         "needs an integer exponent"),
+    Case("exact_number_beyond_float64", custom("x0 * log1p(2.006308995441177e+132 * 2.006308995441177e+132)"),
+         "beyond what float64"),
     Case("string_const", edited(lambda d: d["nodes"].append(
         {"id": "c", "op": "const", "shape": [], "dtype": "float64", "attrs": {"value": "hello"}})), "attr 'value'"),
     Case("surrogate_in_a_node_id", renamed("w", "w\ud800"), "lone surrogate"),

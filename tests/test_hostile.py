@@ -262,6 +262,17 @@ def test_a_name_no_file_can_hold_is_refused_before_anything_is_written(tmp_path)
         gc.compile(g)
 
 
+def test_a_folded_constant_that_overflows_prints_as_numpy_inf():
+    # found by the fuzzer: 1e200 * 1e200 folds to inf, which printed as a bare name `inf`
+    g = gc.Graph("big")
+    x = g.input("x", shape=(2,))
+    c = g.const(1e200)
+    g.output("y", gc.sum(x) + c * c)
+    prog = gc.compile(g)
+    assert "numpy.inf" in prog.forward_source
+    assert prog.forward({"x": np.ones(2)})["y"] == np.inf
+
+
 # -- item 8: gc.save replaces a file whole or not at all -----------------------------------
 
 def test_a_failed_save_keeps_the_old_file(tmp_path, monkeypatch):

@@ -29,7 +29,10 @@ class GraphcPrinter(NumPyPrinter):
         return self._module_format(f"numpy.{name}")
 
     def _print_Float(self, expr):
-        return repr(float(expr))
+        number = float(expr)  # a folded constant may overflow float64: numpy's names, not a bare inf
+        if number != number:
+            return self._np("nan")
+        return repr(number) if abs(number) != float("inf") else ("-" if number < 0 else "") + self._np("inf")
 
     def _print_Pow(self, expr, rational=False):
         # numpy cannot raise ints to negative int powers, so sympy prints x**(-1.0); our
