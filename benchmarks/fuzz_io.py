@@ -238,7 +238,7 @@ def fuzz(strategy, seconds: float, findings: Findings, examples: int | None = No
     deadline = time.perf_counter() + seconds
 
     @settings(max_examples=examples or 10**9, deadline=None, database=None, derandomize=seed,
-              suppress_health_check=list(HealthCheck), phases=["generate"])
+              suppress_health_check=list(HealthCheck), phases=["generate"], print_blob=False)
     @given(strategy)
     def check(text):
         if time.perf_counter() > deadline:
