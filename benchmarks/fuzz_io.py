@@ -8,9 +8,11 @@ them; the run ends with inputs/second and the counts.
 
     .venv/bin/python benchmarks/fuzz_io.py --minutes 10          # both grammars, half each
     .venv/bin/python benchmarks/fuzz_io.py --corpus              # time tests/hostile_corpus.py
-    .venv/bin/python benchmarks/fuzz_io.py --examples 40 --seed  # what the CI smoke test runs
+    .venv/bin/python benchmarks/fuzz_io.py --replay graphc-out/fuzz/*.json  # what a run kept
+    .venv/bin/python benchmarks/fuzz_io.py --examples 60 --seed 0  # what the CI smoke test runs
 
-Exit status 1 when an untyped error or a slow input was found.
+Each finding's whole input is kept in graphc-out/fuzz/. Exit status 1 when an untyped error
+or a slow input was found.
 """
 
 from __future__ import annotations
@@ -18,13 +20,16 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import signal
 import sys
 import time
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import hypothesis
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -86,7 +91,7 @@ def run_one(text: str, findings: Findings, echo=print) -> None:
         outcome = f"stopped after {HANG_SECONDS} s"
     except Exception as error:  # noqa: BLE001 - what the fuzzer is looking for
         findings.untyped.append((type(error).__name__, str(error)[:300], text))
-        echo(f"UNTYPED {type(error).__name__}: {str(error)[:300]}\n  input: {text[:2000]}")
+        echo(f"UNTYPED {type(error).__name__}: {str(error)[:300]}\n  input: {_kept(text)}")
     finally:
         if hasattr(signal, "SIGALRM"):
             signal.alarm(0)
@@ -94,7 +99,18 @@ def run_one(text: str, findings: Findings, echo=print) -> None:
     findings.slowest = max(findings.slowest, seconds)
     if seconds > SLOW_SECONDS or outcome:
         findings.slow.append((seconds, text))
-        echo(f"SLOW {seconds:.2f} s {outcome or ''}\n  input: {text[:2000]}")
+        echo(f"SLOW {seconds:.2f} s {outcome or ''}\n  input: {_kept(text)}")
+
+
+KEEP = Path("graphc-out/fuzz")  # every finding's whole input is written here
+
+
+def _kept(text: str) -> str:
+    """Write a finding's input to KEEP; its path and its first characters, for the log."""
+    KEEP.mkdir(parents=True, exist_ok=True)
+    path = KEEP / f"{zlib.crc32(text.encode('utf-8', 'surrogatepass')):08x}.json"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    return f"{path} {text[:300]}"
 
 
 # -- the expression grammar -------------------------------------------------------------------
@@ -232,12 +248,16 @@ class _TimeUp(BaseException):
     """Ends a Hypothesis run when its time is over (not an Exception, so it is not a failure)."""
 
 
-def fuzz(strategy, seconds: float, findings: Findings, examples: int | None = None, seed: bool = False,
+def fuzz(strategy, seconds: float, findings: Findings, examples: int | None = None, seed: int = 0,
          echo=print) -> None:
-    """Feed ``strategy``'s files to :func:`run_one` for ``seconds`` (or ``examples`` inputs)."""
+    """Feed ``strategy``'s files to :func:`run_one` for ``seconds`` (or ``examples`` inputs).
+
+    The same ``seed`` gives the same inputs, in the same order.
+    """
     deadline = time.perf_counter() + seconds
 
-    @settings(max_examples=examples or 10**9, deadline=None, database=None, derandomize=seed,
+    @hypothesis.seed(seed)
+    @settings(max_examples=examples or 10**9, deadline=None, database=None,
               suppress_health_check=list(HealthCheck), phases=["generate"], print_blob=False)
     @given(strategy)
     def check(text):
@@ -271,22 +291,31 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=1.0, help="how long to fuzz, both grammars (default 1)")
     parser.add_argument("--examples", type=int, help="stop each grammar after this many inputs instead")
-    parser.add_argument("--seed", action="store_true", help="derandomize: the same inputs on every run")
+    parser.add_argument("--seed", type=int, help="the same seed gives the same inputs (default: a new one, printed)")
     parser.add_argument("--only", choices=["json", "expr"], help="fuzz one grammar only")
     parser.add_argument("--slow", type=float, default=SLOW_SECONDS, help="seconds that make an input slow")
     parser.add_argument("--corpus", action="store_true", help="time the hostile corpus instead of fuzzing")
+    parser.add_argument("--replay", nargs="+", metavar="FILE", help="run kept inputs again instead of fuzzing")
     args = parser.parse_args(argv)
     SLOW_SECONDS = args.slow
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
     started = time.perf_counter()
     if args.corpus:
         findings = time_corpus()
+    elif args.replay:
+        findings = Findings()
+        for name in args.replay:
+            began = time.perf_counter()
+            run_one(Path(name).read_text(encoding="utf-8", errors="surrogatepass"), findings)
+            print(f"  {name}: {time.perf_counter() - began:.3f} s")
     else:
         findings = Findings()
         grammars = [("json", mutated_files()), ("expr", custom_op_files())]
         chosen = [(n, s) for n, s in grammars if args.only in (None, n)]
+        print(f"seed {seed} (--seed {seed} repeats this run)", flush=True)
         for name, strategy in chosen:
             before, began = findings.inputs, time.perf_counter()
-            fuzz(strategy, args.minutes * 60 / len(chosen), findings, args.examples, args.seed)
+            fuzz(strategy, args.minutes * 60 / len(chosen), findings, args.examples, seed)
             spent = time.perf_counter() - began
             print(f"{name}: {findings.inputs - before} inputs in {spent:.0f} s "
                   f"({(findings.inputs - before) / max(spent, 1e-9):.1f}/s)", flush=True)

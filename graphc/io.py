@@ -321,10 +321,22 @@ class _Walker:
     def binary(self, node: ast.BinOp, depth: int) -> sympy.Expr:
         left, right = self.visit(node.left, depth + 1), self.visit(node.right, depth + 1)
         try:
-            return self.arithmetic(node, left, right)
+            return self.in_range(node, self.arithmetic(node, left, right))
         except ArithmeticError as error:  # sympy's numbers: 0.0 / 0.0, mpmath's InvalidOperation
             raise self.fail(node, f"the numbers cannot be computed ({type(error).__name__}); "
                                   "write finite, real arithmetic") from None
+
+    def in_range(self, node: ast.AST, value: sympy.Expr) -> sympy.Expr:
+        """``value`` if, as a number, float64 holds it: sympy's floats have no exponent limit, and
+        one far outside float64's (``exp(-1e308)``) makes later steps work with giant integers."""
+        if value.is_Float:
+            number = float(value)
+            if not math.isfinite(number) or number == 0 and value != 0:
+                raise self.fail(node, f"the number {value} is outside float64's range; write finite float64 numbers")
+        elif value.is_Rational and max(abs(value.p), value.q) > MAX_EXACT:
+            raise self.fail(node, f"the exact number {value!s:.60} is beyond float64's exact integers; "
+                                  "write it as a float")
+        return value
 
     def arithmetic(self, node: ast.BinOp, left: sympy.Expr, right: sympy.Expr) -> sympy.Expr:
         if isinstance(node.op, ast.Add):
@@ -363,7 +375,7 @@ class _Walker:
             raise self.fail(node, f"{name}() takes {wanted}, found {count}")
         args = [self.visit(a, depth + 1) for a in node.args]
         try:
-            return FUNCTIONS[name](*args)
+            return self.in_range(node, FUNCTIONS[name](*args))
         except ArithmeticError as error:
             raise self.fail(node, f"{name}() of these numbers cannot be computed ({type(error).__name__})") from None
 
