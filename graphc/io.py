@@ -75,7 +75,7 @@ class Limits:
     Loading refuses a file beyond any of them with a :class:`~graphc.errors.LimitError`
     naming the limit, e.g. ``gc.load(path, limits=Limits(nodes=50_000))`` or, on the
     command line, ``graphc check net.json --limit nodes=50000``. Compile time grows with
-    ``nodes`` (about 3 ms a node), memory with ``elements`` (8 bytes each in float64), and
+    ``nodes`` (a few ms a node), memory with ``elements`` (8 bytes each in float64), and
     the symbolic work of a custom op with ``expr_cost`` (see :func:`expression_cost`).
 
     >>> Limits().nodes, Limits(nodes=50).nodes
