@@ -5,66 +5,35 @@ forward and backward passes, every compiler stage as a picture, and gradients ch
 against numeric ones.
 """
 
+from . import builder as _builder
+from . import functional as _functional
 from . import ops as _ops  # noqa: F401 - fills the op table
 from . import zoo
 from .builder import Graph, Node, from_networkx
 from .errors import FeedError, GradientError, GraphcError, GraphError, RenderError, ShapeError
-from .functional import (
-    abs,
-    add,
-    apply,
-    bce,
-    bce_with_logits,
-    broadcast_to,
-    cos,
-    div,
-    elementwise,
-    exp,
-    identity,
-    leaky_relu,
-    log,
-    log1p,
-    log_softmax,
-    logsumexp,
-    matmul,
-    max,
-    maximum,
-    mean,
-    mse,
-    mul,
-    neg,
-    pow,
-    relu,
-    reshape,
-    sigmoid,
-    sin,
-    softmax,
-    softmax_cross_entropy,
-    softplus,
-    sqrt,
-    square,
-    stop_gradient,
-    sub,
-    sum,
-    tanh,
-    transpose,
-)
+from .evaluate import evaluate
+from .functional import apply, elementwise
 from .io import load, save
 from .pipeline import compile, grad
 from .program import Program
+from .render import Drawing as _Drawing
 from .render import render
+from .render import to_digraph as _to_digraph
 from .testing import check_gradients
 from .verify import verify
+
+# The op functions (gc.relu, gc.sum, gc.mse, ...): one per entry of the op table that names one.
+globals().update({_name: getattr(_functional, _name) for _name in _functional.OP_FUNCTIONS})
+
+# Graphs show in Jupyter as their drawing; the hook keeps declaring free of render.
+_builder.display = lambda graph, include, exclude: _Drawing(_to_digraph(graph))._repr_mimebundle_(include, exclude)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "zoo", "render", "Graph", "Node", "from_networkx", "compile", "grad", "check_gradients", "Program", "verify",
-    "elementwise", "apply",
+    "evaluate", "elementwise", "apply",
     "save", "load",
     "GraphcError", "GraphError", "ShapeError", "FeedError", "GradientError", "RenderError",
-    "relu", "leaky_relu", "sigmoid", "tanh", "softplus", "identity", "exp", "log", "log1p", "sin",
-    "cos", "sqrt", "abs", "square", "neg", "maximum", "add", "sub", "mul", "div", "pow", "matmul",
-    "transpose", "reshape", "sum", "mean", "max", "broadcast_to", "stop_gradient", "softmax",
-    "log_softmax", "logsumexp", "mse", "bce", "bce_with_logits", "softmax_cross_entropy",
+    *_functional.OP_FUNCTIONS,
 ]

@@ -16,7 +16,7 @@ Node('loss', op=pow, shape=())
 
 from __future__ import annotations
 
-import numbers
+from collections.abc import Callable
 
 import networkx as nx
 import numpy as np
@@ -24,34 +24,19 @@ import numpy as np
 from . import ir, shapes
 from .errors import GraphError, ShapeError, describe
 from .ops.base import get_op
+from .ops.editor import Editor, Ref, const_value
 
 __all__ = ["Graph", "Node", "apply", "from_networkx"]
 
 
-class Node:
+class Node(Ref):
     """A handle on one node of a :class:`Graph`; operators build new nodes."""
 
-    __slots__ = ("graph", "id")
-
-    def __init__(self, graph: Graph, node_id: str):
-        self.graph = graph
-        self.id = node_id
+    __slots__ = ()
 
     @property
-    def op(self) -> str:
-        return self.graph.nx.nodes[self.id][ir.OP]
-
-    @property
-    def shape(self) -> tuple:
-        return self.graph.nx.nodes[self.id][ir.SHAPE]
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    @property
-    def T(self) -> Node:  # noqa: N802 - numpy's name
-        return apply("transpose", self)
+    def graph(self) -> Graph:
+        return self.editor.face
 
     def named(self, name: str) -> Node:
         """Give this node a name of its own (it shows in code and drawings)."""
@@ -61,27 +46,18 @@ class Node:
     def __repr__(self) -> str:
         return f"Node({self.id!r}, op={self.op}, shape={shapes.fmt(self.shape)})"
 
-    def __add__(self, other): return apply("add", self, other)
-    def __radd__(self, other): return apply("add", other, self)
-    def __sub__(self, other): return apply("sub", self, other)
-    def __rsub__(self, other): return apply("sub", other, self)
-    def __mul__(self, other): return apply("mul", self, other)
-    def __rmul__(self, other): return apply("mul", other, self)
-    def __truediv__(self, other): return apply("div", self, other)
-    def __rtruediv__(self, other): return apply("div", other, self)
-    def __pow__(self, other): return apply("pow", self, other)
-    def __rpow__(self, other): return apply("pow", other, self)
-    def __matmul__(self, other): return apply("matmul", self, other)
-    def __rmatmul__(self, other): return apply("matmul", other, self)
-    def __neg__(self): return apply("neg", self)
-    def __pos__(self): return self
 
-    def __bool__(self):
-        raise TypeError("a graphc Node has no truth value; it is symbolic until the program runs")
+# How a graph shows itself in Jupyter: set by the package (the drawing lives in render,
+# which a declared graph does not import); plain text until then.
+display: Callable[[nx.MultiDiGraph, object, object], dict] | None = None
 
 
 class Graph:
-    """A network under declaration; ``g.nx`` is its networkx ``MultiDiGraph``."""
+    """A network under declaration; ``g.nx`` is its networkx ``MultiDiGraph``.
+
+    A thin face over the IR :class:`~graphc.ops.editor.Editor`: it names sources and
+    outputs, and checks the user's names; the editor makes every node.
+    """
 
     def __init__(self, name: str = "graph", *, nx_graph: nx.MultiDiGraph | None = None):
         if not isinstance(name, str):
@@ -90,9 +66,14 @@ class Graph:
         self.nx.graph.setdefault(ir.NAME, name)
         for key in (ir.INPUTS, ir.PARAMS, ir.OUTPUTS):
             self.nx.graph.setdefault(key, [])
-        self._handles: dict[str, Node] = {}
-        self._auto: set[str] = set()
-        self.created: list[str] = []  # ids of the nodes this builder made, in order
+        self.editor = Editor(self.nx, handle=Node)
+        self.editor.face = self
+        self._auto = self.editor.generated  # generated ids (a user's name never changes)
+
+    @property
+    def created(self) -> list[str]:
+        """Ids of the nodes made through this graph, in order."""
+        return self.editor.created
 
     @property
     def name(self) -> str:
@@ -103,9 +84,9 @@ class Graph:
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
         """Jupyter shows the graph as its drawing."""
-        from .render import Drawing, to_digraph
-
-        return Drawing(to_digraph(self.nx))._repr_mimebundle_(include, exclude)
+        if display is None:
+            return {"text/plain": repr(self)}
+        return display(self.nx, include, exclude)
 
     @property
     def inputs(self) -> list[str]:
@@ -123,10 +104,7 @@ class Graph:
         """The handle of an existing node."""
         if node_id not in self.nx:
             raise GraphError(f"{describe(node_id)} is not in graph {self.name!r}")
-        handle = self._handles.get(node_id)
-        if handle is None:
-            handle = self._handles[node_id] = Node(self, node_id)
-        return handle
+        return self.editor.ref(node_id)
 
     __getitem__ = node
 
@@ -143,10 +121,7 @@ class Graph:
             shape = shapes.normalize(shape)
         except ShapeError as error:
             raise ShapeError(f"{describe(name, kind)}: {error}") from None
-        dtype = _dtype_name(dtype, name, kind)
-        ir.add_op(self.nx, name, kind, [], {}, shape, dtype)
-        self.nx.graph[ir.INPUTS if kind == "input" else ir.PARAMS].append(name)
-        return self.node(name)
+        return self.editor.source(kind, name, shape, _dtype_name(dtype, name, kind))
 
     def input(self, name: str, shape=(), dtype: str = ir.DEFAULT_DTYPE) -> Node:
         """Declare a value fed at run time; str dims (``"N"``) are symbolic."""
@@ -158,10 +133,9 @@ class Graph:
 
     def const(self, value, name: str | None = None) -> Node:
         """A constant: a Python number or an array."""
-        array, stored = _const_value(value, name, "const")
-        node_id = self._check_new_name(name, "const") if name is not None else self._fresh("const")
-        ir.add_op(self.nx, node_id, "const", [], {"value": stored}, array.shape)
-        return self.node(node_id)
+        if name is not None:
+            self._check_new_name(name, "const")
+        return self.editor.const(value, name)
 
     def output(self, name: str, node: Node) -> Node:
         """Mark ``node`` as the output ``name``; returns the output's handle."""
@@ -186,39 +160,17 @@ class Graph:
         self._check_new_name(name, "node")
         nx.relabel_nodes(self.nx, {node.id: name}, copy=False)
         self._auto.discard(node.id)
-        del self._handles[node.id]
+        self.editor.forget(node.id)
+        created = self.editor.created
+        created[:] = [name if c == node.id else c for c in created]
         node.id = name
-        self._handles[name] = node
-
-    def _fresh(self, stem: str) -> str:
-        node_id = ir.fresh_id(self.nx, stem)
-        self._auto.add(node_id)
-        self.created.append(node_id)
-        return node_id
+        self.editor._handles[name] = node
 
     def _own(self, value, what: str) -> Node:
-        if isinstance(value, Node):
-            if value.graph is not self:
-                raise GraphError(
-                    f"{what}: {describe(value.id, value.op)} belongs to graph {value.graph.name!r}, "
-                    f"not {self.name!r}; build each network in one Graph"
-                )
-            return value
-        if isinstance(value, (numbers.Real, np.ndarray, np.generic)):
-            return self.const(value)
-        raise GraphError(f"{what}: expected a graphc Node or a number, found {type(value).__name__} {value!r}")
+        return self.editor.operand(value, what)
 
 
-def _const_value(value, node, op) -> tuple[np.ndarray, float | np.ndarray]:
-    """A const's value as an array, and as stored: a float, or a float64 array."""
-    try:
-        array = np.asarray(value)
-    except ValueError:
-        array = np.asarray(None)
-    if array.dtype.kind not in "biuf":
-        where = f"{describe(node, op)}: " if node is not None else ""
-        raise GraphError(f"{where}a const must be a real number or array, found {value!r}")
-    return array, (float(array) if array.ndim == 0 else array.astype(np.float64))
+_const_value = const_value
 
 
 def _dtype_name(dtype, node, op) -> str:
@@ -237,28 +189,11 @@ def apply(op_name: str, *operands, **attrs) -> Node:
     Python numbers among the operands become constants; attrs are checked against the op's
     declared attrs and shapes against its shape rule, right here.
     """
-    op = get_op(op_name)
+    get_op(op_name)
     graph = next((o.graph for o in operands if isinstance(o, Node)), None)
     if graph is None:
         raise GraphError(f"op {op_name}: at least one operand must be a graphc Node, found {operands!r}")
-    if op.arity >= 0 and len(operands) != op.arity:
-        raise GraphError(f"op {op_name} takes {op.arity} operand(s), found {len(operands)}")
-    unknown = sorted(set(attrs) - set(op.attrs))
-    if unknown:
-        raise GraphError(
-            f"op {op_name}: unknown attr(s) {', '.join(unknown)}; it takes {sorted(op.attrs) or 'none'}"
-        )
-    full = {**op.attrs, **attrs}
-    args = [graph._own(o, f"op {op_name}") for o in operands]
-    node_id = graph._fresh(op_name)
-    try:
-        shape = op.shape([a.shape for a in args], full, node_id, op_name)
-    except ShapeError:
-        graph._auto.discard(node_id)
-        raise
-    dtype = args[0].graph.nx.nodes[args[0].id][ir.DTYPE] if args else ir.DEFAULT_DTYPE
-    ir.add_op(graph.nx, node_id, op_name, [a.id for a in args], full, shape, dtype)
-    return graph.node(node_id)
+    return graph.editor.add(op_name, operands, attrs)
 
 
 def from_networkx(source: nx.DiGraph, name: str | None = None) -> Graph:

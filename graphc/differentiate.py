@@ -26,24 +26,20 @@ import numpy as np
 import sympy
 
 from . import ir, shapes
-from .builder import Graph, Node, apply
 from .errors import GradientError, GraphError, describe
-from .lower.emit import const_number
-from .ops.base import OUT, arg_symbols, freeze, get_op, local_partials
-from .ops.fused import fused_partials, fused_symbols
+from .ops.base import OUT, arg_symbols, const_number, freeze, get_op, local_partials
+from .ops.editor import Editor, Ref
+from .ops.fused import fused_partials
 from .ops.vjp import NO_GRADIENT as _NO_GRADIENT
-from .ops.vjp import materialize, unbroadcast
+from .ops.vjp import unbroadcast
 from .verify import topological_order
 
 __all__ = ["differentiate", "fused", "scalar_output"]
 
 
-def fused(fn: Callable, operands: Sequence[Node], kink: str = "") -> Node:
+def fused(fn: Callable, operands: Sequence[Ref], kink: str = "") -> Ref:
     """A ``fused`` node computing ``fn(*symbols)`` elementwise over ``operands``."""
-    symbols = fused_symbols(len(operands))
-    node = apply("fused", *operands, kink=kink)
-    node.graph.nx.nodes[node.id][ir.EXPR] = (sympy.sympify(fn(*symbols)), symbols)
-    return node
+    return operands[0].editor.fused(fn, operands, kink)
 
 
 def scalar_output(graph: nx.MultiDiGraph, of: str | None = None) -> str:
@@ -92,54 +88,53 @@ def differentiate(graph: nx.MultiDiGraph, wrt: Sequence[str] | None = None, of: 
             raise GradientError(f"cannot take the gradient of {target!r}: it is not an output")
     else:
         target = scalar_output(graph, of)
-    builder = Graph(joint.graph[ir.NAME], nx_graph=joint)
-    builder._auto.update(joint.nodes)  # ids of forward nodes are never renamed here
+    editor = Editor(joint)
 
     needed = _needs_gradient(joint, target, wrt)
+    toward: dict[str, str] = {}  # backward node -> the value whose gradient it helps compute
     cotangents: dict[str, list[str]] = {}
     if seeded:
         seed_id = ir.fresh_id(joint, f"d_{target}")
-        builder.input(seed_id, shape=joint.nodes[target][ir.SHAPE])
-        joint.nodes[seed_id][ir.PHASE] = ir.BACKWARD
-        joint.nodes[seed_id][ir.GRAD_OF] = target
+        editor.source("input", seed_id, joint.nodes[target][ir.SHAPE], joint.nodes[target][ir.DTYPE])
         joint.graph[ir.SEED] = seed_id
-        cotangents[target] = [seed_id]
+        _hold(joint, seed_id, target)
     else:
-        seed_node = builder.const(1.0)
-        _tag(joint, [seed_node.id], target)
+        seed_id = editor.const(1.0).id
+        toward[seed_id] = target
+        _hold(joint, seed_id, target)
         joint.graph[ir.SEED] = "scalar"
-        cotangents[target] = [seed_node.id]
+    cotangents[target] = [seed_id]
 
     totals: dict[str, str] = {}
     for node in reversed(forward_nodes):
         if node not in needed or node not in cotangents:
             continue
-        total = _accumulate(builder, joint, node, cotangents.pop(node))
+        total = _accumulate(editor, toward, node, cotangents.pop(node))
         totals[node] = total
         for k, operand in enumerate(ir.operands(joint, node)):
             if operand not in needed:
                 continue
-            mark = len(builder.created)
-            contribution = _vjp(builder, joint, node, k, builder.node(total))
+            mark = len(editor.created)
+            contribution = _vjp(editor, joint, node, k, editor.ref(total))
             if contribution is None:
                 continue
-            _tag(joint, builder.created[mark:], operand)
+            _toward(toward, editor.created[mark:], operand)
+            _check_cotangent(joint, contribution.id, operand, node)
             cotangents.setdefault(operand, []).append(contribution.id)
 
     grads = {}
     for name in wrt:
-        if name in totals:
-            mark = len(builder.created)
-            exact = materialize(builder.node(totals[name]), joint.nodes[name][ir.SHAPE])
-            _tag(joint, builder.created[mark:], name)
-            grads[name] = exact.id
-        else:
-            mark = len(builder.created)
-            zero = apply("zeros_like", builder.node(name))
-            _tag(joint, builder.created[mark:], name)
-            grads[name] = zero.id
+        if name not in totals:
+            mark = len(editor.created)
+            totals[name] = editor.add("zeros_like", [editor.ref(name)]).id
+            _toward(toward, editor.created[mark:], name)
+        grads[name] = totals[name]
+    for node in toward:
+        joint.nodes[node][ir.PHASE] = ir.BACKWARD
+    for value, holder in totals.items():
+        _hold(joint, holder, value)
     joint.graph[ir.GRADS] = grads
-    return _name_backward(joint)
+    return _name_backward(joint, toward)
 
 
 def _check_wrt(graph: nx.MultiDiGraph, wrt: list[str]) -> None:
@@ -168,34 +163,48 @@ def _needs_gradient(graph: nx.MultiDiGraph, target: str, wrt: list[str]) -> set[
     return upstream & downstream
 
 
-def _tag(graph: nx.MultiDiGraph, nodes: list[str], grad_of: str) -> None:
+def _toward(toward: dict[str, str], nodes: list[str], value: str) -> None:
     for node in nodes:
-        graph.nodes[node][ir.PHASE] = ir.BACKWARD
-        graph.nodes[node][ir.GRAD_OF] = grad_of
+        toward.setdefault(node, value)
 
 
-def _accumulate(builder: Graph, graph: nx.MultiDiGraph, node: str, parts: list[str]) -> str:
+def _hold(graph: nx.MultiDiGraph, node: str, value: str) -> None:
+    """``node`` holds the whole gradient of ``value``: it is tagged ``grad_of`` (once)."""
+    data = graph.nodes[node]
+    if data.get(ir.PHASE) == ir.FORWARD:  # never: cotangents are backward values
+        raise AssertionError(f"forward node {node!r} was given as the gradient of {value!r}")
+    data[ir.PHASE] = ir.BACKWARD
+    data.setdefault(ir.GRAD_OF, value)
+
+
+def _check_cotangent(graph: nx.MultiDiGraph, cotangent: str, value: str, node: str) -> None:
+    found, expected = tuple(graph.nodes[cotangent][ir.SHAPE]), tuple(graph.nodes[value][ir.SHAPE])
+    if found != expected:  # a VJP rule's bug, never the user's
+        raise AssertionError(f"the VJP of {node!r} gives {value!r} a cotangent of shape {found}, not {expected}")
+
+
+def _accumulate(editor: Editor, toward: dict[str, str], node: str, parts: list[str]) -> str:
     """The total cotangent of ``node``: the sum of its contributions, in order."""
-    total = builder.node(parts[0])
+    total = editor.ref(parts[0])
     for part in parts[1:]:
-        mark = len(builder.created)
-        total = total + builder.node(part)
-        _tag(graph, builder.created[mark:], node)
+        mark = len(editor.created)
+        total = total + editor.ref(part)
+        _toward(toward, editor.created[mark:], node)
     return total.id
 
 
-def _vjp(builder: Graph, graph: nx.MultiDiGraph, node: str, k: int, g: Node) -> Node | None:
+def _vjp(editor: Editor, graph: nx.MultiDiGraph, node: str, k: int, g: Ref) -> Ref | None:
     data = graph.nodes[node]
     op = get_op(data[ir.OP], node)
-    args = [builder.node(a) for a in ir.operands(graph, node)]
+    args = [editor.ref(a) for a in ir.operands(graph, node)]
     if op.elementwise:
-        return _elementwise_vjp(builder, graph, node, op, args, k, g)
+        return _elementwise_vjp(editor, graph, node, op, args, k, g)
     if op.vjp is None:
         raise GradientError(f"{describe(node, op.name)} has no derivative rule; it cannot be differentiated")
-    return op.vjp(builder.node(node), args, g, k)
+    return op.vjp(editor.ref(node), args, g, k)
 
 
-def _elementwise_vjp(builder, graph, node, op, args, k, g) -> Node | None:
+def _elementwise_vjp(editor, graph, node, op, args, k, g) -> Ref | None:
     data = graph.nodes[node]
     if ir.EXPR in data:
         expr, symbols = data[ir.EXPR]
@@ -214,7 +223,7 @@ def _elementwise_vjp(builder, graph, node, op, args, k, g) -> Node | None:
     # operands of the contribution: the cotangent, then each value the partial mentions
     used = [(s, a) for s, a in zip(variables, args) if s in partial.free_symbols]
     if OUT in partial.free_symbols:
-        used.append((OUT, builder.node(node)))
+        used.append((OUT, editor.ref(node)))
     if partial == 1:
         contribution = g
     else:
@@ -223,7 +232,7 @@ def _elementwise_vjp(builder, graph, node, op, args, k, g) -> Node | None:
         def build(cot, *values, _partial=partial, _used=used):
             return cot * _partial.xreplace({s: v for (s, _), v in zip(_used, values)})
 
-        contribution = fused(build, operands, kink)
+        contribution = editor.fused(build, operands, kink)
     return unbroadcast(contribution, args[k].shape)
 
 
@@ -244,16 +253,18 @@ def _is_scalar_const(graph, node) -> bool:
     return data[ir.OP] == "const" and np.ndim(data[ir.ATTRS]["value"]) == 0
 
 
-def _name_backward(joint: nx.MultiDiGraph) -> nx.MultiDiGraph:
-    """Readable ids: ``d_W1`` for W1's gradient, ``d_W1_1``... for the steps towards it."""
-    backward = [n for n in joint.nodes if joint.nodes[n].get(ir.PHASE) == ir.BACKWARD
-                and joint.nodes[n][ir.OP] != "input"]
+def _name_backward(joint: nx.MultiDiGraph, toward: dict[str, str]) -> nx.MultiDiGraph:
+    """Readable ids: ``d_W1`` for W1's gradient, ``d_h`` for the node holding h's, and
+    ``d_h_1``... for the steps towards it."""
+    backward = [n for n in joint.nodes if n in toward and joint.nodes[n][ir.OP] != "input"]
     grads = joint.graph[ir.GRADS]
-    finals = {node: name for name, node in grads.items() if node in backward}
+    finals = {node: name for name, node in grads.items() if node in toward}
+    holders = [n for n in backward if n not in finals and ir.GRAD_OF in joint.nodes[n]]
+    helpers = [n for n in backward if n not in finals and ir.GRAD_OF not in joint.nodes[n]]
     mapping: dict[str, str] = {}
     taken = set(joint.nodes) - set(backward)
-    for node in [n for n in backward if n in finals] + [n for n in backward if n not in finals]:
-        stem = f"d_{joint.nodes[node][ir.GRAD_OF]}"
+    for node in [n for n in backward if n in finals] + holders + helpers:
+        stem = f"d_{finals.get(node) or joint.nodes[node].get(ir.GRAD_OF) or toward[node]}"
         candidate, k = stem, 0
         while candidate in taken:
             k += 1

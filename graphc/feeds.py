@@ -125,32 +125,38 @@ def _check_one(graph, name, value, bound) -> np.ndarray:
     return array.astype(dtype, copy=False)
 
 
-def check_step_size(lr: object) -> float | np.ndarray:
-    """``lr`` as a step size: a finite real number (or a 0-d real array), else a FeedError.
+def check_step_size(lr: object) -> float:
+    """``lr`` as a Python float (which keeps a float32 step float32), or a FeedError.
+
+    A real, finite number, or a 0-d real array; a str, None, a bool, a list, an array of
+    several numbers, NaN or an infinity is refused before anything is updated.
 
     >>> check_step_size(0.1)
     0.1
     >>> check_step_size("0.1")
     Traceback (most recent call last):
     ...
-    graphc.errors.FeedError: lr (the step size) must be a finite real number, found str '0.1'
+    graphc.errors.FeedError: lr must be a real number (a Python or numpy scalar), found str; ...
     """
-    if isinstance(lr, np.ndarray) and lr.ndim == 0 and lr.dtype.kind in "iuf":
-        lr = lr[()]
-    if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, numbers.Real) or not np.isfinite(lr):
-        raise FeedError(f"lr (the step size) must be a finite real number, found {type(lr).__name__} {lr!r:.60}")
-    return lr
+    value = lr.item() if isinstance(lr, np.ndarray) and lr.ndim == 0 else lr
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        found = f"an array of shape {lr.shape}" if isinstance(lr, np.ndarray) else type(lr).__name__
+        raise FeedError(f"lr must be a real number (a Python or numpy scalar), found {found}; "
+                        "pass the learning rate as a float")
+    if not np.isfinite(value):
+        raise FeedError(f"lr must be a finite real number, found {value!r}; pass the learning rate as a float")
+    return float(value)
 
 
-def check_seed(seed: object, shape: tuple, target: str) -> np.ndarray:
-    """``seed``, the cotangent of output ``target``, as a float64 array of the output's shape."""
+def check_seed(seed: object, shape: tuple, target: str, dtype: str = "float64") -> np.ndarray:
+    """``seed``, the cotangent of output ``target``, as an array of the output's shape and dtype."""
     try:
         array = np.asarray(seed)
     except Exception as error:  # noqa: BLE001 - numpy raises several kinds
-        raise FeedError(f"seed (the cotangent of output {target!r}) is not array-like: {error}") from None
+        raise FeedError(f"seed (the cotangent of output {target!r}) is not an array of numbers: {error}") from None
     if array.dtype.kind not in "biuf":
         raise FeedError(
-            f"seed (the cotangent of output {target!r}) has dtype {array.dtype}, expected real numbers; "
+            f"seed (the cotangent of output {target!r}) is not an array of numbers: it has dtype {array.dtype}; "
             "pass numpy.asarray(value, dtype=float)"
         )
     if array.shape != tuple(shape):
@@ -158,4 +164,4 @@ def check_seed(seed: object, shape: tuple, target: str) -> np.ndarray:
             f"seed (the cotangent of output {target!r}) has shape {array.shape}, expected {tuple(shape)}: "
             "the output's shape"
         )
-    return array.astype(np.float64, copy=False)
+    return array.astype(dtype, copy=False)

@@ -14,139 +14,68 @@ import sympy
 from .builder import Node, apply
 from .errors import GraphError
 from .ops import OPS, Op
+from .ops.base import select_steps
 from .ops.elementwise import add_elementwise
-
-__all__ = [
-    "apply", "relu", "leaky_relu", "sigmoid", "tanh", "softplus", "identity", "exp", "log", "log1p",
-    "sin", "cos", "sqrt", "abs", "square", "neg", "maximum", "add", "sub", "mul", "div", "pow",
-    "matmul", "transpose", "reshape", "sum", "mean", "max", "broadcast_to", "stop_gradient",
-    "softmax", "log_softmax", "logsumexp", "mse", "bce", "bce_with_logits",
-    "softmax_cross_entropy", "elementwise",
-]
-
-
-def _unary(name: str) -> Callable[[Node], Node]:
-    def function(x):
-        return apply(name, x)
-
-    function.__name__ = function.__qualname__ = name
-    function.__doc__ = f"Elementwise {OPS[name].doc}."
-    return function
-
-
-def _binary(name: str) -> Callable[[Node, Node], Node]:
-    def function(a, b):
-        return apply(name, a, b)
-
-    function.__name__ = function.__qualname__ = name
-    function.__doc__ = f"Elementwise {OPS[name].doc} (numpy broadcasting)."
-    return function
-
-
-relu = _unary("relu")
-sigmoid = _unary("sigmoid")
-tanh = _unary("tanh")
-softplus = _unary("softplus")
-identity = _unary("identity")
-exp = _unary("exp")
-log = _unary("log")
-log1p = _unary("log1p")
-sin = _unary("sin")
-cos = _unary("cos")
-sqrt = _unary("sqrt")
-abs = _unary("abs")  # noqa: A001 - the op's name
-square = _unary("square")
-neg = _unary("neg")
-stop_gradient = _unary("stop_gradient")
-maximum = _binary("maximum")
-add = _binary("add")
-sub = _binary("sub")
-mul = _binary("mul")
-div = _binary("div")
-pow = _binary("pow")  # noqa: A001
-
-
-def leaky_relu(x, alpha: float = 0.01) -> Node:
-    """z if z >= 0 else alpha z."""
-    return apply("leaky_relu", x, alpha=float(alpha))
-
-
-def matmul(a, b) -> Node:
-    """a @ b."""
-    return apply("matmul", a, b)
-
-
-def transpose(x, axes=None) -> Node:
-    """Permute axes; reverse them when ``axes`` is None."""
-    return apply("transpose", x, axes=None if axes is None else tuple(axes))
-
-
-def reshape(x, shape) -> Node:
-    """The same elements in a new shape (str dims are symbolic)."""
-    from .shapes import normalize
-
-    return apply("reshape", x, shape=normalize(shape))
+from .ops.printing import check_printable
+from .shapes import normalize
 
 
 def _axis(axis):
     return tuple(axis) if isinstance(axis, (list, tuple)) else axis
 
 
-def sum(x, axis=None, keepdims: bool = False) -> Node:  # noqa: A001
-    """Sum over ``axis`` (all axes when None)."""
-    return apply("sum", x, axis=_axis(axis), keepdims=builtins.bool(keepdims))
+# How the user functions take each attr (by its name, the same in every op).
+ATTR_FORMS: dict[str, Callable] = {
+    "axis": _axis,
+    "keepdims": builtins.bool,
+    "alpha": builtins.float,
+    "shape": normalize,
+    "axes": lambda axes: None if axes is None else tuple(axes),
+}
 
 
-def mean(x, axis=None, keepdims: bool = False) -> Node:
-    """Mean over ``axis`` (all axes when None)."""
-    return apply("mean", x, axis=_axis(axis), keepdims=builtins.bool(keepdims))
+def _operand_names(op: Op) -> tuple[str, ...]:
+    return op.operand_names or (("x",) if op.arity == 1 else ("a", "b"))
 
 
-def max(x, axis=None, keepdims: bool = False) -> Node:  # noqa: A001
-    """Largest element over ``axis`` (all axes when None)."""
-    return apply("max", x, axis=_axis(axis), keepdims=builtins.bool(keepdims))
+def _signature(op: Op) -> inspect.Signature:
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    parameters = [inspect.Parameter(n, kind) for n in _operand_names(op)]
+    parameters += [inspect.Parameter(a, kind, default=inspect.Parameter.empty if a in op.required else default)
+                   for a, default in op.attrs.items()]
+    return inspect.Signature(parameters)
 
 
-def broadcast_to(x, shape) -> Node:
-    """Broadcast to ``shape`` as numpy does."""
-    from .shapes import normalize
-
-    return apply("broadcast", x, shape=normalize(shape))
-
-
-def softmax(x, axis: int = -1) -> Node:
-    """exp(x) / sum(exp(x)) over ``axis``, computed with the max shift."""
-    return apply("softmax", x, axis=axis)
+def _doc(op: Op) -> str:
+    what = op.doc[:1].upper() + op.doc[1:]
+    if op.elementwise:
+        return f"Elementwise: {op.doc}" + (" (numpy broadcasting)." if op.arity > 1 else ".")
+    return f"{what}."
 
 
-def log_softmax(x, axis: int = -1) -> Node:
-    """x - logsumexp(x) over ``axis``."""
-    return apply("log_softmax", x, axis=axis)
+def user_function(op: Op) -> Callable[..., Node]:
+    """The user function of an op: operands (node handles or numbers), then its attrs."""
+    signature = _signature(op)
+    operand_names = _operand_names(op)
+
+    def function(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        attrs = {a: ATTR_FORMS.get(a, lambda v: v)(bound.arguments[a]) for a in op.attrs}
+        return apply(op.name, *(bound.arguments[n] for n in operand_names), **attrs)
+
+    function.__name__ = function.__qualname__ = op.function
+    function.__doc__ = _doc(op)
+    function.__signature__ = signature
+    function.__module__ = __name__
+    return function
 
 
-def logsumexp(x, axis=None, keepdims: bool = False) -> Node:
-    """log(sum(exp(x))) over ``axis``, computed with the max shift."""
-    return apply("logsumexp", x, axis=_axis(axis), keepdims=builtins.bool(keepdims))
+# One function per op entry that names one (``Op.function``), in the table's order.
+OP_FUNCTIONS: list[str] = [op.function for op in OPS.values() if op.function and op.builtin]
+globals().update({op.function: user_function(op) for op in OPS.values() if op.function and op.builtin})
 
-
-def mse(pred, target) -> Node:
-    """Mean squared error over all elements: 1/n sum (g - y)**2."""
-    return apply("mse", pred, target)
-
-
-def bce(p, target) -> Node:
-    """Binary cross-entropy (the lecture's NLL) of probabilities, mean over all elements."""
-    return apply("bce", p, target)
-
-
-def bce_with_logits(logits, target) -> Node:
-    """Binary cross-entropy of sigmoid(logits), computed from the logits, mean over elements."""
-    return apply("bce_with_logits", logits, target)
-
-
-def softmax_cross_entropy(logits, onehot, axis: int = -1) -> Node:
-    """Cross-entropy of softmax(logits) against one-hot rows, mean over rows."""
-    return apply("softmax_cross_entropy", logits, onehot, axis=axis)
+__all__ = ["apply", "elementwise", *OP_FUNCTIONS]
 
 
 def elementwise(name: str, fn: Callable, arity: int | None = None, *, kink: str = "") -> Callable[..., Node]:
@@ -177,10 +106,11 @@ def elementwise(name: str, fn: Callable, arity: int | None = None, *, kink: str 
             f"custom op {name!r}: fn returned {expr!r}, which is not an expression of its "
             f"{arity} operand(s) only"
         )
-    from .lower.printer import check_printable
-
     expr = recognize_activations(expr)
     check_printable(expr, name)
+    for k, symbol in enumerate(symbols):  # the backward pass prints the derivatives too
+        partial = select_steps(sympy.diff(expr, symbol)).replace(sympy.DiracDelta, lambda *_: sympy.S.Zero)
+        check_printable(partial, name, f"its derivative in operand {k},")
     definition_expr = expr
     op: Op = add_elementwise(name, arity, lambda *xs: definition_expr.xreplace(dict(zip(symbols, xs))),
                              kink=kink, doc=str(expr), builtin=False, replace=existing is not None)

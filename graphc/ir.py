@@ -18,7 +18,11 @@ Graph attributes
 
 from __future__ import annotations
 
+import heapq
+
 import networkx as nx
+
+from .errors import GraphError
 
 # Node attribute keys.
 OP = "op"
@@ -49,12 +53,16 @@ STATS = "stats"  # what the optimizing passes did (see passes/stats.py)
 FORWARD = "forward"
 BACKWARD = "backward"
 
+# What a pass did to a node (attribute ``mark``), for drawings.
+MARKS = ("created", "merged", "folded", "fused")
+
 DEFAULT_DTYPE = "float64"
 
 __all__ = [
     "OP", "ATTRS", "SHAPE", "DTYPE", "PHASE", "GRAD_OF", "LEVEL", "EXPR", "MARK", "EARLY", "FUSED_SIZE", "ARG",
-    "NAME", "INPUTS", "PARAMS", "OUTPUTS", "GRADS", "SEED", "STATS", "FORWARD", "BACKWARD",
-    "DEFAULT_DTYPE", "operands", "new_graph", "op_of", "attrs_of", "shape_of", "sources",
+    "NAME", "INPUTS", "PARAMS", "OUTPUTS", "GRADS", "SEED", "STATS", "FORWARD", "BACKWARD", "MARKS",
+    "DEFAULT_DTYPE", "operands", "new_graph", "op_of", "attrs_of", "shape_of", "sources", "topological_order",
+    "copy_graph", "fresh_id", "add_op",
 ]
 
 
@@ -134,3 +142,42 @@ def fresh_id(graph: nx.MultiDiGraph, stem: str) -> str:
         if candidate not in graph:
             counter[stem] = k
             return candidate
+
+
+def topological_order(graph: nx.DiGraph) -> list[str]:
+    """The one topological order: ties broken by insertion order, so it is deterministic.
+
+    Kahn's algorithm over the adjacency dicts (on a 10,000-node graph several times faster
+    than the general networkx routines); a cycle is reported with the nodes on it.
+
+    >>> g = new_graph("doc")
+    >>> g.add_node("a", op="input")
+    >>> add_op(g, "b", "neg", ["a"])
+    'b'
+    >>> topological_order(g)
+    ['a', 'b']
+    """
+    index = {node: k for k, node in enumerate(graph.nodes)}
+    multi = graph.is_multigraph()
+    waiting = {node: graph.in_degree(node) for node in index}
+    ready = [(index[n], n) for n, k in waiting.items() if k == 0]
+    heapq.heapify(ready)
+    result = []
+    succ = graph.succ
+    while ready:
+        _, node = heapq.heappop(ready)
+        result.append(node)
+        for target, keys in succ[node].items():
+            waiting[target] -= len(keys) if multi else 1
+            if waiting[target] == 0:
+                heapq.heappush(ready, (index[target], target))
+    if len(result) != len(index):
+        raise GraphError(_cycle_message(graph))
+    return result
+
+
+def _cycle_message(graph: nx.DiGraph) -> str:
+    cycle = nx.find_cycle(graph)
+    names = [edge[0] for edge in cycle] + [cycle[0][0]]
+    return ("the graph has a cycle: " + " -> ".join(repr(str(n)) for n in names)
+            + "; a computational graph must be acyclic: remove one of these edges")

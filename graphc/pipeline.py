@@ -1,23 +1,33 @@
 """The compiler's pipeline: one ordered list of named stages, read top to bottom.
 
     declare -> verify -> rewrite composites -> expand composites -> optimize
-            -> differentiate -> optimize the joint graph -> fuse -> schedule -> lower -> load
+            -> differentiate -> optimize the joint graph -> fuse -> share -> interleave
+            -> schedule -> lower -> load
+            (and, for the plain forward pass: fuse -> schedule)
 
-Every stage's output is kept by name (``Program.stages``) for drawing and testing.
+Each stage belongs to a branch: ``forward`` stages run on the declared graph; ``joint``
+stages run on the joint forward+backward graph when there is something to
+differentiate (``wrt`` names at least one value); ``inference`` stages make the graph
+of the plain forward pass from the optimized one. There is one backward: it is
+differentiated with the output's cotangent as an input (``d_<output>``), so
+``value_and_grad`` with and without ``seed``, ``sgd_step`` (cotangent 1) and the saved
+module all run the same code. Every stage's output is kept by name.
 """
 
 from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import networkx as nx
+import numpy as np
 
 from . import ir
 from .builder import Graph, from_networkx
 from .differentiate import differentiate, scalar_output
 from .errors import GradientError
-from .lower.source import generate
+from .lower.source import lower
 from .passes.expand import expand
 from .passes.fuse import fuse
 from .passes.interleave import interleave
@@ -25,62 +35,87 @@ from .passes.optimize import optimize
 from .passes.share import share
 from .passes.stable import rewrite_composites
 from .program import Program
-from .schedule import schedule
+from .schedule import mark_levels, schedule
 from .verify import verify
 
-__all__ = ["compile", "grad", "FORWARD_STAGES", "JOINT_STAGES", "gradient_stages"]
+__all__ = ["compile", "grad", "STAGES", "Stage", "FORWARD_STAGES", "JOINT_STAGES", "INFERENCE_STAGES",
+           "gradient_target"]
 
 Pass = Callable[[nx.MultiDiGraph], nx.MultiDiGraph]
 
-# The forward graph's stages, in order.
-FORWARD_STAGES: list[tuple[str, Pass]] = [
-    ("rewritten", rewrite_composites),  # log(softmax) -> log_softmax, bce(sigmoid) -> logits form
-    ("expanded", expand),
-    ("optimized", optimize),
-]
-
-# After differentiation, the joint forward+backward graph's stages, in order.
-JOINT_STAGES: list[tuple[str, Pass]] = [
-    ("optimized_joint", optimize),
-    ("fused", fuse),
-    ("shared", share),  # a costly part two kernels repeat (sigmoid in silu and silu') is computed once
-    ("interleaved", interleave),  # long backward products start during the forward pass
-    ("scheduled", schedule),
-]
-
-# The inference forward graph's last stages (its code is ``Program.forward_source``).
-INFERENCE_STAGES: list[tuple[str, Pass]] = [
-    ("fused", fuse),
-    ("scheduled", schedule),
-]
+FORWARD, JOINT, INFERENCE = "forward", "joint", "inference"
 
 
-def run_stages(graph: nx.MultiDiGraph, stages: list[tuple[str, Pass]], into: dict,
-               check: bool = False) -> nx.MultiDiGraph:
-    """Run ``stages`` in order, keeping each output in ``into``; ``check`` verifies each one.
+@dataclass(frozen=True)
+class Request:
+    """What is differentiated: the output ``target`` with respect to ``wrt``."""
 
-    Every pass is verified after every stage by the tests; compile verifies the declared
-    graph and the graphs it lowers (verify is linear, but costs as much as a cheap pass).
-    """
-    for name, stage in stages:
+    wrt: tuple[str, ...]
+    target: str
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    branch: str  # FORWARD, JOINT or INFERENCE
+    run: Callable  # graph -> graph (differentiation also takes the Request)
+    takes_request: bool = False
+
+    def __call__(self, graph: nx.MultiDiGraph, request: Request) -> nx.MultiDiGraph:
+        return self.run(graph, request) if self.takes_request else self.run(graph)
+
+
+def differentiate_stage(forward: nx.MultiDiGraph, request: Request) -> nx.MultiDiGraph:
+    """The joint graph, with the target's cotangent as an input node (the one backward)."""
+    joint = differentiate(forward, list(request.wrt), request.target, seeded=True)
+    joint.graph.pop(ir.STATS, None)
+    return joint
+
+
+# The pipeline, in order. A branch's stages run one after another on its own graph.
+STAGES: tuple[Stage, ...] = (
+    Stage("rewritten", FORWARD, rewrite_composites),  # log(softmax) -> log_softmax, bce(sigmoid) -> logits form
+    Stage("expanded", FORWARD, expand),
+    Stage("optimized", FORWARD, optimize),
+    Stage("differentiated", JOINT, differentiate_stage, takes_request=True),
+    Stage("optimized_joint", JOINT, optimize),
+    Stage("fused", JOINT, fuse),
+    Stage("shared", JOINT, share),  # a costly part two kernels repeat (sigmoid in silu and silu') is computed once
+    Stage("interleaved", JOINT, interleave),  # long backward products start during the forward pass
+    Stage("scheduled", JOINT, mark_levels),
+    Stage("fused", INFERENCE, fuse),
+    Stage("scheduled", INFERENCE, mark_levels),
+)
+
+# The branches as (name, pass) lists, for the docs (docs/make_pipeline.py).
+FORWARD_STAGES = [(s.name, s.run) for s in STAGES if s.branch == FORWARD]
+JOINT_STAGES = [(s.name, s.run) for s in STAGES if s.branch == JOINT]
+INFERENCE_STAGES = [(s.name, s.run) for s in STAGES if s.branch == INFERENCE]
+
+def _run(graph: nx.MultiDiGraph, branch: str, request: Request | None, into: dict,
+         until: Sequence[str] | None = None) -> nx.MultiDiGraph:
+    """Run ``branch``'s stages in order (only those in ``until`` if given), keeping each output."""
+    for stage in STAGES:
+        if stage.branch != branch or (until is not None and stage.name not in until):
+            continue
         inherited = graph.graph.get(ir.STATS)
-        graph = stage(graph)
-        if check:
-            verify(graph)
+        graph = stage(graph, request)
         if inherited is not None and graph.graph.get(ir.STATS) == inherited:
             graph.graph.pop(ir.STATS)  # each stage shows what its own pass did, nothing older
-        into[name] = graph
+        into[stage.name] = graph
     return graph
 
 
-def gradient_stages(forward: nx.MultiDiGraph, wrt: Sequence[str] | None, of: str | None,
-                    seeded: bool) -> dict[str, nx.MultiDiGraph]:
-    """The stages from differentiation on: {"differentiated": ..., ..., "scheduled": ...}."""
-    joint = differentiate(forward, wrt, of, seeded=seeded)
-    joint.graph.pop(ir.STATS, None)
-    stages = {"differentiated": joint}
-    verify(run_stages(stages["differentiated"], JOINT_STAGES, stages))
-    return stages
+def gradient_target(forward: nx.MultiDiGraph, of: str | None) -> str:
+    """The output differentiated: ``of``, else the one scalar output, else the first output."""
+    outputs = forward.graph[ir.OUTPUTS]
+    if of is not None:
+        if of not in outputs:
+            raise GradientError(f"of={of!r} is not an output of graph {forward.graph[ir.NAME]!r}; "
+                                f"outputs are {outputs!r}")
+        return of
+    scalars = [o for o in outputs if tuple(forward.nodes[o][ir.SHAPE]) == ()]
+    return scalars[0] if len(scalars) == 1 else outputs[0]
 
 
 def _as_graph(graph: Graph | nx.DiGraph) -> Graph:
@@ -91,9 +126,9 @@ def compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None = None, of: str
     """Compile a declared network into a :class:`Program`.
 
     ``wrt`` (default: every param) names the values gradients are taken with respect to;
-    ``of`` the output whose gradient is taken (default: the one scalar output). A graph
-    without a scalar output compiles for the forward pass; ``value_and_grad`` then needs
-    an explicit cotangent ``seed``.
+    ``of`` the output whose gradient is taken (default: the one scalar output, else the
+    first output). Without a scalar to differentiate, ``value_and_grad`` needs an
+    explicit cotangent ``seed``.
 
     >>> import graphc as gc
     >>> g = gc.Graph("affine"); x = g.input("x", shape=(2,))
@@ -115,24 +150,31 @@ def compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None = None, of: str
 
 
 def _compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None, of: str | None) -> Program:
-    """The pipeline itself: every stage in order, then lowering and loading."""
+    """The pipeline itself: every branch in order, then scheduling, lowering and loading."""
     declared = verify(ir.copy_graph(_as_graph(graph).nx))
     stages: dict[str, nx.MultiDiGraph] = {"declared": declared}
-    forward = run_stages(declared, FORWARD_STAGES, stages)
-    wrt = list(declared.graph[ir.PARAMS] if wrt is None else wrt)
-    if of is not None and of not in declared.graph[ir.OUTPUTS]:
-        raise GradientError(f"of={of!r} is not an output of graph {declared.graph[ir.NAME]!r}; "
-                            f"outputs are {declared.graph[ir.OUTPUTS]!r}")
+    wrt = tuple(declared.graph[ir.PARAMS] if wrt is None else wrt)
+    target = gradient_target(declared, of)
+    forward = _run(declared, FORWARD, None, stages)
     joint = None
-    try:
-        scalar_output(forward, of)
-    except GradientError:  # no scalar to differentiate: forward only, gradients need a seed
-        run_stages(forward, INFERENCE_STAGES, stages)
-    else:
-        stages.update(gradient_stages(forward, wrt, of, seeded=False))
-        joint = stages["scheduled"]
-    code = generate(verify(run_stages(forward, INFERENCE_STAGES, {})), joint)
-    return Program(graph=declared, stages=stages, code=code, wrt=wrt, of=of, forward_graph=forward)
+    if wrt:  # something to differentiate
+        joint = verify(_run(forward, JOINT, Request(wrt, target), stages))
+    inference: dict[str, nx.MultiDiGraph] = {}
+    if joint is None:
+        inference = stages  # the inference graphs are the program's last stages
+    plain = verify(_run(forward, INFERENCE, None, inference))
+    plan = schedule(plain, joint)
+    return Program(declared=declared, stages=stages, inference_stages=inference, plan=plan, code=lower(plan),
+                   wrt=list(wrt), of=of, target=target)
+
+
+def _bind_seed(joint: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    """The joint graph with its cotangent input made the constant 1 (a scalar's own gradient)."""
+    seed = joint.graph.pop(ir.SEED)
+    data = joint.nodes[seed]
+    data[ir.OP], data[ir.ATTRS] = "const", {"value": np.ones((), dtype=data[ir.DTYPE])[()].item()}
+    joint.graph[ir.INPUTS] = [n for n in joint.graph[ir.INPUTS] if n != seed]
+    return joint
 
 
 def grad(graph: Graph | nx.DiGraph, of: str, wrt: Sequence[str] | None = None) -> Graph:
@@ -140,6 +182,8 @@ def grad(graph: Graph | nx.DiGraph, of: str, wrt: Sequence[str] | None = None) -
 
     The gradients are ordinary outputs named ``d<of>/d<name>``, computed by ordinary ops,
     so the result can be differentiated again (Hessian-vector products, gradient penalties).
+    It is what ``gc.compile`` makes of ``graph`` up to the optimized joint graph: the same
+    stability rewrites, the same backward, the same optimizer.
 
     >>> import graphc as gc
     >>> g = gc.Graph("cube"); x = g.input("x", shape=())
@@ -150,19 +194,25 @@ def grad(graph: Graph | nx.DiGraph, of: str, wrt: Sequence[str] | None = None) -
     >>> float(gc.compile(g2).forward({"x": 2.0})["dy/dx"])
     12.0
     """
-    source = _as_graph(graph)
-    forward = expand(verify(ir.copy_graph(source.nx)))
-    joint = differentiate(forward, wrt, of)
+    declared = verify(ir.copy_graph(_as_graph(graph).nx))
+    forward = _run(declared, FORWARD, None, {})
+    scalar_output(forward, of)  # the gradient of a scalar: raises the explanation otherwise
+    wrt = tuple(declared.graph[ir.PARAMS] if wrt is None else wrt)
+    joint = _run(forward, JOINT, Request(wrt, of), {}, until=("differentiated",))
+    joint = _run(_bind_seed(joint), JOINT, None, {}, until=("optimized_joint",))
+    joint.graph.pop(ir.STATS, None)
     for node in joint.nodes:
         joint.nodes[node][ir.PHASE] = ir.FORWARD
+        joint.nodes[node].pop(ir.GRAD_OF, None)
     out = Graph(joint.graph[ir.NAME], nx_graph=joint)
-    for name, node in joint.graph.pop(ir.GRADS).items():
+    grads = joint.graph.pop(ir.GRADS)
+    # handles first: two params may share one gradient node, which the first output renames
+    handles = {name: Graph.node(out, node) for name, node in grads.items()}
+    out._auto.update(grads.values())
+    for name, handle in handles.items():
         output = f"d{of}/d{name}"
         if output in joint:
             output = ir.fresh_id(joint, output)
-        identity = Graph.node(out, node)
-        out._auto.add(node)
-        out.output(output, identity)
-    joint.graph.pop(ir.SEED, None)
+        out.output(output, handle)
     verify(joint)
     return out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import types
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -10,32 +9,44 @@ import networkx as nx
 import numpy as np
 
 from . import ir
-from .errors import FeedError
+from .differentiate import scalar_output
+from .errors import FeedError, GradientError
 from .feeds import FeedChecker, check_seed, check_step_size
 from .lower.load import load_source
 from .lower.source import GeneratedCode
-from .schedule import levels
+from .schedule import Schedule, critical_path, levels
 
 __all__ = ["Program"]
 
 
 class Program:
-    """A compiled network: ``forward``, ``value_and_grad``, its source and its stages."""
+    """A compiled network: ``forward``, ``value_and_grad``, its source and its stages.
 
-    def __init__(self, graph: nx.MultiDiGraph, stages: dict[str, nx.MultiDiGraph], code: GeneratedCode,
-                 wrt: list[str], of: str | None, forward_graph: nx.MultiDiGraph):
-        self.graph = graph
+    A plain record of what the pipeline produced: the declared graph, every stage's
+    graph by name, the schedule (``plan``), the generated code and its loaded module.
+    """
+
+    def __init__(self, declared: nx.MultiDiGraph, stages: dict[str, nx.MultiDiGraph],
+                 inference_stages: dict[str, nx.MultiDiGraph], plan: Schedule, code: GeneratedCode,
+                 wrt: list[str], of: str | None, target: str):
+        self.graph = declared
         self.stages = stages
+        self.inference_stages = inference_stages
+        self.plan = plan
         self.code = code
         self.wrt = wrt
         self.of = of
-        self.forward_graph = forward_graph
-        self.module = load_source(code.source, graph.graph[ir.NAME])
-        self._seeded: types.ModuleType | None = None
-        self._check_feeds = FeedChecker(graph)
-        self._sources = ir.sources(graph)
-        params = set(graph.graph[ir.PARAMS])
+        self.target = target  # the output differentiated
+        self.module = load_source(code.source, declared.graph[ir.NAME])
+        self._check_feeds = FeedChecker(declared)
+        self._sources = ir.sources(declared)
+        params = set(declared.graph[ir.PARAMS])
         self._param_positions = [k for k, name in enumerate(self._sources) if name in params]
+
+    @property
+    def forward_graph(self) -> nx.MultiDiGraph:
+        """The optimized forward graph (the ``optimized`` stage)."""
+        return self.stages["optimized"]
 
     @property
     def name(self) -> str:
@@ -64,8 +75,6 @@ class Program:
     @property
     def critical_path(self) -> list[str]:
         """The longest dependency chain of the final graph (node ids, first to last)."""
-        from .schedule import critical_path
-
         return critical_path(self.stages["scheduled"])
 
     @property
@@ -102,29 +111,34 @@ class Program:
 
     @property
     def has_gradient(self) -> bool:
-        """Whether a scalar output was found and its gradient compiled."""
-        return "differentiated" in self.stages
+        """Whether ``value_and_grad`` works without a seed: a scalar output is differentiated."""
+        if self.plan.joint is None:
+            return False
+        shape = tuple(self.forward_graph.nodes[self.target][ir.SHAPE])
+        scalars = [o for o in self.outputs if tuple(self.forward_graph.nodes[o][ir.SHAPE]) == ()]
+        return shape == () and (self.of is not None or scalars == [self.target])
 
     def value_and_grad(self, feeds: Mapping, seed=None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """(outputs, gradients keyed by wrt name) for ``feeds``.
 
         The gradient is of the scalar output; ``seed`` is an explicit cotangent of the
         output (``of`` at compile time, else the first), needed when no output is a scalar.
+        Every returned array is the caller's own.
         """
         arrays = self._check_feeds(feeds)
+        if seed is None and not self.has_gradient:
+            scalar_output(self.forward_graph, self.of)  # raises the explanation
+        if self.plan.joint is None:  # nothing to differentiate
+            outputs = self.module.forward_pass(*arrays)
+            return {name: np.asarray(v) for name, v in zip(self.outputs, outputs)}, {}
+        outputs, saved = self.module.train_forward(*arrays)
+        value = outputs[self.outputs.index(self.target)]
+        dtype = self.forward_graph.nodes[self.target][ir.DTYPE]
         if seed is None:
-            if not self.has_gradient:
-                from .differentiate import scalar_output
-
-                scalar_output(self.forward_graph, self.of)  # raises the explanation
-            outputs, saved = self.module.train_forward(*arrays)
-            grads = self.module.backward_pass(*saved, 1.0)
+            cotangent = np.ones(np.shape(value), dtype=dtype)
         else:
-            module = self._seeded_module()
-            outputs, saved = module.train_forward(*arrays)
-            target = self.of if self.of is not None else self.outputs[0]
-            cotangent = check_seed(seed, np.shape(outputs[self.outputs.index(target)]), target)
-            grads = module.backward_pass(*saved, cotangent)
+            cotangent = check_seed(seed, np.shape(value), self.target, dtype)
+        grads = self.module.backward_pass(saved, cotangent)
         return (
             {name: np.asarray(v) for name, v in zip(self.outputs, outputs)},
             {name: np.asarray(v) for name, v in zip(self.wrt, grads)},
@@ -133,17 +147,13 @@ class Program:
     def sgd_step(self, feeds: Mapping, lr: float = 0.01) -> dict[str, np.ndarray]:
         """One step of SGD, the lecture's update W <- W - lr dL/dW, in place; returns the outputs.
 
-        Runs the generated ``sgd_step``: forward, backward, and each param's update as soon
-        as its gradient exists, so only one gradient is alive at a time. Params must be
-        writable float64 numpy arrays (they are updated where they are).
+        Runs the generated ``sgd_step``: the training forward, the backward pass, then the
+        updates. The step is all-or-nothing: ``lr`` and the feeds are checked first, and
+        every new value is computed before the first param changes, so an error (a
+        floating-point error under ``numpy.errstate(all="raise")``) leaves every param as
+        it was. Params must be writable numpy arrays of their declared dtype (they are
+        updated where they are).
         """
-        step = getattr(self.module, "sgd_step", None)
-        if step is None:
-            from .errors import GradientError
-
-            raise GradientError(
-                f"program {self.name!r} has no SGD step: it needs a scalar output and wrt naming params only"
-            )
         lr = check_step_size(lr)
         arrays = self._check_feeds(feeds)
         for k in self._param_positions:  # a converted copy would be updated instead of the caller's array
@@ -153,18 +163,13 @@ class Program:
                     f"param {name!r} must be a writable {self.graph.nodes[name][ir.DTYPE]} numpy array to be "
                     f"updated in place, found {type(feeds[name]).__name__}; pass numpy.asarray(value, dtype=float)"
                 )
-        return dict(zip(self.outputs, step(*arrays, lr)))
-
-    def _seeded_module(self) -> types.ModuleType:
-        if self._seeded is None:
-            from .lower.source import generate
-            from .pipeline import INFERENCE_STAGES, gradient_stages, run_stages
-
-            stages = gradient_stages(self.forward_graph, self.wrt, self.of, seeded=True)
-            self.seeded_stages = stages
-            code = generate(run_stages(self.forward_graph, INFERENCE_STAGES, {}), stages["scheduled"])
-            self._seeded = load_source(code.source, self.name + " (seeded)")
-        return self._seeded
+        if self.plan.joint is None:  # nothing to learn
+            return dict(zip(self.outputs, (np.asarray(v) for v in self.module.forward_pass(*arrays))))
+        if self.plan.sgd is None:
+            raise GradientError(
+                f"program {self.name!r} has no SGD step: it needs a scalar output and wrt naming params only"
+            )
+        return dict(zip(self.outputs, self.module.sgd_step(*arrays, lr)))
 
     def save(self, path: str | Path) -> Path:
         """Write the generated module (numpy only) to ``path``."""

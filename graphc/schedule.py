@@ -1,28 +1,57 @@
-"""Dependency levels: the lecture's "dependency driven scheduling".
+"""The schedule: dependency levels, and the plan of every generated function.
 
 Level 0 holds the sources; a node's level is one more than its deepest operand's, so
-nodes of one level do not depend on one another and could run in parallel. Within a
-level, nodes keep the graph's insertion order: the same graph always gives the same
-schedule.
+nodes of one level do not depend on one another and could run in parallel (the lecture's
+"dependency driven scheduling"). Within a level, nodes keep the graph's insertion order:
+the same graph always gives the same schedule.
+
+:func:`schedule` turns the final graphs into data: a frozen :class:`FunctionPlan` per
+generated function, listing its arguments, the symbolic dims it binds and where from,
+and its steps in order, each with what it reads, which dying operands' buffers it may
+write into (donates) and what is freed after it; what it returns and whether each
+returned value must be copied so that the caller owns it. The SGD step has its own
+:class:`StepPlan`. Lowering prints these plans and decides nothing about memory.
+
+>>> import graphc as gc
+>>> g = gc.Graph("doc"); x = g.input("x", shape=("N", 2)); W = g.param("W", shape=(2, 1))
+>>> _ = g.output("loss", gc.sum(gc.tanh(x @ W)))
+>>> plan = gc.compile(g).plan
+>>> [f.name for f in plan.functions]
+['forward_pass', 'train_forward', 'backward_pass']
+>>> plan.sgd.updates[0].param, plan.sgd.updates[0].in_place
+('W', True)
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import networkx as nx
+import sympy
 
 from . import ir
+from .errors import GraphError
 
-__all__ = ["levels", "schedule", "critical_path"]
+__all__ = [
+    "levels", "mark_levels", "critical_path", "schedule", "plan_function",
+    "Schedule", "FunctionPlan", "Step", "Returned", "StepPlan", "Update",
+    "SOURCES", "ALIASES", "VIEWS", "resolve", "base", "is_inline",
+]
+
+SOURCES = ("input", "param", "const")  # values that exist before any statement runs
+ALIASES = ("identity", "stop_gradient")  # ops whose value is their operand's: no statement
+VIEWS = ("transpose", "reshape", "broadcast")  # ops whose value may share its operand's memory
 
 
+# -- levels -------------------------------------------------------------------------------
 def levels(graph: nx.MultiDiGraph) -> list[list[str]]:
     """``nx.topological_generations`` with a stable order inside each level."""
     index = {node: k for k, node in enumerate(graph.nodes)}
     return [sorted(generation, key=index.__getitem__) for generation in nx.topological_generations(graph)]
 
 
-def schedule(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
-    """A copy of ``graph`` with each node's ``level`` attribute set."""
+def mark_levels(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    """A copy of ``graph`` with each node's ``level`` attribute set (the ``scheduled`` stage)."""
     out = ir.copy_graph(graph)
     for node in out.nodes:  # marks tell what the previous pass did; scheduling changes no node
         out.nodes[node].pop(ir.MARK, None)
@@ -35,3 +64,294 @@ def schedule(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
 def critical_path(graph: nx.MultiDiGraph) -> list[str]:
     """The longest dependency chain (its length is the number of levels)."""
     return list(nx.dag_longest_path(graph, topo_order=[n for level in levels(graph) for n in level]))
+
+
+# -- the memory model: which values are other values --------------------------------------
+def resolve(graph: nx.MultiDiGraph, node: str) -> str:
+    """The node whose statement computes ``node``'s value (aliases have none)."""
+    while ir.op_of(graph, node) in ALIASES:
+        node = ir.operands(graph, node)[0]
+    return node
+
+
+def is_inline(graph: nx.MultiDiGraph, node: str) -> bool:
+    """A transpose of all axes is written ``x.T`` where it is read: no step of its own."""
+    data = graph.nodes[node]
+    return data[ir.OP] == "transpose" and data[ir.ATTRS].get("axes") is None
+
+
+def base(graph: nx.MultiDiGraph, node: str) -> str:
+    """The node holding the array ``node``'s code reads (through aliases and ``.T``)."""
+    node = resolve(graph, node)
+    while is_inline(graph, node):
+        node = resolve(graph, ir.operands(graph, node)[0])
+    return node
+
+
+def _memory(graph: nx.MultiDiGraph, node: str) -> tuple[str, bool]:
+    """(the node owning ``node``'s memory, whether a broadcast view is on the way): read-only."""
+    node, broadcast = resolve(graph, node), False
+    while ir.op_of(graph, node) in VIEWS:
+        broadcast = broadcast or ir.op_of(graph, node) == "broadcast"
+        node = resolve(graph, ir.operands(graph, node)[0])
+    return node, broadcast
+
+
+# -- plans --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Step:
+    """One statement (or kernel): compute ``node``."""
+
+    node: str
+    level: int
+    reads: tuple[str, ...]  # the values it reads (aliases resolved), in operand order
+    donates: frozenset[str]  # operands that die here and whose buffers it may write into
+    frees: tuple[str, ...]  # values deleted right after it (their last reader)
+
+
+@dataclass(frozen=True)
+class Returned:
+    node: str
+    copy: bool  # the value is an argument's, a constant's, a read-only view or returned twice
+
+
+@dataclass(frozen=True)
+class FunctionPlan:
+    """Everything one generated function does, in order."""
+
+    name: str
+    doc: str
+    args: tuple[str, ...]  # node ids taken as arguments, in order
+    dim_args: tuple[sympy.Symbol, ...]  # symbolic dims taken as arguments, after ``args``
+    binds: tuple[tuple[sympy.Symbol, str, int], ...]  # (dim, argument, axis): dim = argument.shape[axis]
+    steps: tuple[Step, ...]
+    returns: tuple[Returned, ...]
+    saved: tuple[str, ...] = ()  # train_forward: the values backward_pass reads, returned second
+    saved_dims: tuple[sympy.Symbol, ...] = ()  # ... and the dims it takes as arguments
+    trailing: tuple[str, ...] = ()  # arguments after the dims: the cotangent (a node id, or "seed")
+    # backward_pass: ``args`` and ``dim_args`` come as one list, ``saved``, which the function
+    # empties, so that each saved value is freed after its last use there
+    packed: bool = False
+
+    @property
+    def level_sizes(self) -> dict[int, int]:
+        """How many steps each level holds."""
+        sizes: dict[int, int] = {}
+        for step in self.steps:
+            sizes[step.level] = sizes.get(step.level, 0) + 1
+        return sizes
+
+
+@dataclass(frozen=True)
+class Update:
+    param: str
+    grad: str  # the gradient's node (as backward_pass returns it)
+    in_place: bool  # an array of the param's shape: the new value is computed into its buffer
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """``sgd_step``: train_forward, backward_pass with cotangent 1, then every update.
+
+    All-or-nothing: every new value is computed first (a bad ``lr``, a floating-point
+    error under ``numpy.errstate(all="raise")`` stop the step there, no param changed),
+    then copied into the params, which cannot fail. It holds every gradient at once:
+    memory for one more copy of the params than a step that updates as it goes.
+    """
+
+    args: tuple[str, ...]  # the sources, as train_forward takes them
+    seed: str  # the cotangent's node: bound to 1
+    updates: tuple[Update, ...]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The plan of the generated module: its graphs and the plan of each function."""
+
+    forward: nx.MultiDiGraph  # the inference forward graph (forward_pass reads it)
+    joint: nx.MultiDiGraph | None  # the joint graph (train_forward, backward_pass)
+    functions: tuple[FunctionPlan, ...]
+    sgd: StepPlan | None
+
+    def function(self, name: str) -> FunctionPlan:
+        return next(f for f in self.functions if f.name == name)
+
+
+def _dims_of(value) -> set[sympy.Symbol]:
+    """Symbolic dims in a shape, an attribute value or an expression."""
+    if isinstance(value, sympy.Basic):
+        return {s for s in value.free_symbols if isinstance(s, sympy.Symbol)}
+    if isinstance(value, (tuple, list)):
+        return set().union(*(_dims_of(v) for v in value)) if value else set()
+    if isinstance(value, dict):
+        return _dims_of(list(value.values()))
+    return set()
+
+
+def _node_dims(graph: nx.MultiDiGraph, node: str) -> set[sympy.Symbol]:
+    """Every dim a node's code could read: its shape, its operands', its attrs, its expression's."""
+    data = graph.nodes[node]
+    dims = _dims_of(tuple(data[ir.SHAPE])) | _dims_of(data.get(ir.ATTRS, {}))
+    for operand in ir.operands(graph, node):
+        dims |= _dims_of(tuple(graph.nodes[operand][ir.SHAPE]))
+    if ir.EXPR in data:
+        expr, symbols = data[ir.EXPR]
+        dims |= _dims_of(expr) - set(symbols)
+    return dims
+
+
+def _owns(graph: nx.MultiDiGraph, operand: str, node: str) -> bool:
+    """Whether ``operand``'s buffer is a fresh array of ``node``'s shape and dtype (not a view)."""
+    data, target = graph.nodes[operand], graph.nodes[node]
+    return (data[ir.OP] not in SOURCES + ALIASES + VIEWS and tuple(data[ir.SHAPE]) == tuple(target[ir.SHAPE])
+            and data[ir.DTYPE] == target[ir.DTYPE])
+
+
+def plan_function(graph: nx.MultiDiGraph, name: str, args: list[str], body: list[list[str]],
+                  returns: list[str], saved: list[str] = (), doc: str = "",
+                  dims_from_caller: bool = False, needed_dims: set = frozenset(),
+                  trailing: tuple[str, ...] = (), packed: bool = False) -> FunctionPlan:
+    """The plan of one function computing ``body`` (node ids by level) from ``args``.
+
+    Liveness: each value is freed right after its last reader (a view keeps the array it
+    looks into alive). A step may write into an operand that dies there when that
+    operand is a fresh array of the step's shape, read once and not through a view.
+    Symbolic dims are bound from the arguments' shapes; with ``dims_from_caller`` the
+    ones no argument has are taken as arguments instead (``backward_pass`` gets them
+    from ``train_forward``), otherwise they are an error.
+    """
+    argset = set(args) | set(trailing)
+    order = [n for level in body for n in level
+             if n not in argset and ir.op_of(graph, n) not in SOURCES + ALIASES and not is_inline(graph, n)]
+    position = {n: i for i, n in enumerate(order)}
+    level_of = {n: k for k, level in enumerate(body) for n in level}
+    # ordered (dict keys, not a set): the del lists must not follow hash order
+    reads = {n: tuple(dict.fromkeys(resolve(graph, a) for a in ir.operands(graph, n))) for n in order}
+    last_use: dict[str, int] = {}
+    for i, n in enumerate(order):
+        for a in reads[n]:
+            while True:  # a view keeps the array it looks into alive
+                last_use[a] = i
+                if ir.op_of(graph, a) not in VIEWS:
+                    break
+                a = resolve(graph, ir.operands(graph, a)[0])
+    keep = {base(graph, n) for n in list(returns) + list(saved)}
+    keep |= {_memory(graph, n)[0] for n in list(returns) + list(saved)}
+    dead: dict[int, list[str]] = {}
+    owned = set(args) if packed else set()  # packed arguments are this function's to free (never to write)
+    for node, i in last_use.items():
+        if (node in position or node in owned) and node not in keep:
+            dead.setdefault(i, []).append(node)
+    steps = []
+    for i, n in enumerate(order):
+        operands = ir.operands(graph, n)
+        viewed = {base(graph, a) for a in operands if base(graph, a) != resolve(graph, a)}
+        once = {a for a in reads[n] if [resolve(graph, o) for o in operands].count(a) == 1}
+        donates = frozenset(d for d in dead.get(i, ()) if d in once and d not in viewed and d not in owned
+                            and _owns(graph, d, n))
+        steps.append(Step(n, level_of[n], reads[n], donates, tuple(dead.get(i, ()))))
+
+    returned, seen = [], set()
+    for r in returns:
+        owner, broadcast = _memory(graph, r)
+        shared = owner in argset or ir.op_of(graph, owner) in SOURCES or owner in seen
+        returned.append(Returned(r, shared or broadcast))
+        seen.add(owner)
+
+    dims = set(needed_dims)
+    for n in order + list(returns) + list(saved):
+        dims |= _node_dims(graph, n)
+    binds, dim_args = [], []
+    for d in sorted(dims, key=lambda s: s.name):
+        where = next(((a, list(graph.nodes[a][ir.SHAPE]).index(d)) for a in args
+                      if d in tuple(graph.nodes[a][ir.SHAPE])), None)
+        if where is not None:
+            binds.append((d, *where))
+        elif dims_from_caller:
+            dim_args.append(d)
+        else:
+            raise GraphError(
+                f"symbolic dim {d} is used by {name} but no argument of it has that dim; "
+                "declare an input with this dim"
+            )
+    return FunctionPlan(name, doc, tuple(args), tuple(dim_args), tuple(binds), tuple(steps), tuple(returned),
+                        tuple(saved), trailing=tuple(trailing), packed=packed)
+
+
+def _backward_nodes(graph: nx.MultiDiGraph) -> set[str]:
+    """What backward_pass computes: every value that depends on the cotangent.
+
+    The rest (forward values, and backward values of forward values only, such as the
+    running products interleave starts early) is computed by train_forward, which saves
+    what backward_pass reads. Deciding by dependence, not by phase tags, keeps a value a
+    pass merged across phases (a forward ``zeros_like(p)`` and p's zero gradient) where
+    its readers need it. A joint graph whose cotangent is the constant 1 (``seed`` is
+    ``"scalar"``) is split by phase.
+    """
+    seed = graph.graph.get(ir.SEED)
+    if seed in graph:
+        return nx.descendants(graph, seed)
+    return {n for n, data in graph.nodes(data=True) if data.get(ir.PHASE) == ir.BACKWARD and not data.get(ir.EARLY)}
+
+
+def _saved(graph: nx.MultiDiGraph, by_level: list[list[str]], seed: str, backward: set[str]) -> list[str]:
+    """The forward values the backward pass reads: operands of backward nodes, and
+    gradients that are forward values themselves (the arrays, through aliases and ``.T``)."""
+    grads = set(graph.graph[ir.GRADS].values())
+    saved: list[str] = []
+    seen: set[str] = set()  # saved, as a set: a list's `in` made this quadratic
+    for level in by_level:
+        for node in level:
+            if node == seed or node in backward or graph.nodes[node][ir.OP] == "const":
+                continue
+            readers = [s for s in graph.successors(node) if s in backward]
+            root = base(graph, node)
+            if (readers or node in grads) and root not in seen and ir.op_of(graph, root) != "const" and root != seed:
+                saved.append(root)
+                seen.add(root)
+    return saved
+
+
+def schedule(forward: nx.MultiDiGraph, joint: nx.MultiDiGraph | None = None) -> Schedule:
+    """The plan of every generated function for the inference graph and the joint graph."""
+    functions = [plan_function(
+        forward, "forward_pass", ir.sources(forward), levels(forward), list(forward.graph[ir.OUTPUTS]),
+        doc="The forward pass: the graph's outputs, in OUTPUTS order.",
+    )]
+    if joint is None:
+        return Schedule(forward, None, tuple(functions), None)
+    seed = joint.graph[ir.SEED]
+    by_level = levels(joint)
+    later = _backward_nodes(joint)
+    saved = _saved(joint, by_level, seed, later)
+    backward = plan_function(
+        joint, "backward_pass", saved,
+        [[n for n in level if n in later] for level in by_level],
+        list(joint.graph[ir.GRADS].values()),
+        doc="The backward pass: gradients in GRADS order, from the saved values and the cotangent.",
+        dims_from_caller=True,
+        trailing=(seed if seed in joint else "seed",),  # SEED "scalar": the cotangent is the constant 1
+        packed=True,
+    )
+    sources = [s for s in ir.sources(joint) if s != seed]
+    train = plan_function(
+        joint, "train_forward", sources,
+        [[n for n in level if n not in later and n != seed] for level in by_level],
+        list(joint.graph[ir.OUTPUTS]), saved=saved,
+        doc="The forward pass for training: (outputs, the values backward_pass reuses).",
+        needed_dims=set(backward.dim_args),
+    )
+    train = replace(train, saved_dims=backward.dim_args)
+    functions += [train, backward]
+    return Schedule(forward, joint, tuple(functions), _sgd_plan(joint, sources, seed))
+
+
+def _sgd_plan(joint: nx.MultiDiGraph, sources: list[str], seed: str) -> StepPlan | None:
+    """The SGD step, for a scalar output whose wrt values are all params."""
+    grads = joint.graph[ir.GRADS]
+    learned = set(joint.graph[ir.PARAMS])
+    scalar = seed not in joint or tuple(joint.nodes[seed][ir.SHAPE]) == ()
+    if not scalar or any(name not in learned for name in grads):
+        return None
+    updates = tuple(Update(name, node, bool(tuple(joint.nodes[name][ir.SHAPE]))) for name, node in grads.items())
+    return StepPlan(tuple(sources), seed, updates)

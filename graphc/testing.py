@@ -20,7 +20,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import ir
+from .builder import Graph
+from .differentiate import scalar_output
 from .errors import GradientError
+from .pipeline import compile as compile_graph
 
 __all__ = ["check_gradients", "GradientReport", "gradcheck"]
 
@@ -110,13 +114,12 @@ def check_gradients(prog, feeds: Mapping, rtol: float = 1e-5, atol: float = 1e-7
     forward passes an entry); ``report.sampled`` then says how many of how many. Returns
     the report; raises :class:`GradientError` (with the table) when a check fails.
     """
-    from .pipeline import compile as compile_graph
-
     if not hasattr(prog, "value_and_grad"):
         prog = compile_graph(prog)
     rng = np.random.default_rng(seed)
     point = {k: np.array(v, dtype=np.float64) for k, v in feeds.items()}
-    outputs = prog.forward(point)
+    exact = _in_float64(prog)  # the differences are taken in float64, whatever the program's dtype
+    outputs = exact.forward(point)
     target = prog.of or (prog.outputs[0] if not prog.has_gradient else _scalar_name(prog))
     cotangent = None
     if prog.has_gradient:
@@ -124,7 +127,7 @@ def check_gradients(prog, feeds: Mapping, rtol: float = 1e-5, atol: float = 1e-7
     else:
         cotangent = rng.standard_normal(np.shape(outputs[target]))
         _, grads = prog.value_and_grad(point, seed=cotangent)
-    value = _scalar_function(prog, point, target, cotangent)
+    value = _scalar_function(exact, point, target, cotangent)
     center = value(point)
     report = GradientReport()
 
@@ -169,9 +172,18 @@ def _entries(wrt, point, max_entries: int, sample: int | None, rng, report: Grad
 
 
 def _scalar_name(prog) -> str:
-    from .differentiate import scalar_output
-
     return scalar_output(prog.forward_graph, prog.of)
+
+
+def _in_float64(prog):
+    """``prog`` itself when it computes in float64, else the same graph compiled in float64."""
+    declared = prog.graph
+    if all(data[ir.DTYPE] == "float64" for _, data in declared.nodes(data=True)):
+        return prog
+    twin = ir.copy_graph(declared)
+    for node in twin.nodes:
+        twin.nodes[node][ir.DTYPE] = "float64"
+    return compile_graph(Graph(twin.graph[ir.NAME], nx_graph=twin), wrt=prog.wrt, of=prog.of)
 
 
 # -- the pytest plugin ------------------------------------------------------------------

@@ -16,28 +16,8 @@ from .ops.base import get_op
 
 __all__ = ["verify", "infer_shapes", "topological_order"]
 
-SOURCES = ("input", "param", "const")
 
-
-def topological_order(graph: nx.MultiDiGraph) -> list[str]:
-    """A deterministic topological order (ties broken by insertion order)."""
-    _check_acyclic(graph)
-    index = {node: k for k, node in enumerate(graph.nodes)}
-    return list(nx.lexicographical_topological_sort(graph, key=index.__getitem__))
-
-
-def _check_acyclic(graph: nx.MultiDiGraph) -> None:
-    if nx.is_directed_acyclic_graph(graph):  # linear; find_cycle is far slower on big DAGs
-        return
-    try:
-        cycle = nx.find_cycle(graph)
-    except nx.NetworkXNoCycle:
-        return
-    names = [edge[0] for edge in cycle] + [cycle[0][0]]
-    raise GraphError(
-        "the graph has a cycle: " + " -> ".join(repr(str(n)) for n in names)
-        + "; a computational graph must be acyclic: remove one of these edges"
-    )
+topological_order = ir.topological_order  # the one order (ties by insertion order)
 
 
 def _where(graph, node) -> str:
@@ -150,7 +130,9 @@ def verify(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
 
     Checks: a networkx (Multi)DiGraph; str node ids; acyclic (a cycle names its nodes);
     known ops; attrs; arity; operand positions 0..k-1; the inputs/params/outputs lists;
-    every shape equals what the op's shape rule infers from the operands.
+    every shape equals what the op's shape rule infers from the operands; phases; a node
+    tagged ``grad_of`` X, and the ``grads`` entry of X, has X's shape; the attributes
+    passes set (mark, level, fused_size, early, expr) hold what ``docs/ir.md`` says.
     """
     if not isinstance(graph, nx.DiGraph):
         raise GraphError(f"expected a networkx MultiDiGraph, found {type(graph).__name__}")
@@ -176,4 +158,58 @@ def verify(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
                 f"{_where(graph, node)}: declared shape {shapes.fmt(found) if found is not None else 'none'} "
                 f"but its operands give {shapes.fmt(expected)}; fix the declaration or the operands"
             )
+    _check_gradients(graph)
+    _check_pass_attributes(graph)
     return graph
+
+
+def _check_pass_attributes(graph: nx.MultiDiGraph) -> None:
+    """The attributes passes set: ``mark``, ``level``, ``fused_size``, ``early``, ``expr``."""
+    for node, data in graph.nodes(data=True):
+        where = describe(node, data[ir.OP])
+        mark = data.get(ir.MARK)
+        if mark is not None and mark not in ir.MARKS:
+            raise GraphError(f"{where}: mark must be one of {', '.join(ir.MARKS)}, found {mark!r}")
+        level = data.get(ir.LEVEL)
+        if level is not None and (isinstance(level, bool) or not isinstance(level, int) or level < 0):
+            raise GraphError(f"{where}: level must be an int >= 0 (its dependency level), found {level!r}")
+        size = data.get(ir.FUSED_SIZE)
+        if size is not None and (data[ir.OP] != "fused" or isinstance(size, bool) or not isinstance(size, int)
+                                 or size < 1):
+            raise GraphError(f"{where}: fused_size is the number of ops a fused node holds (an int >= 1), "
+                             f"found {size!r}")
+        if ir.EARLY in data and (data[ir.EARLY] is not True or data.get(ir.PHASE) != ir.BACKWARD):
+            raise GraphError(f"{where}: early marks a backward node the training forward computes (True), "
+                             f"found {data[ir.EARLY]!r} in phase {data.get(ir.PHASE)!r}")
+        if ir.EXPR in data and data[ir.OP] != "fused":
+            raise GraphError(f"{where}: only a fused node carries an expression (attribute expr)")
+
+
+def _check_gradients(graph: nx.MultiDiGraph) -> None:
+    """Phases are forward/backward; a node tagged ``grad_of`` X has X's shape (a cotangent
+    has the shape of its value), and so has the node ``grads`` names for X."""
+    for node, data in graph.nodes(data=True):
+        phase = data.get(ir.PHASE)
+        if phase not in (None, ir.FORWARD, ir.BACKWARD):
+            raise GraphError(f"{describe(node, data[ir.OP])}: phase must be 'forward' or 'backward', found {phase!r}")
+        of = data.get(ir.GRAD_OF)
+        if of is None:
+            continue
+        if of in graph and tuple(graph.nodes[of][ir.SHAPE]) != tuple(data[ir.SHAPE]):
+            raise ShapeError(
+                f"{describe(node, data[ir.OP])} holds the gradient of {of!r}, so it needs {of!r}'s shape "
+                f"{shapes.fmt(graph.nodes[of][ir.SHAPE])}, found {shapes.fmt(data[ir.SHAPE])}"
+            )
+    grads = graph.graph.get(ir.GRADS)
+    if grads is None:
+        return
+    if not isinstance(grads, dict):
+        raise GraphError(f"graph attribute 'grads' must be a dict of wrt name -> node id, found {grads!r}")
+    for name, node in grads.items():
+        if node not in graph:
+            raise GraphError(f"graph attribute 'grads' names {node!r} for {name!r}, which is not a node of the graph")
+        if name in graph and tuple(graph.nodes[name][ir.SHAPE]) != tuple(graph.nodes[node][ir.SHAPE]):
+            raise ShapeError(
+                f"the gradient of {name!r} ({describe(node, graph.nodes[node][ir.OP])}) has shape "
+                f"{shapes.fmt(graph.nodes[node][ir.SHAPE])}, not {name!r}'s {shapes.fmt(graph.nodes[name][ir.SHAPE])}"
+            )

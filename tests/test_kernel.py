@@ -235,3 +235,22 @@ def test_steps_without_a_float_factor_compute_floats(name):
     shapes = {s: WIDE[s] for s in expr.free_symbols}
     x = np.array([[-1.0, 0.0, 2.0, 3.0]] * 3)
     check(expr, shapes, set(), {"a": x, "b": x[:, ::-1].copy()})
+
+
+def test_the_stable_forms_come_from_one_table(monkeypatch):
+    """The printer and the kernel both write sigmoid and softplus as ops.functions.STABLE_FORMS says."""
+    from graphc.lower.load import load_source
+    from graphc.ops import functions
+    from graphc.ops.printing import print_expr
+
+    z = sympy.Symbol("z", real=True)
+    monkeypatch.setitem(functions.STABLE_FORMS, sigmoid, lambda arg: sympy.tanh(arg))
+    assert print_expr(sigmoid(z)) == "(numpy.tanh(z))"
+    assert any("numpy.tanh(z" in line for line in kernel_lines(sigmoid(z), "out", {z: (3,)}, set()))
+    monkeypatch.undo()
+    for value in (-800.0, 0.0, 800.0):  # and the real forms are finite in both tails
+        for f, want in ((sigmoid, 1 / (1 + np.exp(-value)) if value > -700 else 0.0),
+                        (softplus, np.logaddexp(0, value))):
+            with np.errstate(over="raise", invalid="raise"):
+                got = load_source(f"import numpy\nv = {print_expr(f(sympy.Float(value)))}\n", "form").v
+            np.testing.assert_allclose(got, want, atol=1e-300)

@@ -355,3 +355,36 @@ def test_sigmoid_tails_are_exact():
         got = gc.compile(g).forward({"x": np.array([-1000.0, -700.0, 1000.0])})["out"]
     assert got[2] == 1.0 and 0.0 <= got[0] <= 1.3e-308
     assert got[1] == pytest.approx(np.exp(-700.0), rel=1e-12)
+
+
+# -- the table is the one record of an op -------------------------------------------------
+def test_every_op_that_names_a_user_function_is_one_in_the_package():
+    import inspect
+
+    named = [op for op in OPS.values() if op.function and op.builtin]
+    assert len(named) >= 36
+    for op in named:
+        function = getattr(gc, op.function)
+        assert op.function in gc.__all__
+        params = list(inspect.signature(function).parameters)
+        assert params[len(params) - len(op.attrs):] == list(op.attrs), op.name
+        assert len(params) == max(op.arity, 0) + len(op.attrs), op.name
+
+
+def test_a_user_function_takes_its_attrs_by_keyword_and_position_like_numpy():
+    g = gc.Graph("t")
+    x = g.input("x", shape=(2, 3))
+    assert gc.sum(x, 1, True).shape == (2, 1)
+    assert gc.sum(x, axis=[0, 1]).shape == ()
+    assert gc.reshape(x, shape=[3, 2]).shape == (3, 2)
+    assert gc.leaky_relu(x, alpha=1).op == "leaky_relu"
+    with pytest.raises(TypeError):
+        gc.reshape(x)  # the target shape has no default
+
+
+def test_built_in_ops_are_final():
+    from graphc.ops.base import register
+
+    for name in ("relu", "matmul", "softmax"):
+        with pytest.raises(gc.GraphError, match="built in"):
+            register(OPS[name], replace=True)

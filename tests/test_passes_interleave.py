@@ -52,7 +52,7 @@ def test_forward_values_die_before_the_backward_pass():
     text = prog.backward_source
     body = text[text.index("def train_forward"):text.index("def backward_pass")]
     returned = [line for line in body.splitlines() if line.strip().startswith("return")][-1]
-    saved = returned.split("), (")[1]
+    saved = returned.split("), [")[1]  # return (outputs), [saved values]
     for value in ("tanh", "exp", "log1p", "square"):
         assert value not in saved.replace(",", " ").split(), returned
 

@@ -222,7 +222,8 @@ def test_sigmoid_backward_code_reuses_the_forward_value():
 
 def test_softmax_cross_entropy_gradient_reads_softmax_minus_y_over_n():
     """The logits' gradient comes out of differentiation and simplification as (softmax - y)/n:
-    the exponentials divided by their row sums, minus the one-hot targets, over the batch."""
+    the exponentials divided by their row sums, minus the one-hot targets, over the batch
+    (times the loss's cotangent d_loss, an input of the one backward pass)."""
     g = gc.Graph("sce")
     x = g.input("x", shape=("N", 4))
     y = g.input("y", shape=("N", 3))
@@ -230,4 +231,4 @@ def test_softmax_cross_entropy_gradient_reads_softmax_minus_y_over_n():
     g.output("loss", gc.softmax_cross_entropy(x @ W, y))
     source = gc.compile(g).backward_source
     formulas = [line for line in source.splitlines() if line.strip().startswith("# d_")]
-    assert any(re.search(r"= \(exp/sum\w* - y\)/N\b", line) for line in formulas), "\n".join(formulas)
+    assert any(re.search(r"= d_loss\*\(exp/sum\w* - y\)/N\b", line) for line in formulas), "\n".join(formulas)

@@ -278,3 +278,41 @@ def test_verify_does_not_recurse_on_a_long_chain():
     graph.graph["outputs"] = ["n4999"]
     assert gc.verify(graph) is graph
     assert topological_order(graph)[-1] == "n4999"
+
+
+# -- attributes passes set -------------------------------------------------------------------
+def compiled_stages():
+    g = gc.Graph("attrs")
+    x = g.input("x", shape=("N", 2))
+    W = g.param("W", shape=(2, 2))
+    g.output("loss", gc.mean(gc.tanh(x @ W)))
+    return gc.compile(g).stages
+
+
+def test_every_stage_of_a_compiled_program_verifies():
+    for name, stage in compiled_stages().items():
+        assert gc.verify(stage) is stage, name
+
+
+@pytest.mark.parametrize("key, value, message", [
+    (ir.MARK, 3, "mark must be one of"),
+    (ir.LEVEL, -1, "level must be an int >= 0"),
+    (ir.LEVEL, True, "level must be an int >= 0"),
+    (ir.FUSED_SIZE, 2, "fused_size is the number of ops a fused node holds"),
+    (ir.EARLY, True, "early marks a backward node"),
+    (ir.PHASE, "sideways", "phase must be 'forward' or 'backward'"),
+])
+def test_a_wrong_pass_attribute_is_refused(key, value, message):
+    joint = compiled_stages()["differentiated"].copy()
+    node = next(n for n, d in joint.nodes(data=True) if d[ir.OP] == "matmul" and d.get(ir.PHASE) == ir.FORWARD)
+    joint.nodes[node][key] = value
+    with pytest.raises(gc.GraphError, match=message):
+        gc.verify(joint)
+
+
+def test_the_one_topological_order_breaks_ties_by_insertion_and_reads_plain_digraphs():
+    G = nx.DiGraph()
+    for node in ("c", "a", "b"):
+        G.add_node(node)
+    G.add_edge("c", "b")
+    assert topological_order(G) == ["c", "a", "b"] == ir.topological_order(nx.MultiDiGraph(G))

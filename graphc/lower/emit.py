@@ -9,6 +9,7 @@ out of its comment).
 
 from __future__ import annotations
 
+import base64
 import functools
 import re
 from dataclasses import dataclass, field
@@ -18,17 +19,16 @@ import numpy as np
 import sympy
 
 from .. import ir
+from .. import schedule as plan
 from ..errors import GraphError, describe
 from ..ops.base import definition, freeze, get_op
 from .kernel import kernel_lines, repeats
-from .naming import Namespace
+from .naming import RESERVED, Namespace
 from .printer import print_expr
 
-__all__ = ["Module", "FunctionSpec", "literal", "const_number"]
+__all__ = ["Module", "FunctionSpec", "literal", "const_number", "const_source", "UNPACK", "print_function",
+           "print_sgd_step"]
 
-SOURCES = ("input", "param", "const")  # values that exist before any statement runs
-ALIASES = ("identity", "stop_gradient")  # ops whose value is their operand's: no statement
-VIEWS = ("transpose", "reshape", "broadcast")  # ops whose value may share its operand's memory
 
 
 def const_number(value) -> sympy.Expr:
@@ -39,8 +39,8 @@ def const_number(value) -> sympy.Expr:
     return sympy.Float(number)
 
 
-def literal(value) -> str:
-    """Python source for a const value (shortest exact float repr; arrays as literals)."""
+def literal(value, dtype: str = "float64") -> str:
+    """Python source for a const value (shortest exact float repr; arrays as literals of ``dtype``)."""
     array = np.asarray(value, dtype=np.float64)
     if array.ndim == 0:
         number = float(array)
@@ -52,7 +52,32 @@ def literal(value) -> str:
     else:
         body = np.array2string(array, separator=", ", threshold=np.inf, floatmode="unique", max_line_width=10**9)
         body = body.replace("inf", "numpy.inf").replace("nan", "numpy.nan")
-    return f"numpy.array({body}, dtype=numpy.float64)"
+    return f"numpy.array({body}, dtype=numpy.{dtype})"
+
+
+LARGE = 256  # a const of more elements is stored as its bytes (base64), not as a list literal
+
+
+def const_source(value, dtype: str = "float64") -> str:
+    """Python source for a const array: a literal when small, else its bytes.
+
+    A big constant as a list literal costs far more to print, parse and hold than its
+    data (a 12.5M-entry list); its little-endian bytes in base64 cost 4/3 of its size and
+    load with ``numpy.frombuffer`` (see ``UNPACK``).
+    """
+    array = np.asarray(value, dtype=dtype)
+    if array.size <= LARGE:
+        return literal(array, dtype)
+    data = base64.b64encode(array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()).decode("ascii")
+    return f'_unpack("{data}", {dtype!r}, {tuple(int(d) for d in array.shape)!r})'
+
+
+UNPACK = '''
+def _unpack(data, dtype, shape):
+    """A big constant from its little-endian bytes in base64."""
+    little = numpy.dtype(dtype).newbyteorder("<")
+    return numpy.frombuffer(_base64.b64decode(data), dtype=little).reshape(shape).astype(dtype)
+'''
 
 
 _PLACEHOLDER = re.compile(r"\b__(?:a\d+|d\d+|target)\b")
@@ -60,8 +85,8 @@ _PLACEHOLDER = re.compile(r"\b__(?:a\d+|d\d+|target)\b")
 
 @functools.lru_cache(maxsize=4096)
 def _kernel_template(expr: sympy.Expr, leaves: tuple, donors: frozenset[str], numpy: str,
-                     shape_text: str, shape: tuple) -> tuple[tuple[str, ...], str]:
-    lines = kernel_lines(expr, "__target", dict(leaves), donors, numpy, shape_text, shape)
+                     shape_text: str, shape: tuple, dtype: str) -> tuple[tuple[str, ...], str]:
+    lines = kernel_lines(expr, "__target", dict(leaves), donors, numpy, shape_text, shape, dtype)
     return tuple(lines), print_expr(expr)
 
 
@@ -74,28 +99,37 @@ def _note(kink: str) -> str:
     return "; " + " ".join(kink.split()) if kink else ""  # split() knows every line break
 
 
-@dataclass
+@dataclass(frozen=True)
 class FunctionSpec:
-    """What one generated function computes."""
+    """What one generated function computes (planned by :func:`graphc.schedule.plan_function`)."""
 
     name: str
     params: list[str]  # node ids taken as arguments, in order
     body: list[list[str]]  # node ids to compute, by level
     returns: list[str]  # node ids returned, in order
     doc: str = ""
-    returns_tuple: bool = True
 
 
 @dataclass
 class Module:
-    """Accumulates one generated module: constants, dims, functions."""
+    """The printer of one generated module's functions: identifiers, constants, statements.
+
+    It holds no state between functions but the namespace (identifiers are the module's)
+    and the constants (a module global each): every function is printed from its plan.
+    """
 
     graph: nx.MultiDiGraph
     namespace: Namespace = field(default_factory=Namespace)
     constants: dict[str, str] = field(default_factory=dict)  # identifier -> literal
     numpy: str = "numpy"
-    _statements: dict = field(default_factory=dict)  # (node, donors) -> lines
-    _dims_used: set = field(default_factory=set)  # the dims the function being written reads
+    # the function being printed: buffers handed from value to value carry one name, and
+    # kink notes already given; print_function resets both for every function
+    local: dict[str, str] = field(default_factory=dict)
+    noted: set[str] = field(default_factory=set)
+
+    def ident(self, node: str) -> str:
+        """A computed value's identifier (in this function: its buffer's name)."""
+        return self.local.get(node) or self.namespace.name(node)
 
     # -- atoms -----------------------------------------------------------------------------
     def is_scalar_const(self, node: str) -> bool:
@@ -113,33 +147,32 @@ class Module:
             if np.ndim(value) == 0:
                 return literal(value)
             # keyed by content: the forward and joint graphs may reuse a const's id
-            name = self.namespace.name(("const", freeze(value)), node)
-            self.constants.setdefault(name, literal(value))
+            dtype = self.const_dtype(node)
+            name = self.namespace.name(("const", dtype, freeze(value)), node)
+            self.constants.setdefault(name, const_source(value, dtype))
             return name
-        return self.namespace.name(node)
+        return self.ident(node)
+
+    def const_dtype(self, node: str) -> str:
+        """The dtype a const array is written in: its readers' when they compute in fewer bits
+        (the IR gives an op its first operand's dtype; a float64 constant must not widen a
+        float32 computation)."""
+        readers = self.graph.successors(node)
+        dtypes = [self.graph.nodes[node][ir.DTYPE]] + [self.graph.nodes[r][ir.DTYPE] for r in readers]
+        return min(dtypes, key=lambda d: (np.dtype(d).itemsize, d))
 
     def resolve(self, node: str) -> str:
         """The node whose statement computes ``node``'s value (aliases have none)."""
-        while ir.op_of(self.graph, node) in ALIASES:
-            node = ir.operands(self.graph, node)[0]
-        return node
+        return plan.resolve(self.graph, node)
 
     def is_inline(self, node: str) -> bool:
         """A transpose of all axes is written ``x.T`` where it is read: no statement of its own."""
-        data = self.graph.nodes[node]
-        return data[ir.OP] == "transpose" and data[ir.ATTRS].get("axes") is None
-
-    def base(self, node: str) -> str:
-        """The node holding the array ``node``'s code reads (through aliases and ``.T``)."""
-        node = self.resolve(node)
-        while self.is_inline(node):
-            node = self.resolve(ir.operands(self.graph, node)[0])
-        return node
+        return plan.is_inline(self.graph, node)
 
     def tensor_atom(self, node: str) -> str:
         """An operand of a tensor op's template: scalars as numpy scalars (they have .T, .reshape)."""
         if self.is_scalar_const(node):
-            return f"{self.numpy}.float64({self.atom(node)})"
+            return f"{self.numpy}.{self.const_dtype(node)}({self.atom(node)})"
         return self.atom(node)
 
     def symbol(self, node: str) -> sympy.Expr:
@@ -151,7 +184,6 @@ class Module:
     # -- dims ------------------------------------------------------------------------------
     def dim(self, d) -> str:
         if isinstance(d, sympy.Symbol):
-            self._dims_used.add(d)
             return self.namespace.name(("dim", d.name), d.name)
         if isinstance(d, sympy.Expr) and not d.is_Integer:
             return print_expr(d.subs({s: sympy.Symbol(self.dim(s)) for s in d.free_symbols}))
@@ -173,8 +205,8 @@ class Module:
                 expr = definition(op.name, freeze(data[ir.ATTRS]))(*[self.symbol(a) for a in args])
             values = {self.atom(a) for a in args if not self.is_scalar_const(a)}
             if not any(s.name in values for s in expr.free_symbols):
-                # a number (0, 1/N): a float64 scalar, as every other value is, never a Python int
-                return f"{self.numpy}.float64({print_expr(expr)})"
+                # a number (0, 1/N): a numpy scalar of the node's dtype, never a Python int
+                return f"{self.numpy}.{data[ir.DTYPE]}({print_expr(expr)})"
             return print_expr(expr)
         if op.lower is not None:
             return op.lower(self, [self.tensor_atom(a) for a in args], data[ir.ATTRS], node)
@@ -183,8 +215,8 @@ class Module:
             + ("expand composite ops first (the pipeline's expand stage)" if op.composite else "it has no numpy form")
         )
 
-    def _kernel(self, node: str, donors: frozenset[str], target: str) -> tuple[list[str], str]:
-        """The kernel lines and formula of an elementwise node.
+    def _canonical(self, node: str, donors: frozenset[str]):
+        """An elementwise node's expression over placeholders, and its cached kernel template.
 
         Worked out once per expression shape: the expression is made canonical (operands
         and dims as placeholders ``__a0``, ``__d0``) and its template cached, so the fifty
@@ -211,9 +243,26 @@ class Module:
             names[f"__d{j}"] = self.dim(dim)
         once = [a for a in args if args.count(a) == 1]  # a value read twice must not be overwritten
         donated = frozenset(f"__a{k}" for k, a in enumerate(args) if a in donors and a in once)
-        names["__target"] = target
         lines, formula = _kernel_template(expr.xreplace(mapping), tuple(leaves), donated, self.numpy,
-                                          self.shape(data[ir.SHAPE]), tuple(data[ir.SHAPE]))
+                                          self.shape(data[ir.SHAPE]), tuple(data[ir.SHAPE]), data[ir.DTYPE])
+        return expr, mapping, names, lines, formula
+
+    def handover(self, node: str, donors: frozenset[str]) -> str | None:
+        """The dying operand whose buffer ``node``'s kernel leaves its result in, if any."""
+        data = self.graph.nodes[node]
+        if not (get_op(data[ir.OP], node).elementwise and data[ir.SHAPE] and donors):
+            return None
+        lines = self._canonical(node, donors)[3]
+        for line in lines:
+            match = re.fullmatch(r"__target = __a(\d+)", line)
+            if match:
+                return ir.operands(self.graph, node)[int(match.group(1))]
+        return None
+
+    def _kernel(self, node: str, donors: frozenset[str], target: str) -> tuple[list[str], str]:
+        """The kernel lines and formula of an elementwise node, over the real names."""
+        expr, mapping, names, lines, formula = self._canonical(node, donors)
+        names = {**names, "__target": target}
 
         def fill(text: str) -> str:
             return _PLACEHOLDER.sub(lambda m: names[m.group(0)], text)
@@ -235,14 +284,7 @@ class Module:
             mapping[dim] = sympy.Symbol(self.dim(dim), positive=True)
         return expr.xreplace(mapping)
 
-    def statement(self, node: str, donors: frozenset[str] = frozenset()) -> list[str]:
-        """The line(s) computing ``node`` (cached: several functions compute the same node)."""
-        key = (node, donors)
-        if key not in self._statements:
-            self._statements[key] = self._statement(node, donors)
-        return self._statements[key]
-
-    def _statement(self, node: str, donors: frozenset[str]) -> list[str]:
+    def statement(self, node: str, donors: frozenset[str]) -> list[str]:
         """The line(s) computing ``node``.
 
         An elementwise node with an array result becomes a kernel of in-place ufunc calls
@@ -251,11 +293,15 @@ class Module:
         """
         data = self.graph.nodes[node]
         kink = data[ir.ATTRS].get("kink", "") if data[ir.OP] == "fused" else ""
+        if kink in self.noted:  # a convention is said once per function
+            kink = ""
+        self.noted.add(kink)
         comment = f"  # {node!r} {data[ir.OP]}{_note(kink)}"
-        target = self.namespace.name(node)
+        target = self.ident(node)
         op = get_op(data[ir.OP], node)
         if op.elementwise and data[ir.SHAPE]:
             lines, formula = self._kernel(node, donors, target)
+            lines = [line for line in lines if line != f"{target} = {target}"]  # the buffer keeps its name
             if len(lines) == 1:
                 return [lines[0] + comment]
             return [f"# {target} = {formula}  ({node!r} {data[ir.OP]}{_note(kink)})"] + lines
@@ -265,125 +311,119 @@ class Module:
         shared, (reduced,) = sympy.cse(expr, symbols=sympy.numbered_symbols("_t"), optimizations=None)
         lines = [f"{name} = {print_expr(part)}" for name, part in shared]
         temporaries = ", ".join(str(name) for name, _ in shared)
-        return lines + [f"{target} = {print_expr(reduced)}{comment}", f"del {temporaries}"]
+        return lines + [f"{target} = {print_expr(reduced)}{comment}"] + ([f"del {temporaries}"] if shared else [])
 
-    def function(self, spec: FunctionSpec, *, extra_params: tuple = (), dims_as_params: bool = False,
-                 saved: list[str] | None = None, extra_returns: tuple = (),
-                 updates: dict[str, str] | None = None) -> str:
-        """One generated function.
 
-        ``dims_as_params``: symbolic dims the body uses become parameters (after the
-        spec's), listed in ``self.last_dims``; otherwise they are bound from the shapes of
-        the parameters. ``saved``: return ``(outputs, saved + extra_returns)``.
-        ``updates`` ({gradient node: param node}): apply ``param -= lr * gradient`` in
-        place as soon as the gradient exists and nothing reads the param any more.
+    # -- functions -------------------------------------------------------------------------
+    def function(self, spec: FunctionSpec) -> str:
+        """A function computing ``spec``'s body (planned here; the pipeline plans its own)."""
+        return print_function(self, plan.plan_function(self.graph, spec.name, spec.params, spec.body,
+                                                       spec.returns, doc=spec.doc))
 
-        Liveness: each temporary is deleted right after its last reader, so its memory
-        goes back before the next statement runs.
-        """
-        self._dims_used = set(extra_returns)
-        order = [n for level in spec.body for n in level
-                 if ir.op_of(self.graph, n) not in SOURCES + ALIASES and not self.is_inline(n)]
-        position = {n: i for i, n in enumerate(order)}
-        # ordered (dict keys, not a set): the del lists must not follow hash order
-        reads = {n: list(dict.fromkeys(self.resolve(a) for a in ir.operands(self.graph, n))) for n in order}
-        last_use: dict[str, int] = {}
-        for i, n in enumerate(order):
-            for a in reads[n]:
-                while True:  # a view keeps the array it looks into alive (and un-updated)
-                    last_use[a] = i
-                    if ir.op_of(self.graph, a) not in VIEWS:
-                        break
-                    a = self.resolve(ir.operands(self.graph, a)[0])
-        keep = {self.base(n) for n in list(spec.returns) + list(saved or [])}
-        due: dict[int, list[tuple[str, str]]] = {}
-        watched: dict[str, list[str]] = {}  # param -> returned values that look into it
-        for grad, param in (updates or {}).items():
-            grad = self.resolve(grad)
-            watched[param] = [r for r in spec.returns if self.base(r) == param]
-            ready = max([position.get(grad, -1), last_use.get(param, -1)]
-                        + [position.get(self.resolve(r), -1) for r in watched[param]])
-            due.setdefault(ready, []).append((grad, param))
-            keep.add(grad)
-        snapshots: dict[str, str] = {}
+    def returned(self, item: plan.Returned) -> str:
+        """A returned value, copied when the plan says the caller would not own it otherwise."""
+        atom = self.atom(item.node)
+        if not item.copy:
+            return atom
+        if self.is_scalar_const(self.resolve(item.node)):
+            dtype = self.graph.nodes[item.node][ir.DTYPE]
+            return f"{self.numpy}.array({atom}, dtype={self.numpy}.{dtype})"
+        return f"{atom}.copy()"
 
-        def update(g: str, p: str) -> list[str]:
-            """The update, after copying what the function returns of the param's old value."""
-            out = []
-            for r in watched[p]:
-                snapshots[r] = self.namespace.internal("returned")
-                out.append(f"{snapshots[r]} = {self.atom(r)}.copy()  # returned as it was before the update")
-            return out + self._update(g, p, position)
 
-        dead: dict[int, list[str]] = {}
-        for node, i in last_use.items():
-            if node in position and node not in keep:
-                dead.setdefault(i, []).append(node)
-        lines: list[str] = [line for g, p in due.get(-1, []) for line in update(g, p)]
-        level_of = {n: k for k, level in enumerate(spec.body) for n in level}
-        current = None
-        for i, n in enumerate(order):
-            if level_of[n] != current:
-                current = level_of[n]
+def _uses(name: str, lines: list[str]) -> bool:
+    pattern = re.compile(rf"\b{re.escape(name)}\b")
+    return any(pattern.search(line) for line in lines)
+
+
+def print_function(module: Module, fn: plan.FunctionPlan) -> str:
+    """The source of one planned function.
+
+    Steps are printed in order, grouped under ``# level k`` comments; after each step the
+    values it was the last reader of are deleted, so their memory goes back before the
+    next statement runs. A dim the plan binds is printed where the body reads it.
+    """
+    module.local, module.noted = _buffer_names(module, fn), set()
+    lines: list[str] = []
+    current = None
+    sizes = fn.level_sizes
+    for step in fn.steps:
+        if step.level != current:
+            current = step.level
+            if sizes[current] > 1:  # a level of one statement needs no heading
                 lines.append(f"# level {current}")
-            viewed = {self.base(a) for a in ir.operands(self.graph, n) if self.base(a) != self.resolve(a)}
-            donors = frozenset(d for d in dead.get(i, ()) if d in reads[n] and d not in viewed and self._owns(d, n))
-            lines.extend(self.statement(n, donors))
-            for g, p in due.get(i, []):
-                lines.extend(update(g, p))
-                if g in position:
-                    dead.setdefault(i, []).append(g)
-            if dead.get(i):
-                lines.append("del " + ", ".join(self.namespace.name(d) for d in dead[i]))
-        returned = _tuple([snapshots.get(r) or self.returned(r, spec.returns) for r in spec.returns])
-        if saved is not None:
-            kept = [self.atom(n) for n in saved] + [self.dim(d) for d in extra_returns]
-            lines.append(f"return {returned}, {_tuple(kept)}")
+        lines.extend(module.statement(step.node, step.donates))
+        frees = [module.ident(d) for d in step.frees if module.ident(d) != module.ident(step.node)]
+        if frees:
+            lines.append("del " + ", ".join(frees))
+    returned = _tuple([module.returned(r) for r in fn.returns])
+    if fn.saved or fn.name == "train_forward":
+        kept = [module.atom(n) for n in fn.saved] + [module.dim(d) for d in fn.saved_dims]
+        lines.append(f"return {returned}, [{', '.join(kept)}]")
+    else:
+        lines.append(f"return {returned}")
+    binds = [f"{module.dim(d)} = {module.namespace.name(arg)}.shape[{axis}]" for d, arg, axis in fn.binds
+             if _uses(module.dim(d), lines)]
+    params = [module.namespace.name(a) for a in fn.args]
+    params += [module.dim(d) for d in fn.dim_args]
+    trailing = [module.namespace.name(a) if a in module.graph else a for a in fn.trailing]
+    if fn.packed:  # one list the function empties: the caller holds no saved value while it runs
+        unpack = [f"{_tuple(params)} = saved"] if params else []
+        binds = unpack + ["saved.clear()  # each value is freed after its last use"] + binds
+        params = ["saved"]
+    params += trailing
+    header = [f"def {fn.name}({', '.join(params)}):"]
+    if fn.doc:
+        header.append(f'    """{fn.doc}"""')
+    module.local, module.noted = {}, set()
+    return "\n".join(header + ["    " + line for line in binds + lines]) + "\n"
+
+
+def _buffer_names(module: Module, fn: plan.FunctionPlan) -> dict[str, str]:
+    """One name per buffer: a kernel that leaves its result in a dying operand's buffer
+    hands that buffer on, and the buffer carries the name of the last value it holds
+    from its first statement on (``h1 = x @ W1; numpy.maximum(h1, 0, out=h1)``, not
+    ``relu = matmul; del matmul``)."""
+    chain: dict[str, list[str]] = {}
+    for step in fn.steps:
+        donor = module.handover(step.node, step.donates)
+        members = chain.pop(donor, [donor]) if donor is not None else []
+        chain[step.node] = members + [step.node]
+    return {member: module.namespace.name(last) for last, members in chain.items() for member in members
+            if len(members) > 1}
+
+
+def print_sgd_step(module: Module, step: plan.StepPlan) -> str:
+    """``sgd_step``: the training forward, the backward pass from cotangent 1, the updates.
+
+    Every new value is computed before the first param changes (see
+    :class:`graphc.schedule.StepPlan`): an error leaves every param as it was.
+    """
+    graph, np_ = module.graph, module.numpy
+    args = [module.namespace.name(a) for a in step.args]
+    dtype = graph.nodes[step.seed][ir.DTYPE] if step.seed in graph else "float64"
+    one = f"{np_}.ones((), dtype={np_}.{dtype})"
+    # sgd_step's own locals: clear of the module's names and of its arguments
+    local = Namespace(RESERVED | set(module.constants) | set(args) | {"outputs"})
+    grads = [local.name(u.param, f"d_{u.param}") for u in step.updates]
+    lines = [f"outputs, saved = train_forward({', '.join(args)})"]
+    if grads:
+        lines.append(f"{_tuple(grads)} = backward_pass(saved, {one})")
+        lines.append("del saved  # emptied by backward_pass")
+        lines.append("# the new values first: an error (a bad lr, a floating-point error) leaves every param unchanged")
+    new = []
+    for u, g in zip(step.updates, grads):
+        p = module.namespace.name(u.param)
+        if u.in_place:  # backward_pass returns arrays the caller owns: the new value goes into the gradient's
+            lines.append(f"{np_}.multiply({g}, lr, out={g})")
+            lines.append(f"{np_}.subtract({p}, {g}, out={g})  # {u.param!r} - lr * its gradient")
+            new.append((p, g))
         else:
-            lines.append(f"return {returned}")
-        dims = sorted(self._dims_used, key=lambda d: d.name)
-        self.last_dims = tuple(dims)
-        params = [self.namespace.name(p) for p in spec.params]
-        if dims_as_params:
-            params += [self.dim(d) for d in dims]
-            binds = []
-        else:
-            binds = [self._bind_dim(d, spec.params) for d in dims]
-        params += list(extra_params)
-        header = [f"def {spec.name}({', '.join(params)}):"]
-        if spec.doc:
-            header.append(f'    """{spec.doc}"""')
-        return "\n".join(header + ["    " + line for line in binds + lines]) + "\n"
-
-    def _update(self, grad: str, param: str, position: dict) -> list[str]:
-        """``param -= lr * grad``; a gradient that is a fresh array is scaled in place first,
-        so the update allocates nothing."""
-        name, value = self.namespace.name(param), self.atom(grad)
-        data = self.graph.nodes[grad]
-        if grad in position and data[ir.OP] not in VIEWS and tuple(data[ir.SHAPE]) == tuple(
-                self.graph.nodes[param][ir.SHAPE]):
-            return [f"{value} *= lr", f"{name} -= {value}  # SGD: {param!r}"]
-        return [f"{name} -= lr * {value}  # SGD: {param!r}"]
-
-    def _owns(self, operand: str, node: str) -> bool:
-        """Whether ``operand``'s buffer is a fresh array of ``node``'s shape (not a view)."""
-        data = self.graph.nodes[operand]
-        return (data[ir.OP] not in SOURCES + ALIASES + VIEWS and tuple(data[ir.SHAPE]) == tuple(
-            self.graph.nodes[node][ir.SHAPE]) and data[ir.DTYPE] == self.graph.nodes[node][ir.DTYPE])
-
-    def returned(self, node: str, returns: list[str]) -> str:
-        """A returned value: broadcast views are copied so callers own what they get."""
-        atom = self.atom(node)
-        if ir.op_of(self.graph, node) == "broadcast":
-            return f"{atom}.copy()"
-        return atom
-
-    def _bind_dim(self, d: sympy.Symbol, params: list[str]) -> str:
-        for p in params:
-            shape = self.graph.nodes[p][ir.SHAPE]
-            if d in shape:
-                return f"{self.dim(d)} = {self.namespace.name(p)}.shape[{list(shape).index(d)}]"
-        raise GraphError(
-            f"symbolic dim {d} is used by the computation but no argument of the function has it; "
-            "declare an input with this dim"
-        )
+            fresh = local.name(("new", u.param), f"new_{p}")
+            lines.append(f"{fresh} = {p} - lr * {g}  # {u.param!r} - lr * its gradient")
+            new.append((p, fresh))
+    lines += [f"{p}[...] = {value}" for p, value in new]
+    lines.append("return outputs")
+    header = [f"def sgd_step({', '.join(args + ['lr'])}):",
+              '    """One step of SGD: the outputs, with every param updated in place (p -= lr * grad)."""']
+    return "\n".join(header + ["    " + line for line in lines]) + "\n"

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import sympy
 
 from .. import shapes
-from ..ops.functions import sigmoid, softplus
+from ..ops.functions import STABLE_FORMS, logaddexp, stable_form
 from .printer import print_expr
 
 __all__ = ["kernel_lines", "repeats"]
@@ -40,10 +40,15 @@ class Value:
 
 
 class _Kernel:
-    def __init__(self, leaf_shapes: dict[sympy.Symbol, tuple], donors: set[str], numpy: str = "numpy"):
+    def __init__(self, leaf_shapes: dict[sympy.Symbol, tuple], donors: set[str], numpy: str = "numpy",
+                 dtype: str = "float64"):
         self.leaf_shapes = dict(leaf_shapes)  # shared parts are added: never the caller's dict
+        # 0-d leaves (a cotangent seed, a saved scalar) are numbers to the kernel: they join
+        # the coefficient (``(2/3)*d_loss``) instead of costing a pass over the array
+        self.arrays = {s for s, shape in self.leaf_shapes.items() if tuple(shape)}
         self.donors = set(donors)
         self.np = numpy
+        self.dtype = dtype  # the result's: a comparison becomes 0/1 of it
         self.lines: list[str] = []
         self.buffers: list[str] = []
         self._shape_cache: dict[sympy.Expr, tuple] = {}
@@ -80,10 +85,10 @@ class _Kernel:
 
     def value(self, expr: sympy.Expr) -> Value:
         if expr.is_Symbol:
-            if expr in self.leaf_shapes:
+            if expr in self.arrays:
                 return Value(expr.name, self.leaf_shapes[expr], expr.name in self.donors)
-            return Value(print_expr(expr), None, False)  # a symbolic dim: a number
-        if expr.is_Number or not expr.free_symbols & set(self.leaf_shapes):
+            return Value(print_expr(expr), None, False)  # a symbolic dim or a 0-d leaf: a number
+        if expr.is_Number or not expr.free_symbols & self.arrays:
             return Value(_parenthesized(print_expr(expr)), None, False)
         rule = self._rules().get(expr.func)
         if rule is None:
@@ -102,7 +107,7 @@ class _Kernel:
     def _rules(self) -> dict[type, Callable[[sympy.Expr], Value]]:
         return {
             sympy.Add: self.add, sympy.Mul: self.mul, sympy.Pow: self.pow,
-            sigmoid: self.sigmoid, softplus: self.softplus, sympy.Max: self.extremum,
+            **{f: self.stable for f in STABLE_FORMS}, logaddexp: self.logaddexp, sympy.Max: self.extremum,
             sympy.Min: self.extremum, sympy.Heaviside: self.step, **{f: self.unary for f in UNARY},
         }
 
@@ -135,7 +140,7 @@ class _Kernel:
     def mul(self, expr: sympy.Expr) -> Value:
         coefficient, rest = expr.as_coeff_Mul()
         numerator, denominator = [], []
-        leaves = set(self.leaf_shapes)
+        leaves = self.arrays
         arrays = [f for f in sympy.Mul.make_args(rest) if f.free_symbols & leaves]
         scalars = [f for f in sympy.Mul.make_args(rest) if not f.free_symbols & leaves]
         coefficient = coefficient * sympy.Mul(*scalars)  # 1/(2048 N): one multiplication
@@ -183,17 +188,12 @@ class _Kernel:
     def unary(self, expr: sympy.Expr) -> Value:
         return self.call(UNARY[expr.func], [self.value(expr.args[0])], self.shape(expr))
 
-    def sigmoid(self, expr: sympy.Expr) -> Value:
-        shape = self.shape(expr)
-        z = self.value(expr.args[0])
-        t = self.call("negative", [z], shape)
-        t = self.call("minimum", [t, Value("709.0", None, False)], shape)  # exp stays finite
-        t = self.call("exp", [t], shape)
-        t = self.call("add", [t, Value("1.0", None, False)], shape)
-        return self.call("divide", [Value("1.0", None, False), t], shape)
+    def stable(self, expr: sympy.Expr) -> Value:
+        """A function with a stable numpy form (``ops.functions.STABLE_FORMS``): that form's ufuncs."""
+        return self.value(stable_form(expr))
 
-    def softplus(self, expr: sympy.Expr) -> Value:
-        return self.call("logaddexp", [Value("0.0", None, False), self.value(expr.args[0])], self.shape(expr))
+    def logaddexp(self, expr: sympy.Expr) -> Value:
+        return self.call("logaddexp", [self.value(a) for a in expr.args], self.shape(expr))
 
     def extremum(self, expr: sympy.Expr) -> Value:
         function = "maximum" if isinstance(expr, sympy.Max) else "minimum"
@@ -222,12 +222,12 @@ def _parenthesized(text: str) -> str:
 
 def kernel_lines(expr: sympy.Expr, target: str, leaf_shapes: dict[sympy.Symbol, tuple],
                  donors: set[str] = frozenset(), numpy: str = "numpy", shape_text: str = "",
-                 shape: tuple | None = None) -> list[str]:
+                 shape: tuple | None = None, dtype: str = "float64") -> list[str]:
     """Statements computing ``expr`` into ``target``, one ufunc call per operation.
 
     ``leaf_shapes`` maps each operand symbol (named by its identifier) to its shape;
     ``donors`` names operands whose buffers may be overwritten (they die here);
-    ``shape`` and ``shape_text`` are the result's shape and its printed form (a result that
+    ``shape`` and ``shape_text`` are the result's shape and its printed form, ``dtype`` its dtype (a result that
     is a number, or whose operands broadcast to less, is widened to it).
     """
     if repeats(expr):
@@ -237,10 +237,12 @@ def kernel_lines(expr: sympy.Expr, target: str, leaf_shapes: dict[sympy.Symbol, 
     parts = [p for _, p in shared] + [reduced]
     # a donor read twice must survive its first reader: only single readers may write into it
     single = {d for d in donors if sum(p.count(sympy.Symbol(d, real=True)) for p in parts) == 1}
-    kernel = _Kernel(leaf_shapes, single, numpy)
+    kernel = _Kernel(leaf_shapes, single, numpy, dtype)
     for name, part in shared:
         value = _materialized(kernel, kernel.value(part))
         kernel.leaf_shapes[name] = kernel.shape(part)
+        if kernel.leaf_shapes[name]:
+            kernel.arrays.add(name)
         kernel.lines.append(f"{name} = {value.text}")
     result = _materialized(kernel, kernel.value(reduced))
     if shape is not None and result.shape is not None and tuple(result.shape) != tuple(shape):
@@ -254,7 +256,7 @@ def kernel_lines(expr: sympy.Expr, target: str, leaf_shapes: dict[sympy.Symbol, 
         lines = [pattern.sub(target, line) for line in lines]
         kernel.buffers.remove(result.text)
     elif result.shape is None:  # a number standing for a whole array
-        lines.append(f"{target} = {numpy}.full({shape_text}, {result.text}, dtype={numpy}.float64)")
+        lines.append(f"{target} = {numpy}.full({shape_text}, {result.text}, dtype={numpy}.{dtype})")
     elif result.owned:  # a dying operand's buffer changes hands
         lines.append(f"{target} = {result.text}")
     else:  # another value's array: copy it, so that writing into the result harms nothing
@@ -269,6 +271,6 @@ def _materialized(kernel: _Kernel, value: Value) -> Value:
     """A value that can stand alone as a float array (a comparison becomes 0.0/1.0)."""
     if value.boolean:
         name = kernel.fresh()
-        kernel.lines.append(f"{name} = {value.text}.astype({kernel.np}.float64)")
+        kernel.lines.append(f"{name} = {value.text}.astype({kernel.np}.{kernel.dtype})")
         return Value(name, value.shape, True)
     return value

@@ -19,8 +19,8 @@ __all__ = ["Namespace", "RESERVED"]
 
 RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins)) | {
     "numpy", "forward", "backward", "forward_pass", "backward_pass", "train_forward",
-    "value_and_grad", "sgd_step", "INPUTS", "PARAMS", "OUTPUTS", "GRADS",
-    "seed", "lr",  # the generated functions' own arguments
+    "value_and_grad", "sgd_step", "INPUTS", "PARAMS", "OUTPUTS", "GRADS", "DTYPES", "TARGET",
+    "seed", "lr", "saved", "outputs",  # the generated functions' own arguments and locals
 }
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]+")

@@ -5,6 +5,7 @@ An entry has its arity, traits (elementwise, commutative), shape rule, and one o
   from which derivatives come by ``sympy.diff`` (see :func:`local_partials`);
 - ``lower``: how a tensor op prints, a short template over printed operands;
 - ``expand``: for composite ops, their numerically stable expansion into primitives.
+- ``reference``: for tensor and composite ops, their direct numpy definition (the oracle).
 VJP rules of tensor ops live in ``graphc/ops/tensor.py`` next to their shape rules.
 """
 
@@ -18,7 +19,8 @@ import sympy
 
 from ..errors import GraphError
 
-__all__ = ["Op", "OPS", "register", "get_op", "definition", "local_partials", "freeze"]
+__all__ = ["Op", "OPS", "register", "get_op", "definition", "local_partials", "freeze", "const_number",
+           "select_steps"]
 
 
 @dataclass(frozen=True)
@@ -32,11 +34,19 @@ class Op:
     lower: Callable | None = None  # tensor ops: (ctx, args, attrs, node) -> numpy expression
     expand: Callable | None = None  # composite ops: (graph, args, attrs) -> result node
     vjp: Callable | None = None  # tensor ops: (graph, node, cotangent) -> per-operand cotangents
+    # tensor and composite ops: (operand arrays, attrs with dims bound) -> array, the op's direct
+    # numpy definition, which the reference interpreter (graphc/evaluate.py) runs
+    reference: Callable | None = None
     attrs: dict = field(default_factory=dict)  # attribute name -> default (None: required)
     kink: str = ""  # the convention at points where the derivative does not exist
     convention: Callable | None = None  # (partial, operand index) -> partial obeying ``kink``
     doc: str = ""
     builtin: bool = True
+    # the user function ``gc.<function>(*operands, **attrs)`` made from this entry ("" for none),
+    # its operands' parameter names (default x, or a and b) and the attrs it must be given
+    function: str = ""
+    operand_names: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()
 
     @property
     def composite(self) -> bool:
@@ -51,9 +61,14 @@ OPS: dict[str, Op] = {}
 
 
 def register(op: Op, replace: bool = False) -> Op:
-    """Add an op to the table; a name can be taken once unless ``replace``."""
-    if op.name in OPS and not replace:
-        raise GraphError(f"op {op.name!r} is already in the op table; choose another name")
+    """Add an op to the table; a name can be taken once unless ``replace``.
+
+    Built-in ops are final: once registered, no entry replaces them.
+    """
+    existing = OPS.get(op.name)
+    if existing is not None and (existing.builtin or not replace):
+        raise GraphError(f"op {op.name!r} is already in the op table{' (built in)' if existing.builtin else ''}; "
+                         "choose another name")
     OPS[op.name] = op
     definition.cache_clear()
     local_partials.cache_clear()
@@ -85,6 +100,14 @@ def freeze(value: object) -> object:
 def arg_symbols(arity: int) -> tuple[sympy.Symbol, ...]:
     """The scalar symbols ``x0, x1, ...`` an elementwise definition is written over."""
     return tuple(sympy.Symbol(f"x{k}", real=True) for k in range(arity))
+
+
+def const_number(value) -> sympy.Expr:
+    """A scalar const as a sympy number: integral values as Integer (so ``x**2`` stays so)."""
+    number = float(value)
+    if number.is_integer() and abs(number) < 2**53:
+        return sympy.Integer(int(number))
+    return sympy.Float(number)
 
 
 OUT = sympy.Symbol("y", real=True)  # the op's own output, for derivatives that reuse it
@@ -119,8 +142,42 @@ def local_partials(name: str, frozen_attrs: tuple = (), constants: tuple = ()) -
         partial = sympy.powsimp(sympy.diff(body, symbol))
         if op.convention is not None:
             partial = op.convention(partial, len(partials))
-        partials.append(_through_output(partial, body))
+        partials.append(_through_output(select_steps(partial), body))
     return tuple(partials)
+
+
+def select_steps(partial: sympy.Expr) -> sympy.Expr:
+    """Products of a step and a factor that may be infinite where the step is 0, as selections.
+
+    A kink convention says "the derivative is 0 where a branch is not taken" (a clamp's
+    flat side): ``Heaviside(c, 1) * (1 - y)/(1 - p)`` must be 0 where ``c < 0``, even where
+    ``1/(1 - p)`` is infinite, and 0 * inf is NaN. So such a product becomes
+    ``Piecewise((factor, c >= 0), (0, True))``, which selects. A polynomial factor (relu's
+    ``g * Heaviside(z, 1)``) is finite wherever its operands are, and stays a product.
+
+    >>> p, y = sympy.symbols("p y", real=True)
+    >>> select_steps(sympy.Heaviside(sympy.log(p) + 100, 1) * y / p)
+    Piecewise((y/p, log(p) >= -100), (0, True))
+    >>> select_steps(y * sympy.Heaviside(p, 1))
+    y*Heaviside(p, 1)
+    """
+    def selected(product: sympy.Expr) -> sympy.Expr:
+        steps = [f for f in sympy.Mul.make_args(product) if isinstance(f, sympy.Heaviside)]
+        if not steps:
+            return product
+        factor = sympy.Mul(*[f for f in sympy.Mul.make_args(product) if f != steps[0]])
+        if factor.is_polynomial(*factor.free_symbols):
+            return product
+        arg = steps[0].args[0]
+        at = steps[0].args[1] if len(steps[0].args) > 1 else sympy.S.Half  # sympy's value at 0
+        factor = selected(factor)
+        if at == 1:
+            return sympy.Piecewise((factor, arg >= 0), (0, True))
+        if at == 0:
+            return sympy.Piecewise((factor, arg > 0), (0, True))
+        return sympy.Piecewise((factor, arg > 0), (at * factor, sympy.Eq(arg, 0)), (0, True))
+
+    return partial.replace(lambda e: e.is_Mul and any(isinstance(f, sympy.Heaviside) for f in e.args), selected)
 
 
 def _through_output(partial: sympy.Expr, body: sympy.Expr) -> sympy.Expr:

@@ -9,6 +9,8 @@ as the lecture's J = 1/n sum L: ``mse`` and ``bce`` over all elements,
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import shapes
 from ..errors import ShapeError, describe
 from .base import Op, register
@@ -31,57 +33,79 @@ def _loss_shape(arg_shapes, attrs, node=None, op=None):
     return ()
 
 
-def _f():
-    from .. import functional  # the op functions; imported late: they import this table
-
-    return functional
-
-
 def _max_shift(x, axis):
     """max(x) over ``axis`` (kept), behind stop_gradient: the shift changes no value."""
-    f = _f()
-    return f.stop_gradient(f.max(x, axis=axis, keepdims=True))
+    ed = x.editor
+    return ed.add("stop_gradient", [ed.add("max", [x], {"axis": axis, "keepdims": True})])
+
+
+def _logsumexp_of(x, axis, keepdims):
+    return x.editor.add("logsumexp", [x], {"axis": axis, "keepdims": keepdims})
 
 
 def _expand_logsumexp(args, attrs):
-    f = _f()
     (x,) = args
+    ed = x.editor
     axis, keep = attrs["axis"], attrs["keepdims"]
     shift = _max_shift(x, axis)
-    kept = f.log(f.sum(f.exp(x - shift), axis=axis, keepdims=True)) + shift
+    kept = ed.add("log", [ed.sum(ed.add("exp", [x - shift]), axis=axis, keepdims=True)]) + shift
     if keep:
         return kept
-    return f.reshape(kept, _reduce_shape([x.shape], attrs))
+    return ed.reshape(kept, _reduce_shape([x.shape], attrs))
 
 
 def _expand_softmax(args, attrs):
-    f = _f()
     (x,) = args
-    e = f.exp(x - _max_shift(x, attrs["axis"]))
-    return e / f.sum(e, axis=attrs["axis"], keepdims=True)
+    ed = x.editor
+    e = ed.add("exp", [x - _max_shift(x, attrs["axis"])])
+    return e / ed.sum(e, axis=attrs["axis"], keepdims=True)
 
 
 def _expand_log_softmax(args, attrs):
-    f = _f()
     (x,) = args
-    return x - f.logsumexp(x, axis=attrs["axis"], keepdims=True)
+    return x - _logsumexp_of(x, attrs["axis"], True)
 
 
 def _expand_softmax_cross_entropy(args, attrs):
     # With rows of the target summing to 1 (one-hot or smoothed labels),
     # -sum(y * log_softmax(z)) = logsumexp(z) - sum(y * z): exact for any logits.
-    f = _f()
     logits, target = args
+    ed = logits.editor
     axis = attrs["axis"]
-    return f.mean(f.logsumexp(logits, axis=axis) - f.sum(target * logits, axis=axis))
+    return ed.add("mean", [_logsumexp_of(logits, axis, False) - ed.sum(target * logits, axis=axis)])
 
 
 def _expand_mean_of(term):
     def expand(args, attrs):
-        f = _f()
-        return f.mean(f.apply(term, *args))
+        ed = args[0].editor
+        return ed.add("mean", [ed.add(term, args)])
 
     return expand
+
+
+# Direct numpy definitions, for the reference interpreter: the textbook formulas, written
+# apart from the expansions above so that the interpreter checks those expansions.
+def _logsumexp(x, axis, keepdims):
+    axes = normalize_axes(axis, x.ndim)
+    peak = np.max(x, axis=axes, keepdims=True)
+    peak = np.where(np.isfinite(peak), peak, 0.0)  # a row of -inf sums to 0: log 0 = -inf
+    out = np.log(np.sum(np.exp(x - peak), axis=axes, keepdims=True)) + peak
+    return out if keepdims else np.squeeze(out, axis=axes)
+
+
+def _log_softmax(x, axis):
+    return x - _logsumexp(x, axis, True)
+
+
+def _reference_bce(values, attrs):
+    p, y = values
+    return np.mean(-(y * np.maximum(np.log(p), -100) + (1 - y) * np.maximum(np.log1p(-p), -100)))
+
+
+def _reference_softmax_cross_entropy(values, attrs):
+    logits, target = values
+    axis = normalize_axes(attrs["axis"], logits.ndim)
+    return np.mean(-np.sum(target * _log_softmax(logits, axis), axis=axis))
 
 
 def _check_axis_shape(rule):
@@ -93,23 +117,32 @@ def _check_axis_shape(rule):
 
 
 register(Op("softmax", 1, _check_axis_shape(_same_shape), attrs={"axis": -1}, expand=_expand_softmax,
-            doc="exp(x - max) / sum(exp(x - max)) over axis"))
+            reference=lambda values, attrs: np.exp(_log_softmax(values[0], attrs["axis"])),
+            doc="exp(x - max) / sum(exp(x - max)) over axis", function="softmax"))
 register(Op("log_softmax", 1, _check_axis_shape(_same_shape), attrs={"axis": -1},
-            expand=_expand_log_softmax, doc="x - logsumexp(x) over axis"))
+            expand=_expand_log_softmax, doc="x - logsumexp(x) over axis", function="log_softmax",
+            reference=lambda values, attrs: _log_softmax(values[0], attrs["axis"])))
 register(Op("logsumexp", 1, _reduce_shape, attrs={"axis": None, "keepdims": False},
-            expand=_expand_logsumexp, doc="log(sum(exp(x))) over axes, with the max shift"))
+            expand=_expand_logsumexp, doc="log(sum(exp(x))) over axes, with the max shift", function="logsumexp",
+            reference=lambda values, attrs: _logsumexp(values[0], attrs["axis"], attrs["keepdims"])))
 def _expand_mse(args, attrs):
     # square(pred - y), not one squared_error op: the backward pass then reuses pred - y
-    f = _f()
     pred, target = args
-    return f.mean(f.square(pred - target))
+    ed = pred.editor
+    return ed.add("mean", [ed.add("square", [pred - target])])
 
 
-register(Op("mse", 2, _loss_shape, expand=_expand_mse, doc="mean over all elements of (pred - y)**2"))
-register(Op("bce", 2, _loss_shape, expand=_expand_mean_of("bce_terms"),
-            doc="binary cross-entropy of probabilities p, mean over all elements"))
+register(Op("mse", 2, _loss_shape, expand=_expand_mse, doc="mean over all elements of (pred - y)**2",
+            function="mse", operand_names=("pred", "target"),
+            reference=lambda values, attrs: np.mean((values[0] - values[1]) ** 2)))
+register(Op("bce", 2, _loss_shape, expand=_expand_mean_of("bce_terms"), reference=_reference_bce,
+            doc="binary cross-entropy of probabilities p, mean over all elements",
+            function="bce", operand_names=("p", "target")))
 register(Op("bce_with_logits", 2, _loss_shape, expand=_expand_mean_of("bce_logits_terms"),
-            doc="binary cross-entropy of sigmoid(z) from logits z, mean over all elements"))
+            reference=lambda values, attrs: np.mean(np.logaddexp(0, values[0]) - values[1] * values[0]),
+            doc="binary cross-entropy of sigmoid(z) from logits z, mean over all elements",
+            function="bce_with_logits", operand_names=("logits", "target")))
 register(Op("softmax_cross_entropy", 2, _check_axis_shape(_loss_shape), attrs={"axis": -1},
-            expand=_expand_softmax_cross_entropy,
-            doc="cross-entropy of softmax(logits) against one-hot rows, mean over rows"))
+            expand=_expand_softmax_cross_entropy, reference=_reference_softmax_cross_entropy,
+            doc="cross-entropy of softmax(logits) against one-hot rows, mean over rows",
+            function="softmax_cross_entropy", operand_names=("logits", "onehot")))

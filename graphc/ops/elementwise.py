@@ -32,11 +32,18 @@ def heaviside_at(*values):
 
 
 def add_elementwise(name, arity, fn, *, commutative=False, attrs=None, kink="", convention=None,
-                    doc="", builtin=True, replace=False):
+                    doc="", builtin=True, replace=False, function=None):
+    """One elementwise op: its scalar sympy definition is all there is to write.
+
+    ``function`` names the user function made from it (``gc.<name>`` for built-in ops by
+    default; "" for none, as for the loss terms the composite losses average).
+    """
+    if function is None:
+        function = name if builtin else ""
     return register(
         Op(name=name, arity=arity, shape=elementwise_shape, elementwise=True,
            commutative=commutative, fn=fn, attrs=dict(attrs or {}), kink=kink,
-           convention=convention, doc=doc, builtin=builtin),
+           convention=convention, doc=doc, builtin=builtin, function=function),
         replace=replace,
     )
 
@@ -84,16 +91,16 @@ add_elementwise("softplus", 1, softplus, doc="log(1 + exp(z)), stable")
 
 # Loss terms (the composite losses average them).
 add_elementwise(
-    "squared_error", 2, lambda g, y: (g - y) ** 2, doc="(g - y)**2, the lecture's squared loss",
+    "squared_error", 2, lambda g, y: (g - y) ** 2, doc="(g - y)**2, the lecture's squared loss", function="",
 )
 add_elementwise(
     "bce_terms", 2,
     lambda p, y: -(y * sympy.Max(sympy.log(p), -100) + (1 - y) * sympy.Max(log1p(-p), -100)),
-    doc="-(y log p + (1 - y) log(1 - p)), logs clamped at -100 so p in {0, 1} stays finite",
+    doc="-(y log p + (1 - y) log(1 - p)), logs clamped at -100 so p in {0, 1} stays finite", function="",
     kink="where a log is clamped at -100 its derivative is 0",
     convention=heaviside_at(1),
 )
 add_elementwise(
     "bce_logits_terms", 2, lambda z, y: softplus(z) - y * z,
-    doc="binary cross-entropy of sigmoid(z) written through the logit z: softplus(z) - y z",
+    doc="binary cross-entropy of sigmoid(z) written through the logit z: softplus(z) - y z", function="",
 )

@@ -56,4 +56,27 @@ class softplus(sympy.Function):  # noqa: N801
         return self.rewrite(sympy.exp)._eval_evalf(prec)
 
 
-__all__ = ["sigmoid", "softplus"]
+class logaddexp(sympy.Function):  # noqa: N801
+    """log(exp(a) + exp(b)) without overflow: numpy's ``logaddexp``, a form to print, not to simplify."""
+
+    def _eval_rewrite_as_exp(self, a, b, **kwargs):
+        return sympy.log(sympy.exp(a) + sympy.exp(b))
+
+
+# The one table of numerically stable numpy forms: each function is printed, and lowered
+# into ufunc calls, as this expression of its argument. sigmoid: 1/(1 + exp(-z)) is exact
+# in both tails, with the exponent capped at 709 (exp's largest finite argument) so that
+# z < -709 gives ~1e-308 without an overflow. softplus: numpy.logaddexp(0, z).
+STABLE_FORMS = {
+    sigmoid: lambda z: 1 / (1 + sympy.exp(sympy.Min(-z, sympy.Float(709.0)))),
+    softplus: lambda z: logaddexp(sympy.Integer(0), z),
+}
+
+
+def stable_form(expr: sympy.Expr) -> sympy.Expr | None:
+    """``expr`` (a call of a function in STABLE_FORMS) in its stable form, or None."""
+    form = STABLE_FORMS.get(expr.func)
+    return None if form is None else form(*expr.args)
+
+
+__all__ = ["sigmoid", "softplus", "logaddexp", "STABLE_FORMS", "stable_form"]

@@ -1,16 +1,20 @@
 """Tensor ops: sources, matmul, transpose, reshape, reductions, broadcast, stop_gradient.
 
-Each entry keeps its shape rule and its numpy template side by side; the VJP rules, also
-graph construction, are attached in ``graphc/ops/vjp.py``.
+Each entry keeps its shape rule, its numpy template, its reference definition (for the
+reference interpreter) and its VJP rule side by side. VJP rules build the backward graph
+with the IR editor (``ops/editor.py``) and return a cotangent of the operand's exact
+shape (see ``ops/vjp.py``).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import sympy
 
-from .. import shapes
+from .. import ir, shapes
 from ..errors import ShapeError, describe
 from .base import Op, register
+from .vjp import NO_GRADIENT, broadcast_back, unbroadcast
 
 __all__ = ["normalize_axes"]
 
@@ -69,10 +73,41 @@ def _matmul_shape(arg_shapes, attrs, node=None, op=None):
     return batch + rows + cols
 
 
+def _swap_last(x):
+    if len(x.shape) == 2:
+        return x.T
+    axes = tuple(range(len(x.shape) - 2)) + (len(x.shape) - 1, len(x.shape) - 2)
+    return x.editor.transpose(x, axes)
+
+
+def _matmul_vjp(node, args, g, k):
+    ed = node.editor
+    a, b = args
+    if len(a.shape) == 1 and len(b.shape) == 1:  # inner product: out is a scalar
+        return broadcast_back(g, a.shape) * (b if k == 0 else a)
+    if len(a.shape) == 1:  # (k,) @ (..., k, m) -> (..., m)
+        if k == 0:
+            return unbroadcast(ed.reshape(b @ ed.reshape(g, g.shape + (1,)), b.shape[:-1]), a.shape)
+        return unbroadcast(ed.reshape(a, (a.shape[0], 1)) @ ed.reshape(g, g.shape[:-1] + (1, g.shape[-1])), b.shape)
+    if len(b.shape) == 1:  # (..., n, k) @ (k,) -> (..., n)
+        if k == 0:
+            return unbroadcast(ed.reshape(g, g.shape + (1,)) @ ed.reshape(b, (1, b.shape[0])), a.shape)
+        column = ed.reshape(g, g.shape + (1,))
+        return unbroadcast(ed.reshape(_swap_last(a) @ column, a.shape[:-2] + (a.shape[-1],)), b.shape)
+    if k == 0:
+        return unbroadcast(g @ _swap_last(b), a.shape)
+    return unbroadcast(_swap_last(a) @ g, b.shape)
+
+
 register(Op(
-    "matmul", 2, _matmul_shape, doc="a @ b (numpy matmul semantics)",
-    lower=lambda ctx, args, attrs, node: f"{args[0]} @ {args[1]}",
+    "matmul", 2, _matmul_shape, doc="a @ b (numpy matmul semantics)", function="matmul",
+    reference=lambda values, attrs: np.matmul(*values),
+    lower=lambda ctx, args, attrs, node: f"{args[0]} @ {args[1]}", vjp=_matmul_vjp,
 ))
+
+
+def _attrs(node) -> dict:
+    return node.editor.graph.nodes[node.id][ir.ATTRS]
 
 
 def _transpose_shape(arg_shapes, attrs, node=None, op=None):
@@ -96,8 +131,22 @@ def _lower_transpose(ctx, args, attrs, node):
     return f"{ctx.numpy}.transpose({args[0]}, {tuple(axes)!r})"
 
 
+def _transpose_vjp(node, args, g, k):
+    if not g.shape:
+        return g
+    axes = _attrs(node).get("axes")
+    if axes is None:
+        return g.T if len(g.shape) == 2 else g.editor.transpose(g)
+    inverse = [0] * len(axes)
+    for position, axis in enumerate(axes):
+        inverse[axis % len(axes)] = position
+    return g.editor.transpose(g, inverse)
+
+
 register(Op(
-    "transpose", 1, _transpose_shape, attrs={"axes": None}, lower=_lower_transpose,
+    "transpose", 1, _transpose_shape, attrs={"axes": None}, lower=_lower_transpose, vjp=_transpose_vjp,
+    function="transpose",
+    reference=lambda values, attrs: np.transpose(values[0], attrs.get("axes")),
     doc="permute axes (reverse them when axes is None)",
 ))
 
@@ -117,8 +166,14 @@ def _lower_reshape(ctx, args, attrs, node):
     return f"{args[0]}.reshape({ctx.shape(attrs['shape'])})"
 
 
+def _reshape_vjp(node, args, g, k):
+    return g.editor.reshape(g, args[0].shape)
+
+
 register(Op(
-    "reshape", 1, _reshape_shape, attrs={"shape": None}, lower=_lower_reshape,
+    "reshape", 1, _reshape_shape, attrs={"shape": None}, lower=_lower_reshape, vjp=_reshape_vjp,
+    function="reshape", required=("shape",),
+    reference=lambda values, attrs: np.reshape(values[0], attrs["shape"]),
     doc="the same elements in a new shape",
 ))
 
@@ -157,13 +212,68 @@ def _lower_mean(ctx, args, attrs, node):
     return f"{total} / {'*'.join(count) if count else '1'}" if len(count) <= 1 else f"{total} / ({'*'.join(count)})"
 
 
-for _name, _lower, _doc in (
-    ("sum", _reducer("sum"), "sum over axes"),
-    ("mean", _lower_mean, "mean over axes"),
-    ("max", _reducer("max"), "largest element over axes (gradient: to every maximal element)"),
+def _reference_reduction(function):
+    def reference(values, attrs):
+        (x,) = values
+        return function(x, axis=normalize_axes(attrs.get("axis"), x.ndim), keepdims=bool(attrs.get("keepdims")))
+
+    return reference
+
+
+def _reduced_axes(node, x) -> tuple[int, ...]:
+    return normalize_axes(_attrs(node).get("axis"), len(x.shape))
+
+
+def _kept(node, x, g):
+    """The reduction's cotangent ``g`` with the reduced axes back as size-1 dims.
+
+    No reshape when numpy aligns ``g`` with ``x`` by itself (reduced axes that lead).
+    """
+    axes = _reduced_axes(node, x)
+    kept = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
+    lead = len(kept) - len(g.shape)
+    if kept[lead:] == tuple(g.shape) and all(d == 1 for d in kept[:lead]):
+        return g
+    return g.editor.reshape(g, kept)
+
+
+def _sum_vjp(node, args, g, k):
+    (x,) = args
+    return broadcast_back(_kept(node, x, g), x.shape)
+
+
+def _mean_vjp(node, args, g, k):
+    (x,) = args
+    count = sympy.Integer(1)
+    for axis in _reduced_axes(node, x):
+        count *= x.shape[axis]
+    return broadcast_back(node.editor.fused(lambda a: a / count, [_kept(node, x, g)]), x.shape)
+
+
+_MAX_TIES = "ties split the gradient evenly among the maximal elements"
+
+
+def _max_vjp(node, args, g, k):
+    ed = node.editor
+    (x,) = args
+    axes = _reduced_axes(node, x)
+    keep = _attrs(node).get("keepdims")
+    peak = node if keep else ed.reshape(node, tuple(1 if i in axes else d for i, d in enumerate(x.shape)))
+    # 1 where x is maximal: x - max is never positive, so x >= max means x == max
+    mask = ed.fused(lambda v, m: sympy.Heaviside(v - m, 1), [x, peak])
+    ties = ed.sum(mask, axis=axes, keepdims=True)
+    return ed.fused(lambda a, e, n: a * e / n, [_kept(node, x, g), mask, ties], f"d max: {_MAX_TIES}")
+
+
+for _name, _lower, _reference, _vjp, _doc, _kink in (
+    ("sum", _reducer("sum"), np.sum, _sum_vjp, "sum over axes", ""),
+    ("mean", _lower_mean, np.mean, _mean_vjp, "mean over axes", ""),
+    ("max", _reducer("max"), np.max, _max_vjp, "largest element over axes", _MAX_TIES),
 ):
     register(Op(
-        _name, 1, _reduce_shape, attrs={"axis": None, "keepdims": False}, lower=_lower, doc=_doc,
+        _name, 1, _reduce_shape, attrs={"axis": None, "keepdims": False}, lower=_lower, doc=_doc, kink=_kink,
+        vjp=_vjp, function=_name,
+        reference=_reference_reduction(_reference),
     ))
 
 
@@ -175,20 +285,28 @@ def _broadcast_shape(arg_shapes, attrs, node=None, op=None):
     return target
 
 
+def _broadcast_vjp(node, args, g, k):
+    return unbroadcast(g, args[0].shape)
+
+
 register(Op(
-    "broadcast", 1, _broadcast_shape, attrs={"shape": None},
+    "broadcast", 1, _broadcast_shape, attrs={"shape": None}, vjp=_broadcast_vjp,
+    function="broadcast_to", required=("shape",),
     lower=lambda ctx, args, attrs, node: f"{ctx.numpy}.broadcast_to({args[0]}, {ctx.shape(attrs['shape'])})",
+    reference=lambda values, attrs: np.broadcast_to(values[0], attrs["shape"]),
     doc="numpy broadcast to a larger shape",
 ))
 
 register(Op(
     "stop_gradient", 1, lambda arg_shapes, attrs, node=None, op=None: arg_shapes[0],
     lower=lambda ctx, args, attrs, node: args[0],
-    doc="the identity whose gradient is zero (used by stable expansions)",
+    reference=lambda values, attrs: values[0],
+    vjp=NO_GRADIENT, doc="the identity whose gradient is zero (used by stable expansions)", function="stop_gradient",
 ))
 
 register(Op(
     "zeros_like", 1, lambda arg_shapes, attrs, node=None, op=None: arg_shapes[0],
     lower=lambda ctx, args, attrs, node: f"{ctx.numpy}.zeros_like({args[0]})",
-    doc="zeros of the operand's shape (the gradient of a value that does not reach the output)",
+    reference=lambda values, attrs: np.zeros_like(values[0]),
+    vjp=NO_GRADIENT, doc="zeros of the operand's shape (the gradient of a value that does not reach the output)",
 ))

@@ -3,6 +3,13 @@
 Guarantees, for every op node:
 - commutative ops (``add``, ``mul``) have constants last (``2 * x`` -> ``x * 2``), other
   operands in the order written (``cse`` matches ``a + b`` with ``b + a`` on its own);
+- a ``sum`` over axes that a ``broadcast`` under it stretched is a product by the count
+  (``sum(broadcast(c, (N, 3)), axis=0)`` -> ``c * N``): the backward pass broadcasts a
+  cotangent back over summed axes, and this keeps it from building copies it only sums;
+- an elementwise op reads ``c`` instead of ``broadcast(c)`` (``broadcast(c, (N, 3)) * y``
+  with y of shape (N, 3) -> ``c * y``), and is broadcast itself when its other operands
+  do not give it its shape (``-broadcast(c, S)`` -> ``broadcast(-c, S)``); a reshape or
+  transpose of a broadcast one number is that number broadcast to the new shape;
 - these identities are applied where the result keeps the node's shape and dtype (so a
   broadcast is never lost): ``x + 0``, ``x - 0``, ``x * 1``, ``x / 1``, ``x ** 1``,
   ``identity(x)``, ``-(-x)`` -> ``x``; ``x - x``, ``x * 0`` -> zeros (assuming finite
@@ -31,15 +38,18 @@ from collections.abc import Callable
 
 import networkx as nx
 import numpy as np
+import sympy
 
 from .. import ir
 from ..ops.base import get_op
+from ..ops.tensor import normalize_axes
 from .edit import (
     MAX_CONST_SIZE,
     begin,
     concrete_size,
     const_node,
     const_value,
+    fused_node,
     is_const,
     is_source,
     new_node,
@@ -127,6 +137,83 @@ def _same_shape(graph, node, args):
     return args[0] if _fits(graph, node, args[0]) else None
 
 
+def _sum_of_broadcast(graph, node, args):
+    """``sum(broadcast(c, S), axes)`` -> ``broadcast(sum(c, unstretched axes) * count)``."""
+    (spread,) = args
+    if not _op(graph, spread, "broadcast"):
+        return None
+    (c,) = ir.operands(graph, spread)
+    small, full = tuple(graph.nodes[c][ir.SHAPE]), tuple(graph.nodes[spread][ir.SHAPE])
+    lead = len(full) - len(small)
+    attrs = graph.nodes[node][ir.ATTRS] or {}
+    axes = normalize_axes(attrs.get("axis"), len(full))
+    stretched = [a for a in axes if a < lead or (small[a - lead] == 1 and full[a] != 1)]
+    if not stretched:
+        return None
+    value = c
+    summed = [a - lead for a in axes if a not in stretched and full[a] != 1]
+    if summed:
+        value = new_node(graph, "sum", [c], {"axis": tuple(summed), "keepdims": True}, like=node)
+    count = sympy.Integer(1)
+    for a in stretched:
+        count *= full[a]
+    if count.is_Integer:
+        value = new_node(graph, "mul", [value, const_node(graph, float(count), like=node)], like=node)
+    else:  # a symbolic count (N) is a number only a fused expression can hold
+        a0 = sympy.Symbol("a0", real=True)
+        value = fused_node(graph, a0 * count, [value], like=node)
+    return _shaped(graph, value, full, axes, tuple(graph.nodes[node][ir.SHAPE]), like=node)
+
+
+def _shaped(graph, value, full, axes, out_shape, like):
+    """``value`` (of ``full``'s rank or less, size 1 or full along each kept axis) as the
+    reduction's result of ``out_shape``."""
+    shape = tuple(graph.nodes[value][ir.SHAPE])
+    if shape == out_shape:
+        return value
+    if all(d == 1 for d in shape):  # one number: a broadcast, or a reshape, gives any shape
+        op = "reshape" if all(d == 1 for d in out_shape) else "broadcast"
+        return new_node(graph, op, [value], {"shape": out_shape}, like=like)
+    kept = tuple(1 if a in axes else d for a, d in enumerate(full))
+    if (1,) * (len(kept) - len(shape)) + shape != kept:
+        value = new_node(graph, "broadcast", [value], {"shape": kept}, like=like)
+    return new_node(graph, "reshape", [value], {"shape": out_shape}, like=like)
+
+
+def _unbroadcast_operands(graph, node, args):
+    """An elementwise op over the values under its broadcast operands, broadcast after.
+
+    Copies are the last thing to make: ``f(broadcast(c), y)`` computes ``f(c, y)`` and
+    broadcasts that (not at all when ``y`` gives the shape already).
+    """
+    if not any(_op(graph, a, "broadcast") for a in args):
+        return None
+    inner = [ir.operands(graph, a)[0] if _op(graph, a, "broadcast") else a for a in args]
+    shape = tuple(graph.nodes[node][ir.SHAPE])
+    data = graph.nodes[node]
+    value = new_node(graph, data[ir.OP], inner, data[ir.ATTRS], like=node)
+    if ir.EXPR in data:
+        graph.nodes[value][ir.EXPR] = data[ir.EXPR]
+    if tuple(graph.nodes[value][ir.SHAPE]) == shape:
+        return value
+    return new_node(graph, "broadcast", [value], {"shape": shape}, like=node)
+
+
+def _one_number_spread(graph, node, args):
+    """``reshape(broadcast(c), T)`` or its transpose, c one number -> ``broadcast(c, T)``."""
+    (spread,) = args
+    if not _op(graph, spread, "broadcast"):
+        return None
+    (c,) = ir.operands(graph, spread)
+    small = tuple(graph.nodes[c][ir.SHAPE])
+    shape = tuple(graph.nodes[node][ir.SHAPE])
+    if any(d != 1 for d in small):
+        return None
+    if len(small) > len(shape):
+        c = new_node(graph, "reshape", [c], {"shape": ()}, like=node)
+    return new_node(graph, "broadcast", [c], {"shape": shape}, like=node)
+
+
 def _identity(graph, node, args):
     if node in protected(graph) and (is_source(graph, args[0]) or args[0] in protected(graph)):
         return None  # an output naming an input or another output: the identity is needed
@@ -143,9 +230,11 @@ RULES: dict[str, list[tuple[str, Rule]]] = {
     "pow": [("pow_one", _keep_operand(0, 1))],
     "neg": [("neg_neg", lambda g, n, a: ir.operands(g, a[0])[0] if _op(g, a[0], "neg") else None)],
     "identity": [("identity", _identity)],
-    "transpose": [("transpose_transpose", _twice("transpose", same=False))],
-    "reshape": [("reshape_same", _same_shape)],
+    "transpose": [("transpose_transpose", _twice("transpose", same=False)),
+                  ("broadcast_late", _one_number_spread)],
+    "reshape": [("reshape_same", _same_shape), ("broadcast_late", _one_number_spread)],
     "broadcast": [("broadcast_same", _same_shape)],
+    "sum": [("sum_of_broadcast", _sum_of_broadcast)],
     "stop_gradient": [("stop_gradient_twice", _twice("stop_gradient", same=True))],
 }
 
@@ -162,10 +251,14 @@ def _reorder(graph: nx.MultiDiGraph, node: str) -> bool:
     return True
 
 
+ELEMENTWISE_RULES: list[tuple[str, Rule]] = [("broadcast_late", _unbroadcast_operands)]
+
+
 def _apply_rules(graph: nx.MultiDiGraph, node: str) -> tuple[str, str] | None:
     """(rule name, the node now holding the value) for the first rule that applies."""
     args = ir.operands(graph, node)
-    for name, rule in RULES.get(graph.nodes[node][ir.OP], ()):
+    op = graph.nodes[node][ir.OP]
+    for name, rule in RULES.get(op, []) + (ELEMENTWISE_RULES if get_op(op).elementwise else []):
         result = rule(graph, node, args)
         if result is not None and result != node:
             return name, replace(graph, node, result)

@@ -19,18 +19,17 @@ graph's attributes refer to (inputs, params, outputs, grads) alive.
 
 from __future__ import annotations
 
-import heapq
-
 import networkx as nx
 import numpy as np
 
 from .. import ir
-from ..errors import GraphError
-from ..ops.base import freeze, get_op
+from ..ops.base import freeze
+from ..ops.editor import Editor
+from ..ops.fused import fused_symbols
 
 __all__ = [
     "SOURCES", "MAX_CONST_SIZE", "begin", "order", "protected", "is_source", "is_const", "const_value",
-    "new_node", "const_node", "concrete_size", "replace", "node_key", "equivalent",
+    "new_node", "fused_node", "const_node", "concrete_size", "replace", "node_key", "equivalent",
 ]
 
 SOURCES = ("input", "param")  # values fed at run time: never merged, folded or removed
@@ -38,39 +37,15 @@ MAX_CONST_SIZE = 10_000  # passes never create a constant with more elements tha
 
 
 def begin(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
-    """A copy to edit: graph-level lists and counters copied, old marks and stats cleared."""
-    out = graph.copy()
-    for key, value in list(out.graph.items()):
-        if isinstance(value, (list, dict)):
-            out.graph[key] = type(value)(value)  # the copy's own, so edits never reach the input
-    out.graph.pop("stats", None)
+    """A copy to edit (``ir.copy_graph``), with the previous pass's marks and stats cleared."""
+    out = ir.copy_graph(graph)
+    out.graph.pop(ir.STATS, None)
     for _, data in out.nodes(data=True):
         data.pop(ir.MARK, None)
     return out
 
 
-def order(graph: nx.MultiDiGraph) -> list[str]:
-    """A topological order, ties broken by insertion order (as ``verify.topological_order``).
-
-    Kahn's algorithm over the adjacency dicts: the passes call it once per run, and on a
-    10,000-node graph it is several times faster than the general networkx routines.
-    """
-    index = {node: k for k, node in enumerate(graph.nodes)}
-    pred, succ = graph.pred, graph.succ
-    waiting = {node: sum(len(keys) for keys in pred[node].values()) for node in index}
-    ready = [(index[n], n) for n, k in waiting.items() if k == 0]
-    heapq.heapify(ready)
-    result = []
-    while ready:
-        _, node = heapq.heappop(ready)
-        result.append(node)
-        for target, keys in succ[node].items():
-            waiting[target] -= len(keys)
-            if waiting[target] == 0:
-                heapq.heappush(ready, (index[target], target))
-    if len(result) != len(index):
-        raise GraphError("the graph has a cycle; a computational graph must be acyclic (run verify to see it)")
-    return result
+order = ir.topological_order  # the one order, as verify's
 
 
 def protected(graph: nx.MultiDiGraph) -> set[str]:
@@ -97,30 +72,37 @@ def concrete_size(shape: tuple) -> int | None:
     return int(np.prod(shape, dtype=np.int64))
 
 
+def _editor(graph: nx.MultiDiGraph, like: str) -> tuple[Editor, dict]:
+    """The IR editor over ``graph``, and the tags of a node a pass makes in ``like``'s place."""
+    tags = {ir.MARK: "created"}
+    if ir.PHASE in graph.nodes[like]:
+        tags[ir.PHASE] = graph.nodes[like][ir.PHASE]
+    return Editor(graph), tags
+
+
 def new_node(graph: nx.MultiDiGraph, op: str, args: list[str], attrs: dict | None = None,
              like: str | None = None) -> str:
     """Add ``op(*args)`` (shape by the op's rule), marked "created", in ``like``'s phase."""
-    spec = get_op(op)
-    full = {**spec.attrs, **(attrs or {})}
-    node = ir.fresh_id(graph, op)
-    shape = spec.shape([graph.nodes[a][ir.SHAPE] for a in args], full, node, op)
-    template = graph.nodes[like if like is not None else args[0]]
-    extra = {ir.MARK: "created"}
-    if ir.PHASE in template:
-        extra[ir.PHASE] = template[ir.PHASE]
-    return ir.add_op(graph, node, op, list(args), full, shape, template.get(ir.DTYPE, ir.DEFAULT_DTYPE), **extra)
+    like = like if like is not None else args[0]
+    editor, tags = _editor(graph, like)
+    with editor.tagging(**tags):
+        return editor.add(op, [editor.ref(a) for a in args], attrs,
+                          dtype=graph.nodes[like].get(ir.DTYPE, ir.DEFAULT_DTYPE)).id
+
+
+def fused_node(graph: nx.MultiDiGraph, expr, args: list[str], like: str, kink: str = "") -> str:
+    """A new ``fused`` node computing ``expr`` (over ``a0, a1, ...``, one per operand)."""
+    node = new_node(graph, "fused", args, {"kink": kink}, like=like)
+    graph.nodes[node][ir.EXPR] = (expr, fused_symbols(len(args)))
+    return node
 
 
 def const_node(graph: nx.MultiDiGraph, value, like: str) -> str:
     """A new const holding ``value`` (a scalar is stored as a float, as the builder does)."""
-    array = np.asarray(value, dtype=np.float64)
-    stored = float(array) if array.ndim == 0 else array
-    node = ir.fresh_id(graph, "const")
-    extra = {ir.MARK: "created"}
-    if ir.PHASE in graph.nodes[like]:
-        extra[ir.PHASE] = graph.nodes[like][ir.PHASE]
-    return ir.add_op(graph, node, "const", [], {"value": stored}, array.shape,
-                     graph.nodes[like].get(ir.DTYPE, ir.DEFAULT_DTYPE), **extra)
+    editor, tags = _editor(graph, like)
+    with editor.tagging(**tags):
+        return editor.const(np.asarray(value, dtype=np.float64), dtype=graph.nodes[like].get(ir.DTYPE,
+                                                                                           ir.DEFAULT_DTYPE)).id
 
 
 def _move_consumers(graph: nx.MultiDiGraph, old: str, new: str) -> None:
@@ -143,7 +125,12 @@ def replace(graph: nx.MultiDiGraph, old: str, new: str) -> str:
     keep = protected(graph)
     if old not in keep:
         _move_consumers(graph, old, new)
+        if ir.GRAD_OF in graph.nodes[old] and graph.nodes[new].get(ir.PHASE) == ir.BACKWARD:
+            graph.nodes[new].setdefault(ir.GRAD_OF, graph.nodes[old][ir.GRAD_OF])  # it holds that gradient now
         graph.remove_node(old)
+        if graph.nodes[new].get(ir.MARK) == "created" and new not in keep:
+            nx.relabel_nodes(graph, {new: old}, copy=False)  # a node a pass just made takes the name
+            return old
         return new
     named = graph.nodes[old]
     if new not in keep and not is_source(graph, new):

@@ -12,8 +12,8 @@ from __future__ import annotations
 import networkx as nx
 
 from .. import ir
-from ..builder import Graph
 from ..ops.base import get_op
+from ..ops.editor import Editor
 from ..verify import topological_order
 
 __all__ = ["expand"]
@@ -21,7 +21,7 @@ __all__ = ["expand"]
 
 def expand(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     out = ir.copy_graph(graph)
-    builder = Graph(out.graph[ir.NAME], nx_graph=out)
+    editor = Editor(out)
     changed = True
     while changed:  # expansions may use composites themselves (log_softmax -> logsumexp)
         changed = False
@@ -29,11 +29,11 @@ def expand(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
             op = get_op(ir.op_of(out, node))
             if not op.composite:
                 continue
-            args = [builder.node(a) for a in ir.operands(out, node)]
+            args = [editor.ref(a) for a in ir.operands(out, node)]
             result = op.expand(args, ir.attrs_of(out, node))
             _replace(out, node, result.id)
-            builder._handles.pop(node, None)
-            builder._handles.pop(result.id, None)
+            editor.forget(node)
+            editor.forget(result.id)
             changed = True
     return out
 

@@ -1,11 +1,12 @@
-"""fold: constant folding through each op's own lowering.
+"""fold: constant folding through the reference interpreter.
 
 Guarantees: every op node whose operands are all constants, and whose result has concrete
-dims and at most ``edit.MAX_CONST_SIZE`` elements, becomes a const holding the value the
-generated code would compute (the node keeps its id, phase and ``grad_of``; it is marked
-"folded"). The value comes from the op's numpy lowering (``lower.emit.Module``), the same
-code the compiled program runs: there is no second evaluator. Inputs and params are never
-folded. Constants left unused are for ``dce`` to remove.
+dims and at most ``edit.MAX_CONST_SIZE`` elements, becomes a const holding the op's value
+(the node keeps its id, phase and ``grad_of``; it is marked "folded"). The value comes
+from :func:`graphc.evaluate.evaluate`, the op table's own definitions run node by node:
+the evaluator the tests use as the oracle, so there is one evaluator, not two. Inputs and
+params are never folded, nor a node whose value needs a symbolic dim (a fused ``1/N``: no
+feed tells its size here). Constants left unused are for ``dce`` to remove.
 
 Before: ``y = x * exp(0 * 3)``. After: ``y = x * 1.0`` (``exp`` is now a const; the
 ``mul`` of two consts under it folded first and is left unused).
@@ -24,7 +25,7 @@ import networkx as nx
 import numpy as np
 
 from .. import ir
-from ..lower.emit import Module
+from ..evaluate import UnboundDimError, evaluate
 from ..ops.base import get_op
 from .edit import MAX_CONST_SIZE, begin, concrete_size, is_const, order
 from .stats import Stats
@@ -33,30 +34,15 @@ __all__ = ["fold", "fold_in_place", "evaluate_node"]
 
 
 def evaluate_node(graph: nx.MultiDiGraph, node: str) -> np.ndarray | None:
-    """The value of ``node`` (all of whose operands are consts), by its generated numpy code.
+    """The value of ``node`` (all of whose operands are consts), in float64, as consts are kept.
 
-    None when the code needs a symbolic dim (a fused ``1/N``): no feed tells its size here.
+    None when the value needs a symbolic dim (a fused ``1/N``): no feed tells its size here.
     """
-    args = ir.operands(graph, node)
-    tiny = ir.new_graph("fold")
-    for a in dict.fromkeys(args):
-        tiny.add_node(a, **graph.nodes[a])
-    data = graph.nodes[node]
-    extra = {ir.EXPR: data[ir.EXPR]} if ir.EXPR in data else {}  # a fused node computes its expr
-    ir.add_op(tiny, node, data[ir.OP], args, data[ir.ATTRS], data[ir.SHAPE], data.get(ir.DTYPE, ir.DEFAULT_DTYPE),
-              **extra)
-    module = Module(tiny)
-    code = module.expression(node)
-    if module._dims_used:
+    tiny = graph.subgraph([node, *ir.operands(graph, node)])
+    try:
+        return evaluate(tiny, {}, [node], dtype=ir.DEFAULT_DTYPE)[node]
+    except UnboundDimError:
         return None
-    # Array constants are bound to their values by the names the expression uses for them.
-    scope = {"numpy": np}
-    for a in args:
-        if not module.is_scalar_const(a):
-            scope[module.atom(a)] = np.asarray(tiny.nodes[a][ir.ATTRS]["value"], dtype=np.float64)
-    with np.errstate(all="ignore"):  # a folded log(0) is -inf, as the program would compute
-        value = eval(compile(code, f"<graphc fold {node!r}>", "eval"), scope)  # noqa: S307 - code we printed
-    return np.asarray(value, dtype=np.float64)
 
 
 def _foldable(graph: nx.MultiDiGraph, node: str) -> bool:

@@ -19,7 +19,7 @@ import networkx as nx
 import sympy
 
 from .. import ir
-from ..ops.base import definition, freeze, get_op
+from ..ops.base import const_number, definition, freeze, get_op
 from ..verify import topological_order
 from .edit import begin, is_const, protected
 from .stats import Stats
@@ -41,8 +41,6 @@ def _scalar_const(graph: nx.MultiDiGraph, node: str):
     if is_const(graph, node):
         value = graph.nodes[node][ir.ATTRS]["value"]
         if getattr(value, "ndim", 0) == 0:
-            from ..lower.emit import const_number
-
             return const_number(value)
     return None
 
@@ -80,6 +78,10 @@ class _Region:
         if ir.EXPR in data and self.graph.in_degree(operand) == 0:  # a number such as 1/N: copy it in
             self.inlined.add(operand)
             return data[ir.EXPR][0]
+        if operand not in self.keep and _scalar_op(self.graph, operand) and self.size < MAX_REGION:
+            self.inlined.add(operand)  # a scalar such as d_loss/N: copy it in, whoever else reads it
+            self.size += _size(self.graph, operand)
+            return _node_expression(self.graph, operand, [self.leaf(a) for a in ir.operands(self.graph, operand)])
         if operand not in self.leaves:
             self.leaves[operand] = sympy.Symbol(f"_leaf{len(self.leaves)}", real=True)
         return self.leaves[operand]
@@ -126,6 +128,39 @@ def fuse(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     stats = Stats()
     keep = protected(out)
     _numbers_first(out)
+    _sweep(out, keep, stats)
+    _drop_unread_scalars(out, keep)
+    return stats.attach(graph, out)
+
+
+def _drop_unread_scalars(graph: nx.MultiDiGraph, keep: set[str]) -> None:
+    """Remove the numbers and scalars every reader copied in (1/N, d_loss/N, consts)."""
+    unread = [n for n in graph.nodes if graph.out_degree(n) == 0 and n not in keep and _copied(graph, n)]
+    while unread:
+        operands = {a for n in unread for a in ir.operands(graph, n)}
+        graph.remove_nodes_from(unread)
+        unread = [n for n in operands if n in graph and graph.out_degree(n) == 0 and n not in keep
+                  and _copied(graph, n)]
+
+
+def _copied(graph: nx.MultiDiGraph, node: str) -> bool:
+    """Is ``node`` a value every kernel reading it copies in: a number, or a scalar op?"""
+    if _scalar_const(graph, node) is not None:
+        return True
+    data = graph.nodes[node]
+    return ir.EXPR in data and graph.in_degree(node) == 0 or _scalar_op(graph, node)
+
+
+def _scalar_op(graph: nx.MultiDiGraph, node: str) -> bool:
+    """An elementwise op of scalars (``d_loss / N``): cheaper to repeat in each kernel
+    than to read as its own statement, and fused alike wherever it is read."""
+    return (_elementwise(graph, node) and tuple(graph.nodes[node][ir.SHAPE]) == ()
+            and all(tuple(graph.nodes[a][ir.SHAPE]) == () for a in ir.operands(graph, node)))
+
+
+def _sweep(out: nx.MultiDiGraph, keep: set[str], stats: Stats) -> int:
+    """One pass over the graph from its end, merging each root's region; the ops merged."""
+    merged = 0
     absorbed: set[str] = set()
     for root in reversed(topological_order(out)):
         if root in absorbed or not _elementwise(out, root):
@@ -145,10 +180,8 @@ def fuse(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
         if len(region.members) > 1:
             data[ir.MARK] = "fused"
             stats.count("fuse", "fused", len(region.members) - 1)
-    unread = [n for n in out.nodes if out.in_degree(n) == 0 and out.out_degree(n) == 0 and n not in keep
-              and (ir.EXPR in out.nodes[n] or _scalar_const(out, n) is not None)]
-    out.remove_nodes_from(unread)  # numbers (1/N, scalar consts) copied into every reader
-    return stats.attach(graph, out)
+            merged += len(region.members) - 1
+    return merged
 
 
 def _numbers_first(graph: nx.MultiDiGraph) -> None:

@@ -93,7 +93,7 @@ def _fused_node(graph, node_id, like, factors, previous, value_of, kink=""):
     if node_id not in graph:
         template = graph.nodes[like]
         graph.add_node(node_id, **{ir.OP: "fused", ir.ATTRS: {"kink": kink}, ir.DTYPE: template[ir.DTYPE],
-                                   ir.PHASE: ir.BACKWARD, ir.GRAD_OF: template.get(ir.GRAD_OF), ir.MARK: "created"})
+                                   ir.PHASE: ir.BACKWARD, ir.MARK: "created"})  # a step, not a gradient
     else:
         graph.remove_edges_from(list(graph.in_edges(node_id, keys=True)))
     data = graph.nodes[node_id]

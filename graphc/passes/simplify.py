@@ -34,8 +34,7 @@ import sympy
 from sympy.codegen.cfunctions import log1p
 
 from .. import ir
-from ..lower.emit import const_number
-from ..ops.base import definition, freeze, get_op
+from ..ops.base import const_number, definition, freeze, get_op
 from ..ops.functions import sigmoid, softplus
 from .edit import MAX_CONST_SIZE, begin, concrete_size, const_node, is_const, new_node, order, protected, replace
 from .stable import PRIMITIVE_RULES, apply_rules

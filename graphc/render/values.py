@@ -37,6 +37,10 @@ class Annotations:
 
 
 def has_backward(graph: nx.MultiDiGraph) -> bool:
+    """Whether the graph holds gradients to draw: those of a scalar output (d out / d out = 1)."""
+    seed = graph.graph.get(ir.SEED)
+    if seed in graph and tuple(graph.nodes[seed][ir.SHAPE]):
+        return False  # a cotangent of a non-scalar output: there is no one gradient to draw
     return bool(graph.graph.get(ir.GRADS)) or any(
         d.get(ir.PHASE) == ir.BACKWARD for _, d in graph.nodes(data=True))
 
@@ -52,9 +56,11 @@ def _seed_feeds(graph: nx.MultiDiGraph, arrays: dict[str, np.ndarray]) -> dict[s
     ``value_and_grad`` does for a scalar output.
     """
     extra = {}
+    sizes = {d: n for name, a in arrays.items() for d, n in zip(graph.nodes[name][ir.SHAPE], np.shape(a))
+             if hasattr(d, "free_symbols") and d.free_symbols}  # the feeds' sizes of the symbolic dims
     for node, data in graph.nodes(data=True):
         if data[ir.OP] == "input" and node not in arrays:
-            shape = tuple(int(d) if not hasattr(d, "free_symbols") or not d.free_symbols else 1
+            shape = tuple(int(d) if not hasattr(d, "free_symbols") or not d.free_symbols else sizes.get(d, 1)
                           for d in data[ir.SHAPE])
             extra[node] = np.ones(shape, dtype=data.get(ir.DTYPE, "float64"))
     return extra

@@ -1,0 +1,217 @@
+"""The IR editor: the one way nodes are made, by the op table's own rules.
+
+An :class:`Editor` wraps an IR graph (a ``networkx.MultiDiGraph``). :meth:`Editor.add`
+checks an op's arity and attrs, infers its shape by the op's shape rule, takes its dtype
+from its first operand, picks a fresh id, and sets the attributes of the editor's current
+context (``with editor.tagging(phase="backward"):``). VJP rules, composite expansions and
+differentiation build with it; the user's :class:`graphc.Graph` is a thin face over it.
+Handles (:class:`Ref`) know their editor, so rules read like the math they write:
+
+>>> from graphc import ir
+>>> ed = Editor(ir.new_graph("doc"))
+>>> x = ed.source("input", "x", (2,))
+>>> with ed.tagging(phase="backward"):
+...     y = (x * 2.0).T
+>>> y.id, y.shape, ed.graph.nodes[y.id]["phase"], ed.created
+('transpose', (2,), 'backward', ['x', 'const', 'mul', 'transpose'])
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+import networkx as nx
+import numpy as np
+import sympy
+
+from .. import ir
+from ..errors import GraphError, describe
+from .base import get_op
+from .fused import fused_symbols
+
+__all__ = ["Editor", "Ref", "const_value"]
+
+
+class Ref:
+    """A handle on one node of an editor's graph; operators add nodes through the editor."""
+
+    __slots__ = ("editor", "id")
+
+    def __init__(self, editor: Editor, node_id: str):
+        self.editor = editor
+        self.id = node_id
+
+    @property
+    def op(self) -> str:
+        return self.editor.graph.nodes[self.id][ir.OP]
+
+    @property
+    def shape(self) -> tuple:
+        return self.editor.graph.nodes[self.id][ir.SHAPE]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def T(self):  # noqa: N802 - numpy's name
+        return self.editor.add("transpose", [self])
+
+    def __repr__(self) -> str:
+        return f"Ref({self.id!r}, op={self.op})"
+
+    def __add__(self, other): return self.editor.add("add", [self, other])
+    def __radd__(self, other): return self.editor.add("add", [other, self])
+    def __sub__(self, other): return self.editor.add("sub", [self, other])
+    def __rsub__(self, other): return self.editor.add("sub", [other, self])
+    def __mul__(self, other): return self.editor.add("mul", [self, other])
+    def __rmul__(self, other): return self.editor.add("mul", [other, self])
+    def __truediv__(self, other): return self.editor.add("div", [self, other])
+    def __rtruediv__(self, other): return self.editor.add("div", [other, self])
+    def __pow__(self, other): return self.editor.add("pow", [self, other])
+    def __rpow__(self, other): return self.editor.add("pow", [other, self])
+    def __matmul__(self, other): return self.editor.add("matmul", [self, other])
+    def __rmatmul__(self, other): return self.editor.add("matmul", [other, self])
+    def __neg__(self): return self.editor.add("neg", [self])
+    def __pos__(self): return self
+
+    def __bool__(self):
+        raise TypeError("a graphc node has no truth value; it is symbolic until the program runs")
+
+
+def const_value(value, node=None, op="const") -> tuple[np.ndarray, float | np.ndarray]:
+    """A const's value as an array, and as stored: a float, or a float64 array."""
+    try:
+        array = np.asarray(value)
+    except ValueError:
+        array = np.asarray(None)
+    if array.dtype.kind not in "biuf":
+        where = f"{describe(node, op)}: " if node is not None else ""
+        raise GraphError(f"{where}a const must be a real number or array, found {value!r}")
+    return array, (float(array) if array.ndim == 0 else array.astype(np.float64))
+
+
+class Editor:
+    """Makes nodes in ``graph`` (in place), each by its op's rules, in the current context."""
+
+    def __init__(self, graph: nx.MultiDiGraph, handle: Callable[[Editor, str], Ref] = Ref):
+        self.graph = graph
+        self.created: list[str] = []  # ids of the nodes this editor made, in order
+        self.generated: set[str] = set()  # the ids it chose itself (a face may rename those)
+        self._handle = handle
+        self._handles: dict[str, Ref] = {}
+        self._tags: dict[str, object] = {}
+
+    # -- handles -----------------------------------------------------------------------
+    def ref(self, node_id: str) -> Ref:
+        """The handle of an existing node."""
+        if node_id not in self.graph:
+            raise GraphError(f"{describe(node_id)} is not in graph {self.graph.graph.get(ir.NAME)!r}")
+        handle = self._handles.get(node_id)
+        if handle is None:
+            handle = self._handles[node_id] = self._handle(self, node_id)
+        return handle
+
+    def forget(self, node_id: str) -> None:
+        """Drop the handle of a node whose id changes or goes (renames, replacements)."""
+        self._handles.pop(node_id, None)
+
+    # -- context -----------------------------------------------------------------------
+    @contextmanager
+    def tagging(self, **tags) -> Iterator[None]:
+        """Every node made inside gets these attributes (``phase``, ``grad_of``, ``mark``)."""
+        unknown = set(tags) - {ir.PHASE, ir.GRAD_OF, ir.MARK}
+        if unknown:
+            raise TypeError(f"tagging takes phase, grad_of and mark, not {sorted(unknown)}")
+        outer = self._tags
+        self._tags = {**outer, **tags}
+        try:
+            yield
+        finally:
+            self._tags = outer
+
+    def retag(self, node_id: str, **tags) -> None:
+        """Set attributes of an existing node (``phase``, ``grad_of``, ``mark``)."""
+        self.graph.nodes[node_id].update(tags)
+
+    # -- making nodes --------------------------------------------------------------------
+    def fresh(self, stem: str) -> str:
+        node_id = ir.fresh_id(self.graph, stem)
+        self.generated.add(node_id)
+        return node_id
+
+    def _record(self, node_id: str) -> Ref:
+        self.graph.nodes[node_id].update(self._tags)
+        self.created.append(node_id)
+        return self.ref(node_id)
+
+    def source(self, kind: str, node_id: str, shape: tuple, dtype: str = ir.DEFAULT_DTYPE) -> Ref:
+        """An input or param ``node_id`` (listed in the graph's inputs or params)."""
+        ir.add_op(self.graph, node_id, kind, [], {}, tuple(shape), dtype)
+        self.graph.graph[ir.INPUTS if kind == "input" else ir.PARAMS].append(node_id)
+        return self._record(node_id)
+
+    def const(self, value, node_id: str | None = None, dtype: str = ir.DEFAULT_DTYPE) -> Ref:
+        """A constant: a Python number or an array."""
+        array, stored = const_value(value, node_id)
+        node_id = node_id if node_id is not None else self.fresh("const")
+        ir.add_op(self.graph, node_id, "const", [], {"value": stored}, array.shape, dtype)
+        return self._record(node_id)
+
+    def operand(self, value, what: str) -> Ref:
+        """A handle for an operand: a handle of this graph, or a number made a const."""
+        if isinstance(value, Ref):
+            if value.editor.graph is not self.graph:
+                raise GraphError(
+                    f"{what}: {describe(value.id, value.op)} belongs to graph "
+                    f"{value.editor.graph.graph.get(ir.NAME)!r}, not {self.graph.graph.get(ir.NAME)!r}; "
+                    "build each network in one Graph"
+                )
+            return value
+        if isinstance(value, (numbers.Real, np.ndarray, np.generic)):
+            return self.const(value)
+        raise GraphError(f"{what}: expected a graphc Node or a number, found {type(value).__name__} {value!r}")
+
+    def add(self, op_name: str, operands: Sequence, attrs: dict | None = None, node_id: str | None = None,
+            dtype: str | None = None) -> Ref:
+        """Add ``op_name(*operands)``: arity, attrs and shape checked by the op's rules; the
+        dtype is the first operand's unless given."""
+        op = get_op(op_name)
+        attrs = dict(attrs or {})
+        if op.arity >= 0 and len(operands) != op.arity:
+            raise GraphError(f"op {op_name} takes {op.arity} operand(s), found {len(operands)}")
+        unknown = sorted(set(attrs) - set(op.attrs))
+        if unknown:
+            raise GraphError(
+                f"op {op_name}: unknown attr(s) {', '.join(unknown)}; it takes {sorted(op.attrs) or 'none'}"
+            )
+        full = {**op.attrs, **attrs}
+        args = [self.operand(o, f"op {op_name}") for o in operands]
+        node_id = node_id if node_id is not None else self.fresh(op_name)
+        shape = op.shape([a.shape for a in args], full, node_id, op_name)
+        if dtype is None:
+            dtype = self.graph.nodes[args[0].id][ir.DTYPE] if args else ir.DEFAULT_DTYPE
+        ir.add_op(self.graph, node_id, op_name, [a.id for a in args], full, shape, dtype)
+        return self._record(node_id)
+
+    def fused(self, fn: Callable, operands: Sequence, kink: str = "") -> Ref:
+        """A ``fused`` node computing ``fn(*symbols)`` elementwise over ``operands``."""
+        symbols = fused_symbols(len(operands))
+        node = self.add("fused", operands, {"kink": kink})
+        self.graph.nodes[node.id][ir.EXPR] = (sympy.sympify(fn(*symbols)), symbols)
+        return node
+
+    # -- the tensor ops rules use most ------------------------------------------------------
+    def sum(self, x: Ref, axis=None, keepdims: bool = False) -> Ref:
+        return self.add("sum", [x], {"axis": axis, "keepdims": keepdims})
+
+    def reshape(self, x: Ref, shape: tuple) -> Ref:
+        return self.add("reshape", [x], {"shape": tuple(shape)})
+
+    def broadcast(self, x: Ref, shape: tuple) -> Ref:
+        return self.add("broadcast", [x], {"shape": tuple(shape)})
+
+    def transpose(self, x: Ref, axes=None) -> Ref:
+        return self.add("transpose", [x], {"axes": None if axes is None else tuple(axes)})

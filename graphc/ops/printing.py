@@ -1,0 +1,146 @@
+"""The printed form of an elementwise expression: the sympy printer that writes numpy.
+
+A strict :class:`NumPyPrinter` subclass: what it cannot print fails loudly. Its own
+methods replace sympy's defaults where those are slow or unstable: ``Max``/``Min`` as
+``numpy.maximum``/``minimum`` (not ``functools.reduce``), ``Piecewise`` as nested
+``numpy.where`` (not ``select``), ``Heaviside(x, 1)`` as ``(x >= 0)`` cast to float (the
+lecture's ReLU convention), floats by their shortest exact ``repr``, and the stable
+activation functions.
+
+It belongs to the op table (it is every elementwise op's printed form), so registering a
+custom op can check that the op and its derivatives print as numpy over arrays
+(:func:`check_printable`), and lowering prints with it.
+"""
+
+from __future__ import annotations
+
+import sympy
+from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.precedence import PRECEDENCE
+
+from ..errors import GraphError
+from .functions import stable_form
+
+__all__ = ["GraphcPrinter", "print_expr", "check_printable", "unprintable_part"]
+
+
+class GraphcPrinter(NumPyPrinter):
+    printmethod = "_graphccode"
+
+    def __init__(self, settings=None):
+        super().__init__({"strict": True, "fully_qualified_modules": True, **(settings or {})})
+
+    def _np(self, name: str) -> str:
+        return self._module_format(f"numpy.{name}")
+
+    def _print_Float(self, expr):
+        number = float(expr)  # a folded constant may overflow float64: numpy's names, not a bare inf
+        if number != number:
+            return self._np("nan")
+        return repr(number) if abs(number) != float("inf") else ("-" if number < 0 else "") + self._np("inf")
+
+    def _print_Pow(self, expr, rational=False):
+        # numpy cannot raise ints to negative int powers, so sympy prints x**(-1.0); our
+        # values are floats, and 1/x reads better and is faster.
+        if expr.exp.is_Integer and expr.exp < 0:
+            base = self.parenthesize(expr.base, PRECEDENCE["Pow"])
+            return f"1/{base}" if expr.exp == -1 else f"1/{base}**{-expr.exp}"
+        return super()._print_Pow(expr, rational=rational)
+
+    def _nested(self, function: str, args) -> str:
+        printed = [self._print(a) for a in args]
+        out = printed[0]
+        for nxt in printed[1:]:
+            out = f"{self._np(function)}({out}, {nxt})"
+        return out
+
+    def _print_Max(self, expr):
+        return self._nested("maximum", sorted(expr.args, key=sympy.default_sort_key))
+
+    def _print_Min(self, expr):
+        return self._nested("minimum", sorted(expr.args, key=sympy.default_sort_key))
+
+    def _print_Piecewise(self, expr):
+        *branches, (last, last_cond) = expr.args
+        if last_cond != sympy.true:
+            raise GraphError(f"a Piecewise needs a final branch for 'otherwise': {expr}")
+        out = self._print(last)
+        for value, cond in reversed(branches):
+            out = f"{self._np('where')}({self._print(cond)}, {self._print(value)}, {out})"
+        return out
+
+    def _print_Heaviside(self, expr):
+        arg = expr.args[0]
+        at = expr.args[1] if len(expr.args) > 1 else sympy.Rational(1, 2)
+        if at == 1:
+            return f"({self._print(arg)} >= 0).astype({self._np('float64')})"
+        if at == 0:
+            return f"({self._print(arg)} > 0).astype({self._np('float64')})"
+        return f"{self._np('heaviside')}({self._print(arg)}, {self._print(at)})"
+
+    def _print_sigmoid(self, expr):
+        return f"({self._print(stable_form(expr))})"  # the stable form (ops/functions.py)
+
+    def _print_softplus(self, expr):
+        return self._print(stable_form(expr))
+
+    def _print_logaddexp(self, expr):
+        return f"{self._np('logaddexp')}({', '.join(self._print(a) for a in expr.args)})"
+
+    def _print_sign(self, expr):
+        return f"{self._np('sign')}({self._print(expr.args[0])})"
+
+
+_PRINTER = GraphcPrinter()
+
+
+def print_expr(expr: sympy.Expr) -> str:
+    """numpy source for a sympy expression over symbols named by the namespace."""
+    return _PRINTER.doprint(expr)
+
+
+def unprintable_part(expr: sympy.Expr) -> tuple[sympy.Expr, str] | None:
+    """The first part of ``expr`` that has no numpy form for arrays, and why; else None.
+
+    A part fails when the strict printer refuses it, or prints it through a module other
+    than numpy (sympy writes ``erf`` as ``math.erf``, which takes one number, not an array).
+
+    >>> x = sympy.Symbol("x", real=True)
+    >>> unprintable_part(sympy.exp(x) + sympy.erf(x))[0]
+    erf(x)
+    >>> unprintable_part(sympy.tanh(x)) is None
+    True
+    """
+    whole = GraphcPrinter()
+    try:
+        whole.doprint(expr)
+    except Exception:  # noqa: BLE001, S110 - find the part below
+        pass
+    else:
+        if set(whole.module_imports) <= {"numpy"}:
+            return None
+    for part in sympy.postorder_traversal(expr):
+        if part.is_Atom:
+            continue
+        printer = GraphcPrinter()
+        try:
+            printer.doprint(part)
+        except Exception as error:  # noqa: BLE001 - the printer raises several kinds
+            return part, str(error).splitlines()[0]
+        others = sorted(set(printer.module_imports) - {"numpy"})
+        if others:
+            return part, f"it prints through {', '.join(others)}, which works on one number, not on arrays"
+    return None
+
+
+def check_printable(expr: sympy.Expr, op_name: str, what: str = "its expression") -> None:
+    """Raise a GraphError naming the op and the function when ``expr`` has no numpy form."""
+    problem = unprintable_part(expr)
+    if problem is None:
+        return
+    part, why = problem
+    function = getattr(part, "func", type(part)).__name__
+    raise GraphError(
+        f"op {op_name!r}: {what} {expr} uses {function} ({part}), which has no numpy form for arrays ({why}); "
+        "write the op with functions numpy has (exp, log, sin, tanh, sqrt, Max, Piecewise, ...)"
+    )
