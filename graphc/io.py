@@ -336,6 +336,9 @@ class _Walker:
         elif value.is_Rational and max(abs(value.p), value.q) > MAX_EXACT:
             raise self.fail(node, f"the exact number {value!s:.60} is beyond float64's exact integers; "
                                   "write it as a float")
+        elif value.is_number and (value.is_extended_real is False or value.has(sympy.I)):
+            # at once: Max and Min cannot even compare a non-real number (sqrt(-561)) with others
+            raise self.fail(node, f"{value} is not a real number; an op computes with real numbers only")
         return value
 
     def arithmetic(self, node: ast.BinOp, left: sympy.Expr, right: sympy.Expr) -> sympy.Expr:
@@ -376,7 +379,7 @@ class _Walker:
         args = [self.visit(a, depth + 1) for a in node.args]
         try:
             return self.in_range(node, FUNCTIONS[name](*args))
-        except ArithmeticError as error:
+        except (ArithmeticError, ValueError, TypeError) as error:  # sympy's own refusals, e.g. Max of I
             raise self.fail(node, f"{name}() of these numbers cannot be computed ({type(error).__name__})") from None
 
 

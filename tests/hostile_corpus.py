@@ -140,6 +140,7 @@ CASES: list[Case] = [
     Case("zero_over_zero", custom("x0 * (0.0 / 0.0)"), "cannot be computed"),
     Case("float_power_underflow", custom("x0 * Abs(-2.3288528066809108e+16) ** (-3.23369729081329e+55)"),
          "cannot be computed"),
+    Case("max_of_a_non_real_number", custom("-Max(sqrt(-561), Abs(x0))"), "not a real number"),
     Case("exp_of_minus_float_max_then_log1p", custom("log1p(exp(-1.7976931348623155e+308))"), "cannot be computed"),
     Case("negative_base_symbolic_exponent", custom("(-2) ** (-1.3543642386277144e+16 ** x0)"),
          "needs an integer exponent"),
