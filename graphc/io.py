@@ -336,6 +336,8 @@ class _Walker:
         elif value.is_Rational and max(abs(value.p), value.q) > MAX_EXACT:
             raise self.fail(node, f"the exact number {value!s:.60} is beyond float64's exact integers; "
                                   "write it as a float")
+        elif value.is_number and value.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+            raise self.fail(node, f"{value} is an infinity or NaN; write finite numbers only")
         elif value.is_number and (value.is_extended_real is False or value.has(sympy.I)):
             # at once: Max and Min cannot even compare a non-real number (sqrt(-561)) with others
             raise self.fail(node, f"{value} is not a real number; an op computes with real numbers only")
