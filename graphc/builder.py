@@ -25,6 +25,7 @@ from . import ir, shapes
 from .errors import GraphError, ShapeError, describe
 from .ops.base import get_op
 from .ops.editor import Editor, Ref, const_value
+from .verify import infer_shapes, verify
 
 __all__ = ["Graph", "Node", "apply", "from_networkx"]
 
@@ -205,8 +206,6 @@ def from_networkx(source: nx.DiGraph, name: str | None = None) -> Graph:
     ``outputs`` to the nodes nothing consumes. Shapes of op nodes are inferred where
     missing, then the whole graph is verified.
     """
-    from .verify import infer_shapes, verify
-
     if not isinstance(source, nx.DiGraph):
         raise GraphError(f"from_networkx takes a networkx DiGraph or MultiDiGraph, found {type(source).__name__}")
     graph = source if isinstance(source, nx.MultiDiGraph) else nx.MultiDiGraph(source)

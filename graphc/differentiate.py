@@ -1,17 +1,20 @@
 """differentiate: reverse mode over the graph, giving the joint forward+backward graph.
 
-Guarantees: every forward node is kept unchanged (``phase="forward"``); each backward
-node has ``phase="backward"`` and ``grad_of`` = the forward node whose gradient it helps
-compute; graph attribute ``grads`` maps each ``wrt`` name to the node holding its gradient
-(zeros of its shape when it does not reach the output); ``seed`` is ``"scalar"`` (the
-output is a scalar and its cotangent is 1) or the id of the input node holding the
-cotangent.
+Guarantees: every forward node is kept unchanged (``phase="forward"``); every node made
+here has ``phase="backward"`` (the editor's tagging context); the node holding the whole
+cotangent of a value X is tagged ``grad_of = X`` and has X's shape, helper steps towards
+it (a transpose, a partial sum) are not tagged; graph attribute ``grads`` maps each
+``wrt`` name to the node holding its gradient (zeros of its shape when it does not reach
+the output); ``seed`` is ``"scalar"`` (the output is a scalar and its cotangent is 1) or
+the id of the input node holding the cotangent. Nodes are made with the IR editor
+(``ops/editor.py``), never the user API.
 
 Elementwise ops are differentiated through ``sympy.diff`` of their definition, once per
 op (``ops.local_partials``): each partial becomes one ``fused`` node ``g * partial``, over
 the op's own output where that is cheaper (sigmoid' = y (1 - y)): the lecture's reuse of
-computation. Tensor ops use their VJP rules (``ops/vjp.py``). Cotangents of values used
-several times are summed.
+computation. Tensor ops use the VJP rules on their entries (``ops/tensor.py``), which
+return cotangents of their operands' exact shapes. Cotangents of values used several
+times are summed.
 
 Before: ``loss = square(w * x - y)``. After, added: ``d_sub = 2 sub``,
 ``d_mul = d_sub``, ``d_w = d_mul * x`` with ``grads = {"w": "d_w"}``.
@@ -93,44 +96,43 @@ def differentiate(graph: nx.MultiDiGraph, wrt: Sequence[str] | None = None, of: 
     needed = _needs_gradient(joint, target, wrt)
     toward: dict[str, str] = {}  # backward node -> the value whose gradient it helps compute
     cotangents: dict[str, list[str]] = {}
-    if seeded:
-        seed_id = ir.fresh_id(joint, f"d_{target}")
-        editor.source("input", seed_id, joint.nodes[target][ir.SHAPE], joint.nodes[target][ir.DTYPE])
-        joint.graph[ir.SEED] = seed_id
-        _hold(joint, seed_id, target)
-    else:
-        seed_id = editor.const(1.0).id
-        toward[seed_id] = target
-        _hold(joint, seed_id, target)
-        joint.graph[ir.SEED] = "scalar"
-    cotangents[target] = [seed_id]
+    with editor.tagging(phase=ir.BACKWARD):  # every node made from here on is a backward node
+        if seeded:
+            seed_id = ir.fresh_id(joint, f"d_{target}")
+            editor.source("input", seed_id, joint.nodes[target][ir.SHAPE], joint.nodes[target][ir.DTYPE])
+            joint.graph[ir.SEED] = seed_id
+            _hold(joint, seed_id, target)
+        else:
+            seed_id = editor.const(1.0).id
+            toward[seed_id] = target
+            _hold(joint, seed_id, target)
+            joint.graph[ir.SEED] = "scalar"
+        cotangents[target] = [seed_id]
 
-    totals: dict[str, str] = {}
-    for node in reversed(forward_nodes):
-        if node not in needed or node not in cotangents:
-            continue
-        total = _accumulate(editor, toward, node, cotangents.pop(node))
-        totals[node] = total
-        for k, operand in enumerate(ir.operands(joint, node)):
-            if operand not in needed:
+        totals: dict[str, str] = {}
+        for node in reversed(forward_nodes):
+            if node not in needed or node not in cotangents:
                 continue
-            mark = len(editor.created)
-            contribution = _vjp(editor, joint, node, k, editor.ref(total))
-            if contribution is None:
-                continue
-            _toward(toward, editor.created[mark:], operand)
-            _check_cotangent(joint, contribution.id, operand, node)
-            cotangents.setdefault(operand, []).append(contribution.id)
+            total = _accumulate(editor, toward, node, cotangents.pop(node))
+            totals[node] = total
+            for k, operand in enumerate(ir.operands(joint, node)):
+                if operand not in needed:
+                    continue
+                mark = len(editor.created)
+                contribution = _vjp(editor, joint, node, k, editor.ref(total))
+                if contribution is None:
+                    continue
+                _toward(toward, editor.created[mark:], operand)
+                _check_cotangent(joint, contribution.id, operand, node)
+                cotangents.setdefault(operand, []).append(contribution.id)
 
-    grads = {}
-    for name in wrt:
-        if name not in totals:
-            mark = len(editor.created)
-            totals[name] = editor.add("zeros_like", [editor.ref(name)]).id
-            _toward(toward, editor.created[mark:], name)
-        grads[name] = totals[name]
-    for node in toward:
-        joint.nodes[node][ir.PHASE] = ir.BACKWARD
+        grads = {}
+        for name in wrt:
+            if name not in totals:
+                mark = len(editor.created)
+                totals[name] = editor.add("zeros_like", [editor.ref(name)]).id
+                _toward(toward, editor.created[mark:], name)
+            grads[name] = totals[name]
     for value, holder in totals.items():
         _hold(joint, holder, value)
     joint.graph[ir.GRADS] = grads

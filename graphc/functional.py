@@ -16,6 +16,8 @@ from .errors import GraphError
 from .ops import OPS, Op
 from .ops.base import select_steps
 from .ops.elementwise import add_elementwise
+from .ops.functions import sigmoid as sigmoid_fn
+from .ops.functions import softplus as softplus_fn
 from .ops.printing import check_printable
 from .shapes import normalize
 
@@ -151,9 +153,6 @@ def recognize_activations(expr: sympy.Expr) -> sympy.Expr:
     >>> recognize_activations(x / (1 + sympy.exp(-x)))
     x*sigmoid(x)
     """
-    from .ops.functions import sigmoid as sigmoid_fn
-    from .ops.functions import softplus as softplus_fn
-
     expr = expr.replace(lambda e: _sigmoid_of(e) is not None, lambda e: sigmoid_fn(_sigmoid_of(e)))
     return expr.replace(lambda e: _softplus_of(e) is not None, lambda e: softplus_fn(_softplus_of(e)))
 

@@ -12,9 +12,10 @@ import networkx as nx
 import numpy as np
 
 from . import ir
+from .builder import Graph
 from .errors import GraphcError, describe
-from .lower.load import load_source
-from .lower.source import generate
+from .evaluate import evaluate
+from .pipeline import compile as compile_graph
 from .verify import topological_order
 
 __all__ = ["first_disagreeing_node", "node_values"]
@@ -23,12 +24,9 @@ MAX_NODES = 150  # each candidate costs a compile; beyond this the search is ski
 
 
 def node_values(graph: nx.MultiDiGraph, feeds: dict, nodes: list[str]) -> dict[str, np.ndarray]:
-    """The value of each of ``nodes`` for ``feeds`` (a forward graph, composites expanded)."""
-    probe = ir.copy_graph(graph)
-    probe.graph[ir.OUTPUTS] = list(nodes)
-    module = load_source(generate(probe).source, f"{graph.graph[ir.NAME]} probe")
-    values = module.forward_pass(*[feeds[name] for name in ir.sources(probe)])
-    return dict(zip(nodes, (np.asarray(v, dtype=np.float64) for v in values)))
+    """The value of each of ``nodes`` for ``feeds``, from the reference interpreter, in float64."""
+    values = evaluate(graph, feeds, nodes, dtype="float64")
+    return {n: np.asarray(values[n], dtype=np.float64) for n in nodes}
 
 
 def _cut(graph: nx.MultiDiGraph, node: str) -> nx.MultiDiGraph:
@@ -42,9 +40,6 @@ def _cut(graph: nx.MultiDiGraph, node: str) -> nx.MultiDiGraph:
 
 
 def _cotangent_ok(graph, node, feeds, value, target, cotangent, eps, rtol, atol, rng) -> bool:
-    from .builder import Graph
-    from .pipeline import compile as compile_graph
-
     prog = compile_graph(Graph(graph.graph[ir.NAME], nx_graph=_cut(graph, node)), wrt=[node], of=target)
     point = {**feeds, node: value}
     seed = None if cotangent is None else cotangent

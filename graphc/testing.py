@@ -24,6 +24,8 @@ from . import ir
 from .builder import Graph
 from .differentiate import scalar_output
 from .errors import GradientError
+from .evaluate import evaluate
+from .localize import first_disagreeing_node
 from .pipeline import compile as compile_graph
 
 __all__ = ["check_gradients", "GradientReport", "gradcheck"]
@@ -77,9 +79,9 @@ class GradientReport:
         return summary + "\n" + self.table()
 
 
-def _scalar_function(prog, feeds: dict, target: str, cotangent):
+def _scalar_function(prog, fixed: dict, target: str, cotangent):
     def value(point: dict) -> float:
-        out = np.asarray(prog.forward(point)[target], dtype=np.float64)
+        out = np.asarray(prog.forward({**point, **fixed})[target], dtype=np.float64)
         return float(np.sum(out * cotangent)) if cotangent is not None else float(out)
 
     return value
@@ -118,8 +120,8 @@ def check_gradients(prog, feeds: Mapping, rtol: float = 1e-5, atol: float = 1e-7
         prog = compile_graph(prog)
     rng = np.random.default_rng(seed)
     point = {k: np.array(v, dtype=np.float64) for k, v in feeds.items()}
-    exact = _in_float64(prog)  # the differences are taken in float64, whatever the program's dtype
-    outputs = exact.forward(point)
+    exact, fixed = _reference(prog, point)  # float64, stopped values held fixed
+    outputs = exact.forward({**point, **fixed})
     target = prog.of or (prog.outputs[0] if not prog.has_gradient else _scalar_name(prog))
     cotangent = None
     if prog.has_gradient:
@@ -127,7 +129,7 @@ def check_gradients(prog, feeds: Mapping, rtol: float = 1e-5, atol: float = 1e-7
     else:
         cotangent = rng.standard_normal(np.shape(outputs[target]))
         _, grads = prog.value_and_grad(point, seed=cotangent)
-    value = _scalar_function(exact, point, target, cotangent)
+    value = _scalar_function(exact, fixed, target, cotangent)
     center = value(point)
     report = GradientReport()
 
@@ -147,8 +149,6 @@ def check_gradients(prog, feeds: Mapping, rtol: float = 1e-5, atol: float = 1e-7
         report.rows.append(Row(name, str(tuple(int(i) for i in index)), a, numeric, tolerance, status))
 
     if report.failures and raise_on_failure:
-        from .localize import first_disagreeing_node
-
         report.culprit = first_disagreeing_node(prog, point, target, cotangent, eps, rtol, atol)
         where = (f"the first node whose local derivative disagrees: {report.culprit}"
                  if report.culprit else "no single node's local derivative could be blamed")
@@ -175,15 +175,28 @@ def _scalar_name(prog) -> str:
     return scalar_output(prog.forward_graph, prog.of)
 
 
-def _in_float64(prog):
-    """``prog`` itself when it computes in float64, else the same graph compiled in float64."""
+def _reference(prog, point: dict):
+    """The program the differences are taken on, and what it is fed beyond ``point``.
+
+    It computes in float64 whatever ``prog``'s dtype. A ``stop_gradient`` defines the
+    gradient of the function with the stopped value held constant, so there the value is
+    cut out and fed as it is at ``point`` (from the reference interpreter): the
+    differences then measure what the gradient claims. ``prog`` itself when neither applies.
+    """
     declared = prog.graph
-    if all(data[ir.DTYPE] == "float64" for _, data in declared.nodes(data=True)):
-        return prog
+    stopped = [n for n in declared.nodes if declared.nodes[n][ir.OP] == "stop_gradient"]
+    if not stopped and all(data[ir.DTYPE] == "float64" for _, data in declared.nodes(data=True)):
+        return prog, {}
+    fixed = evaluate(declared, point, stopped, dtype="float64") if stopped else {}
     twin = ir.copy_graph(declared)
     for node in twin.nodes:
         twin.nodes[node][ir.DTYPE] = "float64"
-    return compile_graph(Graph(twin.graph[ir.NAME], nx_graph=twin), wrt=prog.wrt, of=prog.of)
+    for node in stopped:
+        twin.remove_edges_from(list(twin.in_edges(node, keys=True)))
+        twin.nodes[node][ir.OP], twin.nodes[node][ir.ATTRS] = "input", {}
+        twin.graph[ir.INPUTS] = [*twin.graph[ir.INPUTS], node]
+    compiled = compile_graph(Graph(twin.graph[ir.NAME], nx_graph=twin), wrt=prog.wrt, of=prog.of)
+    return compiled, {n: np.asarray(v, dtype=np.float64) for n, v in fixed.items()}
 
 
 # -- the pytest plugin ------------------------------------------------------------------

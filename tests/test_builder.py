@@ -330,3 +330,22 @@ def test_from_networkx_cycle():
     with pytest.raises(gc.GraphError) as info:
         gc.from_networkx(graph)
     assert "cycle" in str(info.value) and "'a'" in str(info.value) and "'b'" in str(info.value)
+
+
+def test_a_number_next_to_a_float32_value_keeps_the_op_float32():
+    import numpy as np
+
+    g = gc.Graph("f32")
+    p = g.param("p", shape=(), dtype="float32")
+    y = g.input("y", shape=(), dtype="float32")
+    g.output("loss", gc.bce(0.05 + 0.9 * gc.sigmoid(p), y) * 1.0)
+    assert {d["dtype"] for _, d in g.nx.nodes(data=True)} == {"float32"}
+    value, grads = gc.compile(g).value_and_grad({"p": np.float32(1.07), "y": np.float32(0.449)})
+    assert value["loss"].dtype == np.float32 and grads["p"].dtype == np.float32
+
+    def loss(q):
+        s = 0.05 + 0.9 / (1 + np.exp(-q))
+        return -(0.449 * np.log(s) + (1 - 0.449) * np.log1p(-s))
+
+    numeric = (loss(1.07 + 1e-6) - loss(1.07 - 1e-6)) / 2e-6
+    assert abs(float(grads["p"]) - numeric) < 1e-5

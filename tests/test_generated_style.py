@@ -65,3 +65,23 @@ def test_renamed_buffers_compute_what_numpy_by_hand_computes():
     np.testing.assert_allclose(outputs["loss"], np.mean((out - y) ** 2), rtol=1e-13)
     np.testing.assert_allclose(grads["W2"], a1.T @ d_z2, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(grads["W1"], x.T @ d_z1, rtol=1e-12, atol=1e-15)
+
+
+def test_a_buffer_carries_the_users_name_over_a_name_made_from_an_op():
+    g = gc.Graph("named")
+    x, y = g.input("x", shape=("N", 4)), g.input("y", shape=("N", 2))
+    W1, b1 = g.param("W1", shape=(4, 8)), g.param("b1", shape=(8,))
+    W2 = g.param("W2", shape=(8, 2))
+    h1 = gc.relu(x @ W1 + b1).named("h1")
+    g.output("loss", gc.mse(h1 @ W2, y))
+    prog = gc.compile(g)
+    code = [line.split("  #")[0].strip() for line in prog.source.splitlines()]
+    assert any(line.startswith("h1 = x @ W1") for line in code)  # the forward buffer is h1 from the start
+    assert any(line.startswith("d_h1 = ") for line in code) and not any(line.startswith("d_add") for line in code)
+    rng = np.random.default_rng(0)
+    feeds = {"x": rng.normal(size=(3, 4)), "y": rng.normal(size=(3, 2)), "W1": rng.normal(size=(4, 8)),
+             "b1": rng.normal(size=8), "W2": rng.normal(size=(8, 2))}
+    z = feeds["x"] @ feeds["W1"] + feeds["b1"]
+    d_out = 2 * (np.maximum(z, 0) @ feeds["W2"] - feeds["y"]) / 6
+    want = feeds["x"].T @ ((d_out @ feeds["W2"].T) * (z >= 0))
+    np.testing.assert_allclose(prog.value_and_grad(feeds)[1]["W1"], want, rtol=1e-12)

@@ -356,3 +356,16 @@ def test_the_step_plan_updates_after_every_gradient_and_the_docs_say_what_it_cos
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_check_gradients_holds_a_stopped_value_fixed():
+    """stop_gradient defines the gradient with the stopped value held constant: no false alarm."""
+    g = gc.Graph("stopped")
+    p = g.param("p", shape=(3,))
+    x = g.input("x", shape=(3,))
+    g.output("loss", gc.sum(gc.stop_gradient(p * p) * x + p * x))
+    feeds = {"p": np.array([0.5, -1.0, 2.0]), "x": np.array([1.0, 2.0, -0.5])}
+    report = gc.check_gradients(gc.compile(g), feeds)
+    assert report.ok
+    _, grads = gc.compile(g).value_and_grad(feeds)
+    np.testing.assert_allclose(grads["p"], feeds["x"], rtol=1e-14)  # d/dp of (fixed) * x + p x

@@ -21,10 +21,10 @@ import sympy
 from .. import ir
 from .. import schedule as plan
 from ..errors import GraphError, describe
-from ..ops.base import definition, freeze, get_op
-from .kernel import kernel_lines, repeats
+from ..ops.base import OPS, definition, freeze, get_op
+from .backend import NUMPY, Backend
+from .kernel import repeats
 from .naming import RESERVED, Namespace
-from .printer import print_expr
 
 __all__ = ["Module", "FunctionSpec", "literal", "const_number", "const_source", "UNPACK", "print_function",
            "print_sgd_step"]
@@ -84,10 +84,10 @@ _PLACEHOLDER = re.compile(r"\b__(?:a\d+|d\d+|target)\b")
 
 
 @functools.lru_cache(maxsize=4096)
-def _kernel_template(expr: sympy.Expr, leaves: tuple, donors: frozenset[str], numpy: str,
+def _kernel_template(backend: Backend, expr: sympy.Expr, leaves: tuple, donors: frozenset[str],
                      shape_text: str, shape: tuple, dtype: str) -> tuple[tuple[str, ...], str]:
-    lines = kernel_lines(expr, "__target", dict(leaves), donors, numpy, shape_text, shape, dtype)
-    return tuple(lines), print_expr(expr)
+    lines = backend.kernel(expr, "__target", dict(leaves), donors, backend.module, shape_text, shape, dtype)
+    return tuple(lines), backend.expression(expr, dtype)
 
 
 def _tuple(items: list[str]) -> str:
@@ -121,7 +121,12 @@ class Module:
     graph: nx.MultiDiGraph
     namespace: Namespace = field(default_factory=Namespace)
     constants: dict[str, str] = field(default_factory=dict)  # identifier -> literal
-    numpy: str = "numpy"
+    backend: Backend = NUMPY
+
+    @property
+    def numpy(self) -> str:
+        """The array module the code calls (``numpy``)."""
+        return self.backend.module
     # the function being printed: buffers handed from value to value carry one name, and
     # kink notes already given; print_function resets both for every function
     local: dict[str, str] = field(default_factory=dict)
@@ -186,7 +191,7 @@ class Module:
         if isinstance(d, sympy.Symbol):
             return self.namespace.name(("dim", d.name), d.name)
         if isinstance(d, sympy.Expr) and not d.is_Integer:
-            return print_expr(d.subs({s: sympy.Symbol(self.dim(s)) for s in d.free_symbols}))
+            return self.backend.expression(d.subs({s: sympy.Symbol(self.dim(s)) for s in d.free_symbols}))
         return str(int(d))
 
     def shape(self, dims) -> str:
@@ -206,13 +211,15 @@ class Module:
             values = {self.atom(a) for a in args if not self.is_scalar_const(a)}
             if not any(s.name in values for s in expr.free_symbols):
                 # a number (0, 1/N): a numpy scalar of the node's dtype, never a Python int
-                return f"{self.numpy}.{data[ir.DTYPE]}({print_expr(expr)})"
-            return print_expr(expr)
-        if op.lower is not None:
-            return op.lower(self, [self.tensor_atom(a) for a in args], data[ir.ATTRS], node)
+                return f"{self.numpy}.{data[ir.DTYPE]}({self.backend.expression(expr, data[ir.DTYPE])})"
+            return self.backend.expression(expr, data[ir.DTYPE])
+        lower = self.backend.lowering(op)
+        if lower is not None:
+            return lower(self, [self.tensor_atom(a) for a in args], data[ir.ATTRS], node)
         raise GraphError(
             f"{describe(node, op.name)} cannot be lowered: "
-            + ("expand composite ops first (the pipeline's expand stage)" if op.composite else "it has no numpy form")
+            + ("expand composite ops first (the pipeline's expand stage)" if op.composite
+               else f"backend {self.backend.name!r} has no form of it")
         )
 
     def _canonical(self, node: str, donors: frozenset[str]):
@@ -243,7 +250,7 @@ class Module:
             names[f"__d{j}"] = self.dim(dim)
         once = [a for a in args if args.count(a) == 1]  # a value read twice must not be overwritten
         donated = frozenset(f"__a{k}" for k, a in enumerate(args) if a in donors and a in once)
-        lines, formula = _kernel_template(expr.xreplace(mapping), tuple(leaves), donated, self.numpy,
+        lines, formula = _kernel_template(self.backend, expr.xreplace(mapping), tuple(leaves), donated,
                                           self.shape(data[ir.SHAPE]), tuple(data[ir.SHAPE]), data[ir.DTYPE])
         return expr, mapping, names, lines, formula
 
@@ -273,7 +280,7 @@ class Module:
                     if k.startswith("__a")}
             real.update({sympy.Symbol(k, positive=True): sympy.Symbol(v, positive=True) for k, v in names.items()
                          if k.startswith("__d")})
-            formula = print_expr(expr.xreplace(mapping).xreplace(real))
+            formula = self.backend.expression(expr.xreplace(mapping).xreplace(real), self.graph.nodes[node][ir.DTYPE])
         return lines, formula
 
     def fused_expression(self, node: str, args: list[str]) -> sympy.Expr:
@@ -304,14 +311,17 @@ class Module:
             lines = [line for line in lines if line != f"{target} = {target}"]  # the buffer keeps its name
             if len(lines) == 1:
                 return [lines[0] + comment]
-            return [f"# {target} = {formula}  ({node!r} {data[ir.OP]}{_note(kink)})"] + lines
+            own = self.namespace.name(node)  # the value's name; the buffer may be an argument's
+            into = f"in {target}'s buffer: " if own != target else ""
+            return [f"# {own} = {formula}  ({into}{node!r} {data[ir.OP]}{_note(kink)})"] + lines
         if ir.EXPR not in data or not repeats(data[ir.EXPR][0]):
             return [f"{target} = {self.expression(node)}{comment}"]
         expr = self.fused_expression(node, ir.operands(self.graph, node))
         shared, (reduced,) = sympy.cse(expr, symbols=sympy.numbered_symbols("_t"), optimizations=None)
-        lines = [f"{name} = {print_expr(part)}" for name, part in shared]
+        lines = [f"{name} = {self.backend.expression(part, data[ir.DTYPE])}" for name, part in shared]
         temporaries = ", ".join(str(name) for name, _ in shared)
-        return lines + [f"{target} = {print_expr(reduced)}{comment}"] + ([f"del {temporaries}"] if shared else [])
+        lines.append(f"{target} = {self.backend.expression(reduced, data[ir.DTYPE])}{comment}")
+        return lines + ([f"del {temporaries}"] if shared else [])
 
 
     # -- functions -------------------------------------------------------------------------
@@ -325,7 +335,7 @@ class Module:
         atom = self.atom(item.node)
         if not item.copy:
             return atom
-        if self.is_scalar_const(self.resolve(item.node)):
+        if ir.op_of(self.graph, self.resolve(item.node)) == "const":  # in its own dtype, not its readers'
             dtype = self.graph.nodes[item.node][ir.DTYPE]
             return f"{self.numpy}.array({atom}, dtype={self.numpy}.{dtype})"
         return f"{atom}.copy()"
@@ -389,8 +399,23 @@ def _buffer_names(module: Module, fn: plan.FunctionPlan) -> dict[str, str]:
         donor = module.handover(step.node, step.donates)
         members = chain.pop(donor, [donor]) if donor is not None else []
         chain[step.node] = members + [step.node]
-    return {member: module.namespace.name(last) for last, members in chain.items() for member in members
-            if len(members) > 1}
+    names = {}
+    for members in chain.values():
+        if len(members) > 1:  # a name the user gave (h1, d_h1) over one made from an op (add_2, d_add_1)
+            best = next((m for m in reversed(members) if not _made_from_an_op(m)), members[-1])
+            if members[0] in fn.args:  # an argument is bound under its own name on entry
+                best = members[0]
+            names.update({m: module.namespace.name(best) for m in members})
+    return names
+
+
+_MADE = re.compile(r"(?:d_)?([A-Za-z_]+?)(?:_\d+)?")
+
+
+def _made_from_an_op(node: str) -> bool:
+    """Whether a node id looks made by the compiler from an op's name (``add_2``, ``d_matmul_1``)."""
+    match = _MADE.fullmatch(node)
+    return bool(match) and match.group(1) in OPS
 
 
 def print_sgd_step(module: Module, step: plan.StepPlan) -> str:

@@ -87,9 +87,9 @@ class _Kernel:
         if expr.is_Symbol:
             if expr in self.arrays:
                 return Value(expr.name, self.leaf_shapes[expr], expr.name in self.donors)
-            return Value(print_expr(expr), None, False)  # a symbolic dim or a 0-d leaf: a number
+            return Value(print_expr(expr, self.dtype), None, False)  # a symbolic dim or a 0-d leaf: a number
         if expr.is_Number or not expr.free_symbols & self.arrays:
-            return Value(_parenthesized(print_expr(expr)), None, False)
+            return Value(_parenthesized(print_expr(expr, self.dtype)), None, False)
         rule = self._rules().get(expr.func)
         if rule is None:
             rule = next((r for f, r in self._rules().items() if isinstance(expr, f)), None)
@@ -100,7 +100,7 @@ class _Kernel:
     def opaque(self, expr: sympy.Expr) -> Value:
         """A part without a ufunc rule: the printer's one expression (a fresh array)."""
         name = self.fresh()
-        self.lines.append(f"{name} = {print_expr(expr)}")
+        self.lines.append(f"{name} = {print_expr(expr, self.dtype)}")
         shape = self.shape(expr)
         return Value(name, shape, bool(shape))
 
@@ -163,7 +163,7 @@ class _Kernel:
         else:
             acc, done = None, sympy.Integer(1)
         if coefficient != 1:
-            number = Value(_parenthesized(print_expr(coefficient)), None, False)
+            number = Value(_parenthesized(print_expr(coefficient, self.dtype)), None, False)
             acc = number if acc is None else self.call("multiply", [acc, number], self.shape(done))
         for factor in denominator:
             done = done / factor

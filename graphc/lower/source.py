@@ -12,6 +12,7 @@ import networkx as nx
 
 from .. import ir
 from ..schedule import Schedule, schedule
+from .backend import NUMPY, Backend
 from .emit import UNPACK, Module, print_function, print_sgd_step
 
 __all__ = ["GeneratedCode", "generate", "lower"]
@@ -73,22 +74,23 @@ def _target(joint: nx.MultiDiGraph) -> str:
     return scalars[0] if scalars else joint.graph[ir.OUTPUTS][0]
 
 
-def generate(forward_graph: nx.MultiDiGraph, joint: nx.MultiDiGraph | None = None) -> GeneratedCode:
+def generate(forward_graph: nx.MultiDiGraph, joint: nx.MultiDiGraph | None = None,
+             backend: Backend = NUMPY) -> GeneratedCode:
     """Generate the module for a forward graph and, optionally, its joint graph."""
-    return lower(schedule(forward_graph, joint))
+    return lower(schedule(forward_graph, joint), backend)
 
 
-def lower(plan: Schedule) -> GeneratedCode:
-    """Print the module a schedule plans: forward_pass, and train_forward, backward_pass,
-    sgd_step when there is a joint graph."""
+def lower(plan: Schedule, backend: Backend = NUMPY) -> GeneratedCode:
+    """Print the module a schedule plans with ``backend``: forward_pass, and train_forward,
+    backward_pass, sgd_step when there is a joint graph."""
     forward_graph, joint = plan.forward, plan.joint
-    module = Module(forward_graph)
+    module = Module(forward_graph, backend=backend)
     for a in ir.sources(forward_graph):
         module.namespace.name(a)
     forward_fn = print_function(module, plan.function("forward_pass"))
     backward_text = ""
     if joint is not None:
-        trainer = Module(joint, namespace=module.namespace, constants=module.constants)
+        trainer = Module(joint, namespace=module.namespace, constants=module.constants, backend=backend)
         texts = [print_function(trainer, plan.function(name)) for name in ("train_forward", "backward_pass")]
         if plan.sgd is not None:
             texts.append(print_sgd_step(trainer, plan.sgd))

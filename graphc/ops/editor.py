@@ -2,8 +2,9 @@
 
 An :class:`Editor` wraps an IR graph (a ``networkx.MultiDiGraph``). :meth:`Editor.add`
 checks an op's arity and attrs, infers its shape by the op's shape rule, takes its dtype
-from its first operand, picks a fresh id, and sets the attributes of the editor's current
-context (``with editor.tagging(phase="backward"):``). VJP rules, composite expansions and
+from its first operand that is not a const (a number adapts, as in numpy), picks a fresh
+id, and sets the attributes of the editor's current context
+(``with editor.tagging(phase="backward"):``). VJP rules, composite expansions and
 differentiation build with it; the user's :class:`graphc.Graph` is a thin face over it.
 Handles (:class:`Ref`) know their editor, so rules read like the math they write:
 
@@ -177,7 +178,7 @@ class Editor:
     def add(self, op_name: str, operands: Sequence, attrs: dict | None = None, node_id: str | None = None,
             dtype: str | None = None) -> Ref:
         """Add ``op_name(*operands)``: arity, attrs and shape checked by the op's rules; the
-        dtype is the first operand's unless given."""
+        dtype is the first non-const operand's unless given."""
         op = get_op(op_name)
         attrs = dict(attrs or {})
         if op.arity >= 0 and len(operands) != op.arity:
@@ -192,9 +193,21 @@ class Editor:
         node_id = node_id if node_id is not None else self.fresh(op_name)
         shape = op.shape([a.shape for a in args], full, node_id, op_name)
         if dtype is None:
-            dtype = self.graph.nodes[args[0].id][ir.DTYPE] if args else ir.DEFAULT_DTYPE
+            dtype = self._dtype_of(args)
+        for number, arg in zip(operands, args):
+            if not isinstance(number, Ref):  # a Python number: a const in the op's dtype
+                self.graph.nodes[arg.id][ir.DTYPE] = dtype
         ir.add_op(self.graph, node_id, op_name, [a.id for a in args], full, shape, dtype)
         return self._record(node_id)
+
+    def _dtype_of(self, args: list[Ref]) -> str:
+        """An op's dtype: its first operand's that is not a const (a number adapts to the
+        other operands, as in numpy: ``0.5 + x`` of a float32 x is float32)."""
+        nodes = self.graph.nodes
+        for arg in args:
+            if nodes[arg.id][ir.OP] != "const":
+                return nodes[arg.id][ir.DTYPE]
+        return nodes[args[0].id][ir.DTYPE] if args else ir.DEFAULT_DTYPE
 
     def fused(self, fn: Callable, operands: Sequence, kink: str = "") -> Ref:
         """A ``fused`` node computing ``fn(*symbols)`` elementwise over ``operands``."""

@@ -14,7 +14,7 @@ import functools
 
 import sympy
 
-from .base import Op, register
+from .base import Op, _through_output, register, select_steps
 from .elementwise import elementwise_shape
 
 __all__ = ["fused_partials", "fused_symbols"]
@@ -33,6 +33,4 @@ def fused_symbols(count: int) -> tuple[sympy.Symbol, ...]:
 @functools.lru_cache(maxsize=4096)
 def fused_partials(expr: sympy.Expr, symbols: tuple) -> tuple[sympy.Expr, ...]:
     """d expr / d symbol_k for each operand, via ``sympy.diff`` (cached per expression)."""
-    from .base import _through_output, select_steps
-
     return tuple(_through_output(select_steps(sympy.powsimp(sympy.diff(expr, s))), expr) for s in symbols)

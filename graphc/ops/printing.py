@@ -27,8 +27,9 @@ __all__ = ["GraphcPrinter", "print_expr", "check_printable", "unprintable_part"]
 class GraphcPrinter(NumPyPrinter):
     printmethod = "_graphccode"
 
-    def __init__(self, settings=None):
+    def __init__(self, settings=None, dtype: str = "float64"):
         super().__init__({"strict": True, "fully_qualified_modules": True, **(settings or {})})
+        self.dtype = dtype  # the float type steps (masks) are cast to: the node's own
 
     def _np(self, name: str) -> str:
         return self._module_format(f"numpy.{name}")
@@ -64,18 +65,24 @@ class GraphcPrinter(NumPyPrinter):
         *branches, (last, last_cond) = expr.args
         if last_cond != sympy.true:
             raise GraphError(f"a Piecewise needs a final branch for 'otherwise': {expr}")
-        out = self._print(last)
+        out = self._branch(last)
         for value, cond in reversed(branches):
-            out = f"{self._np('where')}({self._print(cond)}, {self._print(value)}, {out})"
+            out = f"{self._np('where')}({self._print(cond)}, {self._branch(value)}, {out})"
         return out
+
+    def _branch(self, value):
+        # where() of Python numbers alone is float64: a number branch carries the dtype
+        if value.is_Number and self.dtype != "float64":
+            return f"{self._np(self.dtype)}({self._print(value)})"
+        return self._print(value)
 
     def _print_Heaviside(self, expr):
         arg = expr.args[0]
         at = expr.args[1] if len(expr.args) > 1 else sympy.Rational(1, 2)
         if at == 1:
-            return f"({self._print(arg)} >= 0).astype({self._np('float64')})"
+            return f"({self._print(arg)} >= 0).astype({self._np(self.dtype)})"
         if at == 0:
-            return f"({self._print(arg)} > 0).astype({self._np('float64')})"
+            return f"({self._print(arg)} > 0).astype({self._np(self.dtype)})"
         return f"{self._np('heaviside')}({self._print(arg)}, {self._print(at)})"
 
     def _print_sigmoid(self, expr):
@@ -91,12 +98,23 @@ class GraphcPrinter(NumPyPrinter):
         return f"{self._np('sign')}({self._print(expr.args[0])})"
 
 
-_PRINTER = GraphcPrinter()
+_PRINTERS: dict[str, GraphcPrinter] = {"float64": GraphcPrinter()}  # one per dtype
 
 
-def print_expr(expr: sympy.Expr) -> str:
-    """numpy source for a sympy expression over symbols named by the namespace."""
-    return _PRINTER.doprint(expr)
+def print_expr(expr: sympy.Expr, dtype: str = "float64") -> str:
+    """numpy source for a sympy expression over symbols named by the namespace; steps
+    (``Heaviside``) come out as masks of ``dtype``, the dtype of the node printed.
+
+    >>> z = sympy.Symbol("z", real=True)
+    >>> print_expr(sympy.Heaviside(z, 1), "float32")
+    '(z >= 0).astype(numpy.float32)'
+    >>> print_expr(sympy.Piecewise((1, z >= 0), (0.2, True)), "float32")
+    'numpy.where(numpy.greater_equal(z, 0), numpy.float32(1), numpy.float32(0.2))'
+    """
+    printer = _PRINTERS.get(dtype)
+    if printer is None:
+        printer = _PRINTERS[dtype] = GraphcPrinter(dtype=dtype)
+    return printer.doprint(expr)
 
 
 def unprintable_part(expr: sympy.Expr) -> tuple[sympy.Expr, str] | None:

@@ -118,18 +118,9 @@ def reference(case: Case) -> Reference:
     values64 = gc.evaluate(declared, feeds64, dtype="float64")
     frozen = _frozen(declared, values64)
     params = list(declared.graph[ir.PARAMS])
-    grads = {}
-    for name in params:
-        grad = np.zeros_like(feeds64[name])
-        for index in np.ndindex(grad.shape):
-            shifted = {**feeds64, name: feeds64[name].copy()}
-            shifted[name][index] += H
-            plus = _loss(frozen, shifted)
-            shifted[name][index] -= 2 * H
-            minus = _loss(frozen, shifted)
-            grad[index] = (plus - minus) / (2 * H)
-        grads[name] = grad
-    return Reference(values, grads, params, _largest(values64), frozen, feeds64)
+    ref = Reference(values, {}, params, _largest(values64), frozen, feeds64)
+    ref.grads = {name: _numeric(ref, name, lambda feeds: _loss(frozen, feeds)) for name in params}
+    return ref
 
 
 class Checker:
@@ -203,18 +194,46 @@ def check(case: Case, saved: SavedModules | None = None) -> list[Disagreement]:
     checker = Checker(case, ref)
     prog = _guard(checker, "compile", lambda: gc.compile(case.graph))
     if prog is not None:
+        _guard(checker, "stages", lambda: _stages(checker, prog))
         _guard(checker, "forward", lambda: checker.values("forward", prog.forward(checker.feeds())))
         _guard(checker, "value_and_grad", lambda: _value_and_grad(checker, prog))
         _guard(checker, "value_and_grad(seed)", lambda: _seeded(checker, prog))
         _guard(checker, "sgd_step", lambda: _sgd_step(checker, prog))
         if saved is not None:
             _guard(checker, "saved", lambda: saved.check(checker, prog))
+        _guard(checker, "check_gradients", lambda: _check_gradients(checker, prog))
+    if "out" in checker.graph and checker.graph.nodes["out"][ir.SHAPE] != ():
+        _guard(checker, "value_and_grad(seed, of=out)", lambda: _seeded_output(checker))
     _guard(checker, "gc.grad", lambda: _grad_graph(checker))
     if case.smooth and case.dtype == "float64":
         _guard(checker, "hvp", lambda: _hvp(checker))
     if prog is not None:  # last: it changes the arrays it was given, as a caller may
         _guard(checker, "ownership", lambda: _ownership(checker, prog))
     return checker.found
+
+
+def _stages(checker: Checker, prog) -> None:
+    """Each stage's graph, run by the interpreter, computes the declared outputs and gradients.
+
+    This checks the passes apart from the code generator: a disagreement here names the
+    first stage that changed the numbers.
+    """
+    for name, stage in prog.stages.items():
+        if not hasattr(stage, "nodes"):
+            continue
+        path = f"stage {name}"
+        seed = stage.graph.get(ir.SEED)
+        feeds = dict(checker.case.feeds)
+        if seed in stage and seed not in feeds:
+            feeds[seed] = np.ones(np.shape(checker.ref.values["loss"]))
+        outputs = list(checker.graph.graph[ir.OUTPUTS])
+        grads = dict(stage.graph.get(ir.GRADS) or {})
+        values = gc.evaluate(stage, feeds, nodes=outputs + list(grads.values()))
+        checker.values(path, values, names=outputs)
+        if grads:
+            checker.grads(path, {p: values[n] for p, n in grads.items()})
+        if checker.found and checker.found[-1].path == path:
+            return  # the first stage that disagrees is the one to look at
 
 
 def _value_and_grad(checker: Checker, prog) -> None:
@@ -228,6 +247,48 @@ def _seeded(checker: Checker, prog) -> None:
     outputs, grads = prog.value_and_grad(checker.feeds(), seed=seed)
     checker.values("value_and_grad(seed)", outputs)
     checker.grads("value_and_grad(seed)", grads, scale=seed)
+
+
+def _check_gradients(checker: Checker, prog) -> None:
+    """gc.check_gradients raises no false alarm on a program whose gradients agree with ours."""
+    report = gc.check_gradients(prog, checker.feeds(), raise_on_failure=False)
+    wrong = any(d.path == "value_and_grad" and d.kind == "gradient" for d in checker.found)
+    if report.failures and not wrong:
+        rows = "; ".join(f"{r.param}[{r.index}] {r.analytic} vs {r.numeric}" for r in report.failures[:4])
+        checker.add("check_gradients", "-", "false failure", "ok (value_and_grad agrees with the oracle)", rows)
+
+
+def _seeded_output(checker: Checker) -> None:
+    """The gradient of a non-scalar output with an array cotangent: J^T r."""
+    ref, graph = checker.ref, checker.graph
+    shape = list(np.shape(ref.values["out"]))
+    cotangent = np.random.default_rng(11).uniform(-1.0, 1.0, size=shape)
+    prog = gc.compile(checker.case.graph, of="out")
+    outputs, grads = prog.value_and_grad(checker.feeds(), seed=cotangent)
+    checker.values("value_and_grad(seed, of=out)", outputs)
+    want = {p: _numeric(ref, p, lambda feeds: float(np.sum(cotangent * _node(ref.frozen, feeds, "out"))))
+            for p in ref.params}
+    for param in ref.params:
+        atol = checker.rtol_g * (1 + np.max(np.abs(want[param]), initial=0.0)) + checker.m * ref.magnitude
+        checker._dtype("value_and_grad(seed, of=out)", param, grads[param], graph.nodes[param][ir.DTYPE])
+        checker._close("value_and_grad(seed, of=out)", param, "gradient", grads[param], want[param],
+                       checker.rtol_g, atol)
+
+
+def _node(graph, feeds: dict, node: str) -> np.ndarray:
+    return gc.evaluate(graph, feeds, nodes=[node], dtype="float64")[node]
+
+
+def _numeric(ref: Reference, name: str, function) -> np.ndarray:
+    """Central differences of ``function(feeds)`` with respect to feed ``name``."""
+    grad = np.zeros_like(ref.feeds64[name])
+    for index in np.ndindex(grad.shape):
+        shifted = {**ref.feeds64, name: ref.feeds64[name].copy()}
+        shifted[name][index] += H
+        plus = function(shifted)
+        shifted[name][index] -= 2 * H
+        grad[index] = (plus - function(shifted)) / (2 * H)
+    return grad
 
 
 def _ownership(checker: Checker, prog) -> None:

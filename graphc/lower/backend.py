@@ -1,0 +1,68 @@
+"""A backend: what lowering needs to print a plan for one array library.
+
+Lowering prints every step of a plan with a backend's three parts: its ``expression``
+printer (an elementwise expression as one array expression), its ``kernel`` printer (an
+elementwise expression as in-place ufunc calls into owned buffers) and its tensor-op
+lowerings (a short template per op: ``a @ b``, ``x.sum(axis=0)``). numpy is the first
+backend; its tensor-op lowerings are the numpy forms the op table's entries carry
+(``Op.lower``), and a backend may register its own per op.
+
+>>> from graphc.ops.base import get_op
+>>> NUMPY.name, NUMPY.module
+('numpy', 'numpy')
+>>> NUMPY.lowering(get_op("matmul")) is get_op("matmul").lower
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..errors import GraphError
+from ..ops.base import Op
+from .kernel import kernel_lines
+from .printer import print_expr
+
+__all__ = ["Backend", "NUMPY", "BACKENDS", "register_backend", "get_backend"]
+
+
+@dataclass(frozen=True, eq=False)  # one object per backend: hashed by identity (kernel templates cache on it)
+class Backend:
+    name: str
+    module: str  # the module the generated code imports and calls (``numpy.exp``)
+    expression: Callable  # (sympy expression, dtype) -> source text
+    kernel: Callable  # kernel_lines' signature: (expr, target, leaf shapes, donors, module, shape text, shape, dtype)
+    lowerings: dict[str, Callable] = field(default_factory=dict)  # op name -> (ctx, args, attrs, node) -> text
+    uses_op_table: bool = False  # fall back on the op table's own (numpy) lowering
+
+    def lowering(self, op: Op) -> Callable | None:
+        """How this backend writes a tensor op, or None when it cannot."""
+        own = self.lowerings.get(op.name)
+        if own is not None:
+            return own
+        return op.lower if self.uses_op_table else None
+
+    def register(self, op_name: str, lower: Callable) -> None:
+        """Give this backend its own lowering of ``op_name``."""
+        self.lowerings[op_name] = lower
+
+
+BACKENDS: dict[str, Backend] = {}
+
+
+def register_backend(backend: Backend) -> Backend:
+    if backend.name in BACKENDS:
+        raise GraphError(f"backend {backend.name!r} is already registered; choose another name")
+    BACKENDS[backend.name] = backend
+    return backend
+
+
+def get_backend(name: str) -> Backend:
+    try:
+        return BACKENDS[name]
+    except KeyError:
+        raise GraphError(f"unknown backend {name!r}; the backends are {', '.join(sorted(BACKENDS))}") from None
+
+
+NUMPY = register_backend(Backend("numpy", "numpy", print_expr, kernel_lines, uses_op_table=True))
