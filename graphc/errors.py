@@ -14,6 +14,8 @@ __all__ = [
     "FeedError",
     "GradientError",
     "RenderError",
+    "LimitError",
+    "FileError",
     "describe",
 ]
 
@@ -44,6 +46,14 @@ class GradientError(GraphcError):
 
 class RenderError(GraphcError):
     """A drawing cannot be produced (for instance Graphviz's ``dot`` is missing)."""
+
+
+class LimitError(GraphError):
+    """A graph file asks for more than a loader limit allows (nodes, elements, rank, cost)."""
+
+
+class FileError(GraphcError):
+    """A graph file cannot be read: missing, not a regular file, too large, or not UTF-8."""
 
 
 def describe(node: object, op: object | None = None) -> str:

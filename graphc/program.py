@@ -11,35 +11,12 @@ import numpy as np
 from . import ir
 from .differentiate import scalar_output
 from .errors import FeedError, GradientError
-from .feeds import FeedChecker
+from .feeds import FeedChecker, check_seed, check_step_size
 from .lower.load import load_source
 from .lower.source import GeneratedCode
 from .schedule import Schedule, critical_path, levels
 
 __all__ = ["Program"]
-
-
-def _check_seed(seed, shape: tuple, dtype: str, target: str) -> np.ndarray:
-    try:
-        array = np.asarray(seed, dtype=dtype)
-    except (TypeError, ValueError) as error:
-        raise FeedError(f"seed (the cotangent of output {target!r}) is not an array of numbers: {error}") from None
-    if array.shape != tuple(shape):
-        raise FeedError(
-            f"seed (the cotangent of output {target!r}) has shape {array.shape}, expected {tuple(shape)}: "
-            "the output's shape"
-        )
-    return array
-
-
-def _check_lr(lr) -> float:
-    """``lr`` as a Python float (which keeps a float32 step float32), or a FeedError."""
-    value = lr.item() if isinstance(lr, np.ndarray) and lr.ndim == 0 else lr
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        found = f"an array of shape {lr.shape}" if isinstance(lr, np.ndarray) else type(lr).__name__
-        raise FeedError(f"lr must be a real number (a Python or numpy scalar), found {found}; "
-                        "pass the learning rate as a float")
-    return float(value)
 
 
 class Program:
@@ -159,10 +136,10 @@ class Program:
         outputs, saved = self.module.train_forward(*arrays)
         value = outputs[self.outputs.index(self.target)]
         dtype = self.forward_graph.nodes[self.target][ir.DTYPE]
-        if seed is None:
-            cotangent = np.ones(np.shape(value), dtype=dtype)
+        if seed is None:  # a scalar output: a numpy scalar of its dtype, as sgd_step passes
+            cotangent = np.dtype(dtype).type(1.0)
         else:
-            cotangent = _check_seed(seed, np.shape(value), dtype, self.target)
+            cotangent = check_seed(seed, np.shape(value), self.target, dtype)
         grads = self.module.backward_pass(saved, cotangent)
         return (
             {name: np.asarray(v) for name, v in zip(self.outputs, outputs)},
@@ -179,7 +156,7 @@ class Program:
         it was. Params must be writable numpy arrays of their declared dtype (they are
         updated where they are).
         """
-        lr = _check_lr(lr)
+        lr = check_step_size(lr)
         arrays = self._check_feeds(feeds)
         for k in self._param_positions:  # a converted copy would be updated instead of the caller's array
             if arrays[k] is not feeds[self._sources[k]] or not arrays[k].flags.writeable:

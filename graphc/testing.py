@@ -51,6 +51,7 @@ class GradientReport:
 
     rows: list[Row] = field(default_factory=list)
     culprit: str | None = None
+    sampled: tuple[int, int] | None = None  # (entries checked, entries of all wrt values) when sampled
 
     @property
     def failures(self) -> list[Row]:
@@ -105,11 +106,15 @@ def _judge(analytic: float, plus: float, minus: float, center: float, eps: float
 
 
 def check_gradients(prog, feeds: Mapping, rtol: float = 1e-5, atol: float = 1e-7, eps: float = 1e-6,
-                    seed: int = 0, max_entries: int = 64, raise_on_failure: bool = True) -> GradientReport:
+                    seed: int = 0, max_entries: int = 64, raise_on_failure: bool = True,
+                    sample: int | None = None) -> GradientReport:
     """Compare ``prog``'s gradients with central differences (float64); see the module doc.
 
-    Per-entry checks run for wrt values with at most ``max_entries`` elements. Returns the
-    report; raises :class:`GradientError` (with the table) when a check fails.
+    Per-entry checks run for wrt values with at most ``max_entries`` elements; with
+    ``sample``, instead, for ``sample`` entries drawn (seeded, without repeats) from all
+    entries of every wrt value, so that the cost no longer grows with the model (two
+    forward passes an entry); ``report.sampled`` then says how many of how many. Returns
+    the report; raises :class:`GradientError` (with the table) when a check fails.
     """
     if not hasattr(prog, "value_and_grad"):
         prog = compile_graph(prog)
@@ -134,18 +139,14 @@ def check_gradients(prog, feeds: Mapping, rtol: float = 1e-5, atol: float = 1e-7
     numeric, tolerance, status = _judge(analytic, plus, minus, center, eps, rtol, atol)
     report.rows.append(Row("<random direction>", "all", analytic, numeric, tolerance, status))
 
-    for name in prog.wrt:
-        size = np.size(point[name])
-        if size > max_entries:
-            continue
-        for flat in range(size):
-            index = np.unravel_index(flat, np.shape(point[name]))
-            unit = {name: np.zeros(np.shape(point[name]))}
-            unit[name][index] = 1.0
-            a = float(np.asarray(grads[name])[index])
-            plus, minus = value(_shifted(point, unit, eps)), value(_shifted(point, unit, -eps))
-            numeric, tolerance, status = _judge(a, plus, minus, center, eps, rtol, atol)
-            report.rows.append(Row(name, str(tuple(int(i) for i in index)), a, numeric, tolerance, status))
+    for name, flat in _entries(prog.wrt, point, max_entries, sample, rng, report):
+        index = np.unravel_index(flat, np.shape(point[name]))
+        unit = {name: np.zeros(np.shape(point[name]))}
+        unit[name][index] = 1.0
+        a = float(np.asarray(grads[name])[index])
+        plus, minus = value(_shifted(point, unit, eps)), value(_shifted(point, unit, -eps))
+        numeric, tolerance, status = _judge(a, plus, minus, center, eps, rtol, atol)
+        report.rows.append(Row(name, str(tuple(int(i) for i in index)), a, numeric, tolerance, status))
 
     if report.failures and raise_on_failure:
         report.culprit = first_disagreeing_node(prog, point, target, cotangent, eps, rtol, atol)
@@ -156,6 +157,18 @@ def check_gradients(prog, feeds: Mapping, rtol: float = 1e-5, atol: float = 1e-7
             f"(eps={eps}, rtol={rtol}, atol={atol}); {where}\n" + report.table(report.failures)
         )
     return report
+
+
+def _entries(wrt, point, max_entries: int, sample: int | None, rng, report: GradientReport):
+    """(wrt name, flat index) pairs to check one by one: all of the small values, or a sample."""
+    sizes = [int(np.size(point[name])) for name in wrt]
+    if sample is None:
+        return [(name, flat) for name, size in zip(wrt, sizes) if size <= max_entries for flat in range(size)]
+    total = sum(sizes)
+    chosen = np.sort(rng.choice(total, size=min(sample, total), replace=False)) if total else []
+    starts = np.cumsum([0] + sizes)
+    report.sampled = (len(chosen), total)
+    return [(wrt[k], int(c - starts[k])) for c in chosen for k in [int(np.searchsorted(starts, c, "right")) - 1]]
 
 
 def _scalar_name(prog) -> str:
