@@ -156,7 +156,7 @@ def test_limits_themselves_are_checked():
 
 # -- item 4: output paths ------------------------------------------------------------------
 
-@pytest.mark.parametrize("command", ["compile", "render"])
+@pytest.mark.parametrize("command", ["compile", "render", "explore"])
 def test_output_folders_come_from_the_command_line_never_from_the_file(command, tmp_path, monkeypatch, capsys):
     work = tmp_path / "a" / "b"
     work.mkdir(parents=True)
@@ -164,7 +164,8 @@ def test_output_folders_come_from_the_command_line_never_from_the_file(command, 
     data = base()
     data["graph"]["name"] = "../../escaped_dir"
     (work / "net.json").write_text(json.dumps(data))
-    assert main([command, "net.json", "--format", "dot"]) == 0
+    options = ["--steps", "2"] if command == "explore" else ["--format", "dot"]
+    assert main([command, "net.json", *options]) == 0
     capsys.readouterr()
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_dir()) == ["a", "b", "graphc-out", "net"]
     assert (work / "graphc-out" / "net").is_dir()
