@@ -1,6 +1,7 @@
 """Data-parallel training on a Dask LocalCluster: the same weights as one process."""
 
 import functools
+import time
 
 import numpy as np
 import pytest
@@ -9,12 +10,12 @@ import graphc as gc
 from graphc import distributed
 
 pytest.importorskip("distributed")
-from distributed import Client, LocalCluster  # noqa: E402
+from distributed import Client, LocalCluster, get_worker  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def client():
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
         yield client
 
@@ -103,3 +104,33 @@ def test_a_client_that_is_not_a_dask_client_is_refused():
     params = {name: feeds[name].copy() for name in graph.params}
     with pytest.raises(gc.FeedError, match="distributed.Client"):
         gc.train(gc.compile(graph), params, data, epochs=1, client="tcp://scheduler:8786")
+
+
+def test_a_worker_that_dies_mid_step_loses_nothing_and_applies_nothing_twice(monkeypatch):
+    graph, feeds, data = _blobs()
+    original = distributed.shard_gradient
+    killed = []
+
+    @functools.wraps(original)
+    def dying(*args):  # the first shard task to start closes its own worker and never returns
+        if not killed:
+            worker = get_worker()
+            killed.append(worker.address)
+            worker.loop.add_callback(worker.close)
+            while worker.status.name not in ("closed", "closing", "closing_gracefully"):
+                time.sleep(0.01)
+            raise RuntimeError("this worker is gone")
+        return original(*args)
+
+    settings = dict(epochs=2, batch_size=50, optimizer=gc.optim.SGD(lr=0.2, momentum=0.9))
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, \
+            Client(cluster) as client:
+        monkeypatch.setattr(distributed, "shard_gradient", dying)
+        shared, _ = _run(graph, feeds, data, client, **settings)
+        monkeypatch.undo()
+        survivors = list(client.scheduler_info(n_workers=-1)["workers"])
+    settings["optimizer"] = gc.optim.SGD(lr=0.2, momentum=0.9)
+    alone, _ = _run(graph, feeds, data, **settings)
+    assert killed and killed[0] not in survivors and len(survivors) == 1
+    for name in alone:
+        np.testing.assert_allclose(shared[name], alone[name], rtol=0, atol=1e-12)
