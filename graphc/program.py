@@ -159,8 +159,8 @@ class Program:
         outputs, saved = self.module.train_forward(*arrays)
         value = outputs[self.outputs.index(self.target)]
         dtype = self.forward_graph.nodes[self.target][ir.DTYPE]
-        if seed is None:
-            cotangent = np.ones(np.shape(value), dtype=dtype)
+        if seed is None:  # a scalar output: a numpy scalar of its dtype, as sgd_step passes
+            cotangent = np.dtype(dtype).type(1.0)
         else:
             cotangent = _check_seed(seed, np.shape(value), dtype, self.target)
         grads = self.module.backward_pass(saved, cotangent)
