@@ -150,7 +150,7 @@ def _tree(client, parts: list):
 def shard_rows(chosen: np.ndarray, shards: int) -> list[np.ndarray]:
     """``chosen`` cut into at most ``shards`` nearly equal, non-empty, contiguous parts.
 
-    >>> [list(p) for p in shard_rows(np.arange(5), 2)]
+    >>> [p.tolist() for p in shard_rows(np.arange(5), 2)]
     [[0, 1, 2], [3, 4]]
     """
     return [part for part in np.array_split(chosen, min(shards, len(chosen))) if len(part)]
