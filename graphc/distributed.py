@@ -184,7 +184,7 @@ class DataParallelStep:
         self.train_step = train_step
         self.batched = list(batched)
         self.dtype = str(prog.forward_graph.nodes[self.loss][ir.DTYPE])
-        self.shards = shards or max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
+        self.shards = shards or max(1, len(client.nthreads()))
         [self._source] = client.scatter([prog.source], broadcast=True, hash=False)
         [self._inputs] = client.scatter([dict(inputs)], broadcast=True, hash=False)
 

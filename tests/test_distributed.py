@@ -128,7 +128,7 @@ def test_a_worker_that_dies_mid_step_loses_nothing_and_applies_nothing_twice(mon
         monkeypatch.setattr(distributed, "shard_gradient", dying)
         shared, _ = _run(graph, feeds, data, client, **settings)
         monkeypatch.undo()
-        survivors = list(client.scheduler_info(n_workers=-1)["workers"])
+        survivors = list(client.nthreads())
     settings["optimizer"] = gc.optim.SGD(lr=0.2, momentum=0.9)
     alone, _ = _run(graph, feeds, data, **settings)
     assert killed and killed[0] not in survivors and len(survivors) == 1
