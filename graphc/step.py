@@ -62,6 +62,12 @@ class TrainStep:
         self._apply(feeds, grads)
         return float(outputs[self.loss])
 
+    def apply(self, params: Mapping, grads: Mapping) -> None:
+        """The optimizer's update of every param in ``params`` (in place) from ``grads``
+        computed elsewhere (e.g. summed over the shards of a batch)."""
+        _check_updatable(self._dtypes, params)
+        self._apply(params, grads)
+
     def _apply(self, feeds: Mapping, grads: Mapping) -> None:
         """All params in one call of the generated update, when they share one step count
         (always, unless the optimizer also updated some of them elsewhere)."""

@@ -115,6 +115,12 @@ def check_gradients(prog, feeds: Mapping, rtol: float = 1e-5, atol: float = 1e-7
     entries of every wrt value, so that the cost no longer grows with the model (two
     forward passes an entry); ``report.sampled`` then says how many of how many. Returns
     the report; raises :class:`GradientError` (with the table) when a check fails.
+
+    The differences are exact to float64; the analytic gradients are as exact as the
+    program's dtype, so for a program that computes in fewer bits (float32) the tolerances
+    are no finer than that dtype's resolution: ``rtol`` at least 1000 ulp and ``atol`` at
+    least 1000 ulp of the checked value's size (a gradient that is 0 in exact arithmetic
+    comes out of float32 as a rounding error of the loss's size).
     """
     if not hasattr(prog, "value_and_grad"):
         prog = compile_graph(prog)
@@ -131,6 +137,8 @@ def check_gradients(prog, feeds: Mapping, rtol: float = 1e-5, atol: float = 1e-7
         _, grads = prog.value_and_grad(point, seed=cotangent)
     value = _scalar_function(exact, fixed, target, cotangent)
     center = value(point)
+    resolution = 1000 * _coarsest_eps(prog)
+    rtol, atol = max(rtol, resolution), max(atol, resolution * max(1.0, abs(center)))
     report = GradientReport()
 
     direction = {name: rng.standard_normal(np.shape(point[name])) for name in prog.wrt}
@@ -173,6 +181,13 @@ def _entries(wrt, point, max_entries: int, sample: int | None, rng, report: Grad
 
 def _scalar_name(prog) -> str:
     return scalar_output(prog.forward_graph, prog.of)
+
+
+def _coarsest_eps(prog) -> float:
+    """The machine epsilon of the least precise dtype the program computes in (float64: 0)."""
+    dtypes = {np.dtype(data[ir.DTYPE]) for _, data in prog.graph.nodes(data=True)}
+    coarse = [np.finfo(d).eps for d in dtypes if d.itemsize < 8]
+    return float(max(coarse, default=0.0))
 
 
 def _reference(prog, point: dict):

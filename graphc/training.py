@@ -168,13 +168,15 @@ def _split(data, test):
 
 def train(prog, params: Mapping[str, np.ndarray], data, *, epochs: int = 10, batch_size: int = 32,
           optimizer: Optimizer | None = None, seed: int = 0, test=None, progress: bool | None = None,
-          on_epoch: Callable[[int, History], None] | None = None) -> History:
+          on_epoch: Callable[[int, History], None] | None = None, client=None) -> History:
     """Train ``prog``'s params (``params``, name -> float array, updated in place) on ``data``.
 
     ``data``: the training inputs (a dict by input name, or a tuple of arrays in input
     order), or the pair ``(train, test)``; ``test`` the held-out inputs in the same form.
     ``optimizer`` defaults to ``gc.optim.SGD(lr=0.1)``. ``progress`` draws a bar on stderr
     (default: when stderr is a terminal); ``on_epoch(epoch, history)`` runs after each epoch.
+    ``client``: a Dask ``distributed.Client``; each batch is then split over its workers
+    and their gradients summed (data-parallel, see :mod:`graphc.distributed`).
     """
     from .pipeline import compile
     from .program import Program
@@ -190,6 +192,10 @@ def train(prog, params: Mapping[str, np.ndarray], data, *, epochs: int = 10, bat
     rows, batched = _rows(prog, inputs, "training data")
     evaluate = _evaluator(prog, test_data) if test_data is not None else None
     step = prog.train_step(optimizer)
+    if client is not None:
+        from .distributed import DataParallelStep
+
+        parallel = DataParallelStep(prog, step, client, inputs, batched)
     rng = np.random.default_rng(seed)
     history = History(loss=[])
     show = sys.stderr.isatty() if progress is None else bool(progress)
@@ -200,8 +206,10 @@ def train(prog, params: Mapping[str, np.ndarray], data, *, epochs: int = 10, bat
         total = 0.0
         for k, start in enumerate(range(0, rows, batch_size)):
             chosen = order[start:start + batch_size]
-            feeds = {**inputs, **{name: inputs[name][chosen] for name in batched}, **params}
-            loss = step(feeds)
+            if client is not None:
+                loss = parallel(chosen, params)
+            else:
+                loss = step({**inputs, **{name: inputs[name][chosen] for name in batched}, **params})
             if not math.isfinite(loss):
                 raise GraphcError(f"gc.train: the loss is {loss} at epoch {epoch}, batch {k + 1}: training diverged; "
                                   f"lower the learning rate (now {optimizer.lr})")
