@@ -25,6 +25,7 @@ import sympy
 
 from . import ir, train_command, zoo
 from .errors import GradientError, GraphcError
+from .gradcheck import check_for_page
 from .io import LIMIT_NAMES, Limits, load
 from .pipeline import compile
 from .report import write_report
@@ -246,7 +247,8 @@ def _demo(args: argparse.Namespace) -> int:
     if explorer:
         print(f"  explorer ({DEMO_STEPS} SGD steps replayed from the initial params) -> {explorer}")
     trained_note = f"the params after {args.epochs} epochs of SGD"
-    if _try("report", lambda: write_report(prog, out / "report.html", trained, explorer, trained_note)):
+    if _try("report", lambda: write_report(prog, out / "report.html", trained, explorer, trained_note,
+                                                     check_for_page(prog, trained))):
         print(f"  report -> {out / 'report.html'}")
     return 0 if report is None or report.ok else 1
 
@@ -260,7 +262,7 @@ def _demo_digits(args: argparse.Namespace) -> int:
 
 
 def _gradient_check(prog, feeds):
-    from .testing import check_gradients
+    from .gradcheck import check_gradients
 
     started = time.perf_counter()
     report = check_gradients(prog, feeds, raise_on_failure=False)

@@ -167,7 +167,8 @@ def _compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None, of: str | Non
     plain = verify(_run(forward, INFERENCE, None, inference))
     plan = schedule(plain, joint)
     return Program(declared=declared, stages=stages, inference_stages=inference, plan=plan, code=lower(plan),
-                   wrt=list(wrt), of=of, target=target, inference=functools.partial(_outputs_alone, declared))
+                   wrt=list(wrt), of=of, target=target, inference=functools.partial(_outputs_alone, declared),
+                   compiler=compile)
 
 
 def _outputs_alone(declared: nx.MultiDiGraph, outputs: Sequence[str]) -> Program:

@@ -29,7 +29,8 @@ class Program:
     def __init__(self, declared: nx.MultiDiGraph, stages: dict[str, nx.MultiDiGraph],
                  inference_stages: dict[str, nx.MultiDiGraph], plan: Schedule, code: GeneratedCode,
                  wrt: list[str], of: str | None, target: str,
-                 inference: Callable[[Sequence[str]], Program] | None = None):
+                 inference: Callable[[Sequence[str]], Program] | None = None,
+                 compiler: Callable[..., Program] | None = None):
         self.graph = declared
         self.stages = stages
         self.inference_stages = inference_stages
@@ -39,6 +40,8 @@ class Program:
         self.of = of
         self.target = target  # the output differentiated
         self.inference = inference  # compiles the program of some outputs alone (prog.predict)
+        # the pipeline that made this program (gc.compile), for the checks that compile a twin of it
+        self.compiler = compiler
         self.module = load_source(code.source, declared.graph[ir.NAME])
         self._check_feeds = FeedChecker(declared)
         self._sources = ir.sources(declared)
@@ -205,9 +208,10 @@ class Program:
 
     def report(self, path: str | Path, feeds: Mapping | None = None) -> Path:
         """Write one self-contained HTML page: every stage drawn, the code, the checks."""
+        from .gradcheck import check_for_page
         from .report import write_report
 
-        return write_report(self, path, feeds=feeds)
+        return write_report(self, path, feeds=feeds, check=check_for_page(self, feeds))
 
     def explore(self, path: str | Path, feeds: Mapping | None = None, train: int | None = None,
                 lr: float = 0.1) -> Path:
