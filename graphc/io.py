@@ -25,7 +25,6 @@ import ast
 import json
 import math
 import os
-import secrets
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -39,6 +38,7 @@ from sympy.codegen.cfunctions import log1p
 from . import ir, shapes
 from .builder import Graph
 from .errors import FileError, GraphcError, GraphError, LimitError
+from .files import replace_file
 from .ops.base import OPS, arg_symbols, definition
 from .ops.functions import sigmoid, softplus
 
@@ -508,23 +508,8 @@ def save(graph: Graph | nx.DiGraph, path: str | Path) -> Path:
     except UnicodeEncodeError as error:
         raise GraphError(f"gc.save: the graph holds the text {text[max(0, error.start - 20):error.end + 20]!r}, "
                          "with a lone surrogate that UTF-8 cannot hold; rename it") from None
-    _replace_file(path, data)
+    replace_file(path, data)
     return path
-
-
-def _replace_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: a temporary file beside it, then a rename."""
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(descriptor, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def read_file(path: str | Path, limit: int) -> str:

@@ -12,6 +12,7 @@ from . import ir
 from .differentiate import scalar_output
 from .errors import FeedError, GradientError
 from .feeds import FeedChecker, check_seed, check_step_size
+from .files import replace_file
 from .lower.load import load_source
 from .lower.source import GeneratedCode
 from .schedule import Schedule, critical_path, levels
@@ -191,10 +192,8 @@ class Program:
         return predict(self, feeds, outputs)
 
     def save(self, path: str | Path) -> Path:
-        """Write the generated module (numpy only) to ``path``."""
-        path = Path(path)
-        path.write_text(self.source, encoding="utf-8")
-        return path
+        """Write the generated module (numpy only) to ``path``, replacing a file there whole."""
+        return replace_file(path, self.source.encode("utf-8"))
 
     def render(self, outdir: str | Path, format: str = "svg", feeds: Mapping | None = None,  # noqa: A002
                stages: list[str] | None = None, **options) -> list[Path]:

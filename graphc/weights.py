@@ -25,6 +25,7 @@ import sympy
 
 from . import ir
 from .errors import FeedError
+from .files import replace_file
 
 __all__ = ["save_weights", "load_weights"]
 
@@ -43,7 +44,8 @@ def save_weights(path: str | Path, params: Mapping[str, np.ndarray], prog=None) 
     missing = [name for name in names if name not in params]
     if missing:
         raise FeedError(f"cannot save weights: param {missing[0]!r} is missing; pass every one of {names!r}")
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    packed = io.BytesIO()  # the whole archive first: a refused array leaves no half-written file
+    with zipfile.ZipFile(packed, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name in names:
             array = np.asarray(params[name])
             if array.dtype.kind not in "biuf":
@@ -53,7 +55,7 @@ def save_weights(path: str | Path, params: Mapping[str, np.ndarray], prog=None) 
             entry = zipfile.ZipInfo(f"{name}.npy", date_time=_EPOCH)
             entry.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(entry, buffer.getvalue())
-    return path
+    return replace_file(path, packed.getvalue())
 
 
 def load_weights(path: str | Path, prog=None) -> dict[str, np.ndarray]:
