@@ -2,7 +2,8 @@
 
 An :class:`Editor` wraps an IR graph (a ``networkx.MultiDiGraph``). :meth:`Editor.add`
 checks an op's arity and attrs, infers its shape by the op's shape rule, takes its dtype
-from its first operand that is not a const (a number adapts, as in numpy), picks a fresh
+from its first operand not made of consts only (a number or a constant array adapts to the
+others, as a number does in numpy), picks a fresh
 id, and sets the attributes of the editor's current context
 (``with editor.tagging(phase="backward"):``). VJP rules, composite expansions and
 differentiation build with it; the user's :class:`graphc.Graph` is a thin face over it.
@@ -92,6 +93,26 @@ def const_value(value, node=None, op="const") -> tuple[np.ndarray, float | np.nd
         where = f"{describe(node, op)}: " if node is not None else ""
         raise GraphError(f"{where}a const must be a real number or array, found {value!r}")
     return array, (float(array) if array.ndim == 0 else array.astype(np.float64))
+
+
+def constant_valued(graph: nx.MultiDiGraph, node_id: str) -> bool:
+    """Whether ``node_id``'s value is made of consts only (no input or param above it)."""
+    seen, todo = {node_id}, [node_id]
+    while todo:
+        node = todo.pop()
+        preds = list(graph.predecessors(node))
+        if not preds and graph.nodes[node][ir.OP] != "const":
+            return False
+        todo.extend(p for p in preds if p not in seen)
+        seen.update(preds)
+    return True
+
+
+def adopt_dtype(graph: nx.MultiDiGraph, node_id: str, dtype: str) -> None:
+    """Give a constant-valued node and every node it is made of ``dtype`` (so a float64
+    array const read by a float32 computation is a float32 const, and numpy never widens)."""
+    for node in nx.ancestors(graph, node_id) | {node_id}:
+        graph.nodes[node][ir.DTYPE] = dtype
 
 
 class Editor:
@@ -194,20 +215,23 @@ class Editor:
         shape = op.shape([a.shape for a in args], full, node_id, op_name)
         if dtype is None:
             dtype = self._dtype_of(args)
-        for number, arg in zip(operands, args):
-            if not isinstance(number, Ref):  # a Python number: a const in the op's dtype
-                self.graph.nodes[arg.id][ir.DTYPE] = dtype
+        for arg in args:  # a number, or a value made of consts only, adapts to the op's dtype
+            if self.graph.nodes[arg.id][ir.DTYPE] != dtype and constant_valued(self.graph, arg.id):
+                adopt_dtype(self.graph, arg.id, dtype)
         ir.add_op(self.graph, node_id, op_name, [a.id for a in args], full, shape, dtype)
         return self._record(node_id)
 
     def _dtype_of(self, args: list[Ref]) -> str:
-        """An op's dtype: its first operand's that is not a const (a number adapts to the
-        other operands, as in numpy: ``0.5 + x`` of a float32 x is float32)."""
+        """An op's dtype: its first operand's whose value is not made of consts only (a
+        number or a constant array adapts to the other operands, as a number does in numpy:
+        ``0.5 + x`` and ``c @ x`` of a float32 x are float32)."""
         nodes = self.graph.nodes
-        for arg in args:
-            if nodes[arg.id][ir.OP] != "const":
-                return nodes[arg.id][ir.DTYPE]
-        return nodes[args[0].id][ir.DTYPE] if args else ir.DEFAULT_DTYPE
+        dtypes = [nodes[arg.id][ir.DTYPE] for arg in args]
+        if len(set(dtypes)) > 1:  # only a mix needs the (longer) look at where values come from
+            for arg, dtype in zip(args, dtypes):
+                if not constant_valued(self.graph, arg.id):
+                    return dtype
+        return dtypes[0] if dtypes else ir.DEFAULT_DTYPE
 
     def fused(self, fn: Callable, operands: Sequence, kink: str = "") -> Ref:
         """A ``fused`` node computing ``fn(*symbols)`` elementwise over ``operands``."""
