@@ -296,6 +296,8 @@ def _walk(e) -> Callable:
         return lambda env: functools.reduce(combine, (p(env) for p in parts))
     if isinstance(e, sympy.Not):
         return lambda env: np.logical_not(parts[0](env))
+    if isinstance(e, sympy.ITE):  # a condition chosen by a condition (fusing Piecewise into Piecewise)
+        return lambda env: np.where(parts[0](env), parts[1](env), parts[2](env))
     function = _FUNCTIONS.get(type(e)) or _FUNCTIONS.get(getattr(e, "func", None))
     if function is not None and len(parts) == 1:
         return lambda env: function(parts[0](env))

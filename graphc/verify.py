@@ -130,7 +130,8 @@ def verify(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
 
     Checks: a networkx (Multi)DiGraph; str node ids; acyclic (a cycle names its nodes);
     known ops; attrs; arity; operand positions 0..k-1; the inputs/params/outputs lists;
-    every shape equals what the op's shape rule infers from the operands; phases; a node
+    every shape equals what the op's shape rule infers from the operands; a node's dtype is
+    its operands' when they agree; phases; a node
     tagged ``grad_of`` X, and the ``grads`` entry of X, has X's shape; the attributes
     passes set (mark, level, fused_size, early, expr) hold what ``docs/ir.md`` says.
     """
@@ -158,9 +159,22 @@ def verify(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
                 f"{_where(graph, node)}: declared shape {shapes.fmt(found) if found is not None else 'none'} "
                 f"but its operands give {shapes.fmt(expected)}; fix the declaration or the operands"
             )
+        _check_dtype(graph, node, args)
     _check_gradients(graph)
     _check_pass_attributes(graph)
     return graph
+
+
+def _check_dtype(graph: nx.MultiDiGraph, node, args: list) -> None:
+    """A node computes in its operands' dtype when they agree (no op widens or narrows)."""
+    dtypes = {graph.nodes[a].get(ir.DTYPE) for a in args}
+    found = graph.nodes[node].get(ir.DTYPE)
+    if len(dtypes) == 1 and found not in dtypes:
+        (expected,) = dtypes
+        raise GraphError(
+            f"{_where(graph, node)}: declared dtype {found} but its operands are all {expected}; "
+            f"declare it {expected} (an op computes in its operands' dtype)"
+        )
 
 
 def _check_pass_attributes(graph: nx.MultiDiGraph) -> None:

@@ -136,3 +136,18 @@ def test_a_float32_graph_reading_a_constant_array_returns_float32_on_every_path(
     ce = -(FEEDS_B["t"].astype(np.float64) * log_softmax(C_B[0])).sum()
     np.testing.assert_allclose(expected, ce ** 2 * 1.5, rtol=1e-12)
     assert prog.value_and_grad(FEEDS_B)[1]["q"].dtype == np.float32
+
+
+def test_every_value_made_of_a_shared_const_follows_it_into_float32():
+    g = gc.Graph("shared_const")
+    c = g.const(np.array([[0.94, 1.24]]))
+    spread = gc.broadcast_to(c, (1, 1, 2))  # made while c was still float64
+    p5 = g.param("p5", (2, 1), dtype="float32")
+    p6 = g.param("p6", (), dtype="float32")
+    g.output("loss", gc.sum(gc.tanh(c @ p5 + p6)))
+    assert g.nx.nodes[spread.id]["dtype"] == "float32"
+    _, grads = gc.compile(g).value_and_grad({"p5": np.array([[0.25], [0.55]], np.float32),
+                                             "p6": np.float32(0.1)})
+    z = 0.94 * 0.25 + 1.24 * 0.55 + 0.1
+    np.testing.assert_allclose(grads["p6"], 1 - np.tanh(z) ** 2, rtol=1e-6)
+    np.testing.assert_allclose(grads["p5"], (1 - np.tanh(z) ** 2) * np.array([[0.94], [1.24]]), rtol=1e-6)

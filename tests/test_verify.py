@@ -316,3 +316,11 @@ def test_the_one_topological_order_breaks_ties_by_insertion_and_reads_plain_digr
         G.add_node(node)
     G.add_edge("c", "b")
     assert topological_order(G) == ["c", "a", "b"] == ir.topological_order(nx.MultiDiGraph(G))
+
+
+def test_a_node_declared_in_another_dtype_than_all_its_operands_is_refused():
+    graph = small_net()
+    graph.nodes["h"][ir.DTYPE] = "float32"  # x @ w is float64: relu cannot narrow it
+    text = message(gc.GraphError, graph)
+    assert "'h'" in text and "relu" in text
+    assert "declared dtype float32 but its operands are all float64" in text

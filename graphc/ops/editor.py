@@ -109,9 +109,13 @@ def constant_valued(graph: nx.MultiDiGraph, node_id: str) -> bool:
 
 
 def adopt_dtype(graph: nx.MultiDiGraph, node_id: str, dtype: str) -> None:
-    """Give a constant-valued node and every node it is made of ``dtype`` (so a float64
-    array const read by a float32 computation is a float32 const, and numpy never widens)."""
-    for node in nx.ancestors(graph, node_id) | {node_id}:
+    """Give a constant-valued node, every node it is made of, and every other constant-valued
+    node made of those, ``dtype`` (so a float64 array const read by a float32 computation is
+    a float32 const, numpy never widens, and no value made of it keeps the old dtype)."""
+    region = nx.ancestors(graph, node_id) | {node_id}
+    for const in [n for n in region if graph.nodes[n][ir.OP] == "const"]:
+        region |= {n for n in nx.descendants(graph, const) if constant_valued(graph, n)}
+    for node in region:
         graph.nodes[node][ir.DTYPE] = dtype
 
 

@@ -190,6 +190,8 @@ def test_kink_conventions_are_the_declared_ones():
     np.testing.assert_array_equal(step(sympy.Heaviside(x))({x: np.array([-1.0, 0.0, 2.0])}), [0, 0.5, 1])
     pw = sympy.Piecewise((x, x >= 0), (0.5 * x, True))
     np.testing.assert_array_equal(step(pw)({x: np.array([-2.0, 0.0, 3.0])}), [-1.0, 0.0, 3.0])
+    nested = sympy.Piecewise((1, sympy.ITE(x >= 0, x >= 0, 0.2 * x >= 0)), (0.2, True))  # fused leaky(leaky(x))'
+    np.testing.assert_array_equal(step(nested)({x: np.array([-2.0, 0.0, 3.0])}), [0.2, 1.0, 1.0])
 
 
 def _stage_feeds(graph, feeds):
