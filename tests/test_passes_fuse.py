@@ -1,7 +1,6 @@
 """fuse: structure (isomorphism with sympy-equal expressions), ids kept, the region cap,
 numbers copied in, kink notes, idempotence, verify, the input untouched, values kept."""
 
-import time
 
 import networkx as nx
 import numpy as np
@@ -165,13 +164,11 @@ def test_non_elementwise_nodes_are_untouched_and_bound_regions():
 
 
 # -- the region cap ---------------------------------------------------------------------------
-def test_the_region_cap_holds_on_a_long_chain_which_fuses_and_prints_quickly():
+def test_the_region_cap_holds_on_a_long_chain():
+    # compile time is measured by benchmarks/compile_time.py, not asserted here (shared machines)
     g = chain_graph(3000)
     expanded = expand(g.nx)
-    start = time.perf_counter()
     out = gc.verify(fuse(expanded))
-    took = time.perf_counter() - start
-    assert took < 10, f"fusing 3,000 ops took {took:.1f} s"
     kernels = [n for n in out.nodes if out.nodes[n][ir.OP] == "fused"]
     assert len(kernels) == -(-3000 // MAX_REGION)
     for node in kernels:
