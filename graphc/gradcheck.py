@@ -95,7 +95,11 @@ def _shifted(feeds: dict, direction: dict, step: float) -> dict:
 def _judge(analytic: float, plus: float, minus: float, center: float, eps: float,
            rtol: float, atol: float) -> tuple[float, float, str]:
     numeric = (plus - minus) / (2 * eps)
-    tolerance = atol + rtol * max(abs(numeric), abs(analytic))
+    # A central difference cannot resolve less than the rounding of the values it subtracts:
+    # a loss of 1e22 moves by no visible amount when one small term of it changes, so that
+    # resolution (a few ulp of the loss over the step) is part of the tolerance.
+    rounding = 4 * np.finfo(np.float64).eps * max(abs(plus), abs(minus), abs(center)) / eps
+    tolerance = atol + rtol * max(abs(numeric), abs(analytic)) + rounding
     if abs(analytic - numeric) <= tolerance:
         return numeric, tolerance, "ok"
     right, left = (plus - center) / eps, (center - minus) / eps

@@ -145,3 +145,25 @@ def test_the_gradcheck_fixture_raises_on_a_mismatch(gradcheck, monkeypatch):
     break_tanh(monkeypatch)
     with pytest.raises(gc.GradientError, match="node 'h' \\(op tanh\\)"):
         gradcheck(small_net(), small_feeds())
+
+
+def test_a_loss_too_large_for_its_differences_to_resolve_an_entry_is_not_a_false_failure():
+    # found by the differential corpus: exp(exp(exp(1.37))) ~ 8e21 hides the change the
+    # other entry makes (1.5e-5 below one ulp of the loss), so the difference reads 0
+    g = gc.Graph("steep")
+    p = g.param("p", shape=(2, 1)); x = g.input("x", shape=(2, 1))
+    g.output("loss", gc.sum(gc.exp(gc.exp(gc.exp(p))) * x))
+    feeds = {"p": np.array([[-0.12853466], [1.36646347]]), "x": np.array([[0.5], [-1.0]])}
+    report = gc.check_gradients(g, feeds, raise_on_failure=False)
+    assert report.ok, report.table()
+
+
+def test_the_rounding_allowance_does_not_hide_a_wrong_gradient_of_an_ordinary_loss():
+    g = gc.Graph("square")
+    w = g.param("w", shape=(3,))
+    g.output("loss", gc.sum(w * w))
+    prog = gc.compile(g)
+    right = prog.value_and_grad
+    prog.value_and_grad = lambda feeds, **kw: (lambda v, gr: (v, {"w": gr["w"] * (1 + 1e-4)}))(*right(feeds, **kw))
+    report = gc.check_gradients(prog, {"w": np.array([1.0, -2.0, 0.5])}, raise_on_failure=False)
+    assert not report.ok and len(report.failures) >= 3
