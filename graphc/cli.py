@@ -24,6 +24,7 @@ import numpy as np
 import sympy
 
 from . import ir, train_command, zoo
+from .arguments import non_negative_int, positive_int
 from .errors import GradientError, GraphcError
 from .gradcheck import check_for_page
 from .io import LIMIT_NAMES, Limits, load
@@ -358,9 +359,9 @@ def parser() -> argparse.ArgumentParser:
                                description="Compile the zoo's two-moons classifier; write its stage drawings, "
                                "generated module and HTML report into --out; check its gradients; train it by SGD.")
     demo.add_argument("--out", default="graphc-out", help="output directory (default: graphc-out)")
-    demo.add_argument("--epochs", type=_positive, default=60, help="SGD epochs (default: 60)")
+    demo.add_argument("--epochs", type=positive_int, default=60, help="SGD epochs (default: 60)")
     demo.add_argument("--lr", type=float, default=0.3, help="SGD step size eta (default: 0.3)")
-    demo.add_argument("--batch", type=_positive, default=20, help="minibatch size (default: 20)")
+    demo.add_argument("--batch", type=positive_int, default=20, help="minibatch size (default: 20)")
     demo.add_argument("--data", choices=["moons", "digits"], default="moons",
                       help="moons: the two-moons classifier (default); digits: train the digits MLP on the "
                       "shipped UCI digits and report its held-out accuracy")
@@ -398,7 +399,7 @@ def parser() -> argparse.ArgumentParser:
                                   "and replay --steps full-batch SGD steps on its default feeds.")
     explore.add_argument("target", metavar="TARGET")
     explore.add_argument("--out", help="the page (default: graphc-out/<file or zoo name>/explore.html)")
-    explore.add_argument("--steps", type=_non_negative, default=50, help="SGD steps to replay (default: 50)")
+    explore.add_argument("--steps", type=non_negative_int, default=50, help="SGD steps to replay (default: 50)")
     explore.add_argument("--lr", type=float, default=0.1, help="SGD step size (default: 0.1)")
     _limit_option(explore)
     explore.set_defaults(run=_explore)
@@ -435,18 +436,6 @@ def _limit(text: str) -> tuple[str, int]:
     return name, int(value)
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, found {text}")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,7 @@ import numpy as np
 import sympy
 
 from . import datasets, init, ir, optim, zoo
+from .arguments import non_negative_int, positive_int
 from .differentiate import scalar_output
 from .errors import FeedError, GradientError, GraphcError
 from .io import load
@@ -50,30 +51,19 @@ def add_parser(commands) -> argparse.ArgumentParser:
     cmd.add_argument("--data", help="'digits' (shipped) or FILE.npz with arrays named after the inputs "
                      "(held-out ones as <input>_test); default: a zoo network's own feeds")
     cmd.add_argument("--out", help="output directory (default: graphc-out/train/<NET's file name>)")
-    cmd.add_argument("--epochs", type=_count, default=20, help="epochs (default: 20)")
-    cmd.add_argument("--batch-size", type=_count, default=32, help="minibatch size (default: 32)")
+    cmd.add_argument("--epochs", type=positive_int, default=20, help="epochs (default: 20)")
+    cmd.add_argument("--batch-size", type=positive_int, default=32, help="minibatch size (default: 32)")
     cmd.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="update rule (default: adam)")
     cmd.add_argument("--lr", type=float, help="learning rate (default: 0.1 for sgd, 0.01 for adam and adamw)")
     cmd.add_argument("--momentum", type=float, default=0.0, help="SGD momentum (default: 0)")
     cmd.add_argument("--nesterov", action="store_true", help="Nesterov momentum (SGD)")
     cmd.add_argument("--weight-decay", type=float, help="weight decay (default: 0; AdamW: 0.01)")
-    cmd.add_argument("--seed", type=_seed, default=0, help="seed of the shuffling and of a graph file's weights")
+    cmd.add_argument("--seed", type=non_negative_int, default=0,
+                     help="seed of the shuffling and of a graph file's weights")
     cmd.set_defaults(run=run)
     return cmd
 
 
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text}")
-    return value
-
-
-def _seed(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, found {text}")
-    return value
 
 
 def make_optimizer(name: str, lr: float | None, momentum: float = 0.0, nesterov: bool = False,
