@@ -47,6 +47,9 @@ class Op:
     function: str = ""
     operand_names: tuple[str, ...] = ()
     required: tuple[str, ...] = ()
+    # (operand dtypes) -> the node's dtype, for ops whose value is not of their operands'
+    # dtype (a comparison is bool, argmax int64); None: the first non-const operand's
+    dtype: Callable | None = None
 
     @property
     def composite(self) -> bool:

@@ -76,6 +76,18 @@ class Ref:
     def __matmul__(self, other): return self.editor.add("matmul", [self, other])
     def __rmatmul__(self, other): return self.editor.add("matmul", [other, self])
     def __neg__(self): return self.editor.add("neg", [self])
+    # comparisons give boolean nodes (for gc.where); == stays identity, as handles are hashed
+    def __lt__(self, other): return self.editor.add("less", [self, other])
+    def __le__(self, other): return self.editor.add("less_equal", [self, other])
+    def __gt__(self, other): return self.editor.add("greater", [self, other])
+    def __ge__(self, other): return self.editor.add("greater_equal", [self, other])
+
+    def __getitem__(self, key):
+        """``x[:, 0]``, ``x[1:3]``, ``x[idx]`` (an int array): see ``ops/indexing.py``."""
+        from .indexing import parse_key  # indexing registers ops that import this module's peers
+
+        op_name, attrs = parse_key(key, self.shape, describe(self.id, self.op))
+        return self.editor.add(op_name, [self], attrs)
     def __pos__(self): return self
 
     def __bool__(self):
@@ -192,11 +204,13 @@ class Editor:
         args = [self.operand(o, f"op {op_name}") for o in operands]
         node_id = node_id if node_id is not None else self.fresh(op_name)
         shape = op.shape([a.shape for a in args], full, node_id, op_name)
+        operand_dtype = self._dtype_of(args)
         if dtype is None:
-            dtype = self._dtype_of(args)
+            dtype = op.dtype([self.graph.nodes[a.id][ir.DTYPE] for a in args]) if op.dtype else operand_dtype
+        number_dtype = dtype if np.dtype(dtype).kind == "f" else operand_dtype  # x > 0.5: 0.5 is x's dtype
         for number, arg in zip(operands, args):
             if not isinstance(number, Ref):  # a Python number: a const in the op's dtype
-                self.graph.nodes[arg.id][ir.DTYPE] = dtype
+                self.graph.nodes[arg.id][ir.DTYPE] = number_dtype
         ir.add_op(self.graph, node_id, op_name, [a.id for a in args], full, shape, dtype)
         return self._record(node_id)
 
@@ -204,9 +218,14 @@ class Editor:
         """An op's dtype: its first operand's that is not a const (a number adapts to the
         other operands, as in numpy: ``0.5 + x`` of a float32 x is float32)."""
         nodes = self.graph.nodes
-        for arg in args:
-            if nodes[arg.id][ir.OP] != "const":
-                return nodes[arg.id][ir.DTYPE]
+        values = [nodes[a.id][ir.DTYPE] for a in args if nodes[a.id][ir.OP] != "const"]
+        floats = [d for d in values if np.dtype(d).kind == "f"]
+        if floats:  # a boolean mask or int index next to a float value: the float's dtype
+            return floats[0]
+        if values and len(values) < len(args):  # mask * 1.0: numpy computes it in float64
+            return ir.DEFAULT_DTYPE
+        if values:
+            return values[0]
         return nodes[args[0].id][ir.DTYPE] if args else ir.DEFAULT_DTYPE
 
     def fused(self, fn: Callable, operands: Sequence, kink: str = "") -> Ref:
