@@ -479,6 +479,134 @@ OP_GENERATORS = {
     "mse": _loss("mse"), "bce": _loss("bce"), "bce_with_logits": _loss("bce_with_logits"),
     "softmax_cross_entropy": _loss("softmax_cross_entropy"),
 }
+# -- indexing, joining, comparisons and the reductions of issue 13 ------------------------------
+def _concrete_axes(shape) -> list[int]:
+    return [k for k, d in enumerate(shape) if d != "N"]
+
+
+def _index(net: Net) -> Value | None:
+    a = net.pick(lambda v: bool(_concrete_axes(v.shape)))
+    if a is None:
+        return None
+    axis = net.draw(st.sampled_from(_concrete_axes(a.shape)))
+    size = a.shape[axis]
+    item = net.draw(st.sampled_from([str(size - 1), "-1", "0:1", f"{size - 1}::-1", "None, 0"]))
+    return net.add(f"{a.var}[{':, ' * axis}{item}]", "index", a.depends)
+
+
+def _index_grad(net: Net) -> Value | None:
+    a = net.pick(lambda v: "N" not in v.shape)  # an internal op: its shape attr is concrete here
+    if a is None:
+        return None
+    index = ("slice", None, None, None)
+    target = (*a.shape, 2)
+    return net.add(f'gc.apply("index_grad", {a.var}, index=({index!r},) * {len(a.shape)} + (1,), '
+                   f"shape={net.shape_text(tuple(target))})", "index_grad", a.depends)
+
+
+def _take(net: Net) -> Value | None:
+    a = net.pick(lambda v: bool(_concrete_axes(v.shape)))
+    if a is None:
+        return None
+    axis = net.draw(st.sampled_from(_concrete_axes(a.shape)))
+    indices = [int(i) for i in net.rng.integers(0, a.shape[axis], size=3)]
+    return net.add(f"{a.var}[{':, ' * axis}{indices!r}]", "take", a.depends)
+
+
+def _take_grad(net: Net) -> Value | None:
+    a = net.pick(lambda v: v.shape and "N" not in v.shape)  # an internal op: its shape attr is concrete here
+    if a is None:
+        a = net.param((net.k,))
+    axis = net.draw(st.sampled_from(_concrete_axes(a.shape)))
+    indices = [int(i) for i in net.rng.integers(0, 2, size=a.shape[axis])]
+    target = tuple(2 if k == axis else d for k, d in enumerate(a.shape))
+    return net.add(f'gc.apply("take_grad", {a.var}, indices=np.array({indices!r}), axis={axis}, '
+                   f"shape={net.shape_text(target)})", "take_grad", a.depends)
+
+
+def _joined(op: str):
+    def generate(net: Net) -> Value | None:
+        a = net.pick(lambda v: op == "stack" or bool(_concrete_axes(v.shape)))
+        if a is None:
+            return None
+        b = net.pick(lambda v: v.shape == a.shape)  # a itself at worst
+        if op == "stack":
+            axis = net.draw(st.sampled_from(list(range(-1, len(a.shape) + 1))))
+        else:
+            axis = net.draw(st.sampled_from(_concrete_axes(a.shape)))
+        return net.add(f"gc.{op}([{a.var}, {b.var}], axis={axis})", op, a.depends or b.depends)
+
+    return generate
+
+
+def _comparison(op: str):
+    """``where(a OP b, a, b)`` with a and b MARGIN apart (or copies): the selection never flips."""
+    symbol = {"less": "<", "less_equal": "<=", "greater": ">", "greater_equal": ">="}[op]
+
+    def generate(net: Net) -> Value | None:
+        a = net.pick()
+        b = net.partner(a)
+        gap = np.abs(np.broadcast_to(a.value, np.broadcast_shapes(a.value.shape, b.value.shape)) - b.value)
+        if b is not a and np.min(gap) < MARGIN:
+            return None
+        return net.add(f"gc.where({a.var} {symbol} {b.var}, {a.var}, {b.var})", op, a.depends or b.depends)
+
+    return generate
+
+
+def _where(net: Net) -> Value | None:
+    c = net.off_zero(net.pick())
+    if c is None:
+        return None
+    a = net.partner(c)
+    b = net.partner(c)
+    return net.add(f"gc.where({c.var} > 0, {a.var}, {b.var})", "where", c.depends or a.depends or b.depends)
+
+
+def _argmax(net: Net) -> Value | None:
+    a = net.pick(lambda v: len(v.shape) >= 1)
+    if a is None:
+        return None
+    axis = net.draw(st.sampled_from(list(range(-1, len(a.shape)))))
+    # as a condition: argmax * 1.0 would meet the simplifier's x * 1 -> x, which keeps int64
+    return net.add(f"gc.where(gc.argmax(gc.stop_gradient({a.var}), axis={axis}) > 0, 1.0, -1.0)", "argmax", False)
+
+
+def _moment(op: str):
+    def generate(net: Net) -> Value | None:
+        a = net.pick()
+        axis = _axis(net, len(a.shape))
+        axes = tuple(range(len(a.shape))) if axis is None else ((axis,) if isinstance(axis, int) else axis)
+        symbolic = any(a.shape[k] == "N" for k in axes)
+        ddof = 0 if symbolic or net.draw(st.booleans()) else 1
+        count = int(np.prod([a.value.shape[k] for k in axes]))
+        if count - ddof <= 0 or (op == "std" and np.min(np.var(a.value, axis=axis, ddof=ddof)) < 0.01):
+            return None  # std's derivative is infinite where the variance is 0
+        keep = net.draw(st.booleans())
+        options = ("" if axis is None else f", axis={axis!r}") + (", keepdims=True" if keep else "") + \
+            (", ddof=1" if ddof else "")
+        return net.add(f"gc.{op}({a.var}{options})", op, a.depends)
+
+    return generate
+
+
+def _min(net: Net) -> Value | None:
+    a = net.pick()
+    axis = _axis(net, len(a.shape))
+    if not _clear_max(-a.value, axis):
+        return None
+    options = ("" if axis is None else f", axis={axis!r}") + (", keepdims=True" if net.draw(st.booleans()) else "")
+    return net.add(f"gc.min({a.var}{options})", "min", a.depends)
+
+
+OP_GENERATORS.update({
+    "index": _index, "index_grad": _index_grad, "take": _take, "take_grad": _take_grad,
+    "concat": _joined("concat"), "stack": _joined("stack"),
+    **{name: _comparison(name) for name in ("less", "less_equal", "greater", "greater_equal")},
+    "where": _where, "argmax": _argmax, "min": _min, "var": _moment("var"), "std": _moment("std"),
+})
+
+
 def _dense(net: Net) -> Value | None:
     """The layer users write most: act(h @ W + b), b in a broadcast pattern of the layer's width."""
     h = net.pick(lambda v: len(v.shape) == 2 and v.shape[-1] != "N")
@@ -493,7 +621,8 @@ def _dense(net: Net) -> Value | None:
     return net.add(f"gc.{act}({h.var} @ {weights.var} + {bias.var})", act, True)
 
 
-KINKS = {"relu", "leaky_relu", "abs", "maximum", "max", "bce", "bce_terms"}  # no Hessian check through these
+KINKS = {"relu", "leaky_relu", "abs", "maximum", "max", "bce", "bce_terms",
+         "min", "where", "less", "less_equal", "greater", "greater_equal", "argmax"}  # no Hessian check through these
 STEP_OPS = sorted(name for name in OPS if name in OP_GENERATORS)
 
 
