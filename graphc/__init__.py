@@ -12,7 +12,7 @@ from . import zoo
 from .builder import Graph, Node, from_networkx
 from .errors import FeedError, GradientError, GraphcError, GraphError, RenderError, ShapeError
 from .evaluate import evaluate
-from .functional import apply, elementwise
+from .functional import apply, batch_norm, elementwise
 from .io import load, save
 from .pipeline import compile, grad
 from .program import Program
@@ -32,7 +32,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "zoo", "render", "Graph", "Node", "from_networkx", "compile", "grad", "check_gradients", "Program", "verify",
-    "evaluate", "elementwise", "apply",
+    "evaluate", "elementwise", "apply", "batch_norm",
     "save", "load",
     "GraphcError", "GraphError", "ShapeError", "FeedError", "GradientError", "RenderError",
     *_functional.OP_FUNCTIONS,

@@ -86,7 +86,22 @@ def user_function(op: Op) -> Callable[..., Node]:
 OP_FUNCTIONS: list[str] = [op.function for op in OPS.values() if op.function and op.builtin]
 globals().update({op.function: user_function(op) for op in OPS.values() if op.function and op.builtin})
 
-__all__ = ["apply", "elementwise", *OP_FUNCTIONS]
+
+
+def batch_norm(x, gamma, beta, eps: float = 1e-5, mean=None, var=None) -> Node:
+    """Batch normalization: the batch's statistics (axis 0), or the given ``mean`` and ``var``.
+
+    (x - mean) / sqrt(var + eps) * gamma + beta; the variance divides by n. Given statistics
+    are usually running averages fed as inputs (the inference form).
+    """
+    if (mean is None) != (var is None):
+        raise GraphError("gc.batch_norm: give both mean= and var= (the inference form), or neither")
+    if mean is None:
+        return apply("batch_norm", x, gamma, beta, eps=builtins.float(eps))
+    return apply("batch_norm_given", x, gamma, beta, mean, var, eps=builtins.float(eps))
+
+
+__all__ = ["apply", "elementwise", "batch_norm", *OP_FUNCTIONS]
 
 
 def elementwise(name: str, fn: Callable, arity: int | None = None, *, kink: str = "") -> Callable[..., Node]:

@@ -225,6 +225,18 @@ CASES.update({
         Case("relu-like", ((2, 3),), lambda x: gc.where(x > 0, x, 0.1 * x), (away,)),
         Case("broadcast", ((2, 3), (3,), (2, 1)), lambda c, a, b: gc.where(c <= 0, a, b), (away,)),
     ),
+    # labels are the argmax of a second param (no ties at random points): no gradient flows into them
+    "pick": cases(Case("rows", ((3, 4), (3, 4)), lambda z, s: gc.apply("pick", z, gc.argmax(s))),
+                  Case("axis0", ((4, 2), (4, 2)), lambda z, s: gc.apply("pick", z, gc.argmax(s, axis=0), axis=0))),
+    "pick_grad": cases(Case("rows", ((3,), (3, 4)),
+                            lambda g, s: gc.apply("pick_grad", g, gc.argmax(s), shape=(3, 4)))),
+    "layer_norm": cases(Case("rows", ((3, 4), (4,), (4,)), gc.layer_norm),
+                        Case("3d-eps", ((2, 2, 3), (3,), (3,)), lambda x, g, b: gc.layer_norm(x, g, b, eps=0.1))),
+    "batch_norm": cases(Case("batch", ((5, 3), (3,), (3,)), gc.batch_norm)),
+    "batch_norm_given": cases(Case("given", ((5, 3), (3,), (3,), (3,), (3,)),
+                                   lambda x, g, b, m, v: gc.batch_norm(x, g, b, mean=m, var=gc.square(v) + 0.5))),
+    "dropout": cases(Case("inverted", ((3, 4),), lambda x: gc.dropout(x, gc.stop_gradient(gc.where(
+        x > 0, 1.0, 0.0)), 0.25), (away,))),
     "var": cases(
         Case("all", ((2, 3),), gc.var),
         Case("axis=0,ddof=1", ((3, 2),), lambda x: gc.var(x, axis=0, ddof=1)),

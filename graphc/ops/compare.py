@@ -40,7 +40,7 @@ COMPARISONS = (("less", "<"), ("less_equal", "<="), ("greater", ">"), ("greater_
 
 for _name, _symbol in COMPARISONS:
     register(Op(
-        _name, 2, _broadcast_shape, dtype=lambda dtypes: "bool",
+        _name, 2, _broadcast_shape, dtype=lambda dtypes: "bool", int_operands=(0, 1),
         lower=lambda ctx, args, attrs, node, s=_symbol: f"({args[0]} {s} {args[1]})",
         reference=lambda values, attrs, s=_symbol: {"<": np.less, "<=": np.less_equal, ">": np.greater,
                                                     ">=": np.greater_equal}[s](*values),

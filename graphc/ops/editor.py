@@ -106,6 +106,12 @@ def const_value(value, node=None, op="const") -> tuple[np.ndarray, float | np.nd
     return array, (float(array) if array.ndim == 0 else array.astype(np.float64))
 
 
+def _ops_taking_ints():
+    from .base import OPS
+
+    return [op for op in OPS.values() if op.int_operands and op.function]
+
+
 class Editor:
     """Makes nodes in ``graph`` (in place), each by its op's rules, in the current context."""
 
@@ -202,6 +208,7 @@ class Editor:
             )
         full = {**op.attrs, **attrs}
         args = [self.operand(o, f"op {op_name}") for o in operands]
+        self._check_int_inputs(op, args)
         node_id = node_id if node_id is not None else self.fresh(op_name)
         shape = op.shape([a.shape for a in args], full, node_id, op_name)
         operand_dtype = self._dtype_of(args)
@@ -213,6 +220,19 @@ class Editor:
                 self.graph.nodes[arg.id][ir.DTYPE] = number_dtype
         ir.add_op(self.graph, node_id, op_name, [a.id for a in args], full, shape, dtype)
         return self._record(node_id)
+
+    def _check_int_inputs(self, op, args: list[Ref]) -> None:
+        """An int64 input (class labels) is read only where an op takes one (``Op.int_operands``)."""
+        nodes = self.graph.nodes
+        for position, arg in enumerate(args):
+            data = nodes[arg.id]
+            if data[ir.OP] == "input" and np.dtype(data[ir.DTYPE]).kind in "iu" and position not in op.int_operands:
+                takers = sorted(o.name for o in _ops_taking_ints())
+                raise GraphError(
+                    f"op {op.name}: operand {position} is {describe(arg.id, 'input')}, declared {data[ir.DTYPE]}; "
+                    f"op {op.name} takes float values there. int64 inputs are class labels, read by "
+                    f"{', '.join(takers)}; declare the input dtype='float64' to compute with it"
+                )
 
     def _dtype_of(self, args: list[Ref]) -> str:
         """An op's dtype: its first operand's that is not a const (a number adapts to the

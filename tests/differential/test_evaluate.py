@@ -205,6 +205,23 @@ ISSUE_13 = {
     "where": _one("where", [(2, 3), (3,)], lambda c, a: gc.where(c > 0, a, -1.0),
                   lambda c, a: np.array([[a[j] if c[i][j] > 0 else -1.0 for j in range(3)] for i in range(2)])),
     "argmax": _one("argmax", [(3, 4)], lambda x: gc.argmax(x), lambda a: np.array([list(r).index(max(r)) for r in a])),
+    "pick": _one("pick", [(3, 4)], lambda z: gc.apply("pick", z, gc.argmax(z * -1.0)),
+                 lambda a: np.array([min(row) for row in a])),
+    "pick_grad": _one("pick_grad", [(3, 2)],
+                      lambda s: gc.apply("pick_grad", gc.sum(s, axis=1), gc.argmax(s), shape=(3, 2)),
+                      lambda a: np.array([[a[i].sum() if a[i][j] == max(a[i]) else 0.0 for j in range(2)]
+                                          for i in range(3)])),
+    "layer_norm": _one("layer_norm", [(2, 3), (3,), (3,)], gc.layer_norm, lambda x, g, b: np.array(
+        [[(r[j] - sum(r) / 3) / np.sqrt(sum((v - sum(r) / 3) ** 2 for v in r) / 3 + 1e-5) * g[j] + b[j]
+          for j in range(3)] for r in x])),
+    "batch_norm": _one("batch_norm", [(3, 2), (2,), (2,)], gc.batch_norm, lambda x, g, b: np.array(
+        [[(x[i][j] - sum(x[:, j]) / 3) / np.sqrt(sum((v - sum(x[:, j]) / 3) ** 2 for v in x[:, j]) / 3 + 1e-5)
+          * g[j] + b[j] for j in range(2)] for i in range(3)])),
+    "batch_norm_given": _one("batch_norm_given", [(3, 2), (2,), (2,), (2,), (2,)],
+                             lambda x, g, b, m, v: gc.batch_norm(x, g, b, mean=m, var=v * v),
+                             lambda x, g, b, m, v: np.array([[(x[i][j] - m[j]) / np.sqrt(v[j] * v[j] + 1e-5) * g[j]
+                                                              + b[j] for j in range(2)] for i in range(3)])),
+    "dropout": _one("dropout", [(2, 3), (2, 3)], lambda x, m: gc.dropout(x, m, 0.5), lambda x, m: x * m * 2.0),
     "min": _reductions_and("min", _hand_min),
     "var": _reductions_and("var", _hand_var, ddof=True),
     "std": _reductions_and("std", lambda x, **kw: np.sqrt(_hand_var(x, **kw)), ddof=True),

@@ -148,6 +148,17 @@ class Net:
             self.pool.append(item)
         return item
 
+    def labels(self, shape, axis: int) -> Value:
+        """An int64 input of class labels for values of ``shape`` with classes on ``axis``."""
+        axis = axis % len(shape)
+        var = self.fresh("y")
+        label_shape = tuple(shape[:axis]) + tuple(shape[axis + 1:])
+        self.run(f'{var} = g.input("{var}", shape={self.shape_text(label_shape)}, dtype="int64")')
+        classes = self.dims(shape)[axis]
+        self.feeds[var] = self.rng.integers(0, classes, size=self.dims(label_shape))
+        self.ops.append("input")
+        return Value(var, label_shape, self.feeds[var].astype(np.float64), depends=False)
+
     def param(self, shape) -> Value:
         var = self.fresh("p")
         dtype = f", dtype={self.dtype!r}" if self.dtype != "float64" else ""
@@ -394,7 +405,10 @@ def _loss(op: str):
         if op == "bce":
             a = net.probability(a)
         role = {"softmax_cross_entropy": "onehot", "bce": "prob", "bce_with_logits": "prob"}.get(op, "data")
-        target = net.input(a.shape, role=role, axis=axis)
+        if op == "softmax_cross_entropy" and net.draw(st.booleans()):  # int64 class labels, one per row
+            target = net.labels(a.shape, axis)
+        else:
+            target = net.input(a.shape, role=role, axis=axis)
         extra = f", axis={axis}" if axis != -1 else ""
         return net.add(f"gc.{op}({a.var}, {target.var}{extra})", op, a.depends)
 
@@ -599,7 +613,70 @@ def _min(net: Net) -> Value | None:
     return net.add(f"gc.min({a.var}{options})", "min", a.depends)
 
 
+def _pick(net: Net) -> Value | None:
+    a = net.pick(lambda v: len(v.shape) >= 1)
+    if a is None:
+        return None
+    axis = net.draw(st.sampled_from(list(range(-1, len(a.shape)))))
+    labels = f"gc.argmax(gc.stop_gradient({a.var}), axis={axis})"  # int64 labels from a value
+    return net.add(f'gc.apply("pick", {a.var}, {labels}, axis={axis})', "pick", a.depends)
+
+
+def _pick_grad(net: Net) -> Value | None:
+    a = net.pick(lambda v: len(v.shape) >= 1 and "N" not in v.shape)  # its shape attr is concrete here
+    if a is None:
+        a = net.param((net.k,))
+    axis = net.draw(st.sampled_from(list(range(len(a.shape)))))
+    labels = f"gc.argmax(gc.stop_gradient({a.var}), axis={axis})"
+    return net.add(f'gc.apply("pick_grad", gc.sum({a.var}, axis={axis}), {labels}, axis={axis}, '
+                   f"shape={net.shape_text(a.shape)})", "pick_grad", a.depends)
+
+
+def _features_of(net: Net, width) -> Value:
+    return net.param((width,))
+
+
+def _layer_norm(net: Net) -> Value | None:
+    a = net.pick(lambda v: len(v.shape) >= 1 and v.shape[-1] != "N" and v.shape[-1] >= 2)
+    if a is None or np.min(np.var(a.value, axis=-1)) < 0.01:  # a constant row: sqrt(var + eps) is flat
+        a = net.input((net.batch, 4))
+        if np.min(np.var(a.value, axis=-1)) < 0.01:
+            return None
+    gamma, beta = _features_of(net, a.shape[-1]), _features_of(net, a.shape[-1])
+    return net.add(f"gc.layer_norm({a.var}, {gamma.var}, {beta.var})", "layer_norm", True)
+
+
+def _batch_norm(op: str):
+    def generate(net: Net) -> Value | None:
+        a = net.pick(lambda v: len(v.shape) == 2 and v.shape[1] != "N")
+        if a is None or (op == "batch_norm" and (a.value.shape[0] < 2 or np.min(np.var(a.value, axis=0)) < 0.01)):
+            a = net.input((3, net.k))  # a batch of 3 rows: its variance is not 0
+        width = a.shape[1]
+        gamma, beta = _features_of(net, width), _features_of(net, width)
+        if op == "batch_norm":
+            if a.value.shape[0] < 2 or np.min(np.var(a.value, axis=0)) < 0.01:
+                return None
+            return net.add(f"gc.batch_norm({a.var}, {gamma.var}, {beta.var})", op, True)
+        mean, var = net.input((width,)), net.input((width,))
+        return net.add(f"gc.batch_norm({a.var}, {gamma.var}, {beta.var}, mean={mean.var}, "
+                       f"var=gc.square({var.var}) + 0.5)", op, True)
+
+    return generate
+
+
+def _dropout(net: Net) -> Value | None:
+    a = net.pick()
+    mask = net.input(a.shape, role="mask")
+    net.feeds[mask.var] = (net.rng.uniform(size=net.dims(a.shape)) > 0.3) * 1.0
+    mask.value = net.feeds[mask.var]
+    rate = net.draw(st.sampled_from([0.0, 0.3, 0.5]))
+    return net.add(f"gc.dropout({a.var}, {mask.var}, {rate})", "dropout", a.depends)
+
+
 OP_GENERATORS.update({
+    "layer_norm": _layer_norm, "batch_norm": _batch_norm("batch_norm"),
+    "batch_norm_given": _batch_norm("batch_norm_given"), "dropout": _dropout,
+    "pick": _pick, "pick_grad": _pick_grad,
     "index": _index, "index_grad": _index_grad, "take": _take, "take_grad": _take_grad,
     "concat": _joined("concat"), "stack": _joined("stack"),
     **{name: _comparison(name) for name in ("less", "less_equal", "greater", "greater_equal")},
