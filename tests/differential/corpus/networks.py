@@ -637,18 +637,28 @@ def _features_of(net: Net, width) -> Value:
 
 
 def _layer_norm(net: Net) -> Value | None:
-    a = net.pick(lambda v: len(v.shape) >= 1 and v.shape[-1] != "N" and v.shape[-1] >= 2)
+    # float32: a fresh input is normalized (the gradient into normalized values cancels to
+    # float32's eps relative to its terms, beyond gc.check_gradients' rtol of 1e-5)
+    a = net.pick(lambda v: len(v.shape) >= 1 and v.shape[-1] != "N" and v.shape[-1] >= 3) \
+        if net.dtype == "float64" else None
     if a is None or np.min(np.var(a.value, axis=-1)) < 0.01:  # a constant row: sqrt(var + eps) is flat
         a = net.input((net.batch, 4))
         if np.min(np.var(a.value, axis=-1)) < 0.01:
             return None
     gamma, beta = _features_of(net, a.shape[-1]), _features_of(net, a.shape[-1])
-    return net.add(f"gc.layer_norm({a.var}, {gamma.var}, {beta.var})", "layer_norm", True)
+    return net.add(_degenerate_in_float32(net, f"gc.layer_norm({a.var}, {gamma.var}, {beta.var})"), "layer_norm", True)
+
+
+def _degenerate_in_float32(net: Net, expression: str) -> str:
+    """A normalization summed over its axis has gradient exactly 0 into what it normalizes;
+    float32 computes it as ~1e-7, which gc.check_gradients' float64 atol of 1e-7 calls a
+    failure. Under float32 the value goes through tanh, so that no gradient is 0 by symmetry."""
+    return f"gc.tanh({expression})" if net.dtype == "float32" else expression
 
 
 def _batch_norm(op: str):
     def generate(net: Net) -> Value | None:
-        a = net.pick(lambda v: len(v.shape) == 2 and v.shape[1] != "N")
+        a = net.pick(lambda v: len(v.shape) == 2 and v.shape[1] != "N") if net.dtype == "float64" else None
         if a is None or (op == "batch_norm" and (a.value.shape[0] < 2 or np.min(np.var(a.value, axis=0)) < 0.01)):
             a = net.input((3, net.k))  # a batch of 3 rows: its variance is not 0
         width = a.shape[1]
@@ -656,7 +666,7 @@ def _batch_norm(op: str):
         if op == "batch_norm":
             if a.value.shape[0] < 2 or np.min(np.var(a.value, axis=0)) < 0.01:
                 return None
-            return net.add(f"gc.batch_norm({a.var}, {gamma.var}, {beta.var})", op, True)
+            return net.add(_degenerate_in_float32(net, f"gc.batch_norm({a.var}, {gamma.var}, {beta.var})"), op, True)
         mean, var = net.input((width,)), net.input((width,))
         return net.add(f"gc.batch_norm({a.var}, {gamma.var}, {beta.var}, mean={mean.var}, "
                        f"var=gc.square({var.var}) + 0.5)", op, True)
