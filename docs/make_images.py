@@ -14,7 +14,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 import graphc as gc  # noqa: E402
-from graphc.render import render  # noqa: E402
+from graphc.drawing import render  # noqa: E402
 
 OUT = HERE / "images"
 
@@ -43,6 +43,10 @@ def main() -> None:
     g, _ = gc.zoo.deep_sigmoid(depth=30)
     render(gc.compile(g).stages["expanded"], OUT / "deep_sigmoid_summary.svg", max_nodes=60,
            title="30 sigmoid layers, summarized (full=True draws all)")
+    for name, title in (("deep_sigmoid", "5 sigmoid layers: the first layer's gradient vanishes"),
+                        ("deep_residual", "their residual twin: the skip path carries the gradient")):
+        g, feeds = gc.zoo.get(name)(depth=5, width=2)
+        render(g, OUT / f"{name}_values.svg", feeds=feeds, title=title)
     g = gc.Graph("nan")
     x = g.input("x", shape=(2,))
     g.output("loss", gc.sum(gc.log(x)))

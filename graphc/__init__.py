@@ -6,21 +6,23 @@ against numeric ones.
 """
 
 from . import builder as _builder
+from . import datasets, init, optim, zoo
 from . import functional as _functional
 from . import ops as _ops  # noqa: F401 - fills the op table
-from . import zoo
 from .builder import Graph, Node, from_networkx
-from .errors import FeedError, GradientError, GraphcError, GraphError, RenderError, ShapeError
+from .drawing import render
+from .errors import FeedError, GradientError, GraphcError, GraphError, HyperparameterError, RenderError, ShapeError
 from .evaluate import evaluate
 from .functional import apply, batch_norm, elementwise
 from .io import load, save
 from .pipeline import compile, grad
 from .program import Program
 from .render import Drawing as _Drawing
-from .render import render
 from .render import to_digraph as _to_digraph
 from .testing import check_gradients
+from .training import train
 from .verify import verify
+from .weights import load_weights, save_weights
 
 # The op functions (gc.relu, gc.sum, gc.mse, ...): one per entry of the op table that names one.
 globals().update({_name: getattr(_functional, _name) for _name in _functional.OP_FUNCTIONS})
@@ -34,6 +36,7 @@ __all__ = [
     "zoo", "render", "Graph", "Node", "from_networkx", "compile", "grad", "check_gradients", "Program", "verify",
     "evaluate", "elementwise", "apply", "batch_norm",
     "save", "load",
-    "GraphcError", "GraphError", "ShapeError", "FeedError", "GradientError", "RenderError",
+    "GraphcError", "GraphError", "ShapeError", "FeedError", "GradientError", "RenderError", "HyperparameterError",
+    "datasets", "init", "optim", "train", "save_weights", "load_weights",
     *_functional.OP_FUNCTIONS,
 ]

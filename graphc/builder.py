@@ -220,7 +220,7 @@ def from_networkx(source: nx.DiGraph, name: str | None = None) -> Graph:
             raise GraphError(f"{describe(node)} has no 'op' attribute; set it to one of the op table's names")
         get_op(data[ir.OP], node)
         data.setdefault(ir.ATTRS, {})
-        data.setdefault(ir.DTYPE, ir.DEFAULT_DTYPE)
+        data[ir.DTYPE] = _dtype_name(data.get(ir.DTYPE, ir.DEFAULT_DTYPE), node, data[ir.OP])
         if data[ir.OP] == "const" and isinstance(data[ir.ATTRS], dict) and data[ir.ATTRS].get("value") is not None:
             # stored as the builder stores it (a float, or a float64 array), so a list has its shape
             data[ir.ATTRS] = {**data[ir.ATTRS], "value": _const_value(data[ir.ATTRS]["value"], node, "const")[1]}

@@ -1,13 +1,19 @@
-"""The ``graphc`` command line: demo, compile, code, render, check, zoo.
+"""The ``graphc`` command line: demo, compile, code, render, explore, check, train, zoo.
 
 A target is a graph file (``net.json``, see :mod:`graphc.io`) or a zoo name
-(``graphc zoo`` lists them). Bad input is one line on stderr and exit status 2; a failed
-gradient check prints its table and exits with 1.
+(``graphc zoo`` lists them); ``--variant KEY=VALUE`` (or ``--variant FLAG``) sets a zoo
+graph's keyword, as ``--variant dead_output`` or ``--variant depth=40``. Bad input is one
+line on stderr and exit status 2; a failed gradient check prints its table and exits with 1.
+A file is untrusted: what it names is printed escaped (no terminal control sequence gets
+through), output folders are named after the file's path, never after names inside it, and
+``--limit`` raises the loader's limits (:class:`graphc.io.Limits`).
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
+import os
 import re
 import sys
 import time
@@ -17,28 +23,113 @@ from pathlib import Path
 import numpy as np
 import sympy
 
-from . import ir, zoo
+from . import ir, train_command, zoo
 from .errors import GradientError, GraphcError
-from .io import load
+from .gradcheck import check_for_page
+from .io import LIMIT_NAMES, Limits, load
 from .pipeline import compile
+from .report import write_report
 
-__all__ = ["main", "sgd", "random_feeds", "resolve"]
+__all__ = ["main", "sgd", "random_feeds", "resolve", "variant_settings", "printable", "out_folder"]
 
 DEMO_NETWORK = "two_moons"
+DEMO_STEPS = 60  # full-batch SGD steps the demo's explorer page replays
 
 
 # ----------------------------------------------------------------------------------------
 # Targets and feeds.
 
-def resolve(target: str):
-    """(graph, feeds) for a zoo name or a graph file; feeds are random for a file."""
+def _setting_value(text: str, default):
+    """A keyword's value from text, typed like its default: bool, int, float, tuple of ints, str."""
+    if isinstance(default, bool):
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError("expected true or false")
+    if isinstance(default, int):
+        return int(text)
+    if isinstance(default, float):
+        return float(text)
+    if isinstance(default, tuple):
+        return tuple(int(part) for part in text.split(","))
+    return text
+
+
+def variant_settings(function: Callable, variants) -> dict:
+    """Keyword arguments for a zoo function from ``["dead_output", "depth=40", "widths=2,8,1"]``.
+
+    >>> variant_settings(zoo.wide_relu, ["dead_output"]), variant_settings(zoo.deep_sigmoid, ["depth=40"])
+    ({'dead_output': True}, {'depth': 40})
+    """
+    params = inspect.signature(function).parameters
+    choices = ", ".join(f"{n}={p.default!r}" for n, p in params.items())
+    out = {}
+    for variant in variants:
+        key, _, text = variant.partition("=")
+        key = key.strip()
+        if key not in params:
+            raise GraphcError(f"{function.__name__} has no variant {key!r}; its settings are {choices}")
+        default = params[key].default
+        if not text and not isinstance(default, bool):
+            raise GraphcError(f"variant {key!r} of {function.__name__} needs a value: --variant {key}=VALUE "
+                              f"(default {default!r})")
+        try:
+            out[key] = _setting_value(text or "true", default)
+        except ValueError as error:
+            raise GraphcError(f"variant {variant!r} of {function.__name__}: {error} "
+                              f"(default {default!r})") from None
+    return out
+
+
+def resolve(target: str, variants=(), limits: Limits | None = None):
+    """(graph, feeds) for a zoo name (with its variant settings) or a graph file; feeds are random for a file."""
     path = Path(target)
     if target in zoo.NAMES and not path.is_file():
-        return zoo.get(target)()
-    if path.suffix == ".json" or path.exists():
-        graph = load(path)
+        function = zoo.get(target)
+        return function(**variant_settings(function, variants or ()))
+    if variants:
+        raise GraphcError(f"--variant sets a zoo graph's keyword; {target!r} is a file, not a zoo graph")
+    if path.suffix == ".json" or os.path.lexists(path):
+        graph = load(path, limits)
         return graph, random_feeds(graph.nx)
     raise GraphcError(f"{target!r} is neither a graph file nor a zoo graph; the zoo has {', '.join(zoo.NAMES)}")
+
+
+def out_folder(target: str) -> Path:
+    """The default output folder: ``graphc-out/`` and the target's file name, made safe.
+
+    Only the command line's own text names it; a graph file's contents never choose a path.
+
+    >>> out_folder("nets/xor.json"), out_folder("relu_neuron"), out_folder("../..json")
+    (PosixPath('graphc-out/xor'), PosixPath('graphc-out/relu_neuron'), PosixPath('graphc-out/graph'))
+    """
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(target).stem).strip(".") or "graph"
+    return Path("graphc-out") / stem
+
+
+def printable(text: str) -> str:
+    """``text`` with every character a terminal could act on written as an escape, line by line.
+
+    Names come from files, and a name holding ANSI or OSC sequences (``\\x1b[2J``), other
+    control characters, bidirectional overrides or lone surrogates reaches the terminal only
+    as the escape text.
+
+    >>> printable("loss\\x1b]0;owned\\x07 and\\u202emore")
+    'loss\\\\x1b]0;owned\\\\x07 and\\\\u202emore'
+    """
+    if text.isprintable():
+        return text
+    return "\n".join("".join(c if c.isprintable() else _escape(c) for c in line) for line in text.split("\n"))
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def _say(text: str, file=None) -> None:
+    print(printable(text), file=file or sys.stdout)
 
 
 def random_feeds(graph, size: int = 3, seed: int = 0) -> dict[str, np.ndarray]:
@@ -104,7 +195,7 @@ def _try(what: str, step: Callable[[], object]) -> object | None:
     try:
         return step()
     except (GraphcError, ImportError, NotImplementedError, OSError) as error:
-        print(f"  {what}: skipped ({type(error).__name__}: {_one_line(error)})")
+        _say(f"  {what}: skipped ({type(error).__name__}: {_one_line(error)})")
         return None
 
 
@@ -118,6 +209,8 @@ def _render(prog, out: Path, fmt: str, feeds=None, stages=None) -> list[Path]:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.data == "digits":
+        return _demo_digits(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     graph, feeds = zoo.get(DEMO_NETWORK)()
@@ -150,13 +243,26 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"final loss {final_loss:.6f} (from {start_loss:.6f}), accuracy {accuracy(prog, trained):.3f}")
     if _try("values drawing", lambda: _render(prog, out / "values", "svg", feeds=trained, stages=["scheduled"])):
         print(f"  the trained values on the graph -> {out / 'values'}")
-    if _try("report", lambda: prog.report(out / "report.html", feeds=trained)):
+    explorer = _try("explorer", lambda: prog.explore(out / "explore.html", feeds=feeds, train=DEMO_STEPS, lr=args.lr))
+    if explorer:
+        print(f"  explorer ({DEMO_STEPS} SGD steps replayed from the initial params) -> {explorer}")
+    trained_note = f"the params after {args.epochs} epochs of SGD"
+    if _try("report", lambda: write_report(prog, out / "report.html", trained, explorer, trained_note,
+                                                     check_for_page(prog, trained))):
         print(f"  report -> {out / 'report.html'}")
     return 0 if report is None or report.ok else 1
 
 
+def _demo_digits(args: argparse.Namespace) -> int:
+    """The digits MLP trained by SGD with the demo's settings (graphc train digits_mlp --data digits)."""
+    print(f"graphc demo: {zoo.summary('digits_mlp')}")
+    return train_command.run(argparse.Namespace(
+        net="digits_mlp", data="digits", out=args.out, epochs=args.epochs, batch_size=args.batch,
+        optimizer="sgd", lr=args.lr, momentum=0.0, nesterov=False, weight_decay=None, seed=0))
+
+
 def _gradient_check(prog, feeds):
-    from .testing import check_gradients
+    from .gradcheck import check_gradients
 
     started = time.perf_counter()
     report = check_gradients(prog, feeds, raise_on_failure=False)
@@ -167,24 +273,24 @@ def _gradient_check(prog, feeds):
 
 
 def _compile(args: argparse.Namespace) -> int:
-    graph, _ = resolve(args.target)
+    graph, _ = resolve(args.target, args.variant, args.limits)
     prog = compile(graph, wrt=args.wrt)
-    out = Path(args.out or f"graphc-out/{graph.name}")
+    out = Path(args.out) if args.out else out_folder(args.target)
     out.mkdir(parents=True, exist_ok=True)
     for name, stage in prog.stages.items():
-        print(f"{name:<16} {stage.number_of_nodes():>5} nodes")
-    print(f"levels: {len(prog.levels)}; outputs: {', '.join(prog.outputs)}; wrt: {', '.join(prog.wrt) or '-'}")
-    print(f"generated code -> {prog.save(out / 'model_gen.py')}")
+        _say(f"{name:<16} {stage.number_of_nodes():>5} nodes")
+    _say(f"levels: {len(prog.levels)}; outputs: {', '.join(prog.outputs)}; wrt: {', '.join(prog.wrt) or '-'}")
+    _say(f"generated code -> {prog.save(out / 'model_gen.py')}")
     paths = _try("drawings", lambda: _render(prog, out, args.format))
     if paths:
-        print(f"{len(paths)} drawings -> {out}")
+        _say(f"{len(paths)} drawings -> {out}")
     return 0
 
 
 def _code(args: argparse.Namespace) -> int:
-    graph, _ = resolve(args.target)
+    graph, _ = resolve(args.target, args.variant, args.limits)
     prog = compile(graph)
-    text = prog.backward_source if args.backward else prog.forward_source
+    text = printable(prog.backward_source if args.backward else prog.forward_source)
     print(highlight(text) if sys.stdout.isatty() else text)
     return 0
 
@@ -202,24 +308,33 @@ def highlight(source: str) -> str:
 
 
 def _render_cmd(args: argparse.Namespace) -> int:
-    graph, feeds = resolve(args.target)
+    graph, feeds = resolve(args.target, args.variant, args.limits)
     prog = compile(graph)
     unknown = [s for s in args.stage or [] if s not in prog.stages]
     if unknown:
         raise GraphcError(f"no stage {unknown[0]!r}; the stages are {', '.join(prog.stages)}")
-    out = Path(args.out or f"graphc-out/{graph.name}")
+    out = Path(args.out) if args.out else out_folder(args.target)
     paths = _render(prog, out, args.format, feeds=feeds if args.values else None, stages=args.stage)
     for path in paths:
-        print(path)
+        _say(str(path))
+    return 0
+
+
+def _explore(args: argparse.Namespace) -> int:
+    graph, feeds = resolve(args.target, args.variant, args.limits)
+    prog = compile(graph)
+    out = Path(args.out) if args.out else out_folder(args.target) / "explore.html"
+    steps = args.steps if prog.has_gradient else None
+    _say(f"{prog.explore(out, feeds=feeds, train=steps, lr=args.lr)}")
     return 0
 
 
 def _check(args: argparse.Namespace) -> int:
-    graph, feeds = resolve(args.target)
+    graph, feeds = resolve(args.target, args.variant, args.limits)
     prog = compile(graph)
     report = _gradient_check(prog, feeds)
     if not report.ok:
-        print(report.table(report.failures))
+        _say(report.table(report.failures))
         return 1
     return 0
 
@@ -246,20 +361,25 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=_positive, default=60, help="SGD epochs (default: 60)")
     demo.add_argument("--lr", type=float, default=0.3, help="SGD step size eta (default: 0.3)")
     demo.add_argument("--batch", type=_positive, default=20, help="minibatch size (default: 20)")
+    demo.add_argument("--data", choices=["moons", "digits"], default="moons",
+                      help="moons: the two-moons classifier (default); digits: train the digits MLP on the "
+                      "shipped UCI digits and report its held-out accuracy")
     demo.set_defaults(run=_demo)
 
     comp = commands.add_parser("compile", help="compile a graph; write its code and stage drawings",
                                description="Compile TARGET; write model_gen.py and one drawing per stage.")
     comp.add_argument("target", metavar="TARGET")
     comp.add_argument("--wrt", nargs="+", metavar="PARAM", help="params to differentiate for (default: all)")
-    comp.add_argument("--out", help="output directory (default: graphc-out/<graph name>)")
+    comp.add_argument("--out", help="output directory (default: graphc-out/<file or zoo name>)")
     comp.add_argument("--format", default="svg", help="drawing format: svg, png, pdf or dot (default: svg)")
+    _limit_option(comp)
     comp.set_defaults(run=_compile)
 
     code = commands.add_parser("code", help="print the generated code",
                                description="Print TARGET's generated forward code (or its backward code).")
     code.add_argument("target", metavar="TARGET")
     code.add_argument("--backward", action="store_true", help="print the training forward and backward code")
+    _limit_option(code)
     code.set_defaults(run=_code)
 
     render = commands.add_parser("render", help="draw compiler stages",
@@ -267,19 +387,52 @@ def parser() -> argparse.ArgumentParser:
     render.add_argument("target", metavar="TARGET")
     render.add_argument("--stage", action="append", help="a stage to draw (repeatable; default: all)")
     render.add_argument("--format", default="svg", help="svg, png, pdf or dot (default: svg)")
-    render.add_argument("--out", help="output directory (default: graphc-out/<graph name>)")
-    render.add_argument("--values", action="store_true", help="draw values and gradients for the default feeds")
+    render.add_argument("--out", help="output directory (default: graphc-out/<file or zoo name>)")
+    render.add_argument("--values", action="store_true",
+                        help="draw values and gradients for the default feeds (files NN-stage-values.FORMAT)")
+    _limit_option(render)
     render.set_defaults(run=_render_cmd)
+
+    explore = commands.add_parser("explore", help="write the explorer: every stage and training in one HTML page",
+                                  description="Write one self-contained HTML page to step through TARGET's stages "
+                                  "and replay --steps full-batch SGD steps on its default feeds.")
+    explore.add_argument("target", metavar="TARGET")
+    explore.add_argument("--out", help="the page (default: graphc-out/<file or zoo name>/explore.html)")
+    explore.add_argument("--steps", type=_non_negative, default=50, help="SGD steps to replay (default: 50)")
+    explore.add_argument("--lr", type=float, default=0.1, help="SGD step size (default: 0.1)")
+    _limit_option(explore)
+    explore.set_defaults(run=_explore)
 
     check = commands.add_parser("check", help="check gradients against central differences",
                                 description="Compare TARGET's compiled gradients with numeric ones on its "
                                 "default feeds (zoo) or seeded random feeds (file). Exit status 1 on a mismatch.")
     check.add_argument("target", metavar="TARGET")
+    _limit_option(check)
     check.set_defaults(run=_check)
+
+    for command in (comp, code, render, explore, check):
+        command.add_argument("--variant", action="append", default=[], metavar="KEY[=VALUE]",
+                             help="a zoo graph's setting (repeatable): --variant dead_output, --variant depth=40")
+    train_command.add_parser(commands)
 
     listing = commands.add_parser("zoo", help="list the built-in graphs", description="List the built-in graphs.")
     listing.set_defaults(run=_zoo)
     return top
+
+
+def _limit_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--limit", action="append", type=_limit, default=[], metavar="NAME=N", dest="limit_items",
+        help=f"raise a loader limit for a file you trust (repeatable): {', '.join(LIMIT_NAMES)}; "
+        "see docs/security.md")
+
+
+def _limit(text: str) -> tuple[str, int]:
+    name, _, value = text.partition("=")
+    if name not in LIMIT_NAMES or not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=N with N a positive integer and NAME one of {', '.join(LIMIT_NAMES)}, found {text!r}")
+    return name, int(value)
 
 
 def _positive(text: str) -> int:
@@ -289,21 +442,29 @@ def _positive(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, found {text}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        args.limits = Limits.of(dict(getattr(args, "limit_items", [])))
         return args.run(args)
     except GradientError as error:
-        print(f"graphc: gradient check failed: {_one_line(error)}", file=sys.stderr)
+        _say(f"graphc: gradient check failed: {_one_line(error)}", file=sys.stderr)
         return 1
     except GraphcError as error:
-        print(f"graphc: {_one_line(error)}", file=sys.stderr)
+        _say(f"graphc: {_one_line(error)}", file=sys.stderr)
         return 2
     except ImportError as error:  # a part graphc draws with is missing
-        print(f"graphc: {_one_line(error)}", file=sys.stderr)
+        _say(f"graphc: {_one_line(error)}", file=sys.stderr)
         return 2
     except OSError as error:
-        print(f"graphc: {error.strerror or error}: {error.filename or ''}".rstrip(": "), file=sys.stderr)
+        _say(f"graphc: {error.strerror or error}: {error.filename or ''}".rstrip(": "), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("graphc: interrupted", file=sys.stderr)

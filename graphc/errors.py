@@ -10,9 +10,12 @@ __all__ = [
     "GraphcError",
     "GraphError",
     "ShapeError",
+    "HyperparameterError",
     "FeedError",
     "GradientError",
     "RenderError",
+    "LimitError",
+    "FileError",
     "describe",
 ]
 
@@ -29,6 +32,10 @@ class ShapeError(GraphcError):
     """Operand shapes do not fit an op's shape rule."""
 
 
+class HyperparameterError(GraphcError):
+    """A training setting is out of range: a learning rate, momentum, epochs, a batch size, a seed."""
+
+
 class FeedError(GraphcError):
     """A feed is missing, extra, or has the wrong shape or dtype."""
 
@@ -39,6 +46,14 @@ class GradientError(GraphcError):
 
 class RenderError(GraphcError):
     """A drawing cannot be produced (for instance Graphviz's ``dot`` is missing)."""
+
+
+class LimitError(GraphError):
+    """A graph file asks for more than a loader limit allows (nodes, elements, rank, cost)."""
+
+
+class FileError(GraphcError):
+    """A graph file cannot be read: missing, not a regular file, too large, or not UTF-8."""
 
 
 def describe(node: object, op: object | None = None) -> str:

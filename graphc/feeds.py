@@ -1,7 +1,8 @@
-"""Check feeds against the graph's declared inputs and params before anything runs."""
+"""Check what a program is called with before anything runs: feeds, step sizes, seeds."""
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 
 import networkx as nx
@@ -11,7 +12,7 @@ import sympy
 from . import ir, shapes
 from .errors import FeedError
 
-__all__ = ["check_feeds", "FeedChecker"]
+__all__ = ["check_feeds", "FeedChecker", "check_step_size", "check_seed"]
 
 
 class FeedChecker:
@@ -47,7 +48,7 @@ class FeedChecker:
                 if type(value) is not np.ndarray or value.dtype != dtype or value.ndim != len(shape):
                     return check_feeds(self.graph, feeds)
                 for want, got in zip(shape, value.shape):
-                    if want != got and (type(want) is int or bound.setdefault(want, got) != got):
+                    if want != got and (type(want) is int or got < 1 or bound.setdefault(want, got) != got):
                         return check_feeds(self.graph, feeds)
             self.last = [v.shape for v in values]
             return values
@@ -104,6 +105,11 @@ def _check_one(graph, name, value, bound) -> np.ndarray:
         )
     for axis, (want, got) in enumerate(zip(declared, array.shape)):
         if isinstance(want, sympy.Symbol):
+            if got < 1:
+                raise FeedError(
+                    f"feed {name!r}: dim {want} (axis {axis}) is {got}, but a symbolic dim is a positive size "
+                    "(an empty batch has no mean); feed at least one row"
+                )
             if want in bound and bound[want][0] != got:
                 size, other = bound[want]
                 raise FeedError(
@@ -119,4 +125,46 @@ def _check_one(graph, name, value, bound) -> np.ndarray:
     if np.dtype(dtype).kind in "iu" and array.dtype.kind == "f" and not np.array_equal(array, np.round(array)):
         raise FeedError(f"feed {name!r} is declared {dtype} (class labels) but holds non-integral values; "
                         "feed whole numbers, e.g. numpy.asarray(labels, dtype=numpy.int64)")
+    return array.astype(dtype, copy=False)
+
+
+def check_step_size(lr: object) -> float:
+    """``lr`` as a Python float (which keeps a float32 step float32), or a FeedError.
+
+    A real, finite number, or a 0-d real array; a str, None, a bool, a list, an array of
+    several numbers, NaN or an infinity is refused before anything is updated.
+
+    >>> check_step_size(0.1)
+    0.1
+    >>> check_step_size("0.1")
+    Traceback (most recent call last):
+    ...
+    graphc.errors.FeedError: lr must be a real number (a Python or numpy scalar), found str; ...
+    """
+    value = lr.item() if isinstance(lr, np.ndarray) and lr.ndim == 0 else lr
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        found = f"an array of shape {lr.shape}" if isinstance(lr, np.ndarray) else type(lr).__name__
+        raise FeedError(f"lr must be a real number (a Python or numpy scalar), found {found}; "
+                        "pass the learning rate as a float")
+    if not np.isfinite(value):
+        raise FeedError(f"lr must be a finite real number, found {value!r}; pass the learning rate as a float")
+    return float(value)
+
+
+def check_seed(seed: object, shape: tuple, target: str, dtype: str = "float64") -> np.ndarray:
+    """``seed``, the cotangent of output ``target``, as an array of the output's shape and dtype."""
+    try:
+        array = np.asarray(seed)
+    except Exception as error:  # noqa: BLE001 - numpy raises several kinds
+        raise FeedError(f"seed (the cotangent of output {target!r}) is not an array of numbers: {error}") from None
+    if array.dtype.kind not in "biuf":
+        raise FeedError(
+            f"seed (the cotangent of output {target!r}) is not an array of numbers: it has dtype {array.dtype}; "
+            "pass numpy.asarray(value, dtype=float)"
+        )
+    if array.shape != tuple(shape):
+        raise FeedError(
+            f"seed (the cotangent of output {target!r}) has shape {array.shape}, expected {tuple(shape)}: "
+            "the output's shape"
+        )
     return array.astype(dtype, copy=False)

@@ -121,6 +121,9 @@ def elementwise(name: str, fn: Callable, arity: int | None = None, *, kink: str 
     existing = OPS.get(name)
     if existing is not None and existing.builtin:
         raise GraphError(f"op {name!r} is built in; give the custom op another name")
+    if not isinstance(kink, str) or not kink.isprintable():
+        raise GraphError(f"custom op {name!r}: kink must be one line of printable text (it is printed as a "
+                         f"comment in the generated code), found {kink!r:.80}")
     arity = _arity(fn) if arity is None else arity
     symbols = tuple(sympy.Symbol(f"x{k}", real=True) for k in range(arity))
     try:

@@ -24,6 +24,10 @@ from __future__ import annotations
 import ast
 import json
 import math
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import networkx as nx
@@ -33,11 +37,13 @@ from sympy.codegen.cfunctions import log1p
 
 from . import ir, shapes
 from .builder import Graph
-from .errors import GraphcError, GraphError
+from .errors import FileError, GraphcError, GraphError, LimitError
+from .files import replace_file
 from .ops.base import OPS, arg_symbols, definition
 from .ops.functions import sigmoid, softplus
 
-__all__ = ["save", "load", "to_data", "from_data", "print_expression", "parse_expression", "FORMAT"]
+__all__ = ["save", "load", "loads", "to_data", "from_data", "print_expression", "parse_expression",
+           "expression_cost", "Limits", "FORMAT"]
 
 FORMAT = 1  # the graphc file format version this module writes and reads
 
@@ -50,13 +56,69 @@ FUNCTIONS: dict[str, type] = {
 _NAMES = {cls: name for name, cls in FUNCTIONS.items() if name != "sqrt"}  # sqrt(x) is x ** (1/2)
 _VARIADIC = {"Max", "Min"}
 
-# Limits that keep a hostile file from costing time or memory.
-MAX_FILE_BYTES = 50_000_000
+# Fixed limits of the expression parser: beyond them the text is not an expression a person wrote.
 MAX_EXPR_CHARS = 20_000
 MAX_EXPR_NODES = 2_000
 MAX_EXPR_DEPTH = 60
 MAX_INT = 10**15
 MAX_POWER_BITS = 4_096
+MAX_EXACT = 2**63  # the largest numerator or denominator an expression may hold after sympy computes it
+MAX_ATTR_DEPTH = 32  # nesting of lists and tagged values inside one attr
+MAX_KINK_CHARS = 200
+NUMPY_MAX_RANK = 64  # numpy arrays have at most 64 dims
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What loading and compiling one graph file may cost; each limit can be raised.
+
+    Loading refuses a file beyond any of them with a :class:`~graphc.errors.LimitError`
+    naming the limit, e.g. ``gc.load(path, limits=Limits(nodes=50_000))`` or, on the
+    command line, ``graphc check net.json --limit nodes=50000``. Compile time grows with
+    ``nodes`` (a few ms a node), memory with ``elements`` (8 bytes each in float64), and
+    the symbolic work of a custom op with ``expr_cost`` (see :func:`expression_cost`).
+
+    >>> Limits().nodes, Limits(nodes=50).nodes
+    (10000, 50)
+    """
+
+    file_bytes: int = 50_000_000  # the file's size
+    nodes: int = 10_000  # nodes in the graph
+    edges: int = 40_000  # edges in the graph
+    elements: int = 10_000_000  # entries of all consts and params together, and of any one node
+    rank: int = 32  # dims of one shape (numpy allows at most 64)
+    expr_cost: int = 2_000  # the work of the custom ops' expressions together (expression_cost)
+
+    def __post_init__(self):
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise GraphcError(f"limit {item.name} must be a positive int, found {value!r}")
+        if self.rank > NUMPY_MAX_RANK:
+            raise GraphcError(f"limit rank must be at most {NUMPY_MAX_RANK} (numpy's), found {self.rank}")
+
+    @classmethod
+    def of(cls, limits: Limits | Mapping | None) -> Limits:
+        """``limits`` as Limits: None is the defaults, a mapping raises the limits it names."""
+        if limits is None or isinstance(limits, Limits):
+            return limits or cls()
+        if not isinstance(limits, Mapping):
+            raise GraphcError(f"limits must be a gc.io.Limits or a dict, found {type(limits).__name__}")
+        unknown = sorted(set(map(str, limits)) - {item.name for item in fields(cls)})
+        if unknown:
+            raise GraphcError(f"unknown limit {unknown[0]!r}; the limits are {', '.join(LIMIT_NAMES)}")
+        return replace(cls(), **limits)
+
+    def refuse(self, name: str, found: int, what: str) -> LimitError:
+        """The error for ``found`` over the limit ``name``, saying how to raise it."""
+        return LimitError(
+            f"{what} is {found}, more than the limit {name}={getattr(self, name)}; if you trust the file, raise "
+            f"it: gc.load(path, limits={{{name!r}: {found}}}) or the command-line option --limit {name}={found}"
+        )
+
+
+LIMIT_NAMES = tuple(item.name for item in fields(Limits))
+MAX_FILE_BYTES = Limits().file_bytes
 
 DTYPES = ("float16", "float32", "float64")
 _SKIPPED_KEYS = frozenset({ir.OP, ir.ATTRS, ir.SHAPE, ir.DTYPE})
@@ -103,12 +165,15 @@ def print_expression(expr: sympy.Expr, arity: int, op: str = "?") -> str:
     return text(sympy.sympify(expr))
 
 
-def parse_expression(text: object, arity: int, where: str = "expression") -> sympy.Expr:
+def parse_expression(text: object, arity: int, where: str = "expression",
+                     max_cost: int = Limits.expr_cost) -> sympy.Expr:
     """Read expression text back into sympy, allowing only whitelisted syntax.
 
     Numbers, the operand names ``x0..``, ``+ - * / **``, unary minus and calls of the
     functions in :data:`FUNCTIONS`. Nothing is evaluated by Python; anything else is a
-    GraphError that says where it is.
+    GraphError that says where it is. The syntax tree's :func:`expression_cost` is checked
+    against ``max_cost`` before sympy builds anything, and the result must be real and
+    finite (``sqrt(-1)``, ``log(0)`` and ``2.0 ** 10 ** 15`` are refused).
 
     >>> parse_expression("x0 * sigmoid(x0)", 1)
     x0*sigmoid(x0)
@@ -117,6 +182,11 @@ def parse_expression(text: object, arity: int, where: str = "expression") -> sym
     ...
     graphc.errors.GraphError: expression: column 1: calls may only name exp, log, ...
     """
+    return _parse(text, arity, where, max_cost)[0]
+
+
+def _parse(text: object, arity: int, where: str, max_cost: int, spent: int = 0) -> tuple[sympy.Expr, int]:
+    """(expression, its cost); ``spent``: the cost of the file's other expressions, counted in the limit."""
     if not isinstance(text, str):
         raise GraphError(f"{where}: expected expression text (a str), found {type(text).__name__}")
     if len(text) > MAX_EXPR_CHARS:
@@ -127,11 +197,84 @@ def parse_expression(text: object, arity: int, where: str = "expression") -> sym
         raise GraphError(f"{where}: not a valid expression ({type(error).__name__}: {error})") from None
     if sum(1 for _ in ast.walk(tree)) > MAX_EXPR_NODES:
         raise GraphError(f"{where}: the expression has more than {MAX_EXPR_NODES} syntax nodes")
+    depth = _depth(tree.body)
+    if depth > MAX_EXPR_DEPTH + 1:
+        raise GraphError(f"{where}: the expression nests deeper than {MAX_EXPR_DEPTH} levels")
+    cost = expression_cost(tree.body)
+    if spent + cost > max_cost:
+        others = f" (and {spent} for the file's other custom ops)" if spent else ""
+        raise LimitError(f"{where}: the expression's cost (its size, with each Max/Min of k arguments costing "
+                         f"k**2 times its arguments) is {cost}{others}, more than the limit expr_cost={max_cost}; "
+                         f"if you trust the file, raise it: gc.load(path, limits={{'expr_cost': {spent + cost}}}) "
+                         f"or the command-line option --limit expr_cost={spent + cost}")
     operands = {s.name: s for s in arg_symbols(arity)}
     expr = _Walker(operands, where).visit(tree.body, 0)
-    if expr.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
-        raise GraphError(f"{where}: the expression evaluates to an infinity or NaN: {expr}")
-    return expr
+    _check_real(expr, where)
+    return expr, cost
+
+
+def expression_cost(tree: ast.AST) -> int:
+    """An estimate of the symbolic work an expression's syntax tree causes, before sympy sees it.
+
+    Every node costs the size of the subtree it heads: the derivative of a nested
+    expression repeats its inner parts once per level (``exp(exp(x0))`` differentiates to
+    ``exp(x0) exp(exp(x0))``). A Max or Min of k arguments costs k**2 times its subtree:
+    sympy compares the arguments pairwise when it builds one, and the derivative holds k
+    Max/Min of k - 1 arguments each.
+
+    >>> expression_cost(ast.parse("x0", mode="eval").body), expression_cost(ast.parse("exp(x0)", mode="eval").body)
+    (1, 5)
+    >>> expression_cost(ast.parse("Max(x0, 0, 1)", mode="eval").body)
+    81
+    """
+    sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (size, cost), filled children first
+    stack: list[tuple[ast.AST, bool]] = [(tree, False)]
+    while stack:  # iterative post-order: the tree may be deeper than Python's recursion limit
+        node, expanded = stack.pop()
+        children = [c for c in ast.iter_child_nodes(node) if isinstance(c, ast.expr)]
+        if not expanded:
+            stack.append((node, True))
+            stack.extend((c, False) for c in children)
+            continue
+        size = 1 + sum(sizes[id(c)][0] for c in children)
+        cost = size + sum(sizes[id(c)][1] for c in children)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _VARIADIC:
+            cost *= len(node.args) ** 2
+        sizes[id(node)] = (size, cost)
+    return sizes[id(tree)][1]
+
+
+def _depth(tree: ast.AST) -> int:
+    """The nesting depth of a syntax tree's expression nodes (iterative: trees may be deep)."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((c, depth + 1) for c in ast.iter_child_nodes(node) if isinstance(c, ast.expr))
+    return deepest
+
+
+def _check_real(expr: sympy.Expr, where: str) -> None:
+    """Refuse infinities, NaN, non-real numbers and exact numbers numpy cannot hold, anywhere in ``expr``."""
+    if expr.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo) or any(
+            not math.isfinite(float(f)) for f in expr.atoms(sympy.Float)):
+        raise GraphError(f"{where}: the expression holds an infinity or NaN; write finite numbers only")
+    if any(f != 0 and float(f) == 0 for f in expr.atoms(sympy.Float)):
+        raise GraphError(f"{where}: the expression holds a number too small for float64 (it would be 0); "
+                         "write 0 or a float64 number")
+    for number in expr.atoms(sympy.Rational):
+        if max(abs(number.p), number.q) > MAX_EXACT:
+            raise GraphError(f"{where}: the expression holds the exact number {number!s:.60}, beyond what "
+                             "float64 arithmetic holds; write it as a float")
+    stack = [expr]
+    while stack:  # the largest subexpressions without operands must be real numbers
+        e = stack.pop()
+        if e.is_number:
+            if e.is_extended_real is False or e.has(sympy.I):
+                raise GraphError(f"{where}: the expression holds {e}, which is not a real number; "
+                                 "an op computes with real numbers only")
+        else:
+            stack.extend(e.args)
 
 
 class _Walker:
@@ -177,6 +320,30 @@ class _Walker:
 
     def binary(self, node: ast.BinOp, depth: int) -> sympy.Expr:
         left, right = self.visit(node.left, depth + 1), self.visit(node.right, depth + 1)
+        try:
+            return self.in_range(node, self.arithmetic(node, left, right))
+        except ArithmeticError as error:  # sympy's numbers: 0.0 / 0.0, mpmath's InvalidOperation
+            raise self.fail(node, f"the numbers cannot be computed ({type(error).__name__}); "
+                                  "write finite, real arithmetic") from None
+
+    def in_range(self, node: ast.AST, value: sympy.Expr) -> sympy.Expr:
+        """``value`` if, as a number, float64 holds it: sympy's floats have no exponent limit, and
+        one far outside float64's (``exp(-1e308)``) makes later steps work with giant integers."""
+        if value.is_Float:
+            number = float(value)
+            if not math.isfinite(number) or number == 0 and value != 0:
+                raise self.fail(node, f"the number {value} is outside float64's range; write finite float64 numbers")
+        elif value.is_Rational and max(abs(value.p), value.q) > MAX_EXACT:
+            raise self.fail(node, f"the exact number {value!s:.60} is beyond float64's exact integers; "
+                                  "write it as a float")
+        elif value.is_number and value.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+            raise self.fail(node, f"{value} is an infinity or NaN; write finite numbers only")
+        elif value.is_number and (value.is_extended_real is False or value.has(sympy.I)):
+            # at once: Max and Min cannot even compare a non-real number (sqrt(-561)) with others
+            raise self.fail(node, f"{value} is not a real number; an op computes with real numbers only")
+        return value
+
+    def arithmetic(self, node: ast.BinOp, left: sympy.Expr, right: sympy.Expr) -> sympy.Expr:
         if isinstance(node.op, ast.Add):
             return left + right
         if isinstance(node.op, ast.Sub):
@@ -190,7 +357,13 @@ class _Walker:
                 bits = abs(int(right)) * max(abs(left.p).bit_length(), left.q.bit_length())
                 if bits > MAX_POWER_BITS:
                     raise self.fail(node, f"the power {left} ** {right} is too large to compute")
-            return left**right
+            if left.is_number and left.is_negative and not right.is_integer:
+                raise self.fail(node, f"a negative base ({left}) needs an integer exponent, found {right}: "
+                                      "its power and derivative are not real")
+            result = left**right
+            if result.is_Float and not math.isfinite(float(result)):
+                raise self.fail(node, f"the power {left} ** {right} is not a finite float64")
+            return result
         raise self.fail(node, f"operator {type(node.op).__name__} is not allowed; use + - * / **")
 
     def call(self, node: ast.Call, depth: int) -> sympy.Expr:
@@ -205,7 +378,11 @@ class _Walker:
         if (name in _VARIADIC and count < 2) or (name not in _VARIADIC and count != 1):
             wanted = "two or more arguments" if name in _VARIADIC else "one argument"
             raise self.fail(node, f"{name}() takes {wanted}, found {count}")
-        return FUNCTIONS[name](*(self.visit(a, depth + 1) for a in node.args))
+        args = [self.visit(a, depth + 1) for a in node.args]
+        try:
+            return self.in_range(node, FUNCTIONS[name](*args))
+        except (ArithmeticError, ValueError, TypeError) as error:  # sympy's own refusals, e.g. Max of I
+            raise self.fail(node, f"{name}() of these numbers cannot be computed ({type(error).__name__})") from None
 
 
 # ----------------------------------------------------------------------------------------
@@ -234,26 +411,33 @@ def _encode(value: object, where: str) -> object:
     raise GraphError(f"{where}: {type(value).__name__} value {value!r} cannot be saved; use numbers, tuples, arrays")
 
 
-def _decode(value: object, where: str) -> object:
-    if value is None or isinstance(value, (bool, int, float, str)):
+def _decode(value: object, where: str, depth: int = 0) -> object:
+    if depth > MAX_ATTR_DEPTH:
+        raise GraphError(f"{where}: the value nests deeper than {MAX_ATTR_DEPTH} levels of lists and tags")
+    if isinstance(value, str):
+        return _text(value, where)
+    if value is None or isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, list):
-        return [_decode(v, where) for v in value]
+        return [_decode(v, where, depth + 1) for v in value]
     if not isinstance(value, dict) or len(value) != 1:
         raise GraphError(f"{where}: expected a number, str, list or one-key tagged object, found {value!r:.80}")
     (tag, body), = value.items()
     if tag == "tuple" and isinstance(body, list):
-        return tuple(_decode(v, where) for v in body)
+        return tuple(_decode(v, where, depth + 1) for v in body)
     if tag == "dim" and isinstance(body, str) and body:
-        return shapes.dim(body)
+        return shapes.dim(_text(body, where))
     if tag == "float" and body in ("inf", "-inf", "nan"):
         return float(body)
     if tag == "array" and isinstance(body, dict):
-        return _decode_array(body, where)
+        return _decode_array(body, where, depth + 1)
     raise GraphError(f"{where}: unknown or malformed tagged value {value!r:.80}; tags are tuple, dim, float, array")
 
 
-def _decode_array(body: dict, where: str) -> np.ndarray:
+def _decode_array(body: dict, where: str, depth: int) -> np.ndarray:
+    extra = sorted(set(body) - {"dtype", "shape", "data"})
+    if extra:
+        raise GraphError(f"{where}: unknown field(s) {', '.join(map(repr, extra))} in an array")
     dtype, shape, data = body.get("dtype"), body.get("shape"), body.get("data")
     if dtype not in DTYPES + ("int64", "int32", "bool"):
         raise GraphError(f"{where}: array dtype must be a numeric dtype name, found {dtype!r}")
@@ -262,7 +446,7 @@ def _decode_array(body: dict, where: str) -> np.ndarray:
         raise GraphError(f"{where}: array shape must be a list of non-negative ints, found {shape!r:.80}")
     if not isinstance(data, list) or len(data) != math.prod(shape):
         raise GraphError(f"{where}: array data must be a flat list of {math.prod(shape)} numbers")
-    values = [_decode(v, where) for v in data]
+    values = [v if type(v) is float else _decode(v, where, depth + 1) for v in data]
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         raise GraphError(f"{where}: array data must hold numbers only")
     return np.array(values, dtype=np.float64).reshape(shape).astype(dtype)
@@ -312,36 +496,75 @@ def _custom_entry(op) -> dict:
 
 
 def save(graph: Graph | nx.DiGraph, path: str | Path) -> Path:
-    """Write ``graph`` to ``path`` as graphc JSON (byte-identical for the same graph)."""
+    """Write ``graph`` to ``path`` as graphc JSON (byte-identical for the same graph).
+
+    The bytes go to a new file in the same folder, which then replaces ``path`` in one
+    rename: a write that fails (a full disk, a name UTF-8 cannot hold) leaves the old file.
+    """
     path = Path(path)
     text = json.dumps(to_data(graph), indent=1, sort_keys=True, allow_nan=False, ensure_ascii=False)
-    path.write_text(text + "\n", encoding="utf-8")
+    try:
+        data = (text + "\n").encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise GraphError(f"gc.save: the graph holds the text {text[max(0, error.start - 20):error.end + 20]!r}, "
+                         "with a lone surrogate that UTF-8 cannot hold; rename it") from None
+    replace_file(path, data)
     return path
 
 
-def load(path: str | Path) -> Graph:
-    """Read a graph file written by :func:`save`; a bad file is a GraphcError, never code run."""
-    path = Path(path)
+def read_file(path: str | Path, limit: int) -> str:
+    """The text of a regular file of at most ``limit`` bytes, read through a bounded read.
+
+    The size is what is read, not what ``stat`` says; devices (``/dev/zero``), FIFOs and
+    folders are refused before any read, and opening never blocks (a FIFO without writer).
+    """
+    shown = str(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise GraphcError(f"graph file {str(path)!r} is {size} bytes, more than {MAX_FILE_BYTES}")
-        text = path.read_text(encoding="utf-8")
+        descriptor = os.open(path, flags)
     except OSError as error:
-        raise GraphcError(f"cannot read graph file {str(path)!r}: {error.strerror or error}") from None
-    except UnicodeDecodeError:
-        raise GraphcError(f"graph file {str(path)!r} is not UTF-8 text; is it a graphc JSON file?") from None
-    return loads(text, source=str(path))
-
-
-def loads(text: str, source: str = "<string>") -> Graph:
-    """Like :func:`load`, from JSON text."""
+        raise FileError(f"cannot read graph file {shown!r}: {error.strerror or error}") from None
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else \
+            "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file"
+        raise FileError(f"graph file {shown!r} is {kind}; give the path of a graphc JSON file")
+    with os.fdopen(descriptor, "rb") as stream:
+        try:
+            data = stream.read(limit + 1)
+        except OSError as error:
+            raise FileError(f"cannot read graph file {shown!r}: {error.strerror or error}") from None
+    if len(data) > limit:
+        raise Limits(file_bytes=limit).refuse("file_bytes", os.path.getsize(path), f"graph file {shown!r}'s size")
     try:
-        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise FileError(f"graph file {shown!r} is not UTF-8 text; is it a graphc JSON file?") from None
+
+
+def load(path: str | Path, limits: Limits | Mapping | None = None) -> Graph:
+    """Read a graph file written by :func:`save`; a bad file is a GraphcError, never code run.
+
+    ``limits`` (a :class:`Limits`, or a dict of the limits to raise) bounds what the file may
+    cost; the defaults suit files of up to ten thousand nodes.
+    """
+    limits = Limits.of(limits)
+    return loads(read_file(path, limits.file_bytes), source=str(path), limits=limits)
+
+
+def loads(text: str, source: str = "<string>", limits: Limits | Mapping | None = None) -> Graph:
+    """Like :func:`load`, from JSON text."""
+    limits = Limits.of(limits)
+    if len(text) > limits.file_bytes:
+        raise limits.refuse("file_bytes", len(text), f"graph text {source!r}'s size")
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant,
+                          parse_float=_finite_float)
     except (ValueError, RecursionError) as error:
         raise GraphcError(f"graph file {source!r} is not valid JSON: {error}") from None
     try:
-        return from_data(data)
+        return from_data(data, limits)
     except GraphcError as error:
         raise type(error)(f"graph file {source!r}: {error}") from None
 
@@ -358,17 +581,36 @@ def _no_constant(name: str):
     raise ValueError(f"{name} is not JSON; non-finite numbers are written as {{\"float\": \"inf\"}}")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: JSON has no infinities, so a number that overflows is refused too
+        raise ValueError(f"{text:.40} is beyond float64's range; non-finite numbers are written as "
+                         "{\"float\": \"inf\"}")
+    return value
+
+
+def _text(value: str, where: str) -> str:
+    """``value`` if it can be written as UTF-8 (JSON's \\ud800 escapes give lone surrogates)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise GraphError(f"{where}: the text {value!r:.60} holds a lone surrogate "
+                         f"{value[error.start]!r}, which UTF-8 cannot hold") from None
+    return value
+
+
 def _field(data: dict, key: str, kind: type | tuple, where: str):
     if key not in data:
         raise GraphError(f"{where}: missing field {key!r}")
     value = data[key]
     if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
         raise GraphError(f"{where}: field {key!r} must be a {getattr(kind, '__name__', kind)}, found {value!r:.80}")
-    return value
+    return _text(value, f"{where}, field {key!r}") if isinstance(value, str) else value
 
 
-def from_data(data: object) -> Graph:
+def from_data(data: object, limits: Limits | Mapping | None = None) -> Graph:
     """Build a :class:`Graph` from node-link data, checking every field on the way."""
+    limits = Limits.of(limits)
     if not isinstance(data, dict):
         raise GraphError(f"the top level must be a JSON object, found {type(data).__name__}")
     version = data.get("graphc")
@@ -377,35 +619,63 @@ def from_data(data: object) -> Graph:
                          + ("; a newer graphc wrote it" if isinstance(version, int) and version > FORMAT else ""))
     if data.get("directed") is not True:
         raise GraphError("field 'directed' must be true: a computational graph is directed")
-    custom = _parse_custom_ops(_field(data, "custom_ops", dict, "the file") if "custom_ops" in data else {})
+    nodes, edges = _field(data, "nodes", list, "the file"), _field(data, "edges", list, "the file")
+    if len(nodes) > limits.nodes:
+        raise limits.refuse("nodes", len(nodes), "the number of nodes")
+    if len(edges) > limits.edges:
+        raise limits.refuse("edges", len(edges), "the number of edges")
+    custom = _parse_custom_ops(_field(data, "custom_ops", dict, "the file") if "custom_ops" in data else {}, limits)
     G = nx.MultiDiGraph()
-    for k, item in enumerate(_field(data, "nodes", list, "the file")):
-        _add_node(G, item, k, custom)
-    for k, item in enumerate(_field(data, "edges", list, "the file")):
+    for k, item in enumerate(nodes):
+        _add_node(G, item, k, custom, limits)
+    _check_elements(G, limits)
+    for k, item in enumerate(edges):
         _add_edge(G, item, k)
     G.graph.update(_graph_attrs(_field(data, "graph", dict, "the file")))
     _register(custom)
     return _checked(G)
 
 
-def _parse_custom_ops(entries: dict) -> dict[str, tuple[int, sympy.Expr, str]]:
-    parsed = {}
+def _check_elements(G: nx.MultiDiGraph, limits: Limits) -> None:
+    """Consts and params together, and every node alone, within ``limits.elements`` (fixed dims)."""
+    total = 0
+    for node, data in G.nodes(data=True):
+        count = math.prod(d for d in data[ir.SHAPE] if isinstance(d, int))
+        if count > limits.elements:
+            raise limits.refuse("elements", count, f"node {node!r} (op {data[ir.OP]})'s number of entries")
+        if data[ir.OP] in ("const", "param"):
+            total += count
+    if total > limits.elements:
+        raise limits.refuse("elements", total, "the number of entries of all consts and params")
+
+
+CUSTOM_FIELDS = ("arity", "expr", "kink")
+
+
+def _parse_custom_ops(entries: dict, limits: Limits) -> dict[str, tuple[int, sympy.Expr, str]]:
+    parsed, spent = {}, 0
     for name, entry in entries.items():
         where = f"custom op {name!r}"
-        if not name.isidentifier():
+        if not _text(name, where).isidentifier():
             raise GraphError(f"{where}: a custom op name must be a Python identifier")
         existing = OPS.get(name)
         if existing is not None and existing.builtin:
             raise GraphError(f"{where}: the name is a built-in op; a file cannot redefine it")
         if not isinstance(entry, dict):
             raise GraphError(f"{where}: expected an object with arity, expr, kink")
+        extra = sorted(set(entry) - set(CUSTOM_FIELDS))
+        if extra:
+            raise GraphError(f"{where}: unknown field(s) {', '.join(map(repr, extra))}; "
+                             f"an entry holds {', '.join(CUSTOM_FIELDS)}")
         arity = _field(entry, "arity", int, where)
         if not 1 <= arity <= 8:
             raise GraphError(f"{where}: field 'arity' must be between 1 and 8, found {arity}")
-        kink = entry.get("kink", "")
-        if not isinstance(kink, str):
-            raise GraphError(f"{where}: field 'kink' must be a str")
-        expr = parse_expression(_field(entry, "expr", str, where), arity, f"{where}, field 'expr'")
+        kink = _field(entry, "kink", str, where) if "kink" in entry else ""
+        if len(kink) > MAX_KINK_CHARS or not kink.isprintable():
+            raise GraphError(f"{where}: field 'kink' must be one line of at most {MAX_KINK_CHARS} printable "
+                             f"characters, found {kink!r:.80}")
+        expr, cost = _parse(_field(entry, "expr", str, where), arity, f"{where}, field 'expr'", limits.expr_cost, spent)
+        spent += cost
         if existing is not None and (existing.arity != arity or definition(name, ()).expr != expr):
             raise GraphError(f"{where}: this process already defines {name!r} differently "
                              f"({definition(name, ()).expr} vs {expr} in the file); rename one of them")
@@ -413,7 +683,7 @@ def _parse_custom_ops(entries: dict) -> dict[str, tuple[int, sympy.Expr, str]]:
     return parsed
 
 
-def _add_node(G: nx.MultiDiGraph, item: object, k: int, custom: dict) -> None:
+def _add_node(G: nx.MultiDiGraph, item: object, k: int, custom: dict, limits: Limits) -> None:
     if not isinstance(item, dict):
         raise GraphError(f"nodes[{k}] must be an object, found {item!r:.80}")
     node = _field(item, "id", str, f"nodes[{k}]")
@@ -434,18 +704,20 @@ def _add_node(G: nx.MultiDiGraph, item: object, k: int, custom: dict) -> None:
             and not (op == "input" and dtype == "int64"):  # class labels; ops that read them say so
         raise GraphError(f"{where} (op {op}): field 'dtype' must be one of {', '.join(DTYPES)}, found {dtype!r:.40}")
     raw_shape = _field(item, "shape", list, where)
+    if len(raw_shape) > limits.rank:
+        raise limits.refuse("rank", len(raw_shape), f"{where} (op {op})'s number of dims")
     try:
-        shape = shapes.normalize([d if isinstance(d, str) else _int_dim(d) for d in raw_shape])
+        shape = shapes.normalize([_text(d, where) if isinstance(d, str) else _int_dim(d) for d in raw_shape])
     except GraphcError as error:
         raise GraphError(f"{where} (op {op}): field 'shape': {error}") from None
-    attrs = {key: _decode(v, f"{where} (op {op}), attr {key!r}")
+    attrs = {_text(key, where): _decode(v, f"{where} (op {op}), attr {key!r}")
              for key, v in _field(item, "attrs", dict, where).items()}
     G.add_node(node, **{ir.OP: op, ir.ATTRS: attrs, ir.SHAPE: shape, ir.DTYPE: dtype})
 
 
 def _int_dim(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise GraphError(f"a dim must be an int or a name, found {value!r:.40}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise GraphError(f"a dim must be a positive int or a name, found {value!r:.40}")
     return value
 
 
@@ -472,6 +744,8 @@ def _graph_attrs(attrs: dict) -> dict:
         listed = _field(attrs, key, list, "graph")
         if not all(isinstance(n, str) for n in listed):
             raise GraphError(f"graph: field {key!r} must be a list of node ids (str)")
+        if len(set(listed)) != len(listed):
+            raise GraphError(f"graph: field {key!r} names a node twice: {listed!r:.120}")
         out[key] = list(listed)
     return out
 

@@ -15,7 +15,6 @@ from . import ir
 from .builder import Graph
 from .errors import GraphcError, describe
 from .evaluate import evaluate
-from .pipeline import compile as compile_graph
 from .verify import topological_order
 
 __all__ = ["first_disagreeing_node", "node_values"]
@@ -39,8 +38,8 @@ def _cut(graph: nx.MultiDiGraph, node: str) -> nx.MultiDiGraph:
     return cut
 
 
-def _cotangent_ok(graph, node, feeds, value, target, cotangent, eps, rtol, atol, rng) -> bool:
-    prog = compile_graph(Graph(graph.graph[ir.NAME], nx_graph=_cut(graph, node)), wrt=[node], of=target)
+def _cotangent_ok(compiler, graph, node, feeds, value, target, cotangent, eps, rtol, atol, rng) -> bool:
+    prog = compiler(Graph(graph.graph[ir.NAME], nx_graph=_cut(graph, node)), wrt=[node], of=target)
     point = {**feeds, node: value}
     seed = None if cotangent is None else cotangent
     _, grads = prog.value_and_grad(point, seed=seed) if seed is not None else prog.value_and_grad(point)
@@ -70,7 +69,7 @@ def first_disagreeing_node(prog, feeds: dict, target: str, cotangent, eps: float
         values = node_values(graph, feeds, candidates)
         # from the output backwards, stopping at the first bad node: each probe costs a compile
         for n in reversed(candidates):
-            if not _cotangent_ok(graph, n, feeds, values[n], target, cotangent, eps, rtol, atol, rng):
+            if not _cotangent_ok(prog.compiler, graph, n, feeds, values[n], target, cotangent, eps, rtol, atol, rng):
                 last_bad = n
                 break
     except GraphcError:

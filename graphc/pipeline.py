@@ -16,6 +16,7 @@ module all run the same code. Every stage's output is kept by name.
 
 from __future__ import annotations
 
+import functools
 import gc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from .passes.interleave import interleave
 from .passes.optimize import optimize
 from .passes.share import share
 from .passes.stable import rewrite_composites
+from .predict import inference_graph
 from .program import Program
 from .schedule import mark_levels, schedule
 from .verify import verify
@@ -165,7 +167,13 @@ def _compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None, of: str | Non
     plain = verify(_run(forward, INFERENCE, None, inference))
     plan = schedule(plain, joint)
     return Program(declared=declared, stages=stages, inference_stages=inference, plan=plan, code=lower(plan),
-                   wrt=list(wrt), of=of, target=target)
+                   wrt=list(wrt), of=of, target=target, inference=functools.partial(_outputs_alone, declared),
+                   compiler=compile)
+
+
+def _outputs_alone(declared: nx.MultiDiGraph, outputs: Sequence[str]) -> Program:
+    """The program of ``outputs`` alone, from the inputs they read (``prog.predict``)."""
+    return compile(inference_graph(declared, outputs), wrt=[])
 
 
 def _bind_seed(joint: nx.MultiDiGraph) -> nx.MultiDiGraph:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import networkx as nx
@@ -11,35 +11,13 @@ import numpy as np
 from . import ir
 from .differentiate import scalar_output
 from .errors import FeedError, GradientError
-from .feeds import FeedChecker
+from .feeds import FeedChecker, check_seed, check_step_size
+from .files import replace_file
 from .lower.load import load_source
 from .lower.source import GeneratedCode
 from .schedule import Schedule, critical_path, levels
 
 __all__ = ["Program"]
-
-
-def _check_seed(seed, shape: tuple, dtype: str, target: str) -> np.ndarray:
-    try:
-        array = np.asarray(seed, dtype=dtype)
-    except (TypeError, ValueError) as error:
-        raise FeedError(f"seed (the cotangent of output {target!r}) is not an array of numbers: {error}") from None
-    if array.shape != tuple(shape):
-        raise FeedError(
-            f"seed (the cotangent of output {target!r}) has shape {array.shape}, expected {tuple(shape)}: "
-            "the output's shape"
-        )
-    return array
-
-
-def _check_lr(lr) -> float:
-    """``lr`` as a Python float (which keeps a float32 step float32), or a FeedError."""
-    value = lr.item() if isinstance(lr, np.ndarray) and lr.ndim == 0 else lr
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        found = f"an array of shape {lr.shape}" if isinstance(lr, np.ndarray) else type(lr).__name__
-        raise FeedError(f"lr must be a real number (a Python or numpy scalar), found {found}; "
-                        "pass the learning rate as a float")
-    return float(value)
 
 
 class Program:
@@ -51,7 +29,9 @@ class Program:
 
     def __init__(self, declared: nx.MultiDiGraph, stages: dict[str, nx.MultiDiGraph],
                  inference_stages: dict[str, nx.MultiDiGraph], plan: Schedule, code: GeneratedCode,
-                 wrt: list[str], of: str | None, target: str):
+                 wrt: list[str], of: str | None, target: str,
+                 inference: Callable[[Sequence[str]], Program] | None = None,
+                 compiler: Callable[..., Program] | None = None):
         self.graph = declared
         self.stages = stages
         self.inference_stages = inference_stages
@@ -60,6 +40,9 @@ class Program:
         self.wrt = wrt
         self.of = of
         self.target = target  # the output differentiated
+        self.inference = inference  # compiles the program of some outputs alone (prog.predict)
+        # the pipeline that made this program (gc.compile), for the checks that compile a twin of it
+        self.compiler = compiler
         self.module = load_source(code.source, declared.graph[ir.NAME])
         self._check_feeds = FeedChecker(declared)
         self._sources = ir.sources(declared)
@@ -157,10 +140,10 @@ class Program:
         outputs, saved = self.module.train_forward(*arrays)
         value = outputs[self.outputs.index(self.target)]
         dtype = self.forward_graph.nodes[self.target][ir.DTYPE]
-        if seed is None:
-            cotangent = np.ones(np.shape(value), dtype=dtype)
+        if seed is None:  # a scalar output: a numpy scalar of its dtype, as sgd_step passes
+            cotangent = np.dtype(dtype).type(1.0)
         else:
-            cotangent = _check_seed(seed, np.shape(value), dtype, self.target)
+            cotangent = check_seed(seed, np.shape(value), self.target, dtype)
         grads = self.module.backward_pass(saved, cotangent)
         return (
             {name: np.asarray(v) for name, v in zip(self.outputs, outputs)},
@@ -177,7 +160,7 @@ class Program:
         it was. Params must be writable numpy arrays of their declared dtype (they are
         updated where they are).
         """
-        lr = _check_lr(lr)
+        lr = check_step_size(lr)
         arrays = self._check_feeds(feeds)
         for k in self._param_positions:  # a converted copy would be updated instead of the caller's array
             if arrays[k] is not feeds[self._sources[k]] or not arrays[k].flags.writeable:
@@ -194,24 +177,49 @@ class Program:
             )
         return dict(zip(self.outputs, self.module.sgd_step(*arrays, lr)))
 
+    def train_step(self, optimizer):
+        """``step(feeds) -> loss``: forward, backward and ``optimizer``'s update of every
+        param in place (see :mod:`graphc.step`); the optimizer keeps its state."""
+        from .step import TrainStep
+
+        return TrainStep(self, optimizer)
+
+    def predict(self, feeds: Mapping, outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+        """The outputs that need no labels (default: all but the loss), from the inputs they
+        read; other feeds (the labels) may be left out (see :mod:`graphc.predict`)."""
+        from .predict import predict
+
+        return predict(self, feeds, outputs)
+
     def save(self, path: str | Path) -> Path:
-        """Write the generated module (numpy only) to ``path``."""
-        path = Path(path)
-        path.write_text(self.source, encoding="utf-8")
-        return path
+        """Write the generated module (numpy only) to ``path``, replacing a file there whole."""
+        return replace_file(path, self.source.encode("utf-8"))
 
     def render(self, outdir: str | Path, format: str = "svg", feeds: Mapping | None = None,  # noqa: A002
                stages: list[str] | None = None, **options) -> list[Path]:
-        """Draw every stage (or ``stages``) into ``outdir``, one file each; returns the paths."""
-        from .render import render_program
+        """Draw every stage (or ``stages``) into ``outdir``, one file each; returns the paths.
 
-        return render_program(self, outdir, format=format, feeds=feeds, stages=stages, **options)
+        With ``feeds``, values and gradients are drawn, in files of their own (``NN-stage-values.svg``).
+        """
+        from .explore.annotate import render_stages
+
+        return render_stages(self, outdir, format=format, feeds=feeds, stages=stages, **options)
 
     def report(self, path: str | Path, feeds: Mapping | None = None) -> Path:
         """Write one self-contained HTML page: every stage drawn, the code, the checks."""
-        from .render.report import write_report
+        from .gradcheck import check_for_page
+        from .report import write_report
 
-        return write_report(self, path, feeds=feeds)
+        return write_report(self, path, feeds=feeds, check=check_for_page(self, feeds))
+
+    def explore(self, path: str | Path, feeds: Mapping | None = None, train: int | None = None,
+                lr: float = 0.1) -> Path:
+        """Write the explorer, one self-contained HTML page: every stage, pannable and zoomable,
+        each node's formula, code, value and gradient; with ``train``, that many SGD steps from
+        ``feeds`` replayed (loss curve, gradients per layer, the decision boundary of 2-D data)."""
+        from .explore.page import write_explorer
+
+        return write_explorer(self, path, feeds=feeds, train=train, lr=lr)
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
         """Jupyter shows the program as the drawing of its final graph."""

@@ -210,7 +210,8 @@ def _owns(graph: nx.MultiDiGraph, operand: str, node: str) -> bool:
 def plan_function(graph: nx.MultiDiGraph, name: str, args: list[str], body: list[list[str]],
                   returns: list[str], saved: list[str] = (), doc: str = "",
                   dims_from_caller: bool = False, needed_dims: set = frozenset(),
-                  trailing: tuple[str, ...] = (), packed: bool = False) -> FunctionPlan:
+                  trailing: tuple[str, ...] = (), packed: bool = False,
+                  read_only: frozenset[str] = frozenset()) -> FunctionPlan:
     """The plan of one function computing ``body`` (node ids by level) from ``args``.
 
     Liveness: each value is freed right after its last reader (a view keeps the array it
@@ -238,7 +239,9 @@ def plan_function(graph: nx.MultiDiGraph, name: str, args: list[str], body: list
     keep = {base(graph, n) for n in list(returns) + list(saved)}
     keep |= {_memory(graph, n)[0] for n in list(returns) + list(saved)}
     dead: dict[int, list[str]] = {}
-    owned = set(args) if packed else set()  # packed arguments are this function's to free (never to write)
+    # packed arguments are this function's: freed after their last use, and their buffers
+    # may be written into, except ``read_only`` ones (the caller also returned them)
+    owned = set(args) if packed else set()
     for node, i in last_use.items():
         if (node in position or node in owned) and node not in keep:
             dead.setdefault(i, []).append(node)
@@ -247,8 +250,8 @@ def plan_function(graph: nx.MultiDiGraph, name: str, args: list[str], body: list
         operands = ir.operands(graph, n)
         viewed = {base(graph, a) for a in operands if base(graph, a) != resolve(graph, a)}
         once = {a for a in reads[n] if [resolve(graph, o) for o in operands].count(a) == 1}
-        donates = frozenset(d for d in dead.get(i, ()) if d in once and d not in viewed and d not in owned
-                            and _owns(graph, d, n))
+        donates = frozenset(d for d in dead.get(i, ()) if d in once and d not in viewed and d not in read_only
+                            and (d in position or d in owned) and _owns(graph, d, n))
         steps.append(Step(n, level_of[n], reads[n], donates, tuple(dead.get(i, ()))))
 
     returned, seen = [], set()
@@ -331,7 +334,7 @@ def schedule(forward: nx.MultiDiGraph, joint: nx.MultiDiGraph | None = None) -> 
         doc="The backward pass: gradients in GRADS order, from the saved values and the cotangent.",
         dims_from_caller=True,
         trailing=(seed if seed in joint else "seed",),  # SEED "scalar": the cotangent is the constant 1
-        packed=True,
+        packed=True, read_only=_returned_memory(joint, joint.graph[ir.OUTPUTS]),
     )
     sources = [s for s in ir.sources(joint) if s != seed]
     train = plan_function(
@@ -344,6 +347,18 @@ def schedule(forward: nx.MultiDiGraph, joint: nx.MultiDiGraph | None = None) -> 
     train = replace(train, saved_dims=backward.dim_args)
     functions += [train, backward]
     return Schedule(forward, joint, tuple(functions), _sgd_plan(joint, sources, seed))
+
+
+def _returned_memory(graph: nx.MultiDiGraph, returns: list[str]) -> frozenset[str]:
+    """The nodes whose arrays returned values are, or look into."""
+    out = set()
+    for r in returns:
+        node = resolve(graph, r)
+        out.add(node)
+        while ir.op_of(graph, node) in VIEWS:
+            node = resolve(graph, ir.operands(graph, node)[0])
+            out.add(node)
+    return frozenset(out)
 
 
 def _sgd_plan(joint: nx.MultiDiGraph, sources: list[str], seed: str) -> StepPlan | None:

@@ -11,6 +11,7 @@ import sympy
 
 from . import ir, shapes
 from .errors import GraphError, ShapeError, describe
+from .ops.attrs import check_attrs
 from .ops.base import get_op
 
 __all__ = ["verify", "infer_shapes", "topological_order"]
@@ -29,6 +30,8 @@ def _where(graph, node) -> str:
 def _check_node(graph: nx.MultiDiGraph, node) -> None:
     if not isinstance(node, str) or not node:
         raise GraphError(f"node id {node!r} is not a non-empty str; name every node with a string")
+    if not _utf8(node):
+        raise GraphError(f"node id {node!r} holds a lone surrogate, which no file or page can hold; rename it")
     data = graph.nodes[node]
     if ir.OP not in data:
         raise GraphError(f"{describe(node)} has no 'op' attribute; set it to one of the op table's names")
@@ -45,6 +48,7 @@ def _check_node(graph: nx.MultiDiGraph, node) -> None:
             f"{describe(node, op.name)}: unknown attr(s) {', '.join(map(str, unknown))}; "
             f"the op takes {sorted(op.attrs) or 'none'}"
         )
+    check_attrs(node, op.name, attrs)
     if op.name == "const" and attrs.get("value") is None:
         raise GraphError(f"{describe(node, op.name)}: a const needs attrs['value'], a number or an array")
     edges = list(graph.in_edges(node, data=ir.ARG))
@@ -71,6 +75,14 @@ def _check_node(graph: nx.MultiDiGraph, node) -> None:
         raise ShapeError(f"{describe(node, op.name)}: a source needs a declared shape, e.g. shape=('N', 2)")
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _has_expression(data: dict, arity: int) -> bool:
     value = data.get(ir.EXPR)
     return (isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], sympy.Expr)
@@ -86,6 +98,8 @@ def _check_lists(graph: nx.MultiDiGraph) -> None:
             if node not in graph or graph.nodes[node].get(ir.OP) != op:
                 raise GraphError(f"graph attribute {key!r} names {node!r}, which is not an {op} node of the graph")
         known = set(listed)
+        if len(known) != len(listed):
+            raise GraphError(f"graph attribute {key!r} names a node twice: {listed!r:.120}; list each once")
         missing = [n for n, d in graph.nodes(data=True) if d.get(ir.OP) == op and n not in known]
         if missing:
             raise GraphError(f"{describe(missing[0], op)} is not listed in graph attribute {key!r}; add it")

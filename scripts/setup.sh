@@ -29,3 +29,16 @@ if ! command -v dot >/dev/null 2>&1; then
         echo "setup: Graphviz's dot is missing; install it to draw SVG/PNG/PDF: sudo apt-get install graphviz (or brew install graphviz)" >&2
     fi
 fi
+
+# Headless Chromium drives the explorer's browser tests (Playwright uses the system's
+# Chromium; it never downloads a browser of its own).
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing Chromium from the system packages (for the explorer's browser tests)"
+        (apt-get install -y -q chromium >/dev/null 2>&1 ||
+            { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }) ||
+            echo "setup: could not install Chromium; the explorer's browser tests will be skipped: apt-get install chromium" >&2
+    else
+        echo "setup: Chromium is missing; the explorer's browser tests will be skipped: sudo apt-get install chromium" >&2
+    fi
+fi

@@ -32,7 +32,7 @@ def assert_clean_failure(status, err, *words):
 
 
 def renderer_ready() -> bool:
-    return importlib.util.find_spec("graphc.render.report") is not None
+    return importlib.util.find_spec("graphc.report") is not None
 
 
 @pytest.mark.parametrize("command", ["demo", "compile", "code", "render", "check", "zoo"])

@@ -36,7 +36,7 @@ def _commands(path: Path) -> list[str]:
     return [line for line in lines if line.startswith("graphc ") and "[" not in line]
 
 
-@pytest.mark.parametrize("page", ["README.md", "docs/cli.md", "docs/tutorial.md", "docs/index.md"])
+@pytest.mark.parametrize("page", ["README.md", "docs/cli.md", "docs/tutorial.md", "docs/index.md", "docs/training.md"])
 def test_commands_in_the_docs_parse(page):
     for command in _commands(ROOT / page):
         args = cli.parser().parse_args(command.split()[1:])

@@ -369,3 +369,18 @@ def test_check_gradients_holds_a_stopped_value_fixed():
     assert report.ok
     _, grads = gc.compile(g).value_and_grad(feeds)
     np.testing.assert_allclose(grads["p"], feeds["x"], rtol=1e-14)  # d/dp of (fixed) * x + p x
+
+
+def test_check_gradients_on_float32_allows_a_zero_gradients_rounding_error():
+    """Shifting every logit alike leaves log_softmax unchanged: d/dp is 0 exactly, about 1e-7 in float32."""
+    g = gc.Graph("shift")
+    p = g.param("p", shape=(1,), dtype="float32")
+    z = p - g.const(np.array([-0.16, 0.55, 0.31, -1.09]))
+    g.output("loss", gc.mean(gc.broadcast_to(gc.log_softmax(z), (3, 4))))
+    report = gc.check_gradients(gc.compile(g), {"p": np.array([0.11237464100122452])})
+    assert report.ok
+    twin = gc.Graph("shift64")  # the same net in float64 is held to the default tolerances and passes too
+    q = twin.param("p", shape=(1,))
+    twin.output("loss", gc.mean(gc.broadcast_to(gc.log_softmax(q - twin.const(np.array([-0.16, 0.55, 0.31, -1.09]))),
+                                                (3, 4))))
+    assert gc.check_gradients(gc.compile(twin), {"p": np.array([0.11237464100122452])}).ok

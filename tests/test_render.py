@@ -19,9 +19,10 @@ import pytest
 
 import graphc as gc
 from graphc import ir
+from graphc.drawing import render, to_digraph
 from graphc.errors import RenderError
-from graphc.render import backends, render, render_program, to_digraph
-from graphc.render.values import annotate_stages
+from graphc.explore.annotate import stage_annotations
+from graphc.render import backends, render_program, stage_digraphs
 from graphc.schedule import levels
 
 HAS_DOT = backends.available("svg") is not None
@@ -71,7 +72,7 @@ def test_dead_relu_neuron_greys_the_weight_and_the_edges_into_the_dead_unit():
     graph = prog.stages["expanded"]
     hand = hand_gradients_relu_neuron(-1.0)
     assert hand["w"] == 0.0 and hand["g"] != 0.0  # the lecture's case, by hand
-    source = render_program.__globals__["stage_digraphs"](prog, feeds, ["expanded"])[0][1].source
+    source = stage_digraphs(prog, stage_annotations(prog.stages, feeds), ["expanded"])[0][1].source
     ids = dot_ids(graph)
     assert "zero-grad" in classes(node_line(source, ids["w"]))
     assert "zero-grad" not in classes(node_line(source, ids["g"]))
@@ -140,7 +141,7 @@ def test_residual_keeps_the_first_layer_alive():
 def test_gradients_drawn_match_value_and_grad():
     g, feeds = gc.zoo.logistic_classifier()
     prog = gc.compile(g)
-    notes = annotate_stages(prog.stages, feeds)
+    notes = stage_annotations(prog.stages, feeds)
     _, grads = prog.value_and_grad(feeds)
     assert set(grads) == {"w", "b"}
     for stage in ("declared", "expanded", "differentiated"):
@@ -166,14 +167,16 @@ def test_every_stage_draws_as_svg_with_and_without_values(name, tmp_path):
     g, feeds = LECTURE[name]()
     prog = gc.compile(g)
     for values in (None, feeds):
-        paths = render_program(prog, tmp_path / str(values is None), feeds=values)
+        paths = prog.render(tmp_path / str(values is None), feeds=values)
         assert [p.name for p in paths] == sorted(p.name for p in paths)
-        assert [p.stem.split("-", 1)[1] for p in paths] == list(prog.stages)
+        tail = "" if values is None else "-values"
+        assert [p.stem.split("-", 1)[1] for p in paths] == [s + tail for s in prog.stages]
         for path in paths:
             root = svg_tree(path)
             drawn = root.findall(f".//{SVG}g[@class]")
             node_groups = [e for e in drawn if e.get("class").split()[0] == "node"]
-            assert len(node_groups) >= len(prog.stages[path.stem.split("-", 1)[1]]) + 1  # + the legend
+            stage = path.stem.split("-", 1)[1].removesuffix(tail) if tail else path.stem.split("-", 1)[1]
+            assert len(node_groups) >= len(prog.stages[stage]) + 1  # + the legend
             if values is not None and prog.has_gradient:  # a scalar output's gradients are drawn
                 assert any("∇" in "".join(t.itertext()) for t in root.iter(f"{SVG}text"))
 
@@ -306,13 +309,56 @@ def test_formulas_are_readable_unicode():
     a, b = g.input("a"), g.input("b")
     g.output("y", gc.sigmoid(a ** 2 - b))
     source = to_digraph(g).source
-    assert "a²" in source and "-b + pow" in source and "σ(sub)" in source
+    assert "a²" in source and "−b + pow" in source and "σ(sub)" in source
+
+
+def test_every_formula_is_one_line_and_no_label_is_cut():
+    g, feeds = gc.zoo.two_moons()
+    prog = gc.compile(g)
+    for name, graph in prog.stages.items():
+        source = to_digraph(graph, feeds=feeds if name == "scheduled" else None).source
+        assert "─" not in source and "⎛" not in source  # no 2-D fraction bars or brackets
+        for font in re.findall(r'<font face="Helvetica" point-size="11">(.*?)</font>', source):
+            assert "<br" not in font
+        assert not re.search(r"[A-Za-z_]…", source.replace("min…max", ""))  # no name cut (d_bce_logits_te…)
+        held = [n for n in graph.nodes if graph.nodes[n].get(ir.GRAD_OF) is not None]
+        for node in held:  # the gradient label names its value in full
+            assert f"∂ {graph.nodes[node][ir.GRAD_OF]}<" in source or "…" in source
+    wide, _ = gc.zoo.wide_relu()
+    fused = to_digraph(gc.compile(wide).stages["scheduled"]).source
+    assert re.search(r">2·[^<]*sub·θ\(z2\)/N<", fused)  # 1/N took three lines
+
+
+def test_one_colour_one_meaning_and_zero_backward_chains_greyed():
+    g, feeds = gc.zoo.wide_relu(dead_output=True)
+    prog = gc.compile(g)
+    joint = prog.stages["differentiated"]
+    source = stage_digraphs(prog, stage_annotations(prog.stages, feeds), ["differentiated"])[0][1].source
+    ids = dot_ids(joint)
+    from graphc.render import style
+
+    # red is NaN/Inf only: nothing here is NaN, so nothing but the legend's NaN entry is red
+    drawing = "\n".join(s for s in statements(source) if not s.startswith("legend"))
+    assert style.BAD not in drawing and style.EDGE["critical"]["color"] != style.BAD
+    # every gradient number has the gradient colour (or grey when it is zero), never another
+    for font in re.findall(r'<font color="([^"]+)" point-size="10">∇', source):
+        assert font in (style.GRAD, style.GREY_TEXT)
+    # the backward chain carries zeros all the way (the output unit is dead): each backward
+    # node whose value is exactly zero, and each edge leaving it, is greyed
+    values = stage_annotations(prog.stages, feeds)["differentiated"].values
+    zero = [n for n in joint.nodes if joint.nodes[n].get(ir.PHASE) == ir.BACKWARD and not np.any(values[n])]
+    assert zero, "the dead output's backward pass carries zeros"
+    for node in zero:
+        assert "zero-grad" in classes(node_line(source, ids[node]))
+        for _, head in joint.out_edges(node):
+            edge = next(s for s in statements(source) if s.startswith(f"{ids[node]} -> {ids[head]} "))
+            assert "zero-grad" in classes(edge)
 
 
 # -- determinism and size ------------------------------------------------------------------
 
 def test_dot_text_is_byte_identical_across_runs_and_hash_seeds():
-    code = ("import graphc as gc; from graphc.render import to_digraph; "
+    code = ("import graphc as gc; from graphc.drawing import to_digraph; "
             "g, f = gc.zoo.wide_relu(); print(to_digraph(g, feeds=f).source)")
     outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                               env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("12345",)}
@@ -354,3 +400,16 @@ def test_a_drawing_without_a_path_shows_inline_in_jupyter():
     bundle = drawing._repr_mimebundle_()
     root = ET.fromstring(bundle["image/svg+xml"].encode("utf-8"))
     assert root.tag == f"{SVG}svg" and drawing.source.startswith("digraph")
+
+
+@needs_dot
+def test_a_long_stack_with_values_stays_drawable(tmp_path):
+    # 20 sigmoid layers drawn left to right with their values were 31,099 pt wide, more
+    # than librsvg accepts; the middle levels are now summarized and labels wrap
+    g, feeds = gc.zoo.deep_sigmoid(depth=20)
+    prog = gc.compile(g)
+    source = to_digraph(g, feeds=feeds).source
+    assert "nodes hidden" in source
+    (path,) = prog.render(tmp_path, feeds=feeds, stages=["scheduled"])
+    width = float(svg_tree(path).get("width").removesuffix("pt"))
+    assert width < 12000, width

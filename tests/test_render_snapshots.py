@@ -16,7 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import graphc as gc  # noqa: E402
-from graphc.render import to_digraph  # noqa: E402
+from graphc.drawing import to_digraph  # noqa: E402
 
 SNAPSHOTS = Path(__file__).resolve().parent / "snapshots" / "render"
 

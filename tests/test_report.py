@@ -21,7 +21,7 @@ import pytest
 import graphc as gc
 from graphc.render import backends
 from graphc.render.highlight import highlight
-from graphc.render.report import report_html
+from graphc.report import report_html
 
 needs_dot = pytest.mark.skipif(backends.available("svg") is None, reason="no Graphviz to draw the stages")
 
@@ -187,3 +187,40 @@ def test_the_report_is_valid_xml_inside_each_drawing(neuron_report):
     _, _, page = neuron_report
     for svg in re.findall(r"<svg.*?</svg>", page, flags=re.S):
         ET.fromstring(svg)
+
+
+def test_the_report_links_the_explorer_and_says_what_its_values_are(tmp_path):
+    from graphc.report import write_report
+
+    g, feeds = gc.zoo.relu_neuron(w=-1.0)
+    prog = gc.compile(g)
+    explorer = prog.explore(tmp_path / "explore.html", feeds=feeds, train=2, lr=0.01)
+    page = write_report(prog, tmp_path / "report.html", feeds, explorer, "the params after 3 epochs").read_text()
+    assert '<a href="explore.html">Open the explorer</a>' in page
+    assert "Values and gradients drawn for the params after 3 epochs." in page
+    plain = report_html(prog)
+    assert "No feeds were given" in plain and "prog.explore(" in plain
+    # drawings keep their own size in a scrolling frame: a squeezed drawing cannot be read
+    assert not re.search(r"\.drawing svg \{[^}]*max-width: 100%", page)
+    assert page.count("<details") == len(prog.stages) and page.count("<details class=\"stage\" open>") == 1
+
+
+def test_a_tensor_graph_shows_its_kernels_formulas():
+    g, _ = gc.zoo.two_moons()
+    page = report_html(gc.compile(g))
+    section = page[page.index('<section id="math">'):]
+    assert section.count("<math") >= 5 and "tanh" in section
+
+
+@needs_dot
+def test_a_big_program_draws_its_first_and_last_stage_and_takes_a_given_check(tmp_path):
+    from graphc.report import DRAW_EVERY_STAGE_BELOW
+
+    g, feeds = gc.zoo.deep_sigmoid(depth=30, width=2)
+    prog = gc.compile(g)
+    assert max(s.number_of_nodes() for s in prog.stages.values()) >= DRAW_EVERY_STAGE_BELOW
+    check = gc.check_gradients(prog, feeds, raise_on_failure=False)
+    page = report_html(prog, feeds, check=check)
+    assert page.count("<svg") == 2 and page.count("(drawn in the explorer)") == len(prog.stages) - 2
+    assert re.findall(r'<figure id="stage-([^"]+)"', page) == list(prog.stages)
+    assert f"{len(check.rows)} checks" in page

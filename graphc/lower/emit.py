@@ -312,7 +312,9 @@ class Module:
             lines = [line for line in lines if line != f"{target} = {target}"]  # the buffer keeps its name
             if len(lines) == 1:
                 return [lines[0] + comment]
-            return [f"# {target} = {formula}  ({node!r} {data[ir.OP]}{_note(kink)})"] + lines
+            own = self.namespace.name(node)  # the value's name; the buffer may be an argument's
+            into = f"in {target}'s buffer: " if own != target else ""
+            return [f"# {own} = {formula}  ({into}{node!r} {data[ir.OP]}{_note(kink)})"] + lines
         if ir.EXPR not in data or not repeats(data[ir.EXPR][0]):
             text = self.expression(node)
             if isinstance(text, list):  # an op that fills its result (a scatter): lines over {out}
@@ -406,6 +408,8 @@ def _buffer_names(module: Module, fn: plan.FunctionPlan) -> dict[str, str]:
     for members in chain.values():
         if len(members) > 1:  # a name the user gave (h1, d_h1) over one made from an op (add_2, d_add_1)
             best = next((m for m in reversed(members) if not _made_from_an_op(m)), members[-1])
+            if members[0] in fn.args:  # an argument is bound under its own name on entry
+                best = members[0]
             names.update({m: module.namespace.name(best) for m in members})
     return names
 
@@ -428,7 +432,7 @@ def print_sgd_step(module: Module, step: plan.StepPlan) -> str:
     graph, np_ = module.graph, module.numpy
     args = [module.namespace.name(a) for a in step.args]
     dtype = graph.nodes[step.seed][ir.DTYPE] if step.seed in graph else "float64"
-    one = f"{np_}.ones((), dtype={np_}.{dtype})"
+    one = f"{np_}.{dtype}(1.0)"  # a numpy scalar: arithmetic on it costs less than on a 0-d array
     # sgd_step's own locals: clear of the module's names and of its arguments
     local = Namespace(RESERVED | set(module.constants) | set(args) | {"outputs"})
     grads = [local.name(u.param, f"d_{u.param}") for u in step.updates]

@@ -30,6 +30,7 @@ class Op:
     shape: Callable  # (arg_shapes, attrs, node) -> shape
     elementwise: bool = False
     commutative: bool = False
+    algebraic: bool = False  # sympy manipulates its definition well and simplify can rebuild it
     fn: Callable | None = None  # elementwise: (*symbols, **attrs) -> sympy expression
     lower: Callable | None = None  # tensor ops: (ctx, args, attrs, node) -> numpy expression
     expand: Callable | None = None  # composite ops: (graph, args, attrs) -> result node

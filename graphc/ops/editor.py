@@ -2,7 +2,8 @@
 
 An :class:`Editor` wraps an IR graph (a ``networkx.MultiDiGraph``). :meth:`Editor.add`
 checks an op's arity and attrs, infers its shape by the op's shape rule, takes its dtype
-from its first operand that is not a const (a number adapts, as in numpy), picks a fresh
+from its first operand not made of consts only (a number or a constant array adapts to the
+others, as a number does in numpy), picks a fresh
 id, and sets the attributes of the editor's current context
 (``with editor.tagging(phase="backward"):``). VJP rules, composite expansions and
 differentiation build with it; the user's :class:`graphc.Graph` is a thin face over it.
@@ -112,6 +113,26 @@ def _ops_taking_ints():
     return [op for op in OPS.values() if op.int_operands and op.function]
 
 
+def constant_valued(graph: nx.MultiDiGraph, node_id: str) -> bool:
+    """Whether ``node_id``'s value is made of consts only (no input or param above it)."""
+    seen, todo = {node_id}, [node_id]
+    while todo:
+        node = todo.pop()
+        preds = list(graph.predecessors(node))
+        if not preds and graph.nodes[node][ir.OP] != "const":
+            return False
+        todo.extend(p for p in preds if p not in seen)
+        seen.update(preds)
+    return True
+
+
+def adopt_dtype(graph: nx.MultiDiGraph, node_id: str, dtype: str) -> None:
+    """Give a constant-valued node and every node it is made of ``dtype`` (so a float64
+    array const read by a float32 computation is a float32 const, and numpy never widens)."""
+    for node in nx.ancestors(graph, node_id) | {node_id}:
+        graph.nodes[node][ir.DTYPE] = dtype
+
+
 class Editor:
     """Makes nodes in ``graph`` (in place), each by its op's rules, in the current context."""
 
@@ -212,12 +233,14 @@ class Editor:
         node_id = node_id if node_id is not None else self.fresh(op_name)
         shape = op.shape([a.shape for a in args], full, node_id, op_name)
         operand_dtype = self._dtype_of(args)
-        if dtype is None:
+        target = dtype if dtype is not None and np.dtype(dtype).kind == "f" else operand_dtype
+        if np.dtype(target).kind == "f":  # a number, or a value made of consts only, adopts the
+            for arg in args:              # float dtype the op computes in (x > 0.5: 0.5 is x's)
+                own = self.graph.nodes[arg.id][ir.DTYPE]
+                if own != target and np.dtype(own).kind == "f" and constant_valued(self.graph, arg.id):
+                    adopt_dtype(self.graph, arg.id, target)
+        if dtype is None:  # the op's dtype rule (bool comparisons, int64 argmax) sees adopted consts
             dtype = op.dtype([self.graph.nodes[a.id][ir.DTYPE] for a in args]) if op.dtype else operand_dtype
-        number_dtype = dtype if np.dtype(dtype).kind == "f" else operand_dtype  # x > 0.5: 0.5 is x's dtype
-        for number, arg in zip(operands, args):
-            if not isinstance(number, Ref):  # a Python number: a const in the op's dtype
-                self.graph.nodes[arg.id][ir.DTYPE] = number_dtype
         ir.add_op(self.graph, node_id, op_name, [a.id for a in args], full, shape, dtype)
         return self._record(node_id)
 
@@ -235,18 +258,20 @@ class Editor:
                 )
 
     def _dtype_of(self, args: list[Ref]) -> str:
-        """An op's dtype: its first operand's that is not a const (a number adapts to the
-        other operands, as in numpy: ``0.5 + x`` of a float32 x is float32)."""
+        """An op's dtype: its first operand's whose value is not made of consts only (a
+        number or a constant array adapts to the other operands, as a number does in numpy:
+        ``0.5 + x`` and ``c @ x`` of a float32 x are float32)."""
         nodes = self.graph.nodes
-        values = [nodes[a.id][ir.DTYPE] for a in args if nodes[a.id][ir.OP] != "const"]
+        dtypes = [nodes[arg.id][ir.DTYPE] for arg in args]
+        if len(set(dtypes)) <= 1:  # only a mix needs the (longer) look at where values come from
+            return dtypes[0] if dtypes else ir.DEFAULT_DTYPE
+        values = [d for arg, d in zip(args, dtypes) if not constant_valued(self.graph, arg.id)]
         floats = [d for d in values if np.dtype(d).kind == "f"]
         if floats:  # a boolean mask or int index next to a float value: the float's dtype
             return floats[0]
         if values and len(values) < len(args):  # mask * 1.0: numpy computes it in float64
             return ir.DEFAULT_DTYPE
-        if values:
-            return values[0]
-        return nodes[args[0].id][ir.DTYPE] if args else ir.DEFAULT_DTYPE
+        return values[0] if values else dtypes[0]
 
     def fused(self, fn: Callable, operands: Sequence, kink: str = "") -> Ref:
         """A ``fused`` node computing ``fn(*symbols)`` elementwise over ``operands``."""

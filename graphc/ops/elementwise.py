@@ -32,40 +32,42 @@ def heaviside_at(*values):
 
 
 def add_elementwise(name, arity, fn, *, commutative=False, attrs=None, kink="", convention=None,
-                    doc="", builtin=True, replace=False, function=None):
+                    doc="", builtin=True, replace=False, function=None, algebraic=False):
     """One elementwise op: its scalar sympy definition is all there is to write.
 
     ``function`` names the user function made from it (``gc.<name>`` for built-in ops by
-    default; "" for none, as for the loss terms the composite losses average).
+    default; "" for none, as for the loss terms the composite losses average);
+    ``algebraic`` says that ``simplify`` may rewrite it with sympy and rebuild it.
     """
     if function is None:
         function = name if builtin else ""
     return register(
         Op(name=name, arity=arity, shape=elementwise_shape, elementwise=True,
            commutative=commutative, fn=fn, attrs=dict(attrs or {}), kink=kink,
-           convention=convention, doc=doc, builtin=builtin, function=function),
+           convention=convention, doc=doc, builtin=builtin, function=function, algebraic=algebraic),
         replace=replace,
     )
 
 
 # Arithmetic.
-add_elementwise("add", 2, lambda a, b: a + b, commutative=True, doc="a + b")
-add_elementwise("sub", 2, lambda a, b: a - b, doc="a - b")
-add_elementwise("mul", 2, lambda a, b: a * b, commutative=True, doc="a * b")
-add_elementwise("div", 2, lambda a, b: a / b, doc="a / b")
-add_elementwise("pow", 2, lambda a, b: a**b, doc="a ** b")
-add_elementwise("neg", 1, lambda a: -a, doc="-a")
-add_elementwise("identity", 1, lambda a: a, doc="the identity (a linear unit's activation)")
-add_elementwise("square", 1, lambda a: a**2, doc="a ** 2")
-add_elementwise("sqrt", 1, sympy.sqrt, doc="square root")
-add_elementwise("exp", 1, sympy.exp, doc="e ** a")
-add_elementwise("log", 1, sympy.log, doc="natural logarithm")
-add_elementwise("log1p", 1, log1p, doc="log(1 + a), accurate for small a")
-add_elementwise("sin", 1, sympy.sin, doc="sine")
-add_elementwise("cos", 1, sympy.cos, doc="cosine")
+add_elementwise("add", 2, lambda a, b: a + b, commutative=True, doc="a + b", algebraic=True)
+add_elementwise("sub", 2, lambda a, b: a - b, doc="a - b", algebraic=True)
+add_elementwise("mul", 2, lambda a, b: a * b, commutative=True, doc="a * b", algebraic=True)
+add_elementwise("div", 2, lambda a, b: a / b, doc="a / b", algebraic=True)
+add_elementwise("pow", 2, lambda a, b: a**b, doc="a ** b", algebraic=True)
+add_elementwise("neg", 1, lambda a: -a, doc="-a", algebraic=True)
+add_elementwise("identity", 1, lambda a: a, doc="the identity (a linear unit's activation)", algebraic=True)
+add_elementwise("square", 1, lambda a: a**2, doc="a ** 2", algebraic=True)
+add_elementwise("sqrt", 1, sympy.sqrt, doc="square root", algebraic=True)
+add_elementwise("exp", 1, sympy.exp, doc="e ** a", algebraic=True)
+add_elementwise("log", 1, sympy.log, doc="natural logarithm", algebraic=True)
+add_elementwise("log1p", 1, log1p, doc="log(1 + a), accurate for small a", algebraic=True)
+add_elementwise("sin", 1, sympy.sin, doc="sine", algebraic=True)
+add_elementwise("cos", 1, sympy.cos, doc="cosine", algebraic=True)
 add_elementwise(
     "abs", 1, sympy.Abs, doc="|a|",
     kink="d|x|/dx = 0 at x = 0 (the subgradient sign(0))",
+    algebraic=True,
 )
 add_elementwise(
     "maximum", 2, lambda a, b: sympy.Max(a, b), doc="the larger of a and b",
@@ -78,6 +80,7 @@ add_elementwise(
     "relu", 1, lambda z: sympy.Max(z, 0), doc="max(z, 0)",
     kink="dReLU/dz = 0 if z < 0, 1 otherwise (z = 0 included)",
     convention=heaviside_at(1),
+    algebraic=True,
 )
 add_elementwise(
     "leaky_relu", 1,
@@ -85,9 +88,9 @@ add_elementwise(
     attrs={"alpha": 0.01}, doc="z if z >= 0 else alpha z",
     kink="d/dz = 1 if z >= 0 (z = 0 included), alpha otherwise",
 )
-add_elementwise("sigmoid", 1, sigmoid, doc="1 / (1 + exp(-z)), stable")
-add_elementwise("tanh", 1, sympy.tanh, doc="hyperbolic tangent")
-add_elementwise("softplus", 1, softplus, doc="log(1 + exp(z)), stable")
+add_elementwise("sigmoid", 1, sigmoid, doc="1 / (1 + exp(-z)), stable", algebraic=True)
+add_elementwise("tanh", 1, sympy.tanh, doc="hyperbolic tangent", algebraic=True)
+add_elementwise("softplus", 1, softplus, doc="log(1 + exp(z)), stable", algebraic=True)
 
 # Loss terms (the composite losses average them).
 add_elementwise(

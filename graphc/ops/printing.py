@@ -35,7 +35,10 @@ class GraphcPrinter(NumPyPrinter):
         return self._module_format(f"numpy.{name}")
 
     def _print_Float(self, expr):
-        return repr(float(expr))
+        number = float(expr)  # a folded constant may overflow float64: numpy's names, not a bare inf
+        if number != number:
+            return self._np("nan")
+        return repr(number) if abs(number) != float("inf") else ("-" if number < 0 else "") + self._np("inf")
 
     def _print_Pow(self, expr, rational=False):
         # numpy cannot raise ints to negative int powers, so sympy prints x**(-1.0); our
@@ -62,10 +65,16 @@ class GraphcPrinter(NumPyPrinter):
         *branches, (last, last_cond) = expr.args
         if last_cond != sympy.true:
             raise GraphError(f"a Piecewise needs a final branch for 'otherwise': {expr}")
-        out = self._print(last)
+        out = self._branch(last)
         for value, cond in reversed(branches):
-            out = f"{self._np('where')}({self._print(cond)}, {self._print(value)}, {out})"
+            out = f"{self._np('where')}({self._print(cond)}, {self._branch(value)}, {out})"
         return out
+
+    def _branch(self, value):
+        # where() of Python numbers alone is float64: a number branch carries the dtype
+        if value.is_Number and self.dtype != "float64":
+            return f"{self._np(self.dtype)}({self._print(value)})"
+        return self._print(value)
 
     def _print_Heaviside(self, expr):
         arg = expr.args[0]
@@ -99,6 +108,8 @@ def print_expr(expr: sympy.Expr, dtype: str = "float64") -> str:
     >>> z = sympy.Symbol("z", real=True)
     >>> print_expr(sympy.Heaviside(z, 1), "float32")
     '(z >= 0).astype(numpy.float32)'
+    >>> print_expr(sympy.Piecewise((1, z >= 0), (0.2, True)), "float32")
+    'numpy.where(numpy.greater_equal(z, 0), numpy.float32(1), numpy.float32(0.2))'
     """
     printer = _PRINTERS.get(dtype)
     if printer is None:

@@ -171,9 +171,8 @@ def _shaped(graph, value, full, axes, out_shape, like):
     shape = tuple(graph.nodes[value][ir.SHAPE])
     if shape == out_shape:
         return value
-    if all(d == 1 for d in shape):  # one number: a broadcast, or a reshape, gives any shape
-        op = "reshape" if all(d == 1 for d in out_shape) else "broadcast"
-        return new_node(graph, op, [value], {"shape": out_shape}, like=like)
+    if all(d == 1 for d in shape):
+        return _spread_number(graph, value, out_shape, like)
     kept = tuple(1 if a in axes else d for a, d in enumerate(full))
     if (1,) * (len(kept) - len(shape)) + shape != kept:
         value = new_node(graph, "broadcast", [value], {"shape": kept}, like=like)
@@ -209,9 +208,22 @@ def _one_number_spread(graph, node, args):
     shape = tuple(graph.nodes[node][ir.SHAPE])
     if any(d != 1 for d in small):
         return None
-    if len(small) > len(shape):
-        c = new_node(graph, "reshape", [c], {"shape": ()}, like=node)
-    return new_node(graph, "broadcast", [c], {"shape": shape}, like=node)
+    return _spread_number(graph, c, shape, like=node)
+
+
+def _spread_number(graph, value, shape, like):
+    """``value`` (one number, of any rank) as an array of ``shape``.
+
+    A broadcast only adds leading axes, so a number of higher rank than ``shape`` is
+    reshaped to ``shape``'s rank first (``(1, 1)`` -> ``(1,)`` -> ``(4,)``).
+    """
+    if tuple(graph.nodes[value][ir.SHAPE]) == shape:
+        return value
+    if len(graph.nodes[value][ir.SHAPE]) > len(shape):
+        value = new_node(graph, "reshape", [value], {"shape": (1,) * len(shape)}, like=like)
+        if all(d == 1 for d in shape):
+            return value
+    return new_node(graph, "broadcast", [value], {"shape": shape}, like=like)
 
 
 def _identity(graph, node, args):

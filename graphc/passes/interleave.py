@@ -25,6 +25,7 @@ import networkx as nx
 import sympy
 
 from .. import ir
+from ..ops.editor import Editor
 from ..ops.fused import fused_symbols
 from ..shapes import broadcast
 from .edit import begin, order
@@ -89,13 +90,15 @@ def _fused_node(graph, node_id, like, factors, previous, value_of, kink=""):
     expr = sympy.Mul(*factors).xreplace(rename)
     if previous is not None:
         expr = symbols[0] * expr
+    if node_id not in graph:  # a new step (not a gradient: no grad_of), made by the editor
+        editor = Editor(graph)
+        with editor.tagging(phase=ir.BACKWARD, mark="created"):
+            editor.add("fused", [editor.ref(r) for r in reads], {"kink": kink}, node_id=node_id,
+                       dtype=graph.nodes[like][ir.DTYPE])
+        graph.nodes[node_id][ir.EXPR] = (expr, symbols)
+        return node_id
     shapes = [graph.nodes[r][ir.SHAPE] for r in reads]
-    if node_id not in graph:
-        template = graph.nodes[like]
-        graph.add_node(node_id, **{ir.OP: "fused", ir.ATTRS: {"kink": kink}, ir.DTYPE: template[ir.DTYPE],
-                                   ir.PHASE: ir.BACKWARD, ir.MARK: "created"})  # a step, not a gradient
-    else:
-        graph.remove_edges_from(list(graph.in_edges(node_id, keys=True)))
+    graph.remove_edges_from(list(graph.in_edges(node_id, keys=True)))
     data = graph.nodes[node_id]
     data[ir.EXPR] = (expr, symbols)
     data[ir.SHAPE] = broadcast(shapes) if shapes else ()

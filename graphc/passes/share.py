@@ -20,8 +20,8 @@ import networkx as nx
 import sympy
 
 from .. import ir
+from ..ops.editor import Editor
 from ..ops.fused import fused_symbols
-from ..shapes import broadcast
 from .edit import begin, order
 from .stats import Stats
 
@@ -75,19 +75,16 @@ def _add_shared(graph: nx.MultiDiGraph, part: sympy.Expr, users: list[str], valu
     reads = [value_of[s] for s in sorted(part.free_symbols, key=str) if s in value_of]
     symbols = fused_symbols(len(reads))
     node = ir.fresh_id(graph, type(part).__name__)  # sigmoid, exp...: what it computes
-    phases = {graph.nodes[u].get(ir.PHASE, ir.FORWARD) for u in users}
-    first = graph.nodes[users[0]]
-    graph.add_node(node, **{
-        ir.OP: "fused", ir.ATTRS: {"kink": ""}, ir.DTYPE: first[ir.DTYPE], ir.MARK: "created",
-        ir.PHASE: ir.FORWARD if ir.FORWARD in phases else ir.BACKWARD,
-        ir.SHAPE: broadcast([graph.nodes[r][ir.SHAPE] for r in reads]),
-        ir.EXPR: (part.xreplace({s: symbols[k] for k, s in enumerate(sorted(part.free_symbols, key=str))
-                                 if s in value_of}), symbols),
-    })
-    if ir.PHASE not in first and all(ir.PHASE not in graph.nodes[u] for u in users):
-        graph.nodes[node].pop(ir.PHASE)
-    for k, r in enumerate(reads):
-        graph.add_edge(r, node, **{ir.ARG: k})
+    phases = {graph.nodes[u].get(ir.PHASE) for u in users}
+    tags = {ir.MARK: "created"}
+    if phases != {None}:
+        tags[ir.PHASE] = ir.FORWARD if ir.FORWARD in phases or None in phases else ir.BACKWARD
+    editor = Editor(graph)
+    with editor.tagging(**tags):
+        editor.add("fused", [editor.ref(r) for r in reads], {"kink": ""}, node_id=node,
+                   dtype=graph.nodes[users[0]][ir.DTYPE])
+    graph.nodes[node][ir.EXPR] = (part.xreplace({s: symbols[k] for k, s in enumerate(sorted(part.free_symbols, key=str))
+                                                 if s in value_of}), symbols)
     return node
 
 

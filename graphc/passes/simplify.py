@@ -31,28 +31,35 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 import sympy
-from sympy.codegen.cfunctions import log1p
 
 from .. import ir
-from ..ops.base import const_number, definition, freeze, get_op
-from ..ops.functions import sigmoid, softplus
+from ..ops.base import OPS, const_number, definition, freeze, get_op
 from .edit import MAX_CONST_SIZE, begin, concrete_size, const_node, is_const, new_node, order, protected, replace
 from .stable import PRIMITIVE_RULES, apply_rules
 from .stats import Stats
 
 __all__ = ["simplify", "simplify_in_place", "ALGEBRAIC", "MAX_REGION"]
 
-# Ops whose definitions sympy manipulates well and that can be rebuilt from its results.
-# The rest (maximum, leaky_relu, losses, custom ops) bound regions: they keep their kink
-# conventions and operand order exactly as written.
-ALGEBRAIC = frozenset({
-    "add", "sub", "mul", "div", "pow", "neg", "identity", "square", "sqrt", "exp", "log", "log1p",
-    "sin", "cos", "abs", "relu", "sigmoid", "tanh", "softplus",
-})
+# Ops whose definitions sympy manipulates well and that can be rebuilt from its results
+# (the op table's ``algebraic`` trait). The rest (maximum, leaky_relu, losses, custom ops)
+# bound regions: they keep their kink conventions and operand order exactly as written.
+ALGEBRAIC = frozenset(name for name, op in OPS.items() if op.algebraic)
 MAX_REGION = 24  # nodes per region: keeps every sympy expression small
 
-_UNARY = {sympy.exp: "exp", sympy.log: "log", sympy.sin: "sin", sympy.cos: "cos", sympy.tanh: "tanh",
-          sympy.Abs: "abs", sigmoid: "sigmoid", softplus: "softplus", log1p: "log1p"}
+
+
+def _unary_functions() -> dict:
+    """sympy function -> the algebraic one-operand op whose definition is that function."""
+    out = {}
+    for name, op in OPS.items():
+        if op.algebraic and op.arity == 1 and not op.attrs:
+            body = definition(name)
+            if isinstance(body.expr, sympy.Function) and body.expr.args == body.variables:
+                out.setdefault(body.expr.func, name)
+    return out
+
+
+_UNARY = _unary_functions()  # exp -> "exp", sigmoid -> "sigmoid", Abs -> "abs", ...
 
 
 class _Unbuildable(Exception):

@@ -1,12 +1,15 @@
 """Drawing: every stage of the compiler as a Graphviz picture, with values and gradients.
 
-    to_digraph(graph)                  the graphviz.Digraph itself, to restyle
-    render(graph, "g.svg", feeds=...)  one file (svg, png, pdf or dot)
-    render_program(prog, outdir)       one file per stage, named in pipeline order
-    report.write_report(prog, path)    one self-contained HTML page
+    to_digraph(graph, annotations=...)         the graphviz.Digraph itself, to restyle
+    render(graph, "g.svg", annotations=...)    one file (svg, png, pdf or dot)
+    render_program(prog, outdir, annotations)  one file per stage, named in pipeline order
 
-The visual language (kinds of nodes, marks, ranks, greyed zero-gradient edges, NaN in
-red) is in ``style.py`` and documented in ``docs/rendering.md``.
+Drawing is a leaf: it takes graphs and the values and gradients its caller computed
+(:class:`values.Annotations`, e.g. from :mod:`graphc.explore.annotate`); it never runs
+the pipeline or a graph. ``gc.render(graph, feeds=...)`` and ``prog.render(outdir,
+feeds=...)`` compute the annotations and call these. The visual language (kinds of
+nodes, marks, ranks, greyed zero-gradient edges, NaN in red) is in ``style.py`` and
+documented in ``docs/rendering.md``.
 """
 
 from __future__ import annotations
@@ -23,14 +26,16 @@ from .. import ir
 from ..errors import RenderError
 from . import backends
 from .dot import DrawOptions, build
-from .values import Annotations, annotate_stages, evaluate, gradients_from_joint, has_backward
+from .values import Annotations
 
-__all__ = ["render", "render_program", "to_digraph", "Drawing", "DrawOptions", "annotations_for", "stage_file"]
+__all__ = ["render", "render_program", "to_digraph", "Drawing", "DrawOptions", "Annotations", "stage_file",
+           "stage_digraphs", "as_networkx"]
 
 OPTIONS = tuple(f.name for f in dataclasses.fields(DrawOptions))
 
 
-def _nx(graph) -> nx.MultiDiGraph:
+def as_networkx(graph) -> nx.MultiDiGraph:
+    """The networkx graph inside a gc.Graph (or the networkx graph itself)."""
     if isinstance(graph, nx.DiGraph):
         return graph
     inner = getattr(graph, "nx", None)
@@ -47,23 +52,7 @@ def _options(options: Mapping) -> DrawOptions:
     return DrawOptions(**options)
 
 
-def annotations_for(graph: nx.MultiDiGraph, feeds: Mapping) -> Annotations:
-    """Values and gradients of one graph: a joint graph carries its own gradients; a forward
-    graph is compiled to get them (by node id)."""
-    if has_backward(graph):
-        values = evaluate(graph, feeds)
-        grads = gradients_from_joint(graph, values)
-        forward = {n: g for n, g in grads.items()
-                   if n in graph and graph.nodes[n].get(ir.PHASE) != ir.BACKWARD}
-        return Annotations(values, forward)
-    from ..pipeline import compile as compile_graph  # only to read gradients off its joint graph
-
-    stages = dict(compile_graph(graph).stages)
-    return annotate_stages({"this": graph, **stages}, feeds)["this"]
-
-
-def to_digraph(graph, feeds: Mapping | None = None, annotations: Annotations | None = None,
-               **options) -> graphviz.Digraph:
+def to_digraph(graph, annotations: Annotations | None = None, **options) -> graphviz.Digraph:
     """The drawing of ``graph`` as a :class:`graphviz.Digraph` (restyle it, then render it).
 
     >>> import graphc as gc
@@ -72,10 +61,7 @@ def to_digraph(graph, feeds: Mapping | None = None, annotations: Annotations | N
     >>> "rank=same" in dot.source, dot.source == to_digraph(g).source
     (True, True)
     """
-    nx_graph = _nx(graph)
-    if annotations is None and feeds is not None:
-        annotations = annotations_for(nx_graph, feeds)
-    return build(nx_graph, annotations, _options(options))
+    return build(as_networkx(graph), annotations, _options(options))
 
 
 class Drawing:
@@ -106,14 +92,14 @@ def _format_of(path: Path, format: str | None) -> str:  # noqa: A002
     return backends.check_format(format)
 
 
-def render(graph, path: str | Path | None = None, format: str | None = None, feeds: Mapping | None = None,  # noqa: A002
-           **options) -> Path | Drawing:
+def render(graph, path: str | Path | None = None, format: str | None = None,  # noqa: A002
+           annotations: Annotations | None = None, **options) -> Path | Drawing:
     """Draw any graph into ``path`` (format from the suffix, or ``format``); return the path.
 
     Without a path, return a :class:`Drawing` (it shows inline in a notebook). Without
     Graphviz, the DOT text is still written next to ``path`` before the RenderError.
     """
-    drawing = to_digraph(graph, feeds=feeds, **options)
+    drawing = to_digraph(graph, annotations, **options)
     if path is None:
         return Drawing(drawing)
     path = Path(path)
@@ -125,20 +111,30 @@ def render(graph, path: str | Path | None = None, format: str | None = None, fee
     return backends.write(drawing.source, path, fmt)
 
 
-def stage_file(index: int, stage: str, format: str) -> str:  # noqa: A002
-    """``01-declared.svg``: numbered so that a directory listing is the pipeline's order."""
-    return f"{index:02d}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', stage)}.{format}"
+def stage_file(index: int, stage: str, format: str, values: bool = False) -> str:  # noqa: A002
+    """``01-declared.svg``: numbered so that a directory listing is the pipeline's order.
+
+    Drawings with values and gradients are ``01-declared-values.svg``: they never
+    overwrite the plain drawings of the same directory.
+
+    >>> stage_file(1, "declared", "svg"), stage_file(10, "scheduled", "dot", values=True)
+    ('01-declared.svg', '10-scheduled-values.dot')
+    """
+    tail = "-values" if values else ""
+    return f"{index:02d}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', stage)}{tail}.{format}"
 
 
-def stage_digraphs(prog, feeds: Mapping | None = None, stages=None, **options) -> list[tuple[str, graphviz.Digraph]]:
-    """(stage name, drawing) for each stage of a program, in pipeline order."""
+def stage_digraphs(prog, annotations: Mapping[str, Annotations] | None = None, stages=None,
+                   **options) -> list[tuple[str, graphviz.Digraph]]:
+    """(stage name, drawing) for each stage of a program, in pipeline order; ``annotations``
+    maps a stage name to what is drawn on it."""
     names = list(prog.stages)
     if stages is not None:
         missing = [s for s in stages if s not in prog.stages]
         if missing:
             raise RenderError(f"unknown stage(s) {missing!r}; the program's stages are {names!r}")
         names = [s for s in names if s in set(stages)]
-    notes = annotate_stages(prog.stages, feeds) if feeds is not None else {}
+    notes = annotations or {}
     opts = _options(options)
     out = []
     for name in names:
@@ -148,14 +144,15 @@ def stage_digraphs(prog, feeds: Mapping | None = None, stages=None, **options) -
     return out
 
 
-def render_program(prog, outdir: str | Path, format: str = "svg", feeds: Mapping | None = None,  # noqa: A002
-                   stages=None, **options) -> list[Path]:
+def render_program(prog, outdir: str | Path, format: str = "svg",  # noqa: A002
+                   annotations: Mapping[str, Annotations] | None = None, stages=None, **options) -> list[Path]:
     """Draw each stage of ``prog`` into ``outdir`` as ``NN-stage.format``; return the paths."""
     backends.check_format(format)
     outdir = Path(outdir)
-    drawings = stage_digraphs(prog, feeds, stages, **options)
+    drawings = stage_digraphs(prog, annotations, stages, **options)
     all_names = list(prog.stages)
-    files = [(outdir / stage_file(all_names.index(name) + 1, name, format), d) for name, d in drawings]
+    files = [(outdir / stage_file(all_names.index(name) + 1, name, format, values=annotations is not None), d)
+             for name, d in drawings]
     if format != "dot" and backends.available(format) is None:
         written = [backends.write(d.source, p.with_suffix(".dot"), "dot") for p, d in files]
         raise RenderError(f"cannot draw {format.upper()}: no Graphviz ({backends.INSTALL_HINT}); "

@@ -61,17 +61,22 @@ def period(signatures: list[tuple]) -> tuple[int, int] | None:
     return None
 
 
-def plan(graph: nx.MultiDiGraph, by_level: list[list[str]], max_nodes: int, full: bool) -> Plan:
-    """Which nodes to hide behind a summary so that about ``max_nodes`` stay drawn."""
+def plan(graph: nx.MultiDiGraph, by_level: list[list[str]], max_nodes: int, full: bool,
+         max_levels: int | None = None) -> Plan:
+    """Which nodes to hide behind a summary so that about ``max_nodes`` nodes and at most
+    ``max_levels`` levels stay drawn (a long chain is as unreadable as a wide graph: a
+    20-layer stack drawn left to right was 30,000 pt wide)."""
     total = sum(len(level) for level in by_level)
-    if full or total <= max_nodes:
+    too_long = max_levels is not None and len(by_level) > max_levels
+    if full or (total <= max_nodes and not too_long):
         return Plan()
+    levels_each = max_levels // 2 if too_long else len(by_level)
     head, budget = 0, max_nodes // 2
-    while head < len(by_level) and budget - len(by_level[head]) >= 0:
+    while head < min(len(by_level), levels_each) and budget - len(by_level[head]) >= 0:
         budget -= len(by_level[head])
         head += 1
     tail, budget = len(by_level), max_nodes - max_nodes // 2
-    while tail > head and budget - len(by_level[tail - 1]) >= 0:
+    while tail > max(head, len(by_level) - levels_each) and budget - len(by_level[tail - 1]) >= 0:
         budget -= len(by_level[tail - 1])
         tail -= 1
     head = max(head, 1)

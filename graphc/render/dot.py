@@ -34,6 +34,7 @@ class DrawOptions:
     legend: bool = True
     formulas: bool = True
     max_nodes: int = 300  # above this, repeated levels are summarized; full=True draws all
+    max_levels: int = 32  # above this many levels (drawn left to right), the middle ones are summarized
     full: bool = False
 
 
@@ -46,12 +47,10 @@ def _label(graph, node: str, kind: str, ann: Annotations | None, opts: DrawOptio
         detail = f"const {summary(data[ir.ATTRS]['value'])}"
     rows.append(f'<font point-size="10">{esc(detail)} · {esc(shape_text(data.get(ir.SHAPE, ())))}</font>')
     if data.get(ir.GRAD_OF) is not None:
-        rows.append(f'<font point-size="10">∂ out / ∂ {esc(short(str(data[ir.GRAD_OF]), 24))}</font>')
-    if formula_lines:
-        face = "Courier" if len(formula_lines) > 1 else "Helvetica"
-        lines = "".join(esc(line) + '<br align="left"/>' for line in formula_lines) if len(formula_lines) > 1 \
-            else esc(formula_lines[0])
-        rows.append(f'<font face="{face}" point-size="11">{lines}</font>')
+        holder = esc(short(str(data[ir.GRAD_OF])))
+        rows.append(f'<font point-size="10" color="{style.GRAD}">holds ∂ out / ∂ {holder}</font>')
+    if formula_lines:  # one line, as a reader writes it
+        rows.append(f'<font face="Helvetica" point-size="11">{esc(" ".join(formula_lines))}</font>')
     mark = data.get(ir.MARK)
     if mark in style.MARKS:
         text, colour = style.MARKS[mark]
@@ -62,14 +61,21 @@ def _label(graph, node: str, kind: str, ann: Annotations | None, opts: DrawOptio
     elif ann is not None and node in ann.values:
         value = ann.values[node]
         colour = style.BAD if is_bad(value) else "#111827"
-        rows.append(f'<font color="{colour}" point-size="10">= {esc(summary(value))}</font>')
+        rows.append(f'<font color="{colour}" point-size="10">= {_two_lines(summary(value))}</font>')
     if ann is not None and node in ann.grads and not grid:
         grad = ann.grads[node]
         zeros, size = zero_count(grad)
-        colour = style.BAD if is_bad(grad) else (style.GREY_TEXT if zeros == size else "#9a3412")
+        colour = style.BAD if is_bad(grad) else (style.GREY_TEXT if zeros == size else style.GRAD)
         extra = f" ({zeros} of {size} zero)" if 0 < zeros < size else ""
-        rows.append(f'<font color="{colour}" point-size="10">∇ {esc(summary(grad))}{esc(extra)}</font>')
+        rows.append(f'<font color="{colour}" point-size="10">∇ {_two_lines(summary(grad) + extra)}</font>')
     return "<" + _join(rows) + ">"
+
+
+def _two_lines(text: str) -> str:
+    """A tensor's summary ("4×4: −1…2, mean 0.3 ▁▃█") on two short lines, shape and range
+    over mean and histogram: long one-line labels are what made value drawings wide."""
+    head, sep, tail = text.partition(", mean ")
+    return esc(head) + ("<br/>" + esc("mean " + tail) if sep else "")
 
 
 def _join(rows: list[str]) -> str:
@@ -80,7 +86,7 @@ def _join(rows: list[str]) -> str:
     return f'<table border="0" cellborder="0" cellspacing="0" cellpadding="0">{cells}</table>'
 
 
-GRID_MAX = 16  # tensors up to this many entries show each entry, with its gradient
+GRID_MAX = 6  # tensors up to this many entries show each entry, with its gradient; larger ones a summary
 
 
 def _entry_grid(ann: Annotations, node: str) -> str | None:
@@ -103,19 +109,29 @@ def _entry_grid(ann: Annotations, node: str) -> str | None:
             v, d = float(table[i, j]), float(grads[i, j])
             bad = not (np.isfinite(v) and np.isfinite(d))
             colour = style.BAD if bad else (style.GREY_TEXT if d == 0 else "#111827")
+            grad_colour = style.BAD if bad else (style.GREY_TEXT if d == 0 else style.GRAD)
             fill = style.GREY_FILL if d == 0 else "#ffffff"
             cells.append(f'<td bgcolor="{fill}" border="1" color="#d1d5db"><font color="{colour}" point-size="10">'
-                         f'{esc(summary(v))}<br/>∇ {esc(summary(d))}</font></td>')
+                         f'{esc(summary(v))}</font><br/><font color="{grad_colour}" point-size="10">'
+                         f'∇ {esc(summary(d))}</font></td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return '<table border="0" cellborder="1" cellspacing="0" cellpadding="2">' + "".join(rows) + "</table>"
 
 
-def _classes(node, kind, data, ann, on_path) -> str:
+def _zero_backward(graph, node: str, ann: Annotations | None) -> bool:
+    """A backward node whose value (a cotangent or a part of one) is exactly zero: the
+    dead chain of the backward pass, greyed as the forward edges it mirrors."""
+    return (ann is not None and graph.nodes[node].get(ir.PHASE) == ir.BACKWARD and node in ann.values
+            and not np.any(np.asarray(ann.values[node])))
+
+
+def _classes(node, kind, data, ann, on_path, graph=None) -> str:
     names = [kind]
     if data.get(ir.MARK) in style.MARKS:
         names.append(data[ir.MARK])
     if ann is not None:
-        if node in ann.grads and not (ann.grads[node] != 0).any():
+        if (node in ann.grads and not (ann.grads[node] != 0).any()) or (
+                graph is not None and _zero_backward(graph, node, ann)):
             names.append("zero-grad")
         if any(is_bad(v[node]) for v in (ann.values, ann.grads) if node in v):
             names.append("bad")
@@ -130,7 +146,7 @@ def build(graph: nx.MultiDiGraph, ann: Annotations | None = None,
     title = opts.title if opts.title is not None else str(graph.graph.get(ir.NAME, "graph"))
     by_level = levels(graph)
     level_of = _level_of(graph, by_level)
-    plan = collapse.plan(graph, _display_levels(level_of), opts.max_nodes, opts.full)
+    plan = collapse.plan(graph, _display_levels(level_of), opts.max_nodes, opts.full, opts.max_levels)
     order = [n for level in by_level for n in level if n not in plan.hidden]
     ids = {n: f"n{k}" for k, n in enumerate(order)}
     for k, summary_node in enumerate(plan.summaries):
@@ -186,18 +202,18 @@ def _node(dot, graph, node: str, dot_id: str, kind: str, ann, opts: DrawOptions,
     formula_lines = node_formula(graph, node) if opts.formulas and kind in FORMULA_KINDS else None
     attrs = style.node_attrs(kind, data.get(ir.MARK))
     grad = ann.grads.get(node) if ann is not None else None
-    if grad is not None and not np.any(grad) and kind == "param":
+    if (grad is not None and not np.any(grad) and kind == "param") or _zero_backward(graph, node, ann):
         attrs.update(fillcolor=style.GREY_FILL, fontcolor=style.GREY_TEXT, color=style.GREY_TEXT)
     if ann is not None and any(is_bad(v[node]) for v in (ann.values, ann.grads) if node in v):
         attrs.update(color=style.BAD, penwidth="2.4")
-    attrs["class"] = _classes(node, kind, data, ann, on_path)
+    attrs["class"] = _classes(node, kind, data, ann, on_path, graph)
     label = _label(graph, node, kind, ann, opts, formula_lines)
     if kind != "fused":
         dot.node(dot_id, label=label, **attrs)
         return
     with dot.subgraph(name=f"cluster_{dot_id}") as cluster:
         text = "".join(esc(line) + '<br align="left"/>' for line in formula_lines or ("",))
-        cluster.attr(label=f'<<font point-size="10">fused kernel</font><br/><font face="Courier">{text}</font>>',
+        cluster.attr(label=f'<<font point-size="10">fused kernel</font><br/><font face="Helvetica">{text}</font>>',
                      style="rounded,dashed", color=style.KINDS["fused"].border, fontname="Helvetica")
         cluster.node(dot_id, label=label, **attrs)
 
@@ -261,6 +277,9 @@ def _edges(dot, graph, order, ids, ann, path_edges, plan, level_of, stubs: bool 
                 classes.append("critical")
             if ann is not None and not backward and graph.nodes[source].get(ir.PHASE) != ir.BACKWARD \
                     and edge_is_dead(ann, source, target):
+                attrs.update(style.EDGE["zero"])
+                classes.append("zero-grad")
+            elif backward and _zero_backward(graph, source, ann):  # a zero cotangent flows on
                 attrs.update(style.EDGE["zero"])
                 classes.append("zero-grad")
             if len(ir.operands(graph, target)) > 1 and not _commutative(graph, target):

@@ -16,6 +16,7 @@ ReLU net and the residual net.
 from __future__ import annotations
 
 import html
+import re
 
 import networkx as nx
 import sympy
@@ -101,7 +102,8 @@ def to_mathml(lhs: str, expr: sympy.Expr) -> str:
     names = sorted(expr.free_symbols, key=lambda s: s.name)
     swap = {s: sympy.Symbol(_placeholder(k), real=True) for k, s in enumerate(names)}
     body = mathml(expr.xreplace(swap), printer="presentation")
-    for original, stand_in in swap.items():
-        body = body.replace(f"<mi>{stand_in.name}</mi>", f"<mi>{html.escape(original.name)}</mi>")
+    back = {stand_in.name: original.name for original, stand_in in swap.items()}
+    # one pass: a name may itself look like a placeholder ("gcnameb"), so nothing put back is read again
+    body = re.sub(r"<mi>(gcname[a-z]+)</mi>", lambda m: f"<mi>{html.escape(back.get(m[1], m[1]))}</mi>", body)
     head = f"<mi>{html.escape(lhs)}</mi><mo>=</mo>"
     return f'<math xmlns="http://www.w3.org/1998/Math/MathML" display="block"><mrow>{head}{body}</mrow></math>'

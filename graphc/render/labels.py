@@ -17,13 +17,15 @@ import unicodedata
 
 import numpy as np
 import sympy
+from sympy.printing.precedence import PRECEDENCE
+from sympy.printing.str import StrPrinter
 
 from .. import ir, shapes
 from ..ops.base import definition, freeze, get_op
 
-__all__ = ["esc", "formula", "node_formula", "summary", "is_bad", "shape_text"]
+__all__ = ["esc", "formula", "node_formula", "node_expression", "summary", "is_bad", "shape_text"]
 
-MAX_NAME = 40  # longer names are cut in the drawing (the full name is the node's tooltip)
+MAX_NAME = 64  # longer names are cut in the drawing (with …); the explorer shows them whole
 
 
 def esc(text: object) -> str:
@@ -53,26 +55,35 @@ def _display(expr: sympy.Expr) -> sympy.Expr:
 
 
 _MAX = sympy.Function("max")
-_SUPERSCRIPT = str.maketrans("0123456789+-−()n.", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁻⁽⁾ⁿ·")
+_SUPERSCRIPT = dict(zip(range(10), "⁰¹²³⁴⁵⁶⁷⁸⁹"))
 
 
-def _flatten_powers(lines: list[str]) -> list[str]:
-    """Two-line pretty prints whose top line only holds exponents become one line: (g − y)²."""
-    if len(lines) != 2:
-        return lines
-    top, bottom = lines[0], lines[1].ljust(len(lines[0]))
-    if not top.strip() or any(ch not in " 0123456789+-−n." for ch in top):
-        return lines
-    merged = [t.translate(_SUPERSCRIPT) if t != " " else b for t, b in zip(top.ljust(len(bottom)), bottom)]
-    return ["".join(merged).rstrip()]
+class _OneLine(StrPrinter):
+    """sympy's str printer, read as a textbook line: (g − y)², √(v), θ(z) for the step."""
+
+    def _print_Pow(self, expr, rational=False):
+        base, power = expr.as_base_exp()
+        if power.is_Integer and 2 <= int(power) <= 9:
+            return self.parenthesize(base, PRECEDENCE["Pow"], strict=True) + _SUPERSCRIPT[int(power)]
+        if power == sympy.S.Half:
+            return "√(" + self._print(base) + ")"
+        return super()._print_Pow(expr, rational)
+
+    def _print_Heaviside(self, expr):
+        return "θ(" + self._print(expr.args[0]) + ")"
 
 
 @functools.lru_cache(maxsize=4096)
 def formula(expr: sympy.Expr) -> tuple[str, ...]:
-    """sympy's unicode pretty print of ``expr``, one string per line (fractions take three)."""
-    text = sympy.pretty(_display(expr), use_unicode=True, wrap_line=False)
-    lines = [line.rstrip() for line in text.split("\n") if line.strip()]
-    return tuple(_flatten_powers(lines)) or ("",)
+    """``expr`` on one line, as a reader writes it (a one-element tuple).
+
+    >>> x, y = sympy.symbols("x y")
+    >>> formula((x - y) ** 2), formula(1 / x), formula(2 * x * sympy.Heaviside(y, 1) / x ** 3)
+    (('(x − y)²',), ('1/x',), ('2·θ(y)/x²',))
+    """
+    text = _OneLine({"order": None}).doprint(_display(expr))
+    text = "−" + text[1:] if text.startswith("-") else text
+    return (text.replace("**", "^").replace("*", "·").replace(" - ", " − ").replace("(-", "(−"),)
 
 
 def _operand_symbol(graph, node: str) -> sympy.Expr:
@@ -80,23 +91,32 @@ def _operand_symbol(graph, node: str) -> sympy.Expr:
     if data.get(ir.OP) == "const" and np.ndim(data[ir.ATTRS]["value"]) == 0:
         value = float(data[ir.ATTRS]["value"])
         return sympy.Integer(int(value)) if value.is_integer() and abs(value) < 2**53 else sympy.Float(value, 4)
-    return sympy.Symbol(short(node, 16), real=True)
+    return sympy.Symbol(short(node, 32), real=True)  # operand names in formulas, rarely cut
 
 
-def node_formula(graph, node: str) -> tuple[str, ...] | None:
-    """The formula of an elementwise or fused node over its operands' names, or None."""
+def node_expression(graph, node: str) -> sympy.Expr | None:
+    """An elementwise or fused node's formula over its operands' names, or None."""
     data = graph.nodes[node]
     args = ir.operands(graph, node)
     try:
         if ir.EXPR in data:
             expr, symbols = data[ir.EXPR]
-            expr = expr.xreplace({s: _operand_symbol(graph, a) for s, a in zip(symbols, args)})
-        else:
-            op = get_op(data[ir.OP], node)
-            if not op.elementwise:
-                return None
-            lam = definition(op.name, freeze(data.get(ir.ATTRS) or {}))
-            expr = lam(*[_operand_symbol(graph, a) for a in args])
+            return expr.xreplace({s: _operand_symbol(graph, a) for s, a in zip(symbols, args)})
+        op = get_op(data[ir.OP], node)
+        if not op.elementwise:
+            return None
+        lam = definition(op.name, freeze(data.get(ir.ATTRS) or {}))
+        return lam(*[_operand_symbol(graph, a) for a in args])
+    except Exception:  # noqa: BLE001 - a formula is a nicety; the node still draws without it
+        return None
+
+
+def node_formula(graph, node: str) -> tuple[str, ...] | None:
+    """The formula of an elementwise or fused node over its operands' names, or None."""
+    expr = node_expression(graph, node)
+    if expr is None:
+        return None
+    try:
         return formula(expr)
     except Exception:  # noqa: BLE001 - a formula is a nicety; the node still draws without it
         return None
@@ -130,10 +150,29 @@ def summary(value) -> str:
     head = shape_text(array.shape)
     if finite.size == 0:
         return f"{head}: all nan/inf"
-    text = f"{head}: {_num(finite.min())}…{_num(finite.max())}, mean {_num(finite.mean())}"
+    text = f"{head}: {_num(finite.min())}…{_num(finite.max())}, mean {_num(finite.mean())} {sparkline(finite)}"
     if finite.size < flat.size:
         text += f", {flat.size - finite.size} nan/inf"
-    return text
+    return text.rstrip()
+
+
+_BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values, bins: int = 8) -> str:
+    """A histogram in one line of text: how the entries spread between min and max.
+
+    >>> sparkline([0, 0, 0, 1, 2, 3, 3, 3, 3])   # empty bins are blank
+    '▆ ▃  ▃ █'
+    >>> sparkline([2.0, 2.0])
+    ''
+    """
+    array = np.asarray(values, dtype=np.float64).ravel()
+    if array.size < 2 or array.min() == array.max():
+        return ""
+    counts, _ = np.histogram(array, bins=bins)
+    top = counts.max()
+    return "".join(_BARS[min(len(_BARS) - 1, int(round((len(_BARS) - 1) * c / top)))] if c else " " for c in counts)
 
 
 def zero_count(value) -> tuple[int, int]:

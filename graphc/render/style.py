@@ -14,7 +14,8 @@ import networkx as nx
 from .. import ir
 from .labels import esc
 
-__all__ = ["NodeStyle", "KINDS", "MARKS", "kind_of", "node_attrs", "EDGE", "legend_label"]
+__all__ = ["NodeStyle", "KINDS", "MARKS", "kind_of", "node_attrs", "EDGE", "legend_label", "BAD", "GRAD",
+           "GREY_FILL", "GREY_TEXT"]
 
 
 @dataclass(frozen=True)
@@ -47,12 +48,13 @@ MARKS: dict[str, tuple[str, str]] = {
 EDGE = {
     "plain": {"color": "#4b5563"},
     "backward": {"color": "#c2410c", "style": "dashed"},
-    "critical": {"color": "#dc2626", "penwidth": "2.4"},
+    "critical": {"color": "#111827", "penwidth": "2.6"},  # black and bold: red is kept for NaN/Inf
     "zero": {"color": "#c9c9c9", "fontcolor": "#b0b0b0", "style": "dashed"},
 }
 
-BAD = "#dc2626"  # NaN and Inf
-GREY_FILL, GREY_TEXT = "#f1f1f1", "#9a9a9a"  # nodes that get no gradient
+BAD = "#dc2626"  # NaN and Inf, and nothing else
+GRAD = "#1e3a8a"  # every gradient number (∇), in a label or in a cell
+GREY_FILL, GREY_TEXT = "#f1f1f1", "#9a9a9a"  # no gradient flows: zero-gradient params and backward nodes
 
 
 def kind_of(graph: nx.MultiDiGraph, node: str) -> str:
@@ -94,11 +96,13 @@ def legend_label(kinds: list[str], marks: list[str], *, values: bool, grads: boo
                     '<td align="left">critical path (longest dependency chain)</td></tr>')
     rows.append('<tr><td>▭ ▭</td><td align="left">nodes lined up = one dependency level</td></tr>')
     if values:
-        rows.append('<tr><td>=</td><td align="left">forward value (tensors: shape, min/mean/max)</td></tr>')
+        rows.append('<tr><td>=</td>'
+                    '<td align="left">forward value (tensors: shape, min…max, mean, ▁▃█ histogram)</td></tr>')
         rows.append(f'<tr><td><font color="{BAD}">nan</font></td><td align="left">NaN or Inf</td></tr>')
     if grads:
-        rows.append('<tr><td>∇</td><td align="left">gradient of the output w.r.t. the node</td></tr>')
+        rows.append(f'<tr><td><font color="{GRAD}">∇</font></td>'
+                    '<td align="left">gradient of the output w.r.t. the node</td></tr>')
         rows.append(f'<tr><td><font color="{EDGE["zero"]["color"]}"><b>╌╌</b></font></td>'
-                    '<td align="left">no gradient flows (exactly zero)</td></tr>')
+                    '<td align="left">no gradient flows (exactly zero), forward and backward</td></tr>')
     body = "".join(rows)
     return f'<<table border="0" cellborder="0" cellspacing="2" cellpadding="2">{body}</table>>'

@@ -10,7 +10,7 @@ the tolerances and why).
 Every op of the table gets networks that apply it right under the loss, once with a
 constant cotangent (the loss a sum or mean directly over it) and once with a random one
 (a weighted sum or a loss function); a further test draws networks freely. Hypothesis
-runs derandomized, so CI sees the same ~330 networks every time; a failure shrinks to a
+runs derandomized, so CI sees the same ~340 networks every time; a failure shrinks to a
 minimal network and prints its builder code. ``benchmarks/differential.py`` runs the
 same checks over 10,000 networks.
 """
@@ -28,7 +28,7 @@ from graphc.ops import OPS
 CORPUS = settings(derandomize=True, database=None, deadline=None, print_blob=False,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                          HealthCheck.data_too_large])
-PER_OP = 3  # networks per (op, cotangent): 43 ops x 2 x 3 = 258
+PER_OP = 3  # networks per (op, cotangent): 44 ops x 2 x 3 = 264
 FREE = 80  # networks drawn without a required op
 
 
@@ -39,28 +39,9 @@ def saved():
     runner.close()
 
 
-# TEMPORARY, issue 9: the classes of disagreement whose fixes have not landed on this branch
-# yet ("path kind [error type]": Disagreement.klass), each with the defect it is. An entry
-# is deleted when its fix lands; the corpus is done when this is empty. Nothing else is
-# filtered: any other disagreement fails the test.
-AWAITING_FIX = {
-    "forward dtype": "a float32 graph's kink and clamp statements compute in float64",
-    "sgd_step dtype": "as above",
-    "value_and_grad dtype": "as above",
-    "value_and_grad(seed) dtype": "as above",
-    "ownership (second call) dtype": "as above",
-    "gc.grad dtype": "as above",
-    "saved dtype": "as above",
-    "saved forward dtype": "as above",
-    "saved(seed) dtype": "as above",
-    "value_and_grad(seed, of=out) dtype": "as above",
-    "stage differentiated dtype": "0.5 * x of a float32 x is declared float64 (a number decides the dtype)",
-}
-
-
 def _assert_agrees(case, saved) -> None:
     with np.errstate(all="ignore"):  # a wrong program may compute log of negatives: reported below
-        found = [d for d in check(case, saved) if d.klass not in AWAITING_FIX]
+        found = check(case, saved)
     if found:
         lines = "\n".join(f"  {d}" for d in found)
         pytest.fail(f"{len(found)} disagreement(s) with the oracle:\n{lines}\n\nreproducer:\n{case.reproducer}",
