@@ -394,3 +394,15 @@ def test_a_gather_with_repeated_indices_adds_their_cotangents():
     _, grads = prog.value_and_grad({"table": np.zeros((3, 2))})
     np.testing.assert_array_equal(grads["table"], [[3.0, 4.0], [0.0, 0.0], [6.0, 8.0]])
     assert "numpy.add.at(" in prog.source
+
+
+def test_a_float32_std_with_an_irrational_coefficient_stays_float32():
+    # std(x, ddof=1) over 6 entries folds to sqrt(5)/5 * sqrt(sum): printed as numpy.sqrt(5)
+    # (a float64 scalar) it widened the float32 result to float64
+    g = gc.Graph("std32")
+    x = g.input("x", shape=(3, 2), dtype="float32")
+    g.output("loss", gc.std(x, ddof=1) * 1.0)
+    feed = np.array([[0.0, 1.0], [2.0, 4.0], [-1.0, 3.0]])
+    loss = gc.compile(g).forward({"x": feed})["loss"]
+    assert loss.dtype == np.float32
+    np.testing.assert_allclose(loss, np.std(feed, ddof=1), rtol=1e-6)

@@ -587,15 +587,20 @@ def _argmax(net: Net) -> Value | None:
 
 
 def _moment(op: str):
+    # std's derivative is infinite where the variance is 0: std reads a value with spread
+    spread = (lambda v: np.size(v.value) >= 2 and np.var(v.value) >= 0.01) if op == "std" else (lambda v: True)
+
     def generate(net: Net) -> Value | None:
-        a = net.pick()
+        a = net.pick(spread)
+        if a is None:
+            return None
         axis = _axis(net, len(a.shape))
         axes = tuple(range(len(a.shape))) if axis is None else ((axis,) if isinstance(axis, int) else axis)
         symbolic = any(a.shape[k] == "N" for k in axes)
         ddof = 0 if symbolic or net.draw(st.booleans()) else 1
         count = int(np.prod([a.value.shape[k] for k in axes]))
         if count - ddof <= 0 or (op == "std" and np.min(np.var(a.value, axis=axis, ddof=ddof)) < 0.01):
-            return None  # std's derivative is infinite where the variance is 0
+            axis, ddof = None, 0  # the drawn axes hold one entry or no spread: the whole value's
         keep = net.draw(st.booleans())
         options = ("" if axis is None else f", axis={axis!r}") + (", keepdims=True" if keep else "") + \
             (", ddof=1" if ddof else "")
