@@ -13,7 +13,7 @@ from .builder import Graph, Node, from_networkx
 from .drawing import render
 from .errors import FeedError, GradientError, GraphcError, GraphError, HyperparameterError, RenderError, ShapeError
 from .evaluate import evaluate
-from .functional import apply, elementwise
+from .functional import apply, batch_norm, elementwise
 from .io import load, save
 from .pipeline import compile, grad
 from .program import Program
@@ -34,7 +34,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "zoo", "render", "Graph", "Node", "from_networkx", "compile", "grad", "check_gradients", "Program", "verify",
-    "evaluate", "elementwise", "apply",
+    "evaluate", "elementwise", "apply", "batch_norm",
     "save", "load",
     "GraphcError", "GraphError", "ShapeError", "FeedError", "GradientError", "RenderError", "HyperparameterError",
     "datasets", "init", "optim", "train", "save_weights", "load_weights",

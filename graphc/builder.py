@@ -179,8 +179,11 @@ def _dtype_name(dtype, node, op) -> str:
         kind = np.dtype(dtype)
     except TypeError:
         raise GraphError(f"{describe(node, op)}: unknown dtype {dtype!r}; use 'float64' or 'float32'") from None
+    if kind.name == "int64" and op == "input":  # class labels: ops that take them say so (Op.int_operands)
+        return kind.name
     if kind.kind != "f":
-        raise GraphError(f"{describe(node, op)}: dtype must be a float type, found {kind.name}")
+        also = " (int64 for an input of class labels)" if op == "input" else " (gradients are taken w.r.t. it)"
+        raise GraphError(f"{describe(node, op)}: dtype must be a float type{also}, found {kind.name}")
     return kind.name
 
 

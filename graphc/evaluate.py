@@ -170,7 +170,9 @@ def _value(graph: nx.DiGraph, node: str, values: dict, dims: dict, dtype) -> np.
     op = get_op(data[ir.OP], node)
     attrs = data.get(ir.ATTRS) or {}
     kind = np.dtype(dtype or data.get(ir.DTYPE, ir.DEFAULT_DTYPE))
-    args = [values[a].astype(kind, copy=False) for a in ir.operands(graph, node)]  # computed in its dtype
+    # computed in its dtype; a comparison (bool) or argmax (int64) reads its operands as they are
+    compute = kind if kind.kind == "f" else None
+    args = [values[a].astype(compute or values[a].dtype, copy=False) for a in ir.operands(graph, node)]
     shape = _concrete(data[ir.SHAPE], dims, node)
     if op.name == "const":
         result = np.array(attrs["value"], dtype=kind)

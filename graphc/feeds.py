@@ -122,6 +122,9 @@ def _check_one(graph, name, value, bound) -> np.ndarray:
                 f"feed {name!r} has shape {array.shape}, expected {shapes.fmt(declared)} "
                 f"(axis {axis}: expected {want}, found {got})"
             )
+    if np.dtype(dtype).kind in "iu" and array.dtype.kind == "f" and not np.array_equal(array, np.round(array)):
+        raise FeedError(f"feed {name!r} is declared {dtype} (class labels) but holds non-integral values; "
+                        "feed whole numbers, e.g. numpy.asarray(labels, dtype=numpy.int64)")
     return array.astype(dtype, copy=False)
 
 

@@ -55,6 +55,13 @@ def _doc(op: Op) -> str:
     return f"{what}."
 
 
+def _apply_variadic(op: Op, operands, attrs: dict) -> Node:
+    if isinstance(operands, (Node, str)) or not hasattr(operands, "__iter__"):
+        raise GraphError(f"gc.{op.function} takes a list of nodes (gc.{op.function}([a, b], axis=0)), "
+                         f"found {type(operands).__name__}")
+    return apply(op.name, *list(operands), **attrs)
+
+
 def user_function(op: Op) -> Callable[..., Node]:
     """The user function of an op: operands (node handles or numbers), then its attrs."""
     signature = _signature(op)
@@ -64,6 +71,8 @@ def user_function(op: Op) -> Callable[..., Node]:
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         attrs = {a: ATTR_FORMS.get(a, lambda v: v)(bound.arguments[a]) for a in op.attrs}
+        if op.arity < 0:  # variadic (concat, stack): the operands come as one sequence
+            return _apply_variadic(op, bound.arguments[operand_names[0]], attrs)
         return apply(op.name, *(bound.arguments[n] for n in operand_names), **attrs)
 
     function.__name__ = function.__qualname__ = op.function
@@ -77,7 +86,22 @@ def user_function(op: Op) -> Callable[..., Node]:
 OP_FUNCTIONS: list[str] = [op.function for op in OPS.values() if op.function and op.builtin]
 globals().update({op.function: user_function(op) for op in OPS.values() if op.function and op.builtin})
 
-__all__ = ["apply", "elementwise", *OP_FUNCTIONS]
+
+
+def batch_norm(x, gamma, beta, eps: float = 1e-5, mean=None, var=None) -> Node:
+    """Batch normalization: the batch's statistics (axis 0), or the given ``mean`` and ``var``.
+
+    (x - mean) / sqrt(var + eps) * gamma + beta; the variance divides by n. Given statistics
+    are usually running averages fed as inputs (the inference form).
+    """
+    if (mean is None) != (var is None):
+        raise GraphError("gc.batch_norm: give both mean= and var= (the inference form), or neither")
+    if mean is None:
+        return apply("batch_norm", x, gamma, beta, eps=builtins.float(eps))
+    return apply("batch_norm_given", x, gamma, beta, mean, var, eps=builtins.float(eps))
+
+
+__all__ = ["apply", "elementwise", "batch_norm", *OP_FUNCTIONS]
 
 
 def elementwise(name: str, fn: Callable, arity: int | None = None, *, kink: str = "") -> Callable[..., Node]:

@@ -189,7 +189,7 @@ def _scalar_name(prog) -> str:
 def _coarsest_eps(prog) -> float:
     """The machine epsilon of the least precise dtype the program computes in (float64: 0)."""
     dtypes = {np.dtype(data[ir.DTYPE]) for _, data in prog.graph.nodes(data=True)}
-    coarse = [np.finfo(d).eps for d in dtypes if d.itemsize < 8]
+    coarse = [np.finfo(d).eps for d in dtypes if d.kind == "f" and d.itemsize < 8]  # not masks, labels
     return float(max(coarse, default=0.0))
 
 
@@ -203,11 +203,12 @@ def _reference(prog, point: dict):
     """
     declared = prog.graph
     stopped = [n for n in declared.nodes if declared.nodes[n][ir.OP] == "stop_gradient"]
-    if not stopped and all(data[ir.DTYPE] == "float64" for _, data in declared.nodes(data=True)):
+    floats = [n for n, data in declared.nodes(data=True) if np.dtype(data[ir.DTYPE]).kind == "f"]
+    if not stopped and all(declared.nodes[n][ir.DTYPE] == "float64" for n in floats):
         return prog, {}
     fixed = evaluate(declared, point, stopped, dtype="float64") if stopped else {}
     twin = ir.copy_graph(declared)
-    for node in twin.nodes:
+    for node in floats:  # labels (int64) and masks (bool) keep their dtypes
         twin.nodes[node][ir.DTYPE] = "float64"
     for node in stopped:
         twin.remove_edges_from(list(twin.in_edges(node, keys=True)))

@@ -698,7 +698,10 @@ def _add_node(G: nx.MultiDiGraph, item: object, k: int, custom: dict, limits: Li
     if extra:
         raise GraphError(f"{where}: unknown field(s) {', '.join(map(repr, extra))}")
     dtype = item.get("dtype", ir.DEFAULT_DTYPE)
-    if dtype not in DTYPES:
+    # ops with a dtype rule of their own (a comparison is bool, argmax int64) may hold those;
+    # sources and every other op hold floats
+    if dtype not in DTYPES and not (known is not None and known.dtype is not None and dtype in ("bool", "int64")) \
+            and not (op == "input" and dtype == "int64"):  # class labels; ops that read them say so
         raise GraphError(f"{where} (op {op}): field 'dtype' must be one of {', '.join(DTYPES)}, found {dtype!r:.40}")
     raw_shape = _field(item, "shape", list, where)
     if len(raw_shape) > limits.rank:

@@ -53,7 +53,7 @@ def _check_node(graph: nx.MultiDiGraph, node) -> None:
         raise GraphError(f"{describe(node, op.name)}: a const needs attrs['value'], a number or an array")
     edges = list(graph.in_edges(node, data=ir.ARG))
     arity = len(edges) if op.arity < 0 else op.arity
-    if op.arity < 0 and not _has_expression(data, arity):
+    if op.name == "fused" and not _has_expression(data, arity):  # variadic concat/stack carry none
         raise GraphError(
             f"{describe(node, op.name)}: attribute 'expr' must be (sympy expression, symbols) with one "
             f"symbol per operand ({arity}), found {data.get(ir.EXPR)!r}"

@@ -133,7 +133,9 @@ def test_shape_rules_fail_at_declaration(build, fragments):
     (lambda g, x: g.input("x", shape=()), ["'x'", "taken"]),
     (lambda g, x: g.param("", shape=()), ["non-empty"]),
     (lambda g, x: g.input(3, shape=()), ["3"]),
-    (lambda g, x: g.input("i", shape=(), dtype="int64"), ["'i'", "int64", "float"]),
+    # int64 inputs are class labels (softmax_cross_entropy); a param or another int dtype is refused
+    (lambda g, x: g.param("i", shape=(), dtype="int64"), ["'i'", "int64", "float"]),
+    (lambda g, x: g.input("i", shape=(), dtype="int32"), ["'i'", "int32", "int64 for an input of class labels"]),
     (lambda g, x: g.input("j", shape=(), dtype="nonsense"), ["'j'", "nonsense"]),
     (lambda g, x: gc.apply("nope", x), ["'nope'", "relu", "gc.elementwise"]),
     (lambda g, x: gc.apply("add", x), ["add", "takes 2", "found 1"]),

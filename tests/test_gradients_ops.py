@@ -158,7 +158,7 @@ CASES: dict[str, list[Case]] = {
     "zeros_like": cases(Case("plus-x", ((3,),), lambda x: gc.apply("zeros_like", x) + x)),
 }
 
-for _reduction in ("sum", "mean", "max"):
+for _reduction in ("sum", "mean", "max", "min"):
     _f = getattr(gc, _reduction)
     CASES[_reduction] = cases(
         Case("all", ((2, 3),), _f),
@@ -196,12 +196,69 @@ CASES.update({
     ),
 })
 
+# Indexing, joining and the reductions of issue 13.
+CASES.update({
+    "index": cases(
+        Case("column", ((3, 4),), lambda x: x[:, 0]),
+        Case("rows", ((4, 3),), lambda x: x[1:3]),
+        Case("strided-newaxis", ((5, 2),), lambda x: x[::-2, None, 1]),
+        Case("scalar", ((2, 3),), lambda x: x[1, -1]),
+    ),
+    "index_grad": cases(Case("column", ((3,),), lambda g: gc.apply(
+        "index_grad", g, index=(("slice", None, None, None), 1), shape=(3, 4)))),
+    "take": cases(
+        Case("repeated-rows", ((3, 4),), lambda x: x[[2, 0, 2, 2]]),
+        Case("axis1-2d-index", ((2, 3),), lambda x: x[:, np.array([[0, 2], [1, 1]])]),
+    ),
+    "take_grad": cases(Case("repeated", ((3, 2),), lambda g: gc.apply(
+        "take_grad", g, indices=np.array([1, 0, 1]), axis=0, shape=(2, 2)))),
+    "concat": cases(
+        Case("axis1", ((2, 3), (2, 1)), lambda a, b: gc.concat([a, b], axis=1)),
+        Case("same-operand-twice", ((2, 2),), lambda a: gc.concat([a, a * a, a], axis=0)),
+    ),
+    "stack": cases(
+        Case("axis0", ((2, 3), (2, 3)), lambda a, b: gc.stack([a, b])),
+        Case("last-axis", ((3,), (3,)), lambda a, b: gc.stack([a, b * a], axis=-1)),
+    ),
+    # the condition is a comparison of a param: no gradient flows into it, only into a and b
+    "where": cases(
+        Case("relu-like", ((2, 3),), lambda x: gc.where(x > 0, x, 0.1 * x), (away,)),
+        Case("broadcast", ((2, 3), (3,), (2, 1)), lambda c, a, b: gc.where(c <= 0, a, b), (away,)),
+    ),
+    # labels are the argmax of a second param (no ties at random points): no gradient flows into them
+    "pick": cases(Case("rows", ((3, 4), (3, 4)), lambda z, s: gc.apply("pick", z, gc.argmax(s))),
+                  Case("axis0", ((4, 2), (4, 2)), lambda z, s: gc.apply("pick", z, gc.argmax(s, axis=0), axis=0))),
+    "pick_grad": cases(Case("rows", ((3,), (3, 4)),
+                            lambda g, s: gc.apply("pick_grad", g, gc.argmax(s), shape=(3, 4)))),
+    "layer_norm": cases(Case("rows", ((3, 4), (4,), (4,)), gc.layer_norm),
+                        Case("3d-eps", ((2, 2, 3), (3,), (3,)), lambda x, g, b: gc.layer_norm(x, g, b, eps=0.1))),
+    "batch_norm": cases(Case("batch", ((5, 3), (3,), (3,)), gc.batch_norm)),
+    "batch_norm_given": cases(Case("given", ((5, 3), (3,), (3,), (3,), (3,)),
+                                   lambda x, g, b, m, v: gc.batch_norm(x, g, b, mean=m, var=gc.square(v) + 0.5))),
+    "dropout": cases(Case("inverted", ((3, 4),), lambda x: gc.dropout(x, gc.stop_gradient(gc.where(
+        x > 0, 1.0, 0.0)), 0.25), (away,))),
+    "var": cases(
+        Case("all", ((2, 3),), gc.var),
+        Case("axis=0,ddof=1", ((3, 2),), lambda x: gc.var(x, axis=0, ddof=1)),
+        Case("axes=(0,2),keepdims", ((2, 3, 4),), lambda x: gc.var(x, axis=(0, 2), keepdims=True)),
+    ),
+    "std": cases(
+        Case("all", ((2, 3),), gc.std),
+        Case("axis=-1,ddof=1", ((2, 3),), lambda x: gc.std(x, axis=-1, ddof=1)),
+    ),
+})
+
 # Built-in ops that are not checked against central differences, and why.
 NOT_CHECKED = {
     "input": "a source: it has no operands to differentiate with respect to",
     "param": "a source: it has no operands to differentiate with respect to",
     "const": "a source: it has no operands to differentiate with respect to",
     "stop_gradient": "its gradient is zero by definition, not the identity's; test_stop_gradient checks that",
+    "argmax": "piecewise constant: a gradient through it is a GradientError (test_no_gradient_flows_through_...)",
+    "less": "a comparison (boolean): a gradient through it is a GradientError",
+    "less_equal": "a comparison (boolean): a gradient through it is a GradientError",
+    "greater": "a comparison (boolean): a gradient through it is a GradientError",
+    "greater_equal": "a comparison (boolean): a gradient through it is a GradientError",
 }
 
 
@@ -297,3 +354,55 @@ def test_stable_forms_do_not_overflow_at_800(op):
     prog = gc.compile(g)
     with np.errstate(over="raise", invalid="raise", divide="raise"):
         prog.value_and_grad({"z": np.array([800.0, -800.0]), "t": np.array([1.0, 0.0])})
+
+
+@pytest.mark.parametrize("through", ["argmax", "greater", "less_equal"])
+def test_no_gradient_flows_through_argmax_or_a_comparison(through):
+    g = gc.Graph(f"through-{through}")
+    p = g.param("p", shape=(2, 3))
+    node = {"argmax": lambda: gc.argmax(p), "greater": lambda: p > 0.5, "less_equal": lambda: p <= 0.0}[through]()
+    g.output("loss", gc.sum(node * 1.0) + gc.sum(p))
+    with pytest.raises(gc.GradientError, match=f"node '{node.id}' \\(op {through}\\).*stop_gradient"):
+        gc.compile(g)
+
+
+def test_a_comparison_behind_stop_gradient_or_as_a_condition_passes_no_gradient():
+    g = gc.Graph("mask")
+    p = g.param("p", shape=(4,))
+    mask = p > 0
+    g.output("loss", gc.sum(gc.stop_gradient(mask) * p) + gc.sum(gc.where(mask, p * p, 3.0 * p)))
+    value = np.array([-1.0, 0.5, 2.0, -0.25])
+    _, grads = gc.compile(g).value_and_grad({"p": value})
+    np.testing.assert_allclose(grads["p"], (value > 0) + np.where(value > 0, 2 * value, 3.0), rtol=1e-15)
+
+
+def test_min_splits_the_gradient_evenly_among_ties_and_says_so():
+    g = gc.Graph("min-ties")
+    p = g.param("p", shape=(2, 3))
+    g.output("loss", gc.sum(gc.min(p, axis=1) * g.const(np.array([1.0, 2.0]))))
+    prog = gc.compile(g)
+    _, grads = prog.value_and_grad({"p": np.array([[1.0, 1.0, 3.0], [0.5, 0.5, 0.5]])})
+    np.testing.assert_array_equal(grads["p"], [[0.5, 0.5, 0.0], [2 / 3, 2 / 3, 2 / 3]])
+    assert "ties split the gradient evenly among the minimal elements" in prog.source
+
+
+def test_a_gather_with_repeated_indices_adds_their_cotangents():
+    g = gc.Graph("gather")
+    table = g.param("table", shape=(3, 2))
+    g.output("loss", gc.sum(table[[2, 0, 2]] * g.const(np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]))))
+    prog = gc.compile(g)
+    _, grads = prog.value_and_grad({"table": np.zeros((3, 2))})
+    np.testing.assert_array_equal(grads["table"], [[3.0, 4.0], [0.0, 0.0], [6.0, 8.0]])
+    assert "numpy.add.at(" in prog.source
+
+
+def test_a_float32_std_with_an_irrational_coefficient_stays_float32():
+    # std(x, ddof=1) over 6 entries folds to sqrt(5)/5 * sqrt(sum): printed as numpy.sqrt(5)
+    # (a float64 scalar) it widened the float32 result to float64
+    g = gc.Graph("std32")
+    x = g.input("x", shape=(3, 2), dtype="float32")
+    g.output("loss", gc.std(x, ddof=1) * 1.0)
+    feed = np.array([[0.0, 1.0], [2.0, 4.0], [-1.0, 3.0]])
+    loss = gc.compile(g).forward({"x": feed})["loss"]
+    assert loss.dtype == np.float32
+    np.testing.assert_allclose(loss, np.std(feed, ddof=1), rtol=1e-6)

@@ -99,6 +99,10 @@ def np_sce(z, y, axis=-1):
     return np.mean(np_logsumexp(z, axis=axis) - np.sum(y * z, axis=axis))
 
 
+def np_layer_norm(x, gamma, beta, eps):
+    return (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + eps) * gamma + beta
+
+
 BROADCASTS = (("same", (2, 3), (2, 3)), ("row", (2, 3), (3,)), ("outer", (2, 1), (1, 3)), ("scalar", (), (2, 3)))
 
 
@@ -246,6 +250,81 @@ REFERENCES: dict[str, list[Case]] = {
              (fixed([1000.0, -1000.0, 1000.0, -1000.0]), fixed([1.0, 0.0, 0.0, 1.0])), exact=True),
     ],
     "fused": [fused_case()],
+    # indexing and joining (issue 13): numpy's own indexing is the reference
+    "index": [
+        Case("column", ((3, 4),), lambda x: x[:, 0], lambda x: x[:, 0]),
+        Case("rows", ((4, 3),), lambda x: x[1:3], lambda x: x[1:3]),
+        Case("step-negative", ((5, 2),), lambda x: x[::-2, 1], lambda x: x[::-2, 1]),
+        Case("ellipsis-newaxis", ((2, 3, 4),), lambda x: x[..., None, -1], lambda x: x[..., None, -1]),
+        Case("scalar", ((2, 3),), lambda x: x[1, 2], lambda x: x[1, 2]),
+    ],
+    "index_grad": [Case("column", ((3,),), lambda g: gc.apply("index_grad", g, index=(("slice", None, None, None), 1),
+                                                               shape=(3, 4)),
+                        lambda g: np.stack([np.zeros(3), g, np.zeros(3), np.zeros(3)], axis=1))],
+    "take": [
+        Case("rows-repeated", ((3, 4),), lambda x: x[[2, 0, 2]], lambda x: np.stack([x[2], x[0], x[2]])),
+        Case("axis1-2d-index", ((2, 3),), lambda x: x[:, np.array([[0, 2], [1, 1]])],
+             lambda x: np.stack([np.stack([x[:, 0], x[:, 2]], 1), np.stack([x[:, 1], x[:, 1]], 1)], 1)),
+    ],
+    "take_grad": [Case("repeated", ((3, 2),), lambda g: gc.apply("take_grad", g, indices=np.array([1, 0, 1]), axis=0,
+                                                                  shape=(2, 2)),
+                       lambda g: np.stack([g[1], g[0] + g[2]]))],
+    "concat": [
+        Case("axis1", ((2, 3), (2, 1)), lambda a, b: gc.concat([a, b], axis=1), lambda a, b: np.hstack([a, b])),
+        Case("three-axis0", ((1, 2), (2, 2), (1, 2)), lambda a, b, c: gc.concat([a, b, c]),
+             lambda a, b, c: np.vstack([a, b, c])),
+    ],
+    "stack": [
+        Case("axis0", ((2, 3), (2, 3)), lambda a, b: gc.stack([a, b]), lambda a, b: np.array([a, b])),
+        Case("last", ((3,), (3,), (3,)), lambda a, b, c: gc.stack([a, b, c], axis=-1),
+             lambda a, b, c: np.array([a, b, c]).T),
+    ],
+    # comparisons give booleans; where selects (compared as 0/1 floats)
+    "less": [Case("row", ((2, 3), (3,)), lambda a, b: a < b, lambda a, b: (a - b < 0).astype(float))],
+    "less_equal": [Case("ties", ((3,), (3,)), lambda a, b: a <= b, lambda a, b: 1.0 - (a - b > 0),
+                        (fixed([1.0, 2.0, 3.0]), fixed([2.0, 2.0, 2.0])))],
+    "greater": [Case("number", ((2, 3),), lambda a: a > 0, lambda a: (np.sign(a) == 1).astype(float))],
+    "greater_equal": [Case("ties", ((3,), (3,)), lambda a, b: a >= b, lambda a, b: 1.0 - (a - b < 0),
+                           (fixed([1.0, 2.0, 3.0]), fixed([2.0, 2.0, 2.0])))],
+    "where": [
+        Case("relu-like", ((2, 3),), lambda x: gc.where(x > 0, x, 0.0), lambda x: (x + np.abs(x)) / 2),
+        Case("broadcast", ((2, 3), (3,), (2, 1)), lambda c, a, b: gc.where(c > 0, a, b),
+             lambda c, a, b: [[a[j] if c[i, j] > 0 else b[i, 0] for j in range(3)] for i in range(2)]),
+    ],
+    "argmax": [
+        Case("last", ((3, 4),), gc.argmax, lambda x: [list(row).index(max(row)) for row in x]),
+        Case("axis0-ties-first", ((2, 2),), lambda x: gc.argmax(x, axis=0), lambda x: [0, 1],
+             (fixed([1.0, 0.0, 1.0, 2.0]),), exact=True),
+    ],
+    # labels from argmax: int64 values the op reads as indices
+    "pick": [Case("rows", ((3, 4), (3, 4)), lambda z, s: gc.apply("pick", z, gc.argmax(s)),
+                  lambda z, s: np.array([z[i, list(s[i]).index(max(s[i]))] for i in range(3)]))],
+    "pick_grad": [Case("rows", ((3,), (3, 4)), lambda g, s: gc.apply("pick_grad", g, gc.argmax(s), shape=(3, 4)),
+                       lambda g, s: np.array([[g[i] if j == list(s[i]).index(max(s[i])) else 0.0 for j in range(4)]
+                                              for i in range(3)]))],
+    # layers: the formulas written out here
+    "layer_norm": [Case("rows", ((3, 4), (4,), (4,)), gc.layer_norm, lambda x, g, b: np_layer_norm(x, g, b, 1e-5)),
+                   Case("eps=0.1-3d", ((2, 3, 4), (4,), (4,)), lambda x, g, b: gc.layer_norm(x, g, b, eps=0.1),
+                        lambda x, g, b: np_layer_norm(x, g, b, 0.1))],
+    "batch_norm": [Case("batch", ((5, 3), (3,), (3,)), gc.batch_norm,
+                        lambda x, g, b: (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-5) * g + b)],
+    "batch_norm_given": [Case("given", ((5, 3), (3,), (3,), (3,), (3,)),
+                              lambda x, g, b, m, v: gc.batch_norm(x, g, b, mean=m, var=v),
+                              lambda x, g, b, m, v: (x - m) / np.sqrt(v + 1e-5) * g + b,
+                              (normal, normal, normal, normal, positive))],
+    "dropout": [Case("inverted", ((3, 4), (3, 4)), lambda x, m: gc.dropout(x, m, 0.25), lambda x, m: x * m / 0.75,
+                     (normal, lambda rng, s: (rng.uniform(size=s) > 0.25) * 1.0))],
+    "min": reductions(gc.min, lambda x, axis, keepdims: -np.max(-x, axis=axis, keepdims=keepdims)),
+    "var": reductions(gc.var, lambda x, axis, keepdims: np.mean((x - np.mean(x, axis, keepdims=True)) ** 2,
+                                                                axis, keepdims=keepdims)) + [
+        Case("ddof=1", ((5, 2),), lambda x: gc.var(x, axis=0, ddof=1),
+             lambda x: ((x - x.mean(0)) ** 2).sum(0) / 4),
+    ],
+    "std": reductions(gc.std, lambda x, axis, keepdims: np.sqrt(np.mean((x - np.mean(x, axis, keepdims=True)) ** 2,
+                                                                        axis, keepdims=keepdims))) + [
+        Case("ddof=1", ((5, 2),), lambda x: gc.std(x, axis=0, ddof=1),
+             lambda x: np.sqrt(((x - x.mean(0)) ** 2).sum(0) / 4)),
+    ],
 }
 
 
@@ -368,7 +447,8 @@ def test_every_op_that_names_a_user_function_is_one_in_the_package():
         assert op.function in gc.__all__
         params = list(inspect.signature(function).parameters)
         assert params[len(params) - len(op.attrs):] == list(op.attrs), op.name
-        assert len(params) == max(op.arity, 0) + len(op.attrs), op.name
+        operands = 1 if op.arity < 0 else op.arity  # variadic ops (concat, stack) take one list
+        assert len(params) == operands + len(op.attrs), op.name
 
 
 def test_a_user_function_takes_its_attrs_by_keyword_and_position_like_numpy():
@@ -388,3 +468,30 @@ def test_built_in_ops_are_final():
     for name in ("relu", "matmul", "softmax"):
         with pytest.raises(gc.GraphError, match="built in"):
             register(OPS[name], replace=True)
+
+
+# -- every op travels through a graph file and is drawn -----------------------------------------
+FILE_FREE = {"fused"}  # a raw networkx graph: test_io covers fused kernels' expressions
+
+
+@pytest.mark.parametrize("op_name", sorted(REFERENCES))
+def test_every_op_survives_a_json_round_trip_and_is_drawn(op_name, tmp_path):
+    """gc.save then gc.load gives the same program (same source, same values); the drawing
+    of the graph names the op."""
+    from graphc.render import to_digraph
+
+    if op_name in FILE_FREE:
+        pytest.skip("raw networkx graph")
+    for case in REFERENCES[op_name]:
+        rng = np.random.default_rng(0)
+        arrays = case.draw(rng)
+        graph = build_graph(op_name, case, arrays)
+        loaded = gc.load(gc.save(graph, tmp_path / f"{op_name}-{case.id}.json"))
+        before, after = gc.compile(graph), gc.compile(loaded)
+        assert before.source == after.source, f"op {op_name}, case {case.id}"
+        names = before.graph.graph["inputs"] + before.graph.graph["params"]
+        feeds = {"x": 0.0} if op_name == "const" else dict(zip(names, arrays))
+        with np.errstate(divide="ignore", over="ignore"):
+            np.testing.assert_array_equal(before.forward(feeds)["out"], after.forward(feeds)["out"])
+        drawn = to_digraph(graph).source
+        assert op_name in drawn or op_name in ("input", "param", "const"), f"the drawing does not show {op_name}"

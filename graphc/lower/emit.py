@@ -163,7 +163,8 @@ class Module:
         (the IR gives an op its first operand's dtype; a float64 constant must not widen a
         float32 computation)."""
         readers = self.graph.successors(node)
-        dtypes = [self.graph.nodes[node][ir.DTYPE]] + [self.graph.nodes[r][ir.DTYPE] for r in readers]
+        dtypes = [self.graph.nodes[node][ir.DTYPE]] + [self.graph.nodes[r][ir.DTYPE] for r in readers
+                                                        if np.dtype(self.graph.nodes[r][ir.DTYPE]).kind == "f"]
         return min(dtypes, key=lambda d: (np.dtype(d).itemsize, d))
 
     def resolve(self, node: str) -> str:
@@ -315,7 +316,11 @@ class Module:
             into = f"in {target}'s buffer: " if own != target else ""
             return [f"# {own} = {formula}  ({into}{node!r} {data[ir.OP]}{_note(kink)})"] + lines
         if ir.EXPR not in data or not repeats(data[ir.EXPR][0]):
-            return [f"{target} = {self.expression(node)}{comment}"]
+            text = self.expression(node)
+            if isinstance(text, list):  # an op that fills its result (a scatter): lines over {out}
+                lines = [line.replace("{out}", target) for line in text]
+                return [lines[0] + comment] + lines[1:]
+            return [f"{target} = {text}{comment}"]
         expr = self.fused_expression(node, ir.operands(self.graph, node))
         shared, (reduced,) = sympy.cse(expr, symbols=sympy.numbered_symbols("_t"), optimizations=None)
         lines = [f"{name} = {self.backend.expression(part, data[ir.DTYPE])}" for name, part in shared]

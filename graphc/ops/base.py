@@ -48,6 +48,12 @@ class Op:
     function: str = ""
     operand_names: tuple[str, ...] = ()
     required: tuple[str, ...] = ()
+    # (operand dtypes) -> the node's dtype, for ops whose value is not of their operands'
+    # dtype (a comparison is bool, argmax int64); None: the first non-const operand's
+    dtype: Callable | None = None
+    # operand positions that may read an int64 input (class labels); everywhere else an
+    # int64 input is refused where it is used
+    int_operands: tuple[int, ...] = ()
 
     @property
     def composite(self) -> bool:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import shapes
-from ..errors import ShapeError, describe
+from ..errors import GraphError, ShapeError, describe
 from .base import Op, register
+from .labels import labels_shape
 from .tensor import _reduce_shape, normalize_axes
 
 
@@ -23,6 +24,14 @@ def _same_shape(arg_shapes, attrs, node=None, op=None):
 
 def _loss_shape(arg_shapes, attrs, node=None, op=None):
     pred, target = arg_shapes
+    if op == "softmax_cross_entropy" and pred and len(target) == len(pred) - 1:  # int class labels
+        axis = normalize_axes(attrs.get("axis"), len(pred), node, op)[0]
+        if tuple(target) != labels_shape(pred, axis):
+            raise ShapeError(
+                f"{describe(node, op)}: labels of shape {shapes.fmt(target)} do not match logits of shape "
+                f"{shapes.fmt(pred)}: one label per row is shape {shapes.fmt(labels_shape(pred, axis))}"
+            )
+        return ()
     if tuple(pred) != tuple(target):
         raise ShapeError(
             f"{describe(node, op)}: the prediction has shape {shapes.fmt(pred)} but the target has "
@@ -72,6 +81,14 @@ def _expand_softmax_cross_entropy(args, attrs):
     logits, target = args
     ed = logits.editor
     axis = attrs["axis"]
+    if len(target.shape) < len(logits.shape):  # int labels: the logit of each row's class
+        dtype = ed.graph.nodes[target.id]["dtype"]
+        if np.dtype(dtype).kind not in "iu":
+            raise GraphError(f"{describe(target.id)}: labels of shape {shapes.fmt(target.shape)} (one class per row) "
+                             f"must be int64, found {dtype}; declare the input dtype='int64', or give one-hot "
+                             "rows of the logits' shape")
+        picked = ed.add("pick", [logits, target], {"axis": axis})
+        return ed.add("mean", [_logsumexp_of(logits, axis, False) - picked])
     return ed.add("mean", [_logsumexp_of(logits, axis, False) - ed.sum(target * logits, axis=axis)])
 
 
@@ -105,6 +122,9 @@ def _reference_bce(values, attrs):
 def _reference_softmax_cross_entropy(values, attrs):
     logits, target = values
     axis = normalize_axes(attrs["axis"], logits.ndim)
+    if target.ndim < logits.ndim:  # int labels: their one-hot rows
+        classes = logits.shape[axis[0]]
+        target = np.moveaxis(np.eye(classes)[target.astype(np.int64)], -1, axis[0])
     return np.mean(-np.sum(target * _log_softmax(logits, axis), axis=axis))
 
 
@@ -144,5 +164,5 @@ register(Op("bce_with_logits", 2, _loss_shape, expand=_expand_mean_of("bce_logit
             function="bce_with_logits", operand_names=("logits", "target")))
 register(Op("softmax_cross_entropy", 2, _check_axis_shape(_loss_shape), attrs={"axis": -1},
             expand=_expand_softmax_cross_entropy, reference=_reference_softmax_cross_entropy,
-            doc="cross-entropy of softmax(logits) against one-hot rows, mean over rows",
-            function="softmax_cross_entropy", operand_names=("logits", "onehot")))
+            doc="cross-entropy of softmax(logits) against one-hot rows or int64 class labels, mean over rows",
+            function="softmax_cross_entropy", operand_names=("logits", "labels"), int_operands=(1,)))

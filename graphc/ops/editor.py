@@ -77,6 +77,18 @@ class Ref:
     def __matmul__(self, other): return self.editor.add("matmul", [self, other])
     def __rmatmul__(self, other): return self.editor.add("matmul", [other, self])
     def __neg__(self): return self.editor.add("neg", [self])
+    # comparisons give boolean nodes (for gc.where); == stays identity, as handles are hashed
+    def __lt__(self, other): return self.editor.add("less", [self, other])
+    def __le__(self, other): return self.editor.add("less_equal", [self, other])
+    def __gt__(self, other): return self.editor.add("greater", [self, other])
+    def __ge__(self, other): return self.editor.add("greater_equal", [self, other])
+
+    def __getitem__(self, key):
+        """``x[:, 0]``, ``x[1:3]``, ``x[idx]`` (an int array): see ``ops/indexing.py``."""
+        from .indexing import parse_key  # indexing registers ops that import this module's peers
+
+        op_name, attrs = parse_key(key, self.shape, describe(self.id, self.op))
+        return self.editor.add(op_name, [self], attrs)
     def __pos__(self): return self
 
     def __bool__(self):
@@ -93,6 +105,12 @@ def const_value(value, node=None, op="const") -> tuple[np.ndarray, float | np.nd
         where = f"{describe(node, op)}: " if node is not None else ""
         raise GraphError(f"{where}a const must be a real number or array, found {value!r}")
     return array, (float(array) if array.ndim == 0 else array.astype(np.float64))
+
+
+def _ops_taking_ints():
+    from .base import OPS
+
+    return [op for op in OPS.values() if op.int_operands and op.function]
 
 
 def constant_valued(graph: nx.MultiDiGraph, node_id: str) -> bool:
@@ -215,15 +233,33 @@ class Editor:
             )
         full = {**op.attrs, **attrs}
         args = [self.operand(o, f"op {op_name}") for o in operands]
+        self._check_int_inputs(op, args)
         node_id = node_id if node_id is not None else self.fresh(op_name)
         shape = op.shape([a.shape for a in args], full, node_id, op_name)
-        if dtype is None:
-            dtype = self._dtype_of(args)
-        for arg in args:  # a number, or a value made of consts only, adapts to the op's dtype
-            if self.graph.nodes[arg.id][ir.DTYPE] != dtype and constant_valued(self.graph, arg.id):
-                adopt_dtype(self.graph, arg.id, dtype)
+        operand_dtype = self._dtype_of(args)
+        target = dtype if dtype is not None and np.dtype(dtype).kind == "f" else operand_dtype
+        if np.dtype(target).kind == "f":  # a number, or a value made of consts only, adopts the
+            for arg in args:              # float dtype the op computes in (x > 0.5: 0.5 is x's)
+                own = self.graph.nodes[arg.id][ir.DTYPE]
+                if own != target and np.dtype(own).kind == "f" and constant_valued(self.graph, arg.id):
+                    adopt_dtype(self.graph, arg.id, target)
+        if dtype is None:  # the op's dtype rule (bool comparisons, int64 argmax) sees adopted consts
+            dtype = op.dtype([self.graph.nodes[a.id][ir.DTYPE] for a in args]) if op.dtype else operand_dtype
         ir.add_op(self.graph, node_id, op_name, [a.id for a in args], full, shape, dtype)
         return self._record(node_id)
+
+    def _check_int_inputs(self, op, args: list[Ref]) -> None:
+        """An int64 input (class labels) is read only where an op takes one (``Op.int_operands``)."""
+        nodes = self.graph.nodes
+        for position, arg in enumerate(args):
+            data = nodes[arg.id]
+            if data[ir.OP] == "input" and np.dtype(data[ir.DTYPE]).kind in "iu" and position not in op.int_operands:
+                takers = sorted(o.name for o in _ops_taking_ints())
+                raise GraphError(
+                    f"op {op.name}: operand {position} is {describe(arg.id, 'input')}, declared {data[ir.DTYPE]}; "
+                    f"op {op.name} takes float values there. int64 inputs are class labels, read by "
+                    f"{', '.join(takers)}; declare the input dtype='float64' to compute with it"
+                )
 
     def _dtype_of(self, args: list[Ref]) -> str:
         """An op's dtype: its first operand's whose value is not made of consts only (a
@@ -231,11 +267,15 @@ class Editor:
         ``0.5 + x`` and ``c @ x`` of a float32 x are float32)."""
         nodes = self.graph.nodes
         dtypes = [nodes[arg.id][ir.DTYPE] for arg in args]
-        if len(set(dtypes)) > 1:  # only a mix needs the (longer) look at where values come from
-            for arg, dtype in zip(args, dtypes):
-                if not constant_valued(self.graph, arg.id):
-                    return dtype
-        return dtypes[0] if dtypes else ir.DEFAULT_DTYPE
+        if len(set(dtypes)) <= 1:  # only a mix needs the (longer) look at where values come from
+            return dtypes[0] if dtypes else ir.DEFAULT_DTYPE
+        values = [d for arg, d in zip(args, dtypes) if not constant_valued(self.graph, arg.id)]
+        floats = [d for d in values if np.dtype(d).kind == "f"]
+        if floats:  # a boolean mask or int index next to a float value: the float's dtype
+            return floats[0]
+        if values and len(values) < len(args):  # mask * 1.0: numpy computes it in float64
+            return ir.DEFAULT_DTYPE
+        return values[0] if values else dtypes[0]
 
     def fused(self, fn: Callable, operands: Sequence, kink: str = "") -> Ref:
         """A ``fused`` node computing ``fn(*symbols)`` elementwise over ``operands``."""

@@ -31,6 +31,14 @@ class GraphcPrinter(NumPyPrinter):
         super().__init__({"strict": True, "fully_qualified_modules": True, **(settings or {})})
         self.dtype = dtype  # the float type steps (masks) are cast to: the node's own
 
+    def _print(self, expr, **kwargs):
+        # numpy.sqrt(5) is a numpy.float64 scalar, and numpy widens a float32 array it
+        # multiplies to float64; a Python float adopts the array's dtype, so in a node of a
+        # narrower dtype an irrational number is printed as its (float64-rounded) value
+        if self.dtype != "float64" and _irrational_number(expr):
+            return self._print_Float(sympy.Float(expr.evalf(30)))
+        return super()._print(expr, **kwargs)
+
     def _np(self, name: str) -> str:
         return self._module_format(f"numpy.{name}")
 
@@ -98,6 +106,12 @@ class GraphcPrinter(NumPyPrinter):
         return f"{self._np('sign')}({self._print(expr.args[0])})"
 
 
+def _irrational_number(expr) -> bool:
+    """A real number sympy keeps exact but not as a ratio of ints (sqrt(5), exp(2), pi)."""
+    return (isinstance(expr, sympy.Expr) and expr.is_number and not expr.is_Rational
+            and not expr.is_Float and expr.is_real is True)
+
+
 _PRINTERS: dict[str, GraphcPrinter] = {"float64": GraphcPrinter()}  # one per dtype
 
 
@@ -110,6 +124,8 @@ def print_expr(expr: sympy.Expr, dtype: str = "float64") -> str:
     '(z >= 0).astype(numpy.float32)'
     >>> print_expr(sympy.Piecewise((1, z >= 0), (0.2, True)), "float32")
     'numpy.where(numpy.greater_equal(z, 0), numpy.float32(1), numpy.float32(0.2))'
+    >>> print_expr(sympy.sqrt(5) * sympy.sqrt(z), "float32")  # numpy.sqrt(5) would widen z
+    '2.23606797749979*numpy.sqrt(z)'
     """
     printer = _PRINTERS.get(dtype)
     if printer is None:

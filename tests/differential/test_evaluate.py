@@ -147,8 +147,85 @@ def _cases(name):
             "softmax_cross_entropy": lambda: -np.mean(np.sum(onehot * np.log(_softmax_hand(X)), axis=1)),
         }[name]
         yield g, {"p": probs if name == "bce" else X, "t": onehot}, hand()
+    elif name in ISSUE_13:
+        yield from ISSUE_13[name](x3)
     else:
         pytest.fail(f"op {name!r} has no interpreter case in {__file__}: add one (numpy written by hand)")
+
+
+def _one(name, shapes, build, hand):
+    """A graph of inputs x0, x1.. of ``shapes`` and output y = build(*inputs); y by hand."""
+    def cases(x3):
+        arrays = [RNG.standard_normal(s) for s in shapes]
+        g = gc.Graph(name)
+        g.output("y", build(*[g.input(f"x{k}", shape=s) for k, s in enumerate(shapes)]))
+        yield g, {f"x{k}": a for k, a in enumerate(arrays)}, hand(*arrays)
+
+    return cases
+
+
+def _hand_min(x, axis=None, keepdims=False):
+    return -np.max(-x, axis=axis, keepdims=keepdims)
+
+
+def _hand_var(x, axis=None, keepdims=False, ddof=0):
+    count = x.size if axis is None else np.prod([x.shape[a] for a in np.atleast_1d(axis)])
+    centred = x - np.sum(x, axis=axis, keepdims=True) / count
+    return np.sum(centred * centred, axis=axis, keepdims=keepdims) / (count - ddof)
+
+
+def _reductions_and(name, hand, ddof=False):
+    def cases(x3):
+        yield from _reduction_cases(name, hand)
+        if ddof:
+            g = gc.Graph(name); x = g.input("x", shape=(2, 3, 4))
+            g.output("y", gc.apply(name, x, axis=1, ddof=1))
+            yield g, {"x": x3}, hand(x3, axis=1, ddof=1)
+
+    return cases
+
+
+# the ops of issue 13, each against numpy written by hand (loops and arithmetic, not the op itself)
+ISSUE_13 = {
+    "index": _one("index", [(3, 4)], lambda x: x[1:, -1], lambda a: np.array([a[1][3], a[2][3]])),
+    "index_grad": _one("index_grad", [(3,)], lambda g: gc.apply(
+        "index_grad", g, index=(("slice", None, None, None), 1), shape=(3, 2)),
+        lambda a: np.array([[0.0, v] for v in a])),
+    "take": _one("take", [(3, 2)], lambda x: x[[2, 0, 2]], lambda a: np.array([a[2], a[0], a[2]])),
+    "take_grad": _one("take_grad", [(3, 2)], lambda g: gc.apply(
+        "take_grad", g, indices=np.array([1, 0, 1]), axis=0, shape=(2, 2)), lambda a: np.array([a[1], a[0] + a[2]])),
+    "concat": _one("concat", [(2, 1), (2, 2)], lambda a, b: gc.concat([a, b], axis=1),
+                   lambda a, b: np.array([[a[i][0], b[i][0], b[i][1]] for i in range(2)])),
+    "stack": _one("stack", [(2,), (2,)], lambda a, b: gc.stack([a, b], axis=1),
+                  lambda a, b: np.array([[a[0], b[0]], [a[1], b[1]]])),
+    "less": _one("less", [(4,), (4,)], lambda a, b: a < b, lambda a, b: np.array([u < v for u, v in zip(a, b)])),
+    "less_equal": _one("less_equal", [(4,)], lambda a: a <= a, lambda a: np.ones(4, dtype=bool)),
+    "greater": _one("greater", [(4,), ()], lambda a, b: a > b, lambda a, b: np.array([u > b for u in a])),
+    "greater_equal": _one("greater_equal", [(4,)], lambda a: a >= a, lambda a: np.ones(4, dtype=bool)),
+    "where": _one("where", [(2, 3), (3,)], lambda c, a: gc.where(c > 0, a, -1.0),
+                  lambda c, a: np.array([[a[j] if c[i][j] > 0 else -1.0 for j in range(3)] for i in range(2)])),
+    "argmax": _one("argmax", [(3, 4)], lambda x: gc.argmax(x), lambda a: np.array([list(r).index(max(r)) for r in a])),
+    "pick": _one("pick", [(3, 4)], lambda z: gc.apply("pick", z, gc.argmax(z * -1.0)),
+                 lambda a: np.array([min(row) for row in a])),
+    "pick_grad": _one("pick_grad", [(3, 2)],
+                      lambda s: gc.apply("pick_grad", gc.sum(s, axis=1), gc.argmax(s), shape=(3, 2)),
+                      lambda a: np.array([[a[i].sum() if a[i][j] == max(a[i]) else 0.0 for j in range(2)]
+                                          for i in range(3)])),
+    "layer_norm": _one("layer_norm", [(2, 3), (3,), (3,)], gc.layer_norm, lambda x, g, b: np.array(
+        [[(r[j] - sum(r) / 3) / np.sqrt(sum((v - sum(r) / 3) ** 2 for v in r) / 3 + 1e-5) * g[j] + b[j]
+          for j in range(3)] for r in x])),
+    "batch_norm": _one("batch_norm", [(3, 2), (2,), (2,)], gc.batch_norm, lambda x, g, b: np.array(
+        [[(x[i][j] - sum(x[:, j]) / 3) / np.sqrt(sum((v - sum(x[:, j]) / 3) ** 2 for v in x[:, j]) / 3 + 1e-5)
+          * g[j] + b[j] for j in range(2)] for i in range(3)])),
+    "batch_norm_given": _one("batch_norm_given", [(3, 2), (2,), (2,), (2,), (2,)],
+                             lambda x, g, b, m, v: gc.batch_norm(x, g, b, mean=m, var=v * v),
+                             lambda x, g, b, m, v: np.array([[(x[i][j] - m[j]) / np.sqrt(v[j] * v[j] + 1e-5) * g[j]
+                                                              + b[j] for j in range(2)] for i in range(3)])),
+    "dropout": _one("dropout", [(2, 3), (2, 3)], lambda x, m: gc.dropout(x, m, 0.5), lambda x, m: x * m * 2.0),
+    "min": _reductions_and("min", _hand_min),
+    "var": _reductions_and("var", _hand_var, ddof=True),
+    "std": _reductions_and("std", lambda x, **kw: np.sqrt(_hand_var(x, **kw)), ddof=True),
+}
 
 
 @pytest.mark.parametrize("name", sorted(OPS))

@@ -148,6 +148,17 @@ class Net:
             self.pool.append(item)
         return item
 
+    def labels(self, shape, axis: int) -> Value:
+        """An int64 input of class labels for values of ``shape`` with classes on ``axis``."""
+        axis = axis % len(shape)
+        var = self.fresh("y")
+        label_shape = tuple(shape[:axis]) + tuple(shape[axis + 1:])
+        self.run(f'{var} = g.input("{var}", shape={self.shape_text(label_shape)}, dtype="int64")')
+        classes = self.dims(shape)[axis]
+        self.feeds[var] = self.rng.integers(0, classes, size=self.dims(label_shape))
+        self.ops.append("input")
+        return Value(var, label_shape, self.feeds[var].astype(np.float64), depends=False)
+
     def param(self, shape) -> Value:
         var = self.fresh("p")
         dtype = f", dtype={self.dtype!r}" if self.dtype != "float64" else ""
@@ -394,7 +405,10 @@ def _loss(op: str):
         if op == "bce":
             a = net.probability(a)
         role = {"softmax_cross_entropy": "onehot", "bce": "prob", "bce_with_logits": "prob"}.get(op, "data")
-        target = net.input(a.shape, role=role, axis=axis)
+        if op == "softmax_cross_entropy" and net.draw(st.booleans()):  # int64 class labels, one per row
+            target = net.labels(a.shape, axis)
+        else:
+            target = net.input(a.shape, role=role, axis=axis)
         extra = f", axis={axis}" if axis != -1 else ""
         return net.add(f"gc.{op}({a.var}, {target.var}{extra})", op, a.depends)
 
@@ -479,6 +493,212 @@ OP_GENERATORS = {
     "mse": _loss("mse"), "bce": _loss("bce"), "bce_with_logits": _loss("bce_with_logits"),
     "softmax_cross_entropy": _loss("softmax_cross_entropy"),
 }
+# -- indexing, joining, comparisons and the reductions of issue 13 ------------------------------
+def _concrete_axes(shape) -> list[int]:
+    return [k for k, d in enumerate(shape) if d != "N"]
+
+
+def _index(net: Net) -> Value | None:
+    a = net.pick(lambda v: bool(_concrete_axes(v.shape)))
+    if a is None:
+        return None
+    axis = net.draw(st.sampled_from(_concrete_axes(a.shape)))
+    size = a.shape[axis]
+    item = net.draw(st.sampled_from([str(size - 1), "-1", "0:1", f"{size - 1}::-1", "None, 0"]))
+    return net.add(f"{a.var}[{':, ' * axis}{item}]", "index", a.depends)
+
+
+def _index_grad(net: Net) -> Value | None:
+    a = net.pick(lambda v: "N" not in v.shape)  # an internal op: its shape attr is concrete here
+    if a is None:
+        return None
+    index = ("slice", None, None, None)
+    target = (*a.shape, 2)
+    return net.add(f'gc.apply("index_grad", {a.var}, index=({index!r},) * {len(a.shape)} + (1,), '
+                   f"shape={net.shape_text(tuple(target))})", "index_grad", a.depends)
+
+
+def _take(net: Net) -> Value | None:
+    a = net.pick(lambda v: bool(_concrete_axes(v.shape)))
+    if a is None:
+        return None
+    axis = net.draw(st.sampled_from(_concrete_axes(a.shape)))
+    indices = [int(i) for i in net.rng.integers(0, a.shape[axis], size=3)]
+    return net.add(f"{a.var}[{':, ' * axis}{indices!r}]", "take", a.depends)
+
+
+def _take_grad(net: Net) -> Value | None:
+    a = net.pick(lambda v: v.shape and "N" not in v.shape)  # an internal op: its shape attr is concrete here
+    if a is None:
+        a = net.param((net.k,))
+    axis = net.draw(st.sampled_from(_concrete_axes(a.shape)))
+    indices = [int(i) for i in net.rng.integers(0, 2, size=a.shape[axis])]
+    target = tuple(2 if k == axis else d for k, d in enumerate(a.shape))
+    return net.add(f'gc.apply("take_grad", {a.var}, indices=np.array({indices!r}), axis={axis}, '
+                   f"shape={net.shape_text(target)})", "take_grad", a.depends)
+
+
+def _joined(op: str):
+    def generate(net: Net) -> Value | None:
+        a = net.pick(lambda v: op == "stack" or bool(_concrete_axes(v.shape)))
+        if a is None:
+            return None
+        b = net.pick(lambda v: v.shape == a.shape)  # a itself at worst
+        if op == "stack":
+            axis = net.draw(st.sampled_from(list(range(-1, len(a.shape) + 1))))
+        else:
+            axis = net.draw(st.sampled_from(_concrete_axes(a.shape)))
+        return net.add(f"gc.{op}([{a.var}, {b.var}], axis={axis})", op, a.depends or b.depends)
+
+    return generate
+
+
+def _comparison(op: str):
+    """``where(a OP b, a, b)`` with a and b MARGIN apart (or copies): the selection never flips."""
+    symbol = {"less": "<", "less_equal": "<=", "greater": ">", "greater_equal": ">="}[op]
+
+    def generate(net: Net) -> Value | None:
+        a = net.pick()
+        b = net.partner(a)
+        gap = np.abs(np.broadcast_to(a.value, np.broadcast_shapes(a.value.shape, b.value.shape)) - b.value)
+        if b is not a and np.min(gap) < MARGIN:
+            return None
+        return net.add(f"gc.where({a.var} {symbol} {b.var}, {a.var}, {b.var})", op, a.depends or b.depends)
+
+    return generate
+
+
+def _where(net: Net) -> Value | None:
+    c = net.off_zero(net.pick())
+    if c is None:
+        return None
+    a = net.partner(c)
+    b = net.partner(c)
+    return net.add(f"gc.where({c.var} > 0, {a.var}, {b.var})", "where", c.depends or a.depends or b.depends)
+
+
+def _argmax(net: Net) -> Value | None:
+    a = net.pick(lambda v: len(v.shape) >= 1)
+    if a is None:
+        return None
+    axis = net.draw(st.sampled_from(list(range(-1, len(a.shape)))))
+    # as a condition: argmax * 1.0 would meet the simplifier's x * 1 -> x, which keeps int64
+    return net.add(f"gc.where(gc.argmax(gc.stop_gradient({a.var}), axis={axis}) > 0, 1.0, -1.0)", "argmax", False)
+
+
+def _moment(op: str):
+    # std's derivative is infinite where the variance is 0: std reads a value with spread
+    spread = (lambda v: np.size(v.value) >= 2 and np.var(v.value) >= 0.01) if op == "std" else (lambda v: True)
+
+    def generate(net: Net) -> Value | None:
+        a = net.pick(spread)
+        if a is None:
+            return None
+        axis = _axis(net, len(a.shape))
+        axes = tuple(range(len(a.shape))) if axis is None else ((axis,) if isinstance(axis, int) else axis)
+        symbolic = any(a.shape[k] == "N" for k in axes)
+        ddof = 0 if symbolic or net.draw(st.booleans()) else 1
+        count = int(np.prod([a.value.shape[k] for k in axes]))
+        if count - ddof <= 0 or (op == "std" and np.min(np.var(a.value, axis=axis, ddof=ddof)) < 0.01):
+            axis, ddof = None, 0  # the drawn axes hold one entry or no spread: the whole value's
+        keep = net.draw(st.booleans())
+        options = ("" if axis is None else f", axis={axis!r}") + (", keepdims=True" if keep else "") + \
+            (", ddof=1" if ddof else "")
+        return net.add(f"gc.{op}({a.var}{options})", op, a.depends)
+
+    return generate
+
+
+def _min(net: Net) -> Value | None:
+    a = net.pick()
+    axis = _axis(net, len(a.shape))
+    if not _clear_max(-a.value, axis):
+        return None
+    options = ("" if axis is None else f", axis={axis!r}") + (", keepdims=True" if net.draw(st.booleans()) else "")
+    return net.add(f"gc.min({a.var}{options})", "min", a.depends)
+
+
+def _pick(net: Net) -> Value | None:
+    a = net.pick(lambda v: len(v.shape) >= 1)
+    if a is None:
+        return None
+    axis = net.draw(st.sampled_from(list(range(-1, len(a.shape)))))
+    labels = f"gc.argmax(gc.stop_gradient({a.var}), axis={axis})"  # int64 labels from a value
+    return net.add(f'gc.apply("pick", {a.var}, {labels}, axis={axis})', "pick", a.depends)
+
+
+def _pick_grad(net: Net) -> Value | None:
+    a = net.pick(lambda v: len(v.shape) >= 1 and "N" not in v.shape)  # its shape attr is concrete here
+    if a is None:
+        a = net.param((net.k,))
+    axis = net.draw(st.sampled_from(list(range(len(a.shape)))))
+    labels = f"gc.argmax(gc.stop_gradient({a.var}), axis={axis})"
+    return net.add(f'gc.apply("pick_grad", gc.sum({a.var}, axis={axis}), {labels}, axis={axis}, '
+                   f"shape={net.shape_text(a.shape)})", "pick_grad", a.depends)
+
+
+def _features_of(net: Net, width) -> Value:
+    return net.param((width,))
+
+
+def _layer_norm(net: Net) -> Value | None:
+    # float32: a fresh input is normalized (the gradient into normalized values cancels to
+    # float32's eps relative to its terms, beyond gc.check_gradients' rtol of 1e-5)
+    a = net.pick(lambda v: len(v.shape) >= 1 and v.shape[-1] != "N" and v.shape[-1] >= 3) \
+        if net.dtype == "float64" else None
+    if a is None or np.min(np.var(a.value, axis=-1)) < 0.01:  # a constant row: sqrt(var + eps) is flat
+        a = net.input((net.batch, 4))
+        if np.min(np.var(a.value, axis=-1)) < 0.01:
+            return None
+    gamma, beta = _features_of(net, a.shape[-1]), _features_of(net, a.shape[-1])
+    return net.add(_degenerate_in_float32(net, f"gc.layer_norm({a.var}, {gamma.var}, {beta.var})"), "layer_norm", True)
+
+
+def _degenerate_in_float32(net: Net, expression: str) -> str:
+    """A normalization summed over its axis has gradient exactly 0 into what it normalizes;
+    float32 computes it as ~1e-7, which gc.check_gradients' float64 atol of 1e-7 calls a
+    failure. Under float32 the value goes through tanh, so that no gradient is 0 by symmetry."""
+    return f"gc.tanh({expression})" if net.dtype == "float32" else expression
+
+
+def _batch_norm(op: str):
+    def generate(net: Net) -> Value | None:
+        a = net.pick(lambda v: len(v.shape) == 2 and v.shape[1] != "N") if net.dtype == "float64" else None
+        if a is None or (op == "batch_norm" and (a.value.shape[0] < 2 or np.min(np.var(a.value, axis=0)) < 0.01)):
+            a = net.input((3, net.k))  # a batch of 3 rows: its variance is not 0
+        width = a.shape[1]
+        gamma, beta = _features_of(net, width), _features_of(net, width)
+        if op == "batch_norm":
+            if a.value.shape[0] < 2 or np.min(np.var(a.value, axis=0)) < 0.01:
+                return None
+            return net.add(_degenerate_in_float32(net, f"gc.batch_norm({a.var}, {gamma.var}, {beta.var})"), op, True)
+        mean, var = net.input((width,)), net.input((width,))
+        return net.add(f"gc.batch_norm({a.var}, {gamma.var}, {beta.var}, mean={mean.var}, "
+                       f"var=gc.square({var.var}) + 0.5)", op, True)
+
+    return generate
+
+
+def _dropout(net: Net) -> Value | None:
+    a = net.pick()
+    mask = net.input(a.shape, role="mask")
+    net.feeds[mask.var] = (net.rng.uniform(size=net.dims(a.shape)) > 0.3) * 1.0
+    mask.value = net.feeds[mask.var]
+    rate = net.draw(st.sampled_from([0.0, 0.3, 0.5]))
+    return net.add(f"gc.dropout({a.var}, {mask.var}, {rate})", "dropout", a.depends)
+
+
+OP_GENERATORS.update({
+    "layer_norm": _layer_norm, "batch_norm": _batch_norm("batch_norm"),
+    "batch_norm_given": _batch_norm("batch_norm_given"), "dropout": _dropout,
+    "pick": _pick, "pick_grad": _pick_grad,
+    "index": _index, "index_grad": _index_grad, "take": _take, "take_grad": _take_grad,
+    "concat": _joined("concat"), "stack": _joined("stack"),
+    **{name: _comparison(name) for name in ("less", "less_equal", "greater", "greater_equal")},
+    "where": _where, "argmax": _argmax, "min": _min, "var": _moment("var"), "std": _moment("std"),
+})
+
+
 def _dense(net: Net) -> Value | None:
     """The layer users write most: act(h @ W + b), b in a broadcast pattern of the layer's width."""
     h = net.pick(lambda v: len(v.shape) == 2 and v.shape[-1] != "N")
@@ -493,7 +713,8 @@ def _dense(net: Net) -> Value | None:
     return net.add(f"gc.{act}({h.var} @ {weights.var} + {bias.var})", act, True)
 
 
-KINKS = {"relu", "leaky_relu", "abs", "maximum", "max", "bce", "bce_terms"}  # no Hessian check through these
+KINKS = {"relu", "leaky_relu", "abs", "maximum", "max", "bce", "bce_terms",
+         "min", "where", "less", "less_equal", "greater", "greater_equal", "argmax"}  # no Hessian check through these
 STEP_OPS = sorted(name for name in OPS if name in OP_GENERATORS)
 
 
