@@ -159,16 +159,23 @@ def verify(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
                 f"{_where(graph, node)}: declared shape {shapes.fmt(found) if found is not None else 'none'} "
                 f"but its operands give {shapes.fmt(expected)}; fix the declaration or the operands"
             )
-        _check_dtype(graph, node, args)
+        _check_dtype(graph, node, op, args)
     _check_gradients(graph)
     _check_pass_attributes(graph)
     return graph
 
 
-def _check_dtype(graph: nx.MultiDiGraph, node, args: list) -> None:
-    """A node computes in its operands' dtype when they agree (no op widens or narrows)."""
-    dtypes = {graph.nodes[a].get(ir.DTYPE) for a in args}
+def _check_dtype(graph: nx.MultiDiGraph, node, op, args: list) -> None:
+    """A node has the dtype its op's rule gives (comparisons: bool, argmax: int64), and an op
+    without a rule computes in its operands' dtype when they agree (it widens or narrows nothing)."""
     found = graph.nodes[node].get(ir.DTYPE)
+    if op.dtype is not None and args:
+        expected = op.dtype([graph.nodes[a].get(ir.DTYPE) for a in args])
+        if found != expected:
+            raise GraphError(f"{_where(graph, node)}: declared dtype {found} but op {op.name}'s rule gives "
+                             f"{expected} for its operands; declare it {expected}")
+        return
+    dtypes = {graph.nodes[a].get(ir.DTYPE) for a in args}
     if len(dtypes) == 1 and found not in dtypes:
         (expected,) = dtypes
         raise GraphError(

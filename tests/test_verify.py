@@ -324,3 +324,15 @@ def test_a_node_declared_in_another_dtype_than_all_its_operands_is_refused():
     text = message(gc.GraphError, graph)
     assert "'h'" in text and "relu" in text
     assert "declared dtype float32 but its operands are all float64" in text
+
+
+def test_an_op_with_a_dtype_rule_is_held_to_it_not_to_its_operands_dtype():
+    g = gc.Graph("argmax")
+    x = g.input("x", shape=(3, 4))
+    g.output("i", gc.argmax(x, axis=1))
+    graph = ir.copy_graph(g.nx)
+    gc.verify(graph)  # an int64 argmax of float64 values is right
+    node = next(n for n in graph.nodes if graph.nodes[n][ir.OP] == "argmax")
+    graph.nodes[node][ir.DTYPE] = "float64"
+    text = message(gc.GraphError, graph)
+    assert "rule gives int64" in text
