@@ -15,23 +15,20 @@ import sympy
 from .. import shapes
 from ..errors import ShapeError, describe
 from .base import Op, register
-from .tensor import _attrs, _kept, _reduce_shape, _reduced_axes, _reducer, _reference_reduction, normalize_axes
+from .tensor import (
+    _reduce_shape,
+    _reducer,
+    _reference_reduction,
+    extremum_vjp,
+    normalize_axes,
+)
 
 __all__ = ["MIN_TIES"]
 
 MIN_TIES = "ties split the gradient evenly among the minimal elements"
 
 
-def _min_vjp(node, args, g, k):
-    ed = node.editor
-    (x,) = args
-    axes = _reduced_axes(node, x)
-    keep = _attrs(node).get("keepdims")
-    low = node if keep else ed.reshape(node, tuple(1 if i in axes else d for i, d in enumerate(x.shape)))
-    # 1 where x is minimal: min - x is never positive, so min >= x means x == min
-    mask = ed.fused(lambda m, v: sympy.Heaviside(m - v, 1), [low, x])
-    ties = ed.sum(mask, axis=axes, keepdims=True)
-    return ed.fused(lambda a, e, n: a * e / n, [_kept(node, x, g), mask, ties], f"d min: {MIN_TIES}")
+_min_vjp = extremum_vjp("min", MIN_TIES)
 
 
 register(Op(

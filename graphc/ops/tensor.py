@@ -253,16 +253,26 @@ def _mean_vjp(node, args, g, k):
 _MAX_TIES = "ties split the gradient evenly among the maximal elements"
 
 
-def _max_vjp(node, args, g, k):
-    ed = node.editor
-    (x,) = args
-    axes = _reduced_axes(node, x)
-    keep = _attrs(node).get("keepdims")
-    peak = node if keep else ed.reshape(node, tuple(1 if i in axes else d for i, d in enumerate(x.shape)))
-    # 1 where x is maximal: x - max is never positive, so x >= max means x == max
-    mask = ed.fused(lambda v, m: sympy.Heaviside(v - m, 1), [x, peak])
-    ties = ed.sum(mask, axis=axes, keepdims=True)
-    return ed.fused(lambda a, e, n: a * e / n, [_kept(node, x, g), mask, ties], f"d max: {_MAX_TIES}")
+def extremum_vjp(which: str, ties: str):
+    """The VJP of a max or min reduction (``which``): the gradient goes to the elements equal
+    to the result, split evenly among ties (``ties`` is the printed convention)."""
+
+    def vjp(node, args, g, k):
+        ed = node.editor
+        (x,) = args
+        axes = _reduced_axes(node, x)
+        keep = _attrs(node).get("keepdims")
+        extreme = node if keep else ed.reshape(node, tuple(1 if i in axes else d for i, d in enumerate(x.shape)))
+        # 1 where x equals the result: x - max (min - x) is never positive, so >= 0 means equal
+        pair = [x, extreme] if which == "max" else [extreme, x]
+        mask = ed.fused(lambda a, b: sympy.Heaviside(a - b, 1), pair)
+        count = ed.sum(mask, axis=axes, keepdims=True)
+        return ed.fused(lambda a, e, n: a * e / n, [_kept(node, x, g), mask, count], f"d {which}: {ties}")
+
+    return vjp
+
+
+_max_vjp = extremum_vjp("max", _MAX_TIES)
 
 
 for _name, _lower, _reference, _vjp, _doc, _kink in (
