@@ -23,7 +23,7 @@ import numpy as np
 
 from . import ir, shapes
 from .errors import GraphError, ShapeError, describe
-from .ops.base import get_op
+from .ops.base import Op, OpRegistry, get_op, op_for, with_custom_op
 from .ops.editor import Editor, Ref, const_value
 from .verify import infer_shapes, verify
 
@@ -187,27 +187,33 @@ def _dtype_name(dtype, node, op) -> str:
     return kind.name
 
 
-def apply(op_name: str, *operands, **attrs) -> Node:
-    """Add the node ``op_name(*operands)`` to the operands' graph and return its handle.
+def apply(op: str | Op, *operands, **attrs) -> Node:
+    """Add the node ``op(*operands)`` to the operands' graph and return its handle.
 
-    Python numbers among the operands become constants; attrs are checked against the op's
-    declared attrs and shapes against its shape rule, right here.
+    ``op`` is an op's name (built in, or a custom op the graph carries) or an :class:`Op`
+    record (a custom one joins the graph's custom ops). Python numbers among the operands
+    become constants; attrs are checked against the op's declared attrs and shapes against
+    its shape rule, right here.
     """
-    get_op(op_name)
+    name = op.name if isinstance(op, Op) else op
     graph = next((o.graph for o in operands if isinstance(o, Node)), None)
     if graph is None:
-        raise GraphError(f"op {op_name}: at least one operand must be a graphc Node, found {operands!r}")
-    return graph.editor.add(op_name, operands, attrs)
+        if not isinstance(op, Op):
+            get_op(op)  # an unknown name is the first thing to say
+        raise GraphError(f"op {name}: at least one operand must be a graphc Node, found {operands!r}")
+    return graph.editor.add(op, operands, attrs)
 
 
-def from_networkx(source: nx.DiGraph, name: str | None = None) -> Graph:
+def from_networkx(source: nx.DiGraph, name: str | None = None, ops=()) -> Graph:
     """A :class:`Graph` over a raw networkx graph whose nodes carry ``op``, ``shape``, ``attrs``.
 
     A ``MultiDiGraph`` is used as is (``g.nx is source``); a ``DiGraph`` is converted to
-    one. Edges carry ``arg``, the operand position (it may be left out for one-operand
-    ops). ``inputs``/``params`` default to the input/param nodes in node order and
-    ``outputs`` to the nodes nothing consumes. Shapes of op nodes are inferred where
-    missing, then the whole graph is verified.
+    one. Nodes name built-in ops, or the custom ops in ``ops`` (functions made by
+    ``gc.elementwise``, or ``Op`` records), which the graph then carries. Edges carry
+    ``arg``, the operand position (it may be left out for one-operand ops).
+    ``inputs``/``params`` default to the input/param nodes in node order and ``outputs`` to
+    the nodes nothing consumes. Shapes of op nodes are inferred where missing, then the
+    whole graph is verified.
     """
     if not isinstance(source, nx.DiGraph):
         raise GraphError(f"from_networkx takes a networkx DiGraph or MultiDiGraph, found {type(source).__name__}")
@@ -215,10 +221,11 @@ def from_networkx(source: nx.DiGraph, name: str | None = None) -> Graph:
     graph.graph.setdefault(ir.NAME, name or source.graph.get(ir.NAME, "graph"))
     if name is not None:
         graph.graph[ir.NAME] = name
+    _carry(graph, ops)
     for node, data in graph.nodes(data=True):
         if ir.OP not in data:
             raise GraphError(f"{describe(node)} has no 'op' attribute; set it to one of the op table's names")
-        get_op(data[ir.OP], node)
+        op_for(graph, data[ir.OP], node)
         data.setdefault(ir.ATTRS, {})
         data[ir.DTYPE] = _dtype_name(data.get(ir.DTYPE, ir.DEFAULT_DTYPE), node, data[ir.OP])
         if data[ir.OP] == "const" and isinstance(data[ir.ATTRS], dict) and data[ir.ATTRS].get("value") is not None:
@@ -231,7 +238,7 @@ def from_networkx(source: nx.DiGraph, name: str | None = None) -> Graph:
                 raise ShapeError(f"{describe(node, data[ir.OP])}: {error}") from None
     for source_node, target, _key, data in graph.edges(keys=True, data=True):
         if ir.ARG not in data:
-            if get_op(graph.nodes[target][ir.OP]).arity == 1:
+            if op_for(graph, graph.nodes[target][ir.OP]).arity == 1:
                 data[ir.ARG] = 0
             else:
                 raise GraphError(
@@ -248,3 +255,17 @@ def from_networkx(source: nx.DiGraph, name: str | None = None) -> Graph:
     infer_shapes(graph)
     verify(graph)
     return Graph(graph.graph[ir.NAME], nx_graph=graph)
+
+
+def _carry(graph: nx.MultiDiGraph, ops) -> None:
+    """Give ``graph`` the custom ops ``ops`` (user functions or Op records)."""
+    registry = graph.graph.get(ir.CUSTOM_OPS)
+    if registry is not None and not isinstance(registry, OpRegistry):
+        raise GraphError(f"graph attribute {ir.CUSTOM_OPS!r} must be a graphc OpRegistry, found "
+                         f"{type(registry).__name__}; pass custom ops as from_networkx(..., ops=[...])")
+    for op in ops:
+        record = getattr(op, "op", op)
+        if not isinstance(record, Op):
+            raise GraphError(f"from_networkx: ops= takes functions made by gc.elementwise or Op records, "
+                             f"found {type(op).__name__} {op!r:.60}")
+        with_custom_op(graph, record)

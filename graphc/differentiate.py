@@ -30,7 +30,7 @@ import sympy
 
 from . import ir, shapes
 from .errors import GradientError, GraphError, describe
-from .ops.base import OUT, arg_symbols, const_number, freeze, get_op, local_partials
+from .ops.base import OUT, arg_symbols, const_number, freeze, local_partials, op_for
 from .ops.editor import Editor, Ref
 from .ops.fused import fused_partials
 from .ops.vjp import NO_GRADIENT as _NO_GRADIENT
@@ -158,7 +158,7 @@ def _needs_gradient(graph: nx.MultiDiGraph, target: str, wrt: list[str]) -> set[
     downstream, stack = set(), list(wrt)
     while stack:
         node = stack.pop()
-        if node in downstream or get_op(ir.op_of(graph, node)).vjp is _NO_GRADIENT:
+        if node in downstream or op_for(graph, ir.op_of(graph, node), node).vjp is _NO_GRADIENT:
             continue
         downstream.add(node)
         stack.extend(graph.successors(node))
@@ -197,7 +197,7 @@ def _accumulate(editor: Editor, toward: dict[str, str], node: str, parts: list[s
 
 def _vjp(editor: Editor, graph: nx.MultiDiGraph, node: str, k: int, g: Ref) -> Ref | None:
     data = graph.nodes[node]
-    op = get_op(data[ir.OP], node)
+    op = op_for(graph, data[ir.OP], node)
     args = [editor.ref(a) for a in ir.operands(graph, node)]
     if op.elementwise:
         return _elementwise_vjp(editor, graph, node, op, args, k, g)
@@ -216,7 +216,7 @@ def _elementwise_vjp(editor, graph, node, op, args, k, g) -> Ref | None:
     else:
         constants = tuple((i, const_number(graph.nodes[a.id][ir.ATTRS]["value"]))
                           for i, a in enumerate(args) if _is_scalar_const(graph, a.id))
-        partial = local_partials(op.name, freeze(data[ir.ATTRS]), constants)[k]
+        partial = local_partials(op, freeze(data[ir.ATTRS]), constants)[k]
         kink = f"d {op.name}: {op.kink}" if op.kink else ""
         variables = list(arg_symbols(len(args)))
     partial = _without_dirac(partial)

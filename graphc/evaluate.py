@@ -40,7 +40,7 @@ import sympy
 
 from . import ir
 from .errors import FeedError, GraphError, describe
-from .ops.base import definition, freeze, get_op
+from .ops.base import definition, freeze, op_for
 from .ops.functions import sigmoid, softplus
 
 __all__ = ["evaluate", "UnboundDimError", "numpy_function"]
@@ -167,7 +167,7 @@ def _concrete(shape, dims: dict, node: str) -> tuple[int, ...]:
 
 def _value(graph: nx.DiGraph, node: str, values: dict, dims: dict, dtype) -> np.ndarray:
     data = graph.nodes[node]
-    op = get_op(data[ir.OP], node)
+    op = op_for(graph, data[ir.OP], node)
     attrs = data.get(ir.ATTRS) or {}
     kind = np.dtype(dtype or data.get(ir.DTYPE, ir.DEFAULT_DTYPE))
     # computed in its dtype; a comparison (bool) or argmax (int64) reads its operands as they are
@@ -177,7 +177,7 @@ def _value(graph: nx.DiGraph, node: str, values: dict, dims: dict, dtype) -> np.
     if op.name == "const":
         result = np.array(attrs["value"], dtype=kind)
     elif op.elementwise:
-        expr, symbols = _elementwise_expr(data, op.name, attrs)
+        expr, symbols = _elementwise_expr(data, op, attrs)
         env = dict(dims)
         env.update(zip(symbols, args))
         missing = expr.free_symbols - set(env)
@@ -198,11 +198,11 @@ def _value(graph: nx.DiGraph, node: str, values: dict, dims: dict, dtype) -> np.
     return result
 
 
-def _elementwise_expr(data: dict, op_name: str, attrs: dict) -> tuple[sympy.Expr, tuple]:
+def _elementwise_expr(data: dict, op, attrs: dict) -> tuple[sympy.Expr, tuple]:
     if ir.EXPR in data:
         expr, symbols = data[ir.EXPR]
         return expr, tuple(symbols)
-    lam = definition(op_name, freeze(attrs))
+    lam = definition(op, freeze(attrs))
     return lam.expr, tuple(lam.variables)
 
 

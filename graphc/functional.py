@@ -15,7 +15,7 @@ from .builder import Node, apply
 from .errors import GraphError
 from .ops import OPS, Op
 from .ops.base import select_steps
-from .ops.elementwise import add_elementwise
+from .ops.elementwise import elementwise_op
 from .ops.functions import sigmoid as sigmoid_fn
 from .ops.functions import softplus as softplus_fn
 from .ops.printing import check_printable
@@ -55,25 +55,30 @@ def _doc(op: Op) -> str:
     return f"{what}."
 
 
-def _apply_variadic(op: Op, operands, attrs: dict) -> Node:
+def _apply_variadic(op: Op, target, operands, attrs: dict) -> Node:
     if isinstance(operands, (Node, str)) or not hasattr(operands, "__iter__"):
         raise GraphError(f"gc.{op.function} takes a list of nodes (gc.{op.function}([a, b], axis=0)), "
                          f"found {type(operands).__name__}")
-    return apply(op.name, *list(operands), **attrs)
+    return apply(target, *list(operands), **attrs)
 
 
 def user_function(op: Op) -> Callable[..., Node]:
-    """The user function of an op: operands (node handles or numbers), then its attrs."""
+    """The user function of an op: operands (node handles or numbers), then its attrs.
+
+    The function holds the op's record, so a custom op reaches each graph it is applied in
+    (the graph then carries it).
+    """
     signature = _signature(op)
     operand_names = _operand_names(op)
+    target = op.name if op.builtin else op  # a built-in op is named; a custom one goes as its record
 
     def function(*args, **kwargs):
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         attrs = {a: ATTR_FORMS.get(a, lambda v: v)(bound.arguments[a]) for a in op.attrs}
         if op.arity < 0:  # variadic (concat, stack): the operands come as one sequence
-            return _apply_variadic(op, bound.arguments[operand_names[0]], attrs)
-        return apply(op.name, *(bound.arguments[n] for n in operand_names), **attrs)
+            return _apply_variadic(op, target, bound.arguments[operand_names[0]], attrs)
+        return apply(target, *(bound.arguments[n] for n in operand_names), **attrs)
 
     function.__name__ = function.__qualname__ = op.function
     function.__doc__ = _doc(op)
@@ -105,21 +110,23 @@ __all__ = ["apply", "elementwise", "batch_norm", *OP_FUNCTIONS]
 
 
 def elementwise(name: str, fn: Callable, arity: int | None = None, *, kink: str = "") -> Callable[..., Node]:
-    """Add an elementwise op from a sympy expression; it then works like a built-in one.
+    """An elementwise op from a sympy expression; it then works like a built-in one.
 
     ``fn`` builds a sympy expression from sympy symbols (one per operand). Its derivative,
-    numpy code and drawing come from that expression.
+    numpy code and drawing come from that expression. The op joins no global table: a
+    graph it is applied in carries it (copies, compiled programs and saved files too), so
+    another graph may define another op of the same name. The function's ``op`` is the
+    op's record.
 
     >>> import sympy, graphc as gc
     >>> swish = gc.elementwise("swish", lambda x: x / (1 + sympy.exp(-x)))
     >>> g = gc.Graph(); x = g.input("x", shape=(3,))
-    >>> swish(x).op
-    'swish'
+    >>> swish(x).op, list(gc.ops.custom_ops(g)), "swish" in gc.ops.OPS
+    ('swish', ['swish'], False)
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise GraphError(f"a custom op needs a name that is a Python identifier, found {name!r}")
-    existing = OPS.get(name)
-    if existing is not None and existing.builtin:
+    if name in OPS:
         raise GraphError(f"op {name!r} is built in; give the custom op another name")
     if not isinstance(kink, str) or not kink.isprintable():
         raise GraphError(f"custom op {name!r}: kink must be one line of printable text (it is printed as a "
@@ -141,14 +148,15 @@ def elementwise(name: str, fn: Callable, arity: int | None = None, *, kink: str 
         partial = select_steps(sympy.diff(expr, symbol)).replace(sympy.DiracDelta, lambda *_: sympy.S.Zero)
         check_printable(partial, name, f"its derivative in operand {k},")
     definition_expr = expr
-    op: Op = add_elementwise(name, arity, lambda *xs: definition_expr.xreplace(dict(zip(symbols, xs))),
-                             kink=kink, doc=str(expr), builtin=False, replace=existing is not None)
+    op: Op = elementwise_op(name, arity, lambda *xs: definition_expr.xreplace(dict(zip(symbols, xs))),
+                            kink=kink, doc=str(expr), builtin=False)
 
     def function(*operands):
-        return apply(op.name, *operands)
+        return apply(op, *operands)
 
     function.__name__ = function.__qualname__ = name
     function.__doc__ = f"Custom elementwise op {name}: {expr}."
+    function.op = op
     return function
 
 

@@ -39,7 +39,7 @@ from . import ir, shapes
 from .builder import Graph
 from .errors import FileError, GraphcError, GraphError, LimitError
 from .files import replace_file
-from .ops.base import OPS, arg_symbols, definition
+from .ops.base import OPS, OpRegistry, arg_symbols, definition, op_for
 from .ops.functions import sigmoid, softplus
 
 __all__ = ["save", "load", "loads", "to_data", "from_data", "print_expression", "parse_expression",
@@ -470,7 +470,7 @@ def to_data(graph: Graph | nx.DiGraph) -> dict:
     G = verify(_nx_graph(graph))
     nodes, custom = [], {}
     for node, data in G.nodes(data=True):
-        op = OPS[data[ir.OP]]
+        op = op_for(G, data[ir.OP], node)
         where = f"node {node!r}"
         nodes.append({
             "id": node, "op": op.name, "dtype": data.get(ir.DTYPE, ir.DEFAULT_DTYPE),
@@ -491,7 +491,7 @@ def _custom_entry(op) -> dict:
     if not op.elementwise or op.attrs:
         raise GraphError(f"op {op.name!r} is neither built in nor a custom elementwise op without attrs; "
                          "a file cannot hold it")
-    expr = definition(op.name, ()).expr
+    expr = definition(op, ()).expr
     return {"arity": op.arity, "expr": print_expression(expr, op.arity, op.name), "kink": op.kink}
 
 
@@ -632,7 +632,7 @@ def from_data(data: object, limits: Limits | Mapping | None = None) -> Graph:
     for k, item in enumerate(edges):
         _add_edge(G, item, k)
     G.graph.update(_graph_attrs(_field(data, "graph", dict, "the file")))
-    _register(custom)
+    G.graph[ir.CUSTOM_OPS] = _custom_registry(custom)
     return _checked(G)
 
 
@@ -658,8 +658,7 @@ def _parse_custom_ops(entries: dict, limits: Limits) -> dict[str, tuple[int, sym
         where = f"custom op {name!r}"
         if not _text(name, where).isidentifier():
             raise GraphError(f"{where}: a custom op name must be a Python identifier")
-        existing = OPS.get(name)
-        if existing is not None and existing.builtin:
+        if name in OPS:
             raise GraphError(f"{where}: the name is a built-in op; a file cannot redefine it")
         if not isinstance(entry, dict):
             raise GraphError(f"{where}: expected an object with arity, expr, kink")
@@ -676,9 +675,6 @@ def _parse_custom_ops(entries: dict, limits: Limits) -> dict[str, tuple[int, sym
                              f"characters, found {kink!r:.80}")
         expr, cost = _parse(_field(entry, "expr", str, where), arity, f"{where}, field 'expr'", limits.expr_cost, spent)
         spent += cost
-        if existing is not None and (existing.arity != arity or definition(name, ()).expr != expr):
-            raise GraphError(f"{where}: this process already defines {name!r} differently "
-                             f"({definition(name, ()).expr} vs {expr} in the file); rename one of them")
         parsed[name] = (arity, expr, kink)
     return parsed
 
@@ -692,7 +688,7 @@ def _add_node(G: nx.MultiDiGraph, item: object, k: int, custom: dict, limits: Li
         raise GraphError(f"{where}: node ids must be non-empty and unique")
     op = _field(item, "op", str, where)
     known = OPS.get(op)
-    if op not in custom and (known is None or not known.builtin):
+    if op not in custom and known is None:
         raise GraphError(f"{where}: unknown op {op!r}; use a built-in op or define it under 'custom_ops'")
     extra = sorted(set(item) - {"id", "op", "attrs", "shape", "dtype"})
     if extra:
@@ -750,14 +746,16 @@ def _graph_attrs(attrs: dict) -> dict:
     return out
 
 
-def _register(custom: dict) -> None:
+def _custom_registry(custom: dict) -> OpRegistry:
+    """The file's custom ops, for the loaded graph alone (no other graph, no global table)."""
     from .functional import elementwise
 
+    ops = []
     for name, (arity, expr, kink) in custom.items():
-        if name in OPS:
-            continue  # the same definition is already in the table (checked above)
         symbols = arg_symbols(arity)
-        elementwise(name, lambda *xs, e=expr, s=symbols: e.xreplace(dict(zip(s, xs))), arity, kink=kink)
+        made = elementwise(name, lambda *xs, e=expr, s=symbols: e.xreplace(dict(zip(s, xs))), arity, kink=kink)
+        ops.append(made.op)
+    return OpRegistry(ops)
 
 
 def _checked(G: nx.MultiDiGraph) -> Graph:

@@ -13,7 +13,9 @@ Edge attribute
     ``arg``    operand position 0..k-1; only :func:`operands` reads predecessors
 Graph attributes
     ``name``, ``inputs``, ``params``, ``outputs`` (ordered lists of node ids), and after
-    differentiation ``grads`` (ordered {wrt name: node id}) and ``seed``.
+    differentiation ``grads`` (ordered {wrt name: node id}) and ``seed``; ``custom_ops``,
+    the custom ops the graph's nodes may name (an immutable ``graphc.ops.base.OpRegistry``,
+    shared by copies).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ OUTPUTS = "outputs"
 GRADS = "grads"
 SEED = "seed"
 STATS = "stats"  # what the optimizing passes did (see passes/stats.py)
+CUSTOM_OPS = "custom_ops"  # the graph's own ops (an immutable OpRegistry; see ops/base.py)
 
 # Phases.
 FORWARD = "forward"
@@ -60,7 +63,7 @@ DEFAULT_DTYPE = "float64"
 
 __all__ = [
     "OP", "ATTRS", "SHAPE", "DTYPE", "PHASE", "GRAD_OF", "LEVEL", "EXPR", "MARK", "EARLY", "FUSED_SIZE", "ARG",
-    "NAME", "INPUTS", "PARAMS", "OUTPUTS", "GRADS", "SEED", "STATS", "FORWARD", "BACKWARD", "MARKS",
+    "NAME", "INPUTS", "PARAMS", "OUTPUTS", "GRADS", "SEED", "STATS", "CUSTOM_OPS", "FORWARD", "BACKWARD", "MARKS",
     "DEFAULT_DTYPE", "operands", "new_graph", "op_of", "attrs_of", "shape_of", "sources", "topological_order",
     "copy_graph", "fresh_id", "add_op",
 ]

@@ -12,7 +12,7 @@ import sympy
 from . import ir, shapes
 from .errors import GraphError, ShapeError, describe
 from .ops.attrs import check_attrs
-from .ops.base import get_op
+from .ops.base import OpRegistry, op_for
 
 __all__ = ["verify", "infer_shapes", "topological_order"]
 
@@ -35,7 +35,7 @@ def _check_node(graph: nx.MultiDiGraph, node) -> None:
     data = graph.nodes[node]
     if ir.OP not in data:
         raise GraphError(f"{describe(node)} has no 'op' attribute; set it to one of the op table's names")
-    op = get_op(data[ir.OP], node)
+    op = op_for(graph, data[ir.OP], node)
     attrs = data.get(ir.ATTRS)
     if not isinstance(attrs, dict):
         raise GraphError(
@@ -113,6 +113,13 @@ def _check_lists(graph: nx.MultiDiGraph) -> None:
         raise GraphError(f"graph outputs {outputs!r} name a node twice")
 
 
+def _check_registry(graph: nx.MultiDiGraph) -> None:
+    registry = graph.graph.get(ir.CUSTOM_OPS)
+    if registry is not None and not isinstance(registry, OpRegistry):
+        raise GraphError(f"graph attribute {ir.CUSTOM_OPS!r} must be a graphc OpRegistry (the graph's custom ops), "
+                         f"found {type(registry).__name__}; make custom ops with gc.elementwise and apply them")
+
+
 def infer_shapes(graph: nx.MultiDiGraph) -> None:
     """Fill in the shape of every op node that has none (in place)."""
     for node in topological_order(graph):
@@ -120,7 +127,7 @@ def infer_shapes(graph: nx.MultiDiGraph) -> None:
         if ir.SHAPE in data:
             continue
         _check_node(graph, node)
-        op = get_op(data[ir.OP], node)
+        op = op_for(graph, data[ir.OP], node)
         args = ir.operands(graph, node)
         data[ir.SHAPE] = op.shape([graph.nodes[a][ir.SHAPE] for a in args], data[ir.ATTRS], node, op.name)
 
@@ -137,13 +144,14 @@ def verify(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     """
     if not isinstance(graph, nx.DiGraph):
         raise GraphError(f"expected a networkx MultiDiGraph, found {type(graph).__name__}")
+    _check_registry(graph)
     for node in graph.nodes:
         _check_node(graph, node)
     order = topological_order(graph)
     _check_lists(graph)
     for node in order:
         data = graph.nodes[node]
-        op = get_op(data[ir.OP], node)
+        op = op_for(graph, data[ir.OP], node)
         if op.source and op.name != "const":
             continue
         args = ir.operands(graph, node)

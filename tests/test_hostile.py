@@ -115,7 +115,7 @@ def test_a_refused_expression_loads_once_its_limit_is_raised(tmp_path):
     assert f"is {cost}, more than the limit expr_cost=2000" in message
     assert f"limits={{'expr_cost': {cost}}}" in message and f"--limit expr_cost={cost}" in message
     graph = gc.load(path, limits=gc.io.Limits(expr_cost=cost))
-    assert any(gc.ops.OPS[graph.nx.nodes[n]["op"]].builtin is False for n in graph.nx)
+    assert any(gc.ops.op_for(graph, graph.nx.nodes[n]["op"]).builtin is False for n in graph.nx)
 
 
 def test_the_cost_of_max_grows_with_the_square_of_its_arguments():

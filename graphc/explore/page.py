@@ -31,7 +31,7 @@ import numpy as np
 
 from .. import ir
 from ..errors import FeedError
-from ..ops.base import get_op
+from ..ops.base import op_for
 from ..render import style
 from ..render.formulas import to_mathml
 from ..render.labels import node_expression, shape_text
@@ -56,7 +56,7 @@ def _kink(graph: nx.MultiDiGraph, node: str) -> str:
     if (data.get(ir.ATTRS) or {}).get("kink"):
         return str(data[ir.ATTRS]["kink"])
     try:
-        return get_op(data[ir.OP], node).kink
+        return op_for(graph, data[ir.OP], node).kink
     except Exception:  # noqa: BLE001 - an unknown op simply has no convention to show
         return ""
 

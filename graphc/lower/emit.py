@@ -21,7 +21,7 @@ import sympy
 from .. import ir
 from .. import schedule as plan
 from ..errors import GraphError, describe
-from ..ops.base import OPS, definition, freeze, get_op
+from ..ops.base import OPS, custom_ops, definition, freeze, op_for
 from .backend import NUMPY, Backend
 from .kernel import repeats
 from .naming import RESERVED, Namespace
@@ -202,13 +202,13 @@ class Module:
     # -- statements ------------------------------------------------------------------------
     def expression(self, node: str) -> str:
         data = self.graph.nodes[node]
-        op = get_op(data[ir.OP], node)
+        op = op_for(self.graph, data[ir.OP], node)
         args = ir.operands(self.graph, node)
         if op.elementwise:
             if ir.EXPR in data:  # a fused kernel: its expression over its operands
                 expr = self.fused_expression(node, args)
             else:
-                expr = definition(op.name, freeze(data[ir.ATTRS]))(*[self.symbol(a) for a in args])
+                expr = definition(op, freeze(data[ir.ATTRS]))(*[self.symbol(a) for a in args])
             values = {self.atom(a) for a in args if not self.is_scalar_const(a)}
             if not any(s.name in values for s in expr.free_symbols):
                 # a number (0, 1/N): a numpy scalar of the node's dtype, never a Python int
@@ -235,7 +235,7 @@ class Module:
         if ir.EXPR in data:
             expr, symbols = data[ir.EXPR]
         else:
-            lam = definition(data[ir.OP], freeze(data[ir.ATTRS]))
+            lam = definition(op_for(self.graph, data[ir.OP], node), freeze(data[ir.ATTRS]))
             expr, symbols = lam.expr, lam.variables
         mapping, leaves, names = {}, [], {}
         for k, (symbol, arg) in enumerate(zip(symbols, args)):
@@ -258,7 +258,7 @@ class Module:
     def handover(self, node: str, donors: frozenset[str]) -> str | None:
         """The dying operand whose buffer ``node``'s kernel leaves its result in, if any."""
         data = self.graph.nodes[node]
-        if not (get_op(data[ir.OP], node).elementwise and data[ir.SHAPE] and donors):
+        if not (op_for(self.graph, data[ir.OP], node).elementwise and data[ir.SHAPE] and donors):
             return None
         lines = self._canonical(node, donors)[3]
         for line in lines:
@@ -306,7 +306,7 @@ class Module:
         self.noted.add(kink)
         comment = f"  # {node!r} {data[ir.OP]}{_note(kink)}"
         target = self.ident(node)
-        op = get_op(data[ir.OP], node)
+        op = op_for(self.graph, data[ir.OP], node)
         if op.elementwise and data[ir.SHAPE]:
             lines, formula = self._kernel(node, donors, target)
             lines = [line for line in lines if line != f"{target} = {target}"]  # the buffer keeps its name
@@ -407,7 +407,7 @@ def _buffer_names(module: Module, fn: plan.FunctionPlan) -> dict[str, str]:
     names = {}
     for members in chain.values():
         if len(members) > 1:  # a name the user gave (h1, d_h1) over one made from an op (add_2, d_add_1)
-            best = next((m for m in reversed(members) if not _made_from_an_op(m)), members[-1])
+            best = next((m for m in reversed(members) if not _made_from_an_op(module.graph, m)), members[-1])
             if members[0] in fn.args:  # an argument is bound under its own name on entry
                 best = members[0]
             names.update({m: module.namespace.name(best) for m in members})
@@ -417,10 +417,10 @@ def _buffer_names(module: Module, fn: plan.FunctionPlan) -> dict[str, str]:
 _MADE = re.compile(r"(?:d_)?([A-Za-z_]+?)(?:_\d+)?")
 
 
-def _made_from_an_op(node: str) -> bool:
+def _made_from_an_op(graph, node: str) -> bool:
     """Whether a node id looks made by the compiler from an op's name (``add_2``, ``d_matmul_1``)."""
     match = _MADE.fullmatch(node)
-    return bool(match) and match.group(1) in OPS
+    return bool(match) and (match.group(1) in OPS or match.group(1) in custom_ops(graph))
 
 
 def print_sgd_step(module: Module, step: plan.StepPlan) -> str:

@@ -1,6 +1,9 @@
-"""The op table (``OPS``): every op's facets in one entry; see ``base.Op``."""
+"""The op table (``OPS``, the built-in ops, final once imported) and each graph's custom ops
+(``op_for(graph, name)`` looks a name up in both); every op's facets in one entry: ``base.Op``."""
 
 from . import compare, composite, elementwise, fused, indexing, labels, nn, stats, tensor, vjp  # noqa: F401 - registering the table
-from .base import OPS, Op, definition, get_op, local_partials, register
+from .base import OPS, Op, OpRegistry, custom_ops, definition, get_op, local_partials, op_for, register, seal
 
-__all__ = ["OPS", "Op", "definition", "get_op", "local_partials", "register"]
+seal()  # every built-in op is in the table: from here on a new op is a custom op a graph carries
+
+__all__ = ["OPS", "Op", "OpRegistry", "custom_ops", "definition", "get_op", "local_partials", "op_for", "register"]

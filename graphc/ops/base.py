@@ -7,23 +7,30 @@ An entry has its arity, traits (elementwise, commutative), shape rule, and one o
 - ``expand``: for composite ops, their numerically stable expansion into primitives.
 - ``reference``: for tensor and composite ops, their direct numpy definition (the oracle).
 VJP rules of tensor ops live in ``graphc/ops/tensor.py`` next to their shape rules.
+
+Two tables answer "which op is this name?", and :func:`op_for` asks both: the built-in
+ops (``OPS``, read-only once ``graphc.ops`` is imported), and the custom ops a graph
+carries (an :class:`OpRegistry` under the graph attribute ``ir.CUSTOM_OPS``), so two graphs
+may each define their own ``swish`` and a graph file's ops never reach another graph.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import sympy
 
+from .. import ir
 from ..errors import GraphError
 
-__all__ = ["Op", "OPS", "register", "get_op", "definition", "local_partials", "freeze", "const_number",
-           "select_steps"]
+__all__ = ["Op", "OPS", "OpRegistry", "register", "seal", "get_op", "op_for", "custom_ops", "with_custom_op",
+           "definition", "local_partials", "freeze", "const_number", "select_steps"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # an op is its record: equal only to itself (and hashable so)
 class Op:
     name: str
     arity: int  # -1: any number of operands (fused kernels)
@@ -64,33 +71,163 @@ class Op:
         return self.arity == 0
 
 
-OPS: dict[str, Op] = {}
+_BUILTINS: dict[str, Op] = {}
+OPS: Mapping[str, Op] = types.MappingProxyType(_BUILTINS)  # the built-in ops, read-only
+_sealed = False
 
 
-def register(op: Op, replace: bool = False) -> Op:
-    """Add an op to the table; a name can be taken once unless ``replace``.
+def register(op: Op) -> Op:
+    """Add a built-in op to the table, while ``graphc.ops`` is being imported.
 
-    Built-in ops are final: once registered, no entry replaces them.
+    A name is taken once; built-in ops are final: once ``graphc.ops`` is imported the
+    table is sealed, and a new op is a custom op that a graph carries (:func:`with_custom_op`).
     """
-    existing = OPS.get(op.name)
-    if existing is not None and (existing.builtin or not replace):
-        raise GraphError(f"op {op.name!r} is already in the op table{' (built in)' if existing.builtin else ''}; "
-                         "choose another name")
-    OPS[op.name] = op
-    definition.cache_clear()
-    local_partials.cache_clear()
+    if _sealed:
+        raise GraphError(f"op {op.name!r}: the built-in op table is final once graphc is imported; make it a "
+                         "custom op (Op(..., builtin=False), used through gc.apply(op, ...)), which the graph "
+                         "using it carries")
+    if not op.builtin:
+        raise GraphError(f"op {op.name!r} is a custom op (builtin=False): a graph carries it, the built-in "
+                         "table does not; use it through gc.apply(op, ...)")
+    if op.name in _BUILTINS:
+        raise GraphError(f"op {op.name!r} is already in the op table (built in); choose another name")
+    _BUILTINS[op.name] = op
+    return op
+
+
+def seal() -> None:
+    """Freeze the built-in table (``graphc.ops`` calls it once every built-in is registered)."""
+    global _sealed
+    _sealed = True
+
+
+class OpRegistry(Mapping):
+    """The custom ops one graph carries: an immutable map from name to :class:`Op`.
+
+    Adding an op (:meth:`with_op`) gives a new registry, so a graph and its copies share
+    one registry until one of them adds an op, and the others never see it.
+
+    >>> square_plus = Op("square_plus", 1, lambda shapes, attrs, node=None, op=None: shapes[0],
+    ...                  elementwise=True, fn=lambda x: x**2 + 1, builtin=False)
+    >>> ops = OpRegistry().with_op(square_plus)
+    >>> list(ops), ops["square_plus"] is square_plus, len(OpRegistry())
+    (['square_plus'], True, 0)
+    """
+
+    __slots__ = ("_ops",)
+
+    def __init__(self, ops: Iterable[Op] = ()):
+        self._ops: dict[str, Op] = {}
+        for op in ops:
+            self._ops = self.with_op(op)._ops
+
+    def __getitem__(self, name: str) -> Op:
+        return self._ops[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ops)
+
+    def __len__(self) -> int:
+        return len(self._ops)
+
+    def __repr__(self) -> str:
+        return f"OpRegistry({sorted(self._ops)})"
+
+    def __copy__(self) -> OpRegistry:
+        return self  # immutable: copies of a graph share it
+
+    def __deepcopy__(self, memo) -> OpRegistry:
+        return self
+
+    def with_op(self, op: Op) -> OpRegistry:
+        """This registry with ``op`` added; a built-in name, or a name this registry gives
+        another definition, is refused."""
+        if not isinstance(op, Op):
+            raise GraphError(f"a custom op must be an Op record, found {type(op).__name__}")
+        if op.name in _BUILTINS:
+            raise GraphError(f"op {op.name!r} is built in; give the custom op another name")
+        known = self._ops.get(op.name)
+        if known is op:
+            return self
+        if known is not None and not same_definition(known, op):
+            raise GraphError(f"custom op {op.name!r}: this graph already has an op of that name with another "
+                             f"definition ({_shown(known)} vs {_shown(op)}); rename one of them")
+        if known is not None:
+            return self
+        out = OpRegistry()
+        out._ops = {**self._ops, op.name: op}
+        return out
+
+
+def _shown(op: Op) -> str:
+    return str(definition(op).expr) if op.elementwise and not op.attrs else (op.doc or "a tensor op")
+
+
+def same_definition(a: Op, b: Op) -> bool:
+    """Whether two custom ops of one name compute the same thing (the same elementwise
+    expression, arity and kink), so that one graph may meet both."""
+    if a is b:
+        return True
+    return (a.elementwise and b.elementwise and not a.attrs and not b.attrs and a.arity == b.arity
+            and a.kink == b.kink and definition(a).expr == definition(b).expr)
+
+
+EMPTY = OpRegistry()
+
+
+def custom_ops(graph) -> OpRegistry:
+    """The custom ops ``graph`` (an IR graph or a ``gc.Graph``) carries."""
+    graph = getattr(graph, "nx", graph)
+    return graph.graph.get(ir.CUSTOM_OPS) or EMPTY
+
+
+def with_custom_op(graph, op: Op) -> Op:
+    """Make ``op`` known to ``graph`` (a built-in op needs nothing); return it."""
+    if op.builtin and _BUILTINS.get(op.name) is op:
+        return op
+    graph = getattr(graph, "nx", graph)
+    graph.graph[ir.CUSTOM_OPS] = custom_ops(graph).with_op(op)
     return op
 
 
 def get_op(name: str, node: object = None) -> Op:
+    """The built-in op ``name`` (ops of one graph: :func:`op_for`)."""
     try:
-        return OPS[name]
+        return _BUILTINS[name]
     except (KeyError, TypeError):
-        where = f"node {str(node)!r}: " if node is not None else ""
-        raise GraphError(
-            f"{where}unknown op {name!r}; known ops are {', '.join(sorted(OPS))}; "
-            "add a custom elementwise op with gc.elementwise(name, fn)"
-        ) from None
+        raise _unknown(name, node, EMPTY) from None
+
+
+def op_for(graph, name: str, node: object = None) -> Op:
+    """The op ``name`` as ``graph`` knows it: a built-in op, or one of the graph's custom ops.
+
+    >>> from graphc import ir
+    >>> op_for(ir.new_graph(), "relu").kink[:7]
+    'dReLU/d'
+    """
+    try:
+        return _BUILTINS[name]
+    except KeyError:
+        pass
+    except TypeError:
+        raise _unknown(name, node, EMPTY) from None
+    registry = getattr(graph, "nx", graph).graph.get(ir.CUSTOM_OPS)
+    if registry is not None and name in registry:
+        return registry[name]
+    raise _unknown(name, node, registry or EMPTY)
+
+
+def _unknown(name, node, registry: OpRegistry) -> GraphError:
+    where = f"node {str(node)!r}: " if node is not None else ""
+    custom = f"; this graph's custom ops are {', '.join(sorted(registry))}" if registry else ""
+    return GraphError(
+        f"{where}unknown op {name!r}; known ops are {', '.join(sorted(_BUILTINS))}{custom}; "
+        "add a custom elementwise op with gc.elementwise(name, fn) and apply it to the graph's nodes"
+    )
+
+
+def _op(op: Op | str) -> Op:
+    return op if isinstance(op, Op) else get_op(op)
 
 
 def freeze(value: object) -> object:
@@ -120,18 +257,21 @@ def const_number(value) -> sympy.Expr:
 OUT = sympy.Symbol("y", real=True)  # the op's own output, for derivatives that reuse it
 
 
-@functools.cache
-def definition(name: str, frozen_attrs: tuple = ()) -> sympy.Lambda:
-    """The scalar definition of an elementwise op as a ``sympy.Lambda``."""
-    op = get_op(name)
+def definition(op: Op | str, frozen_attrs: tuple = ()) -> sympy.Lambda:
+    """The scalar definition of an elementwise op (an :class:`Op`, or a built-in op's name)
+    as a ``sympy.Lambda``."""
+    return _definition(_op(op), frozen_attrs)
+
+
+@functools.lru_cache(maxsize=4096)
+def _definition(op: Op, frozen_attrs: tuple) -> sympy.Lambda:
     if not op.elementwise:
-        raise GraphError(f"op {name!r} is not elementwise and has no scalar definition")
+        raise GraphError(f"op {op.name!r} is not elementwise and has no scalar definition")
     symbols = arg_symbols(op.arity)
     return sympy.Lambda(symbols, sympy.sympify(op.fn(*symbols, **dict(frozen_attrs))))
 
 
-@functools.cache
-def local_partials(name: str, frozen_attrs: tuple = (), constants: tuple = ()) -> tuple[sympy.Expr, ...]:
+def local_partials(op: Op | str, frozen_attrs: tuple = (), constants: tuple = ()) -> tuple[sympy.Expr, ...]:
     """d out / d operand_k for each operand, over ``x0..`` and the output ``y``.
 
     Derived once per (op, attrs, constant operands) by ``sympy.diff`` of the definition
@@ -139,10 +279,14 @@ def local_partials(name: str, frozen_attrs: tuple = (), constants: tuple = ()) -
     ``x ** 2`` differentiates to ``2 x``), with the op's kink convention applied, then
     re-expressed through the output where that removes the operands (sigmoid' = y (1 - y),
     tanh' = 1 - y**2, exp' = y): the backward pass then reuses the forward value instead
-    of recomputing it.
+    of recomputing it. ``op`` is an :class:`Op`, or a built-in op's name.
     """
-    op = get_op(name)
-    lam = definition(name, frozen_attrs)
+    return _local_partials(_op(op), frozen_attrs, constants)
+
+
+@functools.lru_cache(maxsize=4096)
+def _local_partials(op: Op, frozen_attrs: tuple, constants: tuple) -> tuple[sympy.Expr, ...]:
+    lam = _definition(op, frozen_attrs)
     body = lam.expr.subs({lam.variables[k]: value for k, value in constants})
     partials = []
     for symbol in lam.variables:

@@ -30,7 +30,7 @@ import sympy
 
 from .. import ir
 from ..errors import GraphError, describe
-from .base import get_op
+from .base import OPS, Op, custom_ops, op_for
 from .fused import fused_symbols
 
 __all__ = ["Editor", "Ref", "const_value"]
@@ -108,8 +108,6 @@ def const_value(value, node=None, op="const") -> tuple[np.ndarray, float | np.nd
 
 
 def _ops_taking_ints():
-    from .base import OPS
-
     return [op for op in OPS.values() if op.int_operands and op.function]
 
 
@@ -218,11 +216,16 @@ class Editor:
             return self.const(value)
         raise GraphError(f"{what}: expected a graphc Node or a number, found {type(value).__name__} {value!r}")
 
-    def add(self, op_name: str, operands: Sequence, attrs: dict | None = None, node_id: str | None = None,
+    def add(self, op_name: str | Op, operands: Sequence, attrs: dict | None = None, node_id: str | None = None,
             dtype: str | None = None) -> Ref:
         """Add ``op_name(*operands)``: arity, attrs and shape checked by the op's rules; the
-        dtype is the first non-const operand's unless given."""
-        op = get_op(op_name)
+        dtype is the first non-const operand's unless given. ``op_name`` is a name the graph
+        knows (``op_for``) or an ``Op`` record; a custom record joins the graph's custom ops."""
+        record = op_name if isinstance(op_name, Op) else None
+        op = record if record is not None else op_for(self.graph, op_name)
+        op_name = op.name
+        # a custom record joins the graph's ops; a name the graph defines otherwise is refused before any change
+        registry = custom_ops(self.graph).with_op(op) if record is not None and OPS.get(op_name) is not op else None
         attrs = dict(attrs or {})
         if op.arity >= 0 and len(operands) != op.arity:
             raise GraphError(f"op {op_name} takes {op.arity} operand(s), found {len(operands)}")
@@ -245,6 +248,8 @@ class Editor:
                     adopt_dtype(self.graph, arg.id, target)
         if dtype is None:  # the op's dtype rule (bool comparisons, int64 argmax) sees adopted consts
             dtype = op.dtype([self.graph.nodes[a.id][ir.DTYPE] for a in args]) if op.dtype else operand_dtype
+        if registry is not None:
+            self.graph.graph[ir.CUSTOM_OPS] = registry
         ir.add_op(self.graph, node_id, op_name, [a.id for a in args], full, shape, dtype)
         return self._record(node_id)
 

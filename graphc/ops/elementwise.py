@@ -14,7 +14,7 @@ from .. import shapes
 from .base import Op, register
 from .functions import sigmoid, softplus
 
-__all__ = ["elementwise_shape", "add_elementwise"]
+__all__ = ["elementwise_shape", "elementwise_op", "add_elementwise"]
 
 
 def elementwise_shape(arg_shapes, attrs, node=None, op=None):
@@ -31,22 +31,25 @@ def heaviside_at(*values):
     return convention
 
 
-def add_elementwise(name, arity, fn, *, commutative=False, attrs=None, kink="", convention=None,
-                    doc="", builtin=True, replace=False, function=None, algebraic=False):
-    """One elementwise op: its scalar sympy definition is all there is to write.
+def elementwise_op(name, arity, fn, *, commutative=False, attrs=None, kink="", convention=None,
+                   doc="", builtin=True, function=None, algebraic=False) -> Op:
+    """The record of one elementwise op: its scalar sympy definition is all there is to write.
 
     ``function`` names the user function made from it (``gc.<name>`` for built-in ops by
     default; "" for none, as for the loss terms the composite losses average);
     ``algebraic`` says that ``simplify`` may rewrite it with sympy and rebuild it.
+    ``builtin=False`` makes a custom op, which the graphs using it carry.
     """
     if function is None:
         function = name if builtin else ""
-    return register(
-        Op(name=name, arity=arity, shape=elementwise_shape, elementwise=True,
-           commutative=commutative, fn=fn, attrs=dict(attrs or {}), kink=kink,
-           convention=convention, doc=doc, builtin=builtin, function=function, algebraic=algebraic),
-        replace=replace,
-    )
+    return Op(name=name, arity=arity, shape=elementwise_shape, elementwise=True,
+              commutative=commutative, fn=fn, attrs=dict(attrs or {}), kink=kink,
+              convention=convention, doc=doc, builtin=builtin, function=function, algebraic=algebraic)
+
+
+def add_elementwise(name, arity, fn, **facets) -> Op:
+    """Register the built-in elementwise op ``elementwise_op(name, arity, fn, **facets)``."""
+    return register(elementwise_op(name, arity, fn, **facets))
 
 
 # Arithmetic.

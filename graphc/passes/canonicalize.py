@@ -41,7 +41,7 @@ import numpy as np
 import sympy
 
 from .. import ir
-from ..ops.base import get_op
+from ..ops.base import op_for
 from ..ops.tensor import normalize_axes
 from .edit import (
     MAX_CONST_SIZE,
@@ -270,7 +270,7 @@ def _apply_rules(graph: nx.MultiDiGraph, node: str) -> tuple[str, str] | None:
     """(rule name, the node now holding the value) for the first rule that applies."""
     args = ir.operands(graph, node)
     op = graph.nodes[node][ir.OP]
-    for name, rule in RULES.get(op, []) + (ELEMENTWISE_RULES if get_op(op).elementwise else []):
+    for name, rule in RULES.get(op, []) + (ELEMENTWISE_RULES if op_for(graph, op, node).elementwise else []):
         result = rule(graph, node, args)
         if result is not None and result != node:
             return name, replace(graph, node, result)
@@ -281,14 +281,14 @@ def _canonicalize_node(graph: nx.MultiDiGraph, node: str, stats: Stats) -> None:
     # A rule's result may itself be rewritable (``x * 1 + 0``): follow it until none applies,
     # so that one run reaches the fixed point and a second run changes nothing.
     for _ in range(64):
-        if node not in graph or get_op(graph.nodes[node][ir.OP]).source:
+        if node not in graph or op_for(graph, graph.nodes[node][ir.OP], node).source:
             return
         applied = _apply_rules(graph, node)
         if applied is None:
             break
         stats.count("canonicalize", applied[0])
         node = applied[1]
-    if node in graph and get_op(graph.nodes[node][ir.OP]).commutative and _reorder(graph, node):
+    if node in graph and op_for(graph, graph.nodes[node][ir.OP], node).commutative and _reorder(graph, node):
         stats.count("canonicalize", "reordered")
 
 

@@ -26,7 +26,7 @@ import networkx as nx
 import numpy as np
 
 from .. import ir
-from ..ops.base import freeze, get_op
+from ..ops.base import freeze, op_for
 from .edit import begin, const_value, is_const, is_source, order, protected, replace
 from .stats import Stats
 
@@ -41,7 +41,7 @@ def _key(graph: nx.MultiDiGraph, node: str, number: dict[str, int]) -> tuple | N
         value = const_value(graph, node)
         return ("const", dtype, value.shape, np.ascontiguousarray(value).tobytes())
     args = tuple(number[a] for a in ir.operands(graph, node))
-    if get_op(op).commutative:
+    if op_for(graph, op, node).commutative:
         args = tuple(sorted(args))
     # a fused node's expression (``expr``) is part of what it computes
     return (op, freeze(data.get(ir.ATTRS) or {}), dtype, args, data.get(ir.EXPR))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import networkx as nx
 
 from .. import ir
-from ..ops.base import get_op
+from ..ops.base import op_for
 from ..ops.editor import Editor
 from ..verify import topological_order
 
@@ -26,7 +26,7 @@ def expand(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     while changed:  # expansions may use composites themselves (log_softmax -> logsumexp)
         changed = False
         for node in topological_order(out):
-            op = get_op(ir.op_of(out, node))
+            op = op_for(out, ir.op_of(out, node), node)
             if not op.composite:
                 continue
             args = [editor.ref(a) for a in ir.operands(out, node)]

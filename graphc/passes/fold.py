@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import ir
 from ..evaluate import UnboundDimError, evaluate
-from ..ops.base import get_op
+from ..ops.base import op_for
 from .edit import MAX_CONST_SIZE, begin, concrete_size, is_const, order
 from .stats import Stats
 
@@ -47,7 +47,7 @@ def evaluate_node(graph: nx.MultiDiGraph, node: str) -> np.ndarray | None:
 
 def _foldable(graph: nx.MultiDiGraph, node: str) -> bool:
     data = graph.nodes[node]
-    op = get_op(data[ir.OP], node)
+    op = op_for(graph, data[ir.OP], node)
     if op.source or op.composite:
         return False
     size = concrete_size(data[ir.SHAPE])

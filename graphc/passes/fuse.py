@@ -19,7 +19,7 @@ import networkx as nx
 import sympy
 
 from .. import ir
-from ..ops.base import const_number, definition, freeze, get_op
+from ..ops.base import const_number, definition, freeze, op_for
 from ..verify import topological_order
 from .edit import begin, is_const, protected
 from .stats import Stats
@@ -34,7 +34,7 @@ def _size(graph: nx.MultiDiGraph, node: str) -> int:
 
 
 def _elementwise(graph: nx.MultiDiGraph, node: str) -> bool:
-    return get_op(ir.op_of(graph, node)).elementwise
+    return op_for(graph, ir.op_of(graph, node), node).elementwise
 
 
 def _scalar_const(graph: nx.MultiDiGraph, node: str):
@@ -50,7 +50,7 @@ def _node_expression(graph: nx.MultiDiGraph, node: str, operands: list[sympy.Exp
     if ir.EXPR in data:
         expr, symbols = data[ir.EXPR]
         return expr.xreplace(dict(zip(symbols, operands)))
-    return definition(data[ir.OP], freeze(data[ir.ATTRS]))(*operands)
+    return definition(op_for(graph, data[ir.OP], node), freeze(data[ir.ATTRS]))(*operands)
 
 
 class _Region:

@@ -33,7 +33,7 @@ import numpy as np
 import sympy
 
 from .. import ir
-from ..ops.base import OPS, const_number, definition, freeze, get_op
+from ..ops.base import OPS, const_number, definition, freeze, op_for
 from .edit import MAX_CONST_SIZE, begin, concrete_size, const_node, is_const, new_node, order, protected, replace
 from .stable import PRIMITIVE_RULES, apply_rules
 from .stats import Stats
@@ -112,7 +112,7 @@ def _expression(graph: nx.MultiDiGraph, region: list[str]) -> tuple[sympy.Expr, 
 
     for node in region:
         data = graph.nodes[node]
-        lam = definition(data[ir.OP], freeze(data[ir.ATTRS] or {}))
+        lam = definition(op_for(graph, data[ir.OP], node), freeze(data[ir.ATTRS] or {}))
         exprs[node] = lam(*[value(a) for a in ir.operands(graph, node)])
     return exprs[region[-1]], {s: n for n, s in leaves.items()}
 
@@ -130,7 +130,7 @@ class _Plan:
         return tuple(self.shapes[ref]) if isinstance(ref, int) else tuple(self.graph.nodes[ref][ir.SHAPE])
 
     def add(self, op: str, args: list, attrs: dict | None = None) -> int:
-        spec = get_op(op)
+        spec = op_for(self.graph, op)
         full = {**spec.attrs, **(attrs or {})}
         shape = () if op == "const" else spec.shape([self.shape(a) for a in args], full, None, op)
         self.steps.append((op, args, full))

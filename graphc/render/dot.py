@@ -295,9 +295,9 @@ def _edges(dot, graph, order, ids, ann, path_edges, plan, level_of, stubs: bool 
 
 
 def _commutative(graph, node) -> bool:
-    from ..ops.base import get_op
+    from ..ops.base import op_for
 
-    return get_op(graph.nodes[node][ir.OP], node).commutative
+    return op_for(graph, graph.nodes[node][ir.OP], node).commutative
 
 
 def _ranks(dot, level_of, ids, clustered: set[str], plan) -> None:

@@ -23,7 +23,7 @@ import sympy
 from sympy.printing.mathml import mathml
 
 from .. import ir
-from ..ops.base import definition, freeze, get_op
+from ..ops.base import definition, freeze, op_for
 from ..verify import topological_order
 
 __all__ = ["gradient_formulas", "to_mathml"]
@@ -41,14 +41,14 @@ def _expression(graph: nx.MultiDiGraph, output: str) -> sympy.Expr | None:
         data = graph.nodes[node]
         if not _per_example(data.get(ir.SHAPE, ())):
             return None
-        op = get_op(data[ir.OP], node)
+        op = op_for(graph, data[ir.OP], node)
         args = [exprs[a] for a in ir.operands(graph, node)]
         if op.name in ("input", "param"):
             exprs[node] = sympy.Symbol(node, real=True)
         elif op.name == "const":
             exprs[node] = sympy.nsimplify(_scalar(data))
         elif op.elementwise:
-            exprs[node] = definition(op.name, freeze(data.get(ir.ATTRS) or {}))(*args)
+            exprs[node] = definition(op, freeze(data.get(ir.ATTRS) or {}))(*args)
         elif op.name == "matmul":
             exprs[node] = args[0] * args[1]
         elif op.name in PASS_THROUGH:

@@ -21,7 +21,7 @@ from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 from .. import ir, shapes
-from ..ops.base import definition, freeze, get_op
+from ..ops.base import definition, freeze, op_for
 
 __all__ = ["esc", "formula", "node_formula", "node_expression", "summary", "is_bad", "shape_text"]
 
@@ -102,10 +102,10 @@ def node_expression(graph, node: str) -> sympy.Expr | None:
         if ir.EXPR in data:
             expr, symbols = data[ir.EXPR]
             return expr.xreplace({s: _operand_symbol(graph, a) for s, a in zip(symbols, args)})
-        op = get_op(data[ir.OP], node)
+        op = op_for(graph, data[ir.OP], node)
         if not op.elementwise:
             return None
-        lam = definition(op.name, freeze(data.get(ir.ATTRS) or {}))
+        lam = definition(op, freeze(data.get(ir.ATTRS) or {}))
         return lam(*[_operand_symbol(graph, a) for a in args])
     except Exception:  # noqa: BLE001 - a formula is a nicety; the node still draws without it
         return None
