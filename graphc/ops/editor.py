@@ -217,10 +217,11 @@ class Editor:
         raise GraphError(f"{what}: expected a graphc Node or a number, found {type(value).__name__} {value!r}")
 
     def add(self, op_name: str | Op, operands: Sequence, attrs: dict | None = None, node_id: str | None = None,
-            dtype: str | None = None) -> Ref:
+            dtype: str | None = None, expr: tuple | None = None) -> Ref:
         """Add ``op_name(*operands)``: arity, attrs and shape checked by the op's rules; the
         dtype is the first non-const operand's unless given. ``op_name`` is a name the graph
-        knows (``op_for``) or an ``Op`` record; a custom record joins the graph's custom ops."""
+        knows (``op_for``) or an ``Op`` record; a custom record joins the graph's custom ops.
+        ``expr`` is a fused node's ``(expression, symbols)``."""
         record = op_name if isinstance(op_name, Op) else None
         op = record if record is not None else op_for(self.graph, op_name)
         op_name = op.name
@@ -250,7 +251,10 @@ class Editor:
             dtype = op.dtype([self.graph.nodes[a.id][ir.DTYPE] for a in args]) if op.dtype else operand_dtype
         if registry is not None:
             self.graph.graph[ir.CUSTOM_OPS] = registry
-        ir.add_op(self.graph, node_id, op_name, [a.id for a in args], full, shape, dtype)
+        if expr is not None and op_name != "fused":
+            raise GraphError(f"op {op_name}: only a fused node carries an expression (expr)")
+        ir.add_op(self.graph, node_id, op_name, [a.id for a in args], full, shape, dtype,
+                  **({ir.EXPR: expr} if expr is not None else {}))
         return self._record(node_id)
 
     def _check_int_inputs(self, op, args: list[Ref]) -> None:
@@ -285,9 +289,74 @@ class Editor:
     def fused(self, fn: Callable, operands: Sequence, kink: str = "") -> Ref:
         """A ``fused`` node computing ``fn(*symbols)`` elementwise over ``operands``."""
         symbols = fused_symbols(len(operands))
-        node = self.add("fused", operands, {"kink": kink})
-        self.graph.nodes[node.id][ir.EXPR] = (sympy.sympify(fn(*symbols)), symbols)
-        return node
+        return self.add("fused", operands, {"kink": kink}, expr=(sympy.sympify(fn(*symbols)), symbols))
+
+    # -- changing nodes in place (the passes) -----------------------------------------------
+    def set_operands(self, node_id: str, operands: Sequence[str]) -> None:
+        """Make ``operands`` (ids, in order) the operands of ``node_id``, edges ``arg`` 0..k-1."""
+        self.graph.remove_edges_from(list(self.graph.in_edges(node_id, keys=True)))
+        for position, source in enumerate(operands):
+            self.graph.add_edge(source, node_id, **{ir.ARG: position})
+
+    def rewrite(self, node_id: str, op_name: str, operands: Sequence[str] = (), attrs: dict | None = None, *,
+                expr: tuple | None = None, size: int | None = None, mark: str | None = None) -> Ref:
+        """Make ``node_id`` compute ``op_name(*operands)`` in place, for the nodes that read it.
+
+        Its id, phase, ``grad_of`` and dtype stay, so do its readers; its operand edges, op
+        and attrs (checked against the op's, defaults filled in) are replaced. The op's shape
+        rule must give the node's shape: a rewrite never changes what its readers see.
+        ``expr`` is a fused node's ``(expression, symbols)`` and ``size`` the ops it holds
+        (both dropped from a node that is not fused); ``mark`` says what the pass did.
+
+        >>> ed = Editor(ir.new_graph("doc"))
+        >>> x = ed.source("input", "x", (2,))
+        >>> y = ed.add("exp", [x * 2.0])
+        >>> _ = ed.rewrite(y.id, "const", attrs={"value": 1.0}, mark="folded")
+        Traceback (most recent call last):
+        ...
+        graphc.errors.GraphError: node 'exp' (op exp): rewriting it as const gives shape (), not its shape (2,); ...
+        >>> _ = ed.rewrite(y.id, "fused", [x.id], {"kink": ""}, expr=(sympy.exp(2 * sympy.Symbol("a0")),
+        ...                (sympy.Symbol("a0"),)), size=2, mark="fused")
+        >>> ir.operands(ed.graph, "exp"), ed.graph.nodes["exp"]["op"], ed.graph.nodes["exp"]["fused_size"]
+        (['x'], 'fused', 2)
+        """
+        data = self.graph.nodes[node_id]
+        op = op_for(self.graph, op_name, node_id)
+        full = {**op.attrs, **dict(attrs or {})}
+        unknown = sorted(set(full) - set(op.attrs))
+        if unknown or (op.arity >= 0 and len(operands) != op.arity):
+            raise GraphError(f"{describe(node_id, data[ir.OP])}: cannot rewrite it as {op_name} of "
+                             f"{len(operands)} operand(s) with attrs {sorted(full)}; op {op_name} takes "
+                             f"{op.arity} operand(s) and attrs {sorted(op.attrs) or 'none'}")
+        if op.source:
+            shape = op.shape([], full, node_id, op_name)
+        else:
+            shape = op.shape([self.graph.nodes[a][ir.SHAPE] for a in operands], full, node_id, op_name)
+        if tuple(shape) != tuple(data[ir.SHAPE]):
+            raise GraphError(f"{describe(node_id, data[ir.OP])}: rewriting it as {op_name} gives shape "
+                             f"{tuple(shape)}, not its shape {tuple(data[ir.SHAPE])}; a rewrite keeps the value's "
+                             "shape")
+        self.set_operands(node_id, operands)
+        data[ir.OP], data[ir.ATTRS] = op_name, full
+        for key, value in ((ir.EXPR, expr), (ir.FUSED_SIZE, size)):
+            if value is not None:
+                data[key] = value
+            elif key in data and (op_name != "fused" or key == ir.EXPR):
+                del data[key]
+        if mark is not None:
+            data[ir.MARK] = mark
+        return self.ref(node_id)
+
+    def fold(self, node_id: str, value) -> Ref:
+        """Make ``node_id`` the const ``value`` (a float, or a float64 array), marked "folded"."""
+        _, stored = const_value(value, node_id)
+        return self.rewrite(node_id, "const", (), {"value": stored}, mark="folded")
+
+    def remove(self, node_ids: Sequence[str]) -> None:
+        """Take nodes (and their edges) out of the graph."""
+        self.graph.remove_nodes_from(node_ids)
+        for node_id in node_ids:
+            self.forget(node_id)
 
     # -- the tensor ops rules use most ------------------------------------------------------
     def sum(self, x: Ref, axis=None, keepdims: bool = False) -> Ref:

@@ -42,6 +42,7 @@ import sympy
 
 from .. import ir
 from ..ops.base import op_for
+from ..ops.editor import Editor
 from ..ops.tensor import normalize_axes
 from .edit import (
     MAX_CONST_SIZE,
@@ -190,9 +191,7 @@ def _unbroadcast_operands(graph, node, args):
     inner = [ir.operands(graph, a)[0] if _op(graph, a, "broadcast") else a for a in args]
     shape = tuple(graph.nodes[node][ir.SHAPE])
     data = graph.nodes[node]
-    value = new_node(graph, data[ir.OP], inner, data[ir.ATTRS], like=node)
-    if ir.EXPR in data:
-        graph.nodes[value][ir.EXPR] = data[ir.EXPR]
+    value = new_node(graph, data[ir.OP], inner, data[ir.ATTRS], like=node, expr=data.get(ir.EXPR))
     if tuple(graph.nodes[value][ir.SHAPE]) == shape:
         return value
     return new_node(graph, "broadcast", [value], {"shape": shape}, like=node)
@@ -257,9 +256,7 @@ def _reorder(graph: nx.MultiDiGraph, node: str) -> bool:
     ordered = sorted(args, key=lambda a: is_const(graph, a))  # stable: the rest keep their order
     if ordered == args:
         return False
-    graph.remove_edges_from(list(graph.in_edges(node, keys=True)))
-    for position, source in enumerate(ordered):
-        graph.add_edge(source, node, **{ir.ARG: position})
+    Editor(graph).set_operands(node, ordered)
     return True
 
 

@@ -81,20 +81,19 @@ def _editor(graph: nx.MultiDiGraph, like: str) -> tuple[Editor, dict]:
 
 
 def new_node(graph: nx.MultiDiGraph, op: str, args: list[str], attrs: dict | None = None,
-             like: str | None = None) -> str:
-    """Add ``op(*args)`` (shape by the op's rule), marked "created", in ``like``'s phase."""
+             like: str | None = None, expr: tuple | None = None) -> str:
+    """Add ``op(*args)`` (shape by the op's rule), marked "created", in ``like``'s phase;
+    ``expr`` is a fused node's ``(expression, symbols)``."""
     like = like if like is not None else args[0]
     editor, tags = _editor(graph, like)
     with editor.tagging(**tags):
         return editor.add(op, [editor.ref(a) for a in args], attrs,
-                          dtype=graph.nodes[like].get(ir.DTYPE, ir.DEFAULT_DTYPE)).id
+                          dtype=graph.nodes[like].get(ir.DTYPE, ir.DEFAULT_DTYPE), expr=expr).id
 
 
 def fused_node(graph: nx.MultiDiGraph, expr, args: list[str], like: str, kink: str = "") -> str:
     """A new ``fused`` node computing ``expr`` (over ``a0, a1, ...``, one per operand)."""
-    node = new_node(graph, "fused", args, {"kink": kink}, like=like)
-    graph.nodes[node][ir.EXPR] = (expr, fused_symbols(len(args)))
-    return node
+    return new_node(graph, "fused", args, {"kink": kink}, like=like, expr=(expr, fused_symbols(len(args))))
 
 
 def const_node(graph: nx.MultiDiGraph, value, like: str) -> str:

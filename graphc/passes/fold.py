@@ -27,6 +27,7 @@ import numpy as np
 from .. import ir
 from ..evaluate import UnboundDimError, evaluate
 from ..ops.base import op_for
+from ..ops.editor import Editor
 from .edit import MAX_CONST_SIZE, begin, concrete_size, is_const, order
 from .stats import Stats
 
@@ -63,17 +64,14 @@ def fold(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
 
 def fold_in_place(out: nx.MultiDiGraph) -> Stats:
     folded = 0
+    editor = Editor(out)
     for node in order(out):
         if not _foldable(out, node):
             continue
         value = evaluate_node(out, node)
-        data = out.nodes[node]
-        if value is None or value.shape != tuple(data[ir.SHAPE]):  # an op whose lowering disagrees with its shape rule
-            continue
-        out.remove_edges_from(list(out.in_edges(node, keys=True)))
-        data.update({ir.OP: "const", ir.ATTRS: {"value": float(value) if value.ndim == 0 else value},
-                     ir.MARK: "folded"})
-        data.pop(ir.EXPR, None)
+        if value is None or value.shape != tuple(out.nodes[node][ir.SHAPE]):  # a definition that disagrees
+            continue                                                          # with its op's shape rule
+        editor.fold(node, value)
         folded += 1
     stats = Stats()
     stats.count("fold", "folded", folded)

@@ -20,6 +20,7 @@ import sympy
 
 from .. import ir
 from ..ops.base import const_number, definition, freeze, op_for
+from ..ops.editor import Editor
 from ..verify import topological_order
 from .edit import begin, is_const, protected
 from .stats import Stats
@@ -136,9 +137,10 @@ def fuse(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
 def _drop_unread_scalars(graph: nx.MultiDiGraph, keep: set[str]) -> None:
     """Remove the numbers and scalars every reader copied in (1/N, d_loss/N, consts)."""
     unread = [n for n in graph.nodes if graph.out_degree(n) == 0 and n not in keep and _copied(graph, n)]
+    editor = Editor(graph)
     while unread:
         operands = {a for n in unread for a in ir.operands(graph, n)}
-        graph.remove_nodes_from(unread)
+        editor.remove(unread)
         unread = [n for n in operands if n in graph and graph.out_degree(n) == 0 and n not in keep
                   and _copied(graph, n)]
 
@@ -162,6 +164,7 @@ def _sweep(out: nx.MultiDiGraph, keep: set[str], stats: Stats) -> int:
     """One pass over the graph from its end, merging each root's region; the ops merged."""
     merged = 0
     absorbed: set[str] = set()
+    editor = Editor(out)
     for root in reversed(topological_order(out)):
         if root in absorbed or not _elementwise(out, root):
             continue
@@ -173,12 +176,10 @@ def _sweep(out: nx.MultiDiGraph, keep: set[str], stats: Stats) -> int:
         leaves = list(region.leaves)
         symbols = tuple(sympy.Symbol(f"a{k}", real=True) for k in range(len(leaves)))
         expr = _shorter(expr.xreplace({region.leaves[leaf]: s for leaf, s in zip(leaves, symbols)}))
-        _rewire(out, root, region.members, leaves)
-        data = out.nodes[root]
-        data.update({ir.OP: "fused", ir.ATTRS: {"kink": "; ".join(region.kinks)}, ir.EXPR: (expr, symbols),
-                     ir.FUSED_SIZE: region.size})
+        editor.rewrite(root, "fused", leaves, {"kink": "; ".join(region.kinks)}, expr=(expr, symbols),
+                       size=region.size, mark="fused" if len(region.members) > 1 else None)
+        editor.remove(region.members[1:])  # their work is in the root's expression now
         if len(region.members) > 1:
-            data[ir.MARK] = "fused"
             stats.count("fuse", "fused", len(region.members) - 1)
             merged += len(region.members) - 1
     return merged
@@ -187,6 +188,7 @@ def _sweep(out: nx.MultiDiGraph, keep: set[str], stats: Stats) -> int:
 def _numbers_first(graph: nx.MultiDiGraph) -> None:
     """Turn elementwise nodes of numbers only (1/N: consts and symbolic dims) into
     operand-less fused nodes, so that every reader can copy the number in."""
+    editor = Editor(graph)
     for node in topological_order(graph):
         if not _elementwise(graph, node) or graph.in_degree(node) == 0:
             continue
@@ -202,14 +204,6 @@ def _numbers_first(graph: nx.MultiDiGraph) -> None:
             values.append(number)
         else:
             expr = _node_expression(graph, node, values)
-            graph.remove_edges_from(list(graph.in_edges(node, keys=True)))
             data = graph.nodes[node]
             kink = data[ir.ATTRS].get("kink", "") if data[ir.OP] == "fused" else ""
-            data.update({ir.OP: "fused", ir.ATTRS: {"kink": kink}, ir.EXPR: (sympy.sympify(expr), ())})
-
-
-def _rewire(graph: nx.MultiDiGraph, root: str, members: list[str], leaves: list[str]) -> None:
-    graph.remove_edges_from(list(graph.in_edges(root, keys=True)))
-    graph.remove_nodes_from(members[1:])
-    for position, leaf in enumerate(leaves):
-        graph.add_edge(leaf, root, **{ir.ARG: position})
+            editor.rewrite(node, "fused", [], {"kink": kink}, expr=(sympy.sympify(expr), ()))
