@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from ..errors import GraphError
 from ..ops.base import Op
 from .kernel import kernel_lines
-from .printer import print_expr
+from .printer import print_expr, print_formula
 
 __all__ = ["Backend", "NUMPY", "BACKENDS", "register_backend", "get_backend"]
 
@@ -35,6 +35,7 @@ class Backend:
     kernel: Callable  # kernel_lines' signature: (expr, target, leaf shapes, donors, module, shape text, shape, dtype)
     lowerings: dict[str, Callable] = field(default_factory=dict)  # op name -> (ctx, args, attrs, node) -> text
     uses_op_table: bool = False  # fall back on the op table's own (numpy) lowering
+    formula: Callable | None = None  # (expr, dtype) -> a kernel's formula comment; None: ``expression``
 
     def lowering(self, op: Op) -> Callable | None:
         """How this backend writes a tensor op, or None when it cannot."""
@@ -65,4 +66,5 @@ def get_backend(name: str) -> Backend:
         raise GraphError(f"unknown backend {name!r}; the backends are {', '.join(sorted(BACKENDS))}") from None
 
 
-NUMPY = register_backend(Backend("numpy", "numpy", print_expr, kernel_lines, uses_op_table=True))
+NUMPY = register_backend(Backend("numpy", "numpy", print_expr, kernel_lines, uses_op_table=True,
+                                 formula=print_formula))

@@ -281,7 +281,8 @@ class Module:
                     if k.startswith("__a")}
             real.update({sympy.Symbol(k, positive=True): sympy.Symbol(v, positive=True) for k, v in names.items()
                          if k.startswith("__d")})
-            formula = self.backend.expression(expr.xreplace(mapping).xreplace(real), self.graph.nodes[node][ir.DTYPE])
+            formula = (self.backend.formula or self.backend.expression)(expr.xreplace(mapping).xreplace(real),
+                                                                          self.graph.nodes[node][ir.DTYPE])
         return lines, formula
 
     def fused_expression(self, node: str, args: list[str]) -> sympy.Expr:

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ..ops.printing import GraphcPrinter, check_printable, print_expr
+from ..ops.printing import GraphcPrinter, check_printable, print_expr, print_formula
 
-__all__ = ["GraphcPrinter", "print_expr", "check_printable"]
+__all__ = ["GraphcPrinter", "print_expr", "print_formula", "check_printable"]

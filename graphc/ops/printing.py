@@ -21,7 +21,7 @@ from sympy.printing.precedence import PRECEDENCE
 from ..errors import GraphError
 from .functions import stable_form
 
-__all__ = ["GraphcPrinter", "print_expr", "check_printable", "unprintable_part"]
+__all__ = ["GraphcPrinter", "FormulaPrinter", "print_expr", "print_formula", "check_printable", "unprintable_part"]
 
 
 class GraphcPrinter(NumPyPrinter):
@@ -130,6 +130,44 @@ def print_expr(expr: sympy.Expr, dtype: str = "float64") -> str:
     printer = _PRINTERS.get(dtype)
     if printer is None:
         printer = _PRINTERS[dtype] = GraphcPrinter(dtype=dtype)
+    return printer.doprint(expr)
+
+
+class FormulaPrinter(GraphcPrinter):
+    """The formula a kernel's comment states: the code's expression as a reader says it.
+
+    Steps are the boolean masks the kernel multiplies by (``(z >= 0)``, no cast), and the
+    activations are named (``sigmoid(a)``, ``softplus(a)``), not written in the stable
+    forms the kernel computes them in.
+    """
+
+    def _print_Heaviside(self, expr):
+        at = expr.args[1] if len(expr.args) > 1 else sympy.Rational(1, 2)
+        if at in (0, 1):
+            return f"({self._print(expr.args[0])} {'>=' if at == 1 else '>'} 0)"
+        return super()._print_Heaviside(expr)
+
+    def _print_sigmoid(self, expr):
+        return f"sigmoid({self._print(expr.args[0])})"
+
+    def _print_softplus(self, expr):
+        return f"softplus({self._print(expr.args[0])})"
+
+
+_FORMULA_PRINTERS: dict[str, FormulaPrinter] = {}
+
+
+def print_formula(expr: sympy.Expr, dtype: str = "float64") -> str:
+    """The formula comment of a kernel computing ``expr``.
+
+    >>> from graphc.ops.functions import sigmoid
+    >>> z, g = sympy.symbols("z g", real=True)
+    >>> print_formula(2 * g * sympy.Heaviside(z, 1)), print_formula(sympy.Symbol("a") * sigmoid(z))
+    ('2*g*(z >= 0)', 'a*sigmoid(z)')
+    """
+    printer = _FORMULA_PRINTERS.get(dtype)
+    if printer is None:
+        printer = _FORMULA_PRINTERS[dtype] = FormulaPrinter(dtype=dtype)
     return printer.doprint(expr)
 
 
