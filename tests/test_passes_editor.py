@@ -87,7 +87,7 @@ def test_a_rewrite_keeps_the_value_shape_and_checks_the_op():
     assert ed.graph.nodes[y.id]["op"] == "neg" and ir.operands(ed.graph, y.id) == ["x"]
 
 
-EDITED_PASSES = ["fold.py", "fuse.py", "canonicalize.py"]
+EDITED_PASSES = ["fold.py", "fuse.py", "canonicalize.py", "share.py", "interleave.py"]
 
 
 GRAPH_CHANGES = ("add_node", "add_edge", "add_edges_from", "remove_node", "remove_nodes_from", "remove_edge",

@@ -175,7 +175,7 @@ class Editor:
             self._tags = outer
 
     def retag(self, node_id: str, **tags) -> None:
-        """Set attributes of an existing node (``phase``, ``grad_of``, ``mark``)."""
+        """Set attributes of an existing node (``phase``, ``grad_of``, ``mark``, ``early``)."""
         self.graph.nodes[node_id].update(tags)
 
     # -- making nodes --------------------------------------------------------------------

@@ -27,7 +27,6 @@ import sympy
 from .. import ir
 from ..ops.editor import Editor
 from ..ops.fused import fused_symbols
-from ..shapes import broadcast
 from .edit import begin, order
 from .stats import Stats
 
@@ -94,28 +93,20 @@ def _fused_node(graph, node_id, like, factors, previous, value_of, kink=""):
         editor = Editor(graph)
         with editor.tagging(phase=ir.BACKWARD, mark="created"):
             editor.add("fused", [editor.ref(r) for r in reads], {"kink": kink}, node_id=node_id,
-                       dtype=graph.nodes[like][ir.DTYPE])
-        graph.nodes[node_id][ir.EXPR] = (expr, symbols)
+                       dtype=graph.nodes[like][ir.DTYPE], expr=(expr, symbols))
         return node_id
-    shapes = [graph.nodes[r][ir.SHAPE] for r in reads]
-    graph.remove_edges_from(list(graph.in_edges(node_id, keys=True)))
     data = graph.nodes[node_id]
-    data[ir.EXPR] = (expr, symbols)
-    data[ir.SHAPE] = broadcast(shapes) if shapes else ()
-    for k, r in enumerate(reads):
-        graph.add_edge(r, node_id, **{ir.ARG: k})
+    Editor(graph).rewrite(node_id, "fused", reads, {"kink": kink}, expr=(expr, symbols), size=data.get(ir.FUSED_SIZE),
+                          mark="created")
     return node_id
 
 
 def _running_product(graph, node, previous, factors, value_of):
     product = _fused_node(graph, ir.fresh_id(graph, f"{node}_p"), node, factors, previous, value_of)
-    graph.nodes[product][ir.EARLY] = True  # reads forward values only: train_forward computes it
+    Editor(graph).retag(product, **{ir.EARLY: True})  # reads forward values only: train_forward computes it
     return product
 
 
 def _finish(graph, node, previous, late, value_of):
-    shape = graph.nodes[node][ir.SHAPE]
     kink = graph.nodes[node][ir.ATTRS].get("kink", "")
     _fused_node(graph, node, node, late, previous, value_of, kink)
-    graph.nodes[node][ir.SHAPE] = shape  # the product's shape; late factors may broadcast it
-    graph.nodes[node][ir.MARK] = "created"

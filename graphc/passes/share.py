@@ -80,11 +80,10 @@ def _add_shared(graph: nx.MultiDiGraph, part: sympy.Expr, users: list[str], valu
     if phases != {None}:
         tags[ir.PHASE] = ir.FORWARD if ir.FORWARD in phases or None in phases else ir.BACKWARD
     editor = Editor(graph)
+    expr = part.xreplace({s: symbols[k] for k, s in enumerate(sorted(part.free_symbols, key=str)) if s in value_of})
     with editor.tagging(**tags):
         editor.add("fused", [editor.ref(r) for r in reads], {"kink": ""}, node_id=node,
-                   dtype=graph.nodes[users[0]][ir.DTYPE])
-    graph.nodes[node][ir.EXPR] = (part.xreplace({s: symbols[k] for k, s in enumerate(sorted(part.free_symbols, key=str))
-                                                 if s in value_of}), symbols)
+                   dtype=graph.nodes[users[0]][ir.DTYPE], expr=(expr, symbols))
     return node
 
 
@@ -93,7 +92,6 @@ def _rewrite(graph: nx.MultiDiGraph, node: str, expr: sympy.Expr, value_of: dict
     reads = [value_of[s] for s in sorted(expr.free_symbols, key=str) if s in value_of]
     symbols = fused_symbols(len(reads))
     mapping = {token[r]: symbols[k] for k, r in enumerate(reads)}
-    graph.remove_edges_from(list(graph.in_edges(node, keys=True)))
-    for k, r in enumerate(reads):
-        graph.add_edge(r, node, **{ir.ARG: k})
-    graph.nodes[node][ir.EXPR] = (expr.xreplace(mapping), symbols)
+    data = graph.nodes[node]
+    Editor(graph).rewrite(node, "fused", reads, data[ir.ATTRS], expr=(expr.xreplace(mapping), symbols),
+                          size=data.get(ir.FUSED_SIZE))
