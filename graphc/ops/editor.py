@@ -352,6 +352,17 @@ class Editor:
         _, stored = const_value(value, node_id)
         return self.rewrite(node_id, "const", (), {"value": stored}, mark="folded")
 
+    def move_readers(self, old: str, new: str) -> None:
+        """Every reader of ``old`` reads ``new`` instead, at the same operand position."""
+        for _, target, position in list(self.graph.out_edges(old, data=ir.ARG)):
+            self.graph.add_edge(new, target, **{ir.ARG: position})
+        self.graph.remove_edges_from(list(self.graph.out_edges(old, keys=True)))
+
+    def rename(self, node_id: str, new_id: str) -> None:
+        """Give a node another id (a free one); its edges and attributes stay."""
+        nx.relabel_nodes(self.graph, {node_id: new_id}, copy=False)
+        self.forget(node_id)
+
     def remove(self, node_ids: Sequence[str]) -> None:
         """Take nodes (and their edges) out of the graph."""
         self.graph.remove_nodes_from(node_ids)

@@ -27,6 +27,7 @@ import numpy as np
 
 from .. import ir
 from ..ops.base import freeze, op_for
+from ..ops.editor import Editor
 from .edit import begin, const_value, is_const, is_source, order, protected, replace
 from .stats import Stats
 
@@ -77,7 +78,7 @@ def cse_in_place(out: nx.MultiDiGraph) -> Stats:
         holder = replace(out, node, first)  # may rename ``first`` to ``node`` (an output id)
         merged += 1
         number[holder] = number[first]
-        out.nodes[holder][ir.MARK] = "merged"
+        Editor(out).retag(holder, **{ir.MARK: "merged"})
         if holder != first:
             table[key] = holder
             if first not in out:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import networkx as nx
 
 from .. import ir
+from ..ops.editor import Editor
 from .edit import begin, is_source, protected
 from .stats import Stats
 
@@ -49,7 +50,7 @@ def dce(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
 def dce_in_place(out: nx.MultiDiGraph) -> Stats:
     live = live_nodes(out)
     dead = [n for n in out.nodes if n not in live]
-    out.remove_nodes_from(dead)
+    Editor(out).remove(dead)
     stats = Stats()
     stats.count("dce", "removed", len(dead))
     return stats

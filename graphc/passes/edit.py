@@ -104,12 +104,6 @@ def const_node(graph: nx.MultiDiGraph, value, like: str) -> str:
                                                                                            ir.DEFAULT_DTYPE)).id
 
 
-def _move_consumers(graph: nx.MultiDiGraph, old: str, new: str) -> None:
-    for _, target, position in list(graph.out_edges(old, data=ir.ARG)):
-        graph.add_edge(new, target, **{ir.ARG: position})
-    graph.remove_edges_from(list(graph.out_edges(old, keys=True)))
-
-
 def replace(graph: nx.MultiDiGraph, old: str, new: str) -> str:
     """Let ``new`` compute ``old``'s value; return the id that now holds it.
 
@@ -122,30 +116,28 @@ def replace(graph: nx.MultiDiGraph, old: str, new: str) -> str:
     if old == new:
         return old
     keep = protected(graph)
+    editor = Editor(graph)
     if old not in keep:
-        _move_consumers(graph, old, new)
-        if ir.GRAD_OF in graph.nodes[old] and graph.nodes[new].get(ir.PHASE) == ir.BACKWARD:
-            graph.nodes[new].setdefault(ir.GRAD_OF, graph.nodes[old][ir.GRAD_OF])  # it holds that gradient now
-        graph.remove_node(old)
+        editor.move_readers(old, new)
+        if ir.GRAD_OF in graph.nodes[old] and graph.nodes[new].get(ir.PHASE) == ir.BACKWARD \
+                and ir.GRAD_OF not in graph.nodes[new]:
+            editor.retag(new, **{ir.GRAD_OF: graph.nodes[old][ir.GRAD_OF]})  # it holds that gradient now
+        editor.remove([old])
         if graph.nodes[new].get(ir.MARK) == "created" and new not in keep:
-            nx.relabel_nodes(graph, {new: old}, copy=False)  # a node a pass just made takes the name
+            editor.rename(new, old)  # a node a pass just made takes the name
             return old
         return new
     named = graph.nodes[old]
     if new not in keep and not is_source(graph, new):
-        _move_consumers(graph, old, new)
-        data = graph.nodes[new]
-        for key in (ir.PHASE, ir.GRAD_OF):  # the named value keeps what the graph says of it
-            if key in named:
-                data[key] = named[key]
-        graph.remove_node(old)
-        nx.relabel_nodes(graph, {new: old}, copy=False)
+        editor.move_readers(old, new)
+        # the named value keeps what the graph says of it
+        editor.retag(new, **{key: named[key] for key in (ir.PHASE, ir.GRAD_OF) if key in named})
+        editor.remove([old])
+        editor.rename(new, old)
         return old
     if named[ir.OP] == "identity" and ir.operands(graph, old) == [new]:
         return old
-    graph.remove_edges_from(list(graph.in_edges(old, keys=True)))
-    named.update({ir.OP: "identity", ir.ATTRS: {}, ir.MARK: "created"})
-    graph.add_edge(new, old, **{ir.ARG: 0})
+    editor.rewrite(old, "identity", [new], mark="created")
     return old
 
 

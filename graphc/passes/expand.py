@@ -31,17 +31,9 @@ def expand(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
                 continue
             args = [editor.ref(a) for a in ir.operands(out, node)]
             result = op.expand(args, ir.attrs_of(out, node))
-            _replace(out, node, result.id)
-            editor.forget(node)
-            editor.forget(result.id)
+            # the expansion's result takes the composite's place and id
+            editor.move_readers(node, result.id)
+            editor.remove([node])
+            editor.rename(result.id, node)
             changed = True
     return out
-
-
-def _replace(graph: nx.MultiDiGraph, node: str, result: str) -> None:
-    """Move ``node``'s consumers onto ``result``, drop ``node``, give ``result`` its id."""
-    consumers = list(graph.out_edges(node, data=ir.ARG))
-    graph.remove_node(node)
-    for _, target, position in consumers:
-        graph.add_edge(result, target, **{ir.ARG: position})
-    nx.relabel_nodes(graph, {result: node}, copy=False)

@@ -34,6 +34,7 @@ import sympy
 
 from .. import ir
 from ..ops.base import OPS, const_number, definition, freeze, op_for
+from ..ops.editor import Editor
 from .edit import MAX_CONST_SIZE, begin, concrete_size, const_node, is_const, new_node, order, protected, replace
 from .stable import PRIMITIVE_RULES, apply_rules
 from .stats import Stats
@@ -247,9 +248,10 @@ def _simplify_region(graph: nx.MultiDiGraph, region: list[str]) -> bool:
             return False
         plan.steps[ref] = ("const", [], {"value": np.full(root_shape, plan.steps[ref][2]["value"])})
     replace(graph, root, _materialize(graph, plan, ref, root))
+    editor = Editor(graph)
     for node in reversed(region[:-1]):  # the region's inner values fed the old root only
         if node in graph and graph.out_degree(node) == 0:
-            graph.remove_node(node)
+            editor.remove([node])
     return True
 
 
