@@ -145,9 +145,10 @@ def table(rows):
 
 
 def write_section(path, text):
-    """Put ``text`` (starting with HEADING) in place of the file's section, or append it."""
+    """Put ``text`` (starting with its "## " heading) in place of the file's section, or append it."""
+    heading = text.split("\n", 1)[0]
     old = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(old):
         new = pattern.sub(lambda _: text, old, count=1)
     else:
