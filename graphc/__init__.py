@@ -66,7 +66,9 @@ def __getattr__(name: str):
         value = importlib.import_module(f".{name}", __name__)
     elif name in _NAMES:
         value = getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
-    elif not name.startswith("_") and name not in _submodules() and name in _op_functions():
+    elif name in _submodules():  # gc.io, gc.ir, ...: what import graphc used to load with everything
+        value = importlib.import_module(f".{name}", __name__)
+    elif not name.startswith("_") and name in _op_functions():
         value = getattr(importlib.import_module(".functional", __name__), name)
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -80,3 +80,7 @@ def test_a_function_named_like_its_module_stays_the_function(name):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "True"
 
+
+
+def test_a_submodule_is_an_attribute_of_the_package():
+    assert gc.io.Limits().nodes > 0 and gc.ir.OP == "op"
