@@ -9,9 +9,10 @@ shape, a name or an option changes the key. A graph holding something the key ca
 spell (an object of an unknown type in an attribute, a custom op with a hand-written
 lowering) is compiled without the cache.
 
-The cache keeps what the pipeline made (stages, schedule, code); each program handed out
-gets its own copy of every mutable part (graphs, attribute dicts, lists, arrays) and its
-own loaded module, so changing one program never changes another or the next compile.
+The cache keeps what the pipeline made (stages, schedule, code) and never hands it out:
+each program gets its own copy of every mutable part (graphs, attribute dicts, lists,
+arrays; a stage's graph is copied when the program first reads it) and its own loaded
+module, so changing one program never changes another or the next compile.
 
 >>> import graphc as gc
 >>> g = gc.Graph("doc"); x = g.input("x", shape=(2,)); _ = g.output("y", gc.exp(x))
@@ -23,8 +24,10 @@ own loaded module, so changing one program never changes another or the next com
 from __future__ import annotations
 
 import collections
+import collections.abc
 import dataclasses
 import functools
+import gc
 import hashlib
 import os
 from pathlib import Path
@@ -243,6 +246,74 @@ def _fresh_graph(graph: nx.MultiDiGraph, memo: dict) -> nx.MultiDiGraph:
     return out
 
 
+class LazyStages(collections.abc.Mapping):
+    """A program's stages, each graph copied from the cached one when first looked at
+    (most programs are run, and only a few of their stages ever read): one memo for all,
+    so a graph that is two things (the declared stage and ``prog.graph``) stays one."""
+
+    def __init__(self, stages: dict, memo: dict):
+        self._stages, self._memo, self._copies = stages, memo, {}
+
+    def __getitem__(self, name: str):
+        if name not in self._copies:
+            collecting = gc.isenabled()
+            gc.disable()  # as gc.compile does: a copy makes many objects that all live on
+            try:
+                self._copies[name] = fresh_copy(self._stages[name], self._memo)
+            finally:
+                if collecting:
+                    gc.enable()
+        return self._copies[name]
+
+    def __iter__(self):
+        return iter(self._stages)
+
+    def __len__(self) -> int:
+        return len(self._stages)
+
+    def __reversed__(self):
+        return reversed(self._stages)
+
+    # reversible views, as a dict's are
+    def keys(self):
+        return _Keys(self)
+
+    def values(self):
+        return _Values(self)
+
+    def items(self):
+        return _Items(self)
+
+    def __repr__(self) -> str:
+        return f"LazyStages({list(self._stages)})"
+
+
+class _Keys(collections.abc.KeysView):
+    def __reversed__(self):
+        return reversed(self._mapping)
+
+
+class _Values(collections.abc.ValuesView):
+    def __reversed__(self):
+        return (self._mapping[key] for key in reversed(self._mapping))
+
+
+class _Items(collections.abc.ItemsView):
+    def __reversed__(self):
+        return ((key, self._mapping[key]) for key in reversed(self._mapping))
+
+
+def lent(entry: dict) -> dict:
+    """Program arguments from a cache entry, sharing nothing mutable with it: the declared
+    graph and the schedule copied now (every run reads them), each stage when first read."""
+    memo: dict = {}
+    stages = LazyStages(entry["stages"], memo)
+    memo[id(entry["stages"])] = stages
+    inference = memo.get(id(entry["inference_stages"])) or LazyStages(entry["inference_stages"], memo)
+    return {**entry, "declared": fresh_copy(entry["declared"], memo), "plan": fresh_copy(entry["plan"], memo),
+            "stages": stages, "inference_stages": inference, "wrt": list(entry["wrt"])}
+
+
 # -- the in-memory cache ---------------------------------------------------------------------
 class MemoryCache:
     """The last MAX_ENTRIES compiles by content key, each as the pipeline left it."""
@@ -253,16 +324,18 @@ class MemoryCache:
         self.hits = self.misses = 0
 
     def get(self, key: str):
+        """The entry itself: never hand it out, hand out :func:`lent` copies of it."""
         entry = self.entries.get(key)
         if entry is None:
             self.misses += 1
             return None
         self.entries.move_to_end(key)
         self.hits += 1
-        return fresh_copy(entry)
+        return entry
 
     def put(self, key: str, entry) -> None:
-        self.entries[key] = fresh_copy(entry)
+        """Keep ``entry``; from now on nothing but :func:`lent` copies of it may leave."""
+        self.entries[key] = entry
         self.entries.move_to_end(key)
         while len(self.entries) > self.size:
             self.entries.popitem(last=False)

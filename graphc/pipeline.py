@@ -162,7 +162,7 @@ def compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None = None, of: str
             made = _compile(graph, wrt, of)
             if key is not None:
                 compile_cache.MEMORY.put(key, made)
-        return _program(made)
+        return _program(compile_cache.lent(made) if key is not None else made)
     finally:
         if collecting:
             gc.enable()

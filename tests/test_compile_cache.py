@@ -183,3 +183,18 @@ def test_changing_a_program_does_not_change_the_graph_it_came_from():
         assert d["attrs"].keys() == before[n].keys()
         for k, v in d["attrs"].items():
             np.testing.assert_array_equal(v, before[n][k])
+
+
+def test_the_stages_of_a_cached_program_read_as_a_dict_does():
+    reference = gc.compile(net(), cache=False).stages
+    gc.compile(net())
+    stages = gc.compile(net()).stages
+    assert hits() == 1
+    assert list(stages) == list(reference) == list(stages.keys()) and len(stages) == len(reference)
+    assert list(reversed(stages)) == list(reversed(reference))
+    def names(graphs):
+        return [g.number_of_nodes() for g in graphs]
+
+    assert names(reversed(stages.values())) == names(reversed(reference.values()))
+    assert [k for k, _ in reversed(stages.items())] == list(reversed(reference))
+    assert "declared" in stages and stages.get("nothing") is None and dict(stages).keys() == reference.keys()
