@@ -193,7 +193,7 @@ def topological_order(graph: nx.DiGraph) -> list[str]:
     ready = [(index[n], n) for n, k in waiting.items() if k == 0]
     heapq.heapify(ready)
     result = []
-    succ = graph.succ
+    succ = getattr(graph, "_succ", None) or graph.succ
     while ready:
         _, node = heapq.heappop(ready)
         result.append(node)
