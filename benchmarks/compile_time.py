@@ -127,20 +127,20 @@ def measure_once(case, size=None):
 def measure(case, size, runs):
     samples = [measure_once(case, size) for _ in range(runs)]
     return {key: statistics.median(s[key] for s in samples) for key in samples[0]} | {
-        "compile_all": [s["compile"] for s in samples]}
+        "compile_all": [s["compile"] for s in samples], "cpu_all": [s["cpu"] for s in samples]}
 
 
 PER_NODE_TARGET = 0.25e-3  # seconds of compile a declared node, from 1,000 to 20,000 nodes
 
 
 def row(label, result, target=None):
-    per_node = result["compile"] / result["nodes"]
+    per_node = result["cpu"] / result["nodes"]
     if target is None:  # a growth graph: the per-node target
         ok = "yes" if per_node <= PER_NODE_TARGET else "NO"
     else:
-        ok = "yes" if result["compile"] <= target else "NO"
+        ok = "yes" if result["cpu"] <= target else "NO"
     return {"case": label, "declared nodes": f"{result['nodes']:,}", "compile (s)": f"{result['compile']:.3f}",
-            "ms a node": f"{per_node * 1e3:.3f}",
+            "compile CPU (s)": f"{result['cpu']:.3f}", "CPU ms a node": f"{per_node * 1e3:.3f}",
             "import (s)": f"{result['import']:.2f}", "cold total (s)": f"{result['total']:.2f}",
             "target": f"<= {PER_NODE_TARGET * 1e3:g} ms a node" if target is None else f"<= {target:g} s",
             "meets target": ok}
@@ -186,16 +186,17 @@ def main(argv=None):
         print(f"measuring {label} ...", flush=True)
         result = measure(case, size, args.runs)
         rows.append(row(label, result, target))
-        notes.append(f"{label}: compile times " + ", ".join(f"{t:.3f}" for t in result["compile_all"]) + " s")
+        notes.append(f"{label}: compile times " + ", ".join(f"{t:.3f}" for t in result["compile_all"]) + " s (CPU "
+                     + ", ".join(f"{t:.3f}" for t in result["cpu_all"]) + " s)")
         if case == "deep":
             growth_results.append(result)
     small, large = growth_results[0], growth_results[-1]
-    per_node = [r["compile"] / r["nodes"] for r in (small, large)]
+    per_node = [r["cpu"] / r["nodes"] for r in (small, large)]
     growth = (f"Growth: {per_node[0] * 1e3:.3f} ms a node at {small['nodes']:,} nodes, {per_node[1] * 1e3:.3f} at "
               f"{large['nodes']:,} (x{per_node[1] / per_node[0]:.2f}; linear is x1.00): "
               + ("linear (within 10 %)" if per_node[1] <= 1.1 * per_node[0] else "NOT linear")
               + f". Target <= {PER_NODE_TARGET * 1e3:g} ms a node at every size: "
-              + ("met" if all(r["compile"] / r["nodes"] <= PER_NODE_TARGET for r in growth_results) else "NOT met"))
+              + ("met" if all(r["cpu"] / r["nodes"] <= PER_NODE_TARGET for r in growth_results) else "NOT met"))
     text = table(rows)
     elapsed = time.perf_counter() - began
     section = "\n".join([
@@ -203,7 +204,9 @@ def main(argv=None):
         f"Produced by `python benchmarks/compile_time.py` on {time.strftime('%Y-%m-%d %H:%M')}: "
         f"Python {platform.python_version()}, {platform.machine()} with {os.cpu_count()} CPU(s). "
         f"Each number is the median of {args.runs} cold processes; \"compile\" times `gc.compile` alone, "
-        "\"cold total\" the whole child process (interpreter start, import, build, compile).", "",
+        "\"cold total\" the whole child process (interpreter start, import, build, compile). "
+        "Targets are judged on the compile's CPU time (`time.process_time`), which other work on "
+        "a shared machine disturbs far less than wall time; both are given.", "",
         text, "", growth, "",
         *[f"- {note}" for note in notes],
         f"- the whole measurement took {elapsed:.0f} s", "",
