@@ -441,12 +441,14 @@ def _buffer_names(module: Module, fn: plan.FunctionPlan) -> dict[str, str]:
     for step in fn.steps:
         donor = module.handover(step.node, step.donates)
         members = chain.pop(donor, [donor]) if donor is not None else []
-        chain[step.node] = members + [step.node]
+        members.append(step.node)  # in place: a deep net hands one buffer down the whole chain
+        chain[step.node] = members
     names = {}
+    args = set(fn.args)  # a set: a deep net has thousands of arguments and of chains
     for members in chain.values():
         if len(members) > 1:  # a name the user gave (h1, d_h1) over one made from an op (add_2, d_add_1)
             best = next((m for m in reversed(members) if not _made_from_an_op(m)), members[-1])
-            if members[0] in fn.args:  # an argument is bound under its own name on entry
+            if members[0] in args:  # an argument is bound under its own name on entry
                 best = members[0]
             names.update({m: module.namespace.name(best) for m in members})
     return names
