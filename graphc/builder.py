@@ -16,6 +16,7 @@ Node('loss', op=pow, shape=())
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 import networkx as nx
@@ -48,8 +49,8 @@ class Node(Ref):
         return f"Node({self.id!r}, op={self.op}, shape={shapes.fmt(self.shape)})"
 
 
-# How a graph shows itself in Jupyter: set by the package (the drawing lives in render,
-# which a declared graph does not import); plain text until then.
+# How a graph shows itself in Jupyter: the package's ``_display_graph`` (the drawing lives
+# in render, which a declared graph does not import), read when asked; plain text without it.
 display: Callable[[nx.MultiDiGraph, object, object], dict] | None = None
 
 
@@ -85,9 +86,10 @@ class Graph:
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
         """Jupyter shows the graph as its drawing."""
-        if display is None:
+        shown = display or getattr(sys.modules.get(__package__), "_display_graph", None)
+        if shown is None:
             return {"text/plain": repr(self)}
-        return display(self.nx, include, exclude)
+        return shown(self.nx, include, exclude)
 
     @property
     def inputs(self) -> list[str]:

@@ -19,17 +19,18 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import sympy
-
-from . import ir, train_command, zoo
+from . import train_command
 from .arguments import non_negative_int, positive_int
 from .errors import GradientError, GraphcError
-from .gradcheck import check_for_page
-from .io import LIMIT_NAMES, Limits, load
-from .pipeline import compile
-from .report import write_report
+from .limits import LIMIT_NAMES, Limits
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# The compiler, sympy, networkx and the zoo are imported by the commands that use them:
+# ``graphc --help`` (and a typo's usage message) comes before any of them is needed.
 
 __all__ = ["main", "sgd", "random_feeds", "resolve", "variant_settings", "printable", "out_folder"]
 
@@ -60,6 +61,7 @@ def _setting_value(text: str, default):
 def variant_settings(function: Callable, variants) -> dict:
     """Keyword arguments for a zoo function from ``["dead_output", "depth=40", "widths=2,8,1"]``.
 
+    >>> from graphc import zoo
     >>> variant_settings(zoo.wide_relu, ["dead_output"]), variant_settings(zoo.deep_sigmoid, ["depth=40"])
     ({'dead_output': True}, {'depth': 40})
     """
@@ -85,6 +87,9 @@ def variant_settings(function: Callable, variants) -> dict:
 
 def resolve(target: str, variants=(), limits: Limits | None = None):
     """(graph, feeds) for a zoo name (with its variant settings) or a graph file; feeds are random for a file."""
+    from . import zoo
+    from .io import load
+
     path = Path(target)
     if target in zoo.NAMES and not path.is_file():
         function = zoo.get(target)
@@ -135,6 +140,11 @@ def _say(text: str, file=None) -> None:
 
 def random_feeds(graph, size: int = 3, seed: int = 0) -> dict[str, np.ndarray]:
     """Seeded standard-normal feeds for every input and param; symbolic dims get ``size``."""
+    import numpy as np
+    import sympy
+
+    from . import ir
+
     rng = np.random.default_rng(seed)
     feeds = {}
     for name in ir.sources(graph):
@@ -153,6 +163,10 @@ def sgd(prog, feeds: dict, epochs: int, lr: float, batch: int = 20, seed: int = 
     Inputs whose first dim is the batch (every input with the same number of rows) are
     shuffled together each epoch; ``on_epoch(epoch, loss on all data, feeds)`` reports progress.
     """
+    import numpy as np
+
+    from . import ir
+
     feeds = {k: np.array(v, dtype=float) for k, v in feeds.items()}
     inputs = prog.graph.graph[ir.INPUTS]
     rows = len(feeds[inputs[0]]) if inputs else 1
@@ -172,6 +186,8 @@ def sgd(prog, feeds: dict, epochs: int, lr: float, batch: int = 20, seed: int = 
 
 def accuracy(prog, feeds: dict) -> float:
     """Share of rows classified right: threshold 0.5 for one column, argmax for several."""
+    import numpy as np
+
     pred, target = prog.forward(feeds)["g"], feeds["y"]
     if pred.shape[-1] == 1:
         return float(np.mean((pred > 0.5) == (target > 0.5)))
@@ -191,6 +207,12 @@ def progress_bar(done: int, total: int, loss: float, width: int = 30) -> str:
 # ----------------------------------------------------------------------------------------
 # Steps the demo and the subcommands share. A missing part (no Graphviz, no renderer yet)
 # is reported on one line and the rest goes on.
+
+def compile(graph, wrt=None):  # noqa: A001 - the commands' compiler, imported when a command runs
+    from .pipeline import compile as compile_graph
+
+    return compile_graph(graph, wrt=wrt)
+
 
 def _try(what: str, step: Callable[[], object]) -> object | None:
     try:
@@ -214,6 +236,10 @@ def _demo(args: argparse.Namespace) -> int:
         return _demo_digits(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    from . import zoo
+    from .gradcheck import check_for_page
+    from .report import write_report
+
     graph, feeds = zoo.get(DEMO_NETWORK)()
     print(f"graphc demo: {zoo.summary(DEMO_NETWORK)}")
     started = time.perf_counter()
@@ -256,6 +282,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _demo_digits(args: argparse.Namespace) -> int:
     """The digits MLP trained by SGD with the demo's settings (graphc train digits_mlp --data digits)."""
+    from . import zoo
+
     print(f"graphc demo: {zoo.summary('digits_mlp')}")
     return train_command.run(argparse.Namespace(
         net="digits_mlp", data="digits", out=args.out, epochs=args.epochs, batch_size=args.batch,
@@ -341,6 +369,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _zoo(args: argparse.Namespace) -> int:
+    from . import zoo
+
     width = max(map(len, zoo.NAMES))
     for name in zoo.NAMES:
         print(f"{name:<{width}}  {zoo.summary(name)}")

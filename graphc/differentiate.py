@@ -265,12 +265,15 @@ def _name_backward(joint: nx.MultiDiGraph, toward: dict[str, str]) -> nx.MultiDi
     helpers = [n for n in backward if n not in finals and ir.GRAD_OF not in joint.nodes[n]]
     mapping: dict[str, str] = {}
     taken = set(joint.nodes) - set(backward)
+    tried: dict[str, int] = {}  # per stem, the suffixes already found taken (taken only grows)
     for node in [n for n in backward if n in finals] + holders + helpers:
         stem = f"d_{finals.get(node) or joint.nodes[node].get(ir.GRAD_OF) or toward[node]}"
-        candidate, k = stem, 0
+        k = tried.get(stem, 0)
+        candidate = f"{stem}_{k}" if k else stem
         while candidate in taken:
             k += 1
             candidate = f"{stem}_{k}"
+        tried[stem] = k
         taken.add(candidate)
         mapping[node] = candidate
     out = nx.relabel_nodes(joint, mapping, copy=True)

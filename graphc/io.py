@@ -27,7 +27,6 @@ import math
 import os
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import networkx as nx
@@ -39,6 +38,7 @@ from . import ir, shapes
 from .builder import Graph
 from .errors import FileError, GraphcError, GraphError, LimitError
 from .files import replace_file
+from .limits import LIMIT_NAMES, NUMPY_MAX_RANK, Limits  # noqa: F401 - the loader's limits, named here too
 from .ops.base import OPS, OpRegistry, arg_symbols, definition, op_for
 from .ops.functions import sigmoid, softplus
 
@@ -65,59 +65,7 @@ MAX_POWER_BITS = 4_096
 MAX_EXACT = 2**63  # the largest numerator or denominator an expression may hold after sympy computes it
 MAX_ATTR_DEPTH = 32  # nesting of lists and tagged values inside one attr
 MAX_KINK_CHARS = 200
-NUMPY_MAX_RANK = 64  # numpy arrays have at most 64 dims
 
-
-@dataclass(frozen=True)
-class Limits:
-    """What loading and compiling one graph file may cost; each limit can be raised.
-
-    Loading refuses a file beyond any of them with a :class:`~graphc.errors.LimitError`
-    naming the limit, e.g. ``gc.load(path, limits=Limits(nodes=50_000))`` or, on the
-    command line, ``graphc check net.json --limit nodes=50000``. Compile time grows with
-    ``nodes`` (a few ms a node), memory with ``elements`` (8 bytes each in float64), and
-    the symbolic work of a custom op with ``expr_cost`` (see :func:`expression_cost`).
-
-    >>> Limits().nodes, Limits(nodes=50).nodes
-    (10000, 50)
-    """
-
-    file_bytes: int = 50_000_000  # the file's size
-    nodes: int = 10_000  # nodes in the graph
-    edges: int = 40_000  # edges in the graph
-    elements: int = 10_000_000  # entries of all consts and params together, and of any one node
-    rank: int = 32  # dims of one shape (numpy allows at most 64)
-    expr_cost: int = 2_000  # the work of the custom ops' expressions together (expression_cost)
-
-    def __post_init__(self):
-        for item in fields(self):
-            value = getattr(self, item.name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise GraphcError(f"limit {item.name} must be a positive int, found {value!r}")
-        if self.rank > NUMPY_MAX_RANK:
-            raise GraphcError(f"limit rank must be at most {NUMPY_MAX_RANK} (numpy's), found {self.rank}")
-
-    @classmethod
-    def of(cls, limits: Limits | Mapping | None) -> Limits:
-        """``limits`` as Limits: None is the defaults, a mapping raises the limits it names."""
-        if limits is None or isinstance(limits, Limits):
-            return limits or cls()
-        if not isinstance(limits, Mapping):
-            raise GraphcError(f"limits must be a gc.io.Limits or a dict, found {type(limits).__name__}")
-        unknown = sorted(set(map(str, limits)) - {item.name for item in fields(cls)})
-        if unknown:
-            raise GraphcError(f"unknown limit {unknown[0]!r}; the limits are {', '.join(LIMIT_NAMES)}")
-        return replace(cls(), **limits)
-
-    def refuse(self, name: str, found: int, what: str) -> LimitError:
-        """The error for ``found`` over the limit ``name``, saying how to raise it."""
-        return LimitError(
-            f"{what} is {found}, more than the limit {name}={getattr(self, name)}; if you trust the file, raise "
-            f"it: gc.load(path, limits={{{name!r}: {found}}}) or the command-line option --limit {name}={found}"
-        )
-
-
-LIMIT_NAMES = tuple(item.name for item in fields(Limits))
 MAX_FILE_BYTES = Limits().file_bytes
 
 DTYPES = ("float16", "float32", "float64")

@@ -80,11 +80,16 @@ def operands(graph: nx.MultiDiGraph, node: str) -> list[str]:
     >>> operands(g, "y")
     ['x', 'x']
     """
-    # graph.pred directly: building an edge view per call dominated passes on big graphs
+    # the predecessor dicts directly: building an edge view (or an adjacency view) per call
+    # dominated passes on big graphs
+    pred = getattr(graph, "_pred", None) or graph.pred
     if graph.is_multigraph():
-        edges = sorted((data[ARG], source) for source, keys in graph.pred[node].items() for data in keys.values())
+        edges = [(data[ARG], source) for source, keys in pred[node].items() for data in keys.values()]
     else:  # a plain DiGraph handed in by a user
-        edges = sorted((data[ARG], source) for source, data in graph.pred[node].items())
+        edges = [(data[ARG], source) for source, data in pred[node].items()]
+    if len(edges) < 2:
+        return [source for _, source in edges]
+    edges.sort()
     return [source for _, source in edges]
 
 
@@ -127,9 +132,27 @@ def copy_graph(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     Node attribute dicts are new (values shared: shapes, attrs dicts are replaced, never
     mutated in place, by passes); graph attributes (lists, dicts) are copied one level deep.
     """
-    out = graph.copy()
+    out = _copy_multidigraph(graph) if type(graph) is nx.MultiDiGraph else graph.copy()
     out.graph = {key: (value.copy() if isinstance(value, (list, dict, set)) else value)
                  for key, value in graph.graph.items()}
+    return out
+
+
+def _copy_multidigraph(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    """What ``graph.copy()`` makes (same node, edge and key order, new attribute dicts),
+    built straight from the adjacency dicts: networkx's copy re-adds every edge through
+    ``add_edges_from`` and was the largest single cost of compiling a big graph."""
+    out = nx.MultiDiGraph()
+    nodes = {node: dict(data) for node, data in graph._node.items()}
+    succ: dict = {node: {} for node in nodes}
+    pred: dict = {node: {} for node in nodes}
+    for source, targets in graph._succ.items():
+        out_edges = succ[source]
+        for target, keys in targets.items():
+            # one dict of keys shared by succ and pred, as networkx keeps it
+            out_edges[target] = pred[target][source] = {key: dict(data) for key, data in keys.items()}
+    out._node, out._adj, out._pred = nodes, succ, pred
+    out._succ = succ
     return out
 
 
@@ -161,12 +184,19 @@ def topological_order(graph: nx.DiGraph) -> list[str]:
     ['a', 'b']
     """
     index = {node: k for k, node in enumerate(graph.nodes)}
+    pred = getattr(graph, "_pred", None) or graph.pred  # the dicts themselves: a view per node costs
+    if all(index[source] < k for node, k in index.items() for source in pred[node]):
+        # insertion order is already topological (the usual case: a node is added after its
+        # operands), and then it is the one the heap below would produce
+        return list(index)
     multi = graph.is_multigraph()
-    waiting = {node: graph.in_degree(node) for node in index}
+    # the in-degrees from the adjacency dicts: the in_degree view costs a call per node
+    waiting = ({node: sum(len(keys) for keys in pred[node].values()) for node in index} if multi
+               else {node: len(pred[node]) for node in index})
     ready = [(index[n], n) for n, k in waiting.items() if k == 0]
     heapq.heapify(ready)
     result = []
-    succ = graph.succ
+    succ = getattr(graph, "_succ", None) or graph.succ
     while ready:
         _, node = heapq.heappop(ready)
         result.append(node)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
-from . import ir
+from . import compile_cache, ir
 from .builder import Graph, from_networkx
 from .differentiate import differentiate, scalar_output
 from .errors import GradientError
@@ -124,13 +124,18 @@ def _as_graph(graph: Graph | nx.DiGraph) -> Graph:
     return graph if isinstance(graph, Graph) else from_networkx(graph)
 
 
-def compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None = None, of: str | None = None) -> Program:  # noqa: A001
+def compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None = None, of: str | None = None,  # noqa: A001
+            *, cache: bool = True) -> Program:
     """Compile a declared network into a :class:`Program`.
 
     ``wrt`` (default: every param) names the values gradients are taken with respect to;
     ``of`` the output whose gradient is taken (default: the one scalar output, else the
     first output). Without a scalar to differentiate, ``value_and_grad`` needs an
     explicit cotangent ``seed``.
+
+    A graph compiled before in this process, with the same content and options, comes
+    from the compile cache (``graphc/compile_cache.py``) as a program of its own;
+    ``cache=False`` (or the environment variable ``GRAPHC_NO_CACHE=1``) compiles afresh.
 
     >>> import graphc as gc
     >>> g = gc.Graph("affine"); x = g.input("x", shape=(2,))
@@ -145,15 +150,34 @@ def compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None = None, of: str
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _compile(graph, wrt, of)
+        graph = _as_graph(graph)
+        key = None
+        if cache and compile_cache.enabled():
+            try:
+                key = compile_cache.content_key(graph.nx, {"wrt": None if wrt is None else tuple(wrt), "of": of})
+            except compile_cache.Uncacheable:
+                key = None
+        made = compile_cache.MEMORY.get(key) if key is not None else None
+        if made is None:
+            made = _compile(graph, wrt, of)
+            if key is not None:
+                compile_cache.MEMORY.put(key, made)
+        return _program(compile_cache.lent(made) if key is not None else made)
     finally:
         if collecting:
             gc.enable()
 
 
-def _compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None, of: str | None) -> Program:
-    """The pipeline itself: every branch in order, then scheduling, lowering and loading."""
-    declared = verify(ir.copy_graph(_as_graph(graph).nx))
+def _program(made: dict) -> Program:
+    """The program of what the pipeline made (a dict of Program's arguments but the two callables)."""
+    return Program(**made, inference=functools.partial(_outputs_alone, made["declared"]), compiler=compile)
+
+
+def _compile(graph: Graph, wrt: Sequence[str] | None, of: str | None) -> dict:
+    """The pipeline itself: every branch in order, then scheduling and lowering."""
+    # a copy sharing no attribute dict or array with the caller's graph: changing the
+    # program's graphs must not change the graph (nor, through it, the next compile)
+    declared = verify(compile_cache.fresh_copy(graph.nx))
     stages: dict[str, nx.MultiDiGraph] = {"declared": declared}
     wrt = tuple(declared.graph[ir.PARAMS] if wrt is None else wrt)
     target = gradient_target(declared, of)
@@ -166,9 +190,8 @@ def _compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None, of: str | Non
         inference = stages  # the inference graphs are the program's last stages
     plain = verify(_run(forward, INFERENCE, None, inference))
     plan = schedule(plain, joint)
-    return Program(declared=declared, stages=stages, inference_stages=inference, plan=plan, code=lower(plan),
-                   wrt=list(wrt), of=of, target=target, inference=functools.partial(_outputs_alone, declared),
-                   compiler=compile)
+    return dict(declared=declared, stages=stages, inference_stages=inference, plan=plan, code=lower(plan),
+                wrt=list(wrt), of=of, target=target)
 
 
 def _outputs_alone(declared: nx.MultiDiGraph, outputs: Sequence[str]) -> Program:

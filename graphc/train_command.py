@@ -21,18 +21,18 @@ import re
 import time
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import sympy
-
-from . import datasets, init, ir, optim, zoo
 from .arguments import non_negative_int, positive_int
-from .differentiate import scalar_output
 from .errors import FeedError, GradientError, GraphcError
-from .io import load
-from .pipeline import compile
-from .training import as_inputs, train
-from .weights import save_weights
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from . import optim
+
+# The compiler and what it needs are imported when the command runs: building the
+# command line (``graphc --help``) needs none of them.
 
 __all__ = ["add_parser", "run", "DEFAULT_LR", "OPTIMIZERS"]
 
@@ -69,6 +69,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
 def make_optimizer(name: str, lr: float | None, momentum: float = 0.0, nesterov: bool = False,
                    weight_decay: float | None = None) -> optim.Optimizer:
     """The optimizer the command line names, its settings checked (HyperparameterError)."""
+    from . import optim
+
     lr = DEFAULT_LR[name] if lr is None else lr
     decay = {} if weight_decay is None else {"weight_decay": weight_decay}
     if name == "sgd":
@@ -83,6 +85,11 @@ def make_optimizer(name: str, lr: float | None, momentum: float = 0.0, nesterov:
 
 def network(target: str, seed: int = 0):
     """(graph, starting params, default training inputs or None) for a zoo name or a file."""
+    import numpy as np
+
+    from . import zoo
+    from .io import load
+
     path = Path(target)
     if target in zoo.NAMES and not path.is_file():
         graph, feeds = zoo.get(target)()
@@ -94,6 +101,10 @@ def network(target: str, seed: int = 0):
 
 def initial_params(graph, seed: int = 0) -> dict[str, np.ndarray]:
     """Glorot-uniform weights (rank 2 and more) and zero vectors, seeded per param."""
+    import sympy
+
+    from . import init, ir
+
     params = {}
     for k, name in enumerate(graph.graph[ir.PARAMS]):
         shape = tuple(graph.nodes[name][ir.SHAPE])
@@ -105,6 +116,8 @@ def initial_params(graph, seed: int = 0) -> dict[str, np.ndarray]:
 
 def read_data(path: Path, inputs: list[str]) -> tuple[dict, dict | None]:
     """(training arrays, held-out arrays or None) from an ``.npz`` (see the module doc)."""
+    import numpy as np
+
     try:
         with zipfile.ZipFile(path) as archive:  # before anything is decompressed
             unpacked = sum(info.file_size for info in archive.infolist())
@@ -159,6 +172,8 @@ def _data(args, graph, default):
             raise GraphcError(f"{args.net} is a graph file: give its training data with --data FILE.npz")
         return default, None
     if args.data == "digits" and not Path(args.data).is_file():
+        from . import datasets
+
         return datasets.digits()
     return read_data(Path(args.data), graph.inputs)
 
@@ -166,6 +181,11 @@ def _data(args, graph, default):
 # ----------------------------------------------------------------------------------------
 
 def run(args: argparse.Namespace) -> int:
+    from .differentiate import scalar_output
+    from .pipeline import compile
+    from .training import train
+    from .weights import save_weights
+
     optimizer = make_optimizer(args.optimizer, args.lr, args.momentum, args.nesterov, args.weight_decay)
     graph, params, default = network(args.net, args.seed)
     try:
@@ -217,6 +237,8 @@ def default_out(target: str) -> Path:
 
 def _first(data, prog, rows: int = 32):
     """A few training rows for the explorer page (a dict by input name)."""
+    from .training import as_inputs
+
     inputs = as_inputs(prog, data)
     return {name: value[:rows] for name, value in inputs.items()}
 

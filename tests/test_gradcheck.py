@@ -103,6 +103,7 @@ def break_tanh(monkeypatch):
         return tuple(2 * p for p in partials) if op.name == "tanh" else partials
 
     monkeypatch.setattr(graphc.differentiate, "local_partials", wrong)
+    monkeypatch.setenv("GRAPHC_NO_CACHE", "1")  # a broken compiler: no program compiled before by the sound one
 
 
 def test_a_wrong_local_derivative_raises_with_the_table_and_the_culprit(monkeypatch):
@@ -137,6 +138,7 @@ def test_a_wrong_tensor_vjp_is_blamed_on_its_node(monkeypatch):
 
     # the built-in table is read-only: the fault is put into the mapping behind it
     monkeypatch.setitem(graphc.ops.base._BUILTINS, "mean", dataclasses.replace(OPS["mean"], vjp=wrong_mean))
+    monkeypatch.setenv("GRAPHC_NO_CACHE", "1")  # a broken op table: no program compiled before with the sound one
     # 'loss' = identity('total'): the optimizer lets the output's id name the mean itself
     with pytest.raises(gc.GradientError, match=r"local derivative disagrees: node '(total|loss)' \(op mean\)"):
         gc.check_gradients(gc.compile(small_net()), small_feeds())

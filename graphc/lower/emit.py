@@ -90,6 +90,43 @@ def _kernel_template(backend: Backend, expr: sympy.Expr, leaves: tuple, donors: 
     return tuple(lines), backend.expression(expr, dtype)
 
 
+_RANKED = re.compile(r"\b__r\d{5}\b")
+
+
+def _real_formula(backend: Backend, canonical: sympy.Expr, names: dict[str, str], dtype: str) -> str:
+    """``canonical`` printed over the real names of its placeholders.
+
+    sympy orders the terms and factors it prints by comparing symbol names (sort keys,
+    ``Basic.compare``), and by nothing else of them; so the printed form over symbols
+    numbered in the order of the real names (equal names: one symbol) is the real one
+    with the names put back, and it is printed once per expression and order of names,
+    not once per node (a deep chain of identical layers prints one formula per layer kind).
+    """
+    args = {k: v for k, v in names.items() if k.startswith("__a")}
+    dims = {k: v for k, v in names.items() if k.startswith("__d")}
+    if set(args.values()) & set(dims.values()) or len(names) >= 10**5:  # print them as they are
+        real = {sympy.Symbol(k, real=True): sympy.Symbol(v, real=True) for k, v in args.items()}
+        real.update({sympy.Symbol(k, positive=True): sympy.Symbol(v, positive=True) for k, v in dims.items()})
+        return (backend.formula or backend.expression)(canonical.xreplace(real), dtype)
+    ranked = sorted(set(args.values()) | set(dims.values()))
+    rank = {name: k for k, name in enumerate(ranked)}
+    order = tuple((k, rank[v]) for k, v in sorted(args.items())) + tuple((k, rank[v]) for k, v in sorted(dims.items()))
+    text = _ranked_formula(backend, canonical, order, dtype)
+    return _RANKED.sub(lambda m: ranked[int(m.group(0)[3:])], text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ranked_formula(backend: Backend, canonical: sympy.Expr, order: tuple, dtype: str) -> str:
+    """``canonical`` printed with each placeholder replaced by ``__r<rank>`` (see _real_formula)."""
+    mapping = {}
+    for placeholder, k in order:
+        if placeholder.startswith("__d"):  # a dim
+            mapping[sympy.Symbol(placeholder, positive=True)] = sympy.Symbol(f"__r{k:05d}", positive=True)
+        else:
+            mapping[sympy.Symbol(placeholder, real=True)] = sympy.Symbol(f"__r{k:05d}", real=True)
+    return (backend.formula or backend.expression)(canonical.xreplace(mapping), dtype)
+
+
 def _tuple(items: list[str]) -> str:
     return f"({', '.join(items)}{',' if len(items) == 1 else ''})"
 
@@ -131,6 +168,8 @@ class Module:
     # kink notes already given; print_function resets both for every function
     local: dict[str, str] = field(default_factory=dict)
     noted: set[str] = field(default_factory=set)
+    # node -> its elementwise expression over placeholders (see _canonical)
+    canonical_exprs: dict[str, sympy.Expr] = field(default_factory=dict)
 
     def ident(self, node: str) -> str:
         """A computed value's identifier (in this function: its buffer's name)."""
@@ -251,16 +290,19 @@ class Module:
             names[f"__d{j}"] = self.dim(dim)
         once = [a for a in args if args.count(a) == 1]  # a value read twice must not be overwritten
         donated = frozenset(f"__a{k}" for k, a in enumerate(args) if a in donors and a in once)
-        lines, formula = _kernel_template(self.backend, expr.xreplace(mapping), tuple(leaves), donated,
+        canonical = self.canonical_exprs.get(node)
+        if canonical is None:  # the same for every function printing the node (handover, then statement)
+            canonical = self.canonical_exprs[node] = expr.xreplace(mapping)
+        lines, formula = _kernel_template(self.backend, canonical, tuple(leaves), donated,
                                           self.shape(data[ir.SHAPE]), tuple(data[ir.SHAPE]), data[ir.DTYPE])
-        return expr, mapping, names, lines, formula
+        return canonical, names, lines, formula
 
     def handover(self, node: str, donors: frozenset[str]) -> str | None:
         """The dying operand whose buffer ``node``'s kernel leaves its result in, if any."""
         data = self.graph.nodes[node]
         if not (op_for(self.graph, data[ir.OP], node).elementwise and data[ir.SHAPE] and donors):
             return None
-        lines = self._canonical(node, donors)[3]
+        lines = self._canonical(node, donors)[2]
         for line in lines:
             match = re.fullmatch(r"__target = __a(\d+)", line)
             if match:
@@ -269,7 +311,7 @@ class Module:
 
     def _kernel(self, node: str, donors: frozenset[str], target: str) -> tuple[list[str], str]:
         """The kernel lines and formula of an elementwise node, over the real names."""
-        expr, mapping, names, lines, formula = self._canonical(node, donors)
+        canonical, names, lines, formula = self._canonical(node, donors)
         names = {**names, "__target": target}
 
         def fill(text: str) -> str:
@@ -277,12 +319,7 @@ class Module:
 
         lines = [fill(line) for line in lines]
         if len(lines) > 1:  # the formula heads the kernel: printed over the real names, in their order
-            real = {sympy.Symbol(k, real=True): sympy.Symbol(v, real=True) for k, v in names.items()
-                    if k.startswith("__a")}
-            real.update({sympy.Symbol(k, positive=True): sympy.Symbol(v, positive=True) for k, v in names.items()
-                         if k.startswith("__d")})
-            formula = (self.backend.formula or self.backend.expression)(expr.xreplace(mapping).xreplace(real),
-                                                                          self.graph.nodes[node][ir.DTYPE])
+            formula = _real_formula(self.backend, canonical, names, self.graph.nodes[node][ir.DTYPE])
         return lines, formula
 
     def fused_expression(self, node: str, args: list[str]) -> sympy.Expr:
@@ -404,12 +441,14 @@ def _buffer_names(module: Module, fn: plan.FunctionPlan) -> dict[str, str]:
     for step in fn.steps:
         donor = module.handover(step.node, step.donates)
         members = chain.pop(donor, [donor]) if donor is not None else []
-        chain[step.node] = members + [step.node]
+        members.append(step.node)  # in place: a deep net hands one buffer down the whole chain
+        chain[step.node] = members
     names = {}
+    args = set(fn.args)  # a set: a deep net has thousands of arguments and of chains
     for members in chain.values():
         if len(members) > 1:  # a name the user gave (h1, d_h1) over one made from an op (add_2, d_add_1)
             best = next((m for m in reversed(members) if not _made_from_an_op(module.graph, m)), members[-1])
-            if members[0] in fn.args:  # an argument is bound under its own name on entry
+            if members[0] in args:  # an argument is bound under its own name on entry
                 best = members[0]
             names.update({m: module.namespace.name(best) for m in members})
     return names

@@ -15,6 +15,8 @@ Before: ``a = x @ W; b = a + c; h = relu(b)``. After: ``a = x @ W``,
 
 from __future__ import annotations
 
+import functools
+
 import networkx as nx
 import sympy
 
@@ -50,8 +52,21 @@ def _node_expression(graph: nx.MultiDiGraph, node: str, operands: list[sympy.Exp
     data = graph.nodes[node]
     if ir.EXPR in data:
         expr, symbols = data[ir.EXPR]
-        return expr.xreplace(dict(zip(symbols, operands)))
-    return definition(op_for(graph, data[ir.OP], node), freeze(data[ir.ATTRS]))(*operands)
+        return _substituted(expr, symbols, tuple(operands))
+    return _called(definition(op_for(graph, data[ir.OP], node), freeze(data[ir.ATTRS])), tuple(operands))
+
+
+# A region's leaves are named by position (_leaf0, _leaf1...), so the layers of a deep
+# network ask for the same expressions again and again: each is built once (sympy's own
+# cache is small and a big graph pushes them out of it).
+@functools.lru_cache(maxsize=4096)
+def _substituted(expr: sympy.Expr, symbols: tuple, operands: tuple) -> sympy.Expr:
+    return expr.xreplace(dict(zip(symbols, operands)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _called(lam: sympy.Lambda, operands: tuple) -> sympy.Expr:
+    return lam(*operands)  # keyed by the definition itself: an op defined again is another key
 
 
 class _Region:

@@ -28,6 +28,8 @@ Before: ``y = exp(log(x + w) - log(w)) * w`` (five op nodes). After: ``y = x + w
 
 from __future__ import annotations
 
+import functools
+
 import networkx as nx
 import numpy as np
 import sympy
@@ -114,8 +116,17 @@ def _expression(graph: nx.MultiDiGraph, region: list[str]) -> tuple[sympy.Expr, 
     for node in region:
         data = graph.nodes[node]
         lam = definition(op_for(graph, data[ir.OP], node), freeze(data[ir.ATTRS] or {}))
-        exprs[node] = lam(*[value(a) for a in ir.operands(graph, node)])
+        exprs[node] = _called(lam, tuple(value(a) for a in ir.operands(graph, node)))
     return exprs[region[-1]], {s: n for n, s in leaves.items()}
+
+
+@functools.lru_cache(maxsize=4096)
+def _called(lam: sympy.Lambda, operands: tuple) -> sympy.Expr:
+    """``lam(*operands)``, built once: leaves are named by position (v0, v1...), so the
+    regions of a deep network's layers ask for the same expressions again and again (sympy's
+    own cache is small and a big graph pushes them out of it). Keyed by the definition
+    itself: an op defined again is another key."""
+    return lam(*operands)
 
 
 class _Plan:

@@ -1,0 +1,350 @@
+"""The compile cache: a second ``gc.compile`` of the same graph in one process is near free.
+
+A compile is keyed by a content hash (:func:`content_key`): the graphc version and a
+digest of graphc's own source files, the options, the graph's attributes, its nodes in
+order with every attribute, its edges in order (the order breaks ties in the compiler,
+so it is part of the content), and the definition of every custom op it uses. Two graphs
+with the same key compile to the same program; any change of a const value, a dtype, a
+shape, a name or an option changes the key. A graph holding something the key cannot
+spell (an object of an unknown type in an attribute, a custom op with a hand-written
+lowering) is compiled without the cache.
+
+The cache keeps what the pipeline made (stages, schedule, code) and never hands it out:
+each program gets its own copy of every mutable part (graphs, attribute dicts, lists,
+arrays; a stage's graph is copied when the program first reads it) and its own loaded
+module, so changing one program never changes another or the next compile.
+
+>>> import graphc as gc
+>>> g = gc.Graph("doc"); x = g.input("x", shape=(2,)); _ = g.output("y", gc.exp(x))
+>>> first, second = gc.compile(g), gc.compile(g)
+>>> first is second, first.source == second.source, first.stages["declared"] is second.stages["declared"]
+(False, True, False)
+"""
+
+from __future__ import annotations
+
+import collections
+import collections.abc
+import dataclasses
+import functools
+import gc
+import hashlib
+import os
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import sympy
+
+from . import ir
+from .ops.base import OpRegistry
+
+__all__ = ["content_key", "MemoryCache", "fresh_copy", "MEMORY", "source_digest"]
+
+MAX_ENTRIES = 16  # programs kept in memory (a big graph's stages take tens of MB)
+
+
+class Uncacheable(Exception):
+    """The graph holds something the content key cannot spell: compile it afresh."""
+
+
+@functools.cache
+def source_digest() -> str:
+    """A digest of graphc's own source files (its version among them, in __init__.py): a
+    changed compiler misses the cache."""
+    digest = hashlib.sha256()
+    root = Path(__file__).resolve().parent
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+# -- the key ---------------------------------------------------------------------------------
+def _spell(value, out: list) -> None:
+    """Append an unambiguous text for ``value`` (each kind tagged; containers keep order)."""
+    if value is None or isinstance(value, bool):
+        out.append(f"k:{value!r}")
+    elif isinstance(value, str):
+        out.append(f"s{len(value)}:{value}")
+    elif isinstance(value, int):
+        out.append(f"i:{value}")
+    elif isinstance(value, float):
+        out.append(f"f:{value.hex()}")  # exact, and -0.0 / nan / inf spelled apart
+    elif isinstance(value, complex):
+        out.append(f"c:{value.real.hex()},{value.imag.hex()}")
+    elif isinstance(value, np.ndarray):
+        data = np.ascontiguousarray(value)
+        out.append(f"a:{data.dtype.str}:{data.shape}:{hashlib.sha256(data.tobytes()).hexdigest()}")
+    elif isinstance(value, np.generic):
+        out.append(f"g:{value.dtype.str}:{value.tobytes().hex()}")
+    elif isinstance(value, np.dtype):
+        out.append(f"d:{value.str}")
+    elif isinstance(value, sympy.Basic):
+        out.append(f"y:{_srepr(value)}")  # every symbol with its assumptions
+    elif isinstance(value, (list, tuple, set, frozenset, dict)):
+        kind = type(value).__name__
+        if type(value) not in (list, tuple, set, frozenset, dict):
+            raise Uncacheable(f"a {kind}")
+        items = list(value.items()) if isinstance(value, dict) else value
+        if isinstance(value, (set, frozenset)):
+            items = sorted(items, key=lambda item: _spelled(item))
+        out.append(f"{kind}{len(items)}(")
+        for item in items:
+            _spell(item, out)
+        out.append(")")
+    else:
+        raise Uncacheable(f"a {type(value).__name__}")
+
+
+@functools.lru_cache(maxsize=4096)
+def _srepr(value: sympy.Basic) -> str:
+    return sympy.srepr(value)  # equal expressions have one srepr: shapes repeat one symbol a thousand times
+
+
+def _spelled(value) -> str:
+    out: list[str] = []
+    _spell(value, out)
+    return "\x1f".join(out)
+
+
+def _custom_op(op) -> tuple:
+    """What a custom op is, for the key: its facets and its definition over its symbols."""
+    if any(getattr(op, facet) is not None for facet in ("lower", "expand", "vjp", "reference", "convention")):
+        raise Uncacheable(f"custom op {op.name!r} has hand-written rules")
+    if op.fn is None:
+        raise Uncacheable(f"custom op {op.name!r} has no definition")
+    from .ops.base import arg_symbols
+
+    arity = max(op.arity, 0)
+    return (op.name, op.arity, op.elementwise, op.commutative, op.algebraic, op.kink, op.attrs,
+            op.fn(*arg_symbols(arity)) if not op.attrs else None, op.dtype is None, op.int_operands)
+
+
+def content_key(graph: nx.MultiDiGraph, options: dict) -> str:
+    """The sha256 of the graph's content and the options (raises Uncacheable)."""
+    out: list[str] = ["graphc", source_digest()]
+    _spell(sorted(options.items()), out)
+    attrs = dict(graph.graph)
+    registry = attrs.pop(ir.CUSTOM_OPS, None) or {}  # the graph's own ops: spelled by what they are
+    _spell(attrs, out)
+    for node, data in graph.nodes(data=True):
+        _spell(node, out)
+        _spell(dict(data), out)
+    for source, target, key, data in graph.edges(keys=True, data=True):
+        _spell((source, target, key), out)
+        _spell(dict(data), out)
+    for name in sorted(registry):
+        _spell(_custom_op(registry[name]), out)
+    return hashlib.sha256("\x1e".join(out).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# -- copies that share nothing mutable -------------------------------------------------------
+_SCALARS = frozenset({str, int, float, complex, bool, bytes, type(None)})
+_SHARED = (sympy.Basic, np.generic, np.dtype, type, functools.partial, OpRegistry)  # immutable: shared by copies
+
+
+def fresh_copy(value, memo: dict | None = None):
+    """A copy of ``value`` sharing no mutable part with it (sympy expressions, numbers and
+    strings are shared: they are immutable). Graphs, dicts, lists, sets, arrays and
+    dataclasses are copied, and what was one object in ``value`` is one object in the copy;
+    an immutable part comes back as itself (a frozen plan of tuples costs nothing)."""
+    if type(value) in _SCALARS:
+        return value
+    memo = {} if memo is None else memo
+    key = id(value)
+    if key in memo:
+        return memo[key]
+    if isinstance(value, _SHARED):
+        return value
+    kind = type(value)
+    if kind is tuple or kind is frozenset:
+        if all(type(v) in _SCALARS or isinstance(v, _SHARED) for v in value):
+            return value  # a shape, a tuple of names
+        items = [fresh_copy(v, memo) for v in value]
+        copy = value if all(a is b for a, b in zip(items, value)) else kind(items)
+    elif isinstance(value, nx.MultiDiGraph):
+        copy = memo[key] = _fresh_graph(value, memo)
+    elif kind is dict:
+        copy = memo[key] = {}
+        copy.update({k: fresh_copy(v, memo) for k, v in value.items()})
+    elif kind is list:
+        copy = memo[key] = []
+        copy.extend(fresh_copy(v, memo) for v in value)
+    elif kind is set:
+        copy = set(value)  # members are hashable, immutable in practice
+    elif isinstance(value, np.ndarray):
+        copy = value.copy()
+        copy.flags.writeable = value.flags.writeable
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {name: getattr(value, name) for name in _field_names(kind)}
+        fresh = {name: item if _plain(item) else fresh_copy(item, memo) for name, item in fields.items()}
+        if all(fresh[name] is item for name, item in fields.items()):
+            copy = value  # nothing mutable in it (the schedule's frozen plans)
+        else:
+            copy = object.__new__(kind)
+            for name, item in fresh.items():
+                object.__setattr__(copy, name, item)
+    elif callable(value):
+        return value
+    else:
+        import copy as copying
+
+        copy = copying.deepcopy(value, memo)
+    memo[key] = copy
+    return copy
+
+
+@functools.cache
+def _field_names(kind: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(kind))
+
+
+_ATOMS = _SCALARS | {sympy.Symbol}  # what a shape holds
+
+
+def _plain(item) -> bool:
+    """Immutable at a glance: a number, a name, or a tuple or frozenset of them (no call each)."""
+    kind = type(item)
+    return kind in _SCALARS or (kind is tuple or kind is frozenset) and _ATOMS.issuperset(map(type, item))
+
+
+def _fresh_data(data: dict, memo: dict) -> dict:
+    """A node's or an edge's attribute dict, fresh; the usual values without a call each."""
+    copy = data.copy()
+    for name, item in data.items():
+        kind = type(item)
+        if _plain(item):
+            continue  # a name, a number, a shape
+        if kind is dict and _SCALARS.issuperset(map(type, item.values())):
+            copy[name] = item.copy()  # attrs of numbers and names
+        else:
+            copy[name] = fresh_copy(item, memo)
+    return copy
+
+
+def _fresh_graph(graph: nx.MultiDiGraph, memo: dict) -> nx.MultiDiGraph:
+    """``ir.copy_graph`` (networkx's node, edge and key order) with every attribute value fresh."""
+    if type(graph) is not nx.MultiDiGraph:
+        out = ir.copy_graph(graph)
+        for data in out._node.values():
+            data.update(_fresh_data(data, memo))
+        return out
+    out = nx.MultiDiGraph()
+    nodes = {node: _fresh_data(data, memo) for node, data in graph._node.items()}
+    succ: dict = {node: {} for node in nodes}
+    pred: dict = {node: {} for node in nodes}
+    for source, targets in graph._succ.items():
+        out_edges = succ[source]
+        for target, keys in targets.items():
+            out_edges[target] = pred[target][source] = {k: _fresh_data(d, memo) for k, d in keys.items()}
+    out._node, out._adj, out._pred = nodes, succ, pred
+    out._succ = succ
+    out.graph = {k: fresh_copy(v, memo) for k, v in graph.graph.items()}
+    return out
+
+
+class LazyStages(collections.abc.Mapping):
+    """A program's stages, each graph copied from the cached one when first looked at
+    (most programs are run, and only a few of their stages ever read): one memo for all,
+    so a graph that is two things (the declared stage and ``prog.graph``) stays one."""
+
+    def __init__(self, stages: dict, memo: dict):
+        self._stages, self._memo, self._copies = stages, memo, {}
+
+    def __getitem__(self, name: str):
+        if name not in self._copies:
+            collecting = gc.isenabled()
+            gc.disable()  # as gc.compile does: a copy makes many objects that all live on
+            try:
+                self._copies[name] = fresh_copy(self._stages[name], self._memo)
+            finally:
+                if collecting:
+                    gc.enable()
+        return self._copies[name]
+
+    def __iter__(self):
+        return iter(self._stages)
+
+    def __len__(self) -> int:
+        return len(self._stages)
+
+    def __reversed__(self):
+        return reversed(self._stages)
+
+    # reversible views, as a dict's are
+    def keys(self):
+        return _Keys(self)
+
+    def values(self):
+        return _Values(self)
+
+    def items(self):
+        return _Items(self)
+
+    def __repr__(self) -> str:
+        return f"LazyStages({list(self._stages)})"
+
+
+class _Keys(collections.abc.KeysView):
+    def __reversed__(self):
+        return reversed(self._mapping)
+
+
+class _Values(collections.abc.ValuesView):
+    def __reversed__(self):
+        return (self._mapping[key] for key in reversed(self._mapping))
+
+
+class _Items(collections.abc.ItemsView):
+    def __reversed__(self):
+        return ((key, self._mapping[key]) for key in reversed(self._mapping))
+
+
+def lent(entry: dict) -> dict:
+    """Program arguments from a cache entry, sharing nothing mutable with it: the declared
+    graph and the schedule copied now (every run reads them), each stage when first read."""
+    memo: dict = {}
+    stages = LazyStages(entry["stages"], memo)
+    memo[id(entry["stages"])] = stages
+    inference = memo.get(id(entry["inference_stages"])) or LazyStages(entry["inference_stages"], memo)
+    return {**entry, "declared": fresh_copy(entry["declared"], memo), "plan": fresh_copy(entry["plan"], memo),
+            "stages": stages, "inference_stages": inference, "wrt": list(entry["wrt"])}
+
+
+# -- the in-memory cache ---------------------------------------------------------------------
+class MemoryCache:
+    """The last MAX_ENTRIES compiles by content key, each as the pipeline left it."""
+
+    def __init__(self, size: int = MAX_ENTRIES):
+        self.size = size
+        self.entries: collections.OrderedDict[str, object] = collections.OrderedDict()
+        self.hits = self.misses = 0
+
+    def get(self, key: str):
+        """The entry itself: never hand it out, hand out :func:`lent` copies of it."""
+        entry = self.entries.get(key)
+        if entry is None:
+            self.misses += 1
+            return None
+        self.entries.move_to_end(key)
+        self.hits += 1
+        return entry
+
+    def put(self, key: str, entry) -> None:
+        """Keep ``entry``; from now on nothing but :func:`lent` copies of it may leave."""
+        self.entries[key] = entry
+        self.entries.move_to_end(key)
+        while len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.hits = self.misses = 0
+
+
+MEMORY = MemoryCache()
+
+
+def enabled() -> bool:
+    """The cache is on unless ``GRAPHC_NO_CACHE`` is set (to anything but "" or "0")."""
+    return os.environ.get("GRAPHC_NO_CACHE", "") in ("", "0")

@@ -1,0 +1,200 @@
+"""The compile cache: a second compile of the same content is a cache hit; any change of
+content or options is a miss; programs handed out share nothing mutable."""
+
+import numpy as np
+import pytest
+import sympy
+
+import graphc as gc
+from graphc import compile_cache
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    compile_cache.MEMORY.clear()
+    yield
+    compile_cache.MEMORY.clear()
+
+
+def net(const=2.0, dtype="float64", shape=(3,), act=gc.tanh):
+    g = gc.Graph("net")
+    x = g.input("x", shape=("N",) + shape, dtype=dtype)
+    w = g.param("w", shape=shape, dtype=dtype)
+    h = act(x * w + const)
+    g.output("loss", gc.mean(h * h))
+    return g
+
+
+FEEDS = {"x": np.arange(6.0).reshape(2, 3) / 7, "w": np.array([0.5, -1.0, 2.0])}
+
+
+def hits():
+    return compile_cache.MEMORY.hits
+
+
+def test_a_second_compile_is_a_hit_with_a_program_of_its_own():
+    first = gc.compile(net())
+    second = gc.compile(net())  # built again: same content, other objects
+    assert hits() == 1
+    assert second is not first and second.module is not first.module
+    assert second.source == first.source
+    assert list(second.stages) == list(first.stages)
+    for name in first.stages:
+        assert second.stages[name] is not first.stages[name]
+        assert list(second.stages[name].nodes(data=True)) == list(first.stages[name].nodes(data=True))
+    value, grads = second.value_and_grad(FEEDS)
+    fresh_value, fresh_grads = gc.compile(net(), cache=False).value_and_grad(FEEDS)
+    np.testing.assert_array_equal(value["loss"], fresh_value["loss"])
+    np.testing.assert_array_equal(grads["w"], fresh_grads["w"])
+
+
+@pytest.mark.parametrize("changed", [
+    dict(const=2.5), dict(const=-0.0), dict(dtype="float32"), dict(shape=(4,)), dict(act=gc.sigmoid),
+])
+def test_any_change_of_content_is_a_miss(changed):
+    base = gc.compile(net(const=0.0))
+    other = gc.compile(net(**{"const": 0.0, **changed}))
+    assert hits() == 0
+    assert other.source != base.source or changed == {"const": -0.0}
+
+
+def test_a_renamed_node_is_a_miss():
+    def named(label):
+        g = gc.Graph("net")
+        x = g.input(label, shape=(3,))
+        g.output("y", gc.sum(gc.exp(x)))
+        return g
+
+    a, b = gc.compile(named("x")), gc.compile(named("z"))
+    assert hits() == 0 and "z" in b.source and a.source != b.source
+
+
+def test_the_options_are_part_of_the_key():
+    g = gc.Graph("two")
+    x = g.input("x", shape=(2,))
+    a, b = g.param("a", shape=(2,)), g.param("b", shape=(2,))
+    g.output("loss", gc.sum(x * a * b))
+    both = gc.compile(g)
+    only_a = gc.compile(g, wrt=["a"])
+    assert hits() == 0 and only_a.wrt == ["a"] and both.wrt == ["a", "b"]
+    assert gc.compile(g, wrt=["a"]).wrt == ["a"] and hits() == 1
+
+
+def test_a_custom_op_defined_again_is_a_miss():
+    def graph():
+        g = gc.Graph("custom")
+        x = g.input("x", shape=(2,))
+        g.output("y", gc.sum(op(x)))
+        return g
+
+    op = gc.elementwise("cache_probe", lambda x: x * sympy.exp(-x))
+    first = gc.compile(graph())
+    op = gc.elementwise("cache_probe", lambda x: x * sympy.exp(-2 * x))
+    second = gc.compile(graph())
+    assert hits() == 0
+    feeds = {"x": np.array([0.5, 1.5])}
+    np.testing.assert_allclose(second.forward(feeds)["y"], np.sum(feeds["x"] * np.exp(-2 * feeds["x"])))
+    assert first.forward(feeds)["y"] != second.forward(feeds)["y"]
+
+
+def test_changing_a_program_changes_no_later_program():
+    g = net()
+    first = gc.compile(g)
+    # a user takes the program apart: graphs, attribute dicts, a const's array, the module
+    declared = first.stages["declared"]
+    const = next(n for n, d in declared.nodes(data=True) if d["op"] == "const")
+    declared.nodes[const]["attrs"]["value"] = 100.0
+    declared.graph["outputs"].append("x")
+    declared.add_node("intruder", op="input")
+    for stage in first.stages.values():
+        for _, data in stage.nodes(data=True):
+            data["shape"] = ("changed",)
+    first.plan.joint.graph["inputs"].clear()
+    second = gc.compile(g)
+    assert hits() == 1
+    fresh = gc.compile(g, cache=False)
+    assert second.source == fresh.source
+    for name in fresh.stages:
+        assert list(second.stages[name].nodes(data=True)) == list(fresh.stages[name].nodes(data=True))
+        assert second.stages[name].graph["outputs"] == fresh.stages[name].graph["outputs"]
+    assert second.plan.joint.graph["inputs"] == fresh.plan.joint.graph["inputs"]
+    np.testing.assert_array_equal(second.forward(FEEDS)["loss"], fresh.forward(FEEDS)["loss"])
+
+
+def test_an_array_const_changed_in_place_in_one_program_is_not_changed_in_the_next():
+    g = gc.Graph("arr")
+    x = g.input("x", shape=(3,))
+    g.output("y", gc.sum(x * np.array([1.0, 2.0, 3.0])))
+    first = gc.compile(g)
+    arrays = [d["attrs"]["value"] for _, d in first.stages["declared"].nodes(data=True)
+              if d["op"] == "const" and isinstance(d["attrs"]["value"], np.ndarray)]
+    assert arrays
+    arrays[0][...] = 0.0
+    second = gc.compile(g)
+    assert hits() == 1
+    again = [d["attrs"]["value"] for _, d in second.stages["declared"].nodes(data=True)
+             if d["op"] == "const" and isinstance(d["attrs"]["value"], np.ndarray)]
+    np.testing.assert_array_equal(again[0], [1.0, 2.0, 3.0])
+
+
+def test_cache_false_and_the_environment_variable_compile_afresh(monkeypatch):
+    gc.compile(net())
+    gc.compile(net(), cache=False)
+    assert hits() == 0
+    monkeypatch.setenv("GRAPHC_NO_CACHE", "1")
+    gc.compile(net())
+    assert hits() == 0
+
+
+def test_a_graph_the_key_cannot_spell_compiles_without_the_cache():
+    g = net()
+    g.nx.graph["note"] = object()  # not content the key can spell
+    first, second = gc.compile(g), gc.compile(g)
+    assert hits() == 0 and not compile_cache.MEMORY.entries
+    assert first.source == second.source
+
+
+def test_the_key_spells_kinds_apart():
+    def key(value):
+        g = gc.Graph("k")
+        g.nx.graph["extra"] = value
+        return compile_cache.content_key(g.nx, {})
+
+    values = [1, 1.0, True, "1", (1,), [1], {1: 1}, -0.0, 0.0, np.float32(1), np.array([1]), np.array([1.0]),
+              sympy.Symbol("N"), sympy.Symbol("N", positive=True), None]
+    keys = [key(v) for v in values]
+    assert len(set(keys)) == len(keys)
+    assert key(np.array([1.0, 2.0])) == key(np.array([1.0, 2.0]))
+
+
+def test_changing_a_program_does_not_change_the_graph_it_came_from():
+    g = gc.Graph("source")
+    x = g.input("x", shape=(3,))
+    g.output("y", gc.sum(x * np.array([1.0, 2.0, 3.0]) + 2.0))
+    before = {n: dict(d["attrs"]) for n, d in g.nx.nodes(data=True)}
+    prog = gc.compile(g, cache=False)
+    for _, data in prog.stages["declared"].nodes(data=True):
+        if data["op"] == "const":
+            value = data["attrs"]["value"]
+            if isinstance(value, np.ndarray):
+                value[...] = -1.0
+            data["attrs"]["value"] = 0.0
+    for n, d in g.nx.nodes(data=True):
+        assert d["attrs"].keys() == before[n].keys()
+        for k, v in d["attrs"].items():
+            np.testing.assert_array_equal(v, before[n][k])
+
+
+def test_the_stages_of_a_cached_program_read_as_a_dict_does():
+    reference = gc.compile(net(), cache=False).stages
+    gc.compile(net())
+    stages = gc.compile(net()).stages
+    assert hits() == 1
+    assert list(stages) == list(reference) == list(stages.keys()) and len(stages) == len(reference)
+    assert list(reversed(stages)) == list(reversed(reference))
+    def names(graphs):
+        return [g.number_of_nodes() for g in graphs]
+
+    assert names(reversed(stages.values())) == names(reversed(reference.values()))
+    assert [k for k, _ in reversed(stages.items())] == list(reversed(reference))
+    assert "declared" in stages and stages.get("nothing") is None and dict(stages).keys() == reference.keys()
