@@ -11,7 +11,16 @@ from . import functional as _functional
 from . import ops as _ops  # noqa: F401 - fills the op table
 from .builder import Graph, Node, from_networkx
 from .drawing import render
-from .errors import FeedError, GradientError, GraphcError, GraphError, HyperparameterError, RenderError, ShapeError
+from .errors import (
+    BackendError,
+    FeedError,
+    GradientError,
+    GraphcError,
+    GraphError,
+    HyperparameterError,
+    RenderError,
+    ShapeError,
+)
 from .evaluate import evaluate
 from .functional import apply, batch_norm, elementwise
 from .io import load, save
@@ -37,6 +46,7 @@ __all__ = [
     "evaluate", "elementwise", "apply", "batch_norm",
     "save", "load",
     "GraphcError", "GraphError", "ShapeError", "FeedError", "GradientError", "RenderError", "HyperparameterError",
+    "BackendError",
     "datasets", "init", "optim", "train", "save_weights", "load_weights",
     *_functional.OP_FUNCTIONS,
 ]

@@ -28,6 +28,7 @@ from . import ir
 from .builder import Graph, from_networkx
 from .differentiate import differentiate, scalar_output
 from .errors import GradientError
+from .lower.libraries import runtime
 from .lower.source import lower
 from .passes.expand import expand
 from .passes.fuse import fuse
@@ -124,13 +125,16 @@ def _as_graph(graph: Graph | nx.DiGraph) -> Graph:
     return graph if isinstance(graph, Graph) else from_networkx(graph)
 
 
-def compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None = None, of: str | None = None) -> Program:  # noqa: A001
+def compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None = None, of: str | None = None,  # noqa: A001
+            backend: str = "numpy") -> Program:
     """Compile a declared network into a :class:`Program`.
 
     ``wrt`` (default: every param) names the values gradients are taken with respect to;
     ``of`` the output whose gradient is taken (default: the one scalar output, else the
     first output). Without a scalar to differentiate, ``value_and_grad`` needs an
-    explicit cotangent ``seed``.
+    explicit cotangent ``seed``. ``backend`` names the array library the program runs
+    on: ``"numpy"``, or ``"torch"``, ``"jax"``, ``"cupy"``, ``"array_api_strict"`` where
+    installed (see docs/backends.md).
 
     >>> import graphc as gc
     >>> g = gc.Graph("affine"); x = g.input("x", shape=(2,))
@@ -145,15 +149,17 @@ def compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None = None, of: str
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _compile(graph, wrt, of)
+        return _compile(graph, wrt, of, backend)
     finally:
         if collecting:
             gc.enable()
 
 
-def _compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None, of: str | None) -> Program:
+def _compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None, of: str | None, backend: str) -> Program:
     """The pipeline itself: every branch in order, then scheduling, lowering and loading."""
+    library = runtime(backend)  # an unknown or missing library fails before any work
     declared = verify(ir.copy_graph(_as_graph(graph).nx))
+    library.check_dtypes({data[ir.DTYPE] for _, data in declared.nodes(data=True)}, declared.graph[ir.NAME])
     stages: dict[str, nx.MultiDiGraph] = {"declared": declared}
     wrt = tuple(declared.graph[ir.PARAMS] if wrt is None else wrt)
     target = gradient_target(declared, of)
@@ -166,9 +172,10 @@ def _compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None, of: str | Non
         inference = stages  # the inference graphs are the program's last stages
     plain = verify(_run(forward, INFERENCE, None, inference))
     plan = schedule(plain, joint)
-    return Program(declared=declared, stages=stages, inference_stages=inference, plan=plan, code=lower(plan),
+    code = lower(plan, library.library.backend, library.namespace)
+    return Program(declared=declared, stages=stages, inference_stages=inference, plan=plan, code=code,
                    wrt=list(wrt), of=of, target=target, inference=functools.partial(_outputs_alone, declared),
-                   compiler=compile)
+                   compiler=compile, backend=backend)
 
 
 def _outputs_alone(declared: nx.MultiDiGraph, outputs: Sequence[str]) -> Program:

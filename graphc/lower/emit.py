@@ -146,7 +146,8 @@ class Module:
         node = self.resolve(node)
         data = self.graph.nodes[node]
         if self.is_inline(node):  # x.T costs less written where it is used than as a statement
-            return f"{self.tensor_atom(ir.operands(self.graph, node)[0])}.T"
+            operand = ir.operands(self.graph, node)[0]
+            return self.backend.transposed(self.tensor_atom(operand), len(self.graph.nodes[operand][ir.SHAPE]))
         if data[ir.OP] == "const":
             value = data[ir.ATTRS]["value"]
             if np.ndim(value) == 0:
@@ -178,7 +179,7 @@ class Module:
     def tensor_atom(self, node: str) -> str:
         """An operand of a tensor op's template: scalars as numpy scalars (they have .T, .reshape)."""
         if self.is_scalar_const(node):
-            return f"{self.numpy}.{self.const_dtype(node)}({self.atom(node)})"
+            return self.backend.scalar(self.atom(node), self.const_dtype(node))
         return self.atom(node)
 
     def symbol(self, node: str) -> sympy.Expr:
@@ -212,7 +213,7 @@ class Module:
             values = {self.atom(a) for a in args if not self.is_scalar_const(a)}
             if not any(s.name in values for s in expr.free_symbols):
                 # a number (0, 1/N): a numpy scalar of the node's dtype, never a Python int
-                return f"{self.numpy}.{data[ir.DTYPE]}({self.backend.expression(expr, data[ir.DTYPE])})"
+                return self.backend.scalar(self.backend.expression(expr, data[ir.DTYPE]), data[ir.DTYPE])
             return self.backend.expression(expr, data[ir.DTYPE])
         lower = self.backend.lowering(op)
         if lower is not None:
@@ -342,8 +343,8 @@ class Module:
             return atom
         if ir.op_of(self.graph, self.resolve(item.node)) == "const":  # in its own dtype, not its readers'
             dtype = self.graph.nodes[item.node][ir.DTYPE]
-            return f"{self.numpy}.array({atom}, dtype={self.numpy}.{dtype})"
-        return f"{atom}.copy()"
+            return self.backend.array(atom, dtype)
+        return self.backend.copy(atom)
 
 
 def _uses(name: str, lines: list[str]) -> bool:
