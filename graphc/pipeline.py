@@ -16,6 +16,7 @@ module all run the same code. Every stage's output is kept by name.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gc
 from collections.abc import Callable, Sequence
@@ -37,8 +38,9 @@ from .passes.optimize import optimize
 from .passes.share import share
 from .passes.stable import rewrite_composites
 from .predict import inference_graph
-from .program import Program
+from .program import Program, check_threads
 from .schedule import mark_levels, schedule
+from .together import plan_parallel
 from .verify import verify
 
 __all__ = ["compile", "grad", "STAGES", "Stage", "FORWARD_STAGES", "JOINT_STAGES", "INFERENCE_STAGES",
@@ -126,7 +128,7 @@ def _as_graph(graph: Graph | nx.DiGraph) -> Graph:
 
 
 def compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None = None, of: str | None = None,  # noqa: A001
-            backend: str = "numpy") -> Program:
+            backend: str = "numpy", parallel: int = 1) -> Program:
     """Compile a declared network into a :class:`Program`.
 
     ``wrt`` (default: every param) names the values gradients are taken with respect to;
@@ -134,7 +136,9 @@ def compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None = None, of: str
     first output). Without a scalar to differentiate, ``value_and_grad`` needs an
     explicit cotangent ``seed``. ``backend`` names the array library the program runs
     on: ``"numpy"``, or ``"torch"``, ``"jax"``, ``"cupy"``, ``"array_api_strict"`` where
-    installed (see docs/backends.md).
+    installed (see docs/backends.md). ``parallel=k`` runs the big independent statements
+    of each dependency level on a pool of k threads (``prog.plan.parallel`` lists them; see
+    docs/parallel.md).
 
     >>> import graphc as gc
     >>> g = gc.Graph("affine"); x = g.input("x", shape=(2,))
@@ -149,15 +153,17 @@ def compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None = None, of: str
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _compile(graph, wrt, of, backend)
+        return _compile(graph, wrt, of, backend, parallel)
     finally:
         if collecting:
             gc.enable()
 
 
-def _compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None, of: str | None, backend: str) -> Program:
+def _compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None, of: str | None, backend: str,
+             parallel: int) -> Program:
     """The pipeline itself: every branch in order, then scheduling, lowering and loading."""
     library = runtime(backend)  # an unknown or missing library fails before any work
+    threads = check_threads(parallel)
     declared = verify(ir.copy_graph(_as_graph(graph).nx))
     library.check_dtypes({data[ir.DTYPE] for _, data in declared.nodes(data=True)}, declared.graph[ir.NAME])
     stages: dict[str, nx.MultiDiGraph] = {"declared": declared}
@@ -172,10 +178,12 @@ def _compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None, of: str | Non
         inference = stages  # the inference graphs are the program's last stages
     plain = verify(_run(forward, INFERENCE, None, inference))
     plan = schedule(plain, joint)
+    if threads > 1:
+        plan = dataclasses.replace(plan, parallel=plan_parallel(plan, threads))
     code = lower(plan, library.library.backend, library.namespace)
     return Program(declared=declared, stages=stages, inference_stages=inference, plan=plan, code=code,
                    wrt=list(wrt), of=of, target=target, inference=functools.partial(_outputs_alone, declared),
-                   compiler=compile, backend=backend)
+                   compiler=compile, backend=backend, threads=threads)
 
 
 def _outputs_alone(declared: nx.MultiDiGraph, outputs: Sequence[str]) -> Program:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 import networkx as nx
@@ -32,7 +33,7 @@ class Program:
                  inference_stages: dict[str, nx.MultiDiGraph], plan: Schedule, code: GeneratedCode,
                  wrt: list[str], of: str | None, target: str,
                  inference: Callable[[Sequence[str]], Program] | None = None,
-                 compiler: Callable[..., Program] | None = None, backend: str = "numpy"):
+                 compiler: Callable[..., Program] | None = None, backend: str = "numpy", threads: int = 1):
         self.graph = declared
         self.stages = stages
         self.inference_stages = inference_stages
@@ -45,6 +46,8 @@ class Program:
         # the pipeline that made this program (gc.compile), for the checks that compile a twin of it
         self.compiler = compiler
         self.runtime = runtime(backend)  # the array library the module runs on
+        self.threads = threads  # the pool the plan's groups run on (1: every statement in order)
+        self._blas = one_blas_thread() if plan.parallel is not None and plan.parallel.groups else nullcontext
         self.module = load_source(code.source, declared.graph[ir.NAME])
         self._check_feeds = FeedChecker(declared)
         self._sources = ir.sources(declared)
@@ -135,7 +138,8 @@ class Program:
     def forward(self, feeds: Mapping) -> dict[str, np.ndarray]:
         """The graph's outputs for ``feeds`` (inputs and params by name)."""
         arrays = self._arrays(feeds)
-        values = self.module.forward_pass(*arrays)
+        with self._blas():
+            values = self.module.forward_pass(*arrays)
         return {name: self._result(v) for name, v in zip(self.outputs, values)}
 
     def __call__(self, **feeds) -> dict[str, np.ndarray]:
@@ -161,9 +165,11 @@ class Program:
         if seed is None and not self.has_gradient:
             scalar_output(self.forward_graph, self.of)  # raises the explanation
         if self.plan.joint is None:  # nothing to differentiate
-            outputs = self.module.forward_pass(*arrays)
+            with self._blas():
+                outputs = self.module.forward_pass(*arrays)
             return {name: self._result(v) for name, v in zip(self.outputs, outputs)}, {}
-        outputs, saved = self.module.train_forward(*arrays)
+        with self._blas():
+            outputs, saved = self.module.train_forward(*arrays)
         value = outputs[self.outputs.index(self.target)]
         dtype = self.forward_graph.nodes[self.target][ir.DTYPE]
         rt = self.runtime
@@ -176,7 +182,8 @@ class Program:
         else:
             checked = check_seed(rt.stand_in(seed), tuple(value.shape), self.target, dtype)
             cotangent = rt.asarray(seed if rt.is_native(seed) else checked, dtype)
-        grads = self.module.backward_pass(saved, cotangent)
+        with self._blas():
+            grads = self.module.backward_pass(saved, cotangent)
         return (
             {name: self._result(v) for name, v in zip(self.outputs, outputs)},
             {name: self._result(v) for name, v in zip(self.wrt, grads)},
@@ -208,7 +215,8 @@ class Program:
             raise GradientError(
                 f"program {self.name!r} has no SGD step: it needs a scalar output and wrt naming params only"
             )
-        return dict(zip(self.outputs, self.module.sgd_step(*arrays, lr)))
+        with self._blas():
+            return dict(zip(self.outputs, self.module.sgd_step(*arrays, lr)))
 
     def train_step(self, optimizer):
         """``step(feeds) -> loss``: forward, backward and ``optimizer``'s update of every
@@ -280,4 +288,23 @@ def with_backend(prog: Program, backend: str) -> Program:
     code = lower(prog.plan, rt.library.backend, rt.library.namespace)
     return Program(declared=prog.graph, stages=prog.stages, inference_stages=prog.inference_stages, plan=prog.plan,
                    code=code, wrt=prog.wrt, of=prog.of, target=prog.target, inference=prog.inference,
-                   compiler=prog.compiler, backend=backend)
+                   compiler=prog.compiler, backend=backend, threads=prog.threads)
+
+
+def check_threads(parallel: object) -> int:
+    """``parallel`` as a number of threads (1: no pool), or a BackendError."""
+    if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
+        raise BackendError(f"parallel must be a whole number of threads >= 1 (1: no pool), found {parallel!r}")
+    return parallel
+
+
+def one_blas_thread() -> Callable:
+    """A context that runs BLAS on one thread: the pool's threads each run one BLAS call, and a
+    BLAS that also spread each call over every core would fight them for the cores."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        raise BackendError("parallel=k needs threadpoolctl to keep BLAS to one thread per pool thread; "
+                           "install it: pip install 'graphc[parallel]' (threadpoolctl)") from None
+    controller = ThreadpoolController()
+    return lambda: controller.limit(limits=1, user_api="blas")

@@ -25,6 +25,7 @@ from ..ops.base import OPS, definition, freeze, get_op
 from .backend import NUMPY, Backend
 from .kernel import repeats
 from .naming import RESERVED, Namespace
+from .parallel import print_group
 
 __all__ = ["Module", "FunctionSpec", "literal", "const_number", "const_source", "UNPACK", "print_function",
            "print_sgd_step"]
@@ -131,6 +132,7 @@ class Module:
     # kink notes already given; print_function resets both for every function
     local: dict[str, str] = field(default_factory=dict)
     noted: set[str] = field(default_factory=set)
+    groups: tuple = ()  # the statements that run together on a pool (graphc.together.Group)
 
     def ident(self, node: str) -> str:
         """A computed value's identifier (in this function: its buffer's name)."""
@@ -363,11 +365,19 @@ def print_function(module: Module, fn: plan.FunctionPlan) -> str:
     lines: list[str] = []
     current = None
     sizes = fn.level_sizes
+    together = {g.nodes[0]: g for g in module.groups if g.function == fn.name}  # printed at their first
+    later = {n for g in together.values() for n in g.nodes[1:]}
+    steps = {step.node: step for step in fn.steps}
     for step in fn.steps:
         if step.level != current:
             current = step.level
             if sizes[current] > 1:  # a level of one statement needs no heading
                 lines.append(f"# level {current}")
+        if step.node in later:
+            continue
+        if step.node in together:
+            lines.extend(print_group(module, together[step.node], steps))
+            continue
         lines.extend(module.statement(step.node, step.donates))
         frees = [module.ident(d) for d in step.frees if module.ident(d) != module.ident(step.node)]
         if frees:

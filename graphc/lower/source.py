@@ -14,6 +14,7 @@ from .. import ir
 from ..schedule import Schedule, schedule
 from .backend import NUMPY, Backend
 from .emit import UNPACK, Module, print_function, print_sgd_step
+from .parallel import TOGETHER
 
 __all__ = ["GeneratedCode", "generate", "lower"]
 
@@ -126,13 +127,15 @@ def lower(plan: Schedule, backend: Backend = NUMPY, namespace: str | None = None
     A backend printed for the array API standard calls ``xp``, which the module imports
     from ``namespace`` (``array_api_compat.torch``)."""
     forward_graph, joint = plan.forward, plan.joint
-    module = Module(forward_graph, backend=backend)
+    groups = plan.parallel.groups if plan.parallel is not None else ()
+    module = Module(forward_graph, backend=backend, groups=groups)
     for a in ir.sources(forward_graph):
         module.namespace.name(a)
     forward_fn = print_function(module, plan.function("forward_pass"))
     backward_text = ""
     if joint is not None:
-        trainer = Module(joint, namespace=module.namespace, constants=module.constants, backend=backend)
+        trainer = Module(joint, namespace=module.namespace, constants=module.constants, backend=backend,
+                         groups=groups)
         texts = [print_function(trainer, plan.function(name)) for name in ("train_forward", "backward_pass")]
         if plan.sgd is not None and backend.writes_in_place:
             texts.append(print_sgd_step(trainer, plan.sgd))
@@ -154,6 +157,8 @@ def lower(plan: Schedule, backend: Backend = NUMPY, namespace: str | None = None
         parts[0] += "import base64 as _base64\n"
         constants = UNPACK.strip("\n").splitlines() + [""] + constants
     body = "\n".join(parts) + "\n" + ("\n" + "\n".join(constants) + "\n" if constants else "")
+    if groups:  # the pool the groups run on
+        body += TOGETHER.format(threads=plan.parallel.threads, min_work=plan.parallel.min_work)
     body += "\n\n" + forward_fn + "\n" + (XP_FORWARD_WRAPPER if standard else FORWARD_WRAPPER)
     if joint is not None:
         dtype = joint.nodes[_target(joint)][ir.DTYPE]
