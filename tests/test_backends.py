@@ -159,6 +159,13 @@ def test_torch_takes_numpy_feeds_and_a_seed():
         np.testing.assert_allclose(grads[name].numpy(), 3.0 * want[name], rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("backend", ["array_api_strict", pytest.param("torch", marks=needs_torch)])
+def test_check_gradients_judges_a_program_on_a_backend(backend):
+    prog = gc.compile(mlp(), backend=backend)
+    report = gc.check_gradients(prog, feeds())
+    assert report.ok and len(report.rows) > 10
+
+
 @needs_jax
 def test_jax_with_64_bit_floats_off_refuses_a_float64_graph():
     import jax

@@ -123,6 +123,14 @@ class Runtime:
         """``value`` (native, or a checked numpy array) as this library's array of ``dtype``."""
         return self.xp.asarray(value, dtype=getattr(self.xp, dtype))
 
+    def to_numpy(self, value) -> np.ndarray:
+        """A result as a numpy array (a copy from a GPU; numpy's own arrays as they are)."""
+        if hasattr(value, "detach"):  # a torch tensor, perhaps on a GPU
+            return value.detach().cpu().numpy()
+        if hasattr(value, "get") and type(value).__module__.startswith("cupy"):
+            return value.get()
+        return np.asarray(value)
+
     def one(self, dtype: str):
         return self.xp.asarray(1.0, dtype=getattr(self.xp, dtype))
 
