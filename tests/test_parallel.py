@@ -139,6 +139,13 @@ def test_the_parallel_source_is_the_same_across_runs_and_hash_seeds():
     assert len(outs) == 1 and "_together(" in outs.pop()
 
 
+def test_without_threadpoolctl_parallel_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import threadpoolctl now raises ImportError
+    with pytest.raises(gc.BackendError, match=r"parallel=k needs threadpoolctl.*pip install 'graphc\[parallel\]'"):
+        gc.compile(towers()[0], parallel=2)
+    assert gc.compile(towers()[0]).threads == 1  # the sequential program needs nothing
+
+
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
 def test_parallel_is_a_number_of_threads(bad):
     with pytest.raises(gc.BackendError, match="parallel must be a whole number of threads"):
