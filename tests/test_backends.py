@@ -166,6 +166,27 @@ def test_check_gradients_judges_a_program_on_a_backend(backend):
     assert report.ok and len(report.rows) > 10
 
 
+@pytest.mark.parametrize("backend", ["array_api_strict", pytest.param("jax", marks=needs_jax)])
+@pytest.mark.parametrize("key", [(None, slice(None, None, 2), 2), (slice(1, 3), -1), (-1,), (1, None)])
+def test_the_gradient_of_an_index_needs_no_item_assignment_of_a_new_axis(backend, key):
+    # the standard's setitem takes no new axis, and JAX writes no item at all: both carry the
+    # cotangent back by products
+    if backend == "jax":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+    g = gc.Graph("index")
+    x = g.input("x", shape=(3, 4, 5)); W = g.param("W", shape=(4, 5))
+    g.output("loss", gc.sum(gc.square((x * W)[key])))
+    rng = np.random.default_rng(0)
+    f = {"x": rng.normal(size=(3, 4, 5)), "W": rng.normal(size=(4, 5))}
+    mask = np.zeros((3, 4, 5)); mask[tuple(k for k in key if k is not None)] = 1  # what x[key] reads
+    want = (2 * (f["x"] * f["W"]) * mask * f["x"]).sum(axis=0)
+    _, grads = gc.compile(g, backend=backend).value_and_grad(f)
+    found = np.asarray(grads["W"]._array if backend == "array_api_strict" else grads["W"])
+    np.testing.assert_allclose(found, want, rtol=1e-12, atol=1e-14)
+
+
 @needs_jax
 def test_jax_with_64_bit_floats_off_refuses_a_float64_graph():
     import jax

@@ -10,9 +10,9 @@ module has no ``sgd_step`` (it writes params in place).
 
 Two backends share the printer: ``ARRAY_API`` for libraries whose arrays may be written
 (PyTorch, CuPy, numpy, array_api_strict), where the VJP of ``x[index]`` fills zeros
-with ``out[index] = g``, and ``ARRAY_API_IMMUTABLE`` (JAX), which has no form of that op
-and says so at compile time. The VJPs of ``take`` and ``pick`` are written without
-writes, as products with a one-hot mask.
+with ``out[index] = g``, and ``ARRAY_API_IMMUTABLE`` (JAX), where it is carried back by
+products with one-hot vectors and 0/1 matrices, axis by axis. The VJPs of ``take`` and
+``pick`` are written without writes everywhere, as products with a one-hot mask.
 
 >>> z = sympy.Symbol("z", real=True)
 >>> print_xp(sympy.Heaviside(z, 1), "float32")
@@ -225,9 +225,51 @@ def _index(ctx, args, attrs, node):
 
 
 def _index_grad(ctx, args, attrs, node):
+    from ..ops.indexing import _is_int, _items
+
+    if any(not _is_int(item) and item[0] == "newaxis" for item in _items(attrs)):
+        return _index_grad_without_writes(ctx, args, attrs, node)  # the standard's setitem takes no new axis
     dtype = ctx.graph.nodes[node][ir.DTYPE]
     return [f"{{out}} = {XP}.zeros({ctx.shape(attrs['shape'])}, dtype={XP}.{dtype})",
             f"{{out}}[{_key(attrs, len(attrs['shape']))}] = {args[0]}"]
+
+
+def _index_grad_without_writes(ctx, args, attrs, node):
+    """The VJP of ``x[index]`` for arrays that cannot be written (JAX): axis by axis, the
+    cotangent is carried back to its place by products, never by item assignment.
+
+    An int index puts the axis back, a one-hot vector along it; a slice multiplies the axis
+    by a constant 0/1 matrix (positions taken x all positions); a new axis is squeezed out;
+    a whole axis, or an axis the index does not reach, stays as it is.
+    """
+    import numpy as np
+
+    from ..ops.indexing import _is_int, _items
+    from .emit import const_source
+
+    dtype = ctx.graph.nodes[node][ir.DTYPE]
+    target = tuple(attrs["shape"])
+    text, axis, rank = args[0], 0, len(ctx.graph.nodes[ir.operands(ctx.graph, node)[0]][ir.SHAPE])
+    for item in _items(attrs):
+        if not _is_int(item) and item[0] == "newaxis":
+            text, rank = f"{XP}.squeeze({text}, axis={axis})", rank - 1
+            continue
+        size = target[axis]
+        if _is_int(item):
+            at = int(item) if int(item) >= 0 else ctx.dim(size + int(item))
+            along = tuple(size if k == axis else 1 for k in range(rank + 1))
+            where = f"{XP}.reshape({XP}.arange({ctx.dim(size)}) == {at}, {ctx.shape(along)})"
+            onehot = f"{XP}.astype({where}, {XP}.{dtype})"
+            text, rank = f"{XP}.expand_dims({text}, axis={axis}) * {onehot}", rank + 1
+        elif tuple(item[1:]) != (None, None, None):  # a slice of a concrete axis
+            positions = range(size)[slice(*item[1:])]
+            matrix = np.zeros((len(positions), size), dtype=dtype)
+            matrix[np.arange(len(positions)), list(positions)] = 1
+            name = ctx.namespace.name(("const", dtype, matrix.shape, matrix.tobytes()), f"{node}_placed")
+            ctx.constants.setdefault(name, const_source(matrix, dtype))
+            text = f"{XP}.moveaxis({XP}.tensordot({text}, {name}, axes=(({axis},), (0,))), -1, {axis})"
+        axis += 1
+    return text
 
 
 def _joined(function):
@@ -288,7 +330,8 @@ def _array(text: str, dtype: str) -> str:
 
 
 ARRAY_API_IMMUTABLE = register_backend(Backend(
-    "array-api-immutable", XP, print_xp, xp_kernel, lowerings=dict(LOWERINGS), scalar=_scalar, copy=_copy,
+    "array-api-immutable", XP, print_xp, xp_kernel,
+    lowerings={**LOWERINGS, "index_grad": _index_grad_without_writes}, scalar=_scalar, copy=_copy,
     array=_array, transposed=transposed, writes_in_place=False,
 ))
 ARRAY_API = register_backend(dataclasses.replace(
