@@ -118,6 +118,13 @@ def _memory_read(graph: nx.MultiDiGraph, fn_step) -> set[str]:
     return out
 
 
+def _writes(graph: nx.MultiDiGraph, step) -> frozenset[str]:
+    """The dying operands whose buffers a step may write into: an elementwise kernel's donors
+    (lowering prints every other op as an expression that writes nothing it reads)."""
+    data = graph.nodes[step.node]
+    return step.donates if get_op(data[ir.OP], step.node).elementwise and data[ir.SHAPE] else frozenset()
+
+
 def _groups(graph: nx.MultiDiGraph, fn: FunctionPlan, min_work: int) -> list[Group]:
     by_level: dict[int, list] = {}
     for step in fn.steps:
@@ -130,7 +137,7 @@ def _groups(graph: nx.MultiDiGraph, fn: FunctionPlan, min_work: int) -> list[Gro
         members = []
         for s in steps:
             others_read = set().union(*(reads[t.node] for t in steps if t is not s))
-            if s.donates & others_read:
+            if _writes(graph, s) & others_read:
                 continue  # it overwrites a buffer another statement of the level reads
             cost = work(graph, s.node)
             if _can_reach(cost, min_work):

@@ -121,6 +121,22 @@ def test_a_statement_writing_a_buffer_its_level_reads_is_kept_out():
         assert_identical(run_all(module, feeds), run_all(prog.module, feeds))
 
 
+def test_a_statement_between_two_of_a_group_still_reads_what_the_later_one_reads_last():
+    g = gc.Graph("between")
+    x = g.input("x", shape=("N", 8))
+    W1, W2, U, V = (g.param(name, shape=(8, 8)) for name in ("W1", "W2", "U", "V"))
+    v, w = gc.exp(x @ W1), gc.tanh(x @ W2)
+    first, between, last = w @ U, v * w, v @ V  # one level: between writes into w, which first reads
+    g.output("loss", gc.sum(first) + gc.sum(between) + gc.sum(last))
+    prog = gc.compile(g)
+    plan, module = on_the_pool(prog)
+    assert plan.parallel.of("forward_pass")[2].nodes == ("matmul_2", "matmul_3")  # first and last, not between
+    rng = np.random.default_rng(0)
+    feeds = {"x": rng.normal(size=(3, 8)), **{k: rng.normal(size=(8, 8)) / 3 for k in ("W1", "W2", "U", "V")}}
+    with threadpool_limits(1, "blas"):  # v dies at last, run with first: between must still find it
+        assert_identical(run_all(module, feeds), run_all(prog.module, feeds))
+
+
 @pytest.mark.parametrize("name", ["mlp", "wide_relu", "residual", "deep_residual", "two_moons", "blobs", "digits_mlp"])
 def test_the_zoo_on_the_pool_is_the_sequential_program_bit_for_bit(name):
     g, feeds = gc.zoo.get(name)()

@@ -373,12 +373,12 @@ def print_function(module: Module, fn: plan.FunctionPlan) -> str:
             current = step.level
             if sizes[current] > 1:  # a level of one statement needs no heading
                 lines.append(f"# level {current}")
-        if step.node in later:
-            continue
-        if step.node in together:
+        if step.node in together:  # a group runs where its first statement stood ...
             lines.extend(print_group(module, together[step.node], steps))
-            continue
-        lines.extend(module.statement(step.node, step.donates))
+        elif step.node not in later:
+            lines.extend(module.statement(step.node, step.donates))
+        # ... and each value is freed where its last reader stood: a statement between two
+        # of the group may read what the later one was the last to read
         frees = [module.ident(d) for d in step.frees if module.ident(d) != module.ident(step.node)]
         if frees:
             lines.append("del " + ", ".join(frees))

@@ -66,8 +66,8 @@ def _printed_work(module, work: sympy.Expr) -> str:
 
 
 def print_group(module, group, steps: dict) -> list[str]:
-    """The lines running ``group``'s statements together, then the frees they were followed by."""
-    lines, calls, targets, frees = [], [], [], []
+    """The lines running ``group``'s statements together (the caller frees what they read last)."""
+    lines, calls, targets = [], [], []
     for k, (node, cost) in enumerate(zip(group.nodes, group.works)):
         step = steps[node]
         body = module.statement(node, step.donates)
@@ -80,8 +80,5 @@ def print_group(module, group, steps: dict) -> list[str]:
         lines += [f"    {line}" for line in body] + [f"    return {target}"]
         calls.append(f"({_printed_work(module, cost)}, {name})")
         targets.append(target)
-        frees += [module.ident(d) for d in step.frees if module.ident(d) != target]
     lines.append(f"{', '.join(targets)} = _together({', '.join(calls)})")
-    if frees:
-        lines.append("del " + ", ".join(dict.fromkeys(frees)))
     return lines
