@@ -16,6 +16,7 @@ import sys
 import types
 
 from .errors import (  # noqa: F401 - public names (light: the errors import nothing)
+    BackendError,
     FeedError,
     GradientError,
     GraphcError,
@@ -39,7 +40,7 @@ _NAMES = {
     "save_weights": "weights", "load_weights": "weights",
 }
 _ERRORS = ["GraphcError", "GraphError", "ShapeError", "FeedError", "GradientError", "RenderError",
-           "HyperparameterError"]
+           "HyperparameterError", "BackendError"]
 _LEADING = [
     "zoo", "render", "Graph", "Node", "from_networkx", "compile", "grad", "check_gradients", "Program", "verify",
     "evaluate", "elementwise", "apply", "batch_norm", "save", "load", *_ERRORS,

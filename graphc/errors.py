@@ -16,6 +16,7 @@ __all__ = [
     "RenderError",
     "LimitError",
     "FileError",
+    "BackendError",
     "describe",
 ]
 
@@ -46,6 +47,10 @@ class GradientError(GraphcError):
 
 class RenderError(GraphcError):
     """A drawing cannot be produced (for instance Graphviz's ``dot`` is missing)."""
+
+
+class BackendError(GraphcError):
+    """An array library cannot run a program: unknown, not installed, or missing a setting it needs."""
 
 
 class LimitError(GraphError):

@@ -138,6 +138,8 @@ def check_gradients(prog, feeds: Mapping, rtol: float = 1e-5, atol: float = 1e-7
     else:
         cotangent = rng.standard_normal(np.shape(outputs[target]))
         _, grads = prog.value_and_grad(point, seed=cotangent)
+    as_numpy = getattr(getattr(prog, "runtime", None), "to_numpy", np.asarray)
+    grads = {name: as_numpy(g) for name, g in grads.items()}  # a backend's arrays (torch tensors), as numpy
     value = _scalar_function(exact, fixed, target, cotangent)
     center = value(point)
     resolution = 1000 * _coarsest_eps(prog)

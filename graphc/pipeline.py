@@ -16,6 +16,7 @@ module all run the same code. Every stage's output is kept by name.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gc
 from collections.abc import Callable, Sequence
@@ -28,6 +29,7 @@ from . import compile_cache, ir
 from .builder import Graph, from_networkx
 from .differentiate import differentiate, scalar_output
 from .errors import GradientError
+from .lower.libraries import runtime
 from .lower.source import lower
 from .passes.expand import expand
 from .passes.fuse import fuse
@@ -36,8 +38,9 @@ from .passes.optimize import optimize
 from .passes.share import share
 from .passes.stable import rewrite_composites
 from .predict import inference_graph
-from .program import Program
+from .program import Program, check_threads
 from .schedule import mark_levels, schedule
+from .together import plan_parallel
 from .verify import verify
 
 __all__ = ["compile", "grad", "STAGES", "Stage", "FORWARD_STAGES", "JOINT_STAGES", "INFERENCE_STAGES",
@@ -125,13 +128,17 @@ def _as_graph(graph: Graph | nx.DiGraph) -> Graph:
 
 
 def compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None = None, of: str | None = None,  # noqa: A001
-            *, cache: bool = True) -> Program:
+            backend: str = "numpy", parallel: int = 1, *, cache: bool = True) -> Program:
     """Compile a declared network into a :class:`Program`.
 
     ``wrt`` (default: every param) names the values gradients are taken with respect to;
     ``of`` the output whose gradient is taken (default: the one scalar output, else the
     first output). Without a scalar to differentiate, ``value_and_grad`` needs an
-    explicit cotangent ``seed``.
+    explicit cotangent ``seed``. ``backend`` names the array library the program runs
+    on: ``"numpy"``, or ``"torch"``, ``"jax"``, ``"cupy"``, ``"array_api_strict"`` where
+    installed (see docs/backends.md). ``parallel=k`` runs the big independent statements
+    of each dependency level on a pool of k threads (``prog.plan.parallel`` lists them; see
+    docs/parallel.md).
 
     A graph compiled before in this process, with the same content and options, comes
     from the compile cache (``graphc/compile_cache.py``) as a program of its own;
@@ -151,15 +158,18 @@ def compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None = None, of: str
     gc.disable()
     try:
         graph = _as_graph(graph)
+        runtime(backend)  # an unknown or missing library fails before any work
+        threads = check_threads(parallel)
         key = None
         if cache and compile_cache.enabled():
+            options = {"wrt": None if wrt is None else tuple(wrt), "of": of, "backend": backend, "parallel": threads}
             try:
-                key = compile_cache.content_key(graph.nx, {"wrt": None if wrt is None else tuple(wrt), "of": of})
+                key = compile_cache.content_key(graph.nx, options)
             except compile_cache.Uncacheable:
                 key = None
         made = compile_cache.MEMORY.get(key) if key is not None else None
         if made is None:
-            made = _compile(graph, wrt, of)
+            made = _compile(graph, wrt, of, backend, threads)
             if key is not None:
                 compile_cache.MEMORY.put(key, made)
         return _program(compile_cache.lent(made) if key is not None else made)
@@ -173,11 +183,13 @@ def _program(made: dict) -> Program:
     return Program(**made, inference=functools.partial(_outputs_alone, made["declared"]), compiler=compile)
 
 
-def _compile(graph: Graph, wrt: Sequence[str] | None, of: str | None) -> dict:
+def _compile(graph: Graph, wrt: Sequence[str] | None, of: str | None, backend: str, threads: int) -> dict:
     """The pipeline itself: every branch in order, then scheduling and lowering."""
+    library = runtime(backend)
     # a copy sharing no attribute dict or array with the caller's graph: changing the
     # program's graphs must not change the graph (nor, through it, the next compile)
     declared = verify(compile_cache.fresh_copy(graph.nx))
+    library.check_dtypes({data[ir.DTYPE] for _, data in declared.nodes(data=True)}, declared.graph[ir.NAME])
     stages: dict[str, nx.MultiDiGraph] = {"declared": declared}
     wrt = tuple(declared.graph[ir.PARAMS] if wrt is None else wrt)
     target = gradient_target(declared, of)
@@ -190,8 +202,11 @@ def _compile(graph: Graph, wrt: Sequence[str] | None, of: str | None) -> dict:
         inference = stages  # the inference graphs are the program's last stages
     plain = verify(_run(forward, INFERENCE, None, inference))
     plan = schedule(plain, joint)
-    return dict(declared=declared, stages=stages, inference_stages=inference, plan=plan, code=lower(plan),
-                wrt=list(wrt), of=of, target=target)
+    if threads > 1:
+        plan = dataclasses.replace(plan, parallel=plan_parallel(plan, threads))
+    code = lower(plan, library.library.backend, library.namespace)
+    return dict(declared=declared, stages=stages, inference_stages=inference, plan=plan, code=code,
+                wrt=list(wrt), of=of, target=target, backend=backend, threads=threads)
 
 
 def _outputs_alone(declared: nx.MultiDiGraph, outputs: Sequence[str]) -> Program:

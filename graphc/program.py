@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 import networkx as nx
@@ -10,11 +11,12 @@ import numpy as np
 
 from . import ir
 from .differentiate import scalar_output
-from .errors import FeedError, GradientError
+from .errors import BackendError, FeedError, GradientError
 from .feeds import FeedChecker, check_seed, check_step_size
 from .files import replace_file
+from .lower.libraries import runtime
 from .lower.load import load_source
-from .lower.source import GeneratedCode
+from .lower.source import GeneratedCode, lower
 from .schedule import Schedule, critical_path, levels
 
 __all__ = ["Program"]
@@ -31,7 +33,7 @@ class Program:
                  inference_stages: dict[str, nx.MultiDiGraph], plan: Schedule, code: GeneratedCode,
                  wrt: list[str], of: str | None, target: str,
                  inference: Callable[[Sequence[str]], Program] | None = None,
-                 compiler: Callable[..., Program] | None = None):
+                 compiler: Callable[..., Program] | None = None, backend: str = "numpy", threads: int = 1):
         self.graph = declared
         self.stages = stages
         self.inference_stages = inference_stages
@@ -43,11 +45,38 @@ class Program:
         self.inference = inference  # compiles the program of some outputs alone (prog.predict)
         # the pipeline that made this program (gc.compile), for the checks that compile a twin of it
         self.compiler = compiler
+        self.runtime = runtime(backend)  # the array library the module runs on
+        self.threads = threads  # the pool the plan's groups run on (1: every statement in order)
+        self._blas = one_blas_thread() if plan.parallel is not None and plan.parallel.groups else nullcontext
         self.module = load_source(code.source, declared.graph[ir.NAME])
         self._check_feeds = FeedChecker(declared)
         self._sources = ir.sources(declared)
         params = set(declared.graph[ir.PARAMS])
         self._param_positions = [k for k, name in enumerate(self._sources) if name in params]
+
+    @property
+    def backend(self) -> str:
+        """The array library the program runs on: ``"numpy"``, ``"torch"``, ``"jax"``, ..."""
+        return self.runtime.name
+
+    def to(self, backend: str) -> Program:
+        """The same program on another array library (``"torch"``, ``"jax"``, ``"cupy"``,
+        ``"array_api_strict"``, ``"numpy"``): the same plan, printed for that library."""
+        return with_backend(self, backend)
+
+    def _arrays(self, feeds: Mapping) -> list:
+        """The feeds checked, as arrays of the program's library."""
+        if self.runtime.namespace is None:
+            return self._check_feeds(feeds)
+        rt = self.runtime
+        if not isinstance(feeds, Mapping):
+            return self._check_feeds(feeds)  # raises the explanation
+        checked = self._check_feeds({k: rt.stand_in(v) for k, v in feeds.items()})
+        return [rt.asarray(feeds[name] if rt.is_native(feeds[name]) else array, self.graph.nodes[name][ir.DTYPE])
+                for name, array in zip(self._sources, checked)]
+
+    def _result(self, value):
+        return np.asarray(value) if self.runtime.namespace is None else value
 
     @property
     def forward_graph(self) -> nx.MultiDiGraph:
@@ -108,9 +137,10 @@ class Program:
 
     def forward(self, feeds: Mapping) -> dict[str, np.ndarray]:
         """The graph's outputs for ``feeds`` (inputs and params by name)."""
-        arrays = self._check_feeds(feeds)
-        values = self.module.forward_pass(*arrays)
-        return {name: np.asarray(v) for name, v in zip(self.outputs, values)}
+        arrays = self._arrays(feeds)
+        with self._blas():
+            values = self.module.forward_pass(*arrays)
+        return {name: self._result(v) for name, v in zip(self.outputs, values)}
 
     def __call__(self, **feeds) -> dict[str, np.ndarray]:
         return self.forward(feeds)
@@ -131,23 +161,32 @@ class Program:
         output (``of`` at compile time, else the first), needed when no output is a scalar.
         Every returned array is the caller's own.
         """
-        arrays = self._check_feeds(feeds)
+        arrays = self._arrays(feeds)
         if seed is None and not self.has_gradient:
             scalar_output(self.forward_graph, self.of)  # raises the explanation
         if self.plan.joint is None:  # nothing to differentiate
-            outputs = self.module.forward_pass(*arrays)
-            return {name: np.asarray(v) for name, v in zip(self.outputs, outputs)}, {}
-        outputs, saved = self.module.train_forward(*arrays)
+            with self._blas():
+                outputs = self.module.forward_pass(*arrays)
+            return {name: self._result(v) for name, v in zip(self.outputs, outputs)}, {}
+        with self._blas():
+            outputs, saved = self.module.train_forward(*arrays)
         value = outputs[self.outputs.index(self.target)]
         dtype = self.forward_graph.nodes[self.target][ir.DTYPE]
-        if seed is None:  # a scalar output: a numpy scalar of its dtype, as sgd_step passes
+        rt = self.runtime
+        if seed is None and rt.namespace is None:  # a scalar output: a numpy scalar of its dtype, as sgd_step passes
             cotangent = np.dtype(dtype).type(1.0)
-        else:
+        elif seed is None:
+            cotangent = rt.one(dtype)
+        elif rt.namespace is None:
             cotangent = check_seed(seed, np.shape(value), self.target, dtype)
-        grads = self.module.backward_pass(saved, cotangent)
+        else:
+            checked = check_seed(rt.stand_in(seed), tuple(value.shape), self.target, dtype)
+            cotangent = rt.asarray(seed if rt.is_native(seed) else checked, dtype)
+        with self._blas():
+            grads = self.module.backward_pass(saved, cotangent)
         return (
-            {name: np.asarray(v) for name, v in zip(self.outputs, outputs)},
-            {name: np.asarray(v) for name, v in zip(self.wrt, grads)},
+            {name: self._result(v) for name, v in zip(self.outputs, outputs)},
+            {name: self._result(v) for name, v in zip(self.wrt, grads)},
         )
 
     def sgd_step(self, feeds: Mapping, lr: float = 0.01) -> dict[str, np.ndarray]:
@@ -160,6 +199,7 @@ class Program:
         it was. Params must be writable numpy arrays of their declared dtype (they are
         updated where they are).
         """
+        self._numpy_only("sgd_step")
         lr = check_step_size(lr)
         arrays = self._check_feeds(feeds)
         for k in self._param_positions:  # a converted copy would be updated instead of the caller's array
@@ -175,14 +215,23 @@ class Program:
             raise GradientError(
                 f"program {self.name!r} has no SGD step: it needs a scalar output and wrt naming params only"
             )
-        return dict(zip(self.outputs, self.module.sgd_step(*arrays, lr)))
+        with self._blas():
+            return dict(zip(self.outputs, self.module.sgd_step(*arrays, lr)))
 
     def train_step(self, optimizer):
         """``step(feeds) -> loss``: forward, backward and ``optimizer``'s update of every
         param in place (see :mod:`graphc.step`); the optimizer keeps its state."""
         from .step import TrainStep
 
+        self._numpy_only("train_step")
         return TrainStep(self, optimizer)
+
+    def _numpy_only(self, what: str) -> None:
+        if self.runtime.namespace is not None:
+            raise BackendError(
+                f"{what} updates numpy params in place, and program {self.name!r} runs on {self.backend!r}; "
+                f"train on prog.to('numpy'), or take value_and_grad on {self.backend!r} arrays and update them yourself"
+            )
 
     def predict(self, feeds: Mapping, outputs: list[str] | None = None) -> dict[str, np.ndarray]:
         """The outputs that need no labels (default: all but the loss), from the inputs they
@@ -228,4 +277,34 @@ class Program:
         return Drawing(to_digraph(self.stages["scheduled"]))._repr_mimebundle_(include, exclude)
 
     def __repr__(self) -> str:
-        return f"<graphc Program {self.name!r}: outputs {self.outputs}, wrt {self.wrt}>"
+        on = "" if self.backend == "numpy" else f" on {self.backend}"
+        return f"<graphc Program {self.name!r}: outputs {self.outputs}, wrt {self.wrt}{on}>"
+
+
+def with_backend(prog: Program, backend: str) -> Program:
+    """``prog`` lowered again, from its plan, for the array library ``backend``."""
+    rt = runtime(backend)
+    rt.check_dtypes({data[ir.DTYPE] for _, data in prog.graph.nodes(data=True)}, prog.name)
+    code = lower(prog.plan, rt.library.backend, rt.library.namespace)
+    return Program(declared=prog.graph, stages=prog.stages, inference_stages=prog.inference_stages, plan=prog.plan,
+                   code=code, wrt=prog.wrt, of=prog.of, target=prog.target, inference=prog.inference,
+                   compiler=prog.compiler, backend=backend, threads=prog.threads)
+
+
+def check_threads(parallel: object) -> int:
+    """``parallel`` as a number of threads (1: no pool), or a BackendError."""
+    if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
+        raise BackendError(f"parallel must be a whole number of threads >= 1 (1: no pool), found {parallel!r}")
+    return parallel
+
+
+def one_blas_thread() -> Callable:
+    """A context that runs BLAS on one thread: the pool's threads each run one BLAS call, and a
+    BLAS that also spread each call over every core would fight them for the cores."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        raise BackendError("parallel=k needs threadpoolctl to keep BLAS to one thread per pool thread; "
+                           "install it: pip install 'graphc[parallel]' (threadpoolctl)") from None
+    controller = ThreadpoolController()
+    return lambda: controller.limit(limits=1, user_api="blas")

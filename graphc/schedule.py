@@ -182,6 +182,7 @@ class Schedule:
     joint: nx.MultiDiGraph | None  # the joint graph (train_forward, backward_pass)
     functions: tuple[FunctionPlan, ...]
     sgd: StepPlan | None
+    parallel: object = None  # with gc.compile(parallel=k): which steps run together (graphc.together.ParallelPlan)
 
     def function(self, name: str) -> FunctionPlan:
         return next(f for f in self.functions if f.name == name)

@@ -27,6 +27,22 @@ from .printer import print_expr, print_formula
 __all__ = ["Backend", "NUMPY", "BACKENDS", "register_backend", "get_backend"]
 
 
+def _numpy_scalar(text: str, dtype: str) -> str:
+    return f"numpy.{dtype}({text})"
+
+
+def _numpy_copy(text: str) -> str:
+    return f"{text}.copy()"
+
+
+def _numpy_array(text: str, dtype: str) -> str:
+    return f"numpy.array({text}, dtype=numpy.{dtype})"
+
+
+def _numpy_transposed(text: str, rank: int) -> str:
+    return f"{text}.T"
+
+
 @dataclass(frozen=True, eq=False)  # one object per backend: hashed by identity (kernel templates cache on it)
 class Backend:
     name: str
@@ -36,6 +52,12 @@ class Backend:
     lowerings: dict[str, Callable] = field(default_factory=dict)  # op name -> (ctx, args, attrs, node) -> text
     uses_op_table: bool = False  # fall back on the op table's own (numpy) lowering
     formula: Callable | None = None  # (expr, dtype) -> a kernel's formula comment; None: ``expression``
+    # the few forms a statement needs besides expressions and tensor ops
+    scalar: Callable[[str, str], str] = _numpy_scalar  # (number text, dtype) -> a 0-d value of that dtype
+    copy: Callable[[str], str] = _numpy_copy  # an array the caller will own
+    array: Callable[[str, str], str] = _numpy_array  # (value text, dtype) -> a fresh array of that dtype
+    transposed: Callable[[str, int], str] = _numpy_transposed  # (value text, rank) -> its axes reversed
+    writes_in_place: bool = True  # ``out=`` and ``p[...] = v``: the in-place kernels and sgd_step
 
     def lowering(self, op: Op) -> Callable | None:
         """How this backend writes a tensor op, or None when it cannot."""

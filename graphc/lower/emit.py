@@ -25,6 +25,7 @@ from ..ops.base import OPS, custom_ops, definition, freeze, op_for
 from .backend import NUMPY, Backend
 from .kernel import repeats
 from .naming import RESERVED, Namespace
+from .parallel import print_group
 
 __all__ = ["Module", "FunctionSpec", "literal", "const_number", "const_source", "UNPACK", "print_function",
            "print_sgd_step"]
@@ -170,6 +171,7 @@ class Module:
     noted: set[str] = field(default_factory=set)
     # node -> its elementwise expression over placeholders (see _canonical)
     canonical_exprs: dict[str, sympy.Expr] = field(default_factory=dict)
+    groups: tuple = ()  # the statements that run together on a pool (graphc.together.Group)
 
     def ident(self, node: str) -> str:
         """A computed value's identifier (in this function: its buffer's name)."""
@@ -185,7 +187,8 @@ class Module:
         node = self.resolve(node)
         data = self.graph.nodes[node]
         if self.is_inline(node):  # x.T costs less written where it is used than as a statement
-            return f"{self.tensor_atom(ir.operands(self.graph, node)[0])}.T"
+            operand = ir.operands(self.graph, node)[0]
+            return self.backend.transposed(self.tensor_atom(operand), len(self.graph.nodes[operand][ir.SHAPE]))
         if data[ir.OP] == "const":
             value = data[ir.ATTRS]["value"]
             if np.ndim(value) == 0:
@@ -217,7 +220,7 @@ class Module:
     def tensor_atom(self, node: str) -> str:
         """An operand of a tensor op's template: scalars as numpy scalars (they have .T, .reshape)."""
         if self.is_scalar_const(node):
-            return f"{self.numpy}.{self.const_dtype(node)}({self.atom(node)})"
+            return self.backend.scalar(self.atom(node), self.const_dtype(node))
         return self.atom(node)
 
     def symbol(self, node: str) -> sympy.Expr:
@@ -251,7 +254,7 @@ class Module:
             values = {self.atom(a) for a in args if not self.is_scalar_const(a)}
             if not any(s.name in values for s in expr.free_symbols):
                 # a number (0, 1/N): a numpy scalar of the node's dtype, never a Python int
-                return f"{self.numpy}.{data[ir.DTYPE]}({self.backend.expression(expr, data[ir.DTYPE])})"
+                return self.backend.scalar(self.backend.expression(expr, data[ir.DTYPE]), data[ir.DTYPE])
             return self.backend.expression(expr, data[ir.DTYPE])
         lower = self.backend.lowering(op)
         if lower is not None:
@@ -380,8 +383,8 @@ class Module:
             return atom
         if ir.op_of(self.graph, self.resolve(item.node)) == "const":  # in its own dtype, not its readers'
             dtype = self.graph.nodes[item.node][ir.DTYPE]
-            return f"{self.numpy}.array({atom}, dtype={self.numpy}.{dtype})"
-        return f"{atom}.copy()"
+            return self.backend.array(atom, dtype)
+        return self.backend.copy(atom)
 
 
 def _uses(name: str, lines: list[str]) -> bool:
@@ -400,12 +403,20 @@ def print_function(module: Module, fn: plan.FunctionPlan) -> str:
     lines: list[str] = []
     current = None
     sizes = fn.level_sizes
+    together = {g.nodes[0]: g for g in module.groups if g.function == fn.name}  # printed at their first
+    later = {n for g in together.values() for n in g.nodes[1:]}
+    steps = {step.node: step for step in fn.steps}
     for step in fn.steps:
         if step.level != current:
             current = step.level
             if sizes[current] > 1:  # a level of one statement needs no heading
                 lines.append(f"# level {current}")
-        lines.extend(module.statement(step.node, step.donates))
+        if step.node in together:  # a group runs where its first statement stood ...
+            lines.extend(print_group(module, together[step.node], steps))
+        elif step.node not in later:
+            lines.extend(module.statement(step.node, step.donates))
+        # ... and each value is freed where its last reader stood: a statement between two
+        # of the group may read what the later one was the last to read
         frees = [module.ident(d) for d in step.frees if module.ident(d) != module.ident(step.node)]
         if frees:
             lines.append("del " + ", ".join(frees))
