@@ -111,6 +111,8 @@ CASES: dict[str, list[Case]] = {
     "sigmoid": unary("sigmoid"),
     "tanh": unary("tanh"),
     "softplus": unary("softplus"),
+    "erf": unary("erf") + cases(Case("wide", ((8,),), gc.erf, (lambda rng, s: rng.uniform(-5.0, 5.0, s),))),
+    "gelu": unary("gelu") + cases(Case("wide", ((8,),), gc.gelu, (lambda rng, s: rng.uniform(-6.0, 6.0, s),))),
     "squared_error": cases(
         Case("same", ((2, 3), (2, 3)), lambda a, b: gc.apply("squared_error", a, b)),
         Case("broadcast", ((2, 3), (3,)), lambda a, b: gc.apply("squared_error", a, b)),

@@ -9,6 +9,7 @@ and compares ``prog.forward`` with numpy; every stage of the program must verify
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -73,6 +74,13 @@ def np_sigmoid(x):
 
 def np_softplus(x):
     return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+np_erf = np.vectorize(math.erf, otypes=[np.float64])  # the standard library's, one number at a time
+
+
+def np_gelu(x):
+    return x / 2 * (1 + np_erf(x / math.sqrt(2)))
 
 
 def np_logsumexp(x, axis=None, keepdims=False):
@@ -168,6 +176,13 @@ REFERENCES: dict[str, list[Case]] = {
     "tanh": unary(gc.tanh, np.tanh, extra=[Case("stable", ((7,),), gc.tanh, np.tanh, (EXTREME,))]),
     "softplus": unary(gc.softplus, np_softplus, extra=[
         Case("stable", ((7,),), gc.softplus, np_softplus, (EXTREME,)),
+    ]),
+    "erf": unary(gc.erf, np_erf, extra=[
+        Case("every-piece", ((16,),), gc.erf, np_erf,
+             (fixed([-7.0, -5.5, -4.2, -3.1, -2.0, -1.0, -0.99, -1e-300, 0.0, 0.3, 1.5, 2.5, 3.5, 4.5, 5.99, 9.0]),)),
+    ]),
+    "gelu": unary(gc.gelu, np_gelu, extra=[
+        Case("tails", ((6,),), gc.gelu, np_gelu, (fixed([-40.0, -8.0, -1.0, 0.0, 3.0, 40.0]),)),
     ]),
     "add": binary(gc.add, np.add),
     "sub": binary(gc.sub, np.subtract),

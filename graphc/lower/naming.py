@@ -21,6 +21,7 @@ RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset
     "numpy", "forward", "backward", "forward_pass", "backward_pass", "train_forward",
     "value_and_grad", "sgd_step", "INPUTS", "PARAMS", "OUTPUTS", "GRADS", "DTYPES", "TARGET",
     "seed", "lr", "saved", "outputs",  # the generated functions' own arguments and locals
+    "_erf", "_horner", "_unpack", "_base64",  # helpers a module may carry
 }
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]+")
