@@ -250,12 +250,35 @@ CASES.update({
     ),
 })
 
+# Convolution and pooling, and the gradient ops that are linear in their cotangent (their own
+# VJPs are conv2d and the other gradient op, avg_pool2d: second derivatives of a CNN).
+CASES.update({
+    # every param at most 64 entries: each entry is checked on its own too
+    "conv2d": cases(
+        Case("plain", ((1, 2, 5, 4), (2, 2, 3, 2)), gc.conv2d),
+        Case("stride-pad-dilation", ((1, 2, 5, 4), (2, 2, 3, 2)),
+             lambda x, w: gc.conv2d(x, w, stride=(2, 1), padding=(1, 2), dilation=(2, 1))),
+    ),
+    "conv2d_grad_input": cases(Case("stride-pad-dilation", ((1, 2, 2, 7), (2, 2, 3, 2)), lambda g, w: gc.apply(
+        "conv2d_grad_input", g, w, stride=(2, 1), padding=(1, 2), dilation=(2, 1), shape=(5, 4)))),
+    "conv2d_grad_kernel": cases(Case("stride-pad-dilation", ((1, 2, 5, 4), (1, 2, 2, 7)), lambda x, g: gc.apply(
+        "conv2d_grad_kernel", x, g, stride=(2, 1), padding=(1, 2), dilation=(2, 1), shape=(2, 2, 3, 2)))),
+    # random points: no ties within a window, so each window's maximum is strict
+    "max_pool2d": cases(Case("2x2", ((1, 2, 4, 6),), gc.max_pool2d),
+                        Case("3x2-overlapping", ((1, 2, 5, 5),), lambda x: gc.max_pool2d(x, kernel=(3, 2), stride=1))),
+    "avg_pool2d": cases(Case("2x2", ((1, 2, 4, 6),), gc.avg_pool2d),
+                        Case("3x2-overlapping", ((1, 2, 5, 5),), lambda x: gc.avg_pool2d(x, kernel=(3, 2), stride=1))),
+    "avg_pool2d_grad": cases(Case("overlapping", ((1, 2, 3, 4),), lambda g: gc.apply(
+        "avg_pool2d_grad", g, kernel=(3, 2), stride=1, shape=(5, 5)))),
+})
+
 # Built-in ops that are not checked against central differences, and why.
 NOT_CHECKED = {
     "input": "a source: it has no operands to differentiate with respect to",
     "param": "a source: it has no operands to differentiate with respect to",
     "const": "a source: it has no operands to differentiate with respect to",
     "stop_gradient": "its gradient is zero by definition, not the identity's; test_stop_gradient checks that",
+    "max_pool2d_grad": "a second derivative through max pooling is not provided (a GradientError names it)",
     "argmax": "piecewise constant: a gradient through it is a GradientError (test_no_gradient_flows_through_...)",
     "less": "a comparison (boolean): a gradient through it is a GradientError",
     "less_equal": "a comparison (boolean): a gradient through it is a GradientError",

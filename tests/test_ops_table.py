@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import conv_reference as conv
 import networkx as nx
 import numpy as np
 import pytest
@@ -184,6 +185,54 @@ REFERENCES: dict[str, list[Case]] = {
     "gelu": unary(gc.gelu, np_gelu, extra=[
         Case("tails", ((6,),), gc.gelu, np_gelu, (fixed([-40.0, -8.0, -1.0, 0.0, 3.0, 40.0]),)),
     ]),
+    # convolution and pooling against the one-element-at-a-time loops of tests/conv_reference.py
+    "conv2d": [
+        Case("plain", ((2, 3, 5, 4), (2, 3, 3, 2)), gc.conv2d, conv.conv2d),
+        Case("stride-pad-dilation", ((2, 2, 7, 6), (3, 2, 3, 2)),
+             lambda x, w: gc.conv2d(x, w, stride=(2, 1), padding=(1, 2), dilation=(2, 1)),
+             lambda x, w: conv.conv2d(x, w, (2, 1), (1, 2), (2, 1))),
+        Case("1x1", ((1, 4, 3, 3), (2, 4, 1, 1)), gc.conv2d, conv.conv2d),
+    ],
+    "conv2d_grad_input": [
+        Case("stride-pad-dilation", ((2, 3, 3, 9), (3, 2, 3, 2)),
+             lambda g, w: gc.apply("conv2d_grad_input", g, w, stride=(2, 1), padding=(1, 2), dilation=(2, 1),
+                                   shape=(7, 6)),
+             lambda g, w: conv.conv2d_grad_input(g, w, (7, 6), (2, 1), (1, 2), (2, 1))),
+        # a stride that skips the last row: its cotangent is 0
+        Case("stride-skips", ((1, 2, 2, 2), (2, 1, 2, 2)),
+             lambda g, w: gc.apply("conv2d_grad_input", g, w, stride=2, shape=(5, 5)),
+             lambda g, w: conv.conv2d_grad_input(g, w, (5, 5), 2)),
+    ],
+    "conv2d_grad_kernel": [
+        Case("stride-pad-dilation", ((2, 2, 7, 6), (2, 3, 3, 9)),
+             lambda x, g: gc.apply("conv2d_grad_kernel", x, g, stride=(2, 1), padding=(1, 2), dilation=(2, 1),
+                                   shape=(3, 2, 3, 2)),
+             lambda x, g: conv.conv2d_grad_kernel(x, g, (3, 2, 3, 2), (2, 1), (1, 2), (2, 1))),
+    ],
+    "max_pool2d": [
+        Case("2x2", ((2, 3, 4, 6),), gc.max_pool2d, conv.pool),
+        Case("3x2-overlapping", ((1, 2, 5, 5),), lambda x: gc.max_pool2d(x, kernel=(3, 2), stride=1),
+             lambda x: conv.pool(x, (3, 2), 1)),
+        Case("odd-size", ((1, 1, 5, 5),), gc.max_pool2d, conv.pool),
+    ],
+    "max_pool2d_grad": [
+        Case("overlapping", ((1, 2, 5, 5), (1, 2, 3, 4)),
+             lambda x, g: gc.apply("max_pool2d_grad", x, g, kernel=(3, 2), stride=1),
+             lambda x, g: conv.max_pool2d_grad(x, g, (3, 2), 1)),
+        # ties: a window of equal values gives its whole gradient to its first element
+        Case("ties", ((1, 1, 2, 4), (1, 1, 1, 2)), lambda x, g: gc.apply("max_pool2d_grad", x, g),
+             lambda x, g: conv.max_pool2d_grad(x, g), (fixed([1, 1, 2, 3, 1, 1, 3, 0]), fixed([2.0, 5.0]))),
+    ],
+    "avg_pool2d": [
+        Case("2x2", ((2, 3, 4, 6),), gc.avg_pool2d, lambda x: conv.pool(x, combine=conv.mean)),
+        Case("3x2-stride1", ((1, 2, 5, 5),), lambda x: gc.avg_pool2d(x, kernel=(3, 2), stride=1),
+             lambda x: conv.pool(x, (3, 2), 1, combine=conv.mean)),
+    ],
+    "avg_pool2d_grad": [
+        Case("overlapping", ((1, 2, 3, 4),),
+             lambda g: gc.apply("avg_pool2d_grad", g, kernel=(3, 2), stride=1, shape=(5, 5)),
+             lambda g: conv.avg_pool2d_grad(g, (5, 5), (3, 2), 1)),
+    ],
     "add": binary(gc.add, np.add),
     "sub": binary(gc.sub, np.subtract),
     "mul": binary(gc.mul, np.multiply),

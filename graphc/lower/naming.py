@@ -15,14 +15,16 @@ import builtins
 import keyword
 import re
 
+from ..ops.helpers import HELPERS
+
 __all__ = ["Namespace", "RESERVED"]
 
 RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins)) | {
     "numpy", "forward", "backward", "forward_pass", "backward_pass", "train_forward",
     "value_and_grad", "sgd_step", "INPUTS", "PARAMS", "OUTPUTS", "GRADS", "DTYPES", "TARGET",
     "seed", "lr", "saved", "outputs",  # the generated functions' own arguments and locals
-    "_erf", "_horner", "_unpack", "_base64",  # helpers a module may carry
-}
+    "_unpack", "_base64",  # the module's own helpers
+} | frozenset(HELPERS)  # the numpy helpers a module may carry (ops/helpers.py)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]+")
 

@@ -7,13 +7,12 @@ written with ``repr``, so any name is safe).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import networkx as nx
 
 from .. import ir
-from ..ops.special import HELPERS
+from ..ops.helpers import sources_called
 from ..schedule import Schedule, schedule
 from .backend import NUMPY, Backend
 from .emit import UNPACK, Module, print_function, print_sgd_step
@@ -83,12 +82,6 @@ def generate(forward_graph: nx.MultiDiGraph, joint: nx.MultiDiGraph | None = Non
     return lower(schedule(forward_graph, joint), backend)
 
 
-def _helpers(code: str) -> list[str]:
-    """The sources of the helpers (``ops/special.py``: numpy's missing erf) that ``code`` calls."""
-    return [source.rstrip("\n") + "\n" for name, source in sorted(HELPERS.items())
-            if re.search(rf"\b{name}\(", code)]
-
-
 def lower(plan: Schedule, backend: Backend = NUMPY) -> GeneratedCode:
     """Print the module a schedule plans with ``backend``: forward_pass, and train_forward,
     backward_pass, sgd_step when there is a joint graph."""
@@ -118,7 +111,7 @@ def lower(plan: Schedule, backend: Backend = NUMPY) -> GeneratedCode:
         parts[0] += "import base64 as _base64\n"
         constants = UNPACK.strip("\n").splitlines() + [""] + constants
     body = "\n".join(parts) + "\n" + ("\n" + "\n".join(constants) + "\n" if constants else "")
-    helpers = _helpers(forward_fn + backward_text)
+    helpers = sources_called(forward_fn + backward_text)  # erf, convolutions: ops/helpers.py
     body += ("\n\n" + "\n\n".join(helpers) if helpers else "") + "\n\n" + forward_fn + "\n" + FORWARD_WRAPPER
     if joint is not None:
         dtype = joint.nodes[_target(joint)][ir.DTYPE]

@@ -12,8 +12,8 @@ this over a million values). So erf is written here in numpy, from coefficient t
   interval ``[k, k + 1]`` in ``u = 2 (|x| - k) - 1``;
 - ``|x| >= 6``: erfc < 2.2e-17, so erf rounds to +-1; NaN stays NaN.
 
-A generated module whose code calls ``_erf`` carries this function's source
-(:data:`HELPERS`), so it still needs numpy only.
+A generated module whose code calls ``_erf`` carries this function's source (a helper,
+``ops/helpers.py``), so it still needs numpy only.
 
 >>> import math
 >>> xs = numpy.array([-7.0, -1.5, -0.25, 0.0, 1e-300, 0.5, 1.0, 3.25, 6.0])
@@ -23,13 +23,14 @@ True
 
 from __future__ import annotations
 
-import inspect
-
 import numpy
 
-__all__ = ["erf", "HELPERS"]
+from .helpers import helper
+
+__all__ = ["erf"]
 
 
+@helper
 def _erf(x):
     """The error function of each element of x (computed in float64; a float array keeps its dtype)."""
     # erf(x)/x on |x| < 1, a polynomial in t = x**2, highest power first
@@ -83,6 +84,7 @@ def _erf(x):
     return out.reshape(x.shape).astype(x.dtype if x.dtype.kind == "f" else numpy.float64, copy=False)
 
 
+@helper
 def _horner(coefficients, t):
     """The polynomial with these coefficients (highest power first) at each element of t, in place."""
     p = numpy.full_like(t, coefficients[0])
@@ -93,6 +95,3 @@ def _horner(coefficients, t):
 
 
 erf = _erf
-
-# generated-module helper name -> its source: printed into a module whose code calls it
-HELPERS = {"_erf": inspect.getsource(_erf) + "\n\n" + inspect.getsource(_horner)}

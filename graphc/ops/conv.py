@@ -1,0 +1,331 @@
+"""conv2d, max_pool2d, avg_pool2d (NCHW) and their gradients, one entry each.
+
+Each op prints as a call of its numpy helper (``ops/windows.py``: strided views and one
+matmul), keeps a reference definition written tap by tap with ``einsum`` (a different
+algorithm, for the reference interpreter) and a VJP rule. The gradients are ops too, and
+closed under differentiation where the function is linear in the cotangent: conv2d is
+bilinear in (x, w), so the VJPs of its two gradient ops are conv2d and the other
+gradient op; avg_pool2d and its gradient are each other's transpose. The gradient of
+``max_pool2d_grad`` (a second derivative through max pooling) is not provided.
+
+Conventions: conv2d is PyTorch's (a cross-correlation, no kernel flip), output size
+``(h + 2 p - d (k - 1) - 1) // s + 1`` per axis; pooling has no padding and ``stride``
+defaults to ``kernel``; max pooling's ties: :data:`~graphc.ops.windows.MAX_POOL_TIES`.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import ir, shapes
+from ..errors import ShapeError, describe
+from .base import Op, register
+from .windows import MAX_POOL_TIES
+
+__all__ = ["pair", "conv_output_size"]
+
+
+def pair(value, name: str, node=None, op=None, least: int = 1) -> tuple[int, int]:
+    """An int or a pair of ints (each >= ``least``) as a pair; anything else a ShapeError."""
+    items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(items) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= least
+                                  for v in items):
+        raise ShapeError(f"{describe(node, op)}: {name} must be an int >= {least} or a pair of them, "
+                         f"found {value!r}")
+    return int(items[0]), int(items[1])
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _spatial(shape, what: str, node, op) -> tuple[int, int]:
+    if len(shape) != 4:
+        raise ShapeError(f"{describe(node, op)}: {what} must be 4-d (NCHW), found {shapes.fmt(shape)}")
+    h, w = shape[2], shape[3]
+    if not all(isinstance(d, numbers.Integral) for d in (h, w)):
+        raise ShapeError(f"{describe(node, op)}: the height and width of {what} must be numbers, found "
+                         f"{shapes.fmt(shape)} (only the batch axis may be symbolic)")
+    return int(h), int(w)
+
+
+def _conv_attrs(attrs, node, op):
+    return (pair(attrs.get("stride"), "stride", node, op), pair(attrs.get("padding"), "padding", node, op, 0),
+            pair(attrs.get("dilation"), "dilation", node, op))
+
+
+def _out_hw(hw, kernel, stride, padding, dilation, node, op):
+    out = tuple(conv_output_size(*args) for args in zip(hw, kernel, stride, padding, dilation))
+    if min(out) < 1:
+        raise ShapeError(f"{describe(node, op)}: a {kernel[0]}x{kernel[1]} window (dilation {dilation}) does not "
+                         f"fit in {hw[0]}x{hw[1]} with padding {padding}: pad more or use a smaller kernel")
+    return out
+
+
+def _kernel_shape(w, c, node, op):
+    if len(w) != 4 or not all(isinstance(d, numbers.Integral) for d in w):
+        raise ShapeError(f"{describe(node, op)}: the kernel must be (C_out, C, kh, kw) of numbers, found "
+                         f"{shapes.fmt(w)}")
+    if w[1] != c:
+        raise ShapeError(f"{describe(node, op)}: the kernel {shapes.fmt(w)} reads {w[1]} channels, but x has {c} "
+                         "(x is (N, C, H, W), the kernel (C_out, C, kh, kw))")
+    return tuple(int(d) for d in w)
+
+
+# -- conv2d ----------------------------------------------------------------------------------
+def _conv2d_shape(arg_shapes, attrs, node=None, op=None):
+    x, w = arg_shapes
+    hw = _spatial(x, "x", node, op)
+    o, _, kh, kw = _kernel_shape(w, x[1], node, op)
+    return (x[0], o) + _out_hw(hw, (kh, kw), *_conv_attrs(attrs, node, op), node, op)
+
+
+def _printed(attrs, node=None, op=None) -> str:
+    return ", ".join(repr(p) for p in _conv_attrs(attrs, node, op))
+
+
+def _attrs(ref) -> dict:
+    return ref.editor.graph.nodes[ref.id][ir.ATTRS]
+
+
+def _conv_only(attrs) -> dict:
+    return {k: attrs[k] for k in ("stride", "padding", "dilation")}
+
+
+def _conv2d_vjp(node, args, g, k):
+    x, w = args
+    attrs = _conv_only(_attrs(node))
+    if k == 0:
+        return g.editor.add("conv2d_grad_input", [g, w], {**attrs, "shape": tuple(x.shape[2:])})
+    return g.editor.add("conv2d_grad_kernel", [x, g], {**attrs, "shape": tuple(w.shape)})
+
+
+def _taps(x, kh, kw, out_hw, stride, padding, dilation):
+    """(i, j, the (n, c, ho, wo) slice of the padded x that tap (i, j) reads), for the references."""
+    xp = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
+    for i in range(kh):
+        for j in range(kw):
+            rows = slice(i * dilation[0], i * dilation[0] + stride[0] * (out_hw[0] - 1) + 1, stride[0])
+            cols = slice(j * dilation[1], j * dilation[1] + stride[1] * (out_hw[1] - 1) + 1, stride[1])
+            yield i, j, rows, cols, xp
+
+
+def _reference_conv2d(values, attrs):
+    x, w = values
+    stride, padding, dilation = _conv_attrs(attrs, None, None)
+    out_hw = _out_hw(x.shape[2:], w.shape[2:], stride, padding, dilation, None, None)
+    out = np.zeros((x.shape[0], w.shape[0]) + out_hw, dtype=np.result_type(x, w))
+    for i, j, rows, cols, xp in _taps(x, w.shape[2], w.shape[3], out_hw, stride, padding, dilation):
+        out += np.einsum("ncyx,oc->noyx", xp[:, :, rows, cols], w[:, :, i, j])
+    return out
+
+
+_CONV_ATTRS = {"stride": 1, "padding": 0, "dilation": 1}
+
+register(Op(
+    "conv2d", 2, _conv2d_shape, attrs=dict(_CONV_ATTRS), vjp=_conv2d_vjp, function="conv2d",
+    operand_names=("x", "w"), reference=_reference_conv2d,
+    lower=lambda ctx, args, attrs, node: f"_conv2d({args[0]}, {args[1]}, {_printed(attrs)})",
+    doc="2-d convolution (cross-correlation) of x (N, C, H, W) with w (C_out, C, kh, kw): (N, C_out, Ho, Wo)",
+))
+
+
+# -- its gradients -----------------------------------------------------------------------------
+def _grad_input_shape(arg_shapes, attrs, node=None, op=None):
+    g, w = arg_shapes
+    hw = pair(attrs.get("shape"), "shape", node, op)
+    o, c, kh, kw = _kernel_shape(w, w[1] if len(w) == 4 else None, node, op)
+    want = _out_hw(hw, (kh, kw), *_conv_attrs(attrs, node, op), node, op)
+    if len(g) != 4 or g[1] != o or tuple(g[2:]) != want:
+        raise ShapeError(f"{describe(node, op)}: the cotangent has shape {shapes.fmt(g)}, expected (N, {o}) + {want}")
+    return (g[0], c) + hw
+
+
+def _grad_input_vjp(node, args, d, k):
+    g, w = args
+    attrs = _conv_only(_attrs(node))
+    if k == 0:
+        return d.editor.add("conv2d", [d, w], attrs)
+    return d.editor.add("conv2d_grad_kernel", [d, g], {**attrs, "shape": tuple(w.shape)})
+
+
+def _reference_grad_input(values, attrs):
+    g, w = values
+    stride, padding, dilation = _conv_attrs(attrs, None, None)
+    h, wd = attrs["shape"]
+    shell = np.zeros((g.shape[0], w.shape[1], h, wd))
+    out = np.zeros((g.shape[0], w.shape[1], h + 2 * padding[0], wd + 2 * padding[1]), dtype=g.dtype)
+    for i, j, rows, cols, _ in _taps(shell, w.shape[2], w.shape[3], g.shape[2:], stride, padding, dilation):
+        out[:, :, rows, cols] += np.einsum("noyx,oc->ncyx", g, w[:, :, i, j])
+    return out[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + wd]
+
+
+register(Op(
+    "conv2d_grad_input", 2, _grad_input_shape, attrs={**_CONV_ATTRS, "shape": None}, vjp=_grad_input_vjp,
+    reference=_reference_grad_input,
+    lower=lambda ctx, args, attrs, node: (f"_conv2d_grad_input({args[0]}, {args[1]}, "
+                                          f"{tuple(attrs['shape'])!r}, {_printed(attrs)})"),
+    doc="the cotangent of conv2d's x (spatial size shape) from its output's g and the kernel w",
+))
+
+
+def _grad_kernel_shape(arg_shapes, attrs, node=None, op=None):
+    x, g = arg_shapes
+    hw = _spatial(x, "x", node, op)
+    shape = attrs.get("shape")
+    o, c, kh, kw = _kernel_shape(tuple(shape) if isinstance(shape, (tuple, list)) else (), x[1], node, op)
+    want = (x[0], o) + _out_hw(hw, (kh, kw), *_conv_attrs(attrs, node, op), node, op)
+    if tuple(g) != want:
+        raise ShapeError(f"{describe(node, op)}: the cotangent has shape {shapes.fmt(g)}, expected "
+                         f"{shapes.fmt(want)}")
+    return (o, c, kh, kw)
+
+
+def _grad_kernel_vjp(node, args, e, k):
+    x, g = args
+    attrs = _conv_only(_attrs(node))
+    if k == 0:
+        return e.editor.add("conv2d_grad_input", [g, e], {**attrs, "shape": tuple(x.shape[2:])})
+    return e.editor.add("conv2d", [x, e], attrs)
+
+
+def _reference_grad_kernel(values, attrs):
+    x, g = values
+    stride, padding, dilation = _conv_attrs(attrs, None, None)
+    o, c, kh, kw = attrs["shape"]
+    out = np.zeros((o, c, kh, kw), dtype=np.result_type(x, g))
+    for i, j, rows, cols, xp in _taps(x, kh, kw, g.shape[2:], stride, padding, dilation):
+        out[:, :, i, j] = np.einsum("noyx,ncyx->oc", g, xp[:, :, rows, cols])
+    return out
+
+
+register(Op(
+    "conv2d_grad_kernel", 2, _grad_kernel_shape, attrs={**_CONV_ATTRS, "shape": None}, vjp=_grad_kernel_vjp,
+    reference=_reference_grad_kernel,
+    lower=lambda ctx, args, attrs, node: (f"_conv2d_grad_kernel({args[0]}, {args[1]}, "
+                                          f"{tuple(attrs['shape'])!r}, {_printed(attrs)})"),
+    doc="the cotangent of conv2d's kernel (of shape shape) from its input x and its output's g",
+))
+
+
+# -- pooling ---------------------------------------------------------------------------------
+def _pool_attrs(attrs, node, op):
+    kernel = pair(attrs.get("kernel"), "kernel", node, op)
+    stride = attrs.get("stride")
+    return kernel, (kernel if stride is None else pair(stride, "stride", node, op))
+
+
+def _pool_shape(arg_shapes, attrs, node=None, op=None):
+    (x,) = arg_shapes
+    hw = _spatial(x, "x", node, op)
+    kernel, stride = _pool_attrs(attrs, node, op)
+    return tuple(x[:2]) + _out_hw(hw, kernel, stride, (0, 0), (1, 1), node, op)
+
+
+def _pool_printed(attrs) -> str:
+    return ", ".join(repr(p) for p in _pool_attrs(attrs, None, None))
+
+
+def _pool_only(attrs) -> dict:
+    return {"kernel": attrs["kernel"], "stride": attrs["stride"]}
+
+
+def _reference_pool(combine):
+    """A pooling written window by window: ``combine`` of each (n, c, kh, kw) window."""
+    def reference(values, attrs):
+        (x,) = values
+        (kh, kw), (sh, sw) = _pool_attrs(attrs, None, None)
+        ho, wo = _out_hw(x.shape[2:], (kh, kw), (sh, sw), (0, 0), (1, 1), None, None)
+        out = np.empty(x.shape[:2] + (ho, wo), dtype=x.dtype)
+        for y in range(ho):
+            for z in range(wo):
+                out[:, :, y, z] = combine(x[:, :, y * sh:y * sh + kh, z * sw:z * sw + kw], axis=(2, 3))
+        return out
+
+    return reference
+
+
+_POOL_ATTRS = {"kernel": 2, "stride": None}
+
+register(Op(
+    "max_pool2d", 1, _pool_shape, attrs=dict(_POOL_ATTRS), function="max_pool2d", kink=MAX_POOL_TIES,
+    vjp=lambda node, args, g, k: g.editor.add("max_pool2d_grad", [args[0], g], _pool_only(_attrs(node))),
+    reference=_reference_pool(np.max),
+    lower=lambda ctx, args, attrs, node: f"_max_pool2d({args[0]}, {_pool_printed(attrs)})",
+    doc="the largest element of each kernel window of x (N, C, H, W); stride defaults to the kernel",
+))
+
+
+def _max_pool_grad_shape(arg_shapes, attrs, node=None, op=None):
+    x, g = arg_shapes
+    want = _pool_shape([x], attrs, node, op)
+    if tuple(g) != tuple(want):
+        raise ShapeError(f"{describe(node, op)}: the cotangent has shape {shapes.fmt(g)}, expected {shapes.fmt(want)}")
+    return tuple(x)
+
+
+def _reference_max_pool_grad(values, attrs):
+    x, g = values
+    (kh, kw), (sh, sw) = _pool_attrs(attrs, None, None)
+    out = np.zeros_like(x)
+    for y in range(g.shape[2]):
+        for z in range(g.shape[3]):
+            window = x[:, :, y * sh:y * sh + kh, z * sw:z * sw + kw].reshape(x.shape[0], x.shape[1], -1)
+            first = window.argmax(axis=2)  # numpy's argmax: the first maximal element
+            for n in range(x.shape[0]):
+                for c in range(x.shape[1]):
+                    i, j = divmod(int(first[n, c]), kw)
+                    out[n, c, y * sh + i, z * sw + j] += g[n, c, y, z]
+    return out
+
+
+def _lower_max_pool_grad(ctx, args, attrs, node):
+    return [f"# {MAX_POOL_TIES}", f"{{out}} = _max_pool2d_grad({args[0]}, {args[1]}, {_pool_printed(attrs)})"]
+
+
+register(Op(
+    "max_pool2d_grad", 2, _max_pool_grad_shape, attrs=dict(_POOL_ATTRS), kink=MAX_POOL_TIES,
+    reference=_reference_max_pool_grad, lower=_lower_max_pool_grad,
+    doc="the cotangent of max_pool2d's x: each window's g at its first maximal element",
+))
+
+register(Op(
+    "avg_pool2d", 1, _pool_shape, attrs=dict(_POOL_ATTRS), function="avg_pool2d",
+    vjp=lambda node, args, g, k: g.editor.add(
+        "avg_pool2d_grad", [g], {**_pool_only(_attrs(node)), "shape": tuple(args[0].shape[2:])}),
+    reference=_reference_pool(np.mean),
+    lower=lambda ctx, args, attrs, node: f"_avg_pool2d({args[0]}, {_pool_printed(attrs)})",
+    doc="the mean of each kernel window of x (N, C, H, W); stride defaults to the kernel",
+))
+
+
+def _avg_pool_grad_shape(arg_shapes, attrs, node=None, op=None):
+    (g,) = arg_shapes
+    hw = pair(attrs.get("shape"), "shape", node, op)
+    kernel, stride = _pool_attrs(attrs, node, op)
+    want = _out_hw(hw, kernel, stride, (0, 0), (1, 1), node, op)
+    if len(g) != 4 or tuple(g[2:]) != want:
+        raise ShapeError(f"{describe(node, op)}: the cotangent has shape {shapes.fmt(g)}, expected (N, C) + {want}")
+    return tuple(g[:2]) + hw
+
+
+def _reference_avg_pool_grad(values, attrs):
+    (g,) = values
+    (kh, kw), (sh, sw) = _pool_attrs(attrs, None, None)
+    out = np.zeros(g.shape[:2] + tuple(attrs["shape"]), dtype=g.dtype)
+    for y in range(g.shape[2]):
+        for z in range(g.shape[3]):
+            out[:, :, y * sh:y * sh + kh, z * sw:z * sw + kw] += g[:, :, y:y + 1, z:z + 1] / (kh * kw)
+    return out
+
+
+register(Op(
+    "avg_pool2d_grad", 1, _avg_pool_grad_shape, attrs={**_POOL_ATTRS, "shape": None},
+    vjp=lambda node, args, d, k: d.editor.add("avg_pool2d", [d], _pool_only(_attrs(node))),
+    reference=_reference_avg_pool_grad,
+    lower=lambda ctx, args, attrs, node: (f"_avg_pool2d_grad({args[0]}, {tuple(attrs['shape'])!r}, "
+                                          f"{_pool_printed(attrs)})"),
+    doc="the cotangent of avg_pool2d's x (spatial size shape): each window's g spread evenly",
+))
