@@ -39,7 +39,12 @@ def _windows(x, kernel, stride, dilation):
 def _padded(x, padding):
     """x with ``padding`` zeros on both sides of its last two axes."""
     ph, pw = padding
-    return numpy.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
+    if not (ph or pw):
+        return x
+    n, c, h, w = x.shape
+    out = numpy.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=x.dtype)  # numpy.pad costs ~10x more on small arrays
+    out[:, :, ph:ph + h, pw:pw + w] = x
+    return out
 
 
 @helper

@@ -699,6 +699,36 @@ OP_GENERATORS.update({
 })
 
 
+def _windowed(op: str):
+    """conv2d and pooling (and their gradient ops) over fresh 4-d (NCHW) params, summed over
+    height and width so that the value joins the pool as an (n, c) matrix."""
+    def generate(net: Net) -> Value | None:
+        x, w = net.param((1, 2, 5, 4)), net.param((2, 2, 3, 2))
+        conv = "stride=(2, 1), padding=(1, 2), dilation=(2, 1)"  # x (5, 4) -> (2, 7)
+        pool = "kernel=(3, 2), stride=1"  # (5, 4) -> (3, 3)
+        if op == "conv2d":
+            body = f"gc.conv2d({x.var}, {w.var}, {conv})"
+        elif op == "conv2d_grad_input":
+            body = f'gc.apply("conv2d_grad_input", {net.param((1, 2, 2, 7)).var}, {w.var}, {conv}, shape=(5, 4))'
+        elif op == "conv2d_grad_kernel":
+            body = f'gc.apply("conv2d_grad_kernel", {x.var}, {net.param((1, 2, 2, 7)).var}, {conv}, shape=(2, 2, 3, 2))'
+        elif op in ("max_pool2d", "avg_pool2d"):
+            body = f"gc.{op}({x.var}, {pool})"
+        elif op == "avg_pool2d_grad":
+            body = f'gc.apply("avg_pool2d_grad", {net.param((1, 2, 3, 3)).var}, {pool}, shape=(5, 4))'
+        else:  # max_pool2d_grad has no VJP of its own: its operands are inputs
+            x, g = net.input((1, 2, 5, 4)), net.input((1, 2, 3, 3))
+            return net.add(f'gc.sum(gc.apply("max_pool2d_grad", {x.var}, {g.var}, {pool}), axis=(2, 3))', op, False)
+        return net.add(f"gc.sum({body}, axis=(2, 3))", op, True)
+
+    return generate
+
+
+OP_GENERATORS.update({"erf": _unary("erf"), "gelu": _unary("gelu"), **{name: _windowed(name) for name in (
+    "conv2d", "conv2d_grad_input", "conv2d_grad_kernel", "max_pool2d", "max_pool2d_grad", "avg_pool2d",
+    "avg_pool2d_grad")}})
+
+
 def _dense(net: Net) -> Value | None:
     """The layer users write most: act(h @ W + b), b in a broadcast pattern of the layer's width."""
     h = net.pick(lambda v: len(v.shape) == 2 and v.shape[-1] != "N")
@@ -714,7 +744,8 @@ def _dense(net: Net) -> Value | None:
 
 
 KINKS = {"relu", "leaky_relu", "abs", "maximum", "max", "bce", "bce_terms",
-         "min", "where", "less", "less_equal", "greater", "greater_equal", "argmax"}  # no Hessian check through these
+         "min", "where", "less", "less_equal", "greater", "greater_equal", "argmax",
+         "max_pool2d", "max_pool2d_grad"}  # no Hessian check through these
 STEP_OPS = sorted(name for name in OPS if name in OP_GENERATORS)
 
 
