@@ -217,10 +217,11 @@ REFERENCES: dict[str, list[Case]] = {
     ],
     "max_pool2d_grad": [
         Case("overlapping", ((1, 2, 5, 5), (1, 2, 3, 4)),
-             lambda x, g: gc.apply("max_pool2d_grad", x, g, kernel=(3, 2), stride=1),
+             lambda x, g: gc.apply("max_pool2d_grad", x, gc.max_pool2d(x, kernel=(3, 2), stride=1), g,
+                                   kernel=(3, 2), stride=1),
              lambda x, g: conv.max_pool2d_grad(x, g, (3, 2), 1)),
         # ties: a window of equal values gives its whole gradient to its first element
-        Case("ties", ((1, 1, 2, 4), (1, 1, 1, 2)), lambda x, g: gc.apply("max_pool2d_grad", x, g),
+        Case("ties", ((1, 1, 2, 4), (1, 1, 1, 2)), lambda x, g: gc.apply("max_pool2d_grad", x, gc.max_pool2d(x), g),
              lambda x, g: conv.max_pool2d_grad(x, g), (fixed([1, 1, 2, 3, 1, 1, 3, 0]), fixed([2.0, 5.0]))),
     ],
     "avg_pool2d": [

@@ -251,7 +251,8 @@ _POOL_ATTRS = {"kernel": 2, "stride": None}
 
 register(Op(
     "max_pool2d", 1, _pool_shape, attrs=dict(_POOL_ATTRS), function="max_pool2d", kink=MAX_POOL_TIES,
-    vjp=lambda node, args, g, k: g.editor.add("max_pool2d_grad", [args[0], g], _pool_only(_attrs(node))),
+    # the pooled value goes back in: the gradient finds each window's maximum without recomputing it
+    vjp=lambda node, args, g, k: g.editor.add("max_pool2d_grad", [args[0], node, g], _pool_only(_attrs(node))),
     reference=_reference_pool(np.max),
     lower=lambda ctx, args, attrs, node: f"_max_pool2d({args[0]}, {_pool_printed(attrs)})",
     doc="the largest element of each kernel window of x (N, C, H, W); stride defaults to the kernel",
@@ -259,15 +260,16 @@ register(Op(
 
 
 def _max_pool_grad_shape(arg_shapes, attrs, node=None, op=None):
-    x, g = arg_shapes
+    x, y, g = arg_shapes
     want = _pool_shape([x], attrs, node, op)
-    if tuple(g) != tuple(want):
-        raise ShapeError(f"{describe(node, op)}: the cotangent has shape {shapes.fmt(g)}, expected {shapes.fmt(want)}")
+    for what, shape in (("the pooled value", y), ("the cotangent", g)):
+        if tuple(shape) != tuple(want):
+            raise ShapeError(f"{describe(node, op)}: {what} has shape {shapes.fmt(shape)}, expected {shapes.fmt(want)}")
     return tuple(x)
 
 
 def _reference_max_pool_grad(values, attrs):
-    x, g = values
+    x, _, g = values  # finds the maxima itself
     (kh, kw), (sh, sw) = _pool_attrs(attrs, None, None)
     out = np.zeros_like(x)
     for y in range(g.shape[2]):
@@ -282,13 +284,14 @@ def _reference_max_pool_grad(values, attrs):
 
 
 def _lower_max_pool_grad(ctx, args, attrs, node):
-    return [f"# {MAX_POOL_TIES}", f"{{out}} = _max_pool2d_grad({args[0]}, {args[1]}, {_pool_printed(attrs)})"]
+    return [f"# {MAX_POOL_TIES}",
+            f"{{out}} = _max_pool2d_grad({args[0]}, {args[1]}, {args[2]}, {_pool_printed(attrs)})"]
 
 
 register(Op(
-    "max_pool2d_grad", 2, _max_pool_grad_shape, attrs=dict(_POOL_ATTRS), kink=MAX_POOL_TIES,
+    "max_pool2d_grad", 3, _max_pool_grad_shape, attrs=dict(_POOL_ATTRS), kink=MAX_POOL_TIES,
     reference=_reference_max_pool_grad, lower=_lower_max_pool_grad,
-    doc="the cotangent of max_pool2d's x: each window's g at its first maximal element",
+    doc="the cotangent of max_pool2d's x from x, y = max_pool2d(x) and y's g: each window's g at its first maximum",
 ))
 
 register(Op(

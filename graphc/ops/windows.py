@@ -108,18 +108,25 @@ def _max_pool2d(x, kernel, stride):
 
 
 @helper
-def _max_pool2d_grad(x, g, kernel, stride):
-    """d/dx of max_pool2d(x) for the cotangent g of its output: each window's first maximum takes it."""
+def _max_pool2d_grad(x, y, g, kernel, stride):
+    """d/dx of y = max_pool2d(x) for the cotangent g of y: each window's first maximum takes it."""
     cols = _windows(x, kernel, stride, (1, 1))
-    peak = _max_pool2d(x, kernel, stride)
-    open_ = numpy.ones(peak.shape, dtype=bool)  # windows whose maximum is not found yet
+    apart = stride[0] >= kernel[0] and stride[1] >= kernel[1]  # no element in two windows: write, not add
     out = numpy.zeros_like(x)
+    open_ = None  # windows whose maximum is not found yet
     for i in range(kernel[0]):
         for j in range(kernel[1]):
-            hit = open_ & (cols[:, :, i, j] == peak)
-            open_ &= ~hit
-            rows, columns = _tap(i, j, peak.shape[2:], stride, (1, 1))
-            out[:, :, rows, columns] += g * hit
+            hit = cols[:, :, i, j] == y
+            if open_ is None:
+                open_ = ~hit
+            else:
+                hit &= open_
+                open_ &= ~hit
+            rows, columns = _tap(i, j, y.shape[2:], stride, (1, 1))
+            if apart:
+                numpy.multiply(g, hit, out=out[:, :, rows, columns])
+            else:
+                out[:, :, rows, columns] += g * hit
     return out
 
 

@@ -244,7 +244,8 @@ ISSUE_13 = {
     "max_pool2d": _one("max_pool2d", [(1, 2, 5, 5)], lambda x: gc.max_pool2d(x, kernel=(3, 2), stride=1),
                        lambda x: conv.pool(x, (3, 2), 1)),
     "max_pool2d_grad": _one("max_pool2d_grad", [(1, 2, 5, 5), (1, 2, 3, 4)],
-                            lambda x, g: gc.apply("max_pool2d_grad", x, g, kernel=(3, 2), stride=1),
+                            lambda x, g: gc.apply("max_pool2d_grad", x, gc.max_pool2d(x, kernel=(3, 2), stride=1), g,
+                                                  kernel=(3, 2), stride=1),
                             lambda x, g: conv.max_pool2d_grad(x, g, (3, 2), 1)),
     "avg_pool2d": _one("avg_pool2d", [(2, 3, 4, 6)], gc.avg_pool2d, lambda x: conv.pool(x, combine=conv.mean)),
     "avg_pool2d_grad": _one("avg_pool2d_grad", [(1, 2, 3, 4)], lambda g: gc.apply(

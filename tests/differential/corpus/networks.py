@@ -718,7 +718,8 @@ def _windowed(op: str):
             body = f'gc.apply("avg_pool2d_grad", {net.param((1, 2, 3, 3)).var}, {pool}, shape=(5, 4))'
         else:  # max_pool2d_grad has no VJP of its own: its operands are inputs
             x, g = net.input((1, 2, 5, 4)), net.input((1, 2, 3, 3))
-            return net.add(f'gc.sum(gc.apply("max_pool2d_grad", {x.var}, {g.var}, {pool}), axis=(2, 3))', op, False)
+            grad = f'gc.apply("max_pool2d_grad", {x.var}, gc.max_pool2d({x.var}, {pool}), {g.var}, {pool})'
+            return net.add(f"gc.sum({grad}, axis=(2, 3))", op, False)
         return net.add(f"gc.sum({body}, axis=(2, 3))", op, True)
 
     return generate
