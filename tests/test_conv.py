@@ -147,3 +147,31 @@ def test_second_derivatives_through_conv_and_avg_pool_pass_check_gradients():
              "v_x": rng.standard_normal((1, 1, 4, 4)), "v_w": rng.standard_normal((2, 1, 2, 2))}
     report = gc.check_gradients(gc.compile(g2, of="gv"), feeds)
     assert report.ok, str(report)
+
+
+def test_a_second_derivative_through_max_pooling_is_a_gradient_error_naming_it():
+    g = gc.Graph("maxpool2")
+    x = g.param("x", shape=(1, 1, 4, 4))
+    g.output("loss", gc.sum(gc.square(gc.max_pool2d(x))))
+    g2 = gc.grad(g, "loss", wrt=["x"])
+    g2.output("gv", gc.sum(g2.node("dloss/dx") * g2.input("v", shape=(1, 1, 4, 4))))
+    with pytest.raises(gc.errors.GradientError, match="max_pool2d_grad"):
+        gc.compile(g2, of="gv")
+
+
+def pooled_cnn(dtype: str) -> gc.Graph:
+    g = gc.Graph(f"cnn_{dtype}")
+    x = g.input("x", shape=("N", 1, 6, 6), dtype=dtype)
+    w = g.param("w", shape=(2, 1, 3, 3), dtype=dtype)
+    g.output("loss", gc.sum(gc.avg_pool2d(gc.max_pool2d(gc.relu(gc.conv2d(x, w, padding=1)), kernel=3), kernel=2)))
+    return g
+
+
+def test_a_float32_cnn_computes_in_float32():
+    rng = np.random.default_rng(8)
+    feeds = {"x": rng.standard_normal((3, 1, 6, 6)), "w": rng.standard_normal((2, 1, 3, 3))}
+    value, grads = gc.compile(pooled_cnn("float32")).value_and_grad(
+        {k: v.astype(np.float32) for k, v in feeds.items()})
+    assert value["loss"].dtype == np.float32 and grads["w"].dtype == np.float32
+    _, want = gc.compile(pooled_cnn("float64")).value_and_grad(feeds)
+    np.testing.assert_allclose(grads["w"], want["w"], rtol=1e-5, atol=1e-5)
