@@ -14,7 +14,8 @@ round-robin, each contender on its own copy of the params, medians over the roun
 * ``hand``: the step written in numpy as an expert writes it: im2col through an
   ``as_strided`` view and one matmul per convolution, channels-first (C, N, H, W) inside
   so no layer transposes its output, the patches kept from the forward pass for the
-  kernel gradient, max-pool gradients routed by the argmax the forward pass found;
+  kernel gradient, 2x2 max-pooling by its four strided taps, the masks of the first
+  maximum of each window kept from the forward pass for the gradient;
 * ``graphc sgd_step``: the generated ``sgd_step`` (value_and_grad and the update in one
   generated function);
 * ``graphc train_step``: ``prog.train_step(gc.optim.SGD(lr))`` (the generated
@@ -97,19 +98,28 @@ def conv_relu(x, K, b):
     return z, cols, mask
 
 
+TAPS = ((0, 0), (0, 1), (1, 0), (1, 1))  # the four elements of a 2x2 window, in row-major order
+
+
 def pool(a):
-    """2x2 max-pool of (C, N, H, W): the maxima and the first argmax of each window."""
-    c, n, h, w = a.shape
-    windows = a.reshape(c, n, h // 2, 2, w // 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(c, n, h // 2, w // 2, 4)
-    first = windows.argmax(axis=-1)
-    return np.take_along_axis(windows, first[..., None], axis=-1)[..., 0], first
+    """2x2 max-pool of (C, N, H, W): the maxima, and for each tap the windows whose first
+    maximum it holds (a tie goes to the first, as graphc and PyTorch route it)."""
+    taps = [a[:, :, i::2, j::2] for i, j in TAPS]
+    pooled = np.maximum(np.maximum(taps[0], taps[1]), np.maximum(taps[2], taps[3]))
+    hits, left = [], np.ones(pooled.shape, dtype=bool)
+    for tap in taps:
+        hit = tap == pooled
+        hit &= left
+        left &= ~hit
+        hits.append(hit)
+    return pooled, hits
 
 
-def unpool(d, first, shape):
-    c, n, h, w = shape
-    d_windows = np.zeros((c, n, h // 2, w // 2, 4))
-    np.put_along_axis(d_windows, first[..., None], d[..., None], axis=-1)
-    return d_windows.reshape(c, n, h // 2, w // 2, 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(shape)
+def unpool(d, hits, shape):
+    d_a = np.empty(shape)
+    for (i, j), hit in zip(TAPS, hits):
+        np.multiply(d, hit, out=d_a[:, :, i::2, j::2])
+    return d_a
 
 
 def hand_step(x, y, p):

@@ -118,3 +118,67 @@ def avg_pool2d_grad(g, shape, kernel=2, stride=None):
                         for j in range(kw):
                             out[b, ch, y * sh + i, z * sw + j] += g[b, ch, y, z] / (kh * kw)
     return out
+
+
+# conv2d's parts: its patches (im2col, (C*kh*kw, N, Ho*Wo)) and their product with the kernel
+def _sizes(hw, kernel, stride, padding, dilation):
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = pair(kernel), pair(stride), pair(padding), pair(dilation)
+    return ((hw[0] + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (hw[1] + 2 * pw - dw * (kw - 1) - 1) // sw + 1)
+
+
+def patches(x, kernel, stride=1, padding=0, dilation=1):
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = pair(kernel), pair(stride), pair(padding), pair(dilation)
+    n, c = x.shape[:2]
+    ho, wo = _sizes(x.shape[2:], kernel, stride, padding, dilation)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    out = np.zeros((c * kh * kw, n, ho * wo))
+    for ch in range(c):
+        for i in range(kh):
+            for j in range(kw):
+                for b in range(n):
+                    for y in range(ho):
+                        for z in range(wo):
+                            out[(ch * kh + i) * kw + j, b, y * wo + z] = xp[b, ch, y * sh + i * dh, z * sw + j * dw]
+    return out
+
+
+def patches_grad(d, shape, kernel, stride=1, padding=0, dilation=1):
+    """The transpose of patches: each entry's cotangent added to the input element it copied."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = pair(kernel), pair(stride), pair(padding), pair(dilation)
+    c, n = d.shape[0] // (kh * kw), d.shape[1]
+    ho, wo = _sizes(shape, kernel, stride, padding, dilation)
+    dxp = np.zeros((n, c, shape[0] + 2 * ph, shape[1] + 2 * pw))
+    for ch in range(c):
+        for i in range(kh):
+            for j in range(kw):
+                for b in range(n):
+                    for y in range(ho):
+                        for z in range(wo):
+                            dxp[b, ch, y * sh + i * dh, z * sw + j * dw] += d[(ch * kh + i) * kw + j, b, y * wo + z]
+    return dxp[:, :, ph:ph + shape[0], pw:pw + shape[1]]
+
+
+def conv_matmul(p, w, size):
+    k, n, _ = p.shape
+    flat = w.reshape(w.shape[0], k)
+    out = np.zeros((n, w.shape[0]) + tuple(size))
+    for b in range(n):
+        for o in range(w.shape[0]):
+            for y in range(size[0]):
+                for z in range(size[1]):
+                    out[b, o, y, z] = sum(flat[o, r] * p[r, b, y * size[1] + z] for r in range(k))
+    return out
+
+
+def conv_matmul_grad_patches(g, w):
+    n, o, ho, wo = g.shape
+    flat = w.reshape(o, -1)
+    return np.array([[[sum(flat[q, r] * g[b, q, y // wo, y % wo] for q in range(o)) for y in range(ho * wo)]
+                      for b in range(n)] for r in range(flat.shape[1])])
+
+
+def conv_matmul_grad_kernel(p, g, shape):
+    n, o, ho, wo = g.shape
+    flat = np.array([[sum(g[b, q, y // wo, y % wo] * p[r, b, y] for b in range(n) for y in range(ho * wo))
+                      for r in range(p.shape[0])] for q in range(o)])
+    return flat.reshape(shape)

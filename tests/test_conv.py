@@ -133,8 +133,8 @@ def test_bad_shapes_and_attrs_are_typed_errors_naming_the_op(build, message):
 
 def test_second_derivatives_through_conv_and_avg_pool_pass_check_gradients():
     """gv = <grad loss, v> puts the CNN's gradient into the graph (gc.grad); differentiating
-    gv runs the VJPs of the gradient ops (conv2d_grad_input, conv2d_grad_kernel,
-    avg_pool2d_grad), checked against central differences of gv."""
+    gv runs the VJPs of the gradient ops (conv2d_patches_grad, conv2d_matmul_grad_patches,
+    conv2d_matmul_grad_kernel, avg_pool2d_grad), checked against central differences of gv."""
     g = gc.Graph("cnn2")
     x = g.param("x", shape=(1, 1, 4, 4))
     w = g.param("w", shape=(2, 1, 2, 2))

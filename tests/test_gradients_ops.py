@@ -250,8 +250,8 @@ CASES.update({
     ),
 })
 
-# Convolution and pooling, and the gradient ops that are linear in their cotangent (their own
-# VJPs are conv2d and the other gradient op, avg_pool2d: second derivatives of a CNN).
+# Convolution and pooling, its parts (patches, their product with the kernel) and the gradient
+# ops that are linear in their cotangent (their own VJPs: second derivatives of a CNN).
 CASES.update({
     # every param at most 64 entries: each entry is checked on its own too
     "conv2d": cases(
@@ -259,10 +259,16 @@ CASES.update({
         Case("stride-pad-dilation", ((1, 2, 5, 4), (2, 2, 3, 2)),
              lambda x, w: gc.conv2d(x, w, stride=(2, 1), padding=(1, 2), dilation=(2, 1))),
     ),
-    "conv2d_grad_input": cases(Case("stride-pad-dilation", ((1, 2, 2, 7), (2, 2, 3, 2)), lambda g, w: gc.apply(
-        "conv2d_grad_input", g, w, stride=(2, 1), padding=(1, 2), dilation=(2, 1), shape=(5, 4)))),
-    "conv2d_grad_kernel": cases(Case("stride-pad-dilation", ((1, 2, 5, 4), (1, 2, 2, 7)), lambda x, g: gc.apply(
-        "conv2d_grad_kernel", x, g, stride=(2, 1), padding=(1, 2), dilation=(2, 1), shape=(2, 2, 3, 2)))),
+    "conv2d_patches": cases(Case("stride-pad-dilation", ((1, 2, 5, 4),), lambda x: gc.apply(
+        "conv2d_patches", x, kernel=(3, 2), stride=(2, 1), padding=(1, 2), dilation=(2, 1)))),
+    "conv2d_patches_grad": cases(Case("dilation", ((8, 1, 4),), lambda d: gc.apply(
+        "conv2d_patches_grad", d, kernel=2, dilation=(1, 2), shape=(3, 4)))),
+    "conv2d_matmul": cases(Case("2x3-map", ((8, 1, 6), (2, 2, 2, 2)),
+                                lambda p, w: gc.apply("conv2d_matmul", p, w, size=(2, 3)))),
+    "conv2d_matmul_grad_patches": cases(Case("2x3-map", ((1, 2, 2, 3), (2, 2, 2, 2)),
+                                             lambda g, w: gc.apply("conv2d_matmul_grad_patches", g, w))),
+    "conv2d_matmul_grad_kernel": cases(Case("2x3-map", ((8, 1, 6), (1, 2, 2, 3)), lambda p, g: gc.apply(
+        "conv2d_matmul_grad_kernel", p, g, shape=(2, 2, 2, 2)))),
     # random points: no ties within a window, so each window's maximum is strict
     "max_pool2d": cases(Case("2x2", ((1, 2, 4, 6),), gc.max_pool2d),
                         Case("3x2-overlapping", ((1, 2, 5, 5),), lambda x: gc.max_pool2d(x, kernel=(3, 2), stride=1))),

@@ -193,21 +193,34 @@ REFERENCES: dict[str, list[Case]] = {
              lambda x, w: conv.conv2d(x, w, (2, 1), (1, 2), (2, 1))),
         Case("1x1", ((1, 4, 3, 3), (2, 4, 1, 1)), gc.conv2d, conv.conv2d),
     ],
-    "conv2d_grad_input": [
-        Case("stride-pad-dilation", ((2, 3, 3, 9), (3, 2, 3, 2)),
-             lambda g, w: gc.apply("conv2d_grad_input", g, w, stride=(2, 1), padding=(1, 2), dilation=(2, 1),
-                                   shape=(7, 6)),
-             lambda g, w: conv.conv2d_grad_input(g, w, (7, 6), (2, 1), (1, 2), (2, 1))),
-        # a stride that skips the last row: its cotangent is 0
-        Case("stride-skips", ((1, 2, 2, 2), (2, 1, 2, 2)),
-             lambda g, w: gc.apply("conv2d_grad_input", g, w, stride=2, shape=(5, 5)),
-             lambda g, w: conv.conv2d_grad_input(g, w, (5, 5), 2)),
+    # conv2d's parts, as its expansion and gradients use them
+    "conv2d_patches": [
+        Case("stride-pad-dilation", ((2, 2, 7, 6),),
+             lambda x: gc.apply("conv2d_patches", x, kernel=(3, 2), stride=(2, 1), padding=(1, 2), dilation=(2, 1)),
+             lambda x: conv.patches(x, (3, 2), (2, 1), (1, 2), (2, 1))),
     ],
-    "conv2d_grad_kernel": [
-        Case("stride-pad-dilation", ((2, 2, 7, 6), (2, 3, 3, 9)),
-             lambda x, g: gc.apply("conv2d_grad_kernel", x, g, stride=(2, 1), padding=(1, 2), dilation=(2, 1),
-                                   shape=(3, 2, 3, 2)),
-             lambda x, g: conv.conv2d_grad_kernel(x, g, (3, 2, 3, 2), (2, 1), (1, 2), (2, 1))),
+    "conv2d_patches_grad": [
+        Case("stride-pad-dilation", ((12, 2, 14),),
+             lambda d: gc.apply("conv2d_patches_grad", d, kernel=(3, 2), stride=(2, 1), padding=(1, 2),
+                                dilation=(2, 1), shape=(5, 4)),
+             lambda d: conv.patches_grad(d, (5, 4), (3, 2), (2, 1), (1, 2), (2, 1))),
+        # a stride that skips the last row: its cotangent is 0
+        Case("stride-skips", ((4, 1, 4),), lambda d: gc.apply("conv2d_patches_grad", d, kernel=2, stride=2,
+                                                               shape=(5, 5)),
+             lambda d: conv.patches_grad(d, (5, 5), 2, 2)),
+    ],
+    "conv2d_matmul": [
+        Case("2x3-map", ((12, 2, 6), (3, 2, 3, 2)), lambda p, w: gc.apply("conv2d_matmul", p, w, size=(2, 3)),
+             lambda p, w: conv.conv_matmul(p, w, (2, 3))),
+    ],
+    "conv2d_matmul_grad_patches": [
+        Case("2x3-map", ((2, 3, 2, 3), (3, 2, 3, 2)), lambda g, w: gc.apply("conv2d_matmul_grad_patches", g, w),
+             conv.conv_matmul_grad_patches),
+    ],
+    "conv2d_matmul_grad_kernel": [
+        Case("2x3-map", ((12, 2, 6), (2, 3, 2, 3)),
+             lambda p, g: gc.apply("conv2d_matmul_grad_kernel", p, g, shape=(3, 2, 3, 2)),
+             lambda p, g: conv.conv_matmul_grad_kernel(p, g, (3, 2, 3, 2))),
     ],
     "max_pool2d": [
         Case("2x2", ((2, 3, 4, 6),), gc.max_pool2d, conv.pool),

@@ -1,12 +1,14 @@
 """conv2d, max_pool2d, avg_pool2d (NCHW) and their gradients, one entry each.
 
-Each op prints as a call of its numpy helper (``ops/windows.py``: strided views and one
-matmul), keeps a reference definition written tap by tap with ``einsum`` (a different
-algorithm, for the reference interpreter) and a VJP rule. The gradients are ops too, and
-closed under differentiation where the function is linear in the cotangent: conv2d is
-bilinear in (x, w), so the VJPs of its two gradient ops are conv2d and the other
-gradient op; avg_pool2d and its gradient are each other's transpose. The gradient of
-``max_pool2d_grad`` (a second derivative through max pooling) is not provided.
+conv2d is a composite: its patches (``conv2d_patches``, im2col, a value the backward pass
+reuses) times the kernel (``conv2d_matmul``, one matmul). Each other op prints as a call
+of its numpy helper (``ops/windows.py``), keeps a reference definition written tap by tap
+(a different algorithm, for the reference interpreter) and a VJP rule. The gradients are
+ops too, and closed under differentiation where linear in the cotangent: conv2d_matmul
+is bilinear in (patches, kernel), so the VJPs of its two gradient ops are conv2d_matmul
+and the other gradient op; im2col and col2im, and avg_pool2d and its gradient, are each
+other's transposes. The gradient of ``max_pool2d_grad`` (a second derivative through max
+pooling) is not provided.
 
 Conventions: conv2d is PyTorch's (a cross-correlation, no kernel flip), output size
 ``(h + 2 p - d (k - 1) - 1) // s + 1`` per axis; pooling has no padding and ``stride``
@@ -74,7 +76,7 @@ def _kernel_shape(w, c, node, op):
     return tuple(int(d) for d in w)
 
 
-# -- conv2d ----------------------------------------------------------------------------------
+# -- conv2d: a composite of its patches and one matmul ---------------------------------------
 def _conv2d_shape(arg_shapes, attrs, node=None, op=None):
     x, w = arg_shapes
     hw = _spatial(x, "x", node, op)
@@ -82,24 +84,21 @@ def _conv2d_shape(arg_shapes, attrs, node=None, op=None):
     return (x[0], o) + _out_hw(hw, (kh, kw), *_conv_attrs(attrs, node, op), node, op)
 
 
-def _printed(attrs, node=None, op=None) -> str:
-    return ", ".join(repr(p) for p in _conv_attrs(attrs, node, op))
-
-
 def _attrs(ref) -> dict:
     return ref.editor.graph.nodes[ref.id][ir.ATTRS]
 
 
-def _conv_only(attrs) -> dict:
-    return {k: attrs[k] for k in ("stride", "padding", "dilation")}
+def _window_attrs(attrs) -> dict:
+    return {k: attrs[k] for k in ("kernel", "stride", "padding", "dilation")}
 
 
-def _conv2d_vjp(node, args, g, k):
+def _expand_conv2d(args, attrs):
+    # the patches are a value of the graph: the backward pass reuses them for the kernel's gradient
     x, w = args
-    attrs = _conv_only(_attrs(node))
-    if k == 0:
-        return g.editor.add("conv2d_grad_input", [g, w], {**attrs, "shape": tuple(x.shape[2:])})
-    return g.editor.add("conv2d_grad_kernel", [x, g], {**attrs, "shape": tuple(w.shape)})
+    kernel = tuple(int(d) for d in w.shape[2:])
+    patches = x.editor.add("conv2d_patches", [x], {**{k: attrs[k] for k in _CONV_ATTRS}, "kernel": kernel})
+    size = _out_hw(tuple(x.shape[2:]), kernel, *_conv_attrs(attrs, None, None), None, None)
+    return x.editor.add("conv2d_matmul", [patches, w], {"size": size})
 
 
 def _taps(x, kh, kw, out_hw, stride, padding, dilation):
@@ -125,88 +124,182 @@ def _reference_conv2d(values, attrs):
 _CONV_ATTRS = {"stride": 1, "padding": 0, "dilation": 1}
 
 register(Op(
-    "conv2d", 2, _conv2d_shape, attrs=dict(_CONV_ATTRS), vjp=_conv2d_vjp, function="conv2d",
+    "conv2d", 2, _conv2d_shape, attrs=dict(_CONV_ATTRS), expand=_expand_conv2d, function="conv2d",
     operand_names=("x", "w"), reference=_reference_conv2d,
-    lower=lambda ctx, args, attrs, node: f"_conv2d({args[0]}, {args[1]}, {_printed(attrs)})",
     doc="2-d convolution (cross-correlation) of x (N, C, H, W) with w (C_out, C, kh, kw): (N, C_out, Ho, Wo)",
 ))
 
 
-# -- its gradients -----------------------------------------------------------------------------
-def _grad_input_shape(arg_shapes, attrs, node=None, op=None):
-    g, w = arg_shapes
+# -- the patches (im2col) and their transpose (col2im) -----------------------------------------
+def _patch_attrs(attrs, node, op):
+    return (pair(attrs.get("kernel"), "kernel", node, op),) + _conv_attrs(attrs, node, op)
+
+
+def _printed(attrs) -> str:
+    return ", ".join(repr(p) for p in _patch_attrs(attrs, None, None))
+
+
+def _patches_shape(arg_shapes, attrs, node=None, op=None):
+    (x,) = arg_shapes
+    hw = _spatial(x, "x", node, op)
+    kernel, *rest = _patch_attrs(attrs, node, op)
+    ho, wo = _out_hw(hw, kernel, *rest, node, op)
+    return (x[1] * kernel[0] * kernel[1], x[0], ho * wo)
+
+
+def _reference_patches(values, attrs):
+    (x,) = values
+    kernel, stride, padding, dilation = _patch_attrs(attrs, None, None)
+    out_hw = _out_hw(x.shape[2:], kernel, stride, padding, dilation, None, None)
+    n, c = x.shape[:2]
+    out = np.zeros((c, kernel[0], kernel[1], n) + out_hw, dtype=x.dtype)
+    for i, j, rows, cols, xp in _taps(x, *kernel, out_hw, stride, padding, dilation):
+        out[:, i, j] = xp[:, :, rows, cols].transpose(1, 0, 2, 3)
+    return out.reshape(c * kernel[0] * kernel[1], n, out_hw[0] * out_hw[1])
+
+
+register(Op(
+    "conv2d_patches", 1, _patches_shape, attrs={"kernel": None, **_CONV_ATTRS}, required=("kernel",),
+    vjp=lambda node, args, d, k: d.editor.add(
+        "conv2d_patches_grad", [d], {**_window_attrs(_attrs(node)), "shape": tuple(args[0].shape[2:])}),
+    reference=_reference_patches,
+    lower=lambda ctx, args, attrs, node: f"_conv2d_patches({args[0]}, {_printed(attrs)})",
+    doc="im2col: x's kernel windows as patches (C kh kw, N, Ho Wo), a row per (channel, tap)",
+))
+
+
+def _patches_grad_shape(arg_shapes, attrs, node=None, op=None):
+    (d,) = arg_shapes
     hw = pair(attrs.get("shape"), "shape", node, op)
-    o, c, kh, kw = _kernel_shape(w, w[1] if len(w) == 4 else None, node, op)
-    want = _out_hw(hw, (kh, kw), *_conv_attrs(attrs, node, op), node, op)
-    if len(g) != 4 or g[1] != o or tuple(g[2:]) != want:
-        raise ShapeError(f"{describe(node, op)}: the cotangent has shape {shapes.fmt(g)}, expected (N, {o}) + {want}")
-    return (g[0], c) + hw
+    kernel, *rest = _patch_attrs(attrs, node, op)
+    ho, wo = _out_hw(hw, kernel, *rest, node, op)
+    taps = kernel[0] * kernel[1]
+    if len(d) != 3 or not isinstance(d[0], numbers.Integral) or d[0] % taps or d[2] != ho * wo:
+        raise ShapeError(f"{describe(node, op)}: the patches' cotangent has shape {shapes.fmt(d)}, expected "
+                         f"(C*{taps}, N, {ho * wo})")
+    return (d[1], d[0] // taps) + hw
 
 
-def _grad_input_vjp(node, args, d, k):
-    g, w = args
-    attrs = _conv_only(_attrs(node))
-    if k == 0:
-        return d.editor.add("conv2d", [d, w], attrs)
-    return d.editor.add("conv2d_grad_kernel", [d, g], {**attrs, "shape": tuple(w.shape)})
-
-
-def _reference_grad_input(values, attrs):
-    g, w = values
-    stride, padding, dilation = _conv_attrs(attrs, None, None)
+def _reference_patches_grad(values, attrs):
+    (d,) = values
+    kernel, stride, padding, dilation = _patch_attrs(attrs, None, None)
     h, wd = attrs["shape"]
-    shell = np.zeros((g.shape[0], w.shape[1], h, wd))
-    out = np.zeros((g.shape[0], w.shape[1], h + 2 * padding[0], wd + 2 * padding[1]), dtype=g.dtype)
-    for i, j, rows, cols, _ in _taps(shell, w.shape[2], w.shape[3], g.shape[2:], stride, padding, dilation):
-        out[:, :, rows, cols] += np.einsum("noyx,oc->ncyx", g, w[:, :, i, j])
+    c, n = d.shape[0] // (kernel[0] * kernel[1]), d.shape[1]
+    out_hw = _out_hw((h, wd), kernel, stride, padding, dilation, None, None)
+    d = d.reshape(c, kernel[0], kernel[1], n, *out_hw)
+    out = np.zeros((n, c, h + 2 * padding[0], wd + 2 * padding[1]), dtype=d.dtype)
+    for i, j, rows, cols, _ in _taps(np.zeros((n, c, h, wd)), *kernel, out_hw, stride, padding, dilation):
+        out[:, :, rows, cols] += d[:, i, j].transpose(1, 0, 2, 3)
     return out[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + wd]
 
 
 register(Op(
-    "conv2d_grad_input", 2, _grad_input_shape, attrs={**_CONV_ATTRS, "shape": None}, vjp=_grad_input_vjp,
-    reference=_reference_grad_input,
-    lower=lambda ctx, args, attrs, node: (f"_conv2d_grad_input({args[0]}, {args[1]}, "
-                                          f"{tuple(attrs['shape'])!r}, {_printed(attrs)})"),
-    doc="the cotangent of conv2d's x (spatial size shape) from its output's g and the kernel w",
+    "conv2d_patches_grad", 1, _patches_grad_shape, attrs={"kernel": None, **_CONV_ATTRS, "shape": None},
+    required=("kernel", "shape"),
+    vjp=lambda node, args, e, k: e.editor.add("conv2d_patches", [e], _window_attrs(_attrs(node))),
+    reference=_reference_patches_grad,
+    lower=lambda ctx, args, attrs, node: (f"_conv2d_patches_grad({args[0]}, {tuple(attrs['shape'])!r}, "
+                                          f"{_printed(attrs)})"),
+    doc="col2im: each patch entry's cotangent added back where it was read (the VJP of conv2d_patches)",
+))
+
+
+# -- the matmul of the patches with the kernel, and its two gradients -------------------------
+def _patches_of(p, w, node, op):
+    """(K, L) of the patches p (K, N, L), checked against the kernel w (O, C, kh, kw)."""
+    o, c, kh, kw = _kernel_shape(w, w[1] if len(w) == 4 else None, node, op)
+    if len(p) != 3 or p[0] != c * kh * kw:
+        raise ShapeError(f"{describe(node, op)}: patches {shapes.fmt(p)} do not fit the kernel {shapes.fmt(w)}: "
+                         f"expected ({c * kh * kw}, N, Ho*Wo)")
+    return p[0], p[2]
+
+
+def _size(attrs, length, node, op):
+    size = pair(attrs.get("size"), "size", node, op)
+    if size[0] * size[1] != length:
+        raise ShapeError(f"{describe(node, op)}: size {size} holds {size[0] * size[1]} positions, the patches {length}")
+    return size
+
+
+def _conv_matmul_shape(arg_shapes, attrs, node=None, op=None):
+    p, w = arg_shapes
+    _, length = _patches_of(p, w, node, op)
+    return (p[1], w[0]) + _size(attrs, length, node, op)
+
+
+def _matmul_vjp(node, args, g, k):
+    p, w = args
+    if k == 0:
+        return g.editor.add("conv2d_matmul_grad_patches", [g, w])
+    return g.editor.add("conv2d_matmul_grad_kernel", [p, g], {"shape": tuple(w.shape)})
+
+
+def _reference_conv_matmul(values, attrs):
+    p, w = values
+    out = np.einsum("ok,knl->nol", w.reshape(w.shape[0], -1), p)
+    return out.reshape(out.shape[:2] + tuple(attrs["size"]))
+
+
+register(Op(
+    "conv2d_matmul", 2, _conv_matmul_shape, attrs={"size": None}, required=("size",), vjp=_matmul_vjp,
+    reference=_reference_conv_matmul,
+    lower=lambda ctx, args, attrs, node: f"_conv2d_matmul({args[0]}, {args[1]}, {tuple(attrs['size'])!r})",
+    doc="the convolution from its patches (C kh kw, N, Ho Wo) and kernel: one matmul, (N, C_out) + size",
+))
+
+
+def _grad_patches_shape(arg_shapes, attrs, node=None, op=None):
+    g, w = arg_shapes
+    o, c, kh, kw = _kernel_shape(w, w[1] if len(w) == 4 else None, node, op)
+    if len(g) != 4 or g[1] != o:
+        raise ShapeError(f"{describe(node, op)}: the cotangent has shape {shapes.fmt(g)}, expected (N, {o}, Ho, Wo)")
+    return (c * kh * kw, g[0], g[2] * g[3])
+
+
+def _grad_patches_vjp(node, args, d, k):
+    g, w = args
+    if k == 0:
+        return d.editor.add("conv2d_matmul", [d, w], {"size": tuple(g.shape[2:])})
+    return d.editor.add("conv2d_matmul_grad_kernel", [d, g], {"shape": tuple(w.shape)})
+
+
+register(Op(
+    "conv2d_matmul_grad_patches", 2, _grad_patches_shape, vjp=_grad_patches_vjp,
+    reference=lambda values, attrs: np.einsum(
+        "nol,ok->knl", values[0].reshape(values[0].shape[0], values[0].shape[1], -1),
+        values[1].reshape(values[1].shape[0], -1)),
+    lower=lambda ctx, args, attrs, node: f"_conv2d_matmul_grad_patches({args[0]}, {args[1]})",
+    doc="the cotangent of conv2d_matmul's patches from its output's g and the kernel",
 ))
 
 
 def _grad_kernel_shape(arg_shapes, attrs, node=None, op=None):
-    x, g = arg_shapes
-    hw = _spatial(x, "x", node, op)
+    p, g = arg_shapes
     shape = attrs.get("shape")
-    o, c, kh, kw = _kernel_shape(tuple(shape) if isinstance(shape, (tuple, list)) else (), x[1], node, op)
-    want = (x[0], o) + _out_hw(hw, (kh, kw), *_conv_attrs(attrs, node, op), node, op)
-    if tuple(g) != want:
+    w = tuple(shape) if isinstance(shape, (tuple, list)) else ()
+    _, length = _patches_of(p, w, node, op)
+    if len(g) != 4 or g[0] != p[1] or g[1] != w[0] or g[2] * g[3] != length:
         raise ShapeError(f"{describe(node, op)}: the cotangent has shape {shapes.fmt(g)}, expected "
-                         f"{shapes.fmt(want)}")
-    return (o, c, kh, kw)
+                         f"({p[1]}, {w[0]}, Ho, Wo) with Ho*Wo = {length}")
+    return w
 
 
 def _grad_kernel_vjp(node, args, e, k):
-    x, g = args
-    attrs = _conv_only(_attrs(node))
+    p, g = args
     if k == 0:
-        return e.editor.add("conv2d_grad_input", [g, e], {**attrs, "shape": tuple(x.shape[2:])})
-    return e.editor.add("conv2d", [x, e], attrs)
-
-
-def _reference_grad_kernel(values, attrs):
-    x, g = values
-    stride, padding, dilation = _conv_attrs(attrs, None, None)
-    o, c, kh, kw = attrs["shape"]
-    out = np.zeros((o, c, kh, kw), dtype=np.result_type(x, g))
-    for i, j, rows, cols, xp in _taps(x, kh, kw, g.shape[2:], stride, padding, dilation):
-        out[:, :, i, j] = np.einsum("noyx,ncyx->oc", g, xp[:, :, rows, cols])
-    return out
+        return e.editor.add("conv2d_matmul_grad_patches", [g, e])
+    return e.editor.add("conv2d_matmul", [p, e], {"size": tuple(g.shape[2:])})
 
 
 register(Op(
-    "conv2d_grad_kernel", 2, _grad_kernel_shape, attrs={**_CONV_ATTRS, "shape": None}, vjp=_grad_kernel_vjp,
-    reference=_reference_grad_kernel,
-    lower=lambda ctx, args, attrs, node: (f"_conv2d_grad_kernel({args[0]}, {args[1]}, "
-                                          f"{tuple(attrs['shape'])!r}, {_printed(attrs)})"),
-    doc="the cotangent of conv2d's kernel (of shape shape) from its input x and its output's g",
+    "conv2d_matmul_grad_kernel", 2, _grad_kernel_shape, attrs={"shape": None}, required=("shape",),
+    vjp=_grad_kernel_vjp,
+    reference=lambda values, attrs: np.einsum(
+        "knl,nol->ok", values[0], values[1].reshape(values[1].shape[0], values[1].shape[1], -1)).reshape(
+            attrs["shape"]),
+    lower=lambda ctx, args, attrs, node: (f"_conv2d_matmul_grad_kernel({args[0]}, {args[1]}, "
+                                          f"{tuple(attrs['shape'])!r})"),
+    doc="the cotangent of conv2d_matmul's kernel (of shape shape) from the patches and its output's g",
 ))
 
 

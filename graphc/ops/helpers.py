@@ -1,6 +1,6 @@
 """The numpy helpers a generated module may carry: functions numpy lacks, written in numpy.
 
-An op whose numpy form is a call of a helper (``_erf(x)``, ``_conv2d(x, w, ...)``)
+An op whose numpy form is a call of a helper (``_erf(x)``, ``_conv2d_matmul(p, w, ...)``)
 registers the helper's function here; lowering copies the source of each helper the
 module's code calls (and of the helpers those call) into the module, which so still needs
 numpy only. A helper is written as generated code is: it names ``numpy`` in full.

@@ -235,12 +235,21 @@ ISSUE_13 = {
     "conv2d": _one("conv2d", [(2, 2, 7, 6), (3, 2, 3, 2)],
                    lambda x, w: gc.conv2d(x, w, stride=(2, 1), padding=(1, 2), dilation=(2, 1)),
                    lambda x, w: conv.conv2d(x, w, (2, 1), (1, 2), (2, 1))),
-    "conv2d_grad_input": _one("conv2d_grad_input", [(2, 3, 3, 9), (3, 2, 3, 2)], lambda g, w: gc.apply(
-        "conv2d_grad_input", g, w, stride=(2, 1), padding=(1, 2), dilation=(2, 1), shape=(7, 6)),
-        lambda g, w: conv.conv2d_grad_input(g, w, (7, 6), (2, 1), (1, 2), (2, 1))),
-    "conv2d_grad_kernel": _one("conv2d_grad_kernel", [(2, 2, 7, 6), (2, 3, 3, 9)], lambda x, g: gc.apply(
-        "conv2d_grad_kernel", x, g, stride=(2, 1), padding=(1, 2), dilation=(2, 1), shape=(3, 2, 3, 2)),
-        lambda x, g: conv.conv2d_grad_kernel(x, g, (3, 2, 3, 2), (2, 1), (1, 2), (2, 1))),
+    "conv2d_patches": _one("conv2d_patches", [(2, 2, 7, 6)], lambda x: gc.apply(
+        "conv2d_patches", x, kernel=(3, 2), stride=(2, 1), padding=(1, 2), dilation=(2, 1)),
+        lambda x: conv.patches(x, (3, 2), (2, 1), (1, 2), (2, 1))),
+    "conv2d_patches_grad": _one("conv2d_patches_grad", [(12, 2, 14)], lambda d: gc.apply(
+        "conv2d_patches_grad", d, kernel=(3, 2), stride=(2, 1), padding=(1, 2), dilation=(2, 1), shape=(5, 4)),
+        lambda d: conv.patches_grad(d, (5, 4), (3, 2), (2, 1), (1, 2), (2, 1))),
+    "conv2d_matmul": _one("conv2d_matmul", [(12, 2, 6), (3, 2, 3, 2)],
+                          lambda p, w: gc.apply("conv2d_matmul", p, w, size=(2, 3)),
+                          lambda p, w: conv.conv_matmul(p, w, (2, 3))),
+    "conv2d_matmul_grad_patches": _one("conv2d_matmul_grad_patches", [(2, 3, 2, 3), (3, 2, 3, 2)],
+                                       lambda g, w: gc.apply("conv2d_matmul_grad_patches", g, w),
+                                       conv.conv_matmul_grad_patches),
+    "conv2d_matmul_grad_kernel": _one("conv2d_matmul_grad_kernel", [(12, 2, 6), (2, 3, 2, 3)],
+                                      lambda p, g: gc.apply("conv2d_matmul_grad_kernel", p, g, shape=(3, 2, 3, 2)),
+                                      lambda p, g: conv.conv_matmul_grad_kernel(p, g, (3, 2, 3, 2))),
     "max_pool2d": _one("max_pool2d", [(1, 2, 5, 5)], lambda x: gc.max_pool2d(x, kernel=(3, 2), stride=1),
                        lambda x: conv.pool(x, (3, 2), 1)),
     "max_pool2d_grad": _one("max_pool2d_grad", [(1, 2, 5, 5), (1, 2, 3, 4)],

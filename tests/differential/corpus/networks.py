@@ -708,10 +708,18 @@ def _windowed(op: str):
         pool = "kernel=(3, 2), stride=1"  # (5, 4) -> (3, 3)
         if op == "conv2d":
             body = f"gc.conv2d({x.var}, {w.var}, {conv})"
-        elif op == "conv2d_grad_input":
-            body = f'gc.apply("conv2d_grad_input", {net.param((1, 2, 2, 7)).var}, {w.var}, {conv}, shape=(5, 4))'
-        elif op == "conv2d_grad_kernel":
-            body = f'gc.apply("conv2d_grad_kernel", {x.var}, {net.param((1, 2, 2, 7)).var}, {conv}, shape=(2, 2, 3, 2))'
+        elif op == "conv2d_patches":
+            return net.add(f'gc.sum(gc.apply("conv2d_patches", {x.var}, kernel=(3, 2), {conv}), axis=0)', op, True)
+        elif op == "conv2d_patches_grad":
+            body = f'gc.apply("conv2d_patches_grad", {net.param((12, 1, 14)).var}, kernel=(3, 2), {conv}, shape=(5, 4))'
+        elif op == "conv2d_matmul":
+            body = f'gc.apply("conv2d_matmul", {net.param((12, 1, 14)).var}, {w.var}, size=(2, 7))'
+        elif op == "conv2d_matmul_grad_patches":
+            g = net.param((1, 2, 2, 7))
+            return net.add(f'gc.sum(gc.apply("conv2d_matmul_grad_patches", {g.var}, {w.var}), axis=0)', op, True)
+        elif op == "conv2d_matmul_grad_kernel":
+            p, g = net.param((12, 1, 14)), net.param((1, 2, 2, 7))
+            body = f'gc.apply("conv2d_matmul_grad_kernel", {p.var}, {g.var}, shape=(2, 2, 3, 2))'
         elif op in ("max_pool2d", "avg_pool2d"):
             body = f"gc.{op}({x.var}, {pool})"
         elif op == "avg_pool2d_grad":
@@ -726,7 +734,8 @@ def _windowed(op: str):
 
 
 OP_GENERATORS.update({"erf": _unary("erf"), "gelu": _unary("gelu"), **{name: _windowed(name) for name in (
-    "conv2d", "conv2d_grad_input", "conv2d_grad_kernel", "max_pool2d", "max_pool2d_grad", "avg_pool2d",
+    "conv2d", "conv2d_patches", "conv2d_patches_grad", "conv2d_matmul", "conv2d_matmul_grad_patches",
+    "conv2d_matmul_grad_kernel", "max_pool2d", "max_pool2d_grad", "avg_pool2d",
     "avg_pool2d_grad")}})
 
 
