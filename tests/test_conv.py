@@ -71,6 +71,21 @@ def test_the_batch_may_be_symbolic():
         np.testing.assert_allclose(out, conv.conv2d(x, w, padding=1), rtol=1e-12, atol=1e-12)
 
 
+def test_nhwc_is_nchw_between_transposes_with_the_same_gradients():
+    rng = np.random.default_rng(9)
+    x, w = rng.standard_normal((2, 2, 5, 4)), rng.standard_normal((3, 2, 3, 2))
+    t = rng.standard_normal((2, 3, 3, 7))
+    first, out_shape = conv_net(x.shape, w.shape, padding=(1, 2), stride=(2, 1))
+    last, last_shape = conv_net((2, 5, 4, 2), w.shape, padding=(1, 2), stride=(2, 1), layout="NHWC")
+    assert out_shape == (2, 3, 3, 7) and last_shape == (2, 3, 7, 3)
+    value, grads = gc.compile(first).value_and_grad({"x": x, "w": w, "t": t})
+    value_last, grads_last = gc.compile(last).value_and_grad(
+        {"x": x.transpose(0, 2, 3, 1), "w": w, "t": t.transpose(0, 2, 3, 1)})
+    np.testing.assert_allclose(value_last["y"], value["y"].transpose(0, 2, 3, 1), rtol=1e-14)
+    np.testing.assert_allclose(grads_last["x"], grads["x"].transpose(0, 2, 3, 1), rtol=1e-14)
+    np.testing.assert_allclose(grads_last["w"], grads["w"], rtol=1e-13)
+
+
 def test_conv2d_agrees_with_pytorch():
     torch = pytest.importorskip("torch", reason="PyTorch is not installed: the loop references stand in for it")
     rng = np.random.default_rng(4)
@@ -124,6 +139,8 @@ def test_pooling_values_and_stride_default():
      r"only the batch axis may be symbolic"),
     (lambda g: gc.max_pool2d(g.input("x", shape=(1, 1, 5, 5)), kernel=(2, 2, 2)),
      r"kernel must be an int >= 1 or a pair"),
+    (lambda g: gc.conv2d(g.input("x", shape=(1, 1, 5, 5)), g.input("w", shape=(1, 1, 3, 3)), layout="NWHC"),
+     r"layout must be 'NCHW' \(channels first\) or 'NHWC', found 'NWHC'"),
 ])
 def test_bad_shapes_and_attrs_are_typed_errors_naming_the_op(build, message):
     with pytest.raises(gc.errors.ShapeError, match=message) as error:

@@ -258,6 +258,7 @@ CASES.update({
         Case("plain", ((1, 2, 5, 4), (2, 2, 3, 2)), gc.conv2d),
         Case("stride-pad-dilation", ((1, 2, 5, 4), (2, 2, 3, 2)),
              lambda x, w: gc.conv2d(x, w, stride=(2, 1), padding=(1, 2), dilation=(2, 1))),
+        Case("NHWC", ((1, 5, 4, 2), (2, 2, 3, 2)), lambda x, w: gc.conv2d(x, w, padding=1, layout="NHWC")),
     ),
     "conv2d_patches": cases(Case("stride-pad-dilation", ((1, 2, 5, 4),), lambda x: gc.apply(
         "conv2d_patches", x, kernel=(3, 2), stride=(2, 1), padding=(1, 2), dilation=(2, 1)))),

@@ -192,6 +192,8 @@ REFERENCES: dict[str, list[Case]] = {
              lambda x, w: gc.conv2d(x, w, stride=(2, 1), padding=(1, 2), dilation=(2, 1)),
              lambda x, w: conv.conv2d(x, w, (2, 1), (1, 2), (2, 1))),
         Case("1x1", ((1, 4, 3, 3), (2, 4, 1, 1)), gc.conv2d, conv.conv2d),
+        Case("NHWC", ((2, 5, 4, 3), (2, 3, 3, 2)), lambda x, w: gc.conv2d(x, w, padding=1, layout="NHWC"),
+             lambda x, w: conv.conv2d(x.transpose(0, 3, 1, 2), w, 1, 1).transpose(0, 2, 3, 1)),
     ],
     # conv2d's parts, as its expansion and gradients use them
     "conv2d_patches": [

@@ -11,7 +11,8 @@ other's transposes. The gradient of ``max_pool2d_grad`` (a second derivative thr
 pooling) is not provided.
 
 Conventions: conv2d is PyTorch's (a cross-correlation, no kernel flip), output size
-``(h + 2 p - d (k - 1) - 1) // s + 1`` per axis; pooling has no padding and ``stride``
+``(h + 2 p - d (k - 1) - 1) // s + 1`` per axis, NCHW unless ``layout="NHWC"`` (the kernel
+is (C_out, C, kh, kw) in both); pooling has no padding and ``stride``
 defaults to ``kernel``; max pooling's ties: :data:`~graphc.ops.windows.MAX_POOL_TIES`.
 """
 
@@ -77,11 +78,26 @@ def _kernel_shape(w, c, node, op):
 
 
 # -- conv2d: a composite of its patches and one matmul ---------------------------------------
+# NHWC: the channels last (TensorFlow's layout); computed as NCHW between two transposes
+TO_NCHW, FROM_NCHW = (0, 3, 1, 2), (0, 2, 3, 1)
+
+
+def _channels_last(attrs, node=None, op=None) -> bool:
+    layout = attrs.get("layout")
+    if layout not in ("NCHW", "NHWC"):
+        raise ShapeError(f"{describe(node, op)}: layout must be 'NCHW' (channels first) or 'NHWC', found {layout!r}")
+    return layout == "NHWC"
+
+
 def _conv2d_shape(arg_shapes, attrs, node=None, op=None):
     x, w = arg_shapes
+    last = _channels_last(attrs, node, op)
+    if last and len(x) == 4:
+        x = tuple(x[a] for a in TO_NCHW)
     hw = _spatial(x, "x", node, op)
     o, _, kh, kw = _kernel_shape(w, x[1], node, op)
-    return (x[0], o) + _out_hw(hw, (kh, kw), *_conv_attrs(attrs, node, op), node, op)
+    out = (x[0], o) + _out_hw(hw, (kh, kw), *_conv_attrs(attrs, node, op), node, op)
+    return tuple(out[a] for a in FROM_NCHW) if last else out
 
 
 def _attrs(ref) -> dict:
@@ -95,10 +111,14 @@ def _window_attrs(attrs) -> dict:
 def _expand_conv2d(args, attrs):
     # the patches are a value of the graph: the backward pass reuses them for the kernel's gradient
     x, w = args
+    last = _channels_last(attrs)
+    if last:
+        x = x.editor.transpose(x, TO_NCHW)
     kernel = tuple(int(d) for d in w.shape[2:])
     patches = x.editor.add("conv2d_patches", [x], {**{k: attrs[k] for k in _CONV_ATTRS}, "kernel": kernel})
     size = _out_hw(tuple(x.shape[2:]), kernel, *_conv_attrs(attrs, None, None), None, None)
-    return x.editor.add("conv2d_matmul", [patches, w], {"size": size})
+    out = x.editor.add("conv2d_matmul", [patches, w], {"size": size})
+    return out.editor.transpose(out, FROM_NCHW) if last else out
 
 
 def _taps(x, kh, kw, out_hw, stride, padding, dilation):
@@ -113,6 +133,8 @@ def _taps(x, kh, kw, out_hw, stride, padding, dilation):
 
 def _reference_conv2d(values, attrs):
     x, w = values
+    if _channels_last(attrs):
+        return _reference_conv2d([np.transpose(x, TO_NCHW), w], {**attrs, "layout": "NCHW"}).transpose(FROM_NCHW)
     stride, padding, dilation = _conv_attrs(attrs, None, None)
     out_hw = _out_hw(x.shape[2:], w.shape[2:], stride, padding, dilation, None, None)
     out = np.zeros((x.shape[0], w.shape[0]) + out_hw, dtype=np.result_type(x, w))
@@ -124,9 +146,10 @@ def _reference_conv2d(values, attrs):
 _CONV_ATTRS = {"stride": 1, "padding": 0, "dilation": 1}
 
 register(Op(
-    "conv2d", 2, _conv2d_shape, attrs=dict(_CONV_ATTRS), expand=_expand_conv2d, function="conv2d",
+    "conv2d", 2, _conv2d_shape, attrs={**_CONV_ATTRS, "layout": "NCHW"}, expand=_expand_conv2d, function="conv2d",
     operand_names=("x", "w"), reference=_reference_conv2d,
-    doc="2-d convolution (cross-correlation) of x (N, C, H, W) with w (C_out, C, kh, kw): (N, C_out, Ho, Wo)",
+    doc="2-d convolution (cross-correlation) of x (N, C, H, W) with w (C_out, C, kh, kw): (N, C_out, Ho, Wo); "
+        "layout='NHWC' for x (N, H, W, C) and a result (N, Ho, Wo, C_out)",
 ))
 
 
