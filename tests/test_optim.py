@@ -362,3 +362,107 @@ def test_params_stepped_apart_keep_their_own_step_counts():
     assert ours.steps == theirs.steps == {"W1": 3, "b1": 3, "W2": 3, "b2": 4}
     for name in PARAMS:
         np.testing.assert_array_equal(feeds[name], twin[name])
+
+
+def _by_param_path(make, feeds):
+    """Today's reference path inside graphc: value_and_grad, then the optimizer's own
+    per-param update (its generated one-param function), one call per param."""
+    optimizer, prog = make(), small_net()
+
+    def step(arrays):
+        outputs, grads = prog.value_and_grad(arrays)
+        for name in PARAMS:
+            optimizer.update(name, arrays[name], grads[name])
+        return float(outputs["loss"])
+    return step
+
+
+def _reference_state(reference, name):
+    """The reference's state for param ``name`` by the rule's state names."""
+    if isinstance(reference, ReferenceSGD):
+        return {"buf": reference.b[name]} if reference.mu else {}
+    return {"m": reference.m[name], "v": reference.v[name]}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_compiled_step_is_one_function_whose_state_is_the_rules(case):
+    """The generated train_step (forward, backward and update in one function) matches, for
+    ten steps, both the per-param path (value_and_grad, then one update per param) and the
+    hand-written rule; its state, read by the names step.source gives it, is the rule's
+    momentum buffer or moments, step by step; value_and_grad is not called."""
+    make, make_reference = CASES[case]
+    prog, feeds = small_net(), small_feeds()
+    step, reference = prog.train_step(make()), make_reference()
+    twin = {name: feeds[name].copy() for name in feeds}
+    by_param = _by_param_path(make, twin)
+    expected = {name: feeds[name].copy() for name in PARAMS}
+
+    def refused(*_args, **_kwargs):
+        raise AssertionError("the compiled step runs its own generated function")
+    prog.value_and_grad = refused
+    for k in range(STEPS):
+        grads = reference_loss_and_grads(expected, feeds["x"], feeds["y"])[1]
+        loss = step(feeds)
+        assert loss == pytest.approx(by_param(twin), abs=TOL)
+        reference.step(expected, grads)
+        state = step.state
+        assert state["t"] == k + 1
+        for name in PARAMS:
+            np.testing.assert_allclose(feeds[name], twin[name], rtol=0, atol=TOL, err_msg=f"{name}, step {k + 1}")
+            np.testing.assert_allclose(feeds[name], expected[name], rtol=0, atol=TOL, err_msg=f"{name}, step {k + 1}")
+            named = {role: state[ident] for ident, (param, role) in step.state_names.items() if param == name}
+            want = _reference_state(reference, name)
+            assert sorted(named) == sorted(want)
+            for role in want:
+                np.testing.assert_allclose(named[role], want[role], rtol=0, atol=TOL, err_msg=f"{role} of {name}")
+    assert "def train_step(" in step.source and "train_forward(" in step.source and "backward_pass(" in step.source
+    for ident in step.state_names:  # every state array is an argument of the step, by its name
+        assert f" {ident}," in step.source.split("):")[0]
+
+
+def test_a_saved_step_state_resumes_where_it_stopped(tmp_path):
+    """Five steps, save, a fresh optimizer loads the file and takes five more: the same
+    params and state as ten steps in one go."""
+    make = CASES["adam_settings"][0]
+    straight, resumed = small_feeds(), small_feeds()
+    prog = small_net()
+    step = prog.train_step(make())
+    for _ in range(STEPS):
+        step(straight)
+    first = prog.train_step(make())
+    for _ in range(STEPS // 2):
+        first(resumed)
+    path = first.save_state(tmp_path / "adam.npz")
+    second = prog.train_step(make())
+    second.load_state(path)
+    assert second.t == STEPS // 2
+    for _ in range(STEPS - STEPS // 2):
+        second(resumed)
+    for name in PARAMS:
+        np.testing.assert_array_equal(resumed[name], straight[name])
+    for ident, value in step.state.items():
+        np.testing.assert_array_equal(second.state[ident], value)
+
+
+def test_a_bad_step_state_file_is_a_feed_error_naming_the_value(tmp_path):
+    prog, feeds = small_net(), small_feeds()
+    step = prog.train_step(gc.optim.SGD(lr=0.1, momentum=0.9))
+    with pytest.raises(gc.GraphcError, match="no optimizer state for 'W1' yet"):
+        step.save_state(tmp_path / "early.npz")
+    step(feeds)
+    good = dict(np.load(step.save_state(tmp_path / "s.npz")))
+    cases = {
+        "missing": ({k: v for k, v in good.items() if k != "buf_b2"}, r"missing \['buf_b2'\]"),
+        "unknown": ({**good, "extra": np.zeros(1)}, r"unknown \['extra'\]"),
+        "shape": ({**good, "buf_W1": np.zeros((4, 3))}, r"'buf_W1' \(state 'buf' of param 'W1'\) must be float64 "
+                                                         r"of shape \(3, 4\), found float64 of shape \(4, 3\)"),
+        "count": ({**good, "t": np.array(-1)}, "'t' must be a step count"),
+    }
+    (tmp_path / "text.npz").write_text("not a zip")
+    with pytest.raises(gc.FeedError, match="not a step state file"):
+        step.load_state(tmp_path / "text.npz")
+    for label, (arrays, match) in cases.items():
+        np.savez(tmp_path / f"{label}.npz", **arrays)
+        with pytest.raises(gc.FeedError, match=match):
+            step.load_state(tmp_path / f"{label}.npz")
+    np.testing.assert_array_equal(step.state["buf_W1"], good["buf_W1"])  # a refused file changed nothing
