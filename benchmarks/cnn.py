@@ -18,8 +18,11 @@ round-robin, each contender on its own copy of the params, medians over the roun
   maximum of each window kept from the forward pass for the gradient;
 * ``graphc sgd_step``: the generated ``sgd_step`` (value_and_grad and the update in one
   generated function);
-* ``graphc train_step``: ``prog.train_step(gc.optim.SGD(lr))`` (the generated
-  value_and_grad, then the optimizer's update per param);
+* ``graphc train_step``: ``prog.train_step(gc.optim.SGD(lr))`` (one generated function:
+  the program's forward and backward passes, then the optimizer's rule for every param);
+* ``graphc two calls``: the same optimizer's step as two calls, ``prog.value_and_grad``
+  then the generated update (``step.apply``): what ``train_step`` ran before the update
+  moved into its generated function;
 * ``torch`` (when PyTorch is installed): eager float64 autograd and ``torch.optim.SGD``.
 
 Before timing, one step of each is checked to give the same loss and params (1e-12).
@@ -190,9 +193,15 @@ def contenders(batch: int) -> dict:
     graph, params = make_case()
     data = batches(batch)
     prog = gc.compile(graph)
-    names = ("hand", "graphc sgd_step", "graphc train_step")
+    names = ("hand", "graphc sgd_step", "graphc train_step", "graphc two calls")
     own = {name: {k: v.copy() for k, v in params.items()} for name in names}
     train_step = prog.train_step(gc.optim.SGD(lr=LR))
+    apart = prog.train_step(gc.optim.SGD(lr=LR))
+
+    def two_calls(feeds):
+        outputs, grads = prog.value_and_grad(feeds)
+        apart.apply(feeds, grads)
+        return float(outputs["loss"])
 
     def hand(params):
         order = itertools.cycle(data)
@@ -212,7 +221,8 @@ def contenders(batch: int) -> dict:
 
     out = {"hand": hand(own["hand"]),
            "graphc sgd_step": compiled(lambda feeds: prog.sgd_step(feeds, LR)["loss"], own["graphc sgd_step"]),
-           "graphc train_step": compiled(train_step, own["graphc train_step"])}
+           "graphc train_step": compiled(train_step, own["graphc train_step"]),
+           "graphc two calls": compiled(two_calls, own["graphc two calls"])}
     torch_step = _torch_step(data, params)
     if torch_step is not None:
         out["torch"] = torch_step
@@ -223,9 +233,9 @@ def check_equal(batch: int) -> None:
     """Three steps of each contender from the same params: the same losses and params (1e-12)."""
     steps, own = contenders(batch)
     for _ in range(3):
-        losses = {name: float(steps[name]()) for name in ("hand", "graphc sgd_step", "graphc train_step")}
+        losses = {name: float(steps[name]()) for name in own}
         assert max(losses.values()) - min(losses.values()) < 1e-12, losses
-    for name in ("graphc sgd_step", "graphc train_step"):
+    for name in own:
         for k in PARAMS:
             np.testing.assert_allclose(own[name][k], own["hand"][k], rtol=0, atol=1e-12, err_msg=f"{name} {k}")
 
