@@ -2,12 +2,14 @@
 
 A step is one generated function per (program, optimizer), ``train_step`` in
 ``step.source`` (printed by :mod:`graphc.step_source`): the program's generated forward
-and backward passes, then the optimizer's rule for every param in ``wrt`` (numpy from the
-rule's sympy expressions, see :mod:`graphc.optim`), in place in the caller's arrays and
-in the state arrays, which are the function's arguments (``step.state`` shows them by
-those names; ``save_state``/``load_state`` keep and resume them). The loss returned is
-the one of the forward pass that produced the update. The optimizer keeps its state
-between steps.
+and backward passes, then ``update``, printed by the compiler from the optimizer's rule
+as a graph (``step.update.graph``, see :mod:`graphc.step_graph`; its plan is
+``step.plan``) whose inputs are the params, their gradients, the optimizer's state, ``t``
+and the settings, and whose outputs are the new params and state; these are then written
+into the caller's param arrays and into the state arrays, which are arguments of the
+step by names of their own (``step.state`` shows them so; ``save_state``/``load_state``
+keep and resume them). The loss returned is the one of the forward pass that produced
+the update. The optimizer keeps its state between steps.
 
 >>> import numpy as np, graphc as gc
 >>> g = gc.Graph("fit"); x = g.input("x", shape=("N", 1)); y = g.input("y", shape=("N", 1))
@@ -34,6 +36,7 @@ from .errors import FeedError, GradientError, GraphcError
 from .files import replace_file
 from .lower.load import load_source
 from .optim import Optimizer
+from .step_graph import update_graph
 from .step_source import LINKED, print_step
 
 __all__ = ["TrainStep"]
@@ -41,7 +44,8 @@ __all__ = ["TrainStep"]
 
 class TrainStep:
     """``step(feeds) -> loss``: forward, backward and the optimizer's update of every param,
-    in one generated function (``step.source``), with the optimizer's state as its arguments."""
+    in one generated function (``step.source``), with the optimizer's state as its arguments
+    and the update as a graph of its own (``step.update``)."""
 
     def __init__(self, prog, optimizer: Optimizer):
         if not isinstance(optimizer, Optimizer):
@@ -62,8 +66,12 @@ class TrainStep:
         self.params = list(prog.wrt) if prog.plan.joint is not None else []
         rule = optimizer.rule
         dtype = prog.forward_graph.nodes[self.loss][ir.DTYPE]
-        printed = print_step(rule, ir.sources(prog.graph), self.params, prog.outputs.index(self.loss), dtype)
+        declared = prog.graph.nodes
+        self.update = update_graph(rule, [(name, tuple(declared[name][ir.SHAPE]), declared[name][ir.DTYPE])
+                                          for name in self.params])
+        printed = print_step(self.update, ir.sources(prog.graph), prog.outputs.index(self.loss), dtype)
         self.source = printed.source
+        self.plan = printed.plan  # the update function's plan, over the update graph
         # identifier -> (param, state name): how the step's arguments name the optimizer's state
         self.state_names = {ident: (param, role) for ident, param, role in printed.state}
         module = load_source(self.source, f"{prog.name} {rule.name}")
@@ -94,10 +102,15 @@ class TrainStep:
             self.optimizer.update_all(params, {name: grads[name] for name in self.params})
             return
         arguments: list = []
+        buffers: list = []  # in the order update returns their new values: each param, then its state
         for name in self.params:
             param = params[name]
-            arguments += (param, grads[name], *self.optimizer._state_of(name, param))
-        self._update(*arguments, t, *self._settings())
+            state = self.optimizer._state_of(name, param)
+            arguments += (param, grads[name], *state)
+            buffers += (param, *state)
+        news = self._update(*arguments, t, *self._settings())
+        for buffer, new in zip(buffers, news):  # every new value is computed: now into the arrays
+            buffer[...] = new
         self._counted(t)
 
     # -- the state ---------------------------------------------------------------------------

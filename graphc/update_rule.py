@@ -3,8 +3,9 @@
 A :class:`Rule` names the per-param state arrays and the scalar settings, and holds the
 update as ordered elementwise sympy assignments over the param ``p``, its gradient ``g``,
 the step count ``t``, the state and the settings. graphc's numpy printer writes it as
-one function for one param (:meth:`Rule.source`) or for all of a program's params at
-once (:meth:`Rule.source_for`), updating the param and the state in place.
+one function for one param (:meth:`Rule.source`), updating the param and the state in
+place; a training step prints it for all of a program's params from its update graph
+(:mod:`graphc.step_graph`).
 
 >>> import sympy
 >>> p, g, lr = sympy.symbols("p g lr")
@@ -20,7 +21,6 @@ from dataclasses import dataclass
 
 import sympy
 
-from .lower.naming import RESERVED, Namespace
 from .lower.printer import print_expr
 
 __all__ = ["Rule", "P", "G", "T"]
@@ -68,61 +68,6 @@ class Rule:
                 out.append((target, expr))
                 known.add(sympy.Symbol(target))
         return out
-
-    def source_for(self, params: list[str], doc: str, names: Namespace | None = None,
-                   ) -> tuple[str, list[tuple[str, str]]]:
-        """One function ``update(...)`` applying the rule to every param of ``params``: the
-        scalar steps once, then each param's statements over its own names.
-
-        Returns the source and the arguments in order, each as (param name, role) with role
-        "param", "grad" or a state name, then ("", "t") and ("", setting) for the settings.
-        ``names`` (from :meth:`namespace`) shares identifiers with another printed function.
-        """
-        names = self.namespace() if names is None else names
-        arguments: list[tuple[str, str]] = []
-        body = self.scalar_statements()
-        for param in params:
-            arguments += [(param, role) for role, _ in _roles(self)]
-            body += self.param_statements(names, param)
-        groups = [", ".join(self.identifiers(names, param)) for param in params]
-        signature = "".join(f"    {group},\n" for group in groups + [", ".join(["t", *self.hyper])])
-        lines = ["import numpy", "", "", f"def update(\n{signature}):", f'    """{doc}"""']
-        arguments += [("", "t")] + [("", h) for h in self.hyper]
-        return "\n".join(lines + [f"    {line}" for line in body]) + "\n", arguments
-
-    def namespace(self, reserved: frozenset[str] = frozenset()) -> Namespace:
-        """Identifiers clear of the settings, ``t`` and the scalar steps' locals."""
-        local = {target for target, _ in self.scalar_steps()}
-        return Namespace(RESERVED | set(self.hyper) | local | {"t", "update"} | set(reserved))
-
-    def scalar_statements(self) -> list[str]:
-        """The scalar steps (the same for every param), printed once."""
-        return [line for target, expr in self.scalar_steps() for line in _statements(target, expr, False)]
-
-    def identifiers(self, names: Namespace, param: str) -> list[str]:
-        """The identifiers of ``param``, its gradient and its state, in :func:`_roles` order."""
-        return [names.name((role, param), hint=stem + param) for role, stem in _roles(self)]
-
-    def param_statements(self, names: Namespace, param: str) -> list[str]:
-        """``param``'s statements of the rule over its own identifiers, headed by its name."""
-        local = {target for target, _ in self.scalar_steps()}
-        symbols = {symbol: sympy.Symbol(ident) for symbol, ident
-                   in zip([P, G, *(sympy.Symbol(s) for s in self.state)], self.identifiers(names, param))}
-        body = [f"# {param!r}" if param.isprintable() else f"# {ascii(param)}"]
-        for target, expr in self.steps:
-            if target in local:
-                continue
-            symbol = sympy.Symbol(target)
-            if symbol not in symbols:  # a local array value of this param's (g rebound)
-                symbols[symbol] = sympy.Symbol(names.name((target, param), hint=f"{target}_{param}"))
-            persistent = target in ("p", *self.state)
-            body += _statements(str(symbols[symbol]), expr.xreplace(symbols), persistent)
-        return body
-
-
-def _roles(rule: Rule) -> list[tuple[str, str]]:
-    """(role, stem) of one param's arguments, in order: the param, its gradient, its state."""
-    return [("param", ""), ("grad", "d_")] + [(s, f"{s}_") for s in rule.state]
 
 
 def _statements(target: str, expr: sympy.Expr, in_place: bool) -> list[str]:

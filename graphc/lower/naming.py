@@ -54,6 +54,15 @@ class Namespace:
         self._by_key[key] = candidate
         return candidate
 
+    def bind(self, key: object, identifier: str) -> str:
+        """Give ``key`` exactly ``identifier``, a name kept out of :meth:`name`'s reach (the
+        caller reserved it for this key: a generated function's own argument, ``lr``)."""
+        if self._by_key.get(key, identifier) != identifier or identifier in self._taken:
+            raise ValueError(f"identifier {identifier!r} is already given")
+        self._taken.add(identifier)
+        self._by_key[key] = identifier
+        return identifier
+
     def internal(self, stem: str) -> str:
         """A fresh name for generated helpers: starts with ``_``, so no user name takes it."""
         candidate, k = f"_{stem}", 0
