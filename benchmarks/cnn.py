@@ -20,9 +20,9 @@ round-robin, each contender on its own copy of the params, medians over the roun
   generated function);
 * ``graphc train_step``: ``prog.train_step(gc.optim.SGD(lr))`` (one generated function:
   the program's forward and backward passes, then the optimizer's rule for every param);
-* ``graphc two calls``: the same optimizer's step as two calls, ``prog.value_and_grad``
-  then the generated update (``step.apply``): what ``train_step`` ran before the update
-  moved into its generated function;
+* ``graphc two calls``: the same optimizer's step as two calls from Python,
+  ``prog.value_and_grad`` then the step's generated update (``step.apply``), as
+  ``train_step`` ran before its update moved into its generated function;
 * ``torch`` (when PyTorch is installed): eager float64 autograd and ``torch.optim.SGD``.
 
 Before timing, one step of each is checked to give the same loss and params (1e-12).

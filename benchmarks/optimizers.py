@@ -13,9 +13,9 @@ round-robin, each on its own copy of the params, medians over the rounds:
   writes it (in-place updates, one mask, the softmax gradient from the saved exponentials);
 * ``graphc adam``: ``prog.train_step(gc.optim.Adam(...))``: one generated function, the
   program's forward and backward passes, then the optimizer's rule for every param;
-* ``graphc adam, two calls``: the same step as ``prog.value_and_grad`` then the
-  generated update (``step.apply``), what ``train_step`` ran before the update moved
-  into its generated function;
+* ``graphc adam, two calls``: the same step as two calls from Python,
+  ``prog.value_and_grad`` then the step's generated update (``step.apply``), as
+  ``train_step`` ran before its update moved into its generated function;
 * ``torch adam`` (when torch is installed): eager float64 autograd and ``torch.optim.Adam``;
 * ``hand sgd``, ``graphc sgd`` (``train_step(gc.optim.SGD)``) and ``graphc sgd_step``
   (the lecture's update fused into the generated step): what a separate update costs.
