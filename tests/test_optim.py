@@ -517,3 +517,31 @@ def test_the_update_is_a_graph_of_the_rule_planned_and_printed_by_the_compiler()
         step(feeds)
     for name in ("s", "w"):
         np.testing.assert_allclose(feeds[name], expected[name], rtol=0, atol=TOL)
+
+
+@pytest.mark.parametrize("case", ["nesterov_weight_decay", "adam_settings", "adamw"])
+def test_the_update_graph_verifies_and_the_reference_interpreter_agrees_with_its_code(case):
+    """The update graph is a graph of graphc's IR: verify accepts it, and graphc's reference
+    interpreter, run on it, gives the new params and state the generated update returns."""
+    from graphc.evaluate import evaluate
+    from graphc.verify import verify
+
+    prog, feeds = small_net(), small_feeds()
+    step = prog.train_step(CASES[case][0]())
+    update = step.update
+    verify(update.graph)
+    for _ in range(2):  # a state that is not zeros
+        step(feeds)
+    _, grads = prog.value_and_grad(feeds)
+    given = {p: feeds[p] for p in update.params}
+    given.update({g: grads[p] for p, g in zip(update.params, update.grads)})
+    given.update({node: step.state[ident] for ident, (node, _p, _r) in zip(step.state_names, update.state)})
+    optimizer = step.optimizer
+    given.update(dict(zip(update.scalars, [np.float64(step.t + 1)]
+                          + [np.float64(optimizer.settings[h]) for h in optimizer.rule.hyper])))
+    interpreted = evaluate(update.graph, given, [new for _, new in update.updated])
+    printed = step._update(*[given[a] for a in update.arguments])
+    assert len(printed) == len(update.updated)
+    for (node, new), value in zip(update.updated, printed):
+        np.testing.assert_allclose(value, interpreted[new], rtol=0, atol=TOL, err_msg=node)
+        assert not np.allclose(value, given[node])  # every value moves: the comparison is not of inputs
