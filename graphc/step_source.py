@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import networkx as nx
+
 from . import ir, schedule
 from .lower.emit import Module, print_function
 from .lower.naming import RESERVED, Namespace
@@ -63,8 +65,11 @@ def print_step(update: UpdateGraph, sources: list[str], loss: int, dtype: str) -
     scalars = [names.name(node) for node in update.scalars]
     signature = "".join(f"    {group},\n" for group in [", ".join(arguments), *groups, ", ".join(scalars)] if group)
     fed = ", ".join(arguments)
+    outputs = [new for _, new in update.updated]
+    needed = set(outputs).union(*(nx.ancestors(graph, new) for new in outputs))  # no params: no bias corrections
+    levels = [[n for n in level if n in needed] for level in schedule.levels(graph)]
     plan = schedule.plan_function(
-        graph, "update", list(update.arguments), schedule.levels(graph), [new for _, new in update.updated],
+        graph, "update", list(update.arguments), levels, outputs,
         doc="The new value of every param and of its state (the update graph's outputs), in order.")
     module = Module(graph, namespace=names)
     update_text = print_function(module, plan)

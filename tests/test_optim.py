@@ -545,3 +545,14 @@ def test_the_update_graph_verifies_and_the_reference_interpreter_agrees_with_its
     for (node, new), value in zip(update.updated, printed):
         np.testing.assert_allclose(value, interpreted[new], rtol=0, atol=TOL, err_msg=node)
         assert not np.allclose(value, given[node])  # every value moves: the comparison is not of inputs
+
+
+def test_a_program_with_nothing_to_learn_steps_its_forward_pass_alone():
+    """No param: the step is the forward pass and its loss; the update computes nothing
+    (not even Adam's bias corrections) and no state appears."""
+    g = gc.Graph("fixed"); x = g.input("x", shape=(2,))
+    g.output("loss", gc.sum(x * x))
+    step = gc.compile(g).train_step(gc.optim.Adam(lr=0.1))
+    assert step({"x": np.array([1.0, 2.0])}) == 5.0
+    assert step.state == {"t": 0} and step.params == []
+    assert "forward_pass(x)" in step.source and "bias_root" not in step.source
