@@ -11,8 +11,11 @@ round-robin, each on its own copy of the params, medians over the rounds:
 
 * ``hand adam``: forward, backward and the Adam update written in numpy as an expert
   writes it (in-place updates, one mask, the softmax gradient from the saved exponentials);
-* ``graphc adam``: ``prog.train_step(gc.optim.Adam(...))``: the program's generated
-  ``value_and_grad``, then the optimizer's generated update per param;
+* ``graphc adam``: ``prog.train_step(gc.optim.Adam(...))``: one generated function, the
+  program's forward and backward passes, then the optimizer's rule for every param;
+* ``graphc adam, two calls``: the same step as two calls from Python,
+  ``prog.value_and_grad`` then the step's generated update (``step.apply``), as
+  ``train_step`` ran before its update moved into its generated function;
 * ``torch adam`` (when torch is installed): eager float64 autograd and ``torch.optim.Adam``;
 * ``hand sgd``, ``graphc sgd`` (``train_step(gc.optim.SGD)``) and ``graphc sgd_step``
   (the lecture's update fused into the generated step): what a separate update costs.
@@ -150,8 +153,14 @@ def contenders(batch: int) -> dict:
     data = batches(batch)
     prog = gc.compile(graph)
     own = {name: {k: v.copy() for k, v in params.items()} for name in
-           ("hand adam", "graphc adam", "hand sgd", "graphc sgd", "graphc sgd_step")}
+           ("hand adam", "graphc adam", "graphc adam, two calls", "hand sgd", "graphc sgd", "graphc sgd_step")}
     adam, adam_step = HandAdam(own["hand adam"]), prog.train_step(gc.optim.Adam(lr=LR, betas=BETAS, eps=EPS))
+    apart = prog.train_step(gc.optim.Adam(lr=LR, betas=BETAS, eps=EPS))
+
+    def two_calls(feeds):
+        outputs, grads = prog.value_and_grad(feeds)
+        apart.apply(feeds, grads)
+        return float(outputs["loss"])
     sgd_step = prog.train_step(gc.optim.SGD(lr=LR))
 
     def hand(update, params):
@@ -173,6 +182,7 @@ def contenders(batch: int) -> dict:
     out = {
         "hand adam": hand(adam, own["hand adam"]),
         "graphc adam": compiled(adam_step, own["graphc adam"]),
+        "graphc adam, two calls": compiled(two_calls, own["graphc adam, two calls"]),
         "hand sgd": hand(hand_sgd, own["hand sgd"]),
         "graphc sgd": compiled(sgd_step, own["graphc sgd"]),
         "graphc sgd_step": compiled(lambda feeds: prog.sgd_step(feeds, LR), own["graphc sgd_step"]),

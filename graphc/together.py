@@ -31,7 +31,7 @@ import networkx as nx
 import sympy
 
 from . import ir, shapes
-from .ops.base import definition, freeze, get_op
+from .ops.base import definition, freeze, op_for
 from .schedule import FunctionPlan, Schedule, base
 
 __all__ = ["Group", "ParallelPlan", "plan_parallel", "work", "MIN_WORK", "MATMUL", "ELEMENTWISE", "TRANSCENDENTAL"]
@@ -87,7 +87,7 @@ def _operations(expr: sympy.Expr) -> tuple[int, int]:
 def work(graph: nx.MultiDiGraph, node: str) -> sympy.Expr:
     """The estimated work of ``node``'s statement, in flop-equivalents (dims may be symbolic)."""
     data = graph.nodes[node]
-    op = get_op(data[ir.OP], node)
+    op = op_for(graph, data[ir.OP], node)
     args = ir.operands(graph, node)
     out = shapes.size(tuple(data[ir.SHAPE]))
     if data[ir.OP] == "matmul":
@@ -98,7 +98,7 @@ def work(graph: nx.MultiDiGraph, node: str) -> sympy.Expr:
         if ir.EXPR in data:
             expr = data[ir.EXPR][0]
         else:
-            expr = definition(op.name, freeze(data[ir.ATTRS]))(*[sympy.Symbol(f"a{k}") for k in range(len(args))])
+            expr = definition(op, freeze(data[ir.ATTRS]))(*[sympy.Symbol(f"a{k}") for k in range(len(args))])
         arithmetic, calls = _operations(expr)
         return sympy.sympify(out * (ELEMENTWISE * arithmetic + TRANSCENDENTAL * calls))
     read = sum((shapes.size(tuple(graph.nodes[a][ir.SHAPE])) for a in args), sympy.Integer(0))
@@ -122,7 +122,7 @@ def _writes(graph: nx.MultiDiGraph, step) -> frozenset[str]:
     """The dying operands whose buffers a step may write into: an elementwise kernel's donors
     (lowering prints every other op as an expression that writes nothing it reads)."""
     data = graph.nodes[step.node]
-    return step.donates if get_op(data[ir.OP], step.node).elementwise and data[ir.SHAPE] else frozenset()
+    return step.donates if op_for(graph, data[ir.OP], step.node).elementwise and data[ir.SHAPE] else frozenset()
 
 
 def _groups(graph: nx.MultiDiGraph, fn: FunctionPlan, min_work: int) -> list[Group]:

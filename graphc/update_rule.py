@@ -3,8 +3,9 @@
 A :class:`Rule` names the per-param state arrays and the scalar settings, and holds the
 update as ordered elementwise sympy assignments over the param ``p``, its gradient ``g``,
 the step count ``t``, the state and the settings. graphc's numpy printer writes it as
-one function for one param (:meth:`Rule.source`) or for all of a program's params at
-once (:meth:`Rule.source_for`), updating the param and the state in place.
+one function for one param (:meth:`Rule.source`), updating the param and the state in
+place; a training step prints it for all of a program's params from its update graph
+(:mod:`graphc.step_graph`).
 
 >>> import sympy
 >>> p, g, lr = sympy.symbols("p g lr")
@@ -20,7 +21,6 @@ from dataclasses import dataclass
 
 import sympy
 
-from .lower.naming import RESERVED, Namespace
 from .lower.printer import print_expr
 
 __all__ = ["Rule", "P", "G", "T"]
@@ -68,46 +68,6 @@ class Rule:
                 out.append((target, expr))
                 known.add(sympy.Symbol(target))
         return out
-
-    def source_for(self, params: list[str], doc: str) -> tuple[str, list[tuple[str, str]]]:
-        """One function ``update(...)`` applying the rule to every param of ``params``: the
-        scalar steps once, then each param's statements over its own names.
-
-        Returns the source and the arguments in order, each as (param name, role) with role
-        "param", "grad" or a state name, then ("", "t") and ("", setting) for the settings.
-        """
-        scalars = self.scalar_steps()
-        local = {target for target, _ in scalars}
-        names = Namespace(RESERVED | set(self.hyper) | local | {"t", "update"})
-        arguments: list[tuple[str, str]] = []
-        body: list[str] = []
-        for target, expr in scalars:
-            body += _statements(target, expr, False)
-        for param in params:
-            renames = {symbol: (role, stem + param)
-                       for symbol, (role, stem) in zip([P, G, *(sympy.Symbol(s) for s in self.state)], _roles(self))}
-            symbols = {symbol: sympy.Symbol(names.name((role, param), hint=hint))
-                       for symbol, (role, hint) in renames.items()}
-            arguments += [(param, role) for role, _ in renames.values()]
-            body.append(f"# {param!r}" if param.isprintable() else f"# {ascii(param)}")
-            for target, expr in self.steps:
-                if target in local:
-                    continue
-                symbol = sympy.Symbol(target)
-                if symbol not in symbols:  # a local array value of this param's (g rebound)
-                    symbols[symbol] = sympy.Symbol(names.name((target, param), hint=f"{target}_{param}"))
-                persistent = target in ("p", *self.state)
-                body += _statements(str(symbols[symbol]), expr.xreplace(symbols), persistent)
-        groups = [", ".join(names.name((role, param)) for role, _ in _roles(self)) for param in params]
-        signature = "".join(f"    {group},\n" for group in groups + [", ".join(["t", *self.hyper])])
-        lines = ["import numpy", "", "", f"def update(\n{signature}):", f'    """{doc}"""']
-        arguments += [("", "t")] + [("", h) for h in self.hyper]
-        return "\n".join(lines + [f"    {line}" for line in body]) + "\n", arguments
-
-
-def _roles(rule: Rule) -> list[tuple[str, str]]:
-    """(role, stem) of one param's arguments, in order: the param, its gradient, its state."""
-    return [("param", ""), ("grad", "d_")] + [(s, f"{s}_") for s in rule.state]
 
 
 def _statements(target: str, expr: sympy.Expr, in_place: bool) -> list[str]:

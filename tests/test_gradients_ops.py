@@ -111,6 +111,8 @@ CASES: dict[str, list[Case]] = {
     "sigmoid": unary("sigmoid"),
     "tanh": unary("tanh"),
     "softplus": unary("softplus"),
+    "erf": unary("erf") + cases(Case("wide", ((8,),), gc.erf, (lambda rng, s: rng.uniform(-5.0, 5.0, s),))),
+    "gelu": unary("gelu") + cases(Case("wide", ((8,),), gc.gelu, (lambda rng, s: rng.uniform(-6.0, 6.0, s),))),
     "squared_error": cases(
         Case("same", ((2, 3), (2, 3)), lambda a, b: gc.apply("squared_error", a, b)),
         Case("broadcast", ((2, 3), (3,)), lambda a, b: gc.apply("squared_error", a, b)),
@@ -248,12 +250,42 @@ CASES.update({
     ),
 })
 
+# Convolution and pooling, its parts (patches, their product with the kernel) and the gradient
+# ops that are linear in their cotangent (their own VJPs: second derivatives of a CNN).
+CASES.update({
+    # every param at most 64 entries: each entry is checked on its own too
+    "conv2d": cases(
+        Case("plain", ((1, 2, 5, 4), (2, 2, 3, 2)), gc.conv2d),
+        Case("stride-pad-dilation", ((1, 2, 5, 4), (2, 2, 3, 2)),
+             lambda x, w: gc.conv2d(x, w, stride=(2, 1), padding=(1, 2), dilation=(2, 1))),
+        Case("NHWC", ((1, 5, 4, 2), (2, 2, 3, 2)), lambda x, w: gc.conv2d(x, w, padding=1, layout="NHWC")),
+    ),
+    "conv2d_patches": cases(Case("stride-pad-dilation", ((1, 2, 5, 4),), lambda x: gc.apply(
+        "conv2d_patches", x, kernel=(3, 2), stride=(2, 1), padding=(1, 2), dilation=(2, 1)))),
+    "conv2d_patches_grad": cases(Case("dilation", ((8, 1, 4),), lambda d: gc.apply(
+        "conv2d_patches_grad", d, kernel=2, dilation=(1, 2), shape=(3, 4)))),
+    "conv2d_matmul": cases(Case("2x3-map", ((8, 1, 6), (2, 2, 2, 2)),
+                                lambda p, w: gc.apply("conv2d_matmul", p, w, size=(2, 3)))),
+    "conv2d_matmul_grad_patches": cases(Case("2x3-map", ((1, 2, 2, 3), (2, 2, 2, 2)),
+                                             lambda g, w: gc.apply("conv2d_matmul_grad_patches", g, w))),
+    "conv2d_matmul_grad_kernel": cases(Case("2x3-map", ((8, 1, 6), (1, 2, 2, 3)), lambda p, g: gc.apply(
+        "conv2d_matmul_grad_kernel", p, g, shape=(2, 2, 2, 2)))),
+    # random points: no ties within a window, so each window's maximum is strict
+    "max_pool2d": cases(Case("2x2", ((1, 2, 4, 6),), gc.max_pool2d),
+                        Case("3x2-overlapping", ((1, 2, 5, 5),), lambda x: gc.max_pool2d(x, kernel=(3, 2), stride=1))),
+    "avg_pool2d": cases(Case("2x2", ((1, 2, 4, 6),), gc.avg_pool2d),
+                        Case("3x2-overlapping", ((1, 2, 5, 5),), lambda x: gc.avg_pool2d(x, kernel=(3, 2), stride=1))),
+    "avg_pool2d_grad": cases(Case("overlapping", ((1, 2, 3, 4),), lambda g: gc.apply(
+        "avg_pool2d_grad", g, kernel=(3, 2), stride=1, shape=(5, 5)))),
+})
+
 # Built-in ops that are not checked against central differences, and why.
 NOT_CHECKED = {
     "input": "a source: it has no operands to differentiate with respect to",
     "param": "a source: it has no operands to differentiate with respect to",
     "const": "a source: it has no operands to differentiate with respect to",
     "stop_gradient": "its gradient is zero by definition, not the identity's; test_stop_gradient checks that",
+    "max_pool2d_grad": "a second derivative through max pooling is not provided (a GradientError names it)",
     "argmax": "piecewise constant: a gradient through it is a GradientError (test_no_gradient_flows_through_...)",
     "less": "a comparison (boolean): a gradient through it is a GradientError",
     "less_equal": "a comparison (boolean): a gradient through it is a GradientError",

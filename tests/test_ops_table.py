@@ -9,10 +9,12 @@ and compares ``prog.forward`` with numpy; every stage of the program must verify
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import conv_reference as conv
 import networkx as nx
 import numpy as np
 import pytest
@@ -73,6 +75,13 @@ def np_sigmoid(x):
 
 def np_softplus(x):
     return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+np_erf = np.vectorize(math.erf, otypes=[np.float64])  # the standard library's, one number at a time
+
+
+def np_gelu(x):
+    return x / 2 * (1 + np_erf(x / math.sqrt(2)))
 
 
 def np_logsumexp(x, axis=None, keepdims=False):
@@ -169,6 +178,77 @@ REFERENCES: dict[str, list[Case]] = {
     "softplus": unary(gc.softplus, np_softplus, extra=[
         Case("stable", ((7,),), gc.softplus, np_softplus, (EXTREME,)),
     ]),
+    "erf": unary(gc.erf, np_erf, extra=[
+        Case("every-piece", ((16,),), gc.erf, np_erf,
+             (fixed([-7.0, -5.5, -4.2, -3.1, -2.0, -1.0, -0.99, -1e-300, 0.0, 0.3, 1.5, 2.5, 3.5, 4.5, 5.99, 9.0]),)),
+    ]),
+    "gelu": unary(gc.gelu, np_gelu, extra=[
+        Case("tails", ((6,),), gc.gelu, np_gelu, (fixed([-40.0, -8.0, -1.0, 0.0, 3.0, 40.0]),)),
+    ]),
+    # convolution and pooling against the one-element-at-a-time loops of tests/conv_reference.py
+    "conv2d": [
+        Case("plain", ((2, 3, 5, 4), (2, 3, 3, 2)), gc.conv2d, conv.conv2d),
+        Case("stride-pad-dilation", ((2, 2, 7, 6), (3, 2, 3, 2)),
+             lambda x, w: gc.conv2d(x, w, stride=(2, 1), padding=(1, 2), dilation=(2, 1)),
+             lambda x, w: conv.conv2d(x, w, (2, 1), (1, 2), (2, 1))),
+        Case("1x1", ((1, 4, 3, 3), (2, 4, 1, 1)), gc.conv2d, conv.conv2d),
+        Case("NHWC", ((2, 5, 4, 3), (2, 3, 3, 2)), lambda x, w: gc.conv2d(x, w, padding=1, layout="NHWC"),
+             lambda x, w: conv.conv2d(x.transpose(0, 3, 1, 2), w, 1, 1).transpose(0, 2, 3, 1)),
+    ],
+    # conv2d's parts, as its expansion and gradients use them
+    "conv2d_patches": [
+        Case("stride-pad-dilation", ((2, 2, 7, 6),),
+             lambda x: gc.apply("conv2d_patches", x, kernel=(3, 2), stride=(2, 1), padding=(1, 2), dilation=(2, 1)),
+             lambda x: conv.patches(x, (3, 2), (2, 1), (1, 2), (2, 1))),
+    ],
+    "conv2d_patches_grad": [
+        Case("stride-pad-dilation", ((12, 2, 14),),
+             lambda d: gc.apply("conv2d_patches_grad", d, kernel=(3, 2), stride=(2, 1), padding=(1, 2),
+                                dilation=(2, 1), shape=(5, 4)),
+             lambda d: conv.patches_grad(d, (5, 4), (3, 2), (2, 1), (1, 2), (2, 1))),
+        # a stride that skips the last row: its cotangent is 0
+        Case("stride-skips", ((4, 1, 4),), lambda d: gc.apply("conv2d_patches_grad", d, kernel=2, stride=2,
+                                                               shape=(5, 5)),
+             lambda d: conv.patches_grad(d, (5, 5), 2, 2)),
+    ],
+    "conv2d_matmul": [
+        Case("2x3-map", ((12, 2, 6), (3, 2, 3, 2)), lambda p, w: gc.apply("conv2d_matmul", p, w, size=(2, 3)),
+             lambda p, w: conv.conv_matmul(p, w, (2, 3))),
+    ],
+    "conv2d_matmul_grad_patches": [
+        Case("2x3-map", ((2, 3, 2, 3), (3, 2, 3, 2)), lambda g, w: gc.apply("conv2d_matmul_grad_patches", g, w),
+             conv.conv_matmul_grad_patches),
+    ],
+    "conv2d_matmul_grad_kernel": [
+        Case("2x3-map", ((12, 2, 6), (2, 3, 2, 3)),
+             lambda p, g: gc.apply("conv2d_matmul_grad_kernel", p, g, shape=(3, 2, 3, 2)),
+             lambda p, g: conv.conv_matmul_grad_kernel(p, g, (3, 2, 3, 2))),
+    ],
+    "max_pool2d": [
+        Case("2x2", ((2, 3, 4, 6),), gc.max_pool2d, conv.pool),
+        Case("3x2-overlapping", ((1, 2, 5, 5),), lambda x: gc.max_pool2d(x, kernel=(3, 2), stride=1),
+             lambda x: conv.pool(x, (3, 2), 1)),
+        Case("odd-size", ((1, 1, 5, 5),), gc.max_pool2d, conv.pool),
+    ],
+    "max_pool2d_grad": [
+        Case("overlapping", ((1, 2, 5, 5), (1, 2, 3, 4)),
+             lambda x, g: gc.apply("max_pool2d_grad", x, gc.max_pool2d(x, kernel=(3, 2), stride=1), g,
+                                   kernel=(3, 2), stride=1),
+             lambda x, g: conv.max_pool2d_grad(x, g, (3, 2), 1)),
+        # ties: a window of equal values gives its whole gradient to its first element
+        Case("ties", ((1, 1, 2, 4), (1, 1, 1, 2)), lambda x, g: gc.apply("max_pool2d_grad", x, gc.max_pool2d(x), g),
+             lambda x, g: conv.max_pool2d_grad(x, g), (fixed([1, 1, 2, 3, 1, 1, 3, 0]), fixed([2.0, 5.0]))),
+    ],
+    "avg_pool2d": [
+        Case("2x2", ((2, 3, 4, 6),), gc.avg_pool2d, lambda x: conv.pool(x, combine=conv.mean)),
+        Case("3x2-stride1", ((1, 2, 5, 5),), lambda x: gc.avg_pool2d(x, kernel=(3, 2), stride=1),
+             lambda x: conv.pool(x, (3, 2), 1, combine=conv.mean)),
+    ],
+    "avg_pool2d_grad": [
+        Case("overlapping", ((1, 2, 3, 4),),
+             lambda g: gc.apply("avg_pool2d_grad", g, kernel=(3, 2), stride=1, shape=(5, 5)),
+             lambda g: conv.avg_pool2d_grad(g, (5, 5), (3, 2), 1)),
+    ],
     "add": binary(gc.add, np.add),
     "sub": binary(gc.sub, np.subtract),
     "mul": binary(gc.mul, np.multiply),

@@ -15,6 +15,8 @@ import builtins
 import keyword
 import re
 
+from ..ops.helpers import HELPERS
+
 __all__ = ["Namespace", "RESERVED"]
 
 RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins)) | {
@@ -22,7 +24,8 @@ RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset
     "value_and_grad", "sgd_step", "INPUTS", "PARAMS", "OUTPUTS", "GRADS", "DTYPES", "TARGET",
     "seed", "lr", "saved", "outputs",  # the generated functions' own arguments and locals
     "sigmoid", "softplus",  # functions the formula comments name (a value called sigmoid is sigmoid_)
-}
+    "_unpack", "_base64",  # the module's own helpers
+} | frozenset(HELPERS)  # the numpy helpers a module may carry (ops/helpers.py)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]+")
 
@@ -51,6 +54,15 @@ class Namespace:
         self._taken.add(candidate)
         self._by_key[key] = candidate
         return candidate
+
+    def bind(self, key: object, identifier: str) -> str:
+        """Give ``key`` exactly ``identifier``, a name kept out of :meth:`name`'s reach (the
+        caller reserved it for this key: a generated function's own argument, ``lr``)."""
+        if self._by_key.get(key, identifier) != identifier or identifier in self._taken:
+            raise ValueError(f"identifier {identifier!r} is already given")
+        self._taken.add(identifier)
+        self._by_key[key] = identifier
+        return identifier
 
     def internal(self, stem: str) -> str:
         """A fresh name for generated helpers: starts with ``_``, so no user name takes it."""

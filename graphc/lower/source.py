@@ -1,7 +1,8 @@
 """Assemble the generated module: header, constants, the pass functions, dict wrappers.
 
-The module needs numpy only. Its public functions take and return dicts keyed by the
-graph's own names (held in tuple literals written with ``repr``, so any name is safe).
+The module needs numpy only (it carries graphc's erf when its code calls it). Its public
+functions take and return dicts keyed by the graph's own names (held in tuple literals
+written with ``repr``, so any name is safe).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 import networkx as nx
 
 from .. import ir
+from ..ops.helpers import sources_called
 from ..schedule import Schedule, schedule
 from .backend import NUMPY, Backend
 from .emit import UNPACK, Module, print_function, print_sgd_step
@@ -159,7 +161,9 @@ def lower(plan: Schedule, backend: Backend = NUMPY, namespace: str | None = None
     body = "\n".join(parts) + "\n" + ("\n" + "\n".join(constants) + "\n" if constants else "")
     if groups:  # the pool the groups run on
         body += TOGETHER.format(threads=plan.parallel.threads, min_work=plan.parallel.min_work)
-    body += "\n\n" + forward_fn + "\n" + (XP_FORWARD_WRAPPER if standard else FORWARD_WRAPPER)
+    helpers = sources_called(forward_fn + backward_text)  # erf, convolutions: ops/helpers.py
+    body += ("\n\n" + "\n\n".join(helpers) if helpers else "") + "\n\n" + forward_fn + "\n"
+    body += XP_FORWARD_WRAPPER if standard else FORWARD_WRAPPER
     if joint is not None:
         dtype = joint.nodes[_target(joint)][ir.DTYPE]
         body += "\n\n" + backward_text + "\n" + (XP_GRAD_WRAPPER if standard else GRAD_WRAPPER).format(dtype=dtype)

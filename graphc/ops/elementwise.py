@@ -94,6 +94,12 @@ add_elementwise(
 add_elementwise("sigmoid", 1, sigmoid, doc="1 / (1 + exp(-z)), stable", algebraic=True)
 add_elementwise("tanh", 1, sympy.tanh, doc="hyperbolic tangent", algebraic=True)
 add_elementwise("softplus", 1, softplus, doc="log(1 + exp(z)), stable", algebraic=True)
+# erf prints as the numpy helper the generated module carries (ops/special.py: why not scipy)
+add_elementwise("erf", 1, sympy.erf, doc="the error function 2/sqrt(pi) * integral of exp(-t**2) from 0 to z")
+add_elementwise(
+    "gelu", 1, lambda z: z / 2 * (1 + sympy.erf(z / sympy.sqrt(2))),
+    doc="z * Phi(z) = z/2 (1 + erf(z/sqrt(2))), exact (not the tanh approximation)",
+)
 
 # Loss terms (the composite losses average them).
 add_elementwise(

@@ -5,7 +5,8 @@ methods replace sympy's defaults where those are slow or unstable: ``Max``/``Min
 ``numpy.maximum``/``minimum`` (not ``functools.reduce``), ``Piecewise`` as nested
 ``numpy.where`` (not ``select``), ``Heaviside(x, 1)`` as ``(x >= 0)`` cast to float (the
 lecture's ReLU convention), floats by their shortest exact ``repr``, and the stable
-activation functions.
+activation functions; ``erf`` as ``_erf``, the numpy helper a module that calls it carries
+(``ops/special.py``).
 
 It belongs to the op table (it is every elementwise op's printed form), so registering a
 custom op can check that the op and its derivatives print as numpy over arrays
@@ -105,6 +106,10 @@ class GraphcPrinter(NumPyPrinter):
     def _print_sign(self, expr):
         return f"{self._np('sign')}({self._print(expr.args[0])})"
 
+    def _print_erf(self, expr):
+        # numpy has no erf: the generated module carries graphc's own (ops/special.py HELPERS)
+        return f"_erf({self._print(expr.args[0])})"
+
 
 def _irrational_number(expr) -> bool:
     """A real number sympy keeps exact but not as a ratio of ints (sqrt(5), exp(2), pi)."""
@@ -175,11 +180,11 @@ def unprintable_part(expr: sympy.Expr) -> tuple[sympy.Expr, str] | None:
     """The first part of ``expr`` that has no numpy form for arrays, and why; else None.
 
     A part fails when the strict printer refuses it, or prints it through a module other
-    than numpy (sympy writes ``erf`` as ``math.erf``, which takes one number, not an array).
+    than numpy (sympy writes ``gamma`` as ``math.gamma``, which takes one number, not an array).
 
     >>> x = sympy.Symbol("x", real=True)
-    >>> unprintable_part(sympy.exp(x) + sympy.erf(x))[0]
-    erf(x)
+    >>> unprintable_part(sympy.exp(x) + sympy.gamma(x))[0]
+    gamma(x)
     >>> unprintable_part(sympy.tanh(x)) is None
     True
     """

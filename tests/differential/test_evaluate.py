@@ -19,6 +19,9 @@ from graphc.evaluate import numpy_function
 from graphc.ops import OPS
 from graphc.ops.fused import fused_symbols
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the conv and pooling loops
+import conv_reference as conv  # noqa: E402
+
 RNG = np.random.default_rng(0)
 X = RNG.uniform(0.2, 1.8, size=(2, 3))  # positive (log, sqrt, pow) and away from kinks
 B = RNG.uniform(-1.5, 1.5, size=(3,))
@@ -225,6 +228,38 @@ ISSUE_13 = {
     "min": _reductions_and("min", _hand_min),
     "var": _reductions_and("var", _hand_var, ddof=True),
     "std": _reductions_and("std", lambda x, **kw: np.sqrt(_hand_var(x, **kw)), ddof=True),
+    "erf": _one("erf", [(2, 3)], gc.erf, lambda a: np.array([[math.erf(v) for v in r] for r in a])),
+    "gelu": _one("gelu", [(2, 3)], gc.gelu,
+                 lambda a: np.array([[v / 2 * (1 + math.erf(v / math.sqrt(2))) for v in r] for r in a])),
+    # convolution and pooling: the one-element-at-a-time loops of tests/conv_reference.py
+    "conv2d": _one("conv2d", [(2, 2, 7, 6), (3, 2, 3, 2)],
+                   lambda x, w: gc.conv2d(x, w, stride=(2, 1), padding=(1, 2), dilation=(2, 1)),
+                   lambda x, w: conv.conv2d(x, w, (2, 1), (1, 2), (2, 1))),
+    "conv2d_patches": _one("conv2d_patches", [(2, 2, 7, 6)], lambda x: gc.apply(
+        "conv2d_patches", x, kernel=(3, 2), stride=(2, 1), padding=(1, 2), dilation=(2, 1)),
+        lambda x: conv.patches(x, (3, 2), (2, 1), (1, 2), (2, 1))),
+    "conv2d_patches_grad": _one("conv2d_patches_grad", [(12, 2, 14)], lambda d: gc.apply(
+        "conv2d_patches_grad", d, kernel=(3, 2), stride=(2, 1), padding=(1, 2), dilation=(2, 1), shape=(5, 4)),
+        lambda d: conv.patches_grad(d, (5, 4), (3, 2), (2, 1), (1, 2), (2, 1))),
+    "conv2d_matmul": _one("conv2d_matmul", [(12, 2, 6), (3, 2, 3, 2)],
+                          lambda p, w: gc.apply("conv2d_matmul", p, w, size=(2, 3)),
+                          lambda p, w: conv.conv_matmul(p, w, (2, 3))),
+    "conv2d_matmul_grad_patches": _one("conv2d_matmul_grad_patches", [(2, 3, 2, 3), (3, 2, 3, 2)],
+                                       lambda g, w: gc.apply("conv2d_matmul_grad_patches", g, w),
+                                       conv.conv_matmul_grad_patches),
+    "conv2d_matmul_grad_kernel": _one("conv2d_matmul_grad_kernel", [(12, 2, 6), (2, 3, 2, 3)],
+                                      lambda p, g: gc.apply("conv2d_matmul_grad_kernel", p, g, shape=(3, 2, 3, 2)),
+                                      lambda p, g: conv.conv_matmul_grad_kernel(p, g, (3, 2, 3, 2))),
+    "max_pool2d": _one("max_pool2d", [(1, 2, 5, 5)], lambda x: gc.max_pool2d(x, kernel=(3, 2), stride=1),
+                       lambda x: conv.pool(x, (3, 2), 1)),
+    "max_pool2d_grad": _one("max_pool2d_grad", [(1, 2, 5, 5), (1, 2, 3, 4)],
+                            lambda x, g: gc.apply("max_pool2d_grad", x, gc.max_pool2d(x, kernel=(3, 2), stride=1), g,
+                                                  kernel=(3, 2), stride=1),
+                            lambda x, g: conv.max_pool2d_grad(x, g, (3, 2), 1)),
+    "avg_pool2d": _one("avg_pool2d", [(2, 3, 4, 6)], gc.avg_pool2d, lambda x: conv.pool(x, combine=conv.mean)),
+    "avg_pool2d_grad": _one("avg_pool2d_grad", [(1, 2, 3, 4)], lambda g: gc.apply(
+        "avg_pool2d_grad", g, kernel=(3, 2), stride=1, shape=(5, 5)),
+        lambda g: conv.avg_pool2d_grad(g, (5, 5), (3, 2), 1)),
 }
 
 

@@ -699,6 +699,46 @@ OP_GENERATORS.update({
 })
 
 
+def _windowed(op: str):
+    """conv2d and pooling (and their gradient ops) over fresh 4-d (NCHW) params, summed over
+    height and width so that the value joins the pool as an (n, c) matrix."""
+    def generate(net: Net) -> Value | None:
+        x, w = net.param((1, 2, 5, 4)), net.param((2, 2, 3, 2))
+        conv = "stride=(2, 1), padding=(1, 2), dilation=(2, 1)"  # x (5, 4) -> (2, 7)
+        pool = "kernel=(3, 2), stride=1"  # (5, 4) -> (3, 3)
+        if op == "conv2d":
+            body = f"gc.conv2d({x.var}, {w.var}, {conv})"
+        elif op == "conv2d_patches":
+            return net.add(f'gc.sum(gc.apply("conv2d_patches", {x.var}, kernel=(3, 2), {conv}), axis=0)', op, True)
+        elif op == "conv2d_patches_grad":
+            body = f'gc.apply("conv2d_patches_grad", {net.param((12, 1, 14)).var}, kernel=(3, 2), {conv}, shape=(5, 4))'
+        elif op == "conv2d_matmul":
+            body = f'gc.apply("conv2d_matmul", {net.param((12, 1, 14)).var}, {w.var}, size=(2, 7))'
+        elif op == "conv2d_matmul_grad_patches":
+            g = net.param((1, 2, 2, 7))
+            return net.add(f'gc.sum(gc.apply("conv2d_matmul_grad_patches", {g.var}, {w.var}), axis=0)', op, True)
+        elif op == "conv2d_matmul_grad_kernel":
+            p, g = net.param((12, 1, 14)), net.param((1, 2, 2, 7))
+            body = f'gc.apply("conv2d_matmul_grad_kernel", {p.var}, {g.var}, shape=(2, 2, 3, 2))'
+        elif op in ("max_pool2d", "avg_pool2d"):
+            body = f"gc.{op}({x.var}, {pool})"
+        elif op == "avg_pool2d_grad":
+            body = f'gc.apply("avg_pool2d_grad", {net.param((1, 2, 3, 3)).var}, {pool}, shape=(5, 4))'
+        else:  # max_pool2d_grad has no VJP of its own: its operands are inputs
+            x, g = net.input((1, 2, 5, 4)), net.input((1, 2, 3, 3))
+            grad = f'gc.apply("max_pool2d_grad", {x.var}, gc.max_pool2d({x.var}, {pool}), {g.var}, {pool})'
+            return net.add(f"gc.sum({grad}, axis=(2, 3))", op, False)
+        return net.add(f"gc.sum({body}, axis=(2, 3))", op, True)
+
+    return generate
+
+
+OP_GENERATORS.update({"erf": _unary("erf"), "gelu": _unary("gelu"), **{name: _windowed(name) for name in (
+    "conv2d", "conv2d_patches", "conv2d_patches_grad", "conv2d_matmul", "conv2d_matmul_grad_patches",
+    "conv2d_matmul_grad_kernel", "max_pool2d", "max_pool2d_grad", "avg_pool2d",
+    "avg_pool2d_grad")}})
+
+
 def _dense(net: Net) -> Value | None:
     """The layer users write most: act(h @ W + b), b in a broadcast pattern of the layer's width."""
     h = net.pick(lambda v: len(v.shape) == 2 and v.shape[-1] != "N")
@@ -714,7 +754,8 @@ def _dense(net: Net) -> Value | None:
 
 
 KINKS = {"relu", "leaky_relu", "abs", "maximum", "max", "bce", "bce_terms",
-         "min", "where", "less", "less_equal", "greater", "greater_equal", "argmax"}  # no Hessian check through these
+         "min", "where", "less", "less_equal", "greater", "greater_equal", "argmax",
+         "max_pool2d", "max_pool2d_grad"}  # no Hessian check through these
 STEP_OPS = sorted(name for name in OPS if name in OP_GENERATORS)
 
 
