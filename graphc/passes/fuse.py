@@ -175,6 +175,15 @@ def _sweep(out: nx.MultiDiGraph, keep: set[str], stats: Stats) -> int:
         expr = _shorter(expr.xreplace({region.leaves[leaf]: s for leaf, s in zip(leaves, symbols)}))
         _rewire(out, root, region.members, leaves)
         data = out.nodes[root]
+        if _passes_through(out, root, expr, symbols, leaves):
+            # (p - p)**2 + p is p: an alias says so, and the schedule copies an alias it
+            # returns; a kernel printed as `loss = p` would hand out p's own buffer
+            out.remove_edges_from(list(out.in_edges(root, keys=True)))
+            out.add_edge(leaves[symbols.index(expr)], root, **{ir.ARG: 0})
+            data.update({ir.OP: "identity", ir.ATTRS: {}})
+            data.pop(ir.EXPR, None)
+            data.pop(ir.FUSED_SIZE, None)
+            continue
         data.update({ir.OP: "fused", ir.ATTRS: {"kink": "; ".join(region.kinks)}, ir.EXPR: (expr, symbols),
                      ir.FUSED_SIZE: region.size})
         if len(region.members) > 1:
@@ -182,6 +191,14 @@ def _sweep(out: nx.MultiDiGraph, keep: set[str], stats: Stats) -> int:
             stats.count("fuse", "fused", len(region.members) - 1)
             merged += len(region.members) - 1
     return merged
+
+
+def _passes_through(graph: nx.MultiDiGraph, root: str, expr: sympy.Expr, symbols: tuple, leaves: list) -> bool:
+    """Whether the region's value is one of its operands, unchanged in shape and dtype."""
+    if expr not in symbols:
+        return False
+    leaf, data = graph.nodes[leaves[symbols.index(expr)]], graph.nodes[root]
+    return tuple(leaf[ir.SHAPE]) == tuple(data[ir.SHAPE]) and leaf[ir.DTYPE] == data[ir.DTYPE]
 
 
 def _numbers_first(graph: nx.MultiDiGraph) -> None:
