@@ -4,11 +4,29 @@
 printed as ``loss = p``: every path returned the param's own buffer, and ``sgd_step``
 returned it after updating it in place. References: hand-written numpy and the values
 before the call.
+
+(2) a kernel whose parts repeat is printed through ``sympy.cse``, which rebuilt
+``Abs(log1p(bce)**p)`` around a name for ``0.05 + 0.9 sigmoid(p)`` that sympy could not
+show positive, so ``Abs`` became ``sqrt(conjugate(z) z)``, which the printer refuses.
+Reference: the same loss in numpy, central differences in float64.
 """
 
 import numpy as np
+import pytest
 
 import graphc as gc
+
+
+def numeric_grad(f, x, eps=1e-6):
+    """Central differences of the scalar function f at x, in float64."""
+    x = np.array(x, dtype=np.float64)
+    out = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        up, down = x.copy(), x.copy()
+        up[index] += eps
+        down[index] -= eps
+        out[index] = (f(up) - f(down)) / (2 * eps)
+    return out
 
 
 # -- (1) a region that passes one operand through --------------------------------------------
@@ -52,3 +70,32 @@ def test_a_pass_through_region_over_an_array_param_keeps_values_and_updates():
     out = gc.compile(passes_a_param_through((3,))).sgd_step({"p": p}, lr=0.5)
     assert float(out["loss"]) == before.sum()
     np.testing.assert_array_equal(p, before - 0.5)
+
+
+# -- (2) Abs of a power over a shared part ---------------------------------------------------
+
+def abs_of_a_power_over_a_shared_part(dtype):
+    g = gc.Graph("held_abs")
+    p = g.param("p", shape=(), dtype=dtype)
+    y = g.input("y", shape=(), dtype=dtype)
+    t = gc.log1p(gc.apply("bce_terms", 0.05 + 0.9 * gc.sigmoid(p), y))
+    g.output("loss", gc.abs(t ** p) * t)
+    return g
+
+
+def held_abs_loss(p, y=0.17):
+    q = 0.05 + 0.9 / (1 + np.exp(-p))
+    t = np.log1p(-(y * max(-100.0, np.log(q)) + (1 - y) * max(-100.0, np.log1p(-q))))
+    return abs(t ** p) * t
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_abs_of_a_power_over_a_shared_part_compiles_and_agrees_with_numpy(dtype):
+    g = abs_of_a_power_over_a_shared_part(dtype)
+    feeds = {"p": np.array(-0.08, dtype), "y": np.array(0.17, dtype)}
+    rtol = 1e-5 if dtype == "float32" else 1e-9
+    value, grads = gc.compile(g).value_and_grad(feeds)
+    np.testing.assert_allclose(value["loss"], held_abs_loss(-0.08), rtol=rtol)
+    np.testing.assert_allclose(grads["p"], numeric_grad(held_abs_loss, -0.08), rtol=max(rtol, 1e-7))
+    out = gc.compile(gc.grad(g, "loss", wrt=["p"])).forward(feeds)
+    np.testing.assert_allclose(out["dloss/dp"], numeric_grad(held_abs_loss, -0.08), rtol=max(rtol, 1e-7))

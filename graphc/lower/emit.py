@@ -23,7 +23,7 @@ from .. import schedule as plan
 from ..errors import GraphError, describe
 from ..ops.base import OPS, definition, freeze, get_op
 from .backend import NUMPY, Backend
-from .kernel import repeats
+from .kernel import repeats, shared_parts
 from .naming import RESERVED, Namespace
 
 __all__ = ["Module", "FunctionSpec", "literal", "const_number", "const_source", "UNPACK", "print_function",
@@ -322,7 +322,7 @@ class Module:
                 return [lines[0] + comment] + lines[1:]
             return [f"{target} = {text}{comment}"]
         expr = self.fused_expression(node, ir.operands(self.graph, node))
-        shared, (reduced,) = sympy.cse(expr, symbols=sympy.numbered_symbols("_t"), optimizations=None)
+        shared, reduced = shared_parts(expr)
         lines = [f"{name} = {self.backend.expression(part, data[ir.DTYPE])}" for name, part in shared]
         temporaries = ", ".join(str(name) for name, _ in shared)
         lines.append(f"{target} = {self.backend.expression(reduced, data[ir.DTYPE])}{comment}")
