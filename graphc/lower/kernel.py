@@ -231,9 +231,9 @@ def shared_parts(expr: sympy.Expr) -> tuple[list[tuple[sympy.Symbol, sympy.Expr]
     ``sqrt(conjugate(...) * ...)``, which has no numpy form (and is not ``abs``). Every
     ``Abs`` is held as it was written while the names are made.
 
-    >>> t = sympy.Symbol("t", positive=True); p = sympy.Symbol("p", real=True)
-    >>> shared_parts(sympy.Abs(sympy.log(t + 1)**p) + sympy.log(t + 1))
-    ([(_t0, log(t + 1))], _t0 + Abs(_t0**p))
+    >>> x = sympy.Symbol("x", real=True)
+    >>> shared_parts(sympy.exp(x) * sympy.Abs(sympy.exp(x) - 2))
+    ([(_t0, exp(x))], _t0*Abs(_t0 - 2))
     """
     held = expr.replace(sympy.Abs, _HeldAbs)
     shared, (reduced,) = sympy.cse(held, symbols=sympy.numbered_symbols("_t"), optimizations=None)
