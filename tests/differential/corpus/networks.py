@@ -574,6 +574,8 @@ def _where(net: Net) -> Value | None:
         return None
     a = net.partner(c)
     b = net.partner(c)
+    if not broadcasts(a.shape, b.shape):  # each broadcasts with c, not always with the other
+        b = net.param(())
     return net.add(f"gc.where({c.var} > 0, {a.var}, {b.var})", "where", c.depends or a.depends or b.depends)
 
 
