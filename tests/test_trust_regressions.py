@@ -11,6 +11,9 @@ show positive, so ``Abs`` became ``sqrt(conjugate(z) z)``, which the printer ref
 Reference: the same loss in numpy, central differences in float64.
 """
 
+import importlib.util
+import warnings
+
 import numpy as np
 import pytest
 
@@ -99,3 +102,99 @@ def test_abs_of_a_power_over_a_shared_part_compiles_and_agrees_with_numpy(dtype)
     np.testing.assert_allclose(grads["p"], numeric_grad(held_abs_loss, -0.08), rtol=max(rtol, 1e-7))
     out = gc.compile(gc.grad(g, "loss", wrt=["p"])).forward(feeds)
     np.testing.assert_allclose(out["dloss/dp"], numeric_grad(held_abs_loss, -0.08), rtol=max(rtol, 1e-7))
+
+
+# -- (3) bce at p = 0 and 1: no log(0), no 1/0, even in a branch the clamp discards ---------
+
+def bce_graph(shape):
+    g = gc.Graph("bce_ends")
+    p, y = g.param("p", shape=shape), g.input("y", shape=shape)
+    g.output("loss", gc.bce(p, y))
+    return g
+
+
+def clamped_bce(p, y):
+    """bce as declared, by hand: each log clamped at -100 (log(0) taken as -inf)."""
+    with np.errstate(divide="ignore"):
+        terms = -(y * np.maximum(np.log(p), -100) + (1 - y) * np.maximum(np.log1p(-p), -100))
+    return terms.mean()
+
+
+def clamped_bce_grad(p, y):
+    """Its derivative: 0 where a log is clamped, the log's derivative elsewhere."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        first = np.where(np.log(p) >= -100, -y / p, 0.0)
+        second = np.where(np.log1p(-p) >= -100, (1 - y) / (1 - p), 0.0)
+    return (first + second) / np.size(p)
+
+
+ENDS = {"p": np.array([0.0, 1.0, 0.0, 1.0, 0.25]), "y": np.array([1.0, 0.0, 0.0, 1.0, 0.5])}
+
+
+def test_bce_at_0_and_1_warns_nowhere_and_keeps_its_declared_values(tmp_path):
+    g = bce_graph((5,))
+    want, want_grad = clamped_bce(ENDS["p"], ENDS["y"]), clamped_bce_grad(ENDS["p"], ENDS["y"])
+    assert np.isfinite(want_grad).all()
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        prog = gc.compile(g)
+        saved = _load(prog.save(tmp_path / "bce_ends.py"))
+        results = {"forward": (prog.forward(ENDS)["loss"], None),
+                   "value_and_grad": _pair(prog.value_and_grad(ENDS)),
+                   "saved": _pair(saved.value_and_grad(ENDS))}
+        joint = gc.compile(gc.grad(g, "loss", wrt=["p"])).forward(ENDS)
+        results["gc.grad"] = (joint["loss"], joint["dloss/dp"])
+        p = ENDS["p"].copy()
+        results["sgd_step"] = (prog.sgd_step({"p": p, "y": ENDS["y"]}, lr=0.5)["loss"], None)
+    for path, (loss, grad) in results.items():
+        np.testing.assert_allclose(loss, want, rtol=1e-12, err_msg=path)
+        if grad is not None:
+            np.testing.assert_allclose(grad, want_grad, rtol=1e-12, err_msg=path)
+    np.testing.assert_allclose(p, ENDS["p"] - 0.5 * want_grad, rtol=1e-12)
+
+
+def test_bce_at_0_and_1_in_a_scalar_kernel_warns_nowhere():
+    g = bce_graph(())
+    for p, y in [(0.0, 1.0), (1.0, 0.0), (0.0, 0.0), (1.0, 1.0)]:
+        feeds = {"p": np.array(p), "y": np.array(y)}
+        with warnings.catch_warnings(), np.errstate(all="raise"):
+            warnings.simplefilter("error")
+            value, grads = gc.compile(g).value_and_grad(feeds)
+        assert float(value["loss"]) == clamped_bce(np.array(p), np.array(y))
+        assert float(grads["p"]) == float(clamped_bce_grad(np.array(p), np.array(y)))
+
+
+def test_bce_of_a_saturated_softmax_warns_nowhere():
+    g = gc.Graph("saturated")
+    x, t = g.input("x", shape=(1, 2)), g.input("t", shape=(1, 2))
+    w = g.param("w", shape=(2, 2))
+    g.output("loss", gc.bce(gc.softmax(x @ w), t))
+    feeds = {"x": np.array([[1.0, 0.0]]), "t": np.array([[1.0, 0.0]]), "w": np.array([[40.0, 0.0], [0.0, 0.0]])}
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        _, grads = gc.compile(g).value_and_grad(feeds)
+    assert np.isfinite(grads["w"]).all()
+
+
+def test_the_hessian_of_bce_away_from_its_ends_is_the_closed_form():
+    # the safe operands are in the derivative's expression: differentiating it again must see through them
+    g = bce_graph((2,))
+    first = gc.grad(g, "loss", wrt=["p"])
+    first.output("s", gc.sum(first["dloss/dp"]))
+    second = gc.grad(first, "s", wrt=["p"])
+    feeds = {"p": np.array([0.2, 0.7]), "y": np.array([1.0, 0.25])}
+    p, y = feeds["p"], feeds["y"]
+    np.testing.assert_allclose(gc.compile(second).forward(feeds)["ds/dp"],
+                               (y / p**2 + (1 - y) / (1 - p) ** 2) / 2, rtol=1e-12)
+
+
+def _load(path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _pair(result):
+    outputs, grads = result
+    return outputs["loss"], grads["p"]

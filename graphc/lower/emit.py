@@ -22,6 +22,7 @@ from .. import ir
 from .. import schedule as plan
 from ..errors import GraphError, describe
 from ..ops.base import OPS, definition, freeze, get_op
+from ..ops.printing import guard_poles
 from .backend import NUMPY, Backend
 from .kernel import repeats, shared_parts
 from .naming import RESERVED, Namespace
@@ -321,7 +322,7 @@ class Module:
                 lines = [line.replace("{out}", target) for line in text]
                 return [lines[0] + comment] + lines[1:]
             return [f"{target} = {text}{comment}"]
-        expr = self.fused_expression(node, ir.operands(self.graph, node))
+        expr = guard_poles(self.fused_expression(node, ir.operands(self.graph, node)))  # before cse splits a clamp
         shared, reduced = shared_parts(expr)
         lines = [f"{name} = {self.backend.expression(part, data[ir.DTYPE])}" for name, part in shared]
         temporaries = ", ".join(str(name) for name, _ in shared)

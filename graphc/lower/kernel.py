@@ -21,6 +21,7 @@ import sympy
 
 from .. import shapes
 from ..ops.functions import STABLE_FORMS, logaddexp, stable_form
+from ..ops.printing import guard_poles
 from .printer import print_expr
 
 __all__ = ["kernel_lines", "repeats"]
@@ -258,6 +259,7 @@ def kernel_lines(expr: sympy.Expr, target: str, leaf_shapes: dict[sympy.Symbol, 
     ``shape`` and ``shape_text`` are the result's shape and its printed form, ``dtype`` its dtype (a result that
     is a number, or whose operands broadcast to less, is widened to it).
     """
+    expr = guard_poles(expr)  # a clamped log never computes log(0)
     if repeats(expr):
         shared, reduced = shared_parts(expr)
     else:  # cse costs milliseconds; most kernels have nothing to share
