@@ -198,3 +198,41 @@ def _load(path):
 def _pair(result):
     outputs, grads = result
     return outputs["loss"], grads["p"]
+
+
+# -- (4) x * 1.0 where x is an int: the value is a float -------------------------------------
+
+def argmax_times(make):
+    g = gc.Graph("labels_as_floats")
+    x = g.input("x", shape=(3, 4))
+    w = g.param("w", shape=(4,))
+    labels = gc.argmax(gc.stop_gradient(x * w), axis=1)
+    g.output("out", make(labels))
+    g.output("loss", gc.sum(x * w))
+    return g
+
+
+LABEL_FEEDS = {"x": np.array([[0.0, 3.0, 1.0, 2.0], [5.0, 1.0, 0.0, 2.0], [0.0, 1.0, 2.0, 7.0]]), "w": np.ones(4)}
+
+
+@pytest.mark.parametrize("make", [lambda a: a * 1.0, lambda a: a + 0.0, lambda a: (a * 2.0) * 0.5,
+                                  lambda a: (a + 1.0) - 1.0], ids=["times 1", "plus 0", "times 2 half", "plus minus 1"])
+def test_an_int_times_one_is_a_float_on_every_path_and_stage(make, tmp_path):
+    g = argmax_times(make)
+    assert g.nx.nodes["out"]["dtype"] == "float64"
+    want = np.array([1.0, 0.0, 3.0])  # by hand: each row's largest column
+    prog = gc.compile(g)
+    found = {"forward": prog.forward(LABEL_FEEDS)["out"], "value_and_grad": prog.value_and_grad(LABEL_FEEDS)[0]["out"],
+             "saved": _load(prog.save(tmp_path / "labels.py")).forward(LABEL_FEEDS)["out"]}
+    for name, stage in prog.stages.items():
+        if hasattr(stage, "nodes") and "out" in stage:
+            assert stage.nodes["out"]["dtype"] == "float64", name
+            found[f"stage {name}"] = gc.evaluate(stage, {**LABEL_FEEDS, **_seed(stage)}, nodes=["out"])["out"]
+    for path, value in found.items():
+        assert value.dtype == np.float64, path
+        np.testing.assert_array_equal(value, want, err_msg=path)
+
+
+def _seed(stage):
+    seed = stage.graph.get("seed")
+    return {seed: np.array(1.0)} if seed in stage else {}

@@ -293,6 +293,18 @@ class Module:
             mapping[dim] = sympy.Symbol(self.dim(dim), positive=True)
         return expr.xreplace(mapping)
 
+    def passed_through(self, node: str) -> str | None:
+        """The operand an elementwise node's expression is, unchanged (``a * 1.0``), if any."""
+        data, args = self.graph.nodes[node], ir.operands(self.graph, node)
+        if ir.EXPR in data:
+            expr, symbols = data[ir.EXPR]
+        else:
+            lam = definition(data[ir.OP], freeze(data[ir.ATTRS]))
+            expr, symbols = lam.expr, lam.variables
+        consts = {s: self.symbol(a) for s, a in zip(symbols, args) if self.is_scalar_const(a)}
+        expr = expr.xreplace(consts)
+        return next((a for s, a in zip(symbols, args) if expr == s and s not in consts), None)
+
     def statement(self, node: str, donors: frozenset[str]) -> list[str]:
         """The line(s) computing ``node``.
 
@@ -308,6 +320,11 @@ class Module:
         comment = f"  # {node!r} {data[ir.OP]}{_note(kink)}"
         target = self.ident(node)
         op = get_op(data[ir.OP], node)
+        through = self.passed_through(node) if op.elementwise else None
+        if through is not None and self.graph.nodes[through][ir.DTYPE] != data[ir.DTYPE]:
+            # argmax(x) * 1.0 is argmax's value in the node's dtype: a converted copy, not argmax's array
+            dtype = f"{self.numpy}.{data[ir.DTYPE]}"
+            return [f"{target} = {self.numpy}.array({self.atom(through)}, dtype={dtype}){comment}"]
         if op.elementwise and data[ir.SHAPE]:
             lines, formula = self._kernel(node, donors, target)
             lines = [line for line in lines if line != f"{target} = {target}"]  # the buffer keeps its name

@@ -584,7 +584,7 @@ def _argmax(net: Net) -> Value | None:
     if a is None:
         return None
     axis = net.draw(st.sampled_from(list(range(-1, len(a.shape)))))
-    # as a condition: argmax * 1.0 would meet the simplifier's x * 1 -> x, which keeps int64
+    # as a condition (argmax * 1.0 itself is tested in tests/test_trust_regressions.py)
     return net.add(f"gc.where(gc.argmax(gc.stop_gradient({a.var}), axis={axis}) > 0, 1.0, -1.0)", "argmax", False)
 
 
