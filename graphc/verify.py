@@ -15,7 +15,7 @@ from .errors import GraphError, ShapeError, describe
 from .ops.attrs import check_attrs
 from .ops.base import get_op
 
-__all__ = ["verify", "infer_shapes", "topological_order"]
+__all__ = ["check_one_float_dtype", "verify", "infer_shapes", "topological_order"]
 
 
 topological_order = ir.topological_order  # the one order (ties by insertion order)
@@ -161,9 +161,36 @@ def verify(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
                 f"but its operands give {shapes.fmt(expected)}; fix the declaration or the operands"
             )
         _check_dtype(graph, node, op, args)
+    check_one_float_dtype(graph)
     _check_gradients(graph)
     _check_pass_attributes(graph)
     return graph
+
+
+def check_one_float_dtype(graph: nx.MultiDiGraph, declared: tuple[str, str, str] | None = None) -> None:
+    """Every float input and param of a graph has one float dtype; ``declared`` is a source
+    about to be added, as (name, "input" or "param", dtype).
+
+    numpy widens float32 with float64 silently, so a float64 param in a float32 network
+    would make its values float64 against their declared dtype (and its gradient float32):
+    a mix is refused where it is declared. Numbers and consts adapt to the graph's dtype,
+    and int or bool inputs (labels, masks) are not floats.
+    """
+    sources = [(n, graph.nodes[n][ir.OP], graph.nodes[n].get(ir.DTYPE))
+               for n in list(graph.graph.get(ir.INPUTS, ())) + list(graph.graph.get(ir.PARAMS, ())) if n in graph]
+    first: dict[str, tuple[str, str]] = {}
+    for node, kind, dtype in sources + ([declared] if declared else []):
+        if dtype is None or np.dtype(dtype).kind != "f":
+            continue
+        first.setdefault(dtype, (node, kind))
+        if len(first) > 1:
+            (one, (one_node, one_kind)) = next(iter(first.items()))
+            raise GraphError(
+                f"{describe(node, kind)} is {dtype}, but {describe(one_node, one_kind)} of graph "
+                f"{graph.graph.get(ir.NAME)!r} is {one}: a graph computes in one float dtype (numpy would "
+                f"silently widen the narrower values); declare {node!r} dtype={one!r}, or every input and "
+                f"param {dtype!r}"
+            )
 
 
 def _widens(operands: str, result: str) -> bool:

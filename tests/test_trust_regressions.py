@@ -236,3 +236,42 @@ def test_an_int_times_one_is_a_float_on_every_path_and_stage(make, tmp_path):
 def _seed(stage):
     seed = stage.graph.get("seed")
     return {seed: np.array(1.0)} if seed in stage else {}
+
+
+# -- (5) float32 and float64 values in one op: a typed error, never a silent widening --------
+
+def test_a_float64_param_in_a_float32_graph_is_an_error_where_it_is_declared():
+    g = gc.Graph("mixed")
+    g.input("x", shape=(2, 3), dtype="float32")
+    with pytest.raises(gc.GraphError, match=r"node 'W' \(op param\) is float64, but node 'x' \(op input\) of "
+                                            r"graph 'mixed' is float32.*declare 'W' dtype='float32'"):
+        g.param("W", shape=(3, 1), dtype="float64")
+    assert "W" not in g.nx and g.params == []  # the graph is as it was
+    g.param("W", shape=(3, 1), dtype="float32")
+    g.input("labels", shape=(2,), dtype="int64")  # ints are not floats: labels stay int64
+
+
+def test_a_loaded_graph_mixing_float_dtypes_is_refused_by_verify():
+    g = gc.Graph("mixed_file")
+    x = g.input("x", shape=(3,), dtype="float32")
+    b = g.param("b", shape=(3,), dtype="float32")
+    g.output("y", gc.sum(x + b))
+    raw = g.nx.copy()
+    raw.nodes["b"]["dtype"] = "float64"  # as a hand-edited file could say
+    with pytest.raises(gc.GraphError, match=r"node 'b' \(op param\) is float64, but node 'x' \(op input\)"):
+        gc.compile(gc.from_networkx(raw))
+
+
+def test_numbers_constants_and_labels_still_adapt_to_a_float32_graph():
+    g = gc.Graph("adapts")
+    x = g.input("x", shape=(2, 3), dtype="float32")
+    w = g.param("W", shape=(3, 2), dtype="float32")
+    c = g.const(np.array([[0.5, -1.0], [2.0, 0.25]]))  # stored float64: a constant adapts
+    logits = (x @ w + 0.5) @ c
+    labels = gc.argmax(gc.stop_gradient(logits), axis=1)
+    g.output("loss", gc.sum(logits * 2.0) + gc.sum(gc.where(labels > 0, logits, 0.0)))
+    feeds = {"x": np.ones((2, 3), np.float32), "W": np.full((3, 2), 0.5, np.float32)}
+    value, grads = gc.compile(g).value_and_grad(feeds)
+    assert value["loss"].dtype == np.float32 and grads["W"].dtype == np.float32
+    # by hand: x @ W + 0.5 is 2 everywhere, so each row of logits is 2 @ c = [5, -1.5]; argmax 0
+    np.testing.assert_allclose(value["loss"], 2 * 2 * (5 - 1.5), rtol=1e-6)
