@@ -176,8 +176,10 @@ def check_one_float_dtype(graph: nx.MultiDiGraph, declared: tuple[str, str, str]
     a mix is refused where it is declared. Numbers and consts adapt to the graph's dtype,
     and int or bool inputs (labels, masks) are not floats.
     """
+    seed = graph.graph.get(ir.SEED)  # the cotangent input of a joint graph has its target's dtype, by construction
     sources = [(n, graph.nodes[n][ir.OP], graph.nodes[n].get(ir.DTYPE))
-               for n in list(graph.graph.get(ir.INPUTS, ())) + list(graph.graph.get(ir.PARAMS, ())) if n in graph]
+               for n in list(graph.graph.get(ir.INPUTS, ())) + list(graph.graph.get(ir.PARAMS, ()))
+               if n in graph and n != seed]
     first: dict[str, tuple[str, str]] = {}
     for node, kind, dtype in sources + ([declared] if declared else []):
         if dtype is None or np.dtype(dtype).kind != "f":

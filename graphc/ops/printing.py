@@ -189,7 +189,9 @@ def guard_poles(expr: sympy.Expr) -> sympy.Expr:
     def walk(e):
         if not isinstance(e, sympy.Basic) or not e.args or not e.has(*POLES):
             return e  # only the parts holding a log are rebuilt
-        e = e.func(*[walk(a) for a in e.args])
+        args = [walk(a) for a in e.args]
+        # Abs re-evaluated over an argument sympy cannot show real is sqrt(conjugate(z) z): keep it as written
+        e = sympy.Abs(*args, evaluate=False) if isinstance(e, sympy.Abs) else e.func(*args)
         new = rewrite(e)
         return e if new is None else new
 
