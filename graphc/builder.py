@@ -26,7 +26,7 @@ from . import ir, shapes
 from .errors import GraphError, ShapeError, describe
 from .ops.base import Op, OpRegistry, get_op, op_for, with_custom_op
 from .ops.editor import Editor, Ref, const_value
-from .verify import infer_shapes, verify
+from .verify import check_one_float_dtype, infer_shapes, verify
 
 __all__ = ["Graph", "Node", "apply", "from_networkx"]
 
@@ -124,7 +124,9 @@ class Graph:
             shape = shapes.normalize(shape)
         except ShapeError as error:
             raise ShapeError(f"{describe(name, kind)}: {error}") from None
-        return self.editor.source(kind, name, shape, _dtype_name(dtype, name, kind))
+        dtype = _dtype_name(dtype, name, kind)
+        check_one_float_dtype(self.nx, declared=(name, kind, dtype))
+        return self.editor.source(kind, name, shape, dtype)
 
     def input(self, name: str, shape=(), dtype: str = ir.DEFAULT_DTYPE) -> Node:
         """Declare a value fed at run time; str dims (``"N"``) are symbolic."""

@@ -41,7 +41,7 @@ import sympy
 from . import ir
 from .errors import FeedError, GraphError, describe
 from .ops.base import definition, freeze, op_for
-from .ops.functions import sigmoid, softplus
+from .ops.functions import sigmoid, softplus, where
 
 __all__ = ["evaluate", "UnboundDimError", "numpy_function"]
 
@@ -234,7 +234,7 @@ _FUNCTIONS: dict[type, Callable] = {
     sympy.atanh: np.arctanh, sympy.Abs: np.abs, sympy.sign: np.sign, sympy.floor: np.floor,
     sympy.ceiling: np.ceil, sympy.erf: _elementwise(math.erf), sympy.erfc: _elementwise(math.erfc),
     sympy.gamma: _elementwise(math.gamma), sympy.loggamma: _elementwise(math.lgamma),
-    sigmoid: _stable_sigmoid, softplus: lambda x: np.logaddexp(0, x),
+    sigmoid: _stable_sigmoid, softplus: lambda x: np.logaddexp(0, x), where: np.where,
 }
 _RELATIONS: dict[type, Callable] = {
     sympy.GreaterThan: np.greater_equal, sympy.StrictGreaterThan: np.greater,

@@ -7,6 +7,7 @@ expected, what was found, and how to fix it. Tests run it after every stage.
 from __future__ import annotations
 
 import networkx as nx
+import numpy as np
 import sympy
 
 from . import ir, shapes
@@ -14,7 +15,7 @@ from .errors import GraphError, ShapeError, describe
 from .ops.attrs import check_attrs
 from .ops.base import OpRegistry, op_for
 
-__all__ = ["verify", "infer_shapes", "topological_order"]
+__all__ = ["check_one_float_dtype", "verify", "infer_shapes", "topological_order"]
 
 
 topological_order = ir.topological_order  # the one order (ties by insertion order)
@@ -168,9 +169,43 @@ def verify(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
                 f"but its operands give {shapes.fmt(expected)}; fix the declaration or the operands"
             )
         _check_dtype(graph, node, op, args)
+    check_one_float_dtype(graph)
     _check_gradients(graph)
     _check_pass_attributes(graph)
     return graph
+
+
+def check_one_float_dtype(graph: nx.MultiDiGraph, declared: tuple[str, str, str] | None = None) -> None:
+    """Every float input and param of a graph has one float dtype; ``declared`` is a source
+    about to be added, as (name, "input" or "param", dtype).
+
+    numpy widens float32 with float64 silently, so a float64 param in a float32 network
+    would make its values float64 against their declared dtype (and its gradient float32):
+    a mix is refused where it is declared. Numbers and consts adapt to the graph's dtype,
+    and int or bool inputs (labels, masks) are not floats.
+    """
+    seed = graph.graph.get(ir.SEED)  # the cotangent input of a joint graph has its target's dtype, by construction
+    sources = [(n, graph.nodes[n][ir.OP], graph.nodes[n].get(ir.DTYPE))
+               for n in list(graph.graph.get(ir.INPUTS, ())) + list(graph.graph.get(ir.PARAMS, ()))
+               if n in graph and n != seed]
+    first: dict[str, tuple[str, str]] = {}
+    for node, kind, dtype in sources + ([declared] if declared else []):
+        if dtype is None or np.dtype(dtype).kind != "f":
+            continue
+        first.setdefault(dtype, (node, kind))
+        if len(first) > 1:
+            (one, (one_node, one_kind)) = next(iter(first.items()))
+            raise GraphError(
+                f"{describe(node, kind)} is {dtype}, but {describe(one_node, one_kind)} of graph "
+                f"{graph.graph.get(ir.NAME)!r} is {one}: a graph computes in one float dtype (numpy would "
+                f"silently widen the narrower values); declare {node!r} dtype={one!r}, or every input and "
+                f"param {dtype!r}"
+            )
+
+
+def _widens(operands: str, result: str) -> bool:
+    """An int or bool operand read into a float result."""
+    return np.dtype(operands).kind in "biu" and np.dtype(result).kind == "f"
 
 
 def _check_dtype(graph: nx.MultiDiGraph, node, op, args: list) -> None:
@@ -186,6 +221,8 @@ def _check_dtype(graph: nx.MultiDiGraph, node, op, args: list) -> None:
     dtypes = {graph.nodes[a].get(ir.DTYPE) for a in args}
     if len(dtypes) == 1 and found not in dtypes:
         (expected,) = dtypes
+        if ir.EXPR in graph.nodes[node] and _widens(expected, found):
+            return  # a kernel whose float numbers were inlined (argmax * 1.0) computes in floats
         raise GraphError(
             f"{_where(graph, node)}: declared dtype {found} but its operands are all {expected}; "
             f"declare it {expected} (an op computes in its operands' dtype)"

@@ -41,7 +41,7 @@ def assert_same_graph(a: nx.MultiDiGraph, b: nx.MultiDiGraph) -> None:
 def kitchen_sink() -> gc.Graph:
     """A graph touching every kind of attr value: arrays, infinities, tuples, symbols, None."""
     g = gc.Graph("sink")
-    x = g.input("x", shape=("N", 3))
+    x = g.input("x", shape=("N", 3), dtype="float32")  # one float dtype: a mix is an error
     W = g.param("W", shape=(3, 4), dtype="float32")
     table = g.const(np.array([[1.0, -np.inf], [np.nan, 2.5]]), name="table")
     h = gc.leaky_relu(x @ gc.identity(W), alpha=0.2)

@@ -22,8 +22,9 @@ from .. import ir
 from .. import schedule as plan
 from ..errors import GraphError, describe
 from ..ops.base import OPS, custom_ops, definition, freeze, op_for
+from ..ops.printing import guard_poles
 from .backend import NUMPY, Backend
-from .kernel import repeats
+from .kernel import repeats, shared_parts
 from .naming import RESERVED, Namespace
 from .parallel import print_group
 
@@ -333,6 +334,18 @@ class Module:
             mapping[dim] = sympy.Symbol(self.dim(dim), positive=True)
         return expr.xreplace(mapping)
 
+    def passed_through(self, node: str) -> str | None:
+        """The operand an elementwise node's expression is, unchanged (``a * 1.0``), if any."""
+        data, args = self.graph.nodes[node], ir.operands(self.graph, node)
+        if ir.EXPR in data:
+            expr, symbols = data[ir.EXPR]
+        else:
+            lam = definition(op_for(self.graph, data[ir.OP], node), freeze(data[ir.ATTRS]))
+            expr, symbols = lam.expr, lam.variables
+        consts = {s: self.symbol(a) for s, a in zip(symbols, args) if self.is_scalar_const(a)}
+        expr = expr.xreplace(consts)
+        return next((a for s, a in zip(symbols, args) if expr == s and s not in consts), None)
+
     def statement(self, node: str, donors: frozenset[str]) -> list[str]:
         """The line(s) computing ``node``.
 
@@ -348,6 +361,11 @@ class Module:
         comment = f"  # {node!r} {data[ir.OP]}{_note(kink)}"
         target = self.ident(node)
         op = op_for(self.graph, data[ir.OP], node)
+        through = self.passed_through(node) if op.elementwise else None
+        if through is not None and self.graph.nodes[through][ir.DTYPE] != data[ir.DTYPE]:
+            # argmax(x) * 1.0 is argmax's value in the node's dtype: a converted copy, not argmax's array
+            dtype = f"{self.numpy}.{data[ir.DTYPE]}"
+            return [f"{target} = {self.numpy}.array({self.atom(through)}, dtype={dtype}){comment}"]
         if op.elementwise and data[ir.SHAPE]:
             lines, formula = self._kernel(node, donors, target)
             lines = [line for line in lines if line != f"{target} = {target}"]  # the buffer keeps its name
@@ -362,8 +380,8 @@ class Module:
                 lines = [line.replace("{out}", target) for line in text]
                 return [lines[0] + comment] + lines[1:]
             return [f"{target} = {text}{comment}"]
-        expr = self.fused_expression(node, ir.operands(self.graph, node))
-        shared, (reduced,) = sympy.cse(expr, symbols=sympy.numbered_symbols("_t"), optimizations=None)
+        expr = guard_poles(self.fused_expression(node, ir.operands(self.graph, node)))  # before cse splits a clamp
+        shared, reduced = shared_parts(expr)
         lines = [f"{name} = {self.backend.expression(part, data[ir.DTYPE])}" for name, part in shared]
         temporaries = ", ".join(str(name) for name, _ in shared)
         lines.append(f"{target} = {self.backend.expression(reduced, data[ir.DTYPE])}{comment}")

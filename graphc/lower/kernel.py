@@ -21,6 +21,7 @@ import sympy
 
 from .. import shapes
 from ..ops.functions import STABLE_FORMS, logaddexp, stable_form
+from ..ops.printing import guard_poles
 from .printer import print_expr
 
 __all__ = ["kernel_lines", "repeats"]
@@ -216,6 +217,34 @@ def repeats(expr: sympy.Expr) -> bool:
     return False
 
 
+class _HeldAbs(sympy.Function):
+    """``Abs`` that ``shared_parts`` holds unevaluated while it names the shared parts."""
+
+    nargs = 1
+
+
+def shared_parts(expr: sympy.Expr) -> tuple[list[tuple[sympy.Symbol, sympy.Expr]], sympy.Expr]:
+    """``sympy.cse`` of ``expr``: (name, part) pairs in order, and the reduced expression.
+
+    cse rebuilds each expression around the names it gives, and a name knows nothing
+    of the part it stands for (that ``0.9 sigmoid(p) + 0.05`` is positive). sympy then
+    re-evaluates ``Abs(log(t)**p)`` over a ``t`` it cannot show real as
+    ``sqrt(conjugate(...) * ...)``, which has no numpy form (and is not ``abs``). Every
+    ``Abs`` is held as it was written while the names are made.
+
+    >>> x = sympy.Symbol("x", real=True)
+    >>> shared_parts(sympy.exp(x) * sympy.Abs(sympy.exp(x) - 2))
+    ([(_t0, exp(x))], _t0*Abs(_t0 - 2))
+    """
+    held = expr.replace(sympy.Abs, _HeldAbs)
+    shared, (reduced,) = sympy.cse(held, symbols=sympy.numbered_symbols("_t"), optimizations=None)
+
+    def release(e: sympy.Expr) -> sympy.Expr:
+        return e.replace(_HeldAbs, lambda a: sympy.Abs(a, evaluate=False))
+
+    return [(name, release(part)) for name, part in shared], release(reduced)
+
+
 def _parenthesized(text: str) -> str:
     return text if text.replace(".", "").replace("_", "").isalnum() else f"({text})"
 
@@ -230,8 +259,9 @@ def kernel_lines(expr: sympy.Expr, target: str, leaf_shapes: dict[sympy.Symbol, 
     ``shape`` and ``shape_text`` are the result's shape and its printed form, ``dtype`` its dtype (a result that
     is a number, or whose operands broadcast to less, is widened to it).
     """
+    expr = guard_poles(expr)  # a clamped log never computes log(0)
     if repeats(expr):
-        shared, (reduced,) = sympy.cse(expr, symbols=sympy.numbered_symbols("_t"), optimizations=None)
+        shared, reduced = shared_parts(expr)
     else:  # cse costs milliseconds; most kernels have nothing to share
         shared, reduced = [], expr
     parts = [p for _, p in shared] + [reduced]

@@ -25,6 +25,7 @@ import sympy
 
 from .. import ir
 from ..errors import GraphError
+from .functions import where
 
 __all__ = ["Op", "OPS", "OpRegistry", "register", "seal", "get_op", "op_for", "custom_ops", "with_custom_op",
            "definition", "local_partials", "freeze", "const_number", "select_steps"]
@@ -303,12 +304,13 @@ def select_steps(partial: sympy.Expr) -> sympy.Expr:
     A kink convention says "the derivative is 0 where a branch is not taken" (a clamp's
     flat side): ``Heaviside(c, 1) * (1 - y)/(1 - p)`` must be 0 where ``c < 0``, even where
     ``1/(1 - p)`` is infinite, and 0 * inf is NaN. So such a product becomes
-    ``Piecewise((factor, c >= 0), (0, True))``, which selects. A polynomial factor (relu's
+    ``Piecewise((factor, c >= 0), (0, True))``, which selects, and whose factor divides by
+    1 where ``c < 0`` (numpy computes the discarded branch too). A polynomial factor (relu's
     ``g * Heaviside(z, 1)``) is finite wherever its operands are, and stays a product.
 
     >>> p, y = sympy.symbols("p y", real=True)
     >>> select_steps(sympy.Heaviside(sympy.log(p) + 100, 1) * y / p)
-    Piecewise((y/p, log(p) >= -100), (0, True))
+    Piecewise((y/where(log(p) + 100 >= 0, p, 1), log(p) >= -100), (0, True))
     >>> select_steps(y * sympy.Heaviside(p, 1))
     y*Heaviside(p, 1)
     """
@@ -323,12 +325,26 @@ def select_steps(partial: sympy.Expr) -> sympy.Expr:
         at = steps[0].args[1] if len(steps[0].args) > 1 else sympy.S.Half  # sympy's value at 0
         factor = selected(factor)
         if at == 1:
-            return sympy.Piecewise((factor, arg >= 0), (0, True))
+            return sympy.Piecewise((_divisors_read_where(factor, arg >= 0), arg >= 0), (0, True))
         if at == 0:
-            return sympy.Piecewise((factor, arg > 0), (0, True))
-        return sympy.Piecewise((factor, arg > 0), (at * factor, sympy.Eq(arg, 0)), (0, True))
+            return sympy.Piecewise((_divisors_read_where(factor, arg > 0), arg > 0), (0, True))
+        return sympy.Piecewise((_divisors_read_where(factor, arg > 0), arg > 0),
+                               (at * _divisors_read_where(factor, sympy.Eq(arg, 0)), sympy.Eq(arg, 0)), (0, True))
 
     return partial.replace(lambda e: e.is_Mul and any(isinstance(f, sympy.Heaviside) for f in e.args), selected)
+
+
+def _divisors_read_where(factor: sympy.Expr, condition) -> sympy.Expr:
+    """``factor`` with each divisor read as 1 where ``condition`` fails (the safe operand).
+
+    numpy's ``where`` computes both branches: the branch a selection discards must not
+    divide by zero (a warning, an error under ``errstate(all="raise")``). Where the
+    condition holds, every value is the one written.
+    """
+    def guarded(power):
+        return sympy.Pow(where(condition, power.base, 1), power.exp)
+
+    return factor.replace(lambda e: e.is_Pow and e.exp.is_Number and e.exp.is_negative, guarded)
 
 
 def _through_output(partial: sympy.Expr, body: sympy.Expr) -> sympy.Expr:

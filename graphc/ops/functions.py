@@ -80,3 +80,35 @@ def stable_form(expr: sympy.Expr) -> sympy.Expr | None:
 
 
 __all__ = ["sigmoid", "softplus", "logaddexp", "STABLE_FORMS", "stable_form"]
+
+
+class where(sympy.Function):  # noqa: N801
+    """``where(c, a, b)``: a where the condition c holds, else b, as ``numpy.where``.
+
+    A form to print, never evaluated (but for a condition sympy has decided) or folded:
+    unlike ``Piecewise``, which sympy pushes into powers (``1/Piecewise((p, c), (1, True))``
+    becomes ``Piecewise((1/p, c), (1, True))``), it keeps a safe operand where it was put (``ops.base.select_steps``).
+    Its derivative is taken branch by branch (the condition is piecewise constant).
+    """
+
+    nargs = 3
+
+    @classmethod
+    def eval(cls, condition, a, b):
+        if condition is sympy.true:  # a condition sympy decided (Eq(p, 0) of a positive p)
+            return a
+        if condition is sympy.false:
+            return b
+        return None
+
+    def _eval_derivative(self, s):
+        condition, a, b = self.args
+        return where(condition, a.diff(s), b.diff(s))
+
+    # a selection between real arrays (graphc's values are real): real, so Max can compare it
+    # even where its branches read names cse made, which know nothing of the parts they stand for
+    def _eval_is_real(self):
+        return True
+
+    def _eval_is_extended_real(self):
+        return True

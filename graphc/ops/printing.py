@@ -15,14 +15,17 @@ custom op can check that the op and its derivatives print as numpy over arrays
 
 from __future__ import annotations
 
+import functools
+
 import sympy
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE
 
 from ..errors import GraphError
-from .functions import stable_form
+from .functions import stable_form, where
 
-__all__ = ["GraphcPrinter", "FormulaPrinter", "print_expr", "print_formula", "check_printable", "unprintable_part"]
+__all__ = ["GraphcPrinter", "FormulaPrinter", "print_expr", "print_formula", "check_printable", "unprintable_part",
+           "guard_poles"]
 
 
 class GraphcPrinter(NumPyPrinter):
@@ -103,6 +106,10 @@ class GraphcPrinter(NumPyPrinter):
     def _print_logaddexp(self, expr):
         return f"{self._np('logaddexp')}({', '.join(self._print(a) for a in expr.args)})"
 
+    def _print_where(self, expr):
+        condition, a, b = expr.args
+        return f"{self._np('where')}({self._print(condition)}, {self._branch(a)}, {self._branch(b)})"
+
     def _print_sign(self, expr):
         return f"{self._np('sign')}({self._print(expr.args[0])})"
 
@@ -115,6 +122,86 @@ def _irrational_number(expr) -> bool:
     """A real number sympy keeps exact but not as a ratio of ints (sqrt(5), exp(2), pi)."""
     return (isinstance(expr, sympy.Expr) and expr.is_number and not expr.is_Rational
             and not expr.is_Float and expr.is_real is True)
+
+
+def _poles() -> dict:
+    from sympy.codegen.cfunctions import log1p
+
+    return {sympy.log: (0, 1), log1p: (-1, 0)}  # function: (its argument at -inf, an argument it takes safely)
+
+
+POLES = _poles()
+
+
+def _pole_of(e) -> tuple | None:
+    """(argument, pole, safe argument) of a log or log1p not yet guarded, else None."""
+    if getattr(e, "func", None) in POLES and len(e.args) == 1 and not isinstance(e.args[0], where):
+        return (e.args[0], *POLES[e.func])
+    return None
+
+
+def _safe(e, u, pole, safe):
+    """``e``'s function of ``u`` read where ``u`` is not its pole (``safe`` there): no -inf."""
+    return e.func(where(sympy.Ne(u, pole), u, safe))
+
+
+def _clamp(e):
+    """``Max(c, log(u))`` as ``c`` where ``u`` is the pole, else ``Max(c, log(u read safely))``."""
+    numbers = [a for a in e.args if a.is_Number and a.is_finite]
+    others = [a for a in e.args if a not in numbers]
+    if len(e.args) != 2 or len(numbers) != 1 or _pole_of(others[0]) is None:
+        return None
+    (c,), (f,) = numbers, others
+    u, pole, safe = _pole_of(f)
+    return where(sympy.Eq(u, pole), c, e.func(c, _safe(f, u, pole, safe)))
+
+
+def _comparison(e):
+    """``log(u) >= c`` as its value at -inf where ``u`` is the pole, else over ``u`` read safely."""
+    offset, f = (e.lhs - e.rhs).as_coeff_Add()  # log(p) + 100 >= 0 is log(p) >= -100
+    if not (offset.is_finite and _pole_of(f) is not None):
+        return None
+    u, pole, safe = _pole_of(f)
+    away = e.func(_safe(f, u, pole, safe), -offset)
+    if e.func(-sympy.oo, -offset) == sympy.true:
+        return sympy.Or(sympy.Eq(u, pole), away)
+    return sympy.And(sympy.Ne(u, pole), away)
+
+
+@functools.lru_cache(maxsize=4096)
+def guard_poles(expr: sympy.Expr) -> sympy.Expr:
+    """``expr`` with every clamped log read away from its pole: same values, no log(0).
+
+    A clamp such as bce's ``Max(-100, log(p))`` is declared finite at p = 0, and its
+    derivative selects on ``log(p) >= -100``; printed as written, both compute log(0)
+    (numpy's divide warning, an error under ``errstate(all="raise")``) only for the clamp
+    to discard it. Here the log reads a safe argument where its own is the pole and the
+    clamp takes its bound there, so the values are exactly those of the expression as
+    written (NaN stays NaN: only the pole itself is read elsewhere).
+
+    >>> p = sympy.Symbol("p", real=True)
+    >>> guard_poles(sympy.Max(-100, sympy.log(p)))
+    where(Eq(p, 0), -100, Max(-100, log(where(Ne(p, 0), p, 1))))
+    >>> guard_poles(sympy.log(p) >= -100)
+    Ne(p, 0) & (log(where(Ne(p, 0), p, 1)) >= -100)
+    """
+    def rewrite(e):
+        if isinstance(e, (sympy.Max, sympy.Min)):
+            return _clamp(e)
+        if isinstance(e, sympy.core.relational.Relational):
+            return _comparison(e)
+        return None
+
+    def walk(e):
+        if not isinstance(e, sympy.Basic) or not e.args or not e.has(*POLES):
+            return e  # only the parts holding a log are rebuilt
+        args = [walk(a) for a in e.args]
+        # Abs re-evaluated over an argument sympy cannot show real is sqrt(conjugate(z) z): keep it as written
+        e = sympy.Abs(*args, evaluate=False) if isinstance(e, sympy.Abs) else e.func(*args)
+        new = rewrite(e)
+        return e if new is None else new
+
+    return walk(expr)
 
 
 _PRINTERS: dict[str, GraphcPrinter] = {"float64": GraphcPrinter()}  # one per dtype
@@ -135,7 +222,7 @@ def print_expr(expr: sympy.Expr, dtype: str = "float64") -> str:
     printer = _PRINTERS.get(dtype)
     if printer is None:
         printer = _PRINTERS[dtype] = GraphcPrinter(dtype=dtype)
-    return printer.doprint(expr)
+    return printer.doprint(guard_poles(expr))
 
 
 class FormulaPrinter(GraphcPrinter):

@@ -191,6 +191,12 @@ def _sweep(out: nx.MultiDiGraph, keep: set[str], stats: Stats) -> int:
         leaves = list(region.leaves)
         symbols = tuple(sympy.Symbol(f"a{k}", real=True) for k in range(len(leaves)))
         expr = _shorter(expr.xreplace({region.leaves[leaf]: s for leaf, s in zip(leaves, symbols)}))
+        if _passes_through(out, root, expr, symbols, leaves):
+            # (p - p)**2 + p is p: an alias says so, and the schedule copies an alias it
+            # returns; a kernel printed as `loss = p` would hand out p's own buffer
+            editor.rewrite(root, "identity", [leaves[symbols.index(expr)]])
+            editor.remove(region.members[1:])
+            continue
         editor.rewrite(root, "fused", leaves, {"kink": "; ".join(region.kinks)}, expr=(expr, symbols),
                        size=region.size, mark="fused" if len(region.members) > 1 else None)
         editor.remove(region.members[1:])  # their work is in the root's expression now
@@ -198,6 +204,14 @@ def _sweep(out: nx.MultiDiGraph, keep: set[str], stats: Stats) -> int:
             stats.count("fuse", "fused", len(region.members) - 1)
             merged += len(region.members) - 1
     return merged
+
+
+def _passes_through(graph: nx.MultiDiGraph, root: str, expr: sympy.Expr, symbols: tuple, leaves: list) -> bool:
+    """Whether the region's value is one of its operands, unchanged in shape and dtype."""
+    if expr not in symbols:
+        return False
+    leaf, data = graph.nodes[leaves[symbols.index(expr)]], graph.nodes[root]
+    return tuple(leaf[ir.SHAPE]) == tuple(data[ir.SHAPE]) and leaf[ir.DTYPE] == data[ir.DTYPE]
 
 
 def _numbers_first(graph: nx.MultiDiGraph) -> None:

@@ -250,6 +250,8 @@ def _simplify_region(graph: nx.MultiDiGraph, region: list[str]) -> bool:
         return False
     if plan.ops >= len(region):
         return False
+    if isinstance(ref, str) and graph.nodes[ref][ir.DTYPE] != graph.nodes[root][ir.DTYPE]:
+        return False  # argmax(x) * 1.0 is not argmax(x): the product is a float
     root_shape = tuple(graph.nodes[root][ir.SHAPE])
     if plan.shape(ref) != root_shape:
         if not (isinstance(ref, int) and plan.steps[ref][0] == "const"):

@@ -574,6 +574,8 @@ def _where(net: Net) -> Value | None:
         return None
     a = net.partner(c)
     b = net.partner(c)
+    if not broadcasts(a.shape, b.shape):  # each broadcasts with c, not always with the other
+        b = net.param(())
     return net.add(f"gc.where({c.var} > 0, {a.var}, {b.var})", "where", c.depends or a.depends or b.depends)
 
 
@@ -582,7 +584,7 @@ def _argmax(net: Net) -> Value | None:
     if a is None:
         return None
     axis = net.draw(st.sampled_from(list(range(-1, len(a.shape)))))
-    # as a condition: argmax * 1.0 would meet the simplifier's x * 1 -> x, which keeps int64
+    # as a condition (argmax * 1.0 itself is tested in tests/test_trust_regressions.py)
     return net.add(f"gc.where(gc.argmax(gc.stop_gradient({a.var}), axis={axis}) > 0, 1.0, -1.0)", "argmax", False)
 
 
