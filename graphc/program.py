@@ -48,6 +48,12 @@ class Program:
         self._sources = ir.sources(declared)
         params = set(declared.graph[ir.PARAMS])
         self._param_positions = [k for k, name in enumerate(self._sources) if name in params]
+        # what every call needs, worked out once: a training loop calls these thousands of times
+        self._outputs = tuple(declared.graph[ir.OUTPUTS])
+        self._gradient = self.has_gradient
+        if plan.joint is not None:
+            dtype = np.dtype(self.forward_graph.nodes[self.target][ir.DTYPE])
+            self._one = dtype.type(1.0)  # the cotangent of a scalar output: a numpy scalar of its dtype
 
     @property
     def forward_graph(self) -> nx.MultiDiGraph:
@@ -109,8 +115,7 @@ class Program:
     def forward(self, feeds: Mapping) -> dict[str, np.ndarray]:
         """The graph's outputs for ``feeds`` (inputs and params by name)."""
         arrays = self._check_feeds(feeds)
-        values = self.module.forward_pass(*arrays)
-        return {name: np.asarray(v) for name, v in zip(self.outputs, values)}
+        return dict(zip(self._outputs, map(np.asarray, self.module.forward_pass(*arrays))))
 
     def __call__(self, **feeds) -> dict[str, np.ndarray]:
         return self.forward(feeds)
@@ -132,23 +137,19 @@ class Program:
         Every returned array is the caller's own.
         """
         arrays = self._check_feeds(feeds)
-        if seed is None and not self.has_gradient:
+        if seed is None and not self._gradient:
             scalar_output(self.forward_graph, self.of)  # raises the explanation
         if self.plan.joint is None:  # nothing to differentiate
             outputs = self.module.forward_pass(*arrays)
-            return {name: np.asarray(v) for name, v in zip(self.outputs, outputs)}, {}
+            return dict(zip(self._outputs, map(np.asarray, outputs))), {}
         outputs, saved = self.module.train_forward(*arrays)
-        value = outputs[self.outputs.index(self.target)]
-        dtype = self.forward_graph.nodes[self.target][ir.DTYPE]
         if seed is None:  # a scalar output: a numpy scalar of its dtype, as sgd_step passes
-            cotangent = np.dtype(dtype).type(1.0)
+            cotangent = self._one
         else:
-            cotangent = check_seed(seed, np.shape(value), self.target, dtype)
+            value = outputs[self._outputs.index(self.target)]
+            cotangent = check_seed(seed, np.shape(value), self.target, self._one.dtype.name)
         grads = self.module.backward_pass(saved, cotangent)
-        return (
-            {name: np.asarray(v) for name, v in zip(self.outputs, outputs)},
-            {name: np.asarray(v) for name, v in zip(self.wrt, grads)},
-        )
+        return dict(zip(self._outputs, map(np.asarray, outputs))), dict(zip(self.wrt, map(np.asarray, grads)))
 
     def sgd_step(self, feeds: Mapping, lr: float = 0.01) -> dict[str, np.ndarray]:
         """One step of SGD, the lecture's update W <- W - lr dL/dW, in place; returns the outputs.
@@ -162,20 +163,21 @@ class Program:
         """
         lr = check_step_size(lr)
         arrays = self._check_feeds(feeds)
+        sources = self._sources
         for k in self._param_positions:  # a converted copy would be updated instead of the caller's array
-            if arrays[k] is not feeds[self._sources[k]] or not arrays[k].flags.writeable:
+            if not arrays[k].flags.writeable or arrays[k] is not feeds[sources[k]]:
                 name = self._sources[k]
                 raise FeedError(
                     f"param {name!r} must be a writable {self.graph.nodes[name][ir.DTYPE]} numpy array to be "
                     f"updated in place, found {type(feeds[name]).__name__}; pass numpy.asarray(value, dtype=float)"
                 )
         if self.plan.joint is None:  # nothing to learn
-            return dict(zip(self.outputs, (np.asarray(v) for v in self.module.forward_pass(*arrays))))
+            return dict(zip(self._outputs, map(np.asarray, self.module.forward_pass(*arrays))))
         if self.plan.sgd is None:
             raise GradientError(
                 f"program {self.name!r} has no SGD step: it needs a scalar output and wrt naming params only"
             )
-        return dict(zip(self.outputs, self.module.sgd_step(*arrays, lr)))
+        return dict(zip(self._outputs, self.module.sgd_step(*arrays, lr)))
 
     def train_step(self, optimizer):
         """``step(feeds) -> loss``: forward, backward and ``optimizer``'s update of every

@@ -151,16 +151,18 @@ class Update:
 
 @dataclass(frozen=True)
 class StepPlan:
-    """``sgd_step``: train_forward, backward_pass with cotangent 1, then every update.
+    """``sgd_step``: train_forward, backward_pass with cotangent ``lr``, then every update.
 
-    All-or-nothing: every new value is computed first (a bad ``lr``, a floating-point
-    error under ``numpy.errstate(all="raise")`` stop the step there, no param changed),
-    then copied into the params, which cannot fail. It holds every gradient at once:
-    memory for one more copy of the params than a step that updates as it goes.
+    The backward pass is linear in its cotangent: seeded with ``lr`` it returns
+    ``lr * grad``, so each update is one subtraction. All-or-nothing: every new value is
+    computed first (a floating-point error under ``numpy.errstate(all="raise")`` stops
+    the step there, no param changed), then copied into the params, which cannot fail.
+    It holds every gradient at once: memory for one more copy of the params than a step
+    that updates as it goes (the floor of its peak is the sum of the gradients' sizes).
     """
 
     args: tuple[str, ...]  # the sources, as train_forward takes them
-    seed: str  # the cotangent's node: bound to 1
+    seed: str  # the cotangent's node: bound to lr
     updates: tuple[Update, ...]
 
 
