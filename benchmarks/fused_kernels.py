@@ -1,0 +1,145 @@
+#!/usr/bin/env python
+"""Would a fused-kernel library beat numpy on the elementwise case? Measure it.
+
+Usage::
+
+    python benchmarks/fused_kernels.py [--repeats 9]
+
+The elementwise case of ``benchmarks/run.py`` (``X`` 512x4096, ``z = X*a + c`` then
+silu, tanh, exp, log1p, square, sin and the mean, with the gradients for ``a`` and
+``c``) is computed three ways, one thread each, interleaved round-robin:
+
+* numpy, hand-written (``handwritten.grads_elementwise``: in-place ufuncs, three buffers);
+* numexpr (if installed): each fused region one ``numexpr.evaluate`` over cache-sized
+  blocks, the same regions graphc's fusion pass makes;
+* numba (if installed): the whole forward and backward as one compiled loop over the
+  elements (one pass over memory), its compile time reported apart.
+
+Each contender's loss and gradients are checked against numpy's before timing. A
+contender that is not installed is listed with the reason. Nothing here is needed by
+graphc; it decides whether a fused lowering is worth having.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import harness  # noqa: E402  (before numpy: one BLAS thread)
+
+BLAS_REPORT = harness.limit_blas_threads(1)
+os.environ["NUMBA_NUM_THREADS"] = "1"
+
+import handwritten as hw  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def numexpr_grads(numexpr):
+    numexpr.set_num_threads(1)
+
+    def ev(expression, out=None, **names):  # the operands named explicitly, not read from the frame
+        return numexpr.evaluate(expression, local_dict=names, out=out)
+
+    def grads(feeds, params):
+        x, a, c = feeds["x"], params["a"], params["c"]
+        n = x.size
+        z = ev("x * a + c", x=x, a=a, c=c)
+        s = ev("1 / (1 + exp(-z))", z=z)
+        d = ev("s * (1 + z * (1 - s))", s=s, z=z)                  # silu'
+        v = ev("tanh(z * s)", out=z, z=z, s=s)
+        d = ev("d * (1 - v**2) * exp(v) / (1 + exp(v))", out=d, d=d, v=v)
+        p = ev("log1p(exp(v))", out=s, v=v)
+        loss = float(ev("sum(sin(p**2))", p=p)) / n
+        d = ev("d * 2 * p * cos(p**2) / n", out=d, d=d, p=p, n=float(n))
+        dc = d.sum(axis=0)
+        da = ev("d * x", out=d, d=d, x=x).sum(axis=0)
+        return loss, {"a": da, "c": dc}
+
+    return grads
+
+
+def numba_grads(numba):
+    import math
+
+    @numba.njit(fastmath=False, cache=False)
+    def kernel(x, a, c):
+        rows, cols = x.shape
+        da, dc = np.zeros(cols), np.zeros(cols)
+        total = 0.0
+        for i in range(rows):
+            for j in range(cols):
+                z = x[i, j] * a[j] + c[j]
+                s = 1.0 / (1.0 + math.exp(-z))
+                v = math.tanh(z * s)
+                w = math.exp(v)
+                p = math.log1p(w)
+                q = p * p
+                total += math.sin(q)
+                d = s * (1.0 + z * (1.0 - s)) * (1.0 - v * v) * w / (1.0 + w) * 2.0 * p * math.cos(q)
+                dc[j] += d
+                da[j] += d * x[i, j]
+        return total, da, dc
+
+    def grads(feeds, params):
+        n = feeds["x"].size
+        total, da, dc = kernel(feeds["x"], params["a"], params["c"])
+        return total / n, {"a": da / n, "c": dc / n}
+
+    return grads
+
+
+def _agreement(reference, result):
+    loss, grads = result
+    worst = abs(loss - reference[0]) / abs(reference[0])
+    for name, ref in reference[1].items():
+        worst = max(worst, float(np.max(np.abs(grads[name] - ref)) / np.max(np.abs(ref))))
+    return worst
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=9)
+    args = parser.parse_args(argv)
+    feeds, params = hw.make_elementwise(np.random.default_rng(0))
+    reference = hw.grads_elementwise(feeds, params)
+    contenders = {"numpy (hand-written)": hw.grads_elementwise}
+    notes = []
+    for name, make in (("numexpr", numexpr_grads), ("numba", numba_grads)):
+        try:
+            module = __import__(name)
+        except ImportError as error:
+            notes.append(f"{name}: not installed ({error})")
+            continue
+        grads = make(module)
+        t0 = time.perf_counter()
+        result = grads(feeds, params)  # numba compiles here
+        first = time.perf_counter() - t0
+        error = _agreement(reference, result)
+        if not error < 1e-9:
+            notes.append(f"{name} {module.__version__}: disagrees with numpy (rel. {error:.1e}), not timed")
+            continue
+        extra = f", vml {module.use_vml}" if name == "numexpr" else ""
+        notes.append(f"{name} {module.__version__}: agrees with numpy to {error:.1e}; first call {first:.2f} s{extra}")
+        contenders[name] = grads
+    calls = {name: (lambda fn=fn: fn(feeds, params)) for name, fn in contenders.items()}
+    times = harness.round_robin(calls, repeats=args.repeats, warmup=1)
+    base = harness.median(times["numpy (hand-written)"])
+    rows = [{"contender": name, "median (ms)": f"{harness.median(ts) * 1e3:.1f}",
+             "min/max (ms)": f"{min(ts) * 1e3:.1f}/{max(ts) * 1e3:.1f}",
+             "ratio to numpy": f"{harness.median(ts) / base:.2f}"} for name, ts in times.items()]
+    print(BLAS_REPORT)
+    print(f"elementwise case, value and gradients, {args.repeats} interleaved rounds, one thread\n")
+    print(harness.format_table(rows))
+    print()
+    for note in notes:
+        print("- " + note)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
