@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
+import re
 import sys
 import time
 
@@ -93,6 +95,19 @@ def numba_grads(numba):
     return grads
 
 
+HEADING = "## Fused kernels"
+
+
+def write_section(path, text):
+    """Put ``text`` (starting with HEADING) in place of the file's section, or append it."""
+    previous = open(path).read() if os.path.exists(path) else ""
+    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
+    fresh = pattern.sub(lambda _: text + "\n", previous) if pattern.search(previous) else \
+        previous.rstrip("\n") + "\n\n" + text + "\n"
+    with open(path, "w") as fh:
+        fh.write(fresh)
+
+
 def _agreement(reference, result):
     loss, grads = result
     worst = abs(loss - reference[0]) / abs(reference[0])
@@ -104,6 +119,8 @@ def _agreement(reference, result):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--output", default=os.path.join(HERE, "results.md"),
+                        help="markdown file whose section HEADING is replaced (or appended)")
     args = parser.parse_args(argv)
     feeds, params = hw.make_elementwise(np.random.default_rng(0))
     reference = hw.grads_elementwise(feeds, params)
@@ -132,12 +149,18 @@ def main(argv=None):
     rows = [{"contender": name, "median (ms)": f"{harness.median(ts) * 1e3:.1f}",
              "min/max (ms)": f"{min(ts) * 1e3:.1f}/{max(ts) * 1e3:.1f}",
              "ratio to numpy": f"{harness.median(ts) / base:.2f}"} for name, ts in times.items()]
-    print(BLAS_REPORT)
-    print(f"elementwise case, value and gradients, {args.repeats} interleaved rounds, one thread\n")
-    print(harness.format_table(rows))
-    print()
-    for note in notes:
-        print("- " + note)
+    section = "\n".join([
+        HEADING, "",
+        f"Produced by `python benchmarks/fused_kernels.py --repeats {args.repeats}` on "
+        f"{time.strftime('%Y-%m-%d %H:%M')}: Python {platform.python_version()}, numpy {np.__version__}, "
+        f"{platform.machine()} with {os.cpu_count()} CPU(s); {BLAS_REPORT}. The elementwise case's value "
+        "and gradients, one thread, interleaved rounds.", "",
+        harness.format_table(rows), "",
+        *[f"- {note}" for note in notes], "",
+    ])
+    print(section)
+    write_section(args.output, section)
+    print(f"written to {args.output}")
     return 0
 
 

@@ -23,6 +23,8 @@ For every case this
    * hand grads: ``handwritten.grads_<case>(feeds, params)``, the same code
      returning its gradients;
    * value_and_grad: ``prog.value_and_grad(feeds_and_params)``;
+   * torch step and torch grads: the same in PyTorch (``peers.py``), when it is
+     installed and agrees with the hand-written step (else a note says why not);
 
 4. measures the peak memory of one call of each with ``tracemalloc``.
 
@@ -60,6 +62,8 @@ import handwritten as hw  # noqa: E402
 import numpy as np  # noqa: E402
 
 LR = 0.01
+# sections other scripts write into the same file (benchmarks/compile_time.py, fused_kernels.py)
+KEPT_SECTIONS = ("\n## Compile time", "\n## Fused kernels")
 CASE_NAMES = list(hw.CASES)
 
 
@@ -241,6 +245,25 @@ def _step_disagreement(prog, step, feeds, params0):
 AGREE = 1e-9  # relative: the same computation up to rounding; beyond it graphc is not timed
 
 
+def _add_peer(case, feeds, params0, step, grads_fn, contenders):
+    """Add PyTorch's step and gradients to ``contenders`` when it is installed and agrees
+    with the hand-written numpy; return a note saying what happened."""
+    try:
+        import peers
+
+        torch_step, torch_grads, version = peers.contenders(case, feeds, params0, LR)
+    except ImportError as exc:
+        return f"{case}: torch n/a: not installed ({exc})"
+    hand_loss, hand_grads = grads_fn(_copy(feeds), _copy(params0))
+    loss, grads = torch_grads()
+    agreement, worst = _compare(hand_loss, hand_grads, {"loss": loss}, grads)
+    if not worst <= AGREE:
+        return f"{case}: torch not timed: it disagrees with the hand-written step ({agreement})"
+    contenders["torch step"] = torch_step
+    contenders["torch grads"] = torch_grads
+    return f"{case}: {version} vs hand-written: {agreement}"
+
+
 def _spread(name, times):
     med = harness.median(times)
     return f"{name} {min(times) * 1e3:.4g}/{med * 1e3:.4g}/{max(times) * 1e3:.4g} ms"
@@ -294,9 +317,14 @@ def run_case(case, gc, gc_error, repeats, warmup, seed):
             if os.environ.get("GRAPHC_BENCH_TRACEBACK"):
                 traceback.print_exc()
 
+    peer_note = _add_peer(case, feeds, params0, step, grads_fn, contenders)
+    if peer_note:
+        notes.append(peer_note)
+
     number = harness.calibrate_number(hand_step, target=0.005)
     times = harness.round_robin(contenders, repeats=repeats, warmup=warmup, number=number)
-    mem = {name: harness.peak_memory(fn) for name, fn in contenders.items()}
+    # tracemalloc sees numpy's buffers, not those of PyTorch's own allocator: no memory for it
+    mem = {name: harness.peak_memory(fn) for name, fn in contenders.items() if not name.startswith("torch")}
     med = {name: harness.median(ts) for name, ts in times.items()}
 
     def ratio(mine, theirs, values):
@@ -308,6 +336,8 @@ def run_case(case, gc, gc_error, repeats, warmup, seed):
         "sgd_step / hand": ratio("sgd_step", "hand step", med),
         "hand grads (ms)": f"{med['hand grads'] * 1e3:.4g}",
         "value_and_grad / hand": ratio("value_and_grad", "hand grads", med),
+        "torch step / hand": ratio("torch step", "hand step", med),
+        "torch grads / hand": ratio("torch grads", "hand grads", med),
         "compile (s)": f"{compile_s:.3g}" if compile_s is not None else "n/a",
         "memory sgd_step / hand": ratio("sgd_step", "hand step", mem),
         "memory value_and_grad / hand": ratio("value_and_grad", "hand grads", mem),
@@ -372,8 +402,9 @@ def main(argv=None):
     if os.path.exists(args.output):
         with open(args.output) as fh:
             previous = fh.read()
-        if "\n## Compile time" in previous:
-            kept = previous[previous.index("\n## Compile time"):]
+        starts = [previous.index(h) for h in KEPT_SECTIONS if h in previous]
+        if starts:
+            kept = previous[min(starts):]
     with open(args.output, "w") as fh:
         fh.write("# graphc benchmark results\n\n")
         fh.write("Produced by `python benchmarks/run.py"
@@ -386,8 +417,10 @@ def main(argv=None):
         fh.write("Medians of per-call wall time. `sgd_step / hand` is graphc's `Program.sgd_step` "
                  "against the hand-written step with its in-place SGD update; `value_and_grad / hand` "
                  "is `Program.value_and_grad` against the same hand-written code returning its "
-                 "gradients. Below 1 means graphc is faster or leaner. Peak memory is the "
-                 "tracemalloc peak of one call (MB in the notes).\n\n")
+                 "gradients; the torch columns are the same step and gradients in PyTorch (eager, "
+                 "autograd, one thread) when it is installed. Below 1 means faster or leaner. Peak "
+                 "memory is the tracemalloc peak of one call (MB in the notes; tracemalloc does not "
+                 "see PyTorch's allocator, so it has no memory column).\n\n")
         fh.write("## Notes\n\n")
         fh.write("\n".join(f"- {note}" for note in notes) + "\n")
         fh.write(kept)
