@@ -61,11 +61,11 @@ def contenders(case, feeds, params, lr):
         with torch.no_grad():
             for param, grad in zip(stepped.values(), grads):
                 param.sub_(grad, alpha=lr)
-        return float(loss)
+        return float(loss.detach())
 
     def grads():
         loss = _forward(torch, case, x, y, fixed)
         got = torch.autograd.grad(loss, list(fixed.values()))
-        return float(loss), {k: g.numpy() for k, g in zip(fixed, got)}
+        return float(loss.detach()), {k: g.numpy() for k, g in zip(fixed, got)}
 
     return step, grads, f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
