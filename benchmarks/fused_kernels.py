@@ -15,7 +15,9 @@ silu, tanh, exp, log1p, square, sin and the mean, with the gradients for ``a`` a
 * numba (if installed): the whole forward and backward as one compiled loop over the
   elements (one pass over memory), its compile time reported apart.
 
-Each contender's loss and gradients are checked against numpy's before timing. A
+Then residual50's elementwise work in one layer (32x32 arrays, where call overhead
+rules) is timed the same three ways. Each contender's results are checked against
+numpy's before timing. A
 contender that is not installed is listed with the reason. Nothing here is needed by
 graphc; it decides whether a fused lowering is worth having.
 """
@@ -108,6 +110,62 @@ def write_section(path, text):
         fh.write(fresh)
 
 
+def layer_kernels(rng):
+    """residual50's elementwise work in one layer (32x32): the forward ``tanh(t + b)`` and
+    the backward ``g * (1 - t**2)``, three ways; each returns ``{name: fn}`` for the
+    libraries installed, and the notes for those that are not."""
+    t0, b, g = rng.standard_normal((32, 32)), rng.standard_normal(32), rng.standard_normal((32, 32))
+    out, back = np.empty_like(t0), np.empty_like(t0)
+
+    def numpy_layer():
+        np.add(t0, b, out=out)
+        np.tanh(out, out=out)
+        np.square(out, out=back)
+        np.subtract(1.0, back, out=back)
+        np.multiply(g, back, out=back)
+        return back
+
+    kernels, notes = {"numpy (hand-written)": numpy_layer}, []
+    reference = numpy_layer().copy()
+    try:
+        import numexpr
+
+        def numexpr_layer():
+            numexpr.evaluate("tanh(t + b)", local_dict={"t": t0, "b": b}, out=out)
+            return numexpr.evaluate("g * (1 - v**2)", local_dict={"g": g, "v": out}, out=back)
+
+        kernels["numexpr"] = numexpr_layer
+    except ImportError as error:
+        notes.append(f"numexpr: not installed ({error})")
+    try:
+        import numba
+
+        @numba.njit(cache=False)
+        def fused(t, bias, grad, forward, backward):
+            for i in range(t.shape[0]):
+                for j in range(t.shape[1]):
+                    v = np.tanh(t[i, j] + bias[j])
+                    forward[i, j] = v
+                    backward[i, j] = grad[i, j] * (1.0 - v * v)
+            return backward
+
+        kernels["numba"] = lambda: fused(t0, b, g, out, back)
+    except ImportError as error:
+        notes.append(f"numba: not installed ({error})")
+    for name, fn in list(kernels.items()):
+        if not np.allclose(fn(), reference, rtol=1e-12, atol=1e-15):
+            notes.append(f"{name}: disagrees with numpy on the layer kernels, not timed")
+            del kernels[name]
+    return kernels, notes
+
+
+def _rows(times, unit, scale):
+    base = harness.median(times["numpy (hand-written)"])
+    return [{"contender": name, f"median ({unit})": f"{harness.median(ts) * scale:.1f}",
+             f"min/max ({unit})": f"{min(ts) * scale:.1f}/{max(ts) * scale:.1f}",
+             "ratio to numpy": f"{harness.median(ts) / base:.2f}"} for name, ts in times.items()]
+
+
 def _agreement(reference, result):
     loss, grads = result
     worst = abs(loss - reference[0]) / abs(reference[0])
@@ -146,9 +204,10 @@ def main(argv=None):
     calls = {name: (lambda fn=fn: fn(feeds, params)) for name, fn in contenders.items()}
     times = harness.round_robin(calls, repeats=args.repeats, warmup=1)
     base = harness.median(times["numpy (hand-written)"])
-    rows = [{"contender": name, "median (ms)": f"{harness.median(ts) * 1e3:.1f}",
-             "min/max (ms)": f"{min(ts) * 1e3:.1f}/{max(ts) * 1e3:.1f}",
-             "ratio to numpy": f"{harness.median(ts) / base:.2f}"} for name, ts in times.items()]
+    rows = _rows(times, "ms", 1e3)
+    kernels, layer_notes = layer_kernels(np.random.default_rng(1))
+    layer_times = harness.round_robin(kernels, repeats=args.repeats, warmup=1, number=2000)
+    layer_rows = _rows(layer_times, "µs", 1e6)
     slower = [name for name, ts in times.items() if name != "numpy (hand-written)" and harness.median(ts) > base]
     if slower and len(slower) == len(times) - 1:
         notes.append("no fused-kernel library beats numpy here (numpy's ufuncs use SIMD exp/tanh/log1p/sin; "
@@ -161,6 +220,10 @@ def main(argv=None):
         "and gradients, one thread, interleaved rounds.", "",
         harness.format_table(rows), "",
         *[f"- {note}" for note in notes], "",
+        "One layer's elementwise kernels of residual50 (32x32: forward `tanh(t + b)`, backward "
+        "`g * (1 - t**2)`), per call, 2000 calls a sample:", "",
+        harness.format_table(layer_rows), "",
+        *[f"- {note}" for note in layer_notes], "",
     ])
     print(section)
     write_section(args.output, section)
