@@ -125,3 +125,33 @@ def test_a_scalar_param_is_updated_by_sgd_step_too():
     expected = 0.7 - LR * 2 * 0.7 * np.sum(feeds["x"] ** 2)
     gc.compile(g).sgd_step(feeds, LR)
     np.testing.assert_allclose(feeds["w"], expected, rtol=1e-14)
+
+
+def test_the_fast_path_allocates_no_more_than_the_list_it_returns():
+    """Checking the feeds of a call with the last call's shapes builds the argument list
+    only (a signature tuple per call costs memory that shows in a small step's peak)."""
+    import tracemalloc
+
+    from graphc.feeds import FeedChecker
+
+    g = gc.Graph("wide")
+    x = g.input("x", shape=("N", 3))
+    total = None
+    for k in range(60):
+        term = gc.sum(x * g.param(f"p{k}", shape=(3,)))
+        total = term if total is None else total + term
+    g.output("loss", total)
+    check = FeedChecker(gc.compile(g).graph)
+    feeds = {"x": np.ones((2, 3)), **{f"p{k}": np.ones(3) for k in range(60)}}
+    check(feeds)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base, _ = tracemalloc.get_traced_memory()
+        values = check(feeds)
+        _, top = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert values[0] is feeds["x"] and len(values) == 61
+    list_bytes = 56 + 8 * 64  # a list of 61 references, with its spare slots
+    assert top - base <= list_bytes + 256, top - base
