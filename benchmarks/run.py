@@ -381,6 +381,7 @@ def main(argv=None):
         "interleaved round-robin in one process" + (" (--quick)" if args.quick else ""),
         "graphc: " + ("imported" if gc is not None else f"not importable ({gc_error})"),
     ]
+    load_start = os.getloadavg()[0]
     print("\n".join(header), flush=True)
 
     rows, notes = [], []
@@ -391,6 +392,9 @@ def main(argv=None):
         rows.append(row)
         notes.extend(case_notes)
 
+    # the machine is shared: say how busy it was, since other load skews the ratios
+    header.append(f"Load average (1 min): {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end "
+                  f"({os.cpu_count()} CPUs; above about 1 the ratios carry much more noise than the spread shows)")
     table = harness.format_table(rows)
     print()
     print(table)
