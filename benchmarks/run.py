@@ -11,15 +11,22 @@ For every case this
 2. if ``import graphc`` works, builds the same network with graphc's public
    API, times ``gc.compile(g)`` (the compile time column) and checks that
    ``prog.value_and_grad`` agrees with the hand-written gradients;
-3. times, in the same process and interleaved round-robin, one training step
-   of each contender, each on its own copy of the parameters:
+   and that one ``prog.sgd_step`` moves the params where one hand-written step
+   does (graphc is not timed when either disagrees beyond 1e-9, relative);
+3. times, in the same process and interleaved round-robin, four contenders,
+   each on its own copy of the parameters:
 
-   * hand-written: ``handwritten.step_<case>(feeds, params, 0.01)``;
-   * graphc: ``prog.sgd_step(feeds_and_params, lr)``, the compiled training step
-     (forward, backward, in-place SGD updates; the arrays are updated in
-     place, so the next call sees them);
+   * hand step: ``handwritten.step_<case>(feeds, params, 0.01)``;
+   * sgd_step: ``prog.sgd_step(feeds_and_params, lr)``, the compiled training
+     step (forward, backward, all-or-nothing SGD updates in place, so the next
+     call sees them);
+   * hand grads: ``handwritten.grads_<case>(feeds, params)``, the same code
+     returning its gradients;
+   * value_and_grad: ``prog.value_and_grad(feeds_and_params)``;
+   * torch step and torch grads: the same in PyTorch (``peers.py``), when it is
+     installed and agrees with the hand-written step (else a note says why not);
 
-4. measures the peak memory of one step of each with ``tracemalloc``.
+4. measures the peak memory of one call of each with ``tracemalloc``.
 
 BLAS is limited to one thread before numpy is imported (the thread count
 actually in force is printed and recorded).  The markdown table is printed
@@ -55,6 +62,8 @@ import handwritten as hw  # noqa: E402
 import numpy as np  # noqa: E402
 
 LR = 0.01
+# sections other scripts write into the same file (benchmarks/compile_time.py, fused_kernels.py)
+KEPT_SECTIONS = ("\n## Compile time", "\n## Fused kernels")
 CASE_NAMES = list(hw.CASES)
 
 
@@ -190,13 +199,16 @@ def _compare(hand_loss, hand_grads, value, grads):
         if err > worst:
             worst, worst_name = err, name
     parts.append(f"max grad rel. error {worst:.1e}" + (f" ({worst_name})" if worst_name else ""))
-    return ", ".join(parts)
+    if missing or extra or len(parts) > 2:
+        worst = float("inf")  # a missing gradient or a wrong shape: not the same computation
+    loss_error = abs(gloss - hand_loss) / max(abs(hand_loss), 1e-300)
+    return ", ".join(parts), max(worst, loss_error)
 
 
 def make_graphc_step(prog, feeds, params, lr):
-    """The graphc training step: the compiled ``sgd_step`` (forward, backward and the
-    in-place update ``p -= lr * grad`` of each param as soon as its gradient exists),
-    called through ``Program.sgd_step``, which validates the feeds on every call.
+    """The graphc training step: the compiled ``sgd_step`` (forward, backward, then the
+    all-or-nothing update ``p -= lr * grad`` of every param), called through
+    ``Program.sgd_step``, which checks the feeds on every call.
     """
     feeds_and_params = dict(feeds)
     feeds_and_params.update(params)          # the same arrays: updates are seen next call
@@ -207,6 +219,56 @@ def make_graphc_step(prog, feeds, params, lr):
     return step
 
 
+def make_graphc_grads(prog, feeds, params):
+    """graphc's ``Program.value_and_grad`` on fixed params (the feeds checked on every call)."""
+    feeds_and_params = dict(feeds)
+    feeds_and_params.update(params)
+
+    def grads():
+        return prog.value_and_grad(feeds_and_params)
+
+    return grads
+
+
+def _step_disagreement(prog, step, feeds, params0):
+    """How far one graphc ``sgd_step`` is from one hand-written step from the same params."""
+    hand = _copy(params0)
+    step(_copy(feeds), hand, LR)
+    mine = _copy(params0)
+    arrays = _copy(feeds)
+    arrays.update(mine)
+    prog.sgd_step(arrays, LR)
+    return max(float(np.max(np.abs(mine[k] - hand[k]))) / max(float(np.max(np.abs(hand[k]))), 1e-300)
+               for k in hand)
+
+
+AGREE = 1e-9  # relative: the same computation up to rounding; beyond it graphc is not timed
+
+
+def _add_peer(case, feeds, params0, step, grads_fn, contenders):
+    """Add PyTorch's step and gradients to ``contenders`` when it is installed and agrees
+    with the hand-written numpy; return a note saying what happened."""
+    try:
+        import peers
+
+        torch_step, torch_grads, version = peers.contenders(case, feeds, params0, LR)
+    except ImportError as exc:
+        return f"{case}: torch n/a: not installed ({exc})"
+    hand_loss, hand_grads = grads_fn(_copy(feeds), _copy(params0))
+    loss, grads = torch_grads()
+    agreement, worst = _compare(hand_loss, hand_grads, {"loss": loss}, grads)
+    if not worst <= AGREE:
+        return f"{case}: torch not timed: it disagrees with the hand-written step ({agreement})"
+    contenders["torch step"] = torch_step
+    contenders["torch grads"] = torch_grads
+    return f"{case}: {version} vs hand-written: {agreement}"
+
+
+def _spread(name, times):
+    med = harness.median(times)
+    return f"{name} {min(times) * 1e3:.4g}/{med * 1e3:.4g}/{max(times) * 1e3:.4g} ms"
+
+
 def run_case(case, gc, gc_error, repeats, warmup, seed):
     make, step, grads_fn = hw.CASES[case]
     feeds, params0 = make(np.random.default_rng(seed))
@@ -214,11 +276,15 @@ def run_case(case, gc, gc_error, repeats, warmup, seed):
 
     hand_params = _copy(params0)
     hand_feeds = _copy(feeds)
+    grad_feeds, grad_params = _copy(feeds), _copy(params0)
 
     def hand_step():
         return step(hand_feeds, hand_params, LR)
 
-    contenders = {"hand": hand_step}
+    def hand_grads():
+        return grads_fn(grad_feeds, grad_params)
+
+    contenders = {"hand step": hand_step, "hand grads": hand_grads}
     compile_s = None
     error = gc_error
     if gc is not None:
@@ -228,50 +294,58 @@ def run_case(case, gc, gc_error, repeats, warmup, seed):
             prog = gc.compile(graph)
             compile_s = time.perf_counter() - t0
 
-            hand_loss, hand_grads = grads_fn(_copy(feeds), _copy(params0))
+            hand_loss, hand_grads_ = grads_fn(_copy(feeds), _copy(params0))
             check_feeds = _copy(feeds)
             check_feeds.update(_copy(params0))
             t0 = time.perf_counter()
             value, grads = prog.value_and_grad(check_feeds)
             first_call = time.perf_counter() - t0
-            notes.append(f"{case}: graphc vs hand-written: {_compare(hand_loss, hand_grads, value, grads)}; "
-                         f"first value_and_grad call {first_call * 1e3:.1f} ms")
-
-            graphc_step = make_graphc_step(prog, _copy(feeds), _copy(params0), LR)
-            graphc_step()                    # fail here rather than inside the timing loop
-            contenders["graphc"] = graphc_step
+            agreement, worst = _compare(hand_loss, hand_grads_, value, grads)
+            stepped = _step_disagreement(prog, step, feeds, params0)
+            notes.append(f"{case}: graphc vs hand-written: {agreement}; params after one sgd_step: max rel. "
+                         f"diff {stepped:.1e}; first value_and_grad call {first_call * 1e3:.1f} ms")
+            if not worst <= AGREE or not stepped <= AGREE:
+                raise RuntimeError(f"graphc disagrees with the hand-written step beyond {AGREE:g}: not timed")
+            contenders["sgd_step"] = make_graphc_step(prog, _copy(feeds), _copy(params0), LR)
+            contenders["value_and_grad"] = make_graphc_grads(prog, _copy(feeds), _copy(params0))
+            for fn in contenders.values():
+                fn()                         # fail here rather than inside the timing loop
         except Exception as exc:
+            contenders.pop("sgd_step", None)
+            contenders.pop("value_and_grad", None)
             error = _short(exc)
             if os.environ.get("GRAPHC_BENCH_TRACEBACK"):
                 traceback.print_exc()
 
+    peer_note = _add_peer(case, feeds, params0, step, grads_fn, contenders)
+    if peer_note:
+        notes.append(peer_note)
+
     number = harness.calibrate_number(hand_step, target=0.005)
     times = harness.round_robin(contenders, repeats=repeats, warmup=warmup, number=number)
-    mem = {name: harness.peak_memory(fn) for name, fn in contenders.items()}
+    # tracemalloc sees numpy's buffers, not those of PyTorch's own allocator: no memory for it
+    mem = {name: harness.peak_memory(fn) for name, fn in contenders.items() if not name.startswith("torch")}
+    med = {name: harness.median(ts) for name, ts in times.items()}
 
-    hand_med = harness.median(times["hand"])
+    def ratio(mine, theirs, values):
+        return f"{values[mine] / values[theirs]:.2f}" if mine in values and values[theirs] else "n/a"
+
     row = {
         "case": case,
-        "hand-written median (ms)": f"{hand_med * 1e3:.4g}",
-        "graphc median (ms)": "n/a",
-        "ratio graphc/hand": "n/a",
-        "compile time (s)": f"{compile_s:.3g}" if compile_s is not None else "n/a",
-        "peak memory hand (MB)": f"{mem['hand'] / 1e6:.3g}",
-        "peak memory graphc (MB)": "n/a",
-        "memory ratio": "n/a",
+        "hand step (ms)": f"{med['hand step'] * 1e3:.4g}",
+        "sgd_step / hand": ratio("sgd_step", "hand step", med),
+        "hand grads (ms)": f"{med['hand grads'] * 1e3:.4g}",
+        "value_and_grad / hand": ratio("value_and_grad", "hand grads", med),
+        "torch step / hand": ratio("torch step", "hand step", med),
+        "torch grads / hand": ratio("torch grads", "hand grads", med),
+        "compile (s)": f"{compile_s:.3g}" if compile_s is not None else "n/a",
+        "memory sgd_step / hand": ratio("sgd_step", "hand step", mem),
+        "memory value_and_grad / hand": ratio("value_and_grad", "hand grads", mem),
     }
-    spread = (f"{case}: hand-written min/median/max "
-              f"{min(times['hand']) * 1e3:.4g}/{hand_med * 1e3:.4g}/{max(times['hand']) * 1e3:.4g} ms")
-    if "graphc" in times:
-        gmed = harness.median(times["graphc"])
-        row["graphc median (ms)"] = f"{gmed * 1e3:.4g}"
-        row["ratio graphc/hand"] = f"{gmed / hand_med:.2f}"
-        row["peak memory graphc (MB)"] = f"{mem['graphc'] / 1e6:.3g}"
-        row["memory ratio"] = f"{mem['graphc'] / mem['hand']:.2f}" if mem["hand"] else "n/a"
-        spread += (f"; graphc {min(times['graphc']) * 1e3:.4g}/{gmed * 1e3:.4g}/"
-                   f"{max(times['graphc']) * 1e3:.4g} ms")
+    spread = f"{case}: min/median/max " + "; ".join(_spread(name, ts) for name, ts in times.items())
     spread += f" ({repeats} rounds x {number} call(s) per sample)"
-    notes.insert(0, spread)
+    memory = f"{case}: peak memory " + ", ".join(f"{name} {mem[name] / 1e6:.3g} MB" for name in mem)
+    notes[:0] = [spread, memory]
     if error is not None:
         notes.append(f"{case}: graphc n/a: {error}")
     return row, notes
@@ -307,6 +381,7 @@ def main(argv=None):
         "interleaved round-robin in one process" + (" (--quick)" if args.quick else ""),
         "graphc: " + ("imported" if gc is not None else f"not importable ({gc_error})"),
     ]
+    load_start = os.getloadavg()[0]
     print("\n".join(header), flush=True)
 
     rows, notes = [], []
@@ -317,6 +392,9 @@ def main(argv=None):
         rows.append(row)
         notes.extend(case_notes)
 
+    # the machine is shared: say how busy it was, since other load skews the ratios
+    header.append(f"Load average (1 min): {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end "
+                  f"({os.cpu_count()} CPUs; above about 1 the ratios carry much more noise than the spread shows)")
     table = harness.format_table(rows)
     print()
     print(table)
@@ -328,8 +406,9 @@ def main(argv=None):
     if os.path.exists(args.output):
         with open(args.output) as fh:
             previous = fh.read()
-        if "\n## Compile time" in previous:
-            kept = previous[previous.index("\n## Compile time"):]
+        starts = [previous.index(h) for h in KEPT_SECTIONS if h in previous]
+        if starts:
+            kept = previous[min(starts):]
     with open(args.output, "w") as fh:
         fh.write("# graphc benchmark results\n\n")
         fh.write("Produced by `python benchmarks/run.py"
@@ -339,9 +418,13 @@ def main(argv=None):
                  + "`.\n\n")
         fh.write("\n".join(f"- {line}" for line in header) + "\n\n")
         fh.write(table + "\n\n")
-        fh.write("Medians of per-step wall time; ratios are graphc / hand-written "
-                 "(below 1 means graphc is faster or leaner). Peak memory is the "
-                 "tracemalloc peak of one step, in MB (10**6 bytes).\n\n")
+        fh.write("Medians of per-call wall time. `sgd_step / hand` is graphc's `Program.sgd_step` "
+                 "against the hand-written step with its in-place SGD update; `value_and_grad / hand` "
+                 "is `Program.value_and_grad` against the same hand-written code returning its "
+                 "gradients; the torch columns are the same step and gradients in PyTorch (eager, "
+                 "autograd, one thread) when it is installed. Below 1 means faster or leaner. Peak "
+                 "memory is the tracemalloc peak of one call (MB in the notes; tracemalloc does not "
+                 "see PyTorch's allocator, so it has no memory column).\n\n")
         fh.write("## Notes\n\n")
         fh.write("\n".join(f"- {note}" for note in notes) + "\n")
         fh.write(kept)

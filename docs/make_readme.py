@@ -48,7 +48,7 @@ def backward_block() -> str:
 def benchmark_block() -> str:
     """The machine notes and the first table of benchmarks/results.md (the step timings)."""
     lines = RESULTS.read_text(encoding="utf-8").splitlines()
-    notes = [line for line in lines if line.startswith(("- Python", "- BLAS", "- float64"))]
+    notes = [line for line in lines if line.startswith(("- Python", "- BLAS", "- float64", "- Load"))]
     first = next(k for k, line in enumerate(lines) if line.startswith("|"))
     table = []
     for line in lines[first:]:

@@ -53,6 +53,12 @@ class Program:
         self._sources = ir.sources(declared)
         params = set(declared.graph[ir.PARAMS])
         self._param_positions = [k for k, name in enumerate(self._sources) if name in params]
+        # what every call needs, worked out once: a training loop calls these thousands of times
+        self._outputs = tuple(declared.graph[ir.OUTPUTS])
+        self._gradient = self.has_gradient
+        if plan.joint is not None:
+            dtype = np.dtype(declared.nodes[self.target][ir.DTYPE])  # the declared graph: reading a stage would copy it
+            self._one = dtype.type(1.0)  # the cotangent of a scalar output: a numpy scalar of its dtype
 
     @property
     def backend(self) -> str:
@@ -140,7 +146,7 @@ class Program:
         arrays = self._arrays(feeds)
         with self._blas():
             values = self.module.forward_pass(*arrays)
-        return {name: self._result(v) for name, v in zip(self.outputs, values)}
+        return {name: self._result(v) for name, v in zip(self._outputs, values)}
 
     def __call__(self, **feeds) -> dict[str, np.ndarray]:
         return self.forward(feeds)
@@ -162,30 +168,31 @@ class Program:
         Every returned array is the caller's own.
         """
         arrays = self._arrays(feeds)
-        if seed is None and not self.has_gradient:
+        if seed is None and not self._gradient:
             scalar_output(self.forward_graph, self.of)  # raises the explanation
         if self.plan.joint is None:  # nothing to differentiate
             with self._blas():
                 outputs = self.module.forward_pass(*arrays)
-            return {name: self._result(v) for name, v in zip(self.outputs, outputs)}, {}
+            return {name: self._result(v) for name, v in zip(self._outputs, outputs)}, {}
         with self._blas():
             outputs, saved = self.module.train_forward(*arrays)
-        value = outputs[self.outputs.index(self.target)]
-        dtype = self.forward_graph.nodes[self.target][ir.DTYPE]
         rt = self.runtime
         if seed is None and rt.namespace is None:  # a scalar output: a numpy scalar of its dtype, as sgd_step passes
-            cotangent = np.dtype(dtype).type(1.0)
-        elif seed is None:
-            cotangent = rt.one(dtype)
-        elif rt.namespace is None:
-            cotangent = check_seed(seed, np.shape(value), self.target, dtype)
+            cotangent = self._one
         else:
-            checked = check_seed(rt.stand_in(seed), tuple(value.shape), self.target, dtype)
-            cotangent = rt.asarray(seed if rt.is_native(seed) else checked, dtype)
+            value = outputs[self._outputs.index(self.target)]
+            dtype = self._one.dtype.name
+            if seed is None:
+                cotangent = rt.one(dtype)
+            elif rt.namespace is None:
+                cotangent = check_seed(seed, np.shape(value), self.target, dtype)
+            else:
+                checked = check_seed(rt.stand_in(seed), tuple(value.shape), self.target, dtype)
+                cotangent = rt.asarray(seed if rt.is_native(seed) else checked, dtype)
         with self._blas():
             grads = self.module.backward_pass(saved, cotangent)
         return (
-            {name: self._result(v) for name, v in zip(self.outputs, outputs)},
+            {name: self._result(v) for name, v in zip(self._outputs, outputs)},
             {name: self._result(v) for name, v in zip(self.wrt, grads)},
         )
 
@@ -202,21 +209,22 @@ class Program:
         self._numpy_only("sgd_step")
         lr = check_step_size(lr)
         arrays = self._check_feeds(feeds)
+        sources = self._sources
         for k in self._param_positions:  # a converted copy would be updated instead of the caller's array
-            if arrays[k] is not feeds[self._sources[k]] or not arrays[k].flags.writeable:
+            if not arrays[k].flags.writeable or arrays[k] is not feeds[sources[k]]:
                 name = self._sources[k]
                 raise FeedError(
                     f"param {name!r} must be a writable {self.graph.nodes[name][ir.DTYPE]} numpy array to be "
                     f"updated in place, found {type(feeds[name]).__name__}; pass numpy.asarray(value, dtype=float)"
                 )
         if self.plan.joint is None:  # nothing to learn
-            return dict(zip(self.outputs, (np.asarray(v) for v in self.module.forward_pass(*arrays))))
+            return dict(zip(self._outputs, map(np.asarray, self.module.forward_pass(*arrays))))
         if self.plan.sgd is None:
             raise GradientError(
                 f"program {self.name!r} has no SGD step: it needs a scalar output and wrt naming params only"
             )
         with self._blas():
-            return dict(zip(self.outputs, self.module.sgd_step(*arrays, lr)))
+            return dict(zip(self._outputs, self.module.sgd_step(*arrays, lr)))
 
     def train_step(self, optimizer):
         """``step(feeds) -> loss``: forward, backward and ``optimizer``'s update of every

@@ -31,6 +31,7 @@ import sympy
 
 from . import ir
 from .errors import GraphError
+from .ops.base import op_for
 
 __all__ = [
     "levels", "mark_levels", "critical_path", "schedule", "plan_function",
@@ -107,6 +108,61 @@ def _memory(graph: nx.MultiDiGraph, node: str) -> tuple[str, bool]:
     return node, broadcast
 
 
+# -- the order inside a level ------------------------------------------------------------
+def _elementwise(graph: nx.MultiDiGraph, node: str) -> bool:
+    return op_for(graph, ir.op_of(graph, node), node).elementwise
+
+
+def _size(graph: nx.MultiDiGraph, node: str) -> int:
+    """How many operations an elementwise step's kernel has (a plain op: one)."""
+    data = graph.nodes[node]
+    if ir.EXPR not in data:
+        return 1
+    return sum(1 for part in sympy.preorder_traversal(data[ir.EXPR][0]) if part.args)
+
+
+def _dying(graph: nx.MultiDiGraph, levels_: list[list[str]]) -> list[set[str]]:
+    """For each level, the values whose last reader is in it."""
+    last: dict[str, int] = {}
+    for k, level in enumerate(levels_):
+        for n in level:
+            for a in ir.operands(graph, n):
+                last[resolve(graph, a)] = k
+    dying: list[set[str]] = [set() for _ in levels_]
+    for value, k in last.items():
+        dying[k].add(value)
+    return dying
+
+
+def donor_last(graph: nx.MultiDiGraph, level: list[str], dying: set[str]) -> list[str]:
+    """``level``'s steps in an order that lets the smallest kernel take over a dying buffer.
+
+    When several elementwise steps of one level read a value that dies in this level,
+    only the last of them may write into its buffer. The one with the fewest operations
+    goes last: a short chain (``tanh(z * s)``) then runs in place in ``z``, while a
+    longer kernel needs a buffer of its own either way (as a temporary beside the donated
+    buffer, or as its result). Steps of one level do not depend on one another, so any
+    order is correct; ties keep the graph's order (deterministic).
+
+    >>> import graphc as gc
+    >>> g = gc.Graph("doc"); x = g.input("x", shape=(3,)); p = g.param("p", shape=(3,))
+    >>> z = x * p; _ = g.output("loss", gc.sum(gc.tanh(z) * (z * z + 1.0)))
+    """
+    order = list(level)
+    reads = {n: [resolve(graph, a) for a in ir.operands(graph, n)] for n in level}
+    for value in dict.fromkeys(a for n in level for a in reads[n] if a in dying):
+        readers = [n for n in order if value in reads[n]]
+        takers = [n for n in readers if reads[n].count(value) == 1 and _elementwise(graph, n)
+                  and _owns(graph, value, n)]
+        if len(readers) < 2 or not takers:
+            continue
+        best = min(takers, key=lambda n: _size(graph, n))  # min keeps the first of equals
+        if best != readers[-1]:
+            order.remove(best)
+            order.insert(order.index(readers[-1]) + 1, best)
+    return order
+
+
 # -- plans --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Step:
@@ -161,16 +217,18 @@ class Update:
 
 @dataclass(frozen=True)
 class StepPlan:
-    """``sgd_step``: train_forward, backward_pass with cotangent 1, then every update.
+    """``sgd_step``: train_forward, backward_pass with cotangent ``lr``, then every update.
 
-    All-or-nothing: every new value is computed first (a bad ``lr``, a floating-point
-    error under ``numpy.errstate(all="raise")`` stop the step there, no param changed),
-    then copied into the params, which cannot fail. It holds every gradient at once:
-    memory for one more copy of the params than a step that updates as it goes.
+    The backward pass is linear in its cotangent: seeded with ``lr`` it returns
+    ``lr * grad``, so each update is one subtraction. All-or-nothing: every new value is
+    computed first (a floating-point error under ``numpy.errstate(all="raise")`` stops
+    the step there, no param changed), then copied into the params, which cannot fail.
+    It holds every gradient at once: memory for one more copy of the params than a step
+    that updates as it goes (the floor of its peak is the sum of the gradients' sizes).
     """
 
     args: tuple[str, ...]  # the sources, as train_forward takes them
-    seed: str  # the cotangent's node: bound to 1
+    seed: str  # the cotangent's node: bound to lr
     updates: tuple[Update, ...]
 
 
@@ -233,8 +291,9 @@ def plan_function(graph: nx.MultiDiGraph, name: str, args: list[str], body: list
     from ``train_forward``), otherwise they are an error.
     """
     argset = set(args) | set(trailing)
-    order = [n for level in body for n in level
-             if n not in argset and ir.op_of(graph, n) not in SOURCES + ALIASES and not is_inline(graph, n)]
+    levels_ = [[n for n in level if n not in argset and ir.op_of(graph, n) not in SOURCES + ALIASES
+                and not is_inline(graph, n)] for level in body]
+    order = [n for level, dying in zip(levels_, _dying(graph, levels_)) for n in donor_last(graph, level, dying)]
     position = {n: i for i, n in enumerate(order)}
     level_of = {n: k for k, level in enumerate(body) for n in level}
     # ordered (dict keys, not a set): the del lists must not follow hash order

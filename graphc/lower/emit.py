@@ -493,33 +493,38 @@ def _made_from_an_op(graph, node: str) -> bool:
 
 
 def print_sgd_step(module: Module, step: plan.StepPlan) -> str:
-    """``sgd_step``: the training forward, the backward pass from cotangent 1, the updates.
+    """``sgd_step``: the training forward, the backward pass from cotangent ``lr``, the updates.
 
+    The backward pass is linear in its cotangent, so seeding it with ``lr`` instead of 1
+    returns ``lr * grad`` directly: the update is one subtraction per param, as by hand.
     Every new value is computed before the first param changes (see
     :class:`graphc.schedule.StepPlan`): an error leaves every param as it was.
     """
     graph, np_ = module.graph, module.numpy
     args = [module.namespace.name(a) for a in step.args]
     dtype = graph.nodes[step.seed][ir.DTYPE] if step.seed in graph else "float64"
-    one = f"{np_}.{dtype}(1.0)"  # a numpy scalar: arithmetic on it costs less than on a 0-d array
     # sgd_step's own locals: clear of the module's names and of its arguments
     local = Namespace(RESERVED | set(module.constants) | set(args) | {"outputs"})
     grads = [local.name(u.param, f"d_{u.param}") for u in step.updates]
+    # a joint graph whose cotangent is the constant 1 (SEED "scalar") ignores the one passed
+    seeded = step.seed in graph
     lines = [f"outputs, saved = train_forward({', '.join(args)})"]
-    if grads:
-        lines.append(f"{_tuple(grads)} = backward_pass(saved, {one})")
+    if grads:  # a numpy scalar: arithmetic on it costs less than on a 0-d array
+        cotangent, note = (f"{np_}.{dtype}(lr)", "  # lr * each gradient") if seeded else (f"{np_}.{dtype}(1.0)", "")
+        lines.append(f"{_tuple(grads)} = backward_pass(saved, {cotangent}){note}")
         lines.append("del saved  # emptied by backward_pass")
-        lines.append("# the new values first: an error (a bad lr, a floating-point error) leaves every param unchanged")
+        lines.append("# the new values first: an error (a floating-point error) leaves every param unchanged")
     new = []
     for u, g in zip(step.updates, grads):
         p = module.namespace.name(u.param)
         if u.in_place:  # backward_pass returns arrays the caller owns: the new value goes into the gradient's
-            lines.append(f"{np_}.multiply({g}, lr, out={g})")
+            if not seeded:
+                lines.append(f"{np_}.multiply({g}, lr, out={g})")
             lines.append(f"{np_}.subtract({p}, {g}, out={g})  # {u.param!r} - lr * its gradient")
             new.append((p, g))
         else:
             fresh = local.name(("new", u.param), f"new_{p}")
-            lines.append(f"{fresh} = {p} - lr * {g}  # {u.param!r} - lr * its gradient")
+            lines.append(f"{fresh} = {p} - {g if seeded else f'lr * {g}'}  # {u.param!r} - lr * its gradient")
             new.append((p, fresh))
     lines += [f"{p}[...] = {value}" for p, value in new]
     lines.append("return outputs")

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import sympy
+from sympy.codegen.cfunctions import expm1, log1p
 
 from .. import shapes
 from ..ops.functions import STABLE_FORMS, logaddexp, stable_form
@@ -28,7 +29,7 @@ __all__ = ["kernel_lines", "repeats"]
 
 UNARY = {
     sympy.exp: "exp", sympy.log: "log", sympy.tanh: "tanh", sympy.sin: "sin", sympy.cos: "cos",
-    sympy.Abs: "absolute", sympy.sign: "sign",
+    sympy.Abs: "absolute", sympy.sign: "sign", log1p: "log1p", expm1: "expm1",
 }
 
 

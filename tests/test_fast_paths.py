@@ -1,0 +1,157 @@
+"""The paths a training loop takes thousands of times: the feed check's fast path and
+``sgd_step``'s update, held to the full check and to numpy written by hand."""
+
+import ast
+
+import numpy as np
+import pytest
+
+import graphc as gc
+
+LR = 0.05
+
+
+def tiny_net():
+    g = gc.Graph("tiny")
+    x = g.input("x", shape=("N", 2))
+    y = g.input("y", shape=("N", 1))
+    W = g.param("W", shape=(2, 1))
+    b = g.param("b", shape=(1,))
+    g.output("loss", gc.mse(gc.sigmoid(x @ W + b), y))
+    return g
+
+
+def by_hand(x, y, W, b):
+    """loss and gradients of mean((sigmoid(x W + b) - y)**2), written out."""
+    s = 1 / (1 + np.exp(-(x @ W + b)))
+    d = 2 * (s - y) / s.size * s * (1 - s)
+    return np.mean((s - y) ** 2), {"W": x.T @ d, "b": d.sum(axis=0)}
+
+
+def feeds_of(n, rng):
+    return {"x": rng.standard_normal((n, 2)), "y": rng.standard_normal((n, 1)),
+            "W": rng.standard_normal((2, 1)), "b": rng.standard_normal(1)}
+
+
+def test_a_new_batch_size_after_warm_up_is_checked_and_computed():
+    prog = gc.compile(tiny_net())
+    rng = np.random.default_rng(0)
+    for n in (4, 4, 7, 4, 1, 7):  # warmed on 4, then new shapes and old ones again
+        feeds = feeds_of(n, rng)
+        value, grads = prog.value_and_grad(feeds)
+        loss, expected = by_hand(**feeds)
+        np.testing.assert_allclose(value["loss"], loss, rtol=1e-13)
+        for name in expected:
+            np.testing.assert_allclose(grads[name], expected[name], rtol=1e-12, atol=1e-15)
+
+
+BAD = [
+    ("x of another batch size than y", lambda f: f.update(x=np.ones((5, 2))), "every use of a symbolic dim"),
+    ("W of the wrong shape", lambda f: f.update(W=np.ones((3, 1))), "expected (2, 1)"),
+    ("b of the wrong rank", lambda f: f.update(b=np.ones((1, 1))), "has rank 2"),
+    ("y missing, z instead", lambda f: f.update(z=f.pop("y")), "missing feed 'y'"),
+    ("an extra feed", lambda f: f.update(z=np.ones(1)), "unexpected feed 'z'"),
+    ("an empty batch", lambda f: f.update(x=np.ones((0, 2)), y=np.ones((0, 1))), "positive size"),
+    ("strings", lambda f: f.update(W=np.array([["a"], ["b"]])), "expected real numbers"),
+]
+
+
+@pytest.mark.parametrize("what, change, message", BAD, ids=[b[0] for b in BAD])
+@pytest.mark.parametrize("call", ["value_and_grad", "sgd_step", "forward"])
+def test_bad_feeds_after_warm_up_still_get_typed_errors(what, change, message, call):
+    prog = gc.compile(tiny_net())
+    rng = np.random.default_rng(1)
+    good = feeds_of(4, rng)
+    for _ in range(3):  # the fast path is warm for this signature
+        getattr(prog, call)(good)
+    bad = {k: v.copy() for k, v in good.items()}
+    change(bad)
+    before = {k: v.copy() for k, v in bad.items()}
+    with pytest.raises(gc.FeedError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        getattr(prog, call)(bad)
+    for name, value in before.items():  # nothing ran: no param moved
+        np.testing.assert_array_equal(bad[name], value)
+
+
+def test_a_converted_feed_after_warm_up_still_works():
+    """Lists and float32 take the full check (and its conversion) after the fast path warmed up."""
+    prog = gc.compile(tiny_net())
+    rng = np.random.default_rng(2)
+    feeds = feeds_of(3, rng)
+    prog.value_and_grad(feeds)
+    loose = dict(feeds, x=feeds["x"].astype(np.float32).tolist())
+    value, _ = prog.value_and_grad(loose)
+    loss, _ = by_hand(**dict(feeds, x=np.asarray(loose["x"])))
+    np.testing.assert_allclose(value["loss"], loss, rtol=1e-13)
+
+
+def test_a_read_only_param_after_warm_up_is_refused_by_sgd_step():
+    prog = gc.compile(tiny_net())
+    feeds = feeds_of(4, np.random.default_rng(3))
+    prog.sgd_step(feeds, LR)
+    feeds["W"] = feeds["W"].copy()
+    feeds["W"].flags.writeable = False
+    with pytest.raises(gc.FeedError, match="writable"):
+        prog.sgd_step(feeds, LR)
+
+
+@pytest.mark.parametrize("lr", [LR, 0.0, -0.3, 2.5])
+def test_sgd_step_moves_params_by_lr_times_the_hand_written_gradient(lr):
+    prog = gc.compile(tiny_net())
+    feeds = feeds_of(6, np.random.default_rng(4))
+    _, expected = by_hand(**feeds)
+    new = {name: feeds[name] - lr * expected[name] for name in expected}
+    prog.sgd_step(feeds, lr)
+    for name, value in new.items():
+        np.testing.assert_allclose(feeds[name], value, rtol=1e-13, atol=1e-16)
+
+
+def test_sgd_step_updates_each_param_with_one_subtraction():
+    """The backward pass is seeded with lr, so no param needs its own multiplication by lr."""
+    source = gc.compile(tiny_net()).source
+    step = next(f for f in ast.parse(source).body if isinstance(f, ast.FunctionDef) and f.name == "sgd_step")
+    calls = [ast.unparse(n.func) for n in ast.walk(step) if isinstance(n, ast.Call)]
+    assert calls.count("numpy.subtract") == 2 and "numpy.multiply" not in calls, calls
+    seeded = next(n for n in ast.walk(step) if isinstance(n, ast.Call) and ast.unparse(n.func) == "backward_pass")
+    assert ast.unparse(seeded.args[1]) == "numpy.float64(lr)"
+
+
+def test_a_scalar_param_is_updated_by_sgd_step_too():
+    g = gc.Graph("scalar")
+    x = g.input("x", shape=(3,))
+    w = g.param("w", shape=())
+    g.output("loss", gc.sum(gc.square(x * w)))
+    feeds = {"x": np.array([1.0, -2.0, 0.5]), "w": np.array(0.7)}
+    expected = 0.7 - LR * 2 * 0.7 * np.sum(feeds["x"] ** 2)
+    gc.compile(g).sgd_step(feeds, LR)
+    np.testing.assert_allclose(feeds["w"], expected, rtol=1e-14)
+
+
+def test_the_fast_path_allocates_no_more_than_the_list_it_returns():
+    """Checking the feeds of a call with the last call's shapes builds the argument list
+    only (a signature tuple per call costs memory that shows in a small step's peak)."""
+    import tracemalloc
+
+    from graphc.feeds import FeedChecker
+
+    g = gc.Graph("wide")
+    x = g.input("x", shape=("N", 3))
+    total = None
+    for k in range(60):
+        term = gc.sum(x * g.param(f"p{k}", shape=(3,)))
+        total = term if total is None else total + term
+    g.output("loss", total)
+    check = FeedChecker(gc.compile(g).graph)
+    feeds = {"x": np.ones((2, 3)), **{f"p{k}": np.ones(3) for k in range(60)}}
+    check(feeds)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base, _ = tracemalloc.get_traced_memory()
+        values = check(feeds)
+        _, top = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert values[0] is feeds["x"] and len(values) == 61
+    list_bytes = 56 + 8 * 64  # a list of 61 references, with its spare slots
+    assert top - base <= list_bytes + 256, top - base
