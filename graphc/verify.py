@@ -52,7 +52,7 @@ def _check_node(graph: nx.MultiDiGraph, node) -> None:
     check_attrs(node, op.name, attrs)
     if op.name == "const" and attrs.get("value") is None:
         raise GraphError(f"{describe(node, op.name)}: a const needs attrs['value'], a number or an array")
-    edges = list(graph.in_edges(node, data=ir.ARG))
+    edges = _in_edges(graph, node)
     arity = len(edges) if op.arity < 0 else op.arity
     if op.name == "fused" and not _has_expression(data, arity):  # variadic concat/stack carry none
         raise GraphError(
@@ -74,6 +74,15 @@ def _check_node(graph: nx.MultiDiGraph, node) -> None:
         )
     if op.source and op.name != "const" and ir.SHAPE not in data:
         raise ShapeError(f"{describe(node, op.name)}: a source needs a declared shape, e.g. shape=('N', 2)")
+
+
+def _in_edges(graph: nx.DiGraph, node) -> list[tuple]:
+    """``list(graph.in_edges(node, data="arg"))``, read from the predecessor dicts: the
+    edge view networkx builds per call was half of checking a node."""
+    pred = graph._pred[node]
+    if graph.is_multigraph():
+        return [(source, node, data.get(ir.ARG)) for source, keys in pred.items() for data in keys.values()]
+    return [(source, node, data.get(ir.ARG)) for source, data in pred.items()]
 
 
 def _utf8(text: str) -> bool:

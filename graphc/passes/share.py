@@ -38,6 +38,22 @@ def _costly(part: sympy.Expr, values: set) -> bool:
     return isinstance(part, sympy.Function) and bool(part.free_symbols & values)
 
 
+def _sort_keys():
+    """``sympy.default_sort_key``, remembered for every expression asked about.
+
+    Each part's key is asked for twice (per node, then over all parts); sympy's own cache
+    keeps the last thousand only, so on a graph of thousands of kernels the second asking
+    missed and sorted the terms of every sum again: calls per node grew with the graph."""
+    keys: dict[sympy.Expr, tuple] = {}
+
+    def key(expr: sympy.Expr) -> tuple:
+        found = keys.get(expr)
+        if found is None:
+            found = keys[expr] = sympy.default_sort_key(expr)
+        return found
+    return key
+
+
 def share(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     out = begin(graph)
     stats = Stats()
@@ -47,13 +63,13 @@ def share(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     values = set(value_of)
     exprs = {n: _canonical(out, n, token) for n in nodes}
     readers: dict[sympy.Expr, list[str]] = {}
+    sort_key = _sort_keys()
     for n in nodes:
-        for part in sorted({p for p in sympy.preorder_traversal(exprs[n]) if _costly(p, values)},
-                           key=sympy.default_sort_key):
+        for part in sorted({p for p in sympy.preorder_traversal(exprs[n]) if _costly(p, values)}, key=sort_key):
             readers.setdefault(part, []).append(n)
     shared = 0
     changed: set[str] = set()
-    for part in sorted(readers, key=lambda p: (-sympy.count_ops(p), sympy.default_sort_key(p))):
+    for part in sorted(readers, key=lambda p: (-sympy.count_ops(p), sort_key(p))):
         users = [n for n in readers[part] if exprs[n].has(part)]  # earlier extractions may have taken it
         if len(users) < 2:
             continue
