@@ -1,6 +1,7 @@
 """Assemble the generated module: header, constants, the pass functions, dict wrappers.
 
-The module needs numpy only (it carries graphc's erf when its code calls it). Its public
+The module needs numpy only (it carries graphc's erf when its code calls it); a module
+printed for the array API standard carries the helpers' twins over ``xp`` instead. Its public
 functions take and return dicts keyed by the graph's own names (held in tuple literals
 written with ``repr``, so any name is safe).
 """
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 import networkx as nx
 
 from .. import ir
-from ..ops.helpers import sources_called
+from ..ops.helpers import XP_HELPERS, sources_called
 from ..schedule import Schedule, schedule
 from .backend import NUMPY, Backend
 from .emit import UNPACK, Module, print_function, print_sgd_step
@@ -161,7 +162,8 @@ def lower(plan: Schedule, backend: Backend = NUMPY, namespace: str | None = None
     body = "\n".join(parts) + "\n" + ("\n" + "\n".join(constants) + "\n" if constants else "")
     if groups:  # the pool the groups run on
         body += TOGETHER.format(threads=plan.parallel.threads, min_work=plan.parallel.min_work)
-    helpers = sources_called(forward_fn + backward_text)  # erf, convolutions: ops/helpers.py
+    # erf, convolutions (ops/helpers.py): numpy's, or their twins over xp
+    helpers = sources_called(forward_fn + backward_text, XP_HELPERS if standard else None)
     body += ("\n\n" + "\n\n".join(helpers) if helpers else "") + "\n\n" + forward_fn + "\n"
     body += XP_FORWARD_WRAPPER if standard else FORWARD_WRAPPER
     if joint is not None:
