@@ -17,6 +17,7 @@ from ..ops.helpers import XP_HELPERS, sources_called
 from ..schedule import Schedule, schedule
 from .backend import NUMPY, Backend
 from .emit import UNPACK, Module, print_function, print_sgd_step
+from .naming import RESERVED, Namespace
 from .parallel import TOGETHER
 
 __all__ = ["GeneratedCode", "generate", "lower"]
@@ -131,7 +132,10 @@ def lower(plan: Schedule, backend: Backend = NUMPY, namespace: str | None = None
     from ``namespace`` (``array_api_compat.torch``)."""
     forward_graph, joint = plan.forward, plan.joint
     groups = plan.parallel.groups if plan.parallel is not None else ()
-    module = Module(forward_graph, backend=backend, groups=groups)
+    standard = namespace is not None
+    # a value of the graph called xp would hide the library's namespace from the module's calls
+    names = Namespace(RESERVED | {"xp"} if standard else RESERVED)
+    module = Module(forward_graph, backend=backend, groups=groups, namespace=names)
     for a in ir.sources(forward_graph):
         module.namespace.name(a)
     forward_fn = print_function(module, plan.function("forward_pass"))
@@ -144,7 +148,6 @@ def lower(plan: Schedule, backend: Backend = NUMPY, namespace: str | None = None
             texts.append(print_sgd_step(trainer, plan.sgd))
         backward_text = "\n\n".join(texts)
     sources = ir.sources(forward_graph)
-    standard = namespace is not None
     name = repr(forward_graph.graph[ir.NAME])
     parts = [XP_HEADER.format(name=name, module=namespace) if standard else HEADER.format(name=name)]
     parts.append(f"INPUTS = {_names(forward_graph.graph[ir.INPUTS])}")
