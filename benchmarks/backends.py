@@ -5,7 +5,7 @@ Usage::
 
     python benchmarks/backends.py [--cases xor mlp_small ...] [--repeats 15] [--quick]
 
-For each of the five networks of ``benchmarks/run.py`` the program is compiled once,
+For each of the five networks of ``benchmarks/run.py`` (and the zoo's ``digits_cnn``) the program is compiled once,
 ``gc.compile(g)``, and moved with ``prog.to("torch")``; ``value_and_grad`` is timed on
 each (numpy arrays for numpy, torch tensors for torch: no conversion inside the timing),
 interleaved round-robin in one process. Both run on one thread (numpy's BLAS limited
@@ -35,14 +35,21 @@ import run  # noqa: E402
 
 import graphc as gc  # noqa: E402
 
-CASES = list(hw.CASES)
+ZOO = {"digits_cnn": gc.zoo.digits_cnn}  # zoo networks (graph and feeds from the zoo), beside the five
+CASES = list(hw.CASES) + list(ZOO)
+
+
+def graph_and_feeds(case):
+    """The case's graph and its numpy feeds (inputs and params)."""
+    if case in ZOO:
+        return ZOO[case]()
+    feeds, params = hw.CASES[case][0](np.random.default_rng(0))
+    return run.BUILDERS[case](gc, feeds, params), {**feeds, **params}
 
 
 def run_case(case, torch, repeats, warmup):
-    make = hw.CASES[case][0]
-    feeds, params = make(np.random.default_rng(0))
-    numpy_feeds = {**feeds, **params}
-    prog = gc.compile(run.BUILDERS[case](gc, feeds, params))
+    graph, numpy_feeds = graph_and_feeds(case)
+    prog = gc.compile(graph)
     on_torch = prog.to("torch")
     torch_feeds = {k: torch.from_numpy(np.array(v, copy=True)) for k, v in numpy_feeds.items()}
     _, want = prog.value_and_grad(numpy_feeds)

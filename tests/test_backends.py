@@ -220,3 +220,15 @@ def test_jax_float64_matches_by_hand():
             np.testing.assert_allclose(np.asarray(grads[name]), want[name], rtol=1e-12, atol=1e-15)
     finally:
         jax.config.update("jax_enable_x64", before)
+
+
+def test_a_value_called_xp_does_not_hide_the_namespace():
+    # the array-API module calls xp.exp: a graph input named xp is renamed there, not on numpy
+    g = gc.Graph("named_xp")
+    xp = g.input("xp", shape=(2,))
+    g.output("y", gc.sum(gc.exp(xp)))
+    prog = gc.compile(g)
+    want = prog.forward({"xp": np.array([0.0, 1.0])})["y"]
+    got = prog.to("array_api_strict").forward({"xp": np.array([0.0, 1.0])})["y"]
+    np.testing.assert_allclose(np.asarray(got._array), want, rtol=1e-15)
+    assert "def forward_pass(xp):" in prog.source  # numpy's module keeps the graph's name

@@ -301,7 +301,20 @@ def _compare(symbol):
     return lower
 
 
+def _helper_call(name: str):
+    """The op table's own form of ``name``, a call of a helper: the module carries the helper's
+    twin over ``xp`` (ops/xp_windows.py), so the same call text serves."""
+    from ..ops.base import get_op
+
+    return get_op(name).lower
+
+
+# ops whose numpy form is one call of a helper that has an array-API twin (XP_HELPERS)
+HELPER_OPS = ("conv2d_patches", "conv2d_patches_grad", "conv2d_matmul", "conv2d_matmul_grad_patches",
+              "conv2d_matmul_grad_kernel", "max_pool2d", "max_pool2d_grad", "avg_pool2d", "avg_pool2d_grad")
+
 LOWERINGS = {
+    **{name: _helper_call(name) for name in HELPER_OPS},
     "matmul": lambda ctx, args, attrs, node: f"{args[0]} @ {args[1]}",
     "transpose": _transpose,
     "reshape": lambda ctx, args, attrs, node: f"{XP}.reshape({args[0]}, {ctx.shape(attrs['shape'])})",

@@ -15,7 +15,7 @@ import builtins
 import keyword
 import re
 
-from ..ops.helpers import HELPERS
+from ..ops.helpers import HELPERS, XP_HELPERS
 
 __all__ = ["Namespace", "RESERVED"]
 
@@ -25,7 +25,7 @@ RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset
     "seed", "lr", "saved", "outputs",  # the generated functions' own arguments and locals
     "sigmoid", "softplus",  # functions the formula comments name (a value called sigmoid is sigmoid_)
     "_unpack", "_base64",  # the module's own helpers
-} | frozenset(HELPERS)  # the numpy helpers a module may carry (ops/helpers.py)
+} | frozenset(HELPERS) | frozenset(XP_HELPERS)  # the helpers a module may carry (ops/helpers.py)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]+")
 

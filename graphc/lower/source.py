@@ -1,6 +1,7 @@
 """Assemble the generated module: header, constants, the pass functions, dict wrappers.
 
-The module needs numpy only (it carries graphc's erf when its code calls it). Its public
+The module needs numpy only (it carries graphc's erf when its code calls it); a module
+printed for the array API standard carries the helpers' twins over ``xp`` instead. Its public
 functions take and return dicts keyed by the graph's own names (held in tuple literals
 written with ``repr``, so any name is safe).
 """
@@ -12,10 +13,11 @@ from dataclasses import dataclass
 import networkx as nx
 
 from .. import ir
-from ..ops.helpers import sources_called
+from ..ops.helpers import XP_HELPERS, sources_called
 from ..schedule import Schedule, schedule
 from .backend import NUMPY, Backend
 from .emit import UNPACK, Module, print_function, print_sgd_step
+from .naming import RESERVED, Namespace
 from .parallel import TOGETHER
 
 __all__ = ["GeneratedCode", "generate", "lower"]
@@ -130,7 +132,10 @@ def lower(plan: Schedule, backend: Backend = NUMPY, namespace: str | None = None
     from ``namespace`` (``array_api_compat.torch``)."""
     forward_graph, joint = plan.forward, plan.joint
     groups = plan.parallel.groups if plan.parallel is not None else ()
-    module = Module(forward_graph, backend=backend, groups=groups)
+    standard = namespace is not None
+    # a value of the graph called xp would hide the library's namespace from the module's calls
+    names = Namespace(RESERVED | {"xp"} if standard else RESERVED)
+    module = Module(forward_graph, backend=backend, groups=groups, namespace=names)
     for a in ir.sources(forward_graph):
         module.namespace.name(a)
     forward_fn = print_function(module, plan.function("forward_pass"))
@@ -143,7 +148,6 @@ def lower(plan: Schedule, backend: Backend = NUMPY, namespace: str | None = None
             texts.append(print_sgd_step(trainer, plan.sgd))
         backward_text = "\n\n".join(texts)
     sources = ir.sources(forward_graph)
-    standard = namespace is not None
     name = repr(forward_graph.graph[ir.NAME])
     parts = [XP_HEADER.format(name=name, module=namespace) if standard else HEADER.format(name=name)]
     parts.append(f"INPUTS = {_names(forward_graph.graph[ir.INPUTS])}")
@@ -161,7 +165,8 @@ def lower(plan: Schedule, backend: Backend = NUMPY, namespace: str | None = None
     body = "\n".join(parts) + "\n" + ("\n" + "\n".join(constants) + "\n" if constants else "")
     if groups:  # the pool the groups run on
         body += TOGETHER.format(threads=plan.parallel.threads, min_work=plan.parallel.min_work)
-    helpers = sources_called(forward_fn + backward_text)  # erf, convolutions: ops/helpers.py
+    # erf, convolutions (ops/helpers.py): numpy's, or their twins over xp
+    helpers = sources_called(forward_fn + backward_text, XP_HELPERS if standard else None)
     body += ("\n\n" + "\n\n".join(helpers) if helpers else "") + "\n\n" + forward_fn + "\n"
     body += XP_FORWARD_WRAPPER if standard else FORWARD_WRAPPER
     if joint is not None:
