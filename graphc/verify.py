@@ -159,6 +159,7 @@ def verify(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
         _check_node(graph, node)
     order = topological_order(graph)
     _check_lists(graph)
+    check_one_float_dtype(graph)  # a mixed declaration is named at its source, before any op reading it
     for node in order:
         data = graph.nodes[node]
         op = op_for(graph, data[ir.OP], node)
@@ -178,7 +179,6 @@ def verify(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
                 f"but its operands give {shapes.fmt(expected)}; fix the declaration or the operands"
             )
         _check_dtype(graph, node, op, args)
-    check_one_float_dtype(graph)
     _check_gradients(graph)
     _check_pass_attributes(graph)
     return graph
@@ -221,6 +221,13 @@ def _check_dtype(graph: nx.MultiDiGraph, node, op, args: list) -> None:
     """A node has the dtype its op's rule gives (comparisons: bool, argmax: int64), and an op
     without a rule computes in its operands' dtype when they agree (it widens or narrows nothing)."""
     found = graph.nodes[node].get(ir.DTYPE)
+    floats = sorted({d for a in args if (d := graph.nodes[a].get(ir.DTYPE)) and np.dtype(d).kind == "f"})
+    if len(floats) > 1:  # numpy would widen the narrower values: no op reads two float dtypes
+        mixed = ", ".join(f"{describe(a, graph.nodes[a][ir.OP])} {graph.nodes[a].get(ir.DTYPE)}" for a in args
+                          if graph.nodes[a].get(ir.DTYPE) in floats)
+        raise GraphError(f"{_where(graph, node)}: its float operands have two dtypes ({mixed}), so numpy would "
+                         f"widen the {floats[0]} values to {floats[-1]}; a value made of numbers takes the "
+                         "dtype of the float values it meets: make every float operand one dtype")
     if op.dtype is not None and args:
         expected = op.dtype([graph.nodes[a].get(ir.DTYPE) for a in args])
         if found != expected:

@@ -296,3 +296,77 @@ def test_a_clamped_log_of_a_clamped_log_compiles_and_agrees_with_numpy():
     p64 = feeds["p"].astype(np.float64)
     np.testing.assert_allclose(value["loss"], loss(p64), rtol=1e-5)
     np.testing.assert_allclose(grads["p"], numeric_grad(loss, p64), rtol=1e-4)
+
+
+# -- (6) a where of numbers in a float32 graph: float32, never float64 -----------------------
+# where(argmax(...) > 0, 1.0, -1.0) was float64 (numpy's dtype of Python floats), and numpy
+# widened every float32 value it met: losses and gradients came out float64 on every path.
+
+def signed_tanh():
+    g = gc.Graph("signed_tanh")
+    x = g.input("x", shape=(3, 4), dtype="float32")
+    w = g.param("w", shape=(4,), dtype="float32")
+    z = x @ w
+    sign = gc.where(gc.argmax(gc.stop_gradient(x * w), axis=1) > 0, 1.0, -1.0)
+    g.output("loss", gc.sum(sign * gc.tanh(z)) + gc.sum(gc.apply("zeros_like", sign) * z))
+    return g
+
+
+SIGN_FEEDS = {"x": np.array([[0.5, 3.0, 1.0, 2.0], [5.0, 1.0, 0.0, 2.0], [0.0, 1.0, 2.0, -7.0]], np.float32),
+              "w": np.array([0.3, -0.2, 0.1, 0.05], np.float32)}
+
+
+def signed_tanh_by_hand(x, w):
+    x, w = x.astype(np.float64), w.astype(np.float64)
+    sign = np.where((x * w).argmax(axis=1) > 0, 1.0, -1.0)
+    t = np.tanh(x @ w)
+    return np.sum(sign * t), x.T @ (sign * (1 - t**2))
+
+
+def test_a_where_of_numbers_takes_the_float32_of_its_graph_on_every_path_and_stage(tmp_path):
+    g = signed_tanh()
+    assert {g.nx.nodes[n]["dtype"] for n in g.nx if g.nx.nodes[n]["op"] in ("where", "const", "zeros_like")} \
+        == {"float32"}
+    want, want_grad = signed_tanh_by_hand(SIGN_FEEDS["x"], SIGN_FEEDS["w"])
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        prog = gc.compile(g)
+        saved = _load(prog.save(tmp_path / "signed_tanh.py"))
+        results = {"forward": (prog.forward(SIGN_FEEDS)["loss"], None),
+                   "value_and_grad": _pair_w(prog.value_and_grad(SIGN_FEEDS)),
+                   "value_and_grad seeded": _pair_w(prog.value_and_grad(SIGN_FEEDS, seed=1.0)),
+                   "saved forward": (saved.forward(SIGN_FEEDS)["loss"], None),
+                   "saved value_and_grad": _pair_w(saved.value_and_grad(SIGN_FEEDS))}
+        joint = gc.grad(g, "loss", wrt=["w"])
+        found = gc.compile(joint).forward(SIGN_FEEDS)
+        results["gc.grad"] = (found["loss"], found["dloss/dw"])
+        w = SIGN_FEEDS["w"].copy()
+        results["sgd_step"] = (prog.sgd_step({"x": SIGN_FEEDS["x"], "w": w}, lr=0.5)["loss"], None)
+    for path, (loss, grad) in results.items():
+        for value in (loss, grad) if grad is not None else (loss,):
+            assert np.asarray(value).dtype == np.float32, path
+        np.testing.assert_allclose(loss, want, rtol=1e-5, err_msg=path)
+        if grad is not None:
+            np.testing.assert_allclose(grad, want_grad, rtol=1e-5, err_msg=path)
+    assert w.dtype == np.float32
+    np.testing.assert_allclose(w, SIGN_FEEDS["w"] - 0.5 * want_grad, rtol=1e-5)
+    for name, stage in [*prog.stages.items(), ("gc.grad", joint.nx)]:
+        if hasattr(stage, "nodes"):
+            floats = {d for _, d in stage.nodes(data="dtype") if np.dtype(d).kind == "f"}
+            assert floats == {"float32"}, name
+
+
+def _pair_w(result):
+    outputs, grads = result
+    return outputs["loss"], grads["w"]
+
+
+def test_verify_refuses_an_op_reading_float32_and_float64_values():
+    g = signed_tanh()
+    raw = g.nx.copy()
+    (where,) = [n for n in raw if raw.nodes[n]["op"] == "where"]
+    for node in [where, *raw.predecessors(where)]:
+        if raw.nodes[node]["op"] in ("where", "const"):
+            raw.nodes[node]["dtype"] = "float64"  # as the builder made it before numbers adapted here
+    with pytest.raises(gc.GraphError, match=r"float operands have two dtypes .*widen the float32 values to float64"):
+        gc.verify(raw)

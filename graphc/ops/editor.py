@@ -124,13 +124,57 @@ def constant_valued(graph: nx.MultiDiGraph, node_id: str) -> bool:
     return True
 
 
+def _is_float(graph: nx.MultiDiGraph, node: str) -> bool:
+    return np.dtype(graph.nodes[node][ir.DTYPE]).kind == "f"
+
+
+def number_valued(graph: nx.MultiDiGraph, node_id: str) -> bool:
+    """Whether ``node_id`` is a float value whose floats all come from numbers and consts: a
+    bool or int operand (a comparison, an argmax) selects or indexes but brings no float, so
+    ``where(argmax(p) > 0, 1.0, -1.0)`` is number-valued although p is above it. Such a value
+    has no dtype of its own and takes the dtype of the float computation that reads it."""
+    if not _is_float(graph, node_id):
+        return False
+    seen, todo = {node_id}, [node_id]
+    while todo:
+        node = todo.pop()
+        preds = list(graph.predecessors(node))
+        if not preds and graph.nodes[node][ir.OP] != "const":
+            return False
+        floats = [p for p in preds if p not in seen and _is_float(graph, p)]
+        todo.extend(floats)
+        seen.update(floats)
+    return True
+
+
+def _float_region(graph: nx.MultiDiGraph, node_id: str) -> set[str]:
+    """``node_id`` and the float nodes above it reached through float nodes only."""
+    region, todo = {node_id}, [node_id]
+    while todo:
+        for pred in graph.predecessors(todo.pop()):
+            if pred not in region and _is_float(graph, pred):
+                region.add(pred)
+                todo.append(pred)
+    return region
+
+
+def graph_float_dtype(graph: nx.MultiDiGraph) -> str:
+    """The float dtype of the graph's float inputs and params (one, verify.check_one_float_dtype
+    holds it), float64 when it has none yet."""
+    for node in list(graph.graph.get(ir.INPUTS, ())) + list(graph.graph.get(ir.PARAMS, ())):
+        if node in graph and node != graph.graph.get(ir.SEED) and _is_float(graph, node):
+            return graph.nodes[node][ir.DTYPE]
+    return ir.DEFAULT_DTYPE
+
+
 def adopt_dtype(graph: nx.MultiDiGraph, node_id: str, dtype: str) -> None:
-    """Give a constant-valued node, every node it is made of, and every other constant-valued
-    node made of those, ``dtype`` (so a float64 array const read by a float32 computation is
-    a float32 const, numpy never widens, and no value made of it keeps the old dtype)."""
-    region = nx.ancestors(graph, node_id) | {node_id}
+    """Give a number-valued node, every float node it is made of, and every other
+    number-valued node made of those, ``dtype`` (so a float64 array const read by a float32
+    computation is a float32 const, numpy never widens, and no value made of it keeps the old
+    dtype). Bool and int nodes (masks, indices) keep theirs."""
+    region = _float_region(graph, node_id)
     for const in [n for n in region if graph.nodes[n][ir.OP] == "const"]:
-        region |= {n for n in nx.descendants(graph, const) if constant_valued(graph, n)}
+        region |= {n for n in nx.descendants(graph, const) if number_valued(graph, n)}
     for node in region:
         graph.nodes[node][ir.DTYPE] = dtype
 
@@ -245,7 +289,7 @@ class Editor:
         if np.dtype(target).kind == "f":  # a number, or a value made of consts only, adopts the
             for arg in args:              # float dtype the op computes in (x > 0.5: 0.5 is x's)
                 own = self.graph.nodes[arg.id][ir.DTYPE]
-                if own != target and np.dtype(own).kind == "f" and constant_valued(self.graph, arg.id):
+                if own != target and number_valued(self.graph, arg.id):
                     adopt_dtype(self.graph, arg.id, target)
         if dtype is None:  # the op's dtype rule (bool comparisons, int64 argmax) sees adopted consts
             dtype = op.dtype([self.graph.nodes[a.id][ir.DTYPE] for a in args]) if op.dtype else operand_dtype
@@ -278,12 +322,13 @@ class Editor:
         dtypes = [nodes[arg.id][ir.DTYPE] for arg in args]
         if len(set(dtypes)) <= 1:  # only a mix needs the (longer) look at where values come from
             return dtypes[0] if dtypes else ir.DEFAULT_DTYPE
-        values = [d for arg, d in zip(args, dtypes) if not constant_valued(self.graph, arg.id)]
+        values = [d for arg, d in zip(args, dtypes)
+                  if not (constant_valued(self.graph, arg.id) or number_valued(self.graph, arg.id))]
         floats = [d for d in values if np.dtype(d).kind == "f"]
         if floats:  # a boolean mask or int index next to a float value: the float's dtype
             return floats[0]
-        if values and len(values) < len(args):  # mask * 1.0: numpy computes it in float64
-            return ir.DEFAULT_DTYPE
+        if values and len(values) < len(args):  # mask * 1.0, where(mask, 1.0, -1.0): the floats
+            return graph_float_dtype(self.graph)  # are numbers, computed in the graph's float dtype
         return values[0] if values else dtypes[0]
 
     def fused(self, fn: Callable, operands: Sequence, kink: str = "") -> Ref:
