@@ -19,8 +19,8 @@ import pytest
 import graphc as gc
 from graphc.lower import libraries
 
-HAS_TORCH = importlib.util.find_spec("torch") is not None
-HAS_JAX = importlib.util.find_spec("jax") is not None
+HAS_TORCH = libraries.LIBRARIES["torch"].missing() is None  # torch and array-api-compat
+HAS_JAX = libraries.LIBRARIES["jax"].missing() is None
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed (pip install 'graphc[torch]')")
 needs_jax = pytest.mark.skipif(not HAS_JAX, reason="jax is not installed (pip install 'graphc[jax]')")
 

@@ -11,7 +11,6 @@ takes the gradient, on every library alike).
 from __future__ import annotations
 
 import ast
-import importlib.util
 import inspect
 import math
 import re
@@ -20,14 +19,16 @@ import numpy as np
 import pytest
 
 import graphc as gc
+from graphc.lower import libraries
 from graphc.lower.array_api import ARRAY_API, ARRAY_API_IMMUTABLE
 from graphc.ops import OPS, special, xp_special
 from graphc.ops.helpers import HELPERS, XP_HELPERS
 
 
 def _installed(module: str):
-    return pytest.param(module, marks=pytest.mark.skipif(importlib.util.find_spec(module) is None,
-                                                          reason=f"{module} is not installed"))
+    missing = libraries.LIBRARIES[module].missing()  # torch needs array-api-compat beside it
+    return pytest.param(module, marks=pytest.mark.skipif(missing is not None,
+                                                          reason=f"{missing} is not installed"))
 
 
 LIBRARIES = [_installed("array_api_strict"), _installed("torch"), _installed("jax")]
@@ -149,7 +150,8 @@ def test_tied_maxima_send_the_gradient_to_the_first_in_row_major_order():
         assert to_numpy(grads["x"])[0, 0].tolist() == [[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
+@pytest.mark.skipif(libraries.LIBRARIES["torch"].missing() is not None,
+                    reason="torch or array-api-compat is not installed")
 def test_the_digits_cnn_value_and_grad_on_torch_equals_numpys():
     import torch
 

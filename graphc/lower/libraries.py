@@ -22,6 +22,7 @@ graphc.errors.BackendError: unknown backend 'tensorflow'; the backends are array
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import numbers
 from dataclasses import dataclass
 
@@ -44,6 +45,14 @@ class Library:
     requires: tuple[str, ...] = ()  # modules that must import
     install: str = ""  # what to pip install when one is missing
     x64_switch: bool = False  # float64 needs a switch turned on (JAX's jax_enable_x64)
+
+    def missing(self) -> str | None:
+        """The first module this library needs that is not installed, else None (nothing imported).
+
+        >>> LIBRARIES["numpy"].missing() is None
+        True
+        """
+        return next((m for m in self.requires if importlib.util.find_spec(m) is None), None)
 
 
 LIBRARIES = {lib.name: lib for lib in (
