@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
 from pathlib import Path
 
 import networkx as nx
@@ -47,8 +46,13 @@ class Program:
         self.compiler = compiler
         self.runtime = runtime(backend)  # the array library the module runs on
         self.threads = threads  # the pool the plan's groups run on (1: every statement in order)
-        self._blas = one_blas_thread() if plan.parallel is not None and plan.parallel.groups else nullcontext
         self.module = load_source(code.source, declared.graph[ir.NAME])
+        # the module's passes as the methods call them: held to one BLAS thread while a parallel
+        # plan's pool runs, else the functions themselves (a context costs a small step ~5 %)
+        blas = one_blas_thread() if plan.parallel is not None and plan.parallel.groups else None
+        self._forward_pass, self._train_forward, self._backward_pass, self._sgd_step = (
+            _held(getattr(self.module, name, None), blas)
+            for name in ("forward_pass", "train_forward", "backward_pass", "sgd_step"))
         self._check_feeds = FeedChecker(declared)
         self._sources = ir.sources(declared)
         params = set(declared.graph[ir.PARAMS])
@@ -59,6 +63,13 @@ class Program:
         if plan.joint is not None:
             dtype = np.dtype(declared.nodes[self.target][ir.DTYPE])  # the declared graph: reading a stage would copy it
             self._one = dtype.type(1.0)  # the cotangent of a scalar output: a numpy scalar of its dtype
+        numpy = self.runtime.namespace is None
+        # the call value_and_grad makes thousands of times: numpy feeds, a scalar target, no seed
+        self._seeded_by_one = numpy and plan.joint is not None and self._gradient
+        # numpy hands a 0-d result back as a numpy scalar: those positions become 0-d arrays
+        # (the generated code already copies every value the caller would not own)
+        self._scalar_outputs = _scalars(declared, self._outputs) if numpy else ()
+        self._scalar_grads = _scalars(declared, wrt) if numpy and plan.joint is not None else ()
 
     @property
     def backend(self) -> str:
@@ -81,8 +92,9 @@ class Program:
         return [rt.asarray(feeds[name] if rt.is_native(feeds[name]) else array, self.graph.nodes[name][ir.DTYPE])
                 for name, array in zip(self._sources, checked)]
 
-    def _result(self, value):
-        return np.asarray(value) if self.runtime.namespace is None else value
+    def _results(self, values) -> dict:
+        """The outputs keyed by name, each an array."""
+        return _keyed(self._outputs, values, self._scalar_outputs)
 
     @property
     def forward_graph(self) -> nx.MultiDiGraph:
@@ -143,10 +155,7 @@ class Program:
 
     def forward(self, feeds: Mapping) -> dict[str, np.ndarray]:
         """The graph's outputs for ``feeds`` (inputs and params by name)."""
-        arrays = self._arrays(feeds)
-        with self._blas():
-            values = self.module.forward_pass(*arrays)
-        return {name: self._result(v) for name, v in zip(self._outputs, values)}
+        return self._results(self._forward_pass(*self._arrays(feeds)))
 
     def __call__(self, **feeds) -> dict[str, np.ndarray]:
         return self.forward(feeds)
@@ -168,14 +177,15 @@ class Program:
         Every returned array is the caller's own.
         """
         arrays = self._arrays(feeds)
+        if seed is None and self._seeded_by_one:  # the loop's call: nothing to decide
+            outputs, saved = self._train_forward(*arrays)
+            grads = self._backward_pass(saved, self._one)
+            return self._results(outputs), _keyed(self.wrt, grads, self._scalar_grads)
         if seed is None and not self._gradient:
             scalar_output(self.forward_graph, self.of)  # raises the explanation
         if self.plan.joint is None:  # nothing to differentiate
-            with self._blas():
-                outputs = self.module.forward_pass(*arrays)
-            return {name: self._result(v) for name, v in zip(self._outputs, outputs)}, {}
-        with self._blas():
-            outputs, saved = self.module.train_forward(*arrays)
+            return self._results(self._forward_pass(*arrays)), {}
+        outputs, saved = self._train_forward(*arrays)
         rt = self.runtime
         if seed is None and rt.namespace is None:  # a scalar output: a numpy scalar of its dtype, as sgd_step passes
             cotangent = self._one
@@ -189,12 +199,8 @@ class Program:
             else:
                 checked = check_seed(rt.stand_in(seed), tuple(value.shape), self.target, dtype)
                 cotangent = rt.asarray(seed if rt.is_native(seed) else checked, dtype)
-        with self._blas():
-            grads = self.module.backward_pass(saved, cotangent)
-        return (
-            {name: self._result(v) for name, v in zip(self._outputs, outputs)},
-            {name: self._result(v) for name, v in zip(self.wrt, grads)},
-        )
+        grads = self._backward_pass(saved, cotangent)
+        return self._results(outputs), _keyed(self.wrt, grads, self._scalar_grads)
 
     def sgd_step(self, feeds: Mapping, lr: float = 0.01) -> dict[str, np.ndarray]:
         """One step of SGD, the lecture's update W <- W - lr dL/dW, in place; returns the outputs.
@@ -223,8 +229,7 @@ class Program:
             raise GradientError(
                 f"program {self.name!r} has no SGD step: it needs a scalar output and wrt naming params only"
             )
-        with self._blas():
-            return dict(zip(self._outputs, self.module.sgd_step(*arrays, lr)))
+        return dict(zip(self._outputs, self._sgd_step(*arrays, lr)))
 
     def train_step(self, optimizer):
         """``step(feeds) -> loss``: forward, backward and ``optimizer``'s update of every
@@ -287,6 +292,32 @@ class Program:
     def __repr__(self) -> str:
         on = "" if self.backend == "numpy" else f" on {self.backend}"
         return f"<graphc Program {self.name!r}: outputs {self.outputs}, wrt {self.wrt}{on}>"
+
+
+def _held(function: Callable | None, blas: Callable | None) -> Callable | None:
+    """``function``, run with BLAS held to one thread when ``blas`` (a context) is given."""
+    if function is None or blas is None:
+        return function
+
+    def held(*args):
+        with blas():
+            return function(*args)
+
+    return held
+
+
+def _scalars(graph: nx.MultiDiGraph, names: Sequence[str]) -> tuple[int, ...]:
+    """The positions of ``names`` whose declared shape is () (numpy computes them as numpy scalars)."""
+    return tuple(k for k, name in enumerate(names) if tuple(graph.nodes[name][ir.SHAPE]) == ())
+
+
+def _keyed(names: Sequence[str], values: Sequence, scalars: tuple[int, ...]) -> dict:
+    """``{name: value}``, the values at ``scalars`` as 0-d numpy arrays."""
+    if scalars:
+        values = list(values)
+        for k in scalars:
+            values[k] = np.asarray(values[k])
+    return dict(zip(names, values))
 
 
 def with_backend(prog: Program, backend: str) -> Program:

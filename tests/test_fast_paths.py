@@ -155,3 +155,38 @@ def test_the_fast_path_allocates_no_more_than_the_list_it_returns():
     assert values[0] is feeds["x"] and len(values) == 61
     list_bytes = 56 + 8 * 64  # a list of 61 references, with its spare slots
     assert top - base <= list_bytes + 256, top - base
+
+
+def test_zero_d_results_are_zero_d_arrays_and_the_others_the_modules_own():
+    """A scalar output and a scalar param's gradient come back as 0-d arrays (numpy computes
+    them as numpy scalars), on every path: forward, value_and_grad with and without a seed."""
+    g = gc.Graph("scalars")
+    x = g.input("x", shape=(3,))
+    w, v = g.param("w", shape=()), g.param("v", shape=(3,))
+    g.output("loss", gc.sum(gc.square(x * w + v)))
+    g.output("h", x * w)
+    prog = gc.compile(g, of="loss")
+    feeds = {"x": np.array([1.0, -2.0, 0.5]), "w": np.array(0.7), "v": np.array([0.1, 0.2, 0.3])}
+    h = feeds["x"] * 0.7
+    for _ in range(2):  # the first call takes the full check, the second the fast path
+        for outputs, grads in (prog.value_and_grad(feeds), prog.value_and_grad(feeds, seed=1.0),
+                               (prog.forward(feeds), None)):
+            assert type(outputs["loss"]) is np.ndarray and outputs["loss"].shape == ()
+            np.testing.assert_allclose(outputs["loss"], np.sum((h + feeds["v"]) ** 2), rtol=1e-14)
+            np.testing.assert_allclose(outputs["h"], h, rtol=1e-15)
+            if grads is not None:
+                assert type(grads["w"]) is np.ndarray and grads["w"].shape == ()
+                np.testing.assert_allclose(grads["w"], np.sum(2 * (h + feeds["v"]) * feeds["x"]), rtol=1e-14)
+                np.testing.assert_allclose(grads["v"], 2 * (h + feeds["v"]), rtol=1e-14)
+
+
+def test_a_feed_resized_in_place_after_warm_up_takes_the_full_check():
+    """The fast path compares shapes on every call: the same array object with a new shape
+    (a view whose shape was assigned) is checked again, not trusted for being the same object."""
+    prog = gc.compile(tiny_net())
+    feeds = feeds_of(4, np.random.default_rng(5))
+    for _ in range(2):
+        prog.value_and_grad(feeds)
+    feeds["W"].shape = (1, 2)
+    with pytest.raises(gc.FeedError, match=r"feed 'W' has shape \(1, 2\), expected \(2, 1\)"):
+        prog.value_and_grad(feeds)
