@@ -21,7 +21,7 @@ import sympy
 from sympy.codegen.cfunctions import expm1, log1p
 
 from .. import shapes
-from ..ops.functions import STABLE_FORMS, logaddexp, stable_form
+from ..ops.functions import STABLE_FORMS, logaddexp, sigmoid, stable_form
 from ..ops.printing import guard_poles
 from .printer import print_expr
 
@@ -31,6 +31,11 @@ UNARY = {
     sympy.exp: "exp", sympy.log: "log", sympy.tanh: "tanh", sympy.sin: "sin", sympy.cos: "cos",
     sympy.Abs: "absolute", sympy.sign: "sign", log1p: "log1p", expm1: "expm1",
 }
+
+
+# past 40, 1/(1 + exp(-z)) rounds to 1 in float64 (exp(-37.5) is half an ulp of 1) and in
+# float32, and exp(40) is finite in both: the sigmoid kernel's cap on its exponent
+SIGMOID_CAP = "40.0"
 
 
 @dataclass
@@ -109,7 +114,8 @@ class _Kernel:
     def _rules(self) -> dict[type, Callable[[sympy.Expr], Value]]:
         return {
             sympy.Add: self.add, sympy.Mul: self.mul, sympy.Pow: self.pow,
-            **{f: self.stable for f in STABLE_FORMS}, logaddexp: self.logaddexp, sympy.Max: self.extremum,
+            **{f: self.stable for f in STABLE_FORMS}, sigmoid: self.sigmoid, logaddexp: self.logaddexp,
+            sympy.Max: self.extremum,
             sympy.Min: self.extremum, sympy.Heaviside: self.step, **{f: self.unary for f in UNARY},
         }
 
@@ -193,6 +199,23 @@ class _Kernel:
     def stable(self, expr: sympy.Expr) -> Value:
         """A function with a stable numpy form (``ops.functions.STABLE_FORMS``): that form's ufuncs."""
         return self.value(stable_form(expr))
+
+    def sigmoid(self, expr: sympy.Expr) -> Value:
+        """sigmoid(z) as ``e / (1 + e)`` with ``e = exp(min(z, SIGMOID_CAP))``: four ufuncs.
+
+        The printed form ``1/(1 + exp(min(-z, 709)))`` is one expression and so reads its
+        argument once, at the cost of a negation; a kernel holds ``e`` in a buffer and reads
+        it twice instead (``1 + e`` goes to a fresh one). It is as exact (2 ulp) over the
+        middle, the positive tail (rounds to 1), and the negative tail, where ``s = e`` down
+        to the subnormals (the printed form stops at 1e-308). The cap keeps exp finite in
+        float32 too (exp(709) overflows there); nothing over- or underflows but a result
+        that is itself below the smallest normal number.
+        """
+        shape = self.shape(expr)
+        e = self.call("minimum", [self.value(expr.args[0]), Value(SIGMOID_CAP, None, False)], shape)
+        e = self.call("exp", [e], shape)
+        one_plus = self.call("add", [Value(e.text, shape, False), Value("1", None, False)], shape)  # e is read again
+        return self.call("divide", [e, one_plus], shape)
 
     def logaddexp(self, expr: sympy.Expr) -> Value:
         return self.call("logaddexp", [self.value(a) for a in expr.args], self.shape(expr))
