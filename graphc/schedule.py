@@ -91,6 +91,20 @@ def is_inline(graph: nx.MultiDiGraph, node: str) -> bool:
     return data[ir.OP] == "transpose" and data[ir.ATTRS].get("axes") is None
 
 
+def folds_into_reader(graph: nx.MultiDiGraph, node: str) -> bool:
+    """A float64 ``square`` whose one reader sums (or averages) it to a number: the reader
+    computes it as a dot product of the operand with itself, so it has no step of its own
+    (no array of squares, one call instead of two). float32 keeps its square and numpy's
+    pairwise sum: a float32 dot accumulates its error linearly in the length."""
+    data = graph.nodes[node]
+    if data[ir.OP] != "square" or data[ir.DTYPE] != "float64" or graph.out_degree(node) != 1:
+        return False
+    (reader,) = graph.successors(node)
+    reading = graph.nodes[reader]
+    return (reading[ir.OP] in ("sum", "mean") and tuple(reading[ir.SHAPE]) == ()
+            and not reading[ir.ATTRS].get("keepdims", False))
+
+
 def base(graph: nx.MultiDiGraph, node: str) -> str:
     """The node holding the array ``node``'s code reads (through aliases and ``.T``)."""
     node = resolve(graph, node)
@@ -121,13 +135,19 @@ def _size(graph: nx.MultiDiGraph, node: str) -> int:
     return sum(1 for part in sympy.preorder_traversal(data[ir.EXPR][0]) if part.args)
 
 
-def _dying(graph: nx.MultiDiGraph, levels_: list[list[str]]) -> list[set[str]]:
+def _read(graph: nx.MultiDiGraph, operand: str, folded: frozenset[str]) -> str:
+    """The value a step reads for ``operand``: through aliases, and through a folded square."""
+    operand = resolve(graph, operand)
+    return resolve(graph, ir.operands(graph, operand)[0]) if operand in folded else operand
+
+
+def _dying(graph: nx.MultiDiGraph, levels_: list[list[str]], folded: frozenset[str] = frozenset()) -> list[set[str]]:
     """For each level, the values whose last reader is in it."""
     last: dict[str, int] = {}
     for k, level in enumerate(levels_):
         for n in level:
             for a in ir.operands(graph, n):
-                last[resolve(graph, a)] = k
+                last[_read(graph, a, folded)] = k
     dying: list[set[str]] = [set() for _ in levels_]
     for value, k in last.items():
         dying[k].add(value)
@@ -198,6 +218,7 @@ class FunctionPlan:
     # backward_pass: ``args`` and ``dim_args`` come as one list, ``saved``, which the function
     # empties, so that each saved value is freed after its last use there
     packed: bool = False
+    folded: frozenset[str] = frozenset()  # squares their reader computes (folds_into_reader)
 
     @property
     def level_sizes(self) -> dict[int, int]:
@@ -293,11 +314,17 @@ def plan_function(graph: nx.MultiDiGraph, name: str, args: list[str], body: list
     argset = set(args) | set(trailing)
     levels_ = [[n for n in level if n not in argset and ir.op_of(graph, n) not in SOURCES + ALIASES
                 and not is_inline(graph, n)] for level in body]
-    order = [n for level, dying in zip(levels_, _dying(graph, levels_)) for n in donor_last(graph, level, dying)]
+    computed = {n for level in levels_ for n in level}
+    folded = frozenset(n for n in computed if folds_into_reader(graph, n) and n not in returns and n not in saved
+                       and next(iter(graph.successors(n))) in computed)
+    if folded:  # its reader reads its operand instead
+        levels_ = [[n for n in level if n not in folded] for level in levels_]
+    order = [n for level, dying in zip(levels_, _dying(graph, levels_, folded))
+             for n in donor_last(graph, level, dying)]
     position = {n: i for i, n in enumerate(order)}
     level_of = {n: k for k, level in enumerate(body) for n in level}
     # ordered (dict keys, not a set): the del lists must not follow hash order
-    reads = {n: tuple(dict.fromkeys(resolve(graph, a) for a in ir.operands(graph, n))) for n in order}
+    reads = {n: tuple(dict.fromkeys(_read(graph, a, folded) for a in ir.operands(graph, n))) for n in order}
     last_use: dict[str, int] = {}
     for i, n in enumerate(order):
         for a in reads[n]:
@@ -319,7 +346,7 @@ def plan_function(graph: nx.MultiDiGraph, name: str, args: list[str], body: list
     for i, n in enumerate(order):
         operands = ir.operands(graph, n)
         viewed = {base(graph, a) for a in operands if base(graph, a) != resolve(graph, a)}
-        once = {a for a in reads[n] if [resolve(graph, o) for o in operands].count(a) == 1}
+        once = {a for a in reads[n] if [_read(graph, o, folded) for o in operands].count(a) == 1}
         donates = frozenset(d for d in dead.get(i, ()) if d in once and d not in viewed and d not in read_only
                             and (d in position or d in owned) and _owns(graph, d, n))
         steps.append(Step(n, level_of[n], reads[n], donates, tuple(dead.get(i, ()))))
@@ -348,7 +375,7 @@ def plan_function(graph: nx.MultiDiGraph, name: str, args: list[str], body: list
                 "declare an input with this dim"
             )
     return FunctionPlan(name, doc, tuple(args), tuple(dim_args), tuple(binds), tuple(steps), tuple(returned),
-                        tuple(saved), trailing=tuple(trailing), packed=packed)
+                        tuple(saved), trailing=tuple(trailing), packed=packed, folded=folded)
 
 
 def _backward_nodes(graph: nx.MultiDiGraph) -> set[str]:

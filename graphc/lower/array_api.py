@@ -126,6 +126,16 @@ def _mean(ctx, args, attrs, node):
     return f"{total} / ({'*'.join(count) or '1'})"
 
 
+def _sum_of_squares(ctx, args, attrs, node):
+    """sum or mean of a square the schedule folded into ``node``, from its operand."""
+    total = f"{XP}.sum({XP}.square({args[0]}))"
+    if ir.op_of(ctx.graph, node) == "sum":
+        return total
+    shape = ctx.graph.nodes[ir.operands(ctx.graph, ir.operands(ctx.graph, node)[0])[0]][ir.SHAPE]
+    count = [ctx.dim(shape[a]) for a in normalize_axes(attrs.get("axis"), len(shape)) if shape[a] != 1]
+    return f"{total} / ({'*'.join(count) or '1'})"
+
+
 def _transpose(ctx, args, attrs, node):
     rank = len(ctx.graph.nodes[node][ir.SHAPE])
     axes = attrs.get("axes")
@@ -319,6 +329,7 @@ LOWERINGS = {
     "transpose": _transpose,
     "reshape": lambda ctx, args, attrs, node: f"{XP}.reshape({args[0]}, {ctx.shape(attrs['shape'])})",
     "sum": _reducer("sum"), "max": _reducer("max"), "min": _reducer("min"), "mean": _mean,
+    "sum_of_squares": _sum_of_squares,
     "broadcast": lambda ctx, args, attrs, node: f"{XP}.broadcast_to({args[0]}, {ctx.shape(attrs['shape'])})",
     "stop_gradient": lambda ctx, args, attrs, node: args[0],
     "zeros_like": lambda ctx, args, attrs, node: f"{XP}.zeros_like({args[0]})",

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from ..errors import GraphError
 from ..ops.base import Op
+from ..ops.tensor import lower_sum_of_squares
 from .kernel import kernel_lines
 from .printer import print_expr, print_formula
 
@@ -89,4 +90,4 @@ def get_backend(name: str) -> Backend:
 
 
 NUMPY = register_backend(Backend("numpy", "numpy", print_expr, kernel_lines, uses_op_table=True,
-                                 formula=print_formula))
+                                 formula=print_formula, lowerings={"sum_of_squares": lower_sum_of_squares}))

@@ -173,6 +173,7 @@ class Module:
     # node -> its elementwise expression over placeholders (see _canonical)
     canonical_exprs: dict[str, sympy.Expr] = field(default_factory=dict)
     groups: tuple = ()  # the statements that run together on a pool (graphc.together.Group)
+    folded: frozenset[str] = frozenset()  # the function's squares that their reader computes
 
     def ident(self, node: str) -> str:
         """A computed value's identifier (in this function: its buffer's name)."""
@@ -257,7 +258,10 @@ class Module:
                 # a number (0, 1/N): a numpy scalar of the node's dtype, never a Python int
                 return self.backend.scalar(self.backend.expression(expr, data[ir.DTYPE]), data[ir.DTYPE])
             return self.backend.expression(expr, data[ir.DTYPE])
-        lower = self.backend.lowering(op)
+        if args and args[0] in self.folded:  # sum or mean of a square: the operand's dot product with itself
+            args, lower = ir.operands(self.graph, args[0]), self.backend.lowerings.get("sum_of_squares")
+        else:
+            lower = self.backend.lowering(op)
         if lower is not None:
             return lower(self, [self.tensor_atom(a) for a in args], data[ir.ATTRS], node)
         raise GraphError(
@@ -417,7 +421,7 @@ def print_function(module: Module, fn: plan.FunctionPlan) -> str:
     values it was the last reader of are deleted, so their memory goes back before the
     next statement runs. A dim the plan binds is printed where the body reads it.
     """
-    module.local, module.noted = _buffer_names(module, fn), set()
+    module.local, module.noted, module.folded = _buffer_names(module, fn), set(), fn.folded
     lines: list[str] = []
     current = None
     sizes = fn.level_sizes
@@ -457,7 +461,7 @@ def print_function(module: Module, fn: plan.FunctionPlan) -> str:
     header = [f"def {fn.name}({', '.join(params)}):"]
     if fn.doc:
         header.append(f'    """{fn.doc}"""')
-    module.local, module.noted = {}, set()
+    module.local, module.noted, module.folded = {}, set(), frozenset()
     return "\n".join(header + ["    " + line for line in binds + lines]) + "\n"
 
 

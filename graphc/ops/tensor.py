@@ -205,11 +205,22 @@ def _reducer(function):
 
 def _lower_mean(ctx, args, attrs, node):
     # sum / count: numpy's mean() runs Python code that costs microseconds per call
+    return f"{_reducer('sum')(ctx, args, attrs, node)} / {_count(ctx, attrs, node)}"
+
+
+def _count(ctx, attrs, node) -> str:
+    """How many elements a mean averages, printed (``N``, ``(N*4)``)."""
     shape = ctx.graph.nodes[ir.operands(ctx.graph, node)[0]][ir.SHAPE]
     axes = normalize_axes(attrs.get("axis"), len(shape))
     count = [ctx.dim(shape[a]) for a in axes if shape[a] != 1]
-    total = _reducer("sum")(ctx, args, attrs, node)
-    return f"{total} / {'*'.join(count) if count else '1'}" if len(count) <= 1 else f"{total} / ({'*'.join(count)})"
+    return ("*".join(count) if count else "1") if len(count) <= 1 else f"({'*'.join(count)})"
+
+
+def lower_sum_of_squares(ctx, args, attrs, node):
+    """``sum(square(u))`` or ``mean(square(u))`` (``node``, whose square the schedule folded
+    into it) from ``u`` (``args``): numpy.vdot, one BLAS call, no array of squares."""
+    total = f"numpy.vdot({args[0]}, {args[0]})"
+    return total if ir.op_of(ctx.graph, node) == "sum" else f"{total} / {_count(ctx, attrs, node)}"
 
 
 def _reference_reduction(function):
