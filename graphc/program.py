@@ -68,8 +68,9 @@ class Program:
         self._seeded_by_one = numpy and plan.joint is not None and self._gradient
         # numpy hands a 0-d result back as a numpy scalar: those positions become 0-d arrays
         # (the generated code already copies every value the caller would not own)
-        self._scalar_outputs = _scalars(declared, self._outputs) if numpy else ()
-        self._scalar_grads = _scalars(declared, wrt) if numpy and plan.joint is not None else ()
+        self._results = _keyer(self._outputs, _scalars(declared, self._outputs) if numpy else ())
+        self._gradients = _keyer(wrt, _scalars(declared, wrt) if numpy and plan.joint is not None else ())
+        self._arrays = self._check_feeds if numpy else self._foreign_arrays
 
     @property
     def backend(self) -> str:
@@ -81,20 +82,14 @@ class Program:
         ``"array_api_strict"``, ``"numpy"``): the same plan, printed for that library."""
         return with_backend(self, backend)
 
-    def _arrays(self, feeds: Mapping) -> list:
-        """The feeds checked, as arrays of the program's library."""
-        if self.runtime.namespace is None:
-            return self._check_feeds(feeds)
+    def _foreign_arrays(self, feeds: Mapping) -> list:
+        """The feeds checked, as arrays of the program's library (not numpy)."""
         rt = self.runtime
         if not isinstance(feeds, Mapping):
             return self._check_feeds(feeds)  # raises the explanation
         checked = self._check_feeds({k: rt.stand_in(v) for k, v in feeds.items()})
         return [rt.asarray(feeds[name] if rt.is_native(feeds[name]) else array, self.graph.nodes[name][ir.DTYPE])
                 for name, array in zip(self._sources, checked)]
-
-    def _results(self, values) -> dict:
-        """The outputs keyed by name, each an array."""
-        return _keyed(self._outputs, values, self._scalar_outputs)
 
     @property
     def forward_graph(self) -> nx.MultiDiGraph:
@@ -180,7 +175,7 @@ class Program:
         if seed is None and self._seeded_by_one:  # the loop's call: nothing to decide
             outputs, saved = self._train_forward(*arrays)
             grads = self._backward_pass(saved, self._one)
-            return self._results(outputs), _keyed(self.wrt, grads, self._scalar_grads)
+            return self._results(outputs), self._gradients(grads)
         if seed is None and not self._gradient:
             scalar_output(self.forward_graph, self.of)  # raises the explanation
         if self.plan.joint is None:  # nothing to differentiate
@@ -200,7 +195,7 @@ class Program:
                 checked = check_seed(rt.stand_in(seed), tuple(value.shape), self.target, dtype)
                 cotangent = rt.asarray(seed if rt.is_native(seed) else checked, dtype)
         grads = self._backward_pass(saved, cotangent)
-        return self._results(outputs), _keyed(self.wrt, grads, self._scalar_grads)
+        return self._results(outputs), self._gradients(grads)
 
     def sgd_step(self, feeds: Mapping, lr: float = 0.01) -> dict[str, np.ndarray]:
         """One step of SGD, the lecture's update W <- W - lr dL/dW, in place; returns the outputs.
@@ -311,13 +306,23 @@ def _scalars(graph: nx.MultiDiGraph, names: Sequence[str]) -> tuple[int, ...]:
     return tuple(k for k, name in enumerate(names) if tuple(graph.nodes[name][ir.SHAPE]) == ())
 
 
-def _keyed(names: Sequence[str], values: Sequence, scalars: tuple[int, ...]) -> dict:
-    """``{name: value}``, the values at ``scalars`` as 0-d numpy arrays."""
-    if scalars:
+def _keyer(names: Sequence[str], scalars: tuple[int, ...]) -> Callable[[Sequence], dict]:
+    """``values -> {name: value}``, the values at ``scalars`` as 0-d numpy arrays; the
+    common cases (no scalar, or one scalar output alone) without a loop."""
+    names = tuple(names)
+    if not scalars:
+        return lambda values: dict(zip(names, values))
+    if len(names) == 1:
+        (name,) = names
+        return lambda values: {name: np.asarray(values[0])}
+
+    def keyed(values: Sequence) -> dict:
         values = list(values)
         for k in scalars:
             values[k] = np.asarray(values[k])
-    return dict(zip(names, values))
+        return dict(zip(names, values))
+
+    return keyed
 
 
 def with_backend(prog: Program, backend: str) -> Program:
