@@ -48,12 +48,17 @@ class Value:
 
 class _Kernel:
     def __init__(self, leaf_shapes: dict[sympy.Symbol, tuple], donors: set[str], numpy: str = "numpy",
-                 dtype: str = "float64"):
+                 dtype: str = "float64", shared_donors: dict[str, int] | None = None):
         self.leaf_shapes = dict(leaf_shapes)  # shared parts are added: never the caller's dict
         # 0-d leaves (a cotangent seed, a saved scalar) are numbers to the kernel: they join
         # the coefficient (``(2/3)*d_loss``) instead of costing a pass over the array
         self.arrays = {s for s, shape in self.leaf_shapes.items() if tuple(shape)}
         self.donors = set(donors)
+        # donors read more than once: name -> reads not yet made. The read that makes it 0
+        # may write into the buffer once no value printed earlier still stands for it
+        # (``pending``): s*(1 - s) multiplies by s first, then writes 1 - s into s
+        self.reads_left = dict(shared_donors or {})
+        self.pending: dict[str, int] = {}
         self.np = numpy
         self.dtype = dtype  # the result's: a comparison becomes 0/1 of it
         self.lines: list[str] = []
@@ -81,6 +86,10 @@ class _Kernel:
             # arithmetic (logical or, int64 products, float16 sines) would leak through
             args = [_materialized(self, a) for a in args]
         printed = ", ".join(a.text for a in args)
+        for a in args:  # these reads are made now: a buffer whose last read this is becomes ours
+            if a.text in self.pending:
+                self.pending[a.text] -= 1
+        args = [Value(a.text, a.shape, True) if self._free(a) else a for a in args]
         if shape:
             for a in args:
                 if a.owned and a.shape == shape:
@@ -90,8 +99,15 @@ class _Kernel:
         self.lines.append(f"{name} = {self.np}.{function}({printed})")
         return Value(name, shape, bool(shape))
 
+    def _free(self, a: Value) -> bool:
+        """A donor read several times, at its last read, with no earlier read still to use."""
+        return self.reads_left.get(a.text, -1) == 0 and self.pending.get(a.text) == 0 and not a.owned
+
     def value(self, expr: sympy.Expr) -> Value:
         if expr.is_Symbol:
+            if expr.name in self.reads_left:
+                self.reads_left[expr.name] -= 1
+                self.pending[expr.name] = self.pending.get(expr.name, 0) + 1
             if expr in self.arrays:
                 return Value(expr.name, self.leaf_shapes[expr], expr.name in self.donors)
             return Value(print_expr(expr, self.dtype), None, False)  # a symbolic dim or a 0-d leaf: a number
@@ -290,8 +306,9 @@ def kernel_lines(expr: sympy.Expr, target: str, leaf_shapes: dict[sympy.Symbol, 
         shared, reduced = [], expr
     parts = [p for _, p in shared] + [reduced]
     # a donor read twice must survive its first reader: only single readers may write into it
-    single = {d for d in donors if sum(p.count(sympy.Symbol(d, real=True)) for p in parts) == 1}
-    kernel = _Kernel(leaf_shapes, single, numpy, dtype)
+    reads = {d: sum(p.count(sympy.Symbol(d, real=True)) for p in parts) for d in donors}
+    single = {d for d, n in reads.items() if n == 1}
+    kernel = _Kernel(leaf_shapes, single, numpy, dtype, {d: n for d, n in reads.items() if n > 1})
     for name, part in shared:
         value = _materialized(kernel, kernel.value(part))
         kernel.leaf_shapes[name] = kernel.shape(part)
