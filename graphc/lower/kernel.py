@@ -13,6 +13,7 @@ and a buffer is reused only for a result of exactly its shape (never a scalar).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,10 @@ UNARY = {
 # past 40, 1/(1 + exp(-z)) rounds to 1 in float64 (exp(-37.5) is half an ulp of 1) and in
 # float32, and exp(40) is finite in both: the sigmoid kernel's cap on its exponent
 SIGMOID_CAP = "40.0"
+# a sigmoid of at most this many elements (symbolic dims counted as 1) is written in four
+# calls and a fresh buffer, a bigger one in place in five: on small arrays the calls are
+# the time, on big ones the passes over memory and the buffers (a 512x4096 one is 16 MB)
+SMALL = 4096
 
 
 @dataclass
@@ -217,7 +222,8 @@ class _Kernel:
         return self.value(stable_form(expr))
 
     def sigmoid(self, expr: sympy.Expr) -> Value:
-        """sigmoid(z) as ``e / (1 + e)`` with ``e = exp(min(z, SIGMOID_CAP))``: four ufuncs.
+        """sigmoid(z) as ``e / (1 + e)`` with ``e = exp(min(z, SIGMOID_CAP))``: four ufuncs
+        (on arrays up to SMALL elements; bigger ones take the table's form, in place).
 
         The printed form ``1/(1 + exp(min(-z, 709)))`` is one expression and so reads its
         argument once, at the cost of a negation; a kernel holds ``e`` in a buffer and reads
@@ -228,6 +234,8 @@ class _Kernel:
         that is itself below the smallest normal number.
         """
         shape = self.shape(expr)
+        if math.prod(int(d) for d in shape if isinstance(d, (int, sympy.Integer))) > SMALL:
+            return self.stable(expr)
         e = self.call("minimum", [self.value(expr.args[0]), Value(SIGMOID_CAP, None, False)], shape)
         e = self.call("exp", [e], shape)
         one_plus = self.call("add", [Value(e.text, shape, False), Value("1", None, False)], shape)  # e is read again

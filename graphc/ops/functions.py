@@ -68,7 +68,8 @@ class logaddexp(sympy.Function):  # noqa: N801
 # in both tails, with the exponent capped at 709 (exp's largest finite argument) so that
 # z < -709 gives ~1e-308 without an overflow. softplus: numpy.logaddexp(0, z). One
 # exception: an in-place kernel holds a part in a buffer and may read it twice, so it
-# writes sigmoid as e/(1 + e), e = exp(min(z, 40)), one ufunc fewer (lower/kernel.py).
+# writes a small array's sigmoid as e/(1 + e), e = exp(min(z, 40)), one ufunc fewer
+# (lower/kernel.py).
 STABLE_FORMS = {
     sigmoid: lambda z: 1 / (1 + sympy.exp(sympy.Min(-z, sympy.Float(709.0)))),
     softplus: lambda z: logaddexp(sympy.Integer(0), z),
