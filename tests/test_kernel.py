@@ -277,7 +277,8 @@ def exact_sigmoid(values: np.ndarray) -> np.ndarray:
     import mpmath
 
     with mpmath.workprec(200):
-        return np.array([float(1 / (1 + mpmath.exp(-mpmath.mpf(float(v))))) for v in values])
+        flat = [float(1 / (1 + mpmath.exp(-mpmath.mpf(float(v))))) for v in values.ravel()]
+    return np.array(flat).reshape(values.shape)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -289,7 +290,9 @@ def test_the_kernel_sigmoid_is_exact_in_both_tails_in_four_ufuncs(dtype, donated
     z = sympy.Symbol("z", real=True)
     values = np.concatenate([np.linspace(-800, 800, 1601), np.linspace(-40, 40, 801),
                              [-745.0, -740.0, -709.5, -103.0, -88.5, 37.4, 40.5, 1e-300]]).astype(dtype)
-    lines = kernel_lines(sigmoid(z), "out", {z: values.shape}, {"z"} if donated else set(), dtype=dtype)
+    values = values.reshape(-1, 10)  # a batch of rows of 10: a small sigmoid (kernel.SMALL)
+    batch = sympy.Symbol("N", positive=True)
+    lines = kernel_lines(sigmoid(z), "out", {z: (batch, 10)}, {"z"} if donated else set(), dtype=dtype)
     given = values.copy()
     env = {"numpy": np, "z": given}
     with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
@@ -308,7 +311,8 @@ def test_the_kernel_sigmoid_is_exact_in_both_tails_in_four_ufuncs(dtype, donated
 
 def test_a_big_sigmoid_is_computed_in_place_without_a_fresh_buffer():
     """Past SMALL elements a fresh array costs more than a call (16 MB for 512x4096): the
-    donated z's buffer holds every step, and the value is the sigmoid's."""
+    donated z's buffer holds every step, and the value is the sigmoid's; a symbolic batch
+    of rows that are big on their own is big."""
     from graphc.lower.kernel import SMALL
 
     z = sympy.Symbol("z", real=True)
@@ -323,3 +327,5 @@ def test_a_big_sigmoid_is_computed_in_place_without_a_fresh_buffer():
     np.testing.assert_allclose(env["out"], 1 / (1 + np.exp(-values)), rtol=1e-15)
     small = kernel_lines(sigmoid(z), "out", {z: (SMALL,)}, {"z"})
     assert sum("numpy." in line for line in small) == 4, small
+    rows = kernel_lines(sigmoid(z), "out", {z: (sympy.Symbol("N", positive=True), 4096)}, {"z"})
+    assert not any(re.search(r"\b_k\d", line) for line in rows), rows

@@ -37,10 +37,11 @@ UNARY = {
 # past 40, 1/(1 + exp(-z)) rounds to 1 in float64 (exp(-37.5) is half an ulp of 1) and in
 # float32, and exp(40) is finite in both: the sigmoid kernel's cap on its exponent
 SIGMOID_CAP = "40.0"
-# a sigmoid of at most this many elements (symbolic dims counted as 1) is written in four
-# calls and a fresh buffer, a bigger one in place in five: on small arrays the calls are
-# the time, on big ones the passes over memory and the buffers (a 512x4096 one is 16 MB)
-SMALL = 4096
+# a sigmoid of at most this many elements known when compiling (a symbolic dim, the batch,
+# counts as 1: an (N, 2) layer is small, an (N, 4096) one is not) is written in four calls
+# and a fresh buffer, a bigger one in place in five: on small arrays the calls are the
+# time, on big ones the passes over memory and the buffers (512x4096 is 16 MB)
+SMALL = 256
 
 
 @dataclass
