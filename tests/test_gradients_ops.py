@@ -438,3 +438,21 @@ def test_a_float32_std_with_an_irrational_coefficient_stays_float32():
     loss = gc.compile(g).forward({"x": feed})["loss"]
     assert loss.dtype == np.float32
     np.testing.assert_allclose(loss, np.std(feed, ddof=1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("size", [2, 1000])  # small arrays take the kernel's e/(1+e), big ones the table's form
+def test_sigmoid_does_not_overflow_in_its_dtype(dtype, size):
+    """exp's largest finite argument is 88 in float32, not float64's 709: the cap of the
+    stable form follows the dtype, so z = -800 raises nothing and gives 0 and its gradient."""
+    g = gc.Graph(f"sigmoid-{dtype}-{size}")
+    z = g.param("z", shape=(size,), dtype=dtype)
+    g.output("loss", gc.sum(gc.sigmoid(z)))
+    feeds = {"z": np.full(size, -800.0, dtype=dtype)}
+    feeds["z"][0] = 800.0
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        value, grads = gc.compile(g).value_and_grad(feeds)
+    tiny = np.finfo(dtype).tiny
+    assert grads["z"].dtype == np.dtype(dtype)
+    np.testing.assert_allclose(value["loss"], 1.0, atol=size * tiny)
+    assert np.all(grads["z"] <= tiny) and np.all(grads["z"] >= 0)

@@ -220,13 +220,13 @@ class _Kernel:
 
     def stable(self, expr: sympy.Expr) -> Value:
         """A function with a stable numpy form (``ops.functions.STABLE_FORMS``): that form's ufuncs."""
-        return self.value(stable_form(expr))
+        return self.value(stable_form(expr, self.dtype))
 
     def sigmoid(self, expr: sympy.Expr) -> Value:
         """sigmoid(z) as ``e / (1 + e)`` with ``e = exp(min(z, SIGMOID_CAP))``: four ufuncs
         (on arrays up to SMALL elements; bigger ones take the table's form, in place).
 
-        The printed form ``1/(1 + exp(min(-z, 709)))`` is one expression and so reads its
+        The printed form ``1/(1 + exp(min(-z, 709)))`` (88 in float32) is one expression and so reads its
         argument once, at the cost of a negation; a kernel holds ``e`` in a buffer and reads
         it twice instead (``1 + e`` goes to a fresh one). It is as exact (2 ulp) over the
         middle, the positive tail (rounds to 1), and the negative tail, where ``s = e`` down

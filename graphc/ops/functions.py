@@ -64,25 +64,29 @@ class logaddexp(sympy.Function):  # noqa: N801
 
 
 # The one table of numerically stable numpy forms: each function is printed, and lowered
-# into ufunc calls, as this expression of its argument. sigmoid: 1/(1 + exp(-z)) is exact
-# in both tails, with the exponent capped at 709 (exp's largest finite argument) so that
-# z < -709 gives ~1e-308 without an overflow. softplus: numpy.logaddexp(0, z). One
+# into ufunc calls, as this expression of its argument in a dtype. sigmoid: 1/(1 + exp(-z))
+# is exact in both tails, with the exponent capped at the dtype's largest finite argument
+# of exp (EXP_LIMITS: 709 in float64, 88 in float32) so that z below it gives about the
+# smallest normal number (1e-308, 1e-38) without an overflow. softplus: numpy.logaddexp(0, z). One
 # exception: an in-place kernel holds a part in a buffer and may read it twice, so it
 # writes a small array's sigmoid as e/(1 + e), e = exp(min(z, 40)), one ufunc fewer
 # (lower/kernel.py).
+# floor(log(finfo(dtype).max)): exp of anything above overflows in that dtype
+EXP_LIMITS = {"float64": 709.0, "float32": 88.0, "float16": 11.0}
+
 STABLE_FORMS = {
-    sigmoid: lambda z: 1 / (1 + sympy.exp(sympy.Min(-z, sympy.Float(709.0)))),
-    softplus: lambda z: logaddexp(sympy.Integer(0), z),
+    sigmoid: lambda z, dtype: 1 / (1 + sympy.exp(sympy.Min(-z, sympy.Float(EXP_LIMITS.get(dtype, 709.0))))),
+    softplus: lambda z, dtype: logaddexp(sympy.Integer(0), z),
 }
 
 
-def stable_form(expr: sympy.Expr) -> sympy.Expr | None:
-    """``expr`` (a call of a function in STABLE_FORMS) in its stable form, or None."""
+def stable_form(expr: sympy.Expr, dtype: str = "float64") -> sympy.Expr | None:
+    """``expr`` (a call of a function in STABLE_FORMS) in its stable form for ``dtype``, or None."""
     form = STABLE_FORMS.get(expr.func)
-    return None if form is None else form(*expr.args)
+    return None if form is None else form(*expr.args, dtype)
 
 
-__all__ = ["sigmoid", "softplus", "logaddexp", "STABLE_FORMS", "stable_form"]
+__all__ = ["sigmoid", "softplus", "logaddexp", "EXP_LIMITS", "STABLE_FORMS", "stable_form"]
 
 
 class where(sympy.Function):  # noqa: N801

@@ -98,10 +98,10 @@ class GraphcPrinter(NumPyPrinter):
         return f"{self._np('heaviside')}({self._print(arg)}, {self._print(at)})"
 
     def _print_sigmoid(self, expr):
-        return f"({self._print(stable_form(expr))})"  # the stable form (ops/functions.py)
+        return f"({self._print(stable_form(expr, self.dtype))})"  # the stable form (ops/functions.py)
 
     def _print_softplus(self, expr):
-        return self._print(stable_form(expr))
+        return self._print(stable_form(expr, self.dtype))
 
     def _print_logaddexp(self, expr):
         return f"{self._np('logaddexp')}({', '.join(self._print(a) for a in expr.args)})"
