@@ -497,9 +497,37 @@ def print_sgd_step(module: Module, step: plan.StepPlan) -> str:
 
     The backward pass is linear in its cotangent, so seeding it with ``lr`` instead of 1
     returns ``lr * grad`` directly: the update is one subtraction per param, as by hand.
-    Every new value is computed before the first param changes (see
-    :class:`graphc.schedule.StepPlan`): an error leaves every param as it was.
+    With an eager plan (see :class:`graphc.schedule.StepPlan`) ``sgd_step`` runs
+    ``backward_update``, which updates each param as soon as nothing reads it, unless a
+    floating-point error could stop the step midway (``_could_stop``, lower/stoppable.py):
+    then it runs ``sgd_step_atomic``, which computes every new value before the first
+    param changes, so an error leaves every param as it was.
     """
+    atomic = _print_atomic_step(module, step, "sgd_step" if step.eager is None else "sgd_step_atomic")
+    if step.eager is None:
+        return atomic
+    args = [module.namespace.name(a) for a in step.args]
+    dtype = module.graph.nodes[step.seed][ir.DTYPE]
+    unread = [module.namespace.name(a) for a in step.eager.trailing[1:]]
+    lines = [f"def sgd_step({', '.join(args + ['lr'])}):",
+             '    """One step of SGD: the outputs, with every param updated in place (p -= lr * grad).',
+             "",
+             "    Each param is updated as soon as its gradient is final and nothing reads its old value;",
+             "    when a floating-point error could stop the step midway (numpy raises on one, calls a",
+             "    handler, or a warnings filter makes its RuntimeWarning an error), sgd_step_atomic runs",
+             '    instead: every new value first, so an error leaves every param unchanged."""',
+             "    if _could_stop():",
+             f"        return sgd_step_atomic({', '.join(args + ['lr'])})",
+             f"    outputs, saved = train_forward({', '.join(args)})",
+             f"    backward_update({', '.join(['saved', f'{module.numpy}.{dtype}(lr)'] + unread)})"
+             "  # lr * each gradient, each param updated",
+             "    del saved  # emptied by backward_update",
+             "    return outputs"]
+    return atomic + "\n\n" + "\n".join(lines) + "\n"
+
+
+def _print_atomic_step(module: Module, step: plan.StepPlan, name: str) -> str:
+    """The all-or-nothing step: backward_pass, every new value, then every param written."""
     graph, np_ = module.graph, module.numpy
     args = [module.namespace.name(a) for a in step.args]
     dtype = graph.nodes[step.seed][ir.DTYPE] if step.seed in graph else "float64"
@@ -528,6 +556,6 @@ def print_sgd_step(module: Module, step: plan.StepPlan) -> str:
             new.append((p, fresh))
     lines += [f"{p}[...] = {value}" for p, value in new]
     lines.append("return outputs")
-    header = [f"def sgd_step({', '.join(args + ['lr'])}):",
+    header = [f"def {name}({', '.join(args + ['lr'])}):",
               '    """One step of SGD: the outputs, with every param updated in place (p -= lr * grad)."""']
     return "\n".join(header + ["    " + line for line in lines]) + "\n"
