@@ -36,8 +36,8 @@ STOPPABLE = '''
 import warnings as _warnings
 
 try:  # numpy's error state: an immutable object, replaced whenever numpy.seterr or errstate changes it
-    from numpy._core._ufunc_config import _extobj_contextvar as _error_state
-except ImportError:  # a numpy without it: the state is read on every call (numpy.geterr, about 1 us)
+    _error_state = numpy._core._ufunc_config._extobj_contextvar
+except AttributeError:  # a numpy without it: the state is read on every call (numpy.geterr, about 1 us)
     _error_state = None
 _asked = (None, None, None, False)  # (error state, copy of the filters, default action, answer) last worked out
 
