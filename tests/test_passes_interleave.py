@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import sympy
 
 import graphc as gc
@@ -129,3 +130,18 @@ def test_a_kinked_value_read_again_by_the_backward_pass_keeps_its_float():
     g.output("loss", gc.sum(gc.relu(z) * z))  # d/dz = H(z) * z + relu(z): z is read again
     joint = gc.compile(g).stages["interleaved"]
     assert not [n for n in joint if joint.nodes[n][ir.OP] == "greater_equal"]
+
+
+def test_a_mask_is_a_number_on_the_array_api_too():
+    """The standard has no arithmetic on bools: the array-API printer makes the mask 0 or 1."""
+    xp = pytest.importorskip("array_api_strict")
+    graph = relu_layers()
+    rng = np.random.default_rng(5)
+    feeds = {"x": rng.normal(size=(4, 3)), "W1": rng.normal(size=(3, 4)), "b1": rng.normal(size=4),
+             "W2": rng.normal(size=(4, 2))}
+    _, want = gc.compile(graph).value_and_grad(feeds)
+    prog = gc.compile(graph, backend="array_api_strict")
+    assert "xp.astype(" in prog.backward_source and "_mask" in prog.backward_source
+    _, got = prog.value_and_grad({k: xp.asarray(v) for k, v in feeds.items()})
+    for name, value in want.items():
+        np.testing.assert_allclose(np.asarray(got[name]), value, rtol=1e-14, err_msg=name)

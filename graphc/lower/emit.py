@@ -22,6 +22,7 @@ from .. import ir
 from .. import schedule as plan
 from ..errors import GraphError, describe
 from ..ops.base import OPS, custom_ops, definition, freeze, op_for
+from ..ops.functions import where
 from ..ops.printing import guard_poles
 from .backend import NUMPY, Backend
 from .kernel import repeats, shared_parts
@@ -228,7 +229,14 @@ class Module:
         """A node's value inside an elementwise expression."""
         if self.is_scalar_const(node):
             return const_number(self.graph.nodes[node][ir.ATTRS]["value"])
-        return sympy.Symbol(self.atom(node), real=True)
+        return self.real(node, sympy.Symbol(self.atom(node), real=True))
+
+    def real(self, node: str, symbol: sympy.Symbol) -> sympy.Expr:
+        """``symbol`` as a number in arithmetic: a bool value (a kink mask) is 0 or 1 where the
+        backend cannot multiply by bools."""
+        if self.backend.bool_arithmetic or self.graph.nodes[node][ir.DTYPE] != "bool":
+            return symbol
+        return where(symbol, sympy.Integer(1), sympy.Integer(0))
 
     # -- dims ------------------------------------------------------------------------------
     def dim(self, d) -> str:
@@ -286,7 +294,7 @@ class Module:
                 mapping[symbol] = const_number(self.graph.nodes[arg][ir.ATTRS]["value"])
             else:
                 placeholder = sympy.Symbol(f"__a{k}", real=True)
-                mapping[symbol] = placeholder
+                mapping[symbol] = self.real(arg, placeholder)
                 leaves.append((placeholder, tuple(self.graph.nodes[arg][ir.SHAPE])))
                 names[placeholder.name] = self.atom(arg)
         for j, dim in enumerate(sorted(expr.free_symbols - set(symbols), key=lambda d: d.name)):
