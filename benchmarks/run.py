@@ -18,8 +18,8 @@ For every case this
 
    * hand step: ``handwritten.step_<case>(feeds, params, 0.01)``;
    * sgd_step: ``prog.sgd_step(feeds_and_params, lr)``, the compiled training
-     step (forward, backward, all-or-nothing SGD updates in place, so the next
-     call sees them);
+     step (forward, backward, SGD updates in place as each param's gradient is
+     complete and nothing reads it, so the next call sees them);
    * hand grads: ``handwritten.grads_<case>(feeds, params)``, the same code
      returning its gradients;
    * value_and_grad: ``prog.value_and_grad(feeds_and_params)``;
@@ -207,7 +207,7 @@ def _compare(hand_loss, hand_grads, value, grads):
 
 def make_graphc_step(prog, feeds, params, lr):
     """The graphc training step: the compiled ``sgd_step`` (forward, backward, then the
-    all-or-nothing update ``p -= lr * grad`` of every param), called through
+    update ``p -= lr * grad`` of each param as soon as nothing reads it), called through
     ``Program.sgd_step``, which checks the feeds on every call.
     """
     feeds_and_params = dict(feeds)

@@ -200,11 +200,16 @@ class Program:
     def sgd_step(self, feeds: Mapping, lr: float = 0.01) -> dict[str, np.ndarray]:
         """One step of SGD, the lecture's update W <- W - lr dL/dW, in place; returns the outputs.
 
-        Runs the generated ``sgd_step``: the training forward, the backward pass, then the
-        updates. The step is all-or-nothing: ``lr`` and the feeds are checked first, and
-        every new value is computed before the first param changes, so an error (a
-        floating-point error under ``numpy.errstate(all="raise")``) leaves every param as
-        it was. Params must be writable numpy arrays of their declared dtype (they are
+        Runs the generated ``sgd_step``: the training forward, then the backward pass,
+        which updates each param as soon as its gradient is complete and nothing reads its
+        old value (a hand-written step's order and memory). ``lr`` and the feeds are checked
+        first. When a floating-point error could stop the step midway (numpy's error state
+        says ``raise``, ``call`` or ``log`` for some error, as under
+        ``numpy.errstate(all="raise")``, or says ``warn`` and a warnings filter turns
+        numpy's RuntimeWarning into an error), the step is all-or-nothing instead: every new
+        value is computed before the first param changes, so the error leaves every param as
+        it was, at the cost of holding every gradient at once. The params end bit-identical
+        either way. Params must be writable numpy arrays of their declared dtype (they are
         updated where they are).
         """
         self._numpy_only("sgd_step")

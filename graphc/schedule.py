@@ -24,14 +24,15 @@ returned value must be copied so that the caller owns it. The SGD step has its o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import networkx as nx
 import sympy
 
 from . import ir
 from .errors import GraphError
-from .ops.base import op_for
+from .ops.base import op_for, with_custom_op
+from .ops.update import UPDATE
 
 __all__ = [
     "levels", "mark_levels", "critical_path", "schedule", "plan_function",
@@ -238,19 +239,35 @@ class Update:
 
 @dataclass(frozen=True)
 class StepPlan:
-    """``sgd_step``: train_forward, backward_pass with cotangent ``lr``, then every update.
+    """``sgd_step``: train_forward, the backward pass with cotangent ``lr``, and the updates.
 
     The backward pass is linear in its cotangent: seeded with ``lr`` it returns
-    ``lr * grad``, so each update is one subtraction. All-or-nothing: every new value is
-    computed first (a floating-point error under ``numpy.errstate(all="raise")`` stops
-    the step there, no param changed), then copied into the params, which cannot fail.
-    It holds every gradient at once: memory for one more copy of the params than a step
-    that updates as it goes (the floor of its peak is the sum of the gradients' sizes).
+    ``lr * grad``, so each update is one subtraction. Two strategies, the same arithmetic
+    (the params end bit-identical):
+
+    - ``eager`` (the plan of ``backward_update``, over ``graph``: the joint graph with one
+      ``update`` node per param): each param is updated inside the backward pass, as soon
+      as its gradient is final and every read of its old value is done, and its gradient
+      is freed there: the memory of a hand-written step. An error in the middle (a
+      floating-point error under ``numpy.errstate(all="raise")``) leaves some params
+      updated and others not.
+    - atomic: ``backward_pass``, then every new value computed, then copied into the
+      params, which cannot fail: an error leaves every param as it was. It costs memory:
+      it holds every gradient at once, so its peak cannot go below their total size.
+
+    The generated ``sgd_step`` takes the atomic one when a floating-point error could stop
+    the step (see ``graphc/lower/stoppable.py``), the eager one otherwise. ``eager`` is
+    None when the joint graph has no cotangent input (SEED ``"scalar"``) or the plan
+    cannot take the same arguments as ``backward_pass``.
     """
 
     args: tuple[str, ...]  # the sources, as train_forward takes them
     seed: str  # the cotangent's node: bound to lr
     updates: tuple[Update, ...]
+    # the joint graph with the update nodes, which eager reads (made from the joint graph and
+    # the updates, so plans compare by their steps)
+    graph: nx.MultiDiGraph | None = field(default=None, compare=False, repr=False)
+    eager: FunctionPlan | None = None
 
 
 @dataclass(frozen=True)
@@ -443,7 +460,10 @@ def schedule(forward: nx.MultiDiGraph, joint: nx.MultiDiGraph | None = None) -> 
     )
     train = replace(train, saved_dims=backward.dim_args)
     functions += [train, backward]
-    return Schedule(forward, joint, tuple(functions), _sgd_plan(joint, sources, seed))
+    sgd = _sgd_plan(joint, sources, seed)
+    if sgd is not None:
+        sgd = _with_eager(sgd, joint, by_level, later, backward)
+    return Schedule(forward, joint, tuple(functions), sgd)
 
 
 def _returned_memory(graph: nx.MultiDiGraph, returns: list[str]) -> frozenset[str]:
@@ -467,3 +487,42 @@ def _sgd_plan(joint: nx.MultiDiGraph, sources: list[str], seed: str) -> StepPlan
         return None
     updates = tuple(Update(name, node, bool(tuple(joint.nodes[name][ir.SHAPE]))) for name, node in grads.items())
     return StepPlan(tuple(sources), seed, updates)
+
+
+def _with_eager(sgd: StepPlan, joint: nx.MultiDiGraph, by_level: list[list[str]], later: set[str],
+                backward: FunctionPlan) -> StepPlan:
+    """``sgd`` with its eager strategy: ``backward_update``, the backward pass with one
+    ``update`` node per param at the earliest level where the param's gradient is computed
+    and no later step reads the param's array (through a view or ``.T`` too). It takes
+    ``backward_pass``'s arguments (the saved values, the cotangent), then the params
+    ``backward_pass`` does not read, in declaration order."""
+    if sgd.seed not in joint:  # the cotangent is the constant 1: no lr to seed it with
+        return sgd
+    depth = {n: k for k, level in enumerate(by_level) for n in level}
+    params = [u.param for u in sgd.updates]
+    last_read = dict.fromkeys(params, 0)
+    for n in later:  # the steps backward_update computes besides the updates
+        for a in ir.operands(joint, n):
+            owner = _memory(joint, a)[0]
+            if owner in last_read:
+                last_read[owner] = max(last_read[owner], depth[n])
+    graph = ir.copy_graph(joint)
+    with_custom_op(graph, UPDATE)
+    body = [[n for n in level if n in later] for level in by_level]
+    for u in sgd.updates:
+        node = ir.fresh_id(graph, f"update_{u.param}")
+        data = graph.nodes[u.param]
+        ir.add_op(graph, node, UPDATE.name, [u.param, u.grad], shape=data[ir.SHAPE], dtype=data[ir.DTYPE])
+        level = max(last_read[u.param], depth[u.grad]) + 1
+        body += [[] for _ in range(level + 1 - len(body))]
+        body[level].append(node)
+    unread = tuple(p for p in params if p not in backward.args)
+    eager = plan_function(
+        graph, "backward_update", list(backward.args), body, [],
+        doc="The backward pass from the saved values and lr, updating each param as soon as nothing reads it.",
+        dims_from_caller=True, needed_dims=set(backward.dim_args), trailing=backward.trailing + unread,
+        packed=True, read_only=_returned_memory(joint, joint.graph[ir.OUTPUTS]),
+    )
+    if eager.dim_args != backward.dim_args:  # it could not unpack what train_forward saves
+        return sgd
+    return replace(sgd, graph=graph, eager=eager)

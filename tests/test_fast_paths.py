@@ -106,14 +106,23 @@ def test_sgd_step_moves_params_by_lr_times_the_hand_written_gradient(lr):
         np.testing.assert_allclose(feeds[name], value, rtol=1e-13, atol=1e-16)
 
 
-def test_sgd_step_updates_each_param_with_one_subtraction():
-    """The backward pass is seeded with lr, so no param needs its own multiplication by lr."""
+@pytest.mark.parametrize("step_name, backward", [("sgd_step_atomic", "backward_pass"), ("sgd_step", "backward_update")])
+def test_sgd_step_updates_each_param_with_one_subtraction(step_name, backward):
+    """The backward pass is seeded with lr, so no param needs its own multiplication by lr
+    (the atomic step subtracts after backward_pass, the eager one inside backward_update)."""
     source = gc.compile(tiny_net()).source
-    step = next(f for f in ast.parse(source).body if isinstance(f, ast.FunctionDef) and f.name == "sgd_step")
-    calls = [ast.unparse(n.func) for n in ast.walk(step) if isinstance(n, ast.Call)]
-    assert calls.count("numpy.subtract") == 2 and "numpy.multiply" not in calls, calls
-    seeded = next(n for n in ast.walk(step) if isinstance(n, ast.Call) and ast.unparse(n.func) == "backward_pass")
+    functions = {f.name: f for f in ast.parse(source).body if isinstance(f, ast.FunctionDef)}
+    step = functions[step_name]
+    seeded = next(n for n in ast.walk(step) if isinstance(n, ast.Call) and ast.unparse(n.func) == backward)
     assert ast.unparse(seeded.args[1]) == "numpy.float64(lr)"
+    where = step if backward == "backward_pass" else functions[backward]
+    calls = [n for n in ast.walk(where) if isinstance(n, ast.Call)]
+    updates = [ast.unparse(n) for n in calls if ast.unparse(n.func) == "numpy.subtract" and n.args
+               and ast.unparse(n.args[0]) in ("W", "b")]
+    assert len(updates) == 2, updates
+    scaled = [ast.unparse(n) for n in calls if ast.unparse(n.func) == "numpy.multiply"
+              and any(k.arg == "out" and ast.unparse(k.value) in ("W", "b", "d_W", "d_b") for k in n.keywords)]
+    assert not scaled, scaled  # no gradient or param multiplied by lr on its own
 
 
 def test_a_scalar_param_is_updated_by_sgd_step_too():

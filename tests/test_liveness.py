@@ -11,7 +11,7 @@ import graphc as gc
 from graphc import ir
 
 LR = 0.05
-FUNCTIONS = ("forward_pass", "train_forward", "backward_pass", "sgd_step")
+FUNCTIONS = ("forward_pass", "train_forward", "backward_pass", "sgd_step", "sgd_step_atomic", "backward_update")
 
 
 # -- the networks ----------------------------------------------------------------------------
@@ -173,7 +173,7 @@ def test_temporaries_are_deleted_and_never_read_after(compiled):
             deleted -= written
         arrays = {n for n in assigned if n not in returned and n not in params}
         scalars = {n for n in arrays if _dim_binding(function, n)}
-        if name == "sgd_step":  # the new values: all kept until the params take them (all-or-nothing)
+        if name in ("sgd_step", "sgd_step_atomic"):  # the new values: kept until the params take them
             arrays -= _new_values(function)
         assert arrays - scalars <= deleted, f"{name}: never deleted: {sorted(arrays - scalars - deleted)}"
 
@@ -287,13 +287,22 @@ def test_repeated_sgd_steps_follow_value_and_grad():
         np.testing.assert_allclose(by_step[name], by_grad[name], rtol=1e-12, err_msg=name)
 
 
-def test_the_update_waits_for_the_last_read_of_its_param():
+def _writes_param(statement: ast.stmt, param: str) -> bool:
+    """``W[...] = new`` (the atomic step) or ``numpy.subtract(W, g, out=W)`` (backward_update)."""
+    if isinstance(statement, ast.Assign):
+        return isinstance(statement.targets[0], ast.Subscript) and statement.targets[0].value.id == param
+    call = statement.value if isinstance(statement, ast.Expr) else None
+    return isinstance(call, ast.Call) and any(k.arg == "out" and ast.unparse(k.value) == param for k in call.keywords)
+
+
+@pytest.mark.parametrize("function", ["sgd_step_atomic", "backward_update"])
+def test_the_update_waits_for_the_last_read_of_its_param(function):
     prog = gc.compile(read_after_gradient())
-    body = functions(prog.source)["sgd_step"].body
-    for param in ("W1", "W2"):  # the update writes into the param: W1[...] = its new value
-        update = next(k for k, st in enumerate(body) if isinstance(st, ast.Assign)
-                      and isinstance(st.targets[0], ast.Subscript) and st.targets[0].value.id == param)
-        reads = [k for k, st in enumerate(body) if k != update and param in names(st, ast.Load)]
+    body = functions(prog.source)[function].body
+    for param in ("W1", "W2"):  # the update writes into the param
+        update = next(k for k, st in enumerate(body) if _writes_param(st, param))
+        reads = [k for k, st in enumerate(body) if k != update and param in names(st, ast.Load)
+                 and not isinstance(st, ast.Delete)]
         assert reads and max(reads) < update, f"{param} is read after its update:\n{ast.unparse(body[update])}"
 
 

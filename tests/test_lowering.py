@@ -60,7 +60,8 @@ def test_hostile_names_give_valid_code_that_runs(hostile_prog):
     assert list(out) == ["loss\n'); os.system('x"]
     np.testing.assert_allclose(out["loss\n'); os.system('x"], reference(feeds[HOSTILE[0]], 0.7), rtol=1e-13)
     imports = [node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))]
-    assert [alias.name for node in imports for alias in node.names] == ["numpy"]
+    # warnings: sgd_step asks whether a RuntimeWarning would raise
+    assert [alias.name for node in imports for alias in node.names] == ["numpy", "warnings"]
     calls = {node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
     assert not calls & {"eval", "exec", "print", "sum", "__import__", "open", "compile"}
 

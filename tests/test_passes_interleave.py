@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import sympy
 
 import graphc as gc
@@ -76,3 +77,71 @@ def test_idempotent_and_pure():
     assert {n: dict(d) for n, d in fused.nodes(data=True)} == before
     products = [once.nodes[n][ir.EXPR][0] for n in once if ir.EXPR in once.nodes[n]]
     assert all(isinstance(p, sympy.Expr) for p in products)
+
+
+# -- kink masks ---------------------------------------------------------------------------------
+def relu_layers():
+    g = gc.Graph("relu_layers")
+    x = g.input("x", shape=("N", 3))
+    W1, b1, W2 = g.param("W1", shape=(3, 4)), g.param("b1", shape=(4,)), g.param("W2", shape=(4, 2))
+    z1 = x @ W1 + b1
+    g.output("loss", gc.sum(gc.square(gc.relu(z1) @ W2)))
+    return g
+
+
+def test_a_relu_kink_leaves_the_backward_kernel_as_a_boolean_of_the_forward_pass():
+    prog = gc.compile(relu_layers())
+    joint = prog.stages["interleaved"]
+    gc.verify(joint)
+    assert Stats.of(joint).passes["interleave"]["masks"] == 1
+    (mask,) = [n for n in joint if joint.nodes[n][ir.OP] == "greater_equal"]
+    z = ir.operands(joint, mask)[0]
+    assert joint.nodes[mask][ir.DTYPE] == "bool" and joint.nodes[mask].get(ir.EARLY)
+    assert joint.nodes[z][ir.OP] == "add" and joint.nodes[z].get(ir.PHASE) != ir.BACKWARD
+    # z is read by the forward pass only: the training forward saves the mask, not z
+    assert all(joint.nodes[r].get(ir.PHASE) != ir.BACKWARD or r == mask for r in joint.successors(z))
+    (reader,) = list(joint.successors(mask))
+    expr, symbols = joint.nodes[reader][ir.EXPR]
+    assert not any(isinstance(f, sympy.Heaviside) for f in sympy.preorder_traversal(expr))
+
+
+def test_the_mask_keeps_relus_convention_at_zero_and_the_values_of_numpy_by_hand():
+    """dReLU/dz = 1 at z = 0 (the lecture's convention): z is exactly 0 in two entries."""
+    prog = gc.compile(relu_layers())
+    x = np.array([[1.0, 0.0, 0.0], [0.5, -1.0, 2.0]])
+    W1 = np.array([[1.0, -2.0, 0.5, 0.0], [0.3, 1.0, -1.0, 2.0], [0.2, 0.4, 0.1, -0.7]])
+    b1 = np.array([-1.0, 2.0, -0.5, 0.25])  # row 0: z = [0, 0, 0, 0.25]
+    W2 = np.array([[1.0, -1.0], [0.5, 2.0], [-0.3, 0.7], [1.5, 0.2]])
+    z = x @ W1 + b1
+    assert (z == 0).sum() >= 2
+    y = np.maximum(z, 0) @ W2
+    d_z = (2 * y @ W2.T) * (z >= 0)
+    _, grads = prog.value_and_grad({"x": x, "W1": W1, "b1": b1, "W2": W2})
+    np.testing.assert_allclose(grads["b1"], d_z.sum(0), rtol=1e-14)
+    np.testing.assert_allclose(grads["W1"], x.T @ d_z, rtol=1e-14)
+    np.testing.assert_allclose(grads["W2"], np.maximum(z, 0).T @ (2 * y), rtol=1e-14)
+
+
+def test_a_kinked_value_read_again_by_the_backward_pass_keeps_its_float():
+    g = gc.Graph("reread")
+    x = g.input("x", shape=(3,))
+    p = g.param("p", shape=(3,))
+    z = x * p
+    g.output("loss", gc.sum(gc.relu(z) * z))  # d/dz = H(z) * z + relu(z): z is read again
+    joint = gc.compile(g).stages["interleaved"]
+    assert not [n for n in joint if joint.nodes[n][ir.OP] == "greater_equal"]
+
+
+def test_a_mask_is_a_number_on_the_array_api_too():
+    """The standard has no arithmetic on bools: the array-API printer makes the mask 0 or 1."""
+    xp = pytest.importorskip("array_api_strict")
+    graph = relu_layers()
+    rng = np.random.default_rng(5)
+    feeds = {"x": rng.normal(size=(4, 3)), "W1": rng.normal(size=(3, 4)), "b1": rng.normal(size=4),
+             "W2": rng.normal(size=(4, 2))}
+    _, want = gc.compile(graph).value_and_grad(feeds)
+    prog = gc.compile(graph, backend="array_api_strict")
+    assert "xp.astype(" in prog.backward_source and "_mask" in prog.backward_source
+    _, got = prog.value_and_grad({k: xp.asarray(v) for k, v in feeds.items()})
+    for name, value in want.items():
+        np.testing.assert_allclose(np.asarray(got[name]), value, rtol=1e-14, err_msg=name)

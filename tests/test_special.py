@@ -82,7 +82,7 @@ def test_the_generated_module_carries_erf_and_needs_numpy_only(tmp_path):
     prog = gc.compile(gelu_net())
     source = prog.source
     imports = sorted({line.split()[1] for line in source.splitlines() if line.startswith(("import ", "from "))})
-    assert imports == ["numpy"]
+    assert imports == ["numpy", "warnings"]  # warnings: sgd_step asks whether a RuntimeWarning would raise
     assert source.count("def _erf(") == 1  # once, however many statements call it
     path = tmp_path / "gelu_module.py"
     path.write_text(source)

@@ -62,6 +62,12 @@ class ArrayApiPrinter(GraphcPrinter):
     def _branch(self, value):
         return self._print(value)  # a Python number adopts the dtype of the array it meets
 
+    def _print_where(self, expr):
+        condition, a, b = expr.args
+        if a == 1 and b == 0:  # a bool as a number (a kink mask): where() of two numbers is refused
+            return f"{XP}.astype({self._print(condition)}, {XP}.{self.dtype})"
+        return super()._print_where(expr)
+
     def _print_Heaviside(self, expr):
         arg = expr.args[0]
         at = expr.args[1] if len(expr.args) > 1 else sympy.Rational(1, 2)
@@ -356,7 +362,7 @@ def _array(text: str, dtype: str) -> str:
 ARRAY_API_IMMUTABLE = register_backend(Backend(
     "array-api-immutable", XP, print_xp, xp_kernel,
     lowerings={**LOWERINGS, "index_grad": _index_grad_without_writes}, scalar=_scalar, copy=_copy,
-    array=_array, transposed=transposed, writes_in_place=False,
+    array=_array, transposed=transposed, writes_in_place=False, bool_arithmetic=False,
 ))
 ARRAY_API = register_backend(dataclasses.replace(
     ARRAY_API_IMMUTABLE, name="array-api", lowerings={**LOWERINGS, "index_grad": _index_grad},

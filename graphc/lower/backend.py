@@ -59,6 +59,9 @@ class Backend:
     array: Callable[[str, str], str] = _numpy_array  # (value text, dtype) -> a fresh array of that dtype
     transposed: Callable[[str, int], str] = _numpy_transposed  # (value text, rank) -> its axes reversed
     writes_in_place: bool = True  # ``out=`` and ``p[...] = v``: the in-place kernels and sgd_step
+    # a bool array multiplies a float one as 0 or 1 (numpy); False: an expression turns it into
+    # where(b, 1, 0) first (the array API standard has no arithmetic on bools)
+    bool_arithmetic: bool = True
 
     def lowering(self, op: Op) -> Callable | None:
         """How this backend writes a tensor op, or None when it cannot."""

@@ -22,6 +22,7 @@ from .. import ir
 from .. import schedule as plan
 from ..errors import GraphError, describe
 from ..ops.base import OPS, custom_ops, definition, freeze, op_for
+from ..ops.functions import where
 from ..ops.printing import guard_poles
 from .backend import NUMPY, Backend
 from .kernel import repeats, shared_parts
@@ -229,7 +230,14 @@ class Module:
         """A node's value inside an elementwise expression."""
         if self.is_scalar_const(node):
             return const_number(self.graph.nodes[node][ir.ATTRS]["value"])
-        return sympy.Symbol(self.atom(node), real=True)
+        return self.real(node, sympy.Symbol(self.atom(node), real=True))
+
+    def real(self, node: str, symbol: sympy.Symbol) -> sympy.Expr:
+        """``symbol`` as a number in arithmetic: a bool value (a kink mask) is 0 or 1 where the
+        backend cannot multiply by bools."""
+        if self.backend.bool_arithmetic or self.graph.nodes[node][ir.DTYPE] != "bool":
+            return symbol
+        return where(symbol, sympy.Integer(1), sympy.Integer(0))
 
     # -- dims ------------------------------------------------------------------------------
     def dim(self, d) -> str:
@@ -290,7 +298,7 @@ class Module:
                 mapping[symbol] = const_number(self.graph.nodes[arg][ir.ATTRS]["value"])
             else:
                 placeholder = sympy.Symbol(f"__a{k}", real=True)
-                mapping[symbol] = placeholder
+                mapping[symbol] = self.real(arg, placeholder)
                 leaves.append((placeholder, tuple(self.graph.nodes[arg][ir.SHAPE])))
                 names[placeholder.name] = self.atom(arg)
         for j, dim in enumerate(sorted(expr.free_symbols - set(symbols), key=lambda d: d.name)):
@@ -501,9 +509,37 @@ def print_sgd_step(module: Module, step: plan.StepPlan) -> str:
 
     The backward pass is linear in its cotangent, so seeding it with ``lr`` instead of 1
     returns ``lr * grad`` directly: the update is one subtraction per param, as by hand.
-    Every new value is computed before the first param changes (see
-    :class:`graphc.schedule.StepPlan`): an error leaves every param as it was.
+    With an eager plan (see :class:`graphc.schedule.StepPlan`) ``sgd_step`` runs
+    ``backward_update``, which updates each param as soon as nothing reads it, unless a
+    floating-point error could stop the step midway (``_could_stop``, lower/stoppable.py):
+    then it runs ``sgd_step_atomic``, which computes every new value before the first
+    param changes, so an error leaves every param as it was.
     """
+    atomic = _print_atomic_step(module, step, "sgd_step" if step.eager is None else "sgd_step_atomic")
+    if step.eager is None:
+        return atomic
+    args = [module.namespace.name(a) for a in step.args]
+    dtype = module.graph.nodes[step.seed][ir.DTYPE]
+    unread = [module.namespace.name(a) for a in step.eager.trailing[1:]]
+    lines = [f"def sgd_step({', '.join(args + ['lr'])}):",
+             '    """One step of SGD: the outputs, with every param updated in place (p -= lr * grad).',
+             "",
+             "    Each param is updated as soon as its gradient is final and nothing reads its old value;",
+             "    when a floating-point error could stop the step midway (numpy raises on one, calls a",
+             "    handler, or a warnings filter makes its RuntimeWarning an error), sgd_step_atomic runs",
+             '    instead: every new value first, so an error leaves every param unchanged."""',
+             "    if _could_stop():",
+             f"        return sgd_step_atomic({', '.join(args + ['lr'])})",
+             f"    outputs, saved = train_forward({', '.join(args)})",
+             f"    backward_update({', '.join(['saved', f'{module.numpy}.{dtype}(lr)'] + unread)})"
+             "  # lr * each gradient, each param updated",
+             "    del saved  # emptied by backward_update",
+             "    return outputs"]
+    return atomic + "\n\n" + "\n".join(lines) + "\n"
+
+
+def _print_atomic_step(module: Module, step: plan.StepPlan, name: str) -> str:
+    """The all-or-nothing step: backward_pass, every new value, then every param written."""
     graph, np_ = module.graph, module.numpy
     args = [module.namespace.name(a) for a in step.args]
     dtype = graph.nodes[step.seed][ir.DTYPE] if step.seed in graph else "float64"
@@ -532,6 +568,6 @@ def print_sgd_step(module: Module, step: plan.StepPlan) -> str:
             new.append((p, fresh))
     lines += [f"{p}[...] = {value}" for p, value in new]
     lines.append("return outputs")
-    header = [f"def sgd_step({', '.join(args + ['lr'])}):",
+    header = [f"def {name}({', '.join(args + ['lr'])}):",
               '    """One step of SGD: the outputs, with every param updated in place (p -= lr * grad)."""']
     return "\n".join(header + ["    " + line for line in lines]) + "\n"

@@ -19,6 +19,7 @@ from .backend import NUMPY, Backend
 from .emit import UNPACK, Module, print_function, print_sgd_step
 from .naming import RESERVED, Namespace
 from .parallel import TOGETHER
+from .stoppable import STOPPABLE
 
 __all__ = ["GeneratedCode", "generate", "lower"]
 
@@ -126,7 +127,8 @@ def generate(forward_graph: nx.MultiDiGraph, joint: nx.MultiDiGraph | None = Non
 
 def lower(plan: Schedule, backend: Backend = NUMPY, namespace: str | None = None) -> GeneratedCode:
     """Print the module a schedule plans with ``backend``: forward_pass, and train_forward,
-    backward_pass, sgd_step when there is a joint graph (and the backend writes in place).
+    backward_pass, sgd_step (with backward_update and sgd_step_atomic) when there is a joint graph
+    (and the backend writes in place).
 
     A backend printed for the array API standard calls ``xp``, which the module imports
     from ``namespace`` (``array_api_compat.torch``)."""
@@ -145,6 +147,11 @@ def lower(plan: Schedule, backend: Backend = NUMPY, namespace: str | None = None
                          groups=groups)
         texts = [print_function(trainer, plan.function(name)) for name in ("train_forward", "backward_pass")]
         if plan.sgd is not None and backend.writes_in_place:
+            if plan.sgd.eager is not None:  # the backward pass that updates as it goes, over the step's graph
+                updater = Module(plan.sgd.graph, namespace=module.namespace, constants=module.constants,
+                                 backend=backend, groups=groups,
+                                 canonical_exprs=trainer.canonical_exprs)  # the joint graph's nodes, copied
+                texts.append(print_function(updater, plan.sgd.eager))
             texts.append(print_sgd_step(trainer, plan.sgd))
         backward_text = "\n\n".join(texts)
     sources = ir.sources(forward_graph)
@@ -163,6 +170,8 @@ def lower(plan: Schedule, backend: Backend = NUMPY, namespace: str | None = None
         parts[0] += "import base64 as _base64\n"
         constants = UNPACK.strip("\n").splitlines() + [""] + constants
     body = "\n".join(parts) + "\n" + ("\n" + "\n".join(constants) + "\n" if constants else "")
+    if joint is not None and plan.sgd is not None and plan.sgd.eager is not None and backend.writes_in_place:
+        body += STOPPABLE  # sgd_step asks it which strategy to run
     if groups:  # the pool the groups run on
         body += TOGETHER.format(threads=plan.parallel.threads, min_work=plan.parallel.min_work)
     # erf, convolutions (ops/helpers.py): numpy's, or their twins over xp

@@ -1,4 +1,4 @@
-"""interleave: start a long backward product during the forward pass.
+"""interleave: start a long backward product, and kink masks, during the forward pass.
 
 The gradient through a chain of elementwise ops is one product of local derivatives,
 c * f1(z1) * f2(z2) * ... : after fusion, one backward node reading every forward value of
@@ -17,6 +17,13 @@ carry ``early=True``, so the training forward computes them and saves only the l
 Before: ``d_add = fused(add, tanh, exp)`` = ``f1(add) * f2(tanh) * f3(exp) * g``.
 After: ``d_add_p = f1(add)``, ``d_add_p_1 = d_add_p * f2(tanh)``,
 ``d_add = d_add_p_1 * f3(exp) * g``.
+
+A kink's step ``Heaviside(z, 1)`` in a backward product (ReLU's derivative) becomes a
+boolean node ``z_mask = greater_equal(z, 0)`` with ``early=True`` when nothing else in the
+backward pass reads z: the training forward saves one byte per entry instead of z, and z
+dies after its forward readers (ReLU then runs in z's buffer), as an expert keeps
+``z > 0``. Before: ``d_z = fused(d_a, z)`` = ``d_a * Heaviside(z, 1)``. After:
+``z_mask = greater_equal(z, 0)``, ``d_z = fused(d_a, z_mask)`` = ``d_a * z_mask``.
 """
 
 from __future__ import annotations
@@ -77,7 +84,51 @@ def interleave(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
         late += pending
         _finish(out, node, previous, late, value_of)
         stats.count("interleave", "split", len(groups))
+    for node in order(out):
+        if _mask_kinks(out, node):
+            stats.count("interleave", "masks")
     return stats.attach(graph, out)
+
+
+# A kink's step at 0: H(z) is 1 where z >= 0 (H(0) = 1) or where z > 0 (H(0) = 0)
+_STEPS = {sympy.Integer(1): "greater_equal", sympy.Integer(0): "greater"}
+
+
+def _mask_kinks(graph: nx.MultiDiGraph, node: str) -> bool:
+    """Give a backward product's kink factors ``Heaviside(z, h0)`` the forward pass as
+    boolean masks (``z >= 0``), when ``z`` is read by nothing else in the backward pass:
+    the training forward then saves one byte per entry instead of z's float (an expert
+    keeps ``z > 0`` for ReLU, not z), and z dies after its last forward reader (ReLU may
+    then write into it). The product is unchanged: ``d * (z >= 0)`` multiplies by True
+    or False, as the kernel did by its ``numpy.greater_equal(z, 0)``."""
+    data = graph.nodes[node]
+    if data.get(ir.PHASE) != ir.BACKWARD or ir.EXPR not in data or data.get(ir.EARLY):
+        return False
+    expr, symbols = data[ir.EXPR]
+    if not expr.is_Mul:
+        return False
+    value_of = dict(zip(symbols, ir.operands(graph, node)))
+    factors = list(sympy.Mul.make_args(expr))
+    masked = False
+    for k, factor in enumerate(factors):
+        if not (isinstance(factor, sympy.Heaviside) and factor.args[0] in value_of and factor.args[1] in _STEPS):
+            continue
+        z = factor.args[0]
+        others = [f for j, f in enumerate(factors) if j != k]
+        if any(z in f.free_symbols for f in others) or not _early(graph, value_of[z], node):
+            continue  # z is needed here anyway, or elsewhere in the backward pass
+        editor = Editor(graph)
+        with editor.tagging(phase=ir.BACKWARD, mark="created"):
+            mask = editor.add(_STEPS[factor.args[1]], [editor.ref(value_of[z]), 0.0],
+                              node_id=editor.fresh(f"{value_of[z]}_mask")).id
+        editor.retag(mask, **{ir.EARLY: True})  # reads a forward value only: train_forward computes it
+        symbol = sympy.Symbol(f"{mask}__mask", real=True)  # renamed by _fused_node
+        value_of[symbol] = mask
+        factors[k] = symbol
+        masked = True
+    if masked:
+        _fused_node(graph, node, node, factors, None, value_of, data[ir.ATTRS].get("kink", ""))
+    return masked
 
 
 def _fused_node(graph, node_id, like, factors, previous, value_of, kink=""):
