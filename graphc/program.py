@@ -53,10 +53,13 @@ class Program:
         self._forward_pass, self._train_forward, self._backward_pass, self._sgd_step = (
             _held(getattr(self.module, name, None), blas)
             for name in ("forward_pass", "train_forward", "backward_pass", "sgd_step"))
+        self._sgd_step_atomic = _held(getattr(self.module, "sgd_step_atomic", self.module.sgd_step), blas) \
+            if hasattr(self.module, "sgd_step") else None
         self._check_feeds = FeedChecker(declared)
         self._sources = ir.sources(declared)
         params = set(declared.graph[ir.PARAMS])
         self._param_positions = [k for k, name in enumerate(self._sources) if name in params]
+        self._input_positions = [k for k, name in enumerate(self._sources) if name not in params]
         # what every call needs, worked out once: a training loop calls these thousands of times
         self._outputs = tuple(declared.graph[ir.OUTPUTS])
         self._gradient = self.has_gradient
@@ -216,20 +219,43 @@ class Program:
         lr = check_step_size(lr)
         arrays = self._check_feeds(feeds)
         sources = self._sources
+        owners = {}  # the id of the array owning each param's memory -> its position
         for k in self._param_positions:  # a converted copy would be updated instead of the caller's array
-            if not arrays[k].flags.writeable or arrays[k] is not feeds[sources[k]]:
+            array = arrays[k]
+            if not array.flags.writeable or array is not feeds[sources[k]]:
                 name = self._sources[k]
                 raise FeedError(
                     f"param {name!r} must be a writable {self.graph.nodes[name][ir.DTYPE]} numpy array to be "
                     f"updated in place, found {type(feeds[name]).__name__}; pass numpy.asarray(value, dtype=float)"
                 )
+            owner = id(array if array.base is None else array.base)
+            if owner in owners:
+                self._refuse_shared_params(arrays, owners[owner], k)
+            owners[owner] = k
+        step = self._sgd_step
+        for k in self._input_positions:  # an input in a param's memory would see the update
+            array = arrays[k]
+            if id(array if array.base is None else array.base) in owners and any(
+                    np.shares_memory(array, arrays[j]) for j in self._param_positions):
+                step = self._sgd_step_atomic  # every read happens before the first write
         if self.plan.joint is None:  # nothing to learn
             return dict(zip(self._outputs, map(np.asarray, self.module.forward_pass(*arrays))))
         if self.plan.sgd is None:
             raise GradientError(
                 f"program {self.name!r} has no SGD step: it needs a scalar output and wrt naming params only"
             )
-        return dict(zip(self._outputs, self._sgd_step(*arrays, lr)))
+        return dict(zip(self._outputs, step(*arrays, lr)))
+
+    def _refuse_shared_params(self, arrays, j: int, k: int) -> None:
+        """A FeedError when the params at positions j and k overlap in memory (two views of one
+        buffer that do not overlap are fine): each is updated in place, so one would see the
+        other's update."""
+        if np.shares_memory(arrays[j], arrays[k]):
+            first, second = self._sources[j], self._sources[k]
+            raise FeedError(
+                f"params {first!r} and {second!r} share memory (the same array, or overlapping views of one), "
+                f"and sgd_step updates each in place; pass separate arrays, e.g. {second}.copy()"
+            )
 
     def train_step(self, optimizer):
         """``step(feeds) -> loss``: forward, backward and ``optimizer``'s update of every

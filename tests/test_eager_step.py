@@ -233,3 +233,55 @@ def test_eager_updates_run_right_on_a_pool():
     pooled.sgd_step(together, LR)
     assert_identical(together, alone, "params on a pool")
     assert_identical(together, atomic, "params eager and atomic on a pool")
+
+
+# -- params and inputs that share memory ---------------------------------------------------
+def _input_read_late():
+    """The backward pass updates a (d_a = 2a) before it reads x (d_W = x.T @ ...)."""
+    g = gc.Graph("input_read_late")
+    x = g.input("x", shape=(3, 3))
+    W, a = g.param("W", shape=(3, 3)), g.param("a", shape=(3, 3))
+    g.output("loss", gc.sum(gc.tanh(x @ W)) + gc.sum(a * a))
+    return g
+
+
+def test_an_input_in_a_params_memory_gets_the_all_or_nothing_step():
+    prog = gc.compile(_input_read_late())
+
+    def feeds():
+        a = np.arange(9.0).reshape(3, 3) / 10
+        return {"x": a, "W": np.eye(3) + 0.1, "a": a}  # x is a itself
+
+    def expected(f):
+        _, grads = prog.value_and_grad(f)
+        return f["W"] - 0.1 * grads["W"], f["a"] - 0.1 * grads["a"]
+
+    eager = feeds()
+    want_w, _ = expected(eager)
+    prog.module.sgd_step(*(eager[k] for k in ("x", "W", "a")), 0.1)  # the eager function alone reads the new a
+    assert np.abs(eager["W"] - want_w).max() > 1e-3
+    through = feeds()
+    want_w, want_a = expected(through)
+    prog.sgd_step(through, 0.1)
+    np.testing.assert_allclose(through["W"], want_w, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(through["a"], want_a, rtol=1e-14, atol=1e-15)
+
+
+def test_params_that_overlap_in_memory_are_refused():
+    prog = gc.compile(_input_read_late())
+    shared = np.eye(3)
+    feeds = {"x": np.ones((3, 3)), "W": shared, "a": shared}
+    with pytest.raises(gc.FeedError, match="'W' and 'a' share memory"):
+        prog.sgd_step(feeds, 0.1)
+    np.testing.assert_array_equal(shared, np.eye(3))
+
+
+def test_params_in_separate_views_of_one_buffer_are_stepped_as_separate_arrays():
+    prog = gc.compile(_input_read_late())
+    flat = np.linspace(-1.0, 1.0, 18)
+    views = {"x": np.ones((3, 3)), "W": flat[:9].reshape(3, 3), "a": flat[9:].reshape(3, 3)}
+    copies = {k: v.copy() for k, v in views.items()}
+    prog.sgd_step(views, 0.1)
+    prog.sgd_step(copies, 0.1)
+    np.testing.assert_array_equal(flat[:9].reshape(3, 3), copies["W"])
+    np.testing.assert_array_equal(flat[9:].reshape(3, 3), copies["a"])
