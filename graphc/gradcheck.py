@@ -137,8 +137,8 @@ def check_gradients(prog, feeds: Mapping, rtol: float = 1e-5, atol: float = 1e-7
     A program that computes in fewer bits (float32) is judged in two steps, each a set of
     rows (``row.check``). The derivation: its float64 twin (the same graph compiled in
     float64) against the differences, with ``rtol`` and ``atol`` as for a float64
-    program. The rounding: the program's gradients against the twin's, within the float32
-    rounding noise measured at nearby float32 points and a floor of 1000 ulp (see
+    program. The rounding: the program's gradients against the twin's, within ten times the
+    float32 rounding noise measured around the point and a floor of 16 ulp (see
     :mod:`graphc.rounding`). The check is made at the feeds rounded to float32, the point
     the program computes at. The error says which step failed and blames a node for it.
     """
