@@ -222,3 +222,16 @@ def test_the_columns_are_the_twins_then_the_programs_gradient_at_the_float32_poi
     assert rows[("rounding", "W", "(2, 1)")].analytic == grads32["W"][2, 1]
     assert rows[("rounding", "W", "(2, 1)")].numeric == grads64["W"][2, 1]
     assert rows[("derivation", "W", "(2, 1)")].analytic == grads64["W"][2, 1]
+
+
+def test_the_rounding_benchmark_runs_and_finds_no_failure(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gradcheck_rounding.py"
+    spec = importlib.util.spec_from_file_location("gradcheck_rounding", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["--count", "24", "--seed", "3"]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert "float32 networks" in line and "0 fail the derivation step, 0 the rounding step" in line
