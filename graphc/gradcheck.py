@@ -7,6 +7,9 @@ point (the one-sided differences disagree), the entry is reported as a kink, not
 A mismatch raises :class:`GradientError` with a table and the first node whose local
 derivative disagrees.
 
+A float32 program is judged in two steps: its derivation on its float64 twin (as above),
+then its rounding, its gradients against the twin's (:mod:`graphc.rounding`).
+
 The check runs the pipeline (it compiles a float64 twin where it needs one), so it lives
 beside the pipeline in the driver; :mod:`graphc.testing` offers it to pytest as a fixture,
 and the report page is handed its result (:func:`check_for_page`).
@@ -19,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import ir
+from . import ir, rounding
 from .builder import Graph
 from .differentiate import scalar_output
 from .errors import GradientError, GraphcError
@@ -40,6 +43,9 @@ class Row:
     numeric: float
     tolerance: float
     status: str  # "ok", "kink", "FAIL"
+    # "derivation": analytic against central differences; "rounding" (a float32 program):
+    # the program's gradient (analytic) against its float64 twin's (in the numeric column)
+    check: str = "derivation"
 
     @property
     def error(self) -> float:
@@ -66,11 +72,18 @@ class GradientReport:
     def ok(self) -> bool:
         return not self.failures
 
+    @property
+    def failed_steps(self) -> list[str]:
+        """The checks with a failing row, in the order they run: "derivation", "rounding"."""
+        return [step for step in ("derivation", "rounding") if any(r.check == step for r in self.failures)]
+
     def table(self, rows: list[Row] | None = None) -> str:
         rows = self.rows if rows is None else rows
         head = ("param", "index", "analytic", "numeric", "error", "tolerance", "status")
         body = [(r.param, r.index, f"{r.analytic:.6g}", f"{r.numeric:.6g}", f"{r.error:.3g}",
                  f"{r.tolerance:.3g}", r.status) for r in rows]
+        if any(r.check != "derivation" for r in self.rows):  # a float32 program's report: two steps
+            head, body = ("check", *head), [(r.check, *line) for r, line in zip(rows, body)]
         widths = [max(len(str(x)) for x in column) for column in zip(head, *body)]
         lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in [head, *body]]
         return "\n".join(lines)
@@ -98,8 +111,8 @@ def _judge(analytic: float, plus: float, minus: float, center: float, eps: float
     # A central difference cannot resolve less than the rounding of the values it subtracts:
     # a loss of 1e22 moves by no visible amount when one small term of it changes, so that
     # resolution (a few ulp of the loss over the step) is part of the tolerance.
-    rounding = 4 * np.finfo(np.float64).eps * max(abs(plus), abs(minus), abs(center)) / eps
-    tolerance = atol + rtol * max(abs(numeric), abs(analytic)) + rounding
+    resolution = 4 * np.finfo(np.float64).eps * max(abs(plus), abs(minus), abs(center)) / eps
+    tolerance = atol + rtol * max(abs(numeric), abs(analytic)) + resolution
     if abs(analytic - numeric) <= tolerance:
         return numeric, tolerance, "ok"
     right, left = (plus - center) / eps, (center - minus) / eps
@@ -121,29 +134,31 @@ def check_gradients(prog, feeds: Mapping, rtol: float = 1e-5, atol: float = 1e-7
     forward passes an entry); ``report.sampled`` then says how many of how many. Returns
     the report; raises :class:`GradientError` (with the table) when a check fails.
 
-    The differences are exact to float64; the analytic gradients are as exact as the
-    program's dtype, so for a program that computes in fewer bits (float32) the tolerances
-    are no finer than that dtype's resolution: ``rtol`` at least 1000 ulp and ``atol`` at
-    least 1000 ulp of the checked value's size (a gradient that is 0 in exact arithmetic
-    comes out of float32 as a rounding error of the loss's size).
+    A program that computes in fewer bits (float32) is judged in two steps, each a set of
+    rows (``row.check``). The derivation: its float64 twin (the same graph compiled in
+    float64) against the differences, with ``rtol`` and ``atol`` as for a float64
+    program. The rounding: the program's gradients against the twin's, within ten times the
+    float32 rounding noise measured around the point and a floor of 16 ulp (see
+    :mod:`graphc.rounding`). The check is made at the feeds rounded to float32, the point
+    the program computes at. The error says which step failed and blames a node for it.
     """
     rng = np.random.default_rng(seed)
+    coarse = rounding.coarse_dtype(prog.graph)
     point = {k: np.array(v, dtype=np.float64) for k, v in feeds.items()}
-    exact, fixed = _reference(prog, point)  # float64, stopped values held fixed
+    if coarse is not None:
+        point = rounding.on_grid(prog.graph, point)
+    derived = prog if coarse is None else rounding.twin(prog)  # the program whose derivation is judged
+    exact, fixed = _reference(derived, point)  # float64, stopped values held fixed
     outputs = exact.forward({**point, **fixed})
     target = prog.of or (prog.outputs[0] if not prog.has_gradient else _scalar_name(prog))
     cotangent = None
-    if prog.has_gradient:
-        _, grads = prog.value_and_grad(point)
-    else:
+    if not prog.has_gradient:
         cotangent = rng.standard_normal(np.shape(outputs[target]))
-        _, grads = prog.value_and_grad(point, seed=cotangent)
-    as_numpy = getattr(getattr(prog, "runtime", None), "to_numpy", np.asarray)
-    grads = {name: as_numpy(g) for name, g in grads.items()}  # a backend's arrays (torch tensors), as numpy
+        if coarse is not None:  # the cotangent the float32 program is given, for the twin too
+            cotangent = cotangent.astype(coarse).astype(np.float64)
+    grads = _analytic(derived, point, cotangent)
     value = _scalar_function(exact, fixed, target, cotangent)
     center = value(point)
-    resolution = 1000 * _coarsest_eps(prog)
-    rtol, atol = max(rtol, resolution), max(atol, resolution * max(1.0, abs(center)))
     report = GradientReport()
 
     direction = {name: rng.standard_normal(np.shape(point[name])) for name in prog.wrt}
@@ -152,7 +167,8 @@ def check_gradients(prog, feeds: Mapping, rtol: float = 1e-5, atol: float = 1e-7
     numeric, tolerance, status = _judge(analytic, plus, minus, center, eps, rtol, atol)
     report.rows.append(Row("<random direction>", "all", analytic, numeric, tolerance, status))
 
-    for name, flat in _entries(prog.wrt, point, max_entries, sample, rng, report):
+    entries = _entries(prog.wrt, point, max_entries, sample, rng, report)
+    for name, flat in entries:
         index = np.unravel_index(flat, np.shape(point[name]))
         unit = {name: np.zeros(np.shape(point[name]))}
         unit[name][index] = 1.0
@@ -161,15 +177,46 @@ def check_gradients(prog, feeds: Mapping, rtol: float = 1e-5, atol: float = 1e-7
         numeric, tolerance, status = _judge(a, plus, minus, center, eps, rtol, atol)
         report.rows.append(Row(name, str(tuple(int(i) for i in index)), a, numeric, tolerance, status))
 
+    floor_rtol, floor_atol = rounding.floors(float(np.finfo(coarse).eps) if coarse else 0.0, center, rtol, atol)
+    if coarse is not None:
+        kinks = {(r.param, r.index) for r in report.kinks}
+        report.rows += rounding.rounding_rows(
+            lambda *fields: Row(*fields, check="rounding"), prog, derived, point, cotangent, direction,
+            entries, floor_rtol, floor_atol, seed, kinks)
+
     if report.failures and raise_on_failure:
-        report.culprit = first_disagreeing_node(prog, point, target, cotangent, eps, rtol, atol)
-        where = (f"the first node whose local derivative disagrees: {report.culprit}"
-                 if report.culprit else "no single node's local derivative could be blamed")
-        raise GradientError(
-            f"gradients of {target!r} in graph {prog.name!r} disagree with central differences "
-            f"(eps={eps}, rtol={rtol}, atol={atol}); {where}\n" + report.table(report.failures)
-        )
+        raise _failure(report, prog, derived, point, target, cotangent, coarse,
+                       (eps, rtol, atol), (floor_rtol, floor_atol))
     return report
+
+
+def _failure(report: GradientReport, prog, derived, point: dict, target: str, cotangent, coarse,
+             derivation: tuple, floors: tuple) -> GradientError:
+    """The error of a failed check: which step failed, the node blamed for it, the table."""
+    eps, rtol, atol = derivation
+    if "derivation" in report.failed_steps:
+        report.culprit = first_disagreeing_node(derived, point, target, cotangent, eps, rtol, atol)
+        what = (f"gradients of {target!r} in graph {prog.name!r} disagree with central differences "
+                f"(eps={eps}, rtol={rtol}, atol={atol})")
+        if coarse is not None:
+            what += " (the derivation, checked on the program's float64 twin)"
+        where = "the first node whose local derivative disagrees"
+    else:
+        report.culprit = rounding.first_rounding_node(prog, point, target, cotangent, *floors)
+        what = (f"{coarse} gradients of {target!r} in graph {prog.name!r} disagree with its float64 "
+                f"twin's by more than {coarse} rounding explains (the rounding; rtol={floors[0]:.3g}, "
+                f"atol={floors[1]:.3g} plus {rounding.NOISE_FACTOR:g} times the noise measured around the "
+                f"point); the derivation agrees with central differences")
+        where = f"the first node whose {coarse} backward disagrees with the twin's"
+    blamed = f"{where}: {report.culprit}" if report.culprit else "no single node's local derivative could be blamed"
+    return GradientError(f"{what}; {blamed}\n" + report.table(report.failures))
+
+
+def _analytic(prog, point: dict, cotangent) -> dict:
+    """``prog``'s gradients at ``point`` (for ``cotangent``: a non-scalar output), as numpy arrays."""
+    _, grads = prog.value_and_grad(point) if cotangent is None else prog.value_and_grad(point, seed=cotangent)
+    as_numpy = getattr(getattr(prog, "runtime", None), "to_numpy", np.asarray)
+    return {name: as_numpy(g) for name, g in grads.items()}  # a backend's arrays (torch tensors), as numpy
 
 
 def _entries(wrt, point, max_entries: int, sample: int | None, rng, report: GradientReport):
@@ -188,13 +235,6 @@ def _scalar_name(prog) -> str:
     return scalar_output(prog.forward_graph, prog.of)
 
 
-def _coarsest_eps(prog) -> float:
-    """The machine epsilon of the least precise dtype the program computes in (float64: 0)."""
-    dtypes = {np.dtype(data[ir.DTYPE]) for _, data in prog.graph.nodes(data=True)}
-    coarse = [np.finfo(d).eps for d in dtypes if d.kind == "f" and d.itemsize < 8]  # not masks, labels
-    return float(max(coarse, default=0.0))
-
-
 def _reference(prog, point: dict):
     """The program the differences are taken on, and what it is fed beyond ``point``.
 
@@ -205,13 +245,10 @@ def _reference(prog, point: dict):
     """
     declared = prog.graph
     stopped = [n for n in declared.nodes if declared.nodes[n][ir.OP] == "stop_gradient"]
-    floats = [n for n, data in declared.nodes(data=True) if np.dtype(data[ir.DTYPE]).kind == "f"]
-    if not stopped and all(declared.nodes[n][ir.DTYPE] == "float64" for n in floats):
+    if not stopped and rounding.coarse_dtype(declared) is None:
         return prog, {}
     fixed = evaluate(declared, point, stopped, dtype="float64") if stopped else {}
-    twin = ir.copy_graph(declared)
-    for node in floats:  # labels (int64) and masks (bool) keep their dtypes
-        twin.nodes[node][ir.DTYPE] = "float64"
+    twin = rounding.float64_copy(declared)  # labels (int64) and masks (bool) keep their dtypes
     for node in stopped:
         twin.remove_edges_from(list(twin.in_edges(node, keys=True)))
         twin.nodes[node][ir.OP], twin.nodes[node][ir.ATTRS] = "input", {}
