@@ -82,11 +82,18 @@ def operands(graph: nx.MultiDiGraph, node: str) -> list[str]:
     """
     # the predecessor dicts directly: building an edge view (or an adjacency view) per call
     # dominated passes on big graphs
-    pred = getattr(graph, "_pred", None) or graph.pred
-    if graph.is_multigraph():
-        edges = [(data[ARG], source) for source, keys in pred[node].items() for data in keys.values()]
-    else:  # a plain DiGraph handed in by a user
-        edges = [(data[ARG], source) for source, data in pred[node].items()]
+    if type(graph) is nx.MultiDiGraph:
+        into = graph._pred[node]
+        if len(into) == 1:  # one operand, or one value read at several positions (x * x)
+            (source, keys), = into.items()
+            return [source] * len(keys)
+        edges = [(data[ARG], source) for source, keys in into.items() for data in keys.values()]
+    else:
+        pred = getattr(graph, "_pred", None) or graph.pred
+        if graph.is_multigraph():
+            edges = [(data[ARG], source) for source, keys in pred[node].items() for data in keys.values()]
+        else:  # a plain DiGraph handed in by a user
+            edges = [(data[ARG], source) for source, data in pred[node].items()]
     if len(edges) < 2:
         return [source for _, source in edges]
     edges.sort()
@@ -101,7 +108,7 @@ def new_graph(name: str = "graph") -> nx.MultiDiGraph:
 
 
 def op_of(graph: nx.MultiDiGraph, node: str) -> str:
-    return graph.nodes[node][OP]
+    return graph._node[node][OP]  # the node dicts themselves: a view per call costs (every graph has them)
 
 
 def attrs_of(graph: nx.MultiDiGraph, node: str) -> dict:
