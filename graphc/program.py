@@ -55,8 +55,10 @@ class Program:
         self._param_positions = [k for k, name in enumerate(self._sources) if name in params]
         # what every call needs, worked out once: a training loop calls these thousands of times
         self._outputs = tuple(declared.graph[ir.OUTPUTS])
+        # from the code, not the plan: a program from the disk cache reads its plan only when asked
+        self._differentiated = bool(code.backward_source)  # train_forward and backward_pass
         self._gradient = self.has_gradient
-        if plan.joint is not None:
+        if self._differentiated:
             dtype = np.dtype(declared.nodes[self.target][ir.DTYPE])  # the declared graph: reading a stage would copy it
             self._one = dtype.type(1.0)  # the cotangent of a scalar output: a numpy scalar of its dtype
 
@@ -154,10 +156,11 @@ class Program:
     @property
     def has_gradient(self) -> bool:
         """Whether ``value_and_grad`` works without a seed: a scalar output is differentiated."""
-        if self.plan.joint is None:
+        if not self._differentiated:
             return False
-        shape = tuple(self.forward_graph.nodes[self.target][ir.SHAPE])
-        scalars = [o for o in self.outputs if tuple(self.forward_graph.nodes[o][ir.SHAPE]) == ()]
+        nodes = self.graph.nodes  # the outputs' shapes are the declared ones (every stage keeps them)
+        shape = tuple(nodes[self.target][ir.SHAPE])
+        scalars = [o for o in self.outputs if tuple(nodes[o][ir.SHAPE]) == ()]
         return shape == () and (self.of is not None or scalars == [self.target])
 
     def value_and_grad(self, feeds: Mapping, seed=None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -170,7 +173,7 @@ class Program:
         arrays = self._arrays(feeds)
         if seed is None and not self._gradient:
             scalar_output(self.forward_graph, self.of)  # raises the explanation
-        if self.plan.joint is None:  # nothing to differentiate
+        if not self._differentiated:  # nothing to differentiate
             with self._blas():
                 outputs = self.module.forward_pass(*arrays)
             return {name: self._result(v) for name, v in zip(self._outputs, outputs)}, {}
@@ -217,9 +220,9 @@ class Program:
                     f"param {name!r} must be a writable {self.graph.nodes[name][ir.DTYPE]} numpy array to be "
                     f"updated in place, found {type(feeds[name]).__name__}; pass numpy.asarray(value, dtype=float)"
                 )
-        if self.plan.joint is None:  # nothing to learn
+        if not self._differentiated:  # nothing to learn
             return dict(zip(self._outputs, map(np.asarray, self.module.forward_pass(*arrays))))
-        if self.plan.sgd is None:
+        if not hasattr(self.module, "sgd_step"):  # printed when the plan has one (numpy writes in place)
             raise GradientError(
                 f"program {self.name!r} has no SGD step: it needs a scalar output and wrt naming params only"
             )
