@@ -196,20 +196,18 @@ def topological_order(graph: nx.DiGraph) -> list[str]:
         # insertion order is already topological (the usual case: a node is added after its
         # operands), and then it is the one the heap below would produce
         return list(index)
-    multi = graph.is_multigraph()
-    # the in-degrees from the adjacency dicts: the in_degree view costs a call per node
-    waiting = ({node: sum(len(keys) for keys in pred[node].values()) for node in index} if multi
-               else {node: len(pred[node]) for node in index})
-    ready = [(index[n], n) for n, k in waiting.items() if k == 0]
-    heapq.heapify(ready)
+    # operands not yet placed, counted once each (a value read twice is one edge of each key
+    # in a multigraph: placing it frees both), from the adjacency dicts (a view costs a call)
+    waiting = {node: len(pred[node]) for node in index}
+    ready = [(k, n) for n, k in index.items() if not waiting[n]]  # in index order: a heap already
     result = []
     succ = getattr(graph, "_succ", None) or graph.succ
     while ready:
         _, node = heapq.heappop(ready)
         result.append(node)
-        for target, keys in succ[node].items():
-            waiting[target] -= len(keys) if multi else 1
-            if waiting[target] == 0:
+        for target in succ[node]:
+            waiting[target] -= 1
+            if not waiting[target]:
                 heapq.heappush(ready, (index[target], target))
     if len(result) != len(index):
         raise GraphError(_cycle_message(graph))
