@@ -17,7 +17,12 @@ Cases:
 * growth: MLP-like chains of ``tanh(h @ W_k + b_k)`` layers (width 8) sized to ~1,000 to
   ~20,000 declared nodes (``prog.stages["declared"]``, ``--sizes``); each row gives the
   compile time per declared node (target: <= 0.25 ms a node at every size), and the
-  growth line compares the largest size's ms per node with the smallest's (linear: the same).
+  growth line compares the largest size's ms per node with the smallest's (linear: the same);
+* from the disk cache: the MLP and the ~10,000-node chain compiled with ``cache_dir`` in a
+  process after one that wrote the entry (``--disk-sizes``; docs/compile-cache.md).
+
+Every child checks that no cache served a real compile (memory and disk hits 0; the disk
+rows: one disk hit), so the compile rows time the whole pipeline.
 
 The markdown table is printed and written into ``benchmarks/results.md`` as its
 "## Compile time" section (replacing that section if present, else appended).
@@ -30,9 +35,11 @@ import json
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -49,11 +56,13 @@ gc.Graph, gc.compile  # the package loads its parts when first used: importing i
 imported = time.perf_counter()
 graph = compile_time.build(gc, {case!r}, {size!r})
 built, built_cpu = time.perf_counter(), time.process_time()
-prog = gc.compile(graph)
+prog = gc.compile(graph, cache_dir={cache_dir!r})
 done, done_cpu = time.perf_counter(), time.process_time()
 import json
+from graphc import compile_cache, disk_cache
 print(json.dumps({{"import": imported - start, "build": built - imported, "compile": done - built,
-                  "cpu": done_cpu - built_cpu, "nodes": prog.stages["declared"].number_of_nodes()}}))
+                  "cpu": done_cpu - built_cpu, "nodes": prog.graph.number_of_nodes(),
+                  "memory_hits": compile_cache.MEMORY.hits, "disk_hits": disk_cache.COUNTS.hits}}))
 """
 
 
@@ -110,12 +119,12 @@ def build(gc, case, size=None):
 
 
 # -- measuring (in the parent) ---------------------------------------------------------------
-def measure_once(case, size=None):
-    env = dict(os.environ)
+def measure_once(case, size=None, cache_dir=None):
+    env = {k: v for k, v in os.environ.items() if k not in ("GRAPHC_CACHE_DIR", "GRAPHC_NO_CACHE")}
     env["PYTHONPATH"] = os.pathsep.join([ROOT, HERE] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", CHILD.format(case=case, size=size)], env=env, cwd=ROOT,
-                          capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", CHILD.format(case=case, size=size, cache_dir=cache_dir)],
+                          env=env, cwd=ROOT, capture_output=True, text=True)
     total = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"{case} ({size}) failed:\n{done.stderr[-2000:]}")
@@ -124,8 +133,14 @@ def measure_once(case, size=None):
     return result
 
 
-def measure(case, size, runs):
-    samples = [measure_once(case, size) for _ in range(runs)]
+def measure(case, size, runs, cache_dir=None):
+    if cache_dir is not None:
+        measure_once(case, size, cache_dir)  # writes the entry the timed processes read
+    samples = [measure_once(case, size, cache_dir) for _ in range(runs)]
+    hits = 1 if cache_dir is not None else 0
+    if any(s["memory_hits"] != 0 or s["disk_hits"] != hits for s in samples):
+        raise RuntimeError(f"{case} ({size}): a cache answered where it should not (or did not where it should): "
+                           f"{[(s['memory_hits'], s['disk_hits']) for s in samples]}")
     return {key: statistics.median(s[key] for s in samples) for key in samples[0]} | {
         "compile_all": [s["compile"] for s in samples], "cpu_all": [s["cpu"] for s in samples]}
 
@@ -174,6 +189,8 @@ def main(argv=None):
     parser.add_argument("--sizes", type=lambda text: [int(v) for v in text.split(",")],
                         default=[1_000, 2_000, 5_000, 10_000, 20_000],
                         help="declared nodes of the growth graphs, comma-separated (default 1000,...,20000)")
+    parser.add_argument("--disk-sizes", type=lambda text: [int(v) for v in text.split(",") if v],
+                        default=[10_000], help="chains also timed from the disk cache (default 10000; '' for none)")
     parser.add_argument("--output", default=os.path.join(HERE, "results.md"))
     args = parser.parse_args(argv)
 
@@ -182,13 +199,17 @@ def main(argv=None):
     cases = [("MLP 784-256-256-10, ReLU, softmax CE", "mlp_784", None, 0.1),
              ("residual 50 x tanh, width 32", "residual50", None, 2.0)]
     cases += [(f"MLP-like chain, ~{size:,} nodes", "deep", size, None) for size in args.sizes]
-    for label, case, size, target in cases:
+    folder = tempfile.mkdtemp(prefix="graphc-compile-time-")
+    disk = [("MLP 784-256-256-10, from the disk cache", "mlp_784", None, 0.1)]
+    disk += [(f"MLP-like chain, ~{size:,} nodes, from the disk cache", "deep", size, None) for size in args.disk_sizes]
+    for label, case, size, target in cases + disk:
         print(f"measuring {label} ...", flush=True)
-        result = measure(case, size, args.runs)
+        cache_dir = folder if "disk cache" in label else None
+        result = measure(case, size, args.runs, cache_dir)
         rows.append(row(label, result, target))
         notes.append(f"{label}: compile times " + ", ".join(f"{t:.3f}" for t in result["compile_all"]) + " s (CPU "
                      + ", ".join(f"{t:.3f}" for t in result["cpu_all"]) + " s)")
-        if case == "deep":
+        if case == "deep" and cache_dir is None:
             growth_results.append(result)
     small, large = growth_results[0], growth_results[-1]
     per_node = [r["cpu"] / r["nodes"] for r in (small, large)]
@@ -197,6 +218,7 @@ def main(argv=None):
               + ("linear (within 10 %)" if per_node[1] <= 1.1 * per_node[0] else "NOT linear")
               + f". Target <= {PER_NODE_TARGET * 1e3:g} ms a node at every size: "
               + ("met" if all(r["cpu"] / r["nodes"] <= PER_NODE_TARGET for r in growth_results) else "NOT met"))
+    shutil.rmtree(folder, ignore_errors=True)
     text = table(rows)
     elapsed = time.perf_counter() - began
     section = "\n".join([

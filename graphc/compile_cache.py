@@ -62,6 +62,28 @@ def source_digest() -> str:
 # -- the key ---------------------------------------------------------------------------------
 def _spell(value, out: list) -> None:
     """Append an unambiguous text for ``value`` (each kind tagged; containers keep order)."""
+    kind = type(value)  # the kinds a graph is made of first, by their exact type (as _spelled_as spells them)
+    if kind is str:
+        out.append(f"s{len(value)}:{value}")
+    elif kind is tuple or kind is list:
+        out.append(f"{kind.__name__}{len(value)}(")
+        for item in value:
+            _spell(item, out)
+        out.append(")")
+    elif kind is dict:
+        out.append(f"dict{len(value)}(")
+        for item in value.items():
+            _spell(item, out)
+        out.append(")")
+    elif kind is int:
+        out.append(f"i:{value}")
+    elif kind is sympy.Symbol:
+        out.append(f"y:{_srepr(value)}")
+    else:
+        _spelled_as(value, out)
+
+
+def _spelled_as(value, out: list) -> None:
     if value is None or isinstance(value, bool):
         out.append(f"k:{value!r}")
     elif isinstance(value, str):

@@ -22,6 +22,7 @@ Before: ``loss = square(w * x - y)``. After, added: ``d_sub = 2 sub``,
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import networkx as nx
@@ -223,8 +224,9 @@ def _elementwise_vjp(editor, graph, node, op, args, k, g) -> Ref | None:
     if partial == 0:
         return None
     # operands of the contribution: the cotangent, then each value the partial mentions
-    used = [(s, a) for s, a in zip(variables, args) if s in partial.free_symbols]
-    if OUT in partial.free_symbols:
+    free = _free_symbols(partial)
+    used = [(s, a) for s, a in zip(variables, args) if s in free]
+    if OUT in free:
         used.append((OUT, editor.ref(node)))
     if partial == 1:
         contribution = g
@@ -238,6 +240,14 @@ def _elementwise_vjp(editor, graph, node, op, args, k, g) -> Ref | None:
     return unbroadcast(contribution, args[k].shape)
 
 
+@functools.lru_cache(maxsize=4096)
+def _free_symbols(partial: sympy.Expr) -> frozenset:
+    """``partial.free_symbols``, which sympy works out by a walk each time it is asked:
+    the partials of a deep network's layers are a few expressions asked about again and again."""
+    return frozenset(partial.free_symbols)
+
+
+@functools.lru_cache(maxsize=4096)
 def _without_dirac(partial: sympy.Expr) -> sympy.Expr:
     """``partial`` with every DiracDelta set to 0.
 

@@ -82,11 +82,18 @@ def operands(graph: nx.MultiDiGraph, node: str) -> list[str]:
     """
     # the predecessor dicts directly: building an edge view (or an adjacency view) per call
     # dominated passes on big graphs
-    pred = getattr(graph, "_pred", None) or graph.pred
-    if graph.is_multigraph():
-        edges = [(data[ARG], source) for source, keys in pred[node].items() for data in keys.values()]
-    else:  # a plain DiGraph handed in by a user
-        edges = [(data[ARG], source) for source, data in pred[node].items()]
+    if type(graph) is nx.MultiDiGraph:
+        into = graph._pred[node]
+        if len(into) == 1:  # one operand, or one value read at several positions (x * x)
+            (source, keys), = into.items()
+            return [source] * len(keys)
+        edges = [(data[ARG], source) for source, keys in into.items() for data in keys.values()]
+    else:
+        pred = getattr(graph, "_pred", None) or graph.pred
+        if graph.is_multigraph():
+            edges = [(data[ARG], source) for source, keys in pred[node].items() for data in keys.values()]
+        else:  # a plain DiGraph handed in by a user
+            edges = [(data[ARG], source) for source, data in pred[node].items()]
     if len(edges) < 2:
         return [source for _, source in edges]
     edges.sort()
@@ -101,7 +108,7 @@ def new_graph(name: str = "graph") -> nx.MultiDiGraph:
 
 
 def op_of(graph: nx.MultiDiGraph, node: str) -> str:
-    return graph.nodes[node][OP]
+    return graph._node[node][OP]  # the node dicts themselves: a view per call costs (every graph has them)
 
 
 def attrs_of(graph: nx.MultiDiGraph, node: str) -> dict:
@@ -189,20 +196,18 @@ def topological_order(graph: nx.DiGraph) -> list[str]:
         # insertion order is already topological (the usual case: a node is added after its
         # operands), and then it is the one the heap below would produce
         return list(index)
-    multi = graph.is_multigraph()
-    # the in-degrees from the adjacency dicts: the in_degree view costs a call per node
-    waiting = ({node: sum(len(keys) for keys in pred[node].values()) for node in index} if multi
-               else {node: len(pred[node]) for node in index})
-    ready = [(index[n], n) for n, k in waiting.items() if k == 0]
-    heapq.heapify(ready)
+    # operands not yet placed, counted once each (a value read twice is one edge of each key
+    # in a multigraph: placing it frees both), from the adjacency dicts (a view costs a call)
+    waiting = {node: len(pred[node]) for node in index}
+    ready = [(k, n) for n, k in index.items() if not waiting[n]]  # in index order: a heap already
     result = []
     succ = getattr(graph, "_succ", None) or graph.succ
     while ready:
         _, node = heapq.heappop(ready)
         result.append(node)
-        for target, keys in succ[node].items():
-            waiting[target] -= len(keys) if multi else 1
-            if waiting[target] == 0:
+        for target in succ[node]:
+            waiting[target] -= 1
+            if not waiting[target]:
                 heapq.heappush(ready, (index[target], target))
     if len(result) != len(index):
         raise GraphError(_cycle_message(graph))

@@ -19,13 +19,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import gc
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import networkx as nx
 import numpy as np
 
-from . import compile_cache, ir
+from . import compile_cache, disk_cache, ir
 from .builder import Graph, from_networkx
 from .differentiate import differentiate, scalar_output
 from .errors import GradientError
@@ -128,7 +129,8 @@ def _as_graph(graph: Graph | nx.DiGraph) -> Graph:
 
 
 def compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None = None, of: str | None = None,  # noqa: A001
-            backend: str = "numpy", parallel: int = 1, *, cache: bool = True) -> Program:
+            backend: str = "numpy", parallel: int = 1, *, cache: bool = True,
+            cache_dir: str | os.PathLike | None = None) -> Program:
     """Compile a declared network into a :class:`Program`.
 
     ``wrt`` (default: every param) names the values gradients are taken with respect to;
@@ -143,6 +145,9 @@ def compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None = None, of: str
     A graph compiled before in this process, with the same content and options, comes
     from the compile cache (``graphc/compile_cache.py``) as a program of its own;
     ``cache=False`` (or the environment variable ``GRAPHC_NO_CACHE=1``) compiles afresh.
+    ``cache_dir`` (or the environment variable ``GRAPHC_CACHE_DIR``) also keeps each
+    compile's module in that folder, where a compile in another process finds it
+    (``graphc/disk_cache.py``, docs/compile-cache.md).
 
     >>> import graphc as gc
     >>> g = gc.Graph("affine"); x = g.input("x", shape=(2,))
@@ -168,10 +173,18 @@ def compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None = None, of: str
             except compile_cache.Uncacheable:
                 key = None
         made = compile_cache.MEMORY.get(key) if key is not None else None
+        folder = disk_cache.directory(cache_dir) if key is not None else None
+        if made is not None and folder is not None:
+            disk_cache.keep(folder, key, made["code"])  # compiled in this process before the folder was named
         if made is None:
-            made = _compile(graph, wrt, of, backend, threads)
+            code = disk_cache.read(folder, key) if folder is not None else None
+            if code is not None:
+                return _program(_from_disk(graph.nx, code, wrt, of, backend, threads))
+            made = _compile(graph.nx, wrt, of, backend, threads)
             if key is not None:
                 compile_cache.MEMORY.put(key, made)
+            if folder is not None:
+                disk_cache.write(folder, key, made["code"])
         return _program(compile_cache.lent(made) if key is not None else made)
     finally:
         if collecting:
@@ -183,12 +196,30 @@ def _program(made: dict) -> Program:
     return Program(**made, inference=functools.partial(_outputs_alone, made["declared"]), compiler=compile)
 
 
-def _compile(graph: Graph, wrt: Sequence[str] | None, of: str | None, backend: str, threads: int) -> dict:
+def _declared(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    """The declared stage: a copy sharing no attribute dict or array with the caller's graph
+    (changing the program's graphs must not change the graph, nor, through it, the next
+    compile), verified."""
+    return verify(compile_cache.fresh_copy(graph))
+
+
+def _from_disk(graph: nx.MultiDiGraph, code, wrt: Sequence[str] | None, of: str | None, backend: str,
+               threads: int) -> dict:
+    """Program arguments around a module read from the disk cache: the declared graph now,
+    the stages and the schedule compiled (from a copy of ``graph`` as it is now) when read."""
+    declared = _declared(graph)
+    later = disk_cache.Later(functools.partial(_compile, compile_cache.fresh_copy(graph), wrt, of, backend, threads))
+    return dict(declared=declared, stages=disk_cache.LaterStages(later, "stages"),
+                inference_stages=disk_cache.LaterStages(later, "inference_stages"),
+                plan=disk_cache.LaterPlan(later, threads), code=code,
+                wrt=list(declared.graph[ir.PARAMS] if wrt is None else wrt), of=of,
+                target=gradient_target(declared, of), backend=backend, threads=threads)
+
+
+def _compile(graph: nx.MultiDiGraph, wrt: Sequence[str] | None, of: str | None, backend: str, threads: int) -> dict:
     """The pipeline itself: every branch in order, then scheduling and lowering."""
     library = runtime(backend)
-    # a copy sharing no attribute dict or array with the caller's graph: changing the
-    # program's graphs must not change the graph (nor, through it, the next compile)
-    declared = verify(compile_cache.fresh_copy(graph.nx))
+    declared = _declared(graph)
     library.check_dtypes({data[ir.DTYPE] for _, data in declared.nodes(data=True)}, declared.graph[ir.NAME])
     stages: dict[str, nx.MultiDiGraph] = {"declared": declared}
     wrt = tuple(declared.graph[ir.PARAMS] if wrt is None else wrt)

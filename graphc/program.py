@@ -62,17 +62,19 @@ class Program:
         self._input_positions = [k for k, name in enumerate(self._sources) if name not in params]
         # what every call needs, worked out once: a training loop calls these thousands of times
         self._outputs = tuple(declared.graph[ir.OUTPUTS])
+        # from the code, not the plan: a program from the disk cache reads its plan only when asked
+        self._differentiated = bool(code.backward_source)  # train_forward and backward_pass
         self._gradient = self.has_gradient
-        if plan.joint is not None:
+        if self._differentiated:
             dtype = np.dtype(declared.nodes[self.target][ir.DTYPE])  # the declared graph: reading a stage would copy it
             self._one = dtype.type(1.0)  # the cotangent of a scalar output: a numpy scalar of its dtype
         numpy = self.runtime.namespace is None
         # the call value_and_grad makes thousands of times: numpy feeds, a scalar target, no seed
-        self._seeded_by_one = numpy and plan.joint is not None and self._gradient
+        self._seeded_by_one = numpy and self._differentiated and self._gradient
         # numpy hands a 0-d result back as a numpy scalar: those positions become 0-d arrays
         # (the generated code already copies every value the caller would not own)
         self._results = _keyer(self._outputs, _scalars(declared, self._outputs) if numpy else ())
-        self._gradients = _keyer(wrt, _scalars(declared, wrt) if numpy and plan.joint is not None else ())
+        self._gradients = _keyer(wrt, _scalars(declared, wrt) if numpy and self._differentiated else ())
         self._arrays = self._check_feeds if numpy else self._foreign_arrays
 
     @property
@@ -161,10 +163,11 @@ class Program:
     @property
     def has_gradient(self) -> bool:
         """Whether ``value_and_grad`` works without a seed: a scalar output is differentiated."""
-        if self.plan.joint is None:
+        if not self._differentiated:
             return False
-        shape = tuple(self.forward_graph.nodes[self.target][ir.SHAPE])
-        scalars = [o for o in self.outputs if tuple(self.forward_graph.nodes[o][ir.SHAPE]) == ()]
+        nodes = self.graph.nodes  # the outputs' shapes are the declared ones (every stage keeps them)
+        shape = tuple(nodes[self.target][ir.SHAPE])
+        scalars = [o for o in self.outputs if tuple(nodes[o][ir.SHAPE]) == ()]
         return shape == () and (self.of is not None or scalars == [self.target])
 
     def value_and_grad(self, feeds: Mapping, seed=None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -181,7 +184,7 @@ class Program:
             return self._results(outputs), self._gradients(grads)
         if seed is None and not self._gradient:
             scalar_output(self.forward_graph, self.of)  # raises the explanation
-        if self.plan.joint is None:  # nothing to differentiate
+        if not self._differentiated:  # nothing to differentiate
             return self._results(self._forward_pass(*arrays)), {}
         outputs, saved = self._train_forward(*arrays)
         rt = self.runtime
@@ -238,9 +241,9 @@ class Program:
             if id(array if array.base is None else array.base) in owners and any(
                     np.shares_memory(array, arrays[j]) for j in self._param_positions):
                 step = self._sgd_step_atomic  # every read happens before the first write
-        if self.plan.joint is None:  # nothing to learn
+        if not self._differentiated:  # nothing to learn
             return dict(zip(self._outputs, map(np.asarray, self.module.forward_pass(*arrays))))
-        if self.plan.sgd is None:
+        if not hasattr(self.module, "sgd_step"):  # printed when the plan has one (numpy writes in place)
             raise GradientError(
                 f"program {self.name!r} has no SGD step: it needs a scalar output and wrt naming params only"
             )

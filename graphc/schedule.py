@@ -24,6 +24,7 @@ returned value must be copied so that the caller owns it. The SGD step has its o
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 
 import networkx as nx
@@ -298,13 +299,20 @@ def _dims_of(value) -> set[sympy.Symbol]:
 def _node_dims(graph: nx.MultiDiGraph, node: str) -> set[sympy.Symbol]:
     """Every dim a node's code could read: its shape, its operands', its attrs, its expression's."""
     data = graph.nodes[node]
-    dims = _dims_of(tuple(data[ir.SHAPE])) | _dims_of(data.get(ir.ATTRS, {}))
+    dims = _shape_dims(tuple(data[ir.SHAPE])) | _dims_of(data.get(ir.ATTRS, {}))
     for operand in ir.operands(graph, node):
-        dims |= _dims_of(tuple(graph.nodes[operand][ir.SHAPE]))
+        dims |= _shape_dims(tuple(graph.nodes[operand][ir.SHAPE]))
     if ir.EXPR in data:
         expr, symbols = data[ir.EXPR]
-        dims |= _dims_of(expr) - set(symbols)
+        dims |= _shape_dims(expr) - set(symbols)
     return dims
+
+
+@functools.lru_cache(maxsize=4096)
+def _shape_dims(value: tuple | sympy.Basic) -> frozenset[sympy.Symbol]:
+    """``_dims_of`` a shape or an expression, remembered: a deep network's nodes have a few
+    shapes and kernels in common, and walking them again was a tenth of planning."""
+    return frozenset(_dims_of(value))
 
 
 def _owns(graph: nx.MultiDiGraph, operand: str, node: str) -> bool:

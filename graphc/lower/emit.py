@@ -308,7 +308,7 @@ class Module:
         donated = frozenset(f"__a{k}" for k, a in enumerate(args) if a in donors and a in once)
         canonical = self.canonical_exprs.get(node)
         if canonical is None:  # the same for every function printing the node (handover, then statement)
-            canonical = self.canonical_exprs[node] = expr.xreplace(mapping)
+            canonical = self.canonical_exprs[node] = _replaced(expr, tuple(mapping.items()))
         lines, formula = _kernel_template(self.backend, canonical, tuple(leaves), donated,
                                           self.shape(data[ir.SHAPE]), tuple(data[ir.SHAPE]), data[ir.DTYPE])
         return canonical, names, lines, formula
@@ -415,6 +415,13 @@ class Module:
             dtype = self.graph.nodes[item.node][ir.DTYPE]
             return self.backend.array(atom, dtype)
         return self.backend.copy(atom)
+
+
+@functools.lru_cache(maxsize=4096)
+def _replaced(expr: sympy.Expr, mapping: tuple) -> sympy.Expr:
+    """``expr.xreplace(dict(mapping))``, remembered: the layers of a deep network hold equal
+    expressions over equal operand symbols, whose placeholders are the same too."""
+    return expr.xreplace(dict(mapping))
 
 
 def _uses(name: str, lines: list[str]) -> bool:

@@ -34,6 +34,15 @@ def _canonical(graph: nx.MultiDiGraph, node: str, token: dict[str, sympy.Symbol]
     return expr.xreplace({s: token[a] for s, a in zip(symbols, ir.operands(graph, node))})
 
 
+def _reading_a_value_read_twice(graph: nx.MultiDiGraph, nodes: list[str]) -> set[str]:
+    """The kernels among ``nodes`` that read a value some other of them reads too."""
+    kernels_reading: dict[str, list[str]] = {}
+    for n in nodes:
+        for a in set(ir.operands(graph, n)):
+            kernels_reading.setdefault(a, []).append(n)
+    return {n for kernels in kernels_reading.values() if len(kernels) > 1 for n in kernels}
+
+
 def _costly(part: sympy.Expr, values: set) -> bool:
     return isinstance(part, sympy.Function) and bool(part.free_symbols & values)
 
@@ -61,6 +70,10 @@ def share(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     token = {n: sympy.Symbol(f"_v{k}", real=True) for k, n in enumerate(out.nodes)}
     value_of = {symbol: n for n, symbol in token.items()}
     values = set(value_of)
+    # only a node reading a value another kernel reads can share a part (a part reads values
+    # both its readers read): the others keep their expressions, which need no rewriting
+    candidates = _reading_a_value_read_twice(out, nodes)
+    nodes = [n for n in nodes if n in candidates]
     exprs = {n: _canonical(out, n, token) for n in nodes}
     readers: dict[sympy.Expr, list[str]] = {}
     sort_key = _sort_keys()

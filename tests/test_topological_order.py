@@ -1,0 +1,41 @@
+"""ir.topological_order is networkx's lexicographical topological sort keyed by insertion
+order, on graphs whose insertion order is not topological and that read values twice."""
+
+import random
+
+import networkx as nx
+import pytest
+
+from graphc import ir
+
+
+def random_dag(seed: int, n: int = 60) -> nx.MultiDiGraph:
+    rng = random.Random(seed)
+    ranks = list(range(n))
+    rng.shuffle(ranks)  # the order of the DAG, unrelated to insertion order
+    graph = nx.MultiDiGraph()
+    for node in rng.sample(range(n), n):
+        graph.add_node(f"v{node}")
+    for target in range(n):
+        for _ in range(rng.randrange(4)):
+            source = rng.randrange(n)
+            if ranks[source] < ranks[target]:
+                graph.add_edge(f"v{source}", f"v{target}", arg=0)  # twice at times: x * x
+    return graph
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_the_order_is_the_smallest_by_insertion_index(seed):
+    graph = random_dag(seed)
+    index = {node: k for k, node in enumerate(graph.nodes)}
+    expected = list(nx.lexicographical_topological_sort(graph, key=index.__getitem__))
+    assert ir.topological_order(graph) == expected
+    assert ir.topological_order(nx.DiGraph(graph)) == expected
+
+
+def test_a_cycle_is_reported():
+    graph = nx.MultiDiGraph()
+    graph.add_edge("a", "b", arg=0)
+    graph.add_edge("b", "a", arg=0)
+    with pytest.raises(Exception, match="cycle"):
+        ir.topological_order(graph)
