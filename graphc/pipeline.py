@@ -29,6 +29,7 @@ from . import compile_cache, ir
 from .builder import Graph, from_networkx
 from .differentiate import differentiate, scalar_output
 from .errors import GradientError
+from .lower.blocking import check_blocking
 from .lower.libraries import runtime
 from .lower.source import lower
 from .passes.expand import expand
@@ -128,7 +129,8 @@ def _as_graph(graph: Graph | nx.DiGraph) -> Graph:
 
 
 def compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None = None, of: str | None = None,  # noqa: A001
-            backend: str = "numpy", parallel: int = 1, *, cache: bool = True) -> Program:
+            backend: str = "numpy", parallel: int = 1, *, cache: bool = True,
+            blocking: str | int = "auto") -> Program:
     """Compile a declared network into a :class:`Program`.
 
     ``wrt`` (default: every param) names the values gradients are taken with respect to;
@@ -138,7 +140,9 @@ def compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None = None, of: str
     on: ``"numpy"``, or ``"torch"``, ``"jax"``, ``"cupy"``, ``"array_api_strict"`` where
     installed (see docs/backends.md). ``parallel=k`` runs the big independent statements
     of each dependency level on a pool of k threads (``prog.plan.parallel`` lists them; see
-    docs/parallel.md).
+    docs/parallel.md). ``blocking`` says which long elementwise chains over big arrays run a
+    block of rows at a time, so that a block stays in the cache: ``"auto"`` (a cost model),
+    ``"off"``, or a number of rows (every region it can; see graphc/lower/blocking.py).
 
     A graph compiled before in this process, with the same content and options, comes
     from the compile cache (``graphc/compile_cache.py``) as a program of its own;
@@ -160,16 +164,18 @@ def compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None = None, of: str
         graph = _as_graph(graph)
         runtime(backend)  # an unknown or missing library fails before any work
         threads = check_threads(parallel)
+        blocking = check_blocking(blocking)
         key = None
         if cache and compile_cache.enabled():
-            options = {"wrt": None if wrt is None else tuple(wrt), "of": of, "backend": backend, "parallel": threads}
+            options = {"wrt": None if wrt is None else tuple(wrt), "of": of, "backend": backend, "parallel": threads,
+                       "blocking": blocking}
             try:
                 key = compile_cache.content_key(graph.nx, options)
             except compile_cache.Uncacheable:
                 key = None
         made = compile_cache.MEMORY.get(key) if key is not None else None
         if made is None:
-            made = _compile(graph, wrt, of, backend, threads)
+            made = _compile(graph, wrt, of, backend, threads, blocking)
             if key is not None:
                 compile_cache.MEMORY.put(key, made)
         return _program(compile_cache.lent(made) if key is not None else made)
@@ -183,7 +189,8 @@ def _program(made: dict) -> Program:
     return Program(**made, inference=functools.partial(_outputs_alone, made["declared"]), compiler=compile)
 
 
-def _compile(graph: Graph, wrt: Sequence[str] | None, of: str | None, backend: str, threads: int) -> dict:
+def _compile(graph: Graph, wrt: Sequence[str] | None, of: str | None, backend: str, threads: int,
+             blocking: str | int = "auto") -> dict:
     """The pipeline itself: every branch in order, then scheduling and lowering."""
     library = runtime(backend)
     # a copy sharing no attribute dict or array with the caller's graph: changing the
@@ -204,7 +211,7 @@ def _compile(graph: Graph, wrt: Sequence[str] | None, of: str | None, backend: s
     plan = schedule(plain, joint)
     if threads > 1:
         plan = dataclasses.replace(plan, parallel=plan_parallel(plan, threads))
-    code = lower(plan, library.library.backend, library.namespace)
+    code = lower(plan, library.library.backend, library.namespace, blocking)
     return dict(declared=declared, stages=stages, inference_stages=inference, plan=plan, code=code,
                 wrt=list(wrt), of=of, target=target, backend=backend, threads=threads)
 
