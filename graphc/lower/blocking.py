@@ -117,6 +117,19 @@ def _row_value(graph, node, rows, rank) -> bool:
     return len(shape) == rank and shape[0] == rows
 
 
+# ops whose value is an array of its own, never another value's memory in another order: a
+# block writing into a dying operand cannot change what a later block reads through a view
+FRESH = ("input", "param", "matmul")
+
+
+def _sliceable(graph, node) -> bool:
+    """Whether a value from before a region may be read block by block: a name holding an
+    array of its own (a view such as ``x[::-1]`` or a partial transpose could read rows
+    that an earlier block has overwritten), or a broadcast (read-only, of a smaller value)."""
+    op = ir.op_of(graph, node)
+    return op in FRESH or op == "broadcast" or op_for(graph, op, node).elementwise
+
+
 def _kind(module, step, rows, rank: int, inside: set, pending: set) -> str | None:
     """How ``step`` joins a region over ``rows``: "elementwise", "reduction", or None (it ends it)."""
     graph, node = module.graph, step.node
@@ -128,8 +141,8 @@ def _kind(module, step, rows, rank: int, inside: set, pending: set) -> str | Non
         if a in inside:  # a block of the region's own
             continue
         if _row_value(graph, a, rows, rank):  # a value from before the region: sliced by rows
-            if plan.is_inline(graph, a) or ir.op_of(graph, a) == "const":
-                return None  # printed as an expression (x.T) or a module constant: no name to slice
+            if not _sliceable(graph, a):
+                return None
             continue
         shape = _shape(graph, a)
         if len(shape) > rank or (len(shape) == rank and shape[0] != 1):
