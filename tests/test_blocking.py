@@ -167,6 +167,20 @@ def test_the_cost_model_leaves_small_work_unblocked_and_blocks_a_long_wide_chain
     close(gc.compile(g).forward(feeds)["loss"], gc.evaluate(g, feeds, "loss")["loss"], "float64")
 
 
+@pytest.mark.parametrize("width", [256, 1024])
+def test_the_cost_model_leaves_an_mlp_and_a_residual_stack_as_they_were(width):
+    g = gc.Graph("mlp")
+    x, y = g.input("x", shape=("N", 784)), g.input("y", shape=("N", 10))
+    h = x
+    for i, (m, n) in enumerate([(784, width), (width, width), (width, 10)]):
+        h = h @ g.param(f"W{i}", shape=(m, n)) + g.param(f"b{i}", shape=(n,))
+        h = gc.relu(h) if n != 10 else h
+    for i in range(3):  # residual layers
+        h = h + gc.tanh(h @ g.param(f"R{i}", shape=(10, 10)))
+    g.output("loss", gc.softmax_cross_entropy(h, y))
+    assert gc.compile(g).source == gc.compile(g, blocking="off").source
+
+
 def test_the_compile_cache_keeps_blocked_and_unblocked_programs_apart():
     g = chain((K,))
     assert "for start" not in gc.compile(g).source
