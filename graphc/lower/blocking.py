@@ -17,13 +17,15 @@ over axis 0 or over every axis), is printed instead as one loop over blocks of r
 Inside one block every array fits in the cache, so the whole chain makes about one pass
 over memory. The statements in the loop are the statements the region prints unblocked,
 over row blocks: a value of the region's rows read from before the loop is sliced (a
-view, no copy); smaller operands (params of shape ``(k,)``, scalars) broadcast as they
-are; a value that leaves the region (read later, returned, saved for the backward pass)
-is a full array allocated before the loop and filled block by block, unless its buffer
-already is a full array from before the loop (a kernel writing in place into a dying
-operand writes through the view); a reduction starts at zero and adds each block's part
-(its result differs from the unblocked sum by rounding only, and is the same on every
-run: the blocks are always the same).
+view, no copy) and never written into (a block of its own stays in the cache, a slice
+written into goes back to memory); smaller operands (params of shape ``(k,)``, scalars)
+broadcast as they are; temporaries are blocks, allocated by the kernels as they are
+unblocked (malloc hands the block just freed back); a value that leaves the region (read
+later, returned, saved for the backward pass) is a full array filled block by block:
+allocated before the loop, or the dying array from before it that the unblocked kernel
+wrote into; a reduction starts at zero and adds each block's part (its result differs
+from the unblocked sum by rounding only, and is the same on every run: the blocks are
+always the same).
 
 Which regions are blocked is a cost model (:func:`block_rows`): the numpy backend only
 (the array-API libraries have no ``out=`` on every function, and torch and JAX fuse or
@@ -262,9 +264,11 @@ def print_region(module, fn, region: Region) -> list[str]:
     bound = module.dim(region.rows) if _bound(fn, region.rows) else f"{full[sliced[0]]}.shape[0]"
     lines = [f"# {block} rows at a time: each block's arrays stay in the cache (one pass over memory,"
              " not one per ufunc)"]
-    through = {full[a] for a in sliced}  # full arrays from before the loop: written through their views
+    # a full array from before the loop that dies in it may take a value leaving it (as the
+    # unblocked kernel wrote into it); its buffer name then is the value's
+    existing = {full[a] for a in sliced}
     for n in leaving:
-        if full[n] not in through:
+        if full[n] not in existing:
             data = graph.nodes[n]
             lines.append(f"{full[n]} = {np_}.empty({module.shape(data[ir.SHAPE])}, dtype={np_}.{data[ir.DTYPE]})"
                          "  # leaves the loop: filled block by block")
@@ -288,15 +292,17 @@ def print_region(module, fn, region: Region) -> list[str]:
                 body.append(f"{full[step.node]} += {module.expression(step.node)}"
                             f"  # {step.node!r} {ir.op_of(graph, step.node)}")
             else:
-                body.extend(module.statement(step.node, step.donates))
-                if step.node in leaving and full[step.node] not in through:
+                # never into a slice of a full array: a block of its own stays in the cache,
+                # where writing into the slice would send the block back to memory
+                body.extend(module.statement(step.node, step.donates - set(sliced)))
+                if step.node in leaving:
                     body.append(f"{full[step.node]}[{rows}] = {names[step.node]}")
             frees = []
             for d in step.frees:
                 if d in within:
                     if module.ident(d) != module.ident(step.node):  # else its buffer is handed on
                         frees.append(names[d])
-                        if full[d] in through:  # the full array it was a view of dies too
+                        if full[d] in existing:  # the full array of the same name dies too
                             deferred.append(full[d])
                 else:  # a value from before the loop: every block reads it
                     deferred.append(outer(d))
