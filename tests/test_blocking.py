@@ -199,3 +199,18 @@ def test_array_api_backends_print_no_blocks():
 def test_a_bad_blocking_option_is_a_typed_error(bad):
     with pytest.raises(gc.GraphcError, match="blocking must be 'auto', 'off' or a number of rows"):
         gc.compile(chain((K,)), blocking=bad)
+
+
+def test_a_block_never_takes_the_name_of_a_slice_it_still_reads():
+    # backward: d_p2 = (1/2)*d_loss*sub*(erf + ...): unblocked, the kernel writes into the dying
+    # saved ``sub``; in a block it must not, and its own block once took the slice's name
+    # ``sub_rows`` before the kernel's last read of it (the gradient came out wrong)
+    g = gc.Graph("net")
+    p = g.param("p", shape=(2, 1))
+    t = g.input("t", shape=(2, 1))
+    g.output("loss", gc.mse(gc.gelu(p), t))
+    feeds = {"p": np.array([[0.25592586184123167], [0.5507917463615961]]),
+             "t": np.array([[0.1308749743962685], [1.3052172713633046]])}
+    prog = gc.compile(g, blocking=2)
+    assert "for start in range(0, 2, 2):" in prog.backward_source
+    close(prog.value_and_grad(feeds)[1]["p"], central_differences(g, feeds, "p"), "float32")

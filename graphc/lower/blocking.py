@@ -76,11 +76,12 @@ __all__ = ["CACHE_BUDGET", "MIN_PASSES", "MIN_ROW_BYTES", "Region", "block_rows"
 
 # The cost model, measured on this machine (2 MiB L2 per core, 32 MiB L3, numpy 2.x) with
 # the elementwise case of benchmarks/run.py (512x4096 float64): the hand-written step over
-# blocks of 16 rows (three 512 KiB buffers) took 0.70-0.75 of its unblocked time; the
-# generated value_and_grad (train_forward: about five 32 KiB-per-row buffers in a block)
-# took 0.69-0.70 of the hand-written step's time at 8 rows, 0.65-0.80 at 12-24 rows and
-# 0.77-0.87 at 2-6 rows (two runs, load 0.6-1.0). So a block's buffers may fill about one
-# core's L2: 12 rows there, 21 in the forward and backward passes (three buffers).
+# blocks of 16 rows (three 512 KiB buffers) took 0.70-0.75 of its unblocked time. The
+# generated value_and_grad (train_forward: about five 32 KiB-per-row buffers in a block),
+# as a ratio to the unblocked hand-written step in two runs at load 0.6-1.0: 0.70-0.87 at
+# 2-6 rows a block, 0.69 at 8, 0.65-0.81 at 10-32 (16 rows best in both runs). So a
+# block's buffers may fill about one core's L2: 12 rows there, 21 in the forward and
+# backward passes (three buffers).
 CACHE_BUDGET = 2 << 20  # bytes a block's live buffers may take together
 MIN_ROW_BYTES = 16 * 1024  # a narrower row: arrays of a usual batch fit the caches already
 MIN_PASSES = 4  # ufunc calls over the rows; fewer save too little to pay for the loop
@@ -260,7 +261,8 @@ def print_region(module, fn, region: Region) -> list[str]:
     start = module.namespace.name(("rows", "start"), "start")
     block = region.block
     rows = f"{start}:{start} + {block}"
-    names = {n: module.namespace.name(("rows", full[n]), f"{full[n]}_rows") for n in inside + sliced}
+    names = {n: _block_name(module, full[n]) for n in sliced}
+    names.update(_block_names(module, inside, full, set(full[a] for a in sliced)))
     bound = module.dim(region.rows) if _bound(fn, region.rows) else f"{full[sliced[0]]}.shape[0]"
     lines = [f"# {block} rows at a time: each block's arrays stay in the cache (one pass over memory,"
              " not one per ufunc)"]
@@ -326,6 +328,20 @@ def print_region(module, fn, region: Region) -> list[str]:
     if after:
         lines.append("del " + ", ".join(after))
     return lines
+
+
+def _block_name(module, name: str) -> str:
+    return module.namespace.name(("rows", name), f"{name}_rows")
+
+
+def _block_names(module, inside: list[str], full: dict[str, str], existing: set[str]) -> dict[str, str]:
+    """The names of the region's own blocks: one per buffer, as outside the loop; but the
+    values that outside the loop take over a dying array from before it (one name) are, in
+    it, blocks of their own, named after the last of them (``d_a_1_rows`` beside the slice
+    ``d_add_p_4_rows``): a block never writes into a slice."""
+    last = {full[n]: n for n in inside}
+    return {n: (_block_name(module, module.namespace.name(last[full[n]])) if full[n] in existing
+                else _block_name(module, full[n])) for n in inside}
 
 
 def _bound(fn, dim) -> bool:
