@@ -214,3 +214,22 @@ def test_a_block_never_takes_the_name_of_a_slice_it_still_reads():
     prog = gc.compile(g, blocking=2)
     assert "for start in range(0, 2, 2):" in prog.backward_source
     close(prog.value_and_grad(feeds)[1]["p"], central_differences(g, feeds, "p"), "float32")
+
+
+def test_a_block_of_its_own_is_never_named_as_the_slice_beside_it():
+    # backward: d_p3_1 = x1*(d_p3_1 + ...) writes, unblocked, into the dying d_p3_1 of an
+    # earlier loop; its own block was named d_p3_1_rows, the slice's name, and read 0 for it
+    g = gc.Graph("net")
+    x1, x5 = g.input("x1", shape=("N", 2)), g.input("x5", shape=("N", 2))
+    p3, p9 = g.param("p3", shape=(1, 2)), g.param("p9", shape=())
+    v4 = x1 * p3
+    v8 = gc.exp(gc.bce_with_logits(v4, x5) + v4)
+    v11 = gc.apply("squared_error", gc.apply("squared_error", v8, p9), p9)
+    g.output("loss", gc.mean(gc.sin(v11)))
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 3):
+        feeds = {"x1": 0.3 * rng.standard_normal((n, 2)), "x5": rng.uniform(0, 1, (n, 2)),
+                 "p3": np.array([[0.63, 1.16]]), "p9": np.array(0.21)}
+        grads = gc.compile(g, blocking=2).value_and_grad(feeds)[1]
+        for name in ("p3", "p9"):
+            close(grads[name], central_differences(g, feeds, name), "float32")

@@ -330,8 +330,12 @@ def print_region(module, fn, region: Region) -> list[str]:
     return lines
 
 
-def _block_name(module, name: str) -> str:
-    return module.namespace.name(("rows", name), f"{name}_rows")
+def _block_name(module, name: str, hint: str | None = None) -> str:
+    """The block of buffer ``name`` in a loop (``x_rows``); with ``hint``, a block of its own
+    beside the slice of ``name`` (another key: never the slice's identifier)."""
+    if hint is None:
+        return module.namespace.name(("rows", name), f"{name}_rows")
+    return module.namespace.name(("own rows", name), f"{hint}_rows")
 
 
 def _block_names(module, inside: list[str], full: dict[str, str], existing: set[str]) -> dict[str, str]:
@@ -340,7 +344,7 @@ def _block_names(module, inside: list[str], full: dict[str, str], existing: set[
     it, blocks of their own, named after the last of them (``d_a_1_rows`` beside the slice
     ``d_add_p_4_rows``): a block never writes into a slice."""
     last = {full[n]: n for n in inside}
-    return {n: (_block_name(module, module.namespace.name(last[full[n]])) if full[n] in existing
+    return {n: (_block_name(module, full[n], module.namespace.name(last[full[n]])) if full[n] in existing
                 else _block_name(module, full[n])) for n in inside}
 
 
