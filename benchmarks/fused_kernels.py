@@ -13,7 +13,12 @@ silu, tanh, exp, log1p, square, sin and the mean, with the gradients for ``a`` a
 * numexpr (if installed): each fused region one ``numexpr.evaluate`` over cache-sized
   blocks, the same regions graphc's fusion pass makes;
 * numba (if installed): the whole forward and backward as one compiled loop over the
-  elements (one pass over memory), its compile time reported apart.
+  elements (one pass over memory), its compile time reported apart;
+* graphc's own ``value_and_grad``, with ``blocking="off"`` and with the default
+  ``blocking="auto"`` (the chain run over blocks of rows that stay in the cache:
+  ``graphc/lower/blocking.py``), and at 4, 8, 16 and 32 rows a block (the cost model's
+  choice is checked against them);
+* PyTorch eager (if installed; ``peers.py``), for the record.
 
 Then residual50's elementwise work in one layer (32x32 arrays, where call overhead
 rules) is timed the same three ways. Each contender's results are checked against
@@ -95,6 +100,29 @@ def numba_grads(numba):
         return total / n, {"a": da / n, "c": dc / n}
 
     return grads
+
+
+def graphc_grads(blocking):
+    """graphc's value_and_grad on the elementwise case, compiled with ``blocking``."""
+    import run
+
+    import graphc as gc
+
+    feeds, params = hw.make_elementwise(np.random.default_rng(0))
+    prog = gc.compile(run.build_elementwise(gc, feeds, params), blocking=blocking)
+
+    def grads(feeds, params):
+        outputs, gradients = prog.value_and_grad({**feeds, **params})
+        return float(outputs["loss"]), gradients
+
+    return grads
+
+
+def torch_grads(feeds, params):
+    import peers
+
+    _, grads, _ = peers.contenders("elementwise", feeds, params, 0.01)  # the tensors made once, as in run.py
+    return lambda feeds_, params_: grads()
 
 
 HEADING = "## Fused kernels"
@@ -201,6 +229,19 @@ def main(argv=None):
         extra = f", vml {module.use_vml}" if name == "numexpr" else ""
         notes.append(f"{name} {module.__version__}: agrees with numpy to {error:.1e}; first call {first:.2f} s{extra}")
         contenders[name] = grads
+    libraries = [name for name in contenders if name != "numpy (hand-written)"]
+    for name, blocking in (("graphc, blocking off", "off"), ("graphc, blocked (auto)", "auto"),
+                           *((f"graphc, {k} rows a block", k) for k in (4, 8, 16, 32))):
+        contenders[name] = graphc_grads(blocking)
+    try:
+        contenders["PyTorch eager"] = torch_grads(feeds, params)
+    except ImportError as error:
+        notes.append(f"PyTorch: not installed ({error})")
+    for name in [n for n in contenders if n.startswith(("graphc", "PyTorch"))]:
+        error = _agreement(reference, contenders[name](feeds, params))
+        if not error < 1e-9:
+            notes.append(f"{name}: disagrees with numpy (rel. {error:.1e}), not timed")
+            del contenders[name]
     calls = {name: (lambda fn=fn: fn(feeds, params)) for name, fn in contenders.items()}
     times = harness.round_robin(calls, repeats=args.repeats, warmup=1)
     base = harness.median(times["numpy (hand-written)"])
@@ -208,8 +249,9 @@ def main(argv=None):
     kernels, layer_notes = layer_kernels(np.random.default_rng(1))
     layer_times = harness.round_robin(kernels, repeats=args.repeats, warmup=1, number=2000)
     layer_rows = _rows(layer_times, "µs", 1e6)
-    slower = [name for name, ts in times.items() if name != "numpy (hand-written)" and harness.median(ts) > base]
-    if slower and len(slower) == len(times) - 1:
+    timed = [name for name in libraries if name in times]
+    slower = [name for name in timed if harness.median(times[name]) > base]
+    if slower and len(slower) == len(timed):
         notes.append("no fused-kernel library beats numpy here (numpy's ufuncs use SIMD exp/tanh/log1p/sin; "
                      "numexpr without VML and numba call scalar libm): graphc keeps its numpy kernels")
     section = "\n".join([

@@ -30,6 +30,7 @@ from . import compile_cache, disk_cache, ir
 from .builder import Graph, from_networkx
 from .differentiate import differentiate, scalar_output
 from .errors import GradientError
+from .lower.blocking import check_blocking
 from .lower.libraries import runtime
 from .lower.source import lower
 from .passes.expand import expand
@@ -130,7 +131,7 @@ def _as_graph(graph: Graph | nx.DiGraph) -> Graph:
 
 def compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None = None, of: str | None = None,  # noqa: A001
             backend: str = "numpy", parallel: int = 1, *, cache: bool = True,
-            cache_dir: str | os.PathLike | None = None) -> Program:
+            cache_dir: str | os.PathLike | None = None, blocking: str | int = "auto") -> Program:
     """Compile a declared network into a :class:`Program`.
 
     ``wrt`` (default: every param) names the values gradients are taken with respect to;
@@ -140,7 +141,9 @@ def compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None = None, of: str
     on: ``"numpy"``, or ``"torch"``, ``"jax"``, ``"cupy"``, ``"array_api_strict"`` where
     installed (see docs/backends.md). ``parallel=k`` runs the big independent statements
     of each dependency level on a pool of k threads (``prog.plan.parallel`` lists them; see
-    docs/parallel.md).
+    docs/parallel.md). ``blocking`` says which long elementwise chains over big arrays run a
+    block of rows at a time, so that a block stays in the cache: ``"auto"`` (a cost model),
+    ``"off"``, or a number of rows (every region it can; see graphc/lower/blocking.py).
 
     A graph compiled before in this process, with the same content and options, comes
     from the compile cache (``graphc/compile_cache.py``) as a program of its own;
@@ -165,9 +168,11 @@ def compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None = None, of: str
         graph = _as_graph(graph)
         runtime(backend)  # an unknown or missing library fails before any work
         threads = check_threads(parallel)
+        blocking = check_blocking(blocking)
         key = None
         if cache and compile_cache.enabled():
-            options = {"wrt": None if wrt is None else tuple(wrt), "of": of, "backend": backend, "parallel": threads}
+            options = {"wrt": None if wrt is None else tuple(wrt), "of": of, "backend": backend, "parallel": threads,
+                       "blocking": blocking}
             try:
                 key = compile_cache.content_key(graph.nx, options)
             except compile_cache.Uncacheable:
@@ -179,8 +184,8 @@ def compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None = None, of: str
         if made is None:
             code = disk_cache.read(folder, key) if folder is not None else None
             if code is not None:
-                return _program(_from_disk(graph.nx, code, wrt, of, backend, threads))
-            made = _compile(graph.nx, wrt, of, backend, threads)
+                return _program(_from_disk(graph.nx, code, wrt, of, backend, threads, blocking))
+            made = _compile(graph.nx, wrt, of, backend, threads, blocking)
             if key is not None:
                 compile_cache.MEMORY.put(key, made)
             if folder is not None:
@@ -204,11 +209,12 @@ def _declared(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
 
 
 def _from_disk(graph: nx.MultiDiGraph, code, wrt: Sequence[str] | None, of: str | None, backend: str,
-               threads: int) -> dict:
+               threads: int, blocking: str | int) -> dict:
     """Program arguments around a module read from the disk cache: the declared graph now,
     the stages and the schedule compiled (from a copy of ``graph`` as it is now) when read."""
     declared = _declared(graph)
-    later = disk_cache.Later(functools.partial(_compile, compile_cache.fresh_copy(graph), wrt, of, backend, threads))
+    later = disk_cache.Later(functools.partial(_compile, compile_cache.fresh_copy(graph), wrt, of, backend, threads,
+                                                blocking))
     return dict(declared=declared, stages=disk_cache.LaterStages(later, "stages"),
                 inference_stages=disk_cache.LaterStages(later, "inference_stages"),
                 plan=disk_cache.LaterPlan(later, threads), code=code,
@@ -216,7 +222,8 @@ def _from_disk(graph: nx.MultiDiGraph, code, wrt: Sequence[str] | None, of: str 
                 target=gradient_target(declared, of), backend=backend, threads=threads)
 
 
-def _compile(graph: nx.MultiDiGraph, wrt: Sequence[str] | None, of: str | None, backend: str, threads: int) -> dict:
+def _compile(graph: nx.MultiDiGraph, wrt: Sequence[str] | None, of: str | None, backend: str, threads: int,
+             blocking: str | int = "auto") -> dict:
     """The pipeline itself: every branch in order, then scheduling and lowering."""
     library = runtime(backend)
     declared = _declared(graph)
@@ -235,7 +242,7 @@ def _compile(graph: nx.MultiDiGraph, wrt: Sequence[str] | None, of: str | None, 
     plan = schedule(plain, joint)
     if threads > 1:
         plan = dataclasses.replace(plan, parallel=plan_parallel(plan, threads))
-    code = lower(plan, library.library.backend, library.namespace)
+    code = lower(plan, library.library.backend, library.namespace, blocking)
     return dict(declared=declared, stages=stages, inference_stages=inference, plan=plan, code=code,
                 wrt=list(wrt), of=of, target=target, backend=backend, threads=threads)
 

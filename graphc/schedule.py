@@ -370,7 +370,8 @@ def plan_function(graph: nx.MultiDiGraph, name: str, args: list[str], body: list
     steps = []
     for i, n in enumerate(order):
         operands = ir.operands(graph, n)
-        viewed = {base(graph, a) for a in operands if base(graph, a) != resolve(graph, a)}
+        # an operand's memory seen through a view (x.T, or a transpose/reshape statement)
+        viewed = {_memory(graph, a)[0] for a in operands if _memory(graph, a)[0] != resolve(graph, a)}
         once = {a for a in reads[n] if [_read(graph, o, folded) for o in operands].count(a) == 1}
         donates = frozenset(d for d in dead.get(i, ()) if d in once and d not in viewed and d not in read_only
                             and (d in position or d in owned) and _owns(graph, d, n))

@@ -6,6 +6,7 @@ import dataclasses
 import pickle
 
 import networkx as nx
+import numpy as np
 import pytest
 
 import graphc as gc
@@ -79,3 +80,15 @@ def test_backward_pass_computes_exactly_what_depends_on_the_cotangent(prog):
     backward = {s.node for s in prog.plan.function("backward_pass").steps}
     train = {s.node for s in prog.plan.function("train_forward").steps}
     assert backward <= later and not train & later
+
+
+def test_no_kernel_writes_into_an_array_that_another_operand_views():
+    # v dies at the kernel that also reads u = transpose(v, (1, 0, 2)), a view of v's memory:
+    # writing the result into v's buffer changed u under the kernel (forward was 45.5 off)
+    g = gc.Graph("viewed"); x = g.input("x", shape=(4, 4, 2)); a = g.param("a", shape=(2,))
+    v = gc.tanh(x * a)
+    u = gc.transpose(v, axes=(1, 0, 2))
+    g.output("loss", gc.sum(gc.square(gc.sin(v * a + 1.0) * gc.exp(u))))
+    feeds = {"x": np.random.default_rng(0).standard_normal((4, 4, 2)), "a": np.array([0.5, -1.5])}
+    expected = float(gc.evaluate(g, feeds, "loss")["loss"])
+    assert float(gc.compile(g).forward(feeds)["loss"]) == pytest.approx(expected, rel=1e-12)

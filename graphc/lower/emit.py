@@ -25,6 +25,7 @@ from ..ops.base import OPS, custom_ops, definition, freeze, op_for
 from ..ops.functions import where
 from ..ops.printing import guard_poles
 from .backend import NUMPY, Backend
+from .blocking import find_regions, print_region
 from .kernel import repeats, shared_parts
 from .naming import RESERVED, Namespace
 from .parallel import print_group
@@ -175,6 +176,7 @@ class Module:
     canonical_exprs: dict[str, sympy.Expr] = field(default_factory=dict)
     groups: tuple = ()  # the statements that run together on a pool (graphc.together.Group)
     folded: frozenset[str] = frozenset()  # the function's squares that their reader computes
+    blocking: str | int = "off"  # cache-blocked regions (blocking.py): "auto", "off" or rows per block
 
     def ident(self, node: str) -> str:
         """A computed value's identifier (in this function: its buffer's name)."""
@@ -443,7 +445,15 @@ def print_function(module: Module, fn: plan.FunctionPlan) -> str:
     together = {g.nodes[0]: g for g in module.groups if g.function == fn.name}  # printed at their first
     later = {n for g in together.values() for n in g.nodes[1:]}
     steps = {step.node: step for step in fn.steps}
-    for step in fn.steps:
+    blocked = find_regions(module, fn, set(together) | later)  # loops over blocks of rows, by first step
+    inner = {k for region in blocked.values() for k in range(region.first + 1, region.stop)}
+    for k, step in enumerate(fn.steps):
+        if k in blocked:
+            lines.extend(print_region(module, fn, blocked[k]))
+            current = None  # the next step heads its level again
+            continue
+        if k in inner:
+            continue
         if step.level != current:
             current = step.level
             if sizes[current] > 1:  # a level of one statement needs no heading

@@ -125,26 +125,28 @@ def generate(forward_graph: nx.MultiDiGraph, joint: nx.MultiDiGraph | None = Non
     return lower(schedule(forward_graph, joint), backend)
 
 
-def lower(plan: Schedule, backend: Backend = NUMPY, namespace: str | None = None) -> GeneratedCode:
+def lower(plan: Schedule, backend: Backend = NUMPY, namespace: str | None = None,
+          blocking: str | int = "auto") -> GeneratedCode:
     """Print the module a schedule plans with ``backend``: forward_pass, and train_forward,
     backward_pass, sgd_step (with backward_update and sgd_step_atomic) when there is a joint graph
     (and the backend writes in place).
 
     A backend printed for the array API standard calls ``xp``, which the module imports
-    from ``namespace`` (``array_api_compat.torch``)."""
+    from ``namespace`` (``array_api_compat.torch``). ``blocking`` says which elementwise
+    regions run a block of rows at a time (``blocking.py``)."""
     forward_graph, joint = plan.forward, plan.joint
     groups = plan.parallel.groups if plan.parallel is not None else ()
     standard = namespace is not None
     # a value of the graph called xp would hide the library's namespace from the module's calls
     names = Namespace(RESERVED | {"xp"} if standard else RESERVED)
-    module = Module(forward_graph, backend=backend, groups=groups, namespace=names)
+    module = Module(forward_graph, backend=backend, groups=groups, namespace=names, blocking=blocking)
     for a in ir.sources(forward_graph):
         module.namespace.name(a)
     forward_fn = print_function(module, plan.function("forward_pass"))
     backward_text = ""
     if joint is not None:
         trainer = Module(joint, namespace=module.namespace, constants=module.constants, backend=backend,
-                         groups=groups)
+                         groups=groups, blocking=blocking)
         texts = [print_function(trainer, plan.function(name)) for name in ("train_forward", "backward_pass")]
         if plan.sgd is not None and backend.writes_in_place:
             if plan.sgd.eager is not None:  # the backward pass that updates as it goes, over the step's graph

@@ -7,7 +7,8 @@ products by mixed second differences. Paths: ``forward``; ``value_and_grad`` wit
 with ``seed``; the returned arrays' ownership; ``sgd_step`` (against p - lr grad); the
 saved module (in a subprocess that cannot import graphc, sympy or networkx: see
 ``saved_worker.py``); ``gc.grad`` then compile; and for smooth float64 networks ``gc.grad``
-twice (a Hessian-vector product).
+twice (a Hessian-vector product). One network in four is compiled with every elementwise
+region blocked two rows at a time (``Case.blocking``), so those paths run blocked loops.
 
 Tolerances (``|found - expected| <= rtol |expected| + atol``), per dtype:
 
@@ -196,7 +197,7 @@ def check(case: Case, saved: SavedModules | None = None) -> list[Disagreement]:
     """Every disagreement between graphc's paths and the oracle for ``case``."""
     ref = reference(case)
     checker = Checker(case, ref)
-    prog = _guard(checker, "compile", lambda: gc.compile(case.graph))
+    prog = _guard(checker, "compile", lambda: gc.compile(case.graph, blocking=case.blocking))
     if prog is not None:
         _guard(checker, "stages", lambda: _stages(checker, prog))
         _guard(checker, "forward", lambda: checker.values("forward", prog.forward(checker.feeds())))

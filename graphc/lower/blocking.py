@@ -1,0 +1,356 @@
+r'''Cache-blocked regions: a long elementwise chain over big arrays, run a block of rows at a time.
+
+Each ufunc call of a kernel is one pass over its arrays. Over a 512x4096 float64 array
+(16 MiB, more than the caches) every pass streams the array from main memory and back,
+so a chain of twenty ufuncs costs twenty trips to memory, however few buffers it uses.
+A run of consecutive statements that are elementwise over arrays sharing one leading
+dim (their rows), possibly with reductions that add up across rows (``sum`` or ``mean``
+over axis 0 or over every axis), is printed instead as one loop over blocks of rows::
+
+    for start in range(0, N, 16):  # 16 rows at a time (see graphc/lower/blocking.py)
+        x_rows = x[start:start + 16]
+        add_rows = numpy.multiply(x_rows, a)
+        ...
+        d_add_p_4[start:start + 16] = d_add_p_4_rows
+        loss += log1p_rows.sum() / (N*4096)
+
+Inside one block every array fits in the cache, so the whole chain makes about one pass
+over memory. The statements in the loop are the statements the region prints unblocked,
+over row blocks: a value of the region's rows read from before the loop is sliced (a
+view, no copy) and never written into (a block of its own stays in the cache, a slice
+written into goes back to memory); smaller operands (params of shape ``(k,)``, scalars)
+broadcast as they are; temporaries are blocks, allocated by the kernels as they are
+unblocked (malloc hands the block just freed back); a value that leaves the region (read
+later, returned, saved for the backward pass) is a full array filled block by block:
+allocated before the loop, or the dying array from before it that the unblocked kernel
+wrote into; a reduction starts at zero and adds each block's part (its result differs
+from the unblocked sum by rounding only, and is the same on every run: the blocks are
+always the same).
+
+Which regions are blocked is a cost model (:func:`block_rows`): the numpy backend only
+(the array-API libraries have no ``out=`` on every function, and torch and JAX fuse or
+vectorize on their own); a statement of a parallel group stays out (it runs on the pool
+as planned); and under ``blocking="auto"`` a region must make at least ``MIN_PASSES``
+passes over rows at least ``MIN_ROW_BYTES`` wide, so small work (a 32-wide residual
+layer, an MLP's bias and ReLU) prints as before. ``gc.compile(g, blocking=k)`` blocks
+every region it can, ``k`` rows at a time (the tests force small graphs through it);
+``blocking="off"`` blocks none.
+
+>>> import graphc as gc
+>>> g = gc.Graph("chain"); x = g.input("x", shape=("N", 3)); a = g.param("a", shape=(3,))
+>>> _ = g.output("loss", gc.mean(gc.tanh(gc.exp(x * a))))
+>>> print(gc.compile(g, blocking=2).forward_source)
+def forward_pass(x, a):
+    """The forward pass: the graph's outputs, in OUTPUTS order."""
+    N = x.shape[0]
+    # 2 rows at a time: each block's arrays stay in the cache (one pass over memory, not one per ufunc)
+    loss = numpy.float64(0)  # 'loss' mean: the sum of its blocks' parts
+    for start in range(0, N, 2):
+        x_rows = x[start:start + 2]
+        # tanh = numpy.tanh(numpy.exp(a*x_rows))  (in tanh_rows's buffer: 'tanh' fused)
+        tanh_rows = numpy.multiply(x_rows, a)
+        numpy.exp(tanh_rows, out=tanh_rows)
+        numpy.tanh(tanh_rows, out=tanh_rows)
+        loss += tanh_rows.sum() / (N*3)  # 'loss' mean
+        del tanh_rows, x_rows
+    return (loss,)
+<BLANKLINE>
+'''
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import sympy
+
+from .. import ir
+from .. import schedule as plan
+from ..errors import GraphcError
+from ..ops.base import op_for
+from ..ops.tensor import normalize_axes
+
+__all__ = ["CACHE_BUDGET", "MIN_PASSES", "MIN_ROW_BYTES", "Region", "block_rows", "check_blocking",
+           "find_regions", "print_region"]
+
+# The cost model, measured on this machine (2 MiB L2 per core, 32 MiB L3, numpy 2.x) with
+# the elementwise case of benchmarks/run.py (512x4096 float64): the hand-written step over
+# blocks of 16 rows (three 512 KiB buffers) took 0.70-0.75 of its unblocked time. The
+# generated value_and_grad (train_forward: about five 32 KiB-per-row buffers in a block),
+# as a ratio to the unblocked hand-written step in two runs at load 0.6-1.0: 0.70-0.87 at
+# 2-6 rows a block, 0.69 at 8, 0.65-0.81 at 10-32 (16 rows best in both runs). So a
+# block's buffers may fill about one core's L2: 12 rows there, 21 in the forward and
+# backward passes (three buffers).
+CACHE_BUDGET = 2 << 20  # bytes a block's live buffers may take together
+MIN_ROW_BYTES = 16 * 1024  # a narrower row: arrays of a usual batch fit the caches already
+MIN_PASSES = 4  # ufunc calls over the rows; fewer save too little to pay for the loop
+REDUCTIONS = ("sum", "mean")  # linear in their operand: the sum of the blocks' parts
+
+
+class BlockingError(GraphcError):
+    """A ``blocking=`` compile option that is none of "auto", "off" or a number of rows."""
+
+
+def check_blocking(blocking: object) -> str | int:
+    """``blocking`` as the lowering reads it: ``"auto"``, ``"off"`` or rows per block (>= 1)."""
+    if blocking in ("auto", "off"):
+        return blocking
+    if isinstance(blocking, (int, np.integer)) and not isinstance(blocking, bool) and blocking >= 1:
+        return int(blocking)
+    raise BlockingError(f"blocking must be 'auto', 'off' or a number of rows per block >= 1, found {blocking!r}")
+
+
+@dataclass(frozen=True)
+class Region:
+    """Consecutive steps of one function printed as one loop over blocks of rows."""
+
+    first: int  # index of its first step in the function's steps
+    stop: int  # one past its last
+    rows: object  # the leading dim every row value shares (an int or a sympy expression)
+    block: int  # rows per block
+
+
+def _shape(graph, node) -> tuple:
+    return tuple(graph.nodes[node][ir.SHAPE])
+
+
+def _row_value(graph, node, rows, rank) -> bool:
+    shape = _shape(graph, node)
+    return len(shape) == rank and shape[0] == rows
+
+
+# ops whose value is an array of its own, never another value's memory in another order: a
+# block writing into a dying operand cannot change what a later block reads through a view
+FRESH = ("input", "param", "matmul")
+
+
+def _sliceable(graph, node) -> bool:
+    """Whether a value from before a region may be read block by block: a name holding an
+    array of its own (a view such as ``x[::-1]`` or a partial transpose could read rows
+    that an earlier block has overwritten), or a broadcast (read-only, of a smaller value)."""
+    op = ir.op_of(graph, node)
+    return op in FRESH or op == "broadcast" or op_for(graph, op, node).elementwise
+
+
+def _kind(module, step, rows, rank: int, inside: set, pending: set) -> str | None:
+    """How ``step`` joins a region over ``rows``: "elementwise", "reduction", or None (it ends it)."""
+    graph, node = module.graph, step.node
+    op = op_for(graph, ir.op_of(graph, node), node)
+    operands = [plan.resolve(graph, a) for a in ir.operands(graph, node)]
+    if any(a in pending for a in operands):  # a reduction is whole only after the loop
+        return None
+    for a in operands:
+        if a in inside:  # a block of the region's own
+            continue
+        if _row_value(graph, a, rows, rank):  # a value from before the region: sliced by rows
+            if not _sliceable(graph, a):
+                return None
+            continue
+        shape = _shape(graph, a)
+        if len(shape) > rank or (len(shape) == rank and shape[0] != 1):
+            return None  # another leading dim: it does not broadcast along the rows
+    if op.elementwise and _row_value(graph, node, rows, rank):
+        return "elementwise"
+    if ir.op_of(graph, node) in REDUCTIONS and len(operands) == 1 and _row_value(graph, operands[0], rows, rank):
+        if 0 in normalize_axes(graph.nodes[node][ir.ATTRS].get("axis"), rank):
+            return "reduction"
+    return None
+
+
+def _passes(graph, node) -> int:
+    """Ufunc calls a step's kernel makes over its rows (a plain op or a reduction: one)."""
+    data = graph.nodes[node]
+    if ir.EXPR not in data:
+        return 1
+    return max(1, sum(1 for part in sympy.preorder_traversal(data[ir.EXPR][0]) if part.args))
+
+
+def block_rows(module, fn, first: int, stop: int, rows, blocking) -> int | None:
+    """Rows per block for ``fn.steps[first:stop]``, or None when it stays unblocked.
+
+    The live buffers of a block are about one per buffer name in the loop (values of the
+    region and slices of values from before it) plus one for a kernel's temporary; a block
+    gets as many rows as keep them within ``CACHE_BUDGET``.
+    """
+    graph = module.graph
+    steps = fn.steps[first:stop]
+    nodes = [s.node for s in steps]
+    inside = set(nodes)
+    sliced = {plan.resolve(graph, a) for n in nodes for a in ir.operands(graph, n)} - inside
+    rank = len(_shape(graph, nodes[0]))
+    sliced = {a for a in sliced if _row_value(graph, a, rows, rank)}
+    if not sliced:  # nothing to slice: every row value is made inside (it cannot be)
+        return None
+    if blocking != "auto":
+        return blocking
+    values = [n for n in nodes if _row_value(graph, n, rows, rank)] + sorted(sliced)
+    widths = [_shape(graph, n)[1:] for n in values]
+    if any(not isinstance(d, (int, np.integer)) and not getattr(d, "is_Integer", False) for w in widths for d in w):
+        return None  # a symbolic width: no row size to plan with
+    row_bytes = max(math.prod(int(d) for d in w) * np.dtype(graph.nodes[n][ir.DTYPE]).itemsize
+                    for w, n in zip(widths, values))
+    if row_bytes < MIN_ROW_BYTES or sum(_passes(graph, n) for n in nodes) < MIN_PASSES:
+        return None
+    buffers = len({module.ident(n) for n in values}) + 1
+    block = max(1, CACHE_BUDGET // (row_bytes * buffers))
+    if isinstance(rows, (int, np.integer)) or getattr(rows, "is_Integer", False):
+        if int(rows) <= block:  # one block: the arrays fit the cache already
+            return None
+    return block
+
+
+def find_regions(module, fn, excluded: set) -> dict[int, Region]:
+    """The blocked regions of ``fn``, by the index of their first step.
+
+    A region starts at an elementwise step with an array result and takes every following
+    step that joins it (:func:`_kind`); steps in ``excluded`` (a parallel group's) never do.
+    """
+    blocking = module.blocking
+    if blocking == "off" or module.backend.name != "numpy":
+        return {}
+    graph, steps, regions = module.graph, fn.steps, {}
+    k = 0
+    while k < len(steps):
+        shape = _shape(graph, steps[k].node)
+        if steps[k].node in excluded or not shape or shape[0] in (0, 1):
+            k += 1
+            continue
+        rows, rank = shape[0], len(shape)
+        inside: set[str] = set()
+        pending: set[str] = set()
+        stop = k
+        while stop < len(steps) and steps[stop].node not in excluded:
+            kind = _kind(module, steps[stop], rows, rank, inside, pending)
+            if kind is None or (stop == k and kind != "elementwise"):
+                break
+            (inside if kind == "elementwise" else pending).add(steps[stop].node)
+            stop += 1
+        if stop == k:
+            k += 1
+            continue
+        block = block_rows(module, fn, k, stop, rows, blocking)
+        if block is not None:
+            regions[k] = Region(k, stop, rows, block)
+        k = stop
+    return regions
+
+
+def _read_later(graph, fn, region: Region) -> set[str]:
+    """Values read after the region, returned, or saved: those that leave it."""
+    later = {r for step in fn.steps[region.stop:] for r in step.reads}
+    later |= {plan.resolve(graph, r.node) for r in fn.returns}
+    later |= {plan.resolve(graph, n) for n in fn.saved}
+    return later
+
+
+def print_region(module, fn, region: Region) -> list[str]:
+    """The loop printing ``fn.steps[region.first:region.stop]`` block by block."""
+    graph, np_ = module.graph, module.numpy
+    steps = fn.steps[region.first:region.stop]
+    reductions = [s.node for s in steps if ir.op_of(graph, s.node) in REDUCTIONS]
+    inside = [s.node for s in steps if s.node not in reductions]
+    within = set(inside)
+    rank = len(_shape(graph, inside[0]))
+    sliced = list(dict.fromkeys(a for s in steps for a in s.reads
+                                if a not in inside and a not in reductions
+                                and _row_value(graph, a, region.rows, rank)))
+    full = {n: module.ident(n) for n in inside + sliced + reductions}  # the names outside the loop
+    later = _read_later(graph, fn, region)
+    leaving = [n for n in inside if n in later]
+    start = module.namespace.name(("rows", "start"), "start")
+    block = region.block
+    rows = f"{start}:{start} + {block}"
+    names = {n: _block_name(module, full[n]) for n in sliced}
+    names.update(_block_names(module, inside, full, set(full[a] for a in sliced)))
+    bound = module.dim(region.rows) if _bound(fn, region.rows) else f"{full[sliced[0]]}.shape[0]"
+    lines = [f"# {block} rows at a time: each block's arrays stay in the cache (one pass over memory,"
+             " not one per ufunc)"]
+    # a full array from before the loop that dies in it may take a value leaving it (as the
+    # unblocked kernel wrote into it); its buffer name then is the value's
+    existing = {full[a] for a in sliced}
+    for n in leaving:
+        if full[n] not in existing:
+            data = graph.nodes[n]
+            lines.append(f"{full[n]} = {np_}.empty({module.shape(data[ir.SHAPE])}, dtype={np_}.{data[ir.DTYPE]})"
+                         "  # leaves the loop: filled block by block")
+    for n in reductions:
+        data = graph.nodes[n]
+        zero = (f"{np_}.zeros({module.shape(data[ir.SHAPE])}, dtype={np_}.{data[ir.DTYPE]})" if data[ir.SHAPE]
+                else module.backend.scalar("0", data[ir.DTYPE]))
+        lines.append(f"{full[n]} = {zero}  # {n!r} {ir.op_of(graph, n)}: the sum of its blocks' parts")
+    body = [f"{names[a]} = {full[a]}[{rows}]" for a in sliced]
+    saved_local = module.local
+    module.local = {**saved_local, **names, **{n: full[n] for n in reductions}}
+    freed_last = False
+    deleted, deferred = set(), []  # block names deleted in the loop; full names deleted after it
+
+    def outer(node):  # a value's name outside the loop
+        return saved_local.get(node) or module.namespace.name(node)
+
+    try:
+        for step in steps:
+            if step.node in reductions:
+                body.append(f"{full[step.node]} += {module.expression(step.node)}"
+                            f"  # {step.node!r} {ir.op_of(graph, step.node)}")
+            else:
+                # never into a slice of a full array: a block of its own stays in the cache,
+                # where writing into the slice would send the block back to memory
+                body.extend(module.statement(step.node, step.donates - set(sliced)))
+                if step.node in leaving:
+                    body.append(f"{full[step.node]}[{rows}] = {names[step.node]}")
+            frees = []
+            for d in step.frees:
+                if d in within:
+                    if module.ident(d) != module.ident(step.node):  # else its buffer is handed on
+                        frees.append(names[d])
+                        if full[d] in existing:  # the full array of the same name dies too
+                            deferred.append(full[d])
+                else:  # a value from before the loop: every block reads it
+                    deferred.append(outer(d))
+            freed_last = bool(frees)
+            if frees:
+                body.append("del " + ", ".join(frees))
+                deleted.update(frees)
+    finally:
+        module.local = saved_local
+    # a block's names are deleted at the end of each block: the last would keep its buffers
+    # (and, through a view, a whole array) alive, and an empty batch binds none of them
+    ends = list(dict.fromkeys(names[n] for n in sliced + inside if names[n] not in deleted))
+    if ends and freed_last:  # one del ends the block
+        body[-1] += ", " + ", ".join(ends)
+    elif ends:
+        body.append("del " + ", ".join(ends))
+    lines.append(f"for {start} in range(0, {bound}, {block}):")
+    lines.extend("    " + line for line in body)
+    kept = {full[n] for n in leaving} | {full[n] for n in reductions}
+    after = list(dict.fromkeys(name for name in deferred if name not in kept))
+    if after:
+        lines.append("del " + ", ".join(after))
+    return lines
+
+
+def _block_name(module, name: str, hint: str | None = None) -> str:
+    """The block of buffer ``name`` in a loop (``x_rows``); with ``hint``, a block of its own
+    beside the slice of ``name`` (another key: never the slice's identifier)."""
+    if hint is None:
+        return module.namespace.name(("rows", name), f"{name}_rows")
+    return module.namespace.name(("own rows", name), f"{hint}_rows")
+
+
+def _block_names(module, inside: list[str], full: dict[str, str], existing: set[str]) -> dict[str, str]:
+    """The names of the region's own blocks: one per buffer, as outside the loop; but the
+    values that outside the loop take over a dying array from before it (one name) are, in
+    it, blocks of their own, named after the last of them (``d_a_1_rows`` beside the slice
+    ``d_add_p_4_rows``): a block never writes into a slice."""
+    last = {full[n]: n for n in inside}
+    return {n: (_block_name(module, full[n], module.namespace.name(last[full[n]])) if full[n] in existing
+                else _block_name(module, full[n])) for n in inside}
+
+
+def _bound(fn, dim) -> bool:
+    """Whether the function has ``dim`` as a name: an int, a bound or a passed symbolic dim."""
+    if isinstance(dim, (int, np.integer)) or getattr(dim, "is_Integer", False):
+        return True
+    known = {d for d, _, _ in fn.binds} | set(fn.dim_args)
+    return isinstance(dim, sympy.Symbol) and dim in known

@@ -1,0 +1,235 @@
+"""Cache-blocked elementwise regions (graphc/lower/blocking.py), forced onto small graphs.
+
+``gc.compile(g, blocking=k)`` runs every region it can ``k`` rows at a time; each path
+(forward, value_and_grad with and without seed, sgd_step, the saved module, parallel=2)
+must agree with the reference interpreter and with central differences for batches of
+one row, fewer rows than a block, a multiple of the block and not a multiple, in both
+float dtypes and with params that broadcast in every way ((), (1,), (k,), (1, k)).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc.lower import blocking
+
+K = 5  # the width of a row
+ROWS = 3  # rows per block, forced
+BATCHES = (1, 2, 3, 7)  # one row, fewer than a block, a multiple of it, not a multiple
+SHAPES = ((), (1,), (K,), (1, K))  # a's shape: every way a param broadcasts over rows
+TOLERANCE = {"float64": 1e-10, "float32": 2e-5}
+
+
+def chain(a_shape, dtype="float64"):
+    """z = x*a + c, a chain of elementwise functions, a mean, a sum over rows (an array
+    output that leaves the region) and a value read after the region (p, by the matmul)."""
+    g = gc.Graph("chain")
+    x = g.input("x", shape=("N", K), dtype=dtype)
+    a = g.param("a", shape=a_shape, dtype=dtype)
+    c = g.param("c", shape=(K,), dtype=dtype)
+    w = g.param("w", shape=(K, 2), dtype=dtype)
+    z = x * a + c
+    p = gc.tanh(gc.sin(z) * z + 1.0)
+    q = gc.exp(-gc.square(p)) + gc.log1p(gc.square(z))
+    g.output("loss", gc.mean(q) + gc.sum(p @ w) * 0.1)
+    g.output("rows", gc.sum(q, axis=0))
+    return g
+
+
+def feeds_for(g, n, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    shapes = {"x": (n, K), "c": (K,), "w": (K, 2)}
+    shapes["a"] = tuple(g.nx.nodes["a"]["shape"])
+    return {name: rng.standard_normal(shape).astype(dtype) for name, shape in shapes.items()}
+
+
+def close(found, expected, dtype):
+    tol = TOLERANCE[dtype]
+    np.testing.assert_allclose(np.asarray(found, dtype=np.float64), np.asarray(expected, dtype=np.float64),
+                               rtol=tol, atol=tol)
+
+
+def central_differences(g, feeds, name, h=1e-6):
+    """d loss / d feeds[name] by central differences on the interpreter, in float64."""
+    point = {k: np.asarray(v, dtype=np.float64) for k, v in feeds.items()}
+    grad = np.zeros_like(point[name])
+    for index in np.ndindex(grad.shape):
+        values = []
+        for step in (h, -h):
+            moved = {k: v.copy() for k, v in point.items()}
+            moved[name][index] += step
+            values.append(float(gc.evaluate(g, moved, "loss", dtype="float64")["loss"]))
+        grad[index] = (values[0] - values[1]) / (2 * h)
+    return grad
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("a_shape", SHAPES)
+def test_forced_blocks_agree_with_the_interpreter_and_central_differences(a_shape, dtype):
+    g = chain(a_shape, dtype)
+    prog = gc.compile(g, blocking=ROWS)
+    assert f"range(0, N, {ROWS})" in prog.source  # the regions are blocked
+    for n in BATCHES:
+        feeds = feeds_for(g, n, dtype, seed=n)
+        expected = gc.evaluate(g, feeds, ["loss", "rows"])
+        outputs = prog.forward(feeds)
+        for name in ("loss", "rows"):
+            assert outputs[name].dtype == np.dtype(dtype)
+            close(outputs[name], expected[name], dtype)
+        values, grads = prog.value_and_grad(feeds)
+        seeded_values, seeded = prog.value_and_grad(feeds, seed=np.asarray(2.5, dtype=dtype))
+        for name in ("loss", "rows"):
+            close(values[name], expected[name], dtype)
+            close(seeded_values[name], expected[name], dtype)
+        for name in ("a", "c", "w"):
+            numeric = central_differences(g, feeds, name)
+            assert grads[name].shape == numeric.shape and grads[name].dtype == np.dtype(dtype)
+            close(grads[name], numeric, dtype if dtype == "float32" else "float32")  # h = 1e-6: ~1e-9 exact
+            close(seeded[name], 2.5 * numeric, dtype if dtype == "float32" else "float32")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_sgd_step_and_saved_module_of_a_blocked_program(dtype, tmp_path):
+    g = chain((1, K), dtype)
+    prog = gc.compile(g, blocking=ROWS)
+    path = prog.save(tmp_path / "blocked.py")
+    spec = importlib.util.spec_from_file_location("blocked", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for n in BATCHES:
+        feeds = feeds_for(g, n, dtype, seed=10 + n)
+        outputs, grads = gc.compile(g, blocking="off").value_and_grad(feeds)
+        saved_outputs, saved_grads = module.value_and_grad(feeds)
+        for name in outputs:
+            close(saved_outputs[name], outputs[name], dtype)
+        for name in grads:
+            close(saved_grads[name], grads[name], dtype)
+        params = {k: v.copy() for k, v in feeds.items()}
+        stepped = prog.sgd_step(params, lr=0.1)
+        close(stepped["loss"], outputs["loss"], dtype)
+        for name in ("a", "c", "w"):
+            close(params[name], feeds[name] - np.asarray(0.1, dtype) * grads[name], dtype)
+
+
+def test_a_saved_blocked_module_runs_with_numpy_alone(tmp_path):
+    g = chain((K,))
+    path = gc.compile(g, blocking=2).save(tmp_path / "alone.py")
+    feeds = feeds_for(g, 7, "float64")
+    expected = float(gc.evaluate(g, feeds, "loss")["loss"])
+    code = (f"import sys; sys.modules['graphc'] = None; sys.modules['sympy'] = None\n"
+            f"import importlib.util, numpy as np\n"
+            f"spec = importlib.util.spec_from_file_location('alone', {str(path)!r})\n"
+            f"m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+            f"feeds = {{k: np.array(v) for k, v in {({k: v.tolist() for k, v in feeds.items()})!r}.items()}}\n"
+            f"print(repr(float(m.forward(feeds)['loss'])))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert float(out.stdout) == pytest.approx(expected, rel=1e-12)
+
+
+def test_blocked_code_is_byte_identical_across_compiles_and_hash_seeds():
+    code = ("import graphc as gc, sys; sys.path.insert(0, 'tests'); from test_blocking import chain; "
+            "print(gc.compile(chain((5,)), blocking=3, cache=False).source)")
+    sources = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"}).stdout
+               for seed in ("1", "2")}
+    assert len(sources) == 1 and "for start in range(0, N, 3):" in sources.pop()
+
+
+def test_parallel_programs_block_outside_their_groups_and_agree():
+    g = chain((K,))
+    feeds = feeds_for(g, 7, "float64")
+    expected, grads = gc.compile(g, blocking="off").value_and_grad(feeds)
+    prog = gc.compile(g, parallel=2, blocking=ROWS)
+    outputs, found = prog.value_and_grad(feeds)
+    for name in expected:
+        close(outputs[name], expected[name], "float64")
+    for name in grads:
+        close(found[name], grads[name], "float64")
+
+
+def test_the_cost_model_leaves_small_work_unblocked_and_blocks_a_long_wide_chain():
+    small = chain((K,))  # rows of 5 floats
+    assert gc.compile(small).source == gc.compile(small, blocking="off").source
+    g = gc.Graph("wide")
+    x = g.input("x", shape=("N", 4096))
+    a = g.param("a", shape=(4096,))
+    g.output("loss", gc.mean(gc.sin(gc.tanh(gc.exp(gc.tanh(x * a))))))
+    source = gc.compile(g).source
+    rows = blocking.CACHE_BUDGET // (4096 * 8 * 3)  # x's block, the chain's buffer, a temporary
+    assert f"for start in range(0, N, {rows}):" in source
+    feeds = {"x": np.random.default_rng(1).standard_normal((rows + 3, 4096)), "a": np.linspace(-1, 1, 4096)}
+    close(gc.compile(g).forward(feeds)["loss"], gc.evaluate(g, feeds, "loss")["loss"], "float64")
+
+
+@pytest.mark.parametrize("width", [256, 1024])
+def test_the_cost_model_leaves_an_mlp_and_a_residual_stack_as_they_were(width):
+    g = gc.Graph("mlp")
+    x, y = g.input("x", shape=("N", 784)), g.input("y", shape=("N", 10))
+    h = x
+    for i, (m, n) in enumerate([(784, width), (width, width), (width, 10)]):
+        h = h @ g.param(f"W{i}", shape=(m, n)) + g.param(f"b{i}", shape=(n,))
+        h = gc.relu(h) if n != 10 else h
+    for i in range(3):  # residual layers
+        h = h + gc.tanh(h @ g.param(f"R{i}", shape=(10, 10)))
+    g.output("loss", gc.softmax_cross_entropy(h, y))
+    assert gc.compile(g).source == gc.compile(g, blocking="off").source
+
+
+def test_the_compile_cache_keeps_blocked_and_unblocked_programs_apart():
+    g = chain((K,))
+    assert "for start" not in gc.compile(g).source
+    assert "for start" in gc.compile(g, blocking=2).source
+    assert "for start" not in gc.compile(g, blocking="off").source
+
+
+def test_array_api_backends_print_no_blocks():
+    pytest.importorskip("array_api_strict")
+    g = chain((K,))
+    prog = gc.compile(g, blocking=2, backend="array_api_strict")
+    assert "for start" not in prog.source
+
+
+@pytest.mark.parametrize("bad", [0, -1, "on", 2.5, True, None])
+def test_a_bad_blocking_option_is_a_typed_error(bad):
+    with pytest.raises(gc.GraphcError, match="blocking must be 'auto', 'off' or a number of rows"):
+        gc.compile(chain((K,)), blocking=bad)
+
+
+def test_a_block_never_takes_the_name_of_a_slice_it_still_reads():
+    # backward: d_p2 = (1/2)*d_loss*sub*(erf + ...): unblocked, the kernel writes into the dying
+    # saved ``sub``; in a block it must not, and its own block once took the slice's name
+    # ``sub_rows`` before the kernel's last read of it (the gradient came out wrong)
+    g = gc.Graph("net")
+    p = g.param("p", shape=(2, 1))
+    t = g.input("t", shape=(2, 1))
+    g.output("loss", gc.mse(gc.gelu(p), t))
+    feeds = {"p": np.array([[0.25592586184123167], [0.5507917463615961]]),
+             "t": np.array([[0.1308749743962685], [1.3052172713633046]])}
+    prog = gc.compile(g, blocking=2)
+    assert "for start in range(0, 2, 2):" in prog.backward_source
+    close(prog.value_and_grad(feeds)[1]["p"], central_differences(g, feeds, "p"), "float32")
+
+
+def test_a_block_of_its_own_is_never_named_as_the_slice_beside_it():
+    # backward: d_p3_1 = x1*(d_p3_1 + ...) writes, unblocked, into the dying d_p3_1 of an
+    # earlier loop; its own block was named d_p3_1_rows, the slice's name, and read 0 for it
+    g = gc.Graph("net")
+    x1, x5 = g.input("x1", shape=("N", 2)), g.input("x5", shape=("N", 2))
+    p3, p9 = g.param("p3", shape=(1, 2)), g.param("p9", shape=())
+    v4 = x1 * p3
+    v8 = gc.exp(gc.bce_with_logits(v4, x5) + v4)
+    v11 = gc.apply("squared_error", gc.apply("squared_error", v8, p9), p9)
+    g.output("loss", gc.mean(gc.sin(v11)))
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 3):
+        feeds = {"x1": 0.3 * rng.standard_normal((n, 2)), "x5": rng.uniform(0, 1, (n, 2)),
+                 "p3": np.array([[0.63, 1.16]]), "p9": np.array(0.21)}
+        grads = gc.compile(g, blocking=2).value_and_grad(feeds)[1]
+        for name in ("p3", "p9"):
+            close(grads[name], central_differences(g, feeds, name), "float32")
