@@ -117,6 +117,24 @@ def test_sgd_step_and_saved_module_of_a_blocked_program(dtype, tmp_path):
             close(params[name], feeds[name] - np.asarray(0.1, dtype) * grads[name], dtype)
 
 
+def test_the_eager_step_runs_its_backward_pass_in_blocks_like_the_atomic_one():
+    """sgd_step's backward_update (the default strategy) blocks the regions backward_pass
+    blocks, so the two strategies still do the same arithmetic: bit-identical params."""
+    g = chain((K,))
+    prog = gc.compile(g, blocking=ROWS)
+    update = prog.source.split("def backward_update")[1].split("\ndef ")[0]
+    assert "for start in range(0, N, " in update
+    m = prog.module
+    for n in BATCHES:
+        feeds = feeds_for(g, n, "float64", seed=30 + n)
+        eager = {k: v.copy() for k, v in feeds.items()}
+        atomic = {k: v.copy() for k, v in feeds.items()}
+        m.sgd_step(*(eager[k] for k in m.INPUTS + m.PARAMS), 0.1)
+        m.sgd_step_atomic(*(atomic[k] for k in m.INPUTS + m.PARAMS), 0.1)
+        for name in ("a", "c", "w"):
+            np.testing.assert_array_equal(eager[name], atomic[name], err_msg=f"{name}, N={n}")
+
+
 def test_a_saved_blocked_module_runs_with_numpy_alone(tmp_path):
     g = chain((K,))
     path = gc.compile(g, blocking=2).save(tmp_path / "alone.py")
