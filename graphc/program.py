@@ -241,6 +241,7 @@ class Program:
             if id(array if array.base is None else array.base) in owners and any(
                     np.shares_memory(array, arrays[j]) for j in self._param_positions):
                 step = self._sgd_step_atomic  # every read happens before the first write
+        del owners  # a dict per param: freed before the step, so that its peak is the step's own
         if not self._differentiated:  # nothing to learn
             return dict(zip(self._outputs, map(np.asarray, self.module.forward_pass(*arrays))))
         if not hasattr(self.module, "sgd_step"):  # printed when the plan has one (numpy writes in place)
