@@ -251,3 +251,16 @@ def test_a_block_of_its_own_is_never_named_as_the_slice_beside_it():
         grads = gc.compile(g, blocking=2).value_and_grad(feeds)[1]
         for name in ("p3", "p9"):
             close(grads[name], central_differences(g, feeds, name), "float32")
+
+
+def test_a_kernel_that_prints_its_whole_shape_stays_out_of_a_loop():
+    # softmax of a row broadcast from one number simplifies to the number 1/4: the kernel
+    # prints numpy.full((N, 1), 1/4), the whole array, which does not fit a block of rows
+    g = gc.Graph("net")
+    g.input("x", shape=("N", 4))
+    p = g.param("p", shape=(1,))
+    g.output("loss", gc.mean(gc.softmax(gc.broadcast_to(gc.sin(p), ("N", 4)), axis=1) * gc.exp(p)))
+    feeds = {"x": np.ones((3, 4)), "p": np.array([0.4])}
+    close(gc.compile(g, blocking=2).forward(feeds)["loss"], gc.evaluate(g, feeds, "loss")["loss"], "float64")
+    numeric = central_differences(g, feeds, "p")
+    close(gc.compile(g, blocking=2).value_and_grad(feeds)[1]["p"], numeric, "float32")

@@ -65,10 +65,10 @@ from dataclasses import dataclass
 import numpy as np
 import sympy
 
-from .. import ir
+from .. import ir, shapes
 from .. import schedule as plan
 from ..errors import GraphcError
-from ..ops.base import op_for
+from ..ops.base import definition, freeze, op_for
 from ..ops.tensor import normalize_axes
 
 __all__ = ["CACHE_BUDGET", "MIN_PASSES", "MIN_ROW_BYTES", "Region", "block_rows", "check_blocking",
@@ -151,11 +151,28 @@ def _kind(module, step, rows, rank: int, inside: set, pending: set) -> str | Non
         if len(shape) > rank or (len(shape) == rank and shape[0] != 1):
             return None  # another leading dim: it does not broadcast along the rows
     if op.elementwise and _row_value(graph, node, rows, rank):
-        return "elementwise"
+        return "elementwise" if _rows_from_operands(graph, node, op) else None
     if ir.op_of(graph, node) in REDUCTIONS and len(operands) == 1 and _row_value(graph, operands[0], rows, rank):
         if 0 in normalize_axes(graph.nodes[node][ir.ATTRS].get("axis"), rank):
             return "reduction"
     return None
+
+
+def _rows_from_operands(graph, node, op) -> bool:
+    """Whether the arrays an elementwise node's expression reads give it its whole shape.
+
+    Otherwise its kernel prints the node's full shape (``numpy.full((N, 1), 0.25)`` for an
+    expression that simplified to a number, ``broadcast_to(w, (N, 4))``), which a block is not.
+    """
+    data = graph.nodes[node]
+    if ir.EXPR in data:
+        expr, symbols = data[ir.EXPR]
+    else:
+        lam = definition(op, freeze(data[ir.ATTRS]))
+        expr, symbols = lam.expr, lam.variables
+    read = [_shape(graph, a) for s, a in zip(symbols, ir.operands(graph, node))
+            if s in expr.free_symbols and _shape(graph, a)]
+    return bool(read) and tuple(shapes.broadcast(read)) == _shape(graph, node)
 
 
 def _passes(graph, node) -> int:
