@@ -251,6 +251,23 @@ def test_a_float64_param_in_a_float32_graph_is_an_error_where_it_is_declared():
     g.input("labels", shape=(2,), dtype="int64")  # ints are not floats: labels stay int64
 
 
+def test_a_mix_is_refused_however_many_sources_came_before_and_in_a_graph_that_came_from_a_file():
+    """The builder checks each new float source against the dtype it found (declaring stays
+    linear in the number of sources): the first float source of a loaded graph is still
+    checked against every source the graph came with."""
+    g = gc.Graph("many")
+    for k in range(50):
+        g.param(f"p{k}", shape=(2,), dtype="float32")
+    g.input("labels", shape=(2,), dtype="int64")
+    with pytest.raises(gc.GraphError, match=r"node 'q' \(op input\) is float64, but node 'p0' \(op param\)"):
+        g.input("q", shape=(2,))
+    g.output("y", gc.sum(g["p0"]))
+    loaded = gc.from_networkx(g.nx.copy())
+    with pytest.raises(gc.GraphError, match=r"node 'r' \(op param\) is float64, but node 'p0' \(op param\)"):
+        loaded.param("r", shape=(2,), dtype="float64")
+    loaded.param("r", shape=(2,), dtype="float32")
+
+
 def test_a_loaded_graph_mixing_float_dtypes_is_refused_by_verify():
     g = gc.Graph("mixed_file")
     x = g.input("x", shape=(3,), dtype="float32")
