@@ -264,3 +264,21 @@ def test_a_kernel_that_prints_its_whole_shape_stays_out_of_a_loop():
     close(gc.compile(g, blocking=2).forward(feeds)["loss"], gc.evaluate(g, feeds, "loss")["loss"], "float64")
     numeric = central_differences(g, feeds, "p")
     close(gc.compile(g, blocking=2).value_and_grad(feeds)[1]["p"], numeric, "float32")
+
+
+def test_a_block_value_read_later_through_a_transpose_leaves_the_loop():
+    """A value of a loop read after it only as ``v.T`` (printed where it is read) is filled
+    block by block like any value that leaves the loop (it was left undefined: an
+    UnboundLocalError found by the differential corpus)."""
+    g = gc.Graph("later_transpose")
+    p = g.param("p", shape=(4, 1))
+    s = gc.softplus(gc.tanh(p) * 2.0 + 1.0)
+    g.output("loss", gc.mean(gc.transpose(s)))
+    feeds = {"p": np.array([[-0.7], [0.8], [0.1], [2.0]])}
+    prog = gc.compile(g, blocking=ROWS)
+    assert "for start in range(0, 4, " in prog.source
+    value, grads = prog.value_and_grad(feeds)
+    want = gc.evaluate(g, feeds)
+    close(value["loss"], want["loss"], "float64")
+    close(grads["p"], gc.compile(g, blocking="off").value_and_grad(feeds)[1]["p"], "float64")
+    np.testing.assert_allclose(grads["p"], central_differences(g, feeds, "p"), rtol=1e-7)

@@ -272,9 +272,10 @@ def find_regions(module, fn, excluded: set) -> dict[int, Region]:
 
 def _read_later(graph, fn, region: Region) -> set[str]:
     """Values read after the region, returned, or saved: those that leave it."""
-    later = {r for step in fn.steps[region.stop:] for r in step.reads}
-    later |= {plan.resolve(graph, r.node) for r in fn.returns}
-    later |= {plan.resolve(graph, n) for n in fn.saved}
+    # through aliases and inline views: a later x.T (printed where it is read) reads x
+    later = {plan.base(graph, r) for step in fn.steps[region.stop:] for r in step.reads}
+    later |= {plan.base(graph, r.node) for r in fn.returns}
+    later |= {plan.base(graph, n) for n in fn.saved}
     return later
 
 
