@@ -145,3 +145,21 @@ def test_a_mask_is_a_number_on_the_array_api_too():
     _, got = prog.value_and_grad({k: xp.asarray(v) for k, v in feeds.items()})
     for name, value in want.items():
         np.testing.assert_allclose(np.asarray(got[name]), value, rtol=1e-14, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_product_of_kinks_alone_stays_a_float_gradient(dtype):
+    """d relu(max(s, x)) / d s is a product of two kinks and the 0-d cotangent: masking both
+    would leave a bool product the cotangent cannot be multiplied into (a UFuncTypeError
+    found by the differential corpus); the gradient equals the one written by hand."""
+    g = gc.Graph("kinks")
+    x = g.input("x", shape=(3, 2), dtype=dtype)
+    p = g.param("p", shape=(), dtype=dtype)
+    g.output("loss", gc.sum(gc.relu(gc.maximum(gc.sum(p), x))))
+    feeds = {"x": np.array([[0.94, 0.03], [0.42, -1.04], [0.25, -0.6]], dtype=dtype), "p": np.array(-0.5, dtype)}
+    value, grads = gc.compile(g).value_and_grad(feeds)
+    m = np.maximum(feeds["p"], feeds["x"])
+    np.testing.assert_allclose(value["loss"], np.maximum(m, 0).sum(), rtol=1e-6)
+    want = ((feeds["p"] >= feeds["x"]) & (m >= 0)).sum()  # the tie goes to the first operand
+    assert grads["p"].dtype == np.dtype(dtype)
+    np.testing.assert_allclose(grads["p"], want)

@@ -109,6 +109,8 @@ def _mask_kinks(graph: nx.MultiDiGraph, node: str) -> bool:
         return False
     value_of = dict(zip(symbols, ir.operands(graph, node)))
     factors = list(sympy.Mul.make_args(expr))
+    if not any(_float_array_factor(graph, f, value_of) for f in factors):
+        return False  # a product of masks alone would be bool: the kernel multiplies a mask into a float array
     masked = False
     for k, factor in enumerate(factors):
         if not (isinstance(factor, sympy.Heaviside) and factor.args[0] in value_of and factor.args[1] in _STEPS):
@@ -129,6 +131,14 @@ def _mask_kinks(graph: nx.MultiDiGraph, node: str) -> bool:
     if masked:
         _fused_node(graph, node, node, factors, None, value_of, data[ir.ATTRS].get("kink", ""))
     return masked
+
+
+def _float_array_factor(graph: nx.MultiDiGraph, factor: sympy.Expr, value_of: dict) -> bool:
+    """Whether ``factor`` is a float array that stays a factor once the kinks are masks (not
+    a kink itself, not a 0-d value, which the kernel folds into the coefficient)."""
+    if isinstance(factor, sympy.Heaviside):
+        return False
+    return any(tuple(graph.nodes[value_of[s]][ir.SHAPE]) != () for s in factor.free_symbols if s in value_of)
 
 
 def _fused_node(graph, node_id, like, factors, previous, value_of, kink=""):
