@@ -525,7 +525,8 @@ def _with_eager(sgd: StepPlan, joint: nx.MultiDiGraph, by_level: list[list[str]]
         level = max(last_read[u.param], depth[u.grad]) + 1
         body += [[] for _ in range(level + 1 - len(body))]
         body[level].append(node)
-    unread = tuple(p for p in params if p not in backward.args)
+    taken = set(backward.args)  # a set: a deep net has thousands of params and of arguments
+    unread = tuple(p for p in params if p not in taken)
     eager = plan_function(
         graph, "backward_update", list(backward.args), body, [],
         doc="The backward pass from the saved values and lr, updating each param as soon as nothing reads it.",
