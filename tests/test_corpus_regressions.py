@@ -10,20 +10,9 @@ hand, central differences in float64, and the reference interpreter on the decla
 import importlib.util
 
 import numpy as np
+from numeric_reference import numeric_grad
 
 import graphc as gc
-
-
-def numeric_grad(f, x, eps=1e-6):
-    """Central differences of the scalar function f at x, in float64."""
-    x = np.array(x, dtype=np.float64)
-    out = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        up, down = x.copy(), x.copy()
-        up[index] += eps
-        down[index] -= eps
-        out[index] = (f(up) - f(down)) / (2 * eps)
-    return out
 
 
 def log_softmax(z):

@@ -11,21 +11,10 @@ import networkx as nx
 import numpy as np
 import pytest
 import sympy
+from numeric_reference import numeric_grad
 
 import graphc as gc
 from graphc import ir
-
-
-def numeric_grad(f, x, eps=1e-6):
-    """Central differences of the scalar function f at x, in float64."""
-    x = np.array(x, dtype=np.float64)
-    out = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        up, down = x.copy(), x.copy()
-        up[index] += eps
-        down[index] -= eps
-        out[index] = (f(up) - f(down)) / (2 * eps)
-    return out
 
 
 def grads_of(g, feeds):

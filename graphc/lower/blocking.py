@@ -202,11 +202,10 @@ def block_rows(module, fn, first: int, stop: int, rows, blocking) -> int | None:
     if blocking != "auto":
         return blocking
     values = [n for n in nodes if _row_value(graph, n, rows, rank)] + sorted(sliced)
-    widths = [_shape(graph, n)[1:] for n in values]
-    if any(not isinstance(d, (int, np.integer)) and not getattr(d, "is_Integer", False) for w in widths for d in w):
+    sizes = [_row_bytes(graph, n) for n in values]
+    if None in sizes:
         return None  # a symbolic width: no row size to plan with
-    row_bytes = max(math.prod(int(d) for d in w) * np.dtype(graph.nodes[n][ir.DTYPE]).itemsize
-                    for w, n in zip(widths, values))
+    row_bytes = max(sizes)
     if row_bytes < MIN_ROW_BYTES or sum(_passes(graph, n) for n in nodes) < MIN_PASSES:
         return None
     buffers = len({module.ident(n) for n in values}) + 1
@@ -222,14 +221,16 @@ def _any_wide_row(graph, steps) -> bool:
     model blocks no region without one, and asking is one cheap look at each shape (a
     function of a 10,000-node chain of narrow layers skips the region search, ~7 % of its
     compile)."""
-    for step in steps:
-        for node in (step.node, *ir.operands(graph, step.node)):
-            width = _shape(graph, node)[1:]
-            if all(isinstance(d, (int, np.integer)) or getattr(d, "is_Integer", False) for d in width):
-                itemsize = np.dtype(graph.nodes[node][ir.DTYPE]).itemsize
-                if math.prod(int(d) for d in width) * itemsize >= MIN_ROW_BYTES:
-                    return True
-    return False
+    return any((_row_bytes(graph, node) or 0) >= MIN_ROW_BYTES
+               for step in steps for node in (step.node, *ir.operands(graph, step.node)))
+
+
+def _row_bytes(graph, node) -> int | None:
+    """Bytes of one row of ``node`` (its dims after the first), or None for a symbolic width."""
+    width = _shape(graph, node)[1:]
+    if not all(isinstance(d, (int, np.integer)) or getattr(d, "is_Integer", False) for d in width):
+        return None
+    return math.prod(int(d) for d in width) * np.dtype(graph.nodes[node][ir.DTYPE]).itemsize
 
 
 def find_regions(module, fn, excluded: set) -> dict[int, Region]:
