@@ -119,6 +119,9 @@ def test_sgd_step_updates_each_param_with_one_subtraction(step_name, backward):
     calls = [n for n in ast.walk(where) if isinstance(n, ast.Call)]
     updates = [ast.unparse(n) for n in calls if ast.unparse(n.func) == "numpy.subtract" and n.args
                and ast.unparse(n.args[0]) in ("W", "b")]
+    # the eager step writes p -= g (numpy's subtract(p, g, out=p), the in-place operator)
+    updates += [ast.unparse(n) for n in ast.walk(where) if isinstance(n, ast.AugAssign)
+                and isinstance(n.op, ast.Sub) and ast.unparse(n.target) in ("W", "b")]
     assert len(updates) == 2, updates
     scaled = [ast.unparse(n) for n in calls if ast.unparse(n.func) == "numpy.multiply"
               and any(k.arg == "out" and ast.unparse(k.value) in ("W", "b", "d_W", "d_b") for k in n.keywords)]

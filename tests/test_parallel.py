@@ -166,3 +166,12 @@ def test_without_threadpoolctl_parallel_says_what_to_install(monkeypatch):
 def test_parallel_is_a_number_of_threads(bad):
     with pytest.raises(gc.BackendError, match="parallel must be a whole number of threads"):
         gc.compile(towers()[0], parallel=bad)
+
+
+def test_a_task_that_updates_a_buffer_in_place_declares_it_nonlocal():
+    """``a *= b`` reads a before binding it: in a task (a closure) a must be the enclosing
+    function's, or the task raises UnboundLocalError."""
+    from graphc.lower.parallel import _rebound
+
+    assert _rebound(["a *= b", "c = numpy.exp(a)"]) == ["a"]
+    assert _rebound(["c = numpy.exp(a)", "c += a"]) == []  # c is the task's own from its first line

@@ -61,4 +61,4 @@ def test_stats_and_summary_report_each_pass():
     text = prog.summary()
     assert "cse" in text and "merged" in text and "critical path" in text
     assert text.index("declared") < text.index("optimized") < text.index("scheduled")
-    assert prog.forward_source.count(" @ ") == 1  # the duplicated x @ W is computed once
+    assert prog.forward_source.count(".dot(") == 1  # the duplicated x @ W is computed once (x.dot(W))

@@ -97,9 +97,9 @@ class _Kernel:
                 self.pending[a.text] -= 1
         args = [Value(a.text, a.shape, True) if self._free(a) else a for a in args]
         if shape:
-            for a in args:
+            for k, a in enumerate(args):
                 if a.owned and a.shape == shape:
-                    self.lines.append(f"{self.np}.{function}({printed}, out={a.text})")
+                    self.lines.append(_in_place(self.np, function, printed, args, k))
                     return Value(a.text, shape, True)
         name = self.fresh()
         self.lines.append(f"{name} = {self.np}.{function}({printed})")
@@ -292,6 +292,19 @@ def shared_parts(expr: sympy.Expr) -> tuple[list[tuple[sympy.Symbol, sympy.Expr]
         return e.replace(_HeldAbs, lambda a: sympy.Abs(a, evaluate=False))
 
     return [(name, release(part)) for name, part in shared], release(reduced)
+
+
+# ``a *= b`` is numpy's ``multiply(a, b, out=a)`` (ndarray's in-place operators call the ufunc
+# with the array as its out argument): the same call and bits, without parsing out= (about
+# 0.05 us of a 0.5-0.9 us call on a small array, numpy 2.4; a tiny network makes ~25 of them)
+AUGMENTED = {"add": "+=", "subtract": "-=", "multiply": "*=", "divide": "/="}
+
+
+def _in_place(numpy: str, function: str, printed: str, args: list[Value], k: int) -> str:
+    """The ufunc call writing into ``args[k]``: ``a *= b`` when that is the first of two operands."""
+    if k == 0 and len(args) == 2 and function in AUGMENTED:
+        return f"{args[0].text} {AUGMENTED[function]} {args[1].text}"
+    return f"{numpy}.{function}({printed}, out={args[k].text})"
 
 
 def _parenthesized(text: str) -> str:

@@ -6,10 +6,10 @@ values around it by closure) that returns what it computed; one call hands them 
 too small to be worth a thread at this call's sizes and the rest on the module's pool::
 
     def _level1_0():
-        h1 = x @ W1  # 'h1' matmul
+        h1 = x.dot(W1)  # 'h1' matmul
         return h1
     def _level1_1():
-        h2 = x @ W2  # 'h2' matmul
+        h2 = x.dot(W2)  # 'h2' matmul
         return h2
     h1, h2 = _together((2048*N, _level1_0), (2048*N, _level1_1))
 
@@ -55,7 +55,11 @@ def _rebound(lines: list[str]) -> list[str]:
     bound, early = set(), []
     for statement in tree.body:  # in order; within a statement the reads come first
         names = [n for n in ast.walk(statement) if isinstance(n, ast.Name)]
-        early += [n.id for n in names if isinstance(n.ctx, ast.Load) and n.id not in bound and n.id not in early]
+        # a kernel's ``a *= b`` reads a before it binds it (its Name says Store only)
+        updated = {n.target.id for n in ast.walk(statement) if isinstance(n, ast.AugAssign)
+                   and isinstance(n.target, ast.Name)}
+        early += [n.id for n in names if (isinstance(n.ctx, ast.Load) or n.id in updated)
+                  and n.id not in bound and n.id not in early]
         bound |= {n.id for n in names if not isinstance(n.ctx, ast.Load)}  # assigned or deleted
     return [name for name in early if name in bound]
 

@@ -26,8 +26,9 @@ def _shape(arg_shapes, attrs, node=None, op=None):
 
 def _lower(ctx, args, attrs, node) -> list[str]:
     # one subtraction into the param: the same arithmetic as p - g computed elsewhere, so the
-    # param ends bit-identical to the all-or-nothing step's (numpy buffers g when it overlaps p)
-    return [f"{ctx.numpy}.subtract({args[0]}, {args[1]}, out={args[0]})"]
+    # param ends bit-identical to the all-or-nothing step's (numpy buffers g when it overlaps p);
+    # ``p -= g`` is numpy's subtract(p, g, out=p) (the in-place operator), without parsing out=
+    return [f"{args[0]} -= {args[1]}"]
 
 
 def _reference(arrays, attrs):
