@@ -276,6 +276,20 @@ def test_params_that_overlap_in_memory_are_refused():
     np.testing.assert_array_equal(shared, np.eye(3))
 
 
+def test_two_params_overlapping_in_one_buffer_are_refused_whatever_lies_between():
+    """Three views of one buffer: the first and the last overlap, the middle one touches
+    neither. Every pair is compared (the check once compared each view with the one before)."""
+    g = gc.Graph("three_views")
+    x = g.input("x", shape=(2,))
+    a, b, c = (g.param(n, shape=(2,)) for n in "abc")
+    g.output("loss", gc.sum(x * a) + gc.sum(x * b) + gc.sum(x * c))
+    flat = np.arange(6.0)
+    feeds = {"x": np.ones(2), "a": flat[0:2], "b": flat[4:6], "c": flat[1:3]}
+    with pytest.raises(gc.FeedError, match="'a' and 'c' share memory"):
+        gc.compile(g).sgd_step(feeds, 0.1)
+    np.testing.assert_array_equal(flat, np.arange(6.0))
+
+
 def test_params_in_separate_views_of_one_buffer_are_stepped_as_separate_arrays():
     prog = gc.compile(_input_read_late())
     flat = np.linspace(-1.0, 1.0, 18)

@@ -202,3 +202,45 @@ def test_a_feed_resized_in_place_after_warm_up_takes_the_full_check():
     feeds["W"].shape = (1, 2)
     with pytest.raises(gc.FeedError, match=r"feed 'W' has shape \(1, 2\), expected \(2, 1\)"):
         prog.value_and_grad(feeds)
+
+
+def test_a_feed_whose_dtype_changed_in_place_after_warm_up_takes_the_full_check():
+    """The same array object reinterpreted (``a.dtype = int64``) is not the array that passed:
+    the full check sees int64 and converts it, as for any int array."""
+    prog = gc.compile(tiny_net())
+    feeds = feeds_of(4, np.random.default_rng(6))
+    ints = np.arange(8, dtype=np.int64).reshape(4, 2)
+    feeds["x"] = ints.copy().view(np.float64)  # tiny floats (the ints' bits)
+    for _ in range(2):
+        prog.value_and_grad(feeds)
+    feeds["x"].dtype = np.int64  # the same object, its bytes read as the ints again
+    value, _ = prog.value_and_grad(feeds)
+    want, _ = by_hand(**{**feeds, "x": ints.astype(np.float64)})
+    np.testing.assert_allclose(value["loss"], want, rtol=1e-12)
+    feeds["x"] = ints.astype(np.float64)
+    prog.sgd_step(feeds, LR)  # warm
+    feeds["W"].dtype = np.int64
+    with pytest.raises(gc.FeedError, match="param 'W' must be a writable float64 numpy array"):
+        prog.sgd_step(feeds, LR)
+
+
+def test_many_feeds_are_checked_on_every_call_too():
+    """Past the unrolled comparison (feeds.UNROLLED feeds) the fast path compares in a loop:
+    a param resized in place after warm-up still gets the typed error."""
+    from graphc.feeds import UNROLLED
+
+    g = gc.Graph("many")
+    x = g.input("x", shape=("N", 2))
+    total = None
+    for k in range(UNROLLED + 6):
+        term = gc.sum(x * g.param(f"p{k}", shape=(2,)))
+        total = term if total is None else total + term
+    g.output("loss", total)
+    prog = gc.compile(g)
+    feeds = {"x": np.ones((3, 2)), **{f"p{k}": np.full(2, 0.5) for k in range(UNROLLED + 6)}}
+    for _ in range(2):
+        value, _ = prog.value_and_grad(feeds)
+    np.testing.assert_allclose(value["loss"], (UNROLLED + 6) * 3.0, rtol=1e-13)
+    feeds["p7"].shape = (2, 1)
+    with pytest.raises(gc.FeedError, match=r"feed 'p7' has rank 2"):
+        prog.value_and_grad(feeds)
