@@ -125,6 +125,8 @@ def test_sgd_step_updates_each_param_with_one_subtraction(step_name, backward):
     assert len(updates) == 2, updates
     scaled = [ast.unparse(n) for n in calls if ast.unparse(n.func) == "numpy.multiply"
               and any(k.arg == "out" and ast.unparse(k.value) in ("W", "b", "d_W", "d_b") for k in n.keywords)]
+    scaled += [ast.unparse(n) for n in ast.walk(where) if isinstance(n, ast.AugAssign)
+               and isinstance(n.op, ast.Mult) and ast.unparse(n.target) in ("W", "b", "d_W", "d_b")]
     assert not scaled, scaled  # no gradient or param multiplied by lr on its own
 
 

@@ -288,7 +288,10 @@ def test_repeated_sgd_steps_follow_value_and_grad():
 
 
 def _writes_param(statement: ast.stmt, param: str) -> bool:
-    """``W[...] = new`` (the atomic step) or ``numpy.subtract(W, g, out=W)`` (backward_update)."""
+    """``W[...] = new`` (the atomic step) or ``W -= g`` (backward_update; numpy's subtract into W),
+    or a ufunc call writing ``out=W``."""
+    if isinstance(statement, ast.AugAssign):
+        return isinstance(statement.target, ast.Name) and statement.target.id == param
     if isinstance(statement, ast.Assign):
         return isinstance(statement.targets[0], ast.Subscript) and statement.targets[0].value.id == param
     call = statement.value if isinstance(statement, ast.Expr) else None
