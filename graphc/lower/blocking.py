@@ -9,9 +9,12 @@ over axis 0 or over every axis), is printed instead as one loop over blocks of r
 
     for start in range(0, N, 16):  # 16 rows at a time (see graphc/lower/blocking.py)
         x_rows = x[start:start + 16]
-        add_rows = numpy.multiply(x_rows, a)
+        d_add_p_4_rows = d_add_p_4[start:start + 16]
+        add_rows = add_block[:N - start]
+        numpy.multiply(x_rows, a, out=add_rows)
         ...
-        d_add_p_4[start:start + 16] = d_add_p_4_rows
+        numpy.subtract(1, log1p_rows, out=d_add_p_4_rows)
+        ...
         loss += log1p_rows.sum() / (N*4096)
 
 Inside one block every array fits in the cache, so the whole chain makes about one pass
@@ -19,13 +22,16 @@ over memory. The statements in the loop are the statements the region prints unb
 over row blocks: a value of the region's rows read from before the loop is sliced (a
 view, no copy) and never written into (a block of its own stays in the cache, a slice
 written into goes back to memory); smaller operands (params of shape ``(k,)``, scalars)
-broadcast as they are; temporaries are blocks, allocated by the kernels as they are
-unblocked (malloc hands the block just freed back); a value that leaves the region (read
-later, returned, saved for the backward pass) is a full array filled block by block:
-allocated before the loop, or the dying array from before it that the unblocked kernel
-wrote into; a reduction starts at zero and adds each block's part (its result differs
-from the unblocked sum by rounding only, and is the same on every run: the blocks are
-always the same).
+broadcast as they are; a value's buffer is a block allocated once before the loop (a
+float buffer; others are allocated by the kernels block by block), of which each block
+takes its rows, the last maybe fewer; a kernel's own temporaries (``_k0``) are allocated
+as they are unblocked; a value that leaves the region (read later, returned, saved for
+the backward pass) is a full array filled block by block: allocated before the loop, its
+kernels then write into its slice (``out=``; a float buffer), or the dying array from
+before it that the unblocked kernel wrote into (a block of its own, copied into the slice
+once it is computed); a reduction starts at zero and adds each block's part (its result
+differs from the unblocked sum by rounding only, and is the same on every run: the blocks
+are always the same).
 
 Which regions are blocked is a cost model (:func:`block_rows`): the numpy backend only
 (the array-API libraries have no ``out=`` on every function, and torch and JAX fuse or
@@ -45,14 +51,17 @@ def forward_pass(x, a):
     N = x.shape[0]
     # 2 rows at a time: each block's arrays stay in the cache (one pass over memory, not one per ufunc)
     loss = numpy.float64(0)  # 'loss' mean: the sum of its blocks' parts
+    tanh_block = numpy.empty((2, 3), dtype=numpy.float64)  # tanh_rows of every block
     for start in range(0, N, 2):
         x_rows = x[start:start + 2]
+        tanh_rows = tanh_block[:N - start]
         # tanh = numpy.tanh(numpy.exp(a*x_rows))  (in tanh_rows's buffer: 'tanh' fused)
-        tanh_rows = numpy.multiply(x_rows, a)
+        numpy.multiply(x_rows, a, out=tanh_rows)
         numpy.exp(tanh_rows, out=tanh_rows)
         numpy.tanh(tanh_rows, out=tanh_rows)
         loss += tanh_rows.sum() / (N*3)  # 'loss' mean
         del tanh_rows, x_rows
+    del tanh_block
     return (loss,)
 <BLANKLINE>
 '''
@@ -305,6 +314,9 @@ def print_region(module, fn, region: Region) -> list[str]:
     # a full array from before the loop that dies in it may take a value leaving it (as the
     # unblocked kernel wrote into it); its buffer name then is the value's
     existing = {full[a] for a in sliced}
+    # a fresh full array is its leaving buffer's block: the kernels write into its slice (a
+    # block of its own would be copied there, one more pass over the block and over memory)
+    direct = {names[n] for n in leaving if full[n] not in existing and _writes_in_place(graph, inside, names, n)}
     for n in leaving:
         if full[n] not in existing:
             data = graph.nodes[n]
@@ -315,7 +327,23 @@ def print_region(module, fn, region: Region) -> list[str]:
         zero = (f"{np_}.zeros({module.shape(data[ir.SHAPE])}, dtype={np_}.{data[ir.DTYPE]})" if data[ir.SHAPE]
                 else module.backend.scalar("0", data[ir.DTYPE]))
         lines.append(f"{full[n]} = {zero}  # {n!r} {ir.op_of(graph, n)}: the sum of its blocks' parts")
+    # every other block buffer is allocated once, before the loop, and each block takes its
+    # rows of it (the last block may have fewer): allocated per block, a buffer cost a malloc
+    # and, once the blocks freed at the end of a block were trimmed from the heap, a page
+    # fault per page (the elementwise case's forward_pass in a fresh process: 64 ms, 50 ms
+    # once a big free had raised malloc's thresholds; unblocked 53 ms)
+    owned = {}
+    for n in inside:
+        name = names[n]
+        if (name not in direct and name not in owned and _writes_in_place(graph, inside, names, n)
+                and _row_bytes(graph, n) is not None):
+            owned[name] = module.namespace.name(("block", name), f"{name.removesuffix('_rows')}_block")
+            data = graph.nodes[n]
+            lines.append(f"{owned[name]} = {np_}.empty({module.shape((block, *data[ir.SHAPE][1:]))}, "
+                         f"dtype={np_}.{data[ir.DTYPE]})  # {name} of every block")
     body = [f"{names[a]} = {full[a]}[{rows}]" for a in sliced]
+    body += [f"{names[n]} = {full[n]}[{rows}]" for n in leaving if names[n] in direct]
+    body += [f"{name} = {buffer}[:{bound} - {start}]" for name, buffer in owned.items()]
     saved_local = module.local
     module.local = {**saved_local, **names, **{n: full[n] for n in reductions}}
     freed_last = False
@@ -332,8 +360,11 @@ def print_region(module, fn, region: Region) -> list[str]:
             else:
                 # never into a slice of a full array: a block of its own stays in the cache,
                 # where writing into the slice would send the block back to memory
-                body.extend(module.statement(step.node, step.donates - set(sliced)))
-                if step.node in leaving:
+                lines_ = module.statement(step.node, step.donates - set(sliced))
+                if names[step.node] in direct or names[step.node] in owned:
+                    lines_ = [_into(line, names[step.node], np_) for line in lines_]
+                body.extend(lines_)
+                if step.node in leaving and names[step.node] not in direct:
                     body.append(f"{full[step.node]}[{rows}] = {names[step.node]}")
             frees = []
             for d in step.frees:
@@ -360,10 +391,46 @@ def print_region(module, fn, region: Region) -> list[str]:
     lines.append(f"for {start} in range(0, {bound}, {block}):")
     lines.extend("    " + line for line in body)
     kept = {full[n] for n in leaving} | {full[n] for n in reductions}
-    after = list(dict.fromkeys(name for name in deferred if name not in kept))
+    after = list(dict.fromkeys(name for name in deferred if name not in kept)) + list(owned.values())
     if after:
         lines.append("del " + ", ".join(after))
     return lines
+
+
+def _writes_in_place(graph, inside: list[str], names: dict[str, str], node: str) -> bool:
+    """Whether every value of ``node``'s block buffer is of its float dtype: ufuncs then write
+    into the full array's slice (``out=``) what they would have allocated (an int or bool
+    result, or a buffer changing dtype, keeps a block of its own and its copy)."""
+    dtype = graph.nodes[node][ir.DTYPE]
+    return np.dtype(dtype).kind == "f" and all(
+        graph.nodes[n][ir.DTYPE] == dtype for n in inside if names[n] == names[node])
+
+
+def _into(line: str, name: str, np_: str) -> str:
+    """``line`` writing into the array ``name`` already is (a slice) where it binds ``name``:
+    ``name = numpy.f(a, b)`` becomes ``numpy.f(a, b, out=name)``, any other value is copied
+    in (``name[...] = ...``); a line that does not bind ``name`` is unchanged."""
+    head = f"{name} = "
+    if not line.startswith(head):
+        return line
+    text, sep, comment = line[len(head):].partition("  # ")
+    call = f"{np_}."
+    function, paren, args = text[len(call):].partition("(")
+    if (text.startswith(call) and paren and function.isidentifier()
+            and isinstance(getattr(np, function, None), np.ufunc) and _closes_at_end(args)):
+        return f"{call}{function}({args[:-1]}, out={name}){sep}{comment}"
+    return f"{name}[...] = {text}{sep}{comment}"
+
+
+def _closes_at_end(args: str) -> bool:
+    """Whether ``args`` (what follows a call's opening parenthesis) closes it at its last
+    character only (``a, f(b))``, not ``a) + f(b)``)."""
+    depth = 1
+    for k, char in enumerate(args):
+        depth += (char == "(") - (char == ")")
+        if depth == 0:
+            return k == len(args) - 1
+    return False
 
 
 def _block_name(module, name: str, hint: str | None = None) -> str:
