@@ -46,6 +46,7 @@ from ..ops.editor import Editor
 from ..ops.tensor import normalize_axes
 from .edit import (
     MAX_CONST_SIZE,
+    Revisit,
     begin,
     concrete_size,
     const_node,
@@ -291,8 +292,10 @@ def _canonicalize_node(graph: nx.MultiDiGraph, node: str, stats: Stats) -> None:
 
 def canonicalize_in_place(graph: nx.MultiDiGraph) -> Stats:
     stats = Stats()
+    revisit = Revisit(graph, "canonicalize", hops=2)  # rules read operands and their operands
     for node in order(graph):
-        _canonicalize_node(graph, node, stats)
+        if revisit.needs(node):
+            _canonicalize_node(graph, node, stats)
     return stats
 
 

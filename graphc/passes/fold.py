@@ -28,7 +28,7 @@ from .. import ir
 from ..evaluate import UnboundDimError, evaluate
 from ..ops.base import op_for
 from ..ops.editor import Editor
-from .edit import MAX_CONST_SIZE, begin, concrete_size, is_const, order
+from .edit import MAX_CONST_SIZE, Revisit, begin, concrete_size, is_const, order
 from .stats import Stats
 
 __all__ = ["fold", "fold_in_place", "evaluate_node"]
@@ -65,8 +65,9 @@ def fold(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
 def fold_in_place(out: nx.MultiDiGraph) -> Stats:
     folded = 0
     editor = Editor(out)
+    revisit = Revisit(out, "fold", hops=1)  # a node folds when its operands are consts
     for node in order(out):
-        if not _foldable(out, node):
+        if not revisit.needs(node) or not _foldable(out, node):
             continue
         value = evaluate_node(out, node)
         if value is None or value.shape != tuple(out.nodes[node][ir.SHAPE]):  # a definition that disagrees
