@@ -23,6 +23,7 @@ import sympy
 from .. import ir
 from ..ops.base import const_number, definition, freeze, op_for
 from ..ops.editor import Editor
+from ..ops.fused import fused_symbols
 from ..verify import topological_order
 from .edit import begin, is_const, protected
 from .stats import Stats
@@ -99,7 +100,7 @@ class _Region:
             self.size += _size(self.graph, operand)
             return _node_expression(self.graph, operand, [self.leaf(a) for a in ir.operands(self.graph, operand)])
         if operand not in self.leaves:
-            self.leaves[operand] = sympy.Symbol(f"_leaf{len(self.leaves)}", real=True)
+            self.leaves[operand] = _leaf(len(self.leaves))
         return self.leaves[operand]
 
     def grow(self, node: str) -> sympy.Expr:
@@ -119,6 +120,19 @@ class _Region:
         value = _node_expression(self.graph, node, operands)
         self.values[node] = value
         return value
+
+
+@functools.lru_cache(maxsize=4096)
+def _finished(expr: sympy.Expr, count: int) -> tuple[sympy.Expr, tuple]:
+    """A region's expression over its ``count`` leaves (``_leaf0``...) as a fused node's,
+    over ``a0``..., shortened: a pure function of the expression, so a deep network's
+    layers (one expression again and again) pay for it once."""
+    symbols = fused_symbols(count)
+    return _shorter(expr.xreplace({_leaf(k): s for k, s in enumerate(symbols)})), symbols
+
+
+def _leaf(k: int) -> sympy.Symbol:
+    return sympy.Symbol(f"_leaf{k}", real=True)
 
 
 def _has_common_factor(add: sympy.Add) -> bool:
@@ -189,8 +203,7 @@ def _sweep(out: nx.MultiDiGraph, keep: set[str], stats: Stats) -> int:
             continue
         absorbed.update(region.members[1:])
         leaves = list(region.leaves)
-        symbols = tuple(sympy.Symbol(f"a{k}", real=True) for k in range(len(leaves)))
-        expr = _shorter(expr.xreplace({region.leaves[leaf]: s for leaf, s in zip(leaves, symbols)}))
+        expr, symbols = _finished(expr, len(leaves))
         if _passes_through(out, root, expr, symbols, leaves):
             # (p - p)**2 + p is p: an alias says so, and the schedule copies an alias it
             # returns; a kernel printed as `loss = p` would hand out p's own buffer

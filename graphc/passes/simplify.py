@@ -240,9 +240,36 @@ def _materialize(graph: nx.MultiDiGraph, plan: _Plan, ref, root: str) -> str:
     return made[ref] if isinstance(ref, int) else ref
 
 
+# Regions known to gain nothing, by what decides it: the region's expression (leaves named
+# by position), its size, the shapes and dtypes of its leaves and of its root. A deep
+# network's layers are one region again and again; sympy and the plan see it once.
+_NO_GAIN: set[tuple] = set()
+_NO_GAIN_SIZE = 4096
+
+
+def _region_template(graph: nx.MultiDiGraph, region: list[str], expr: sympy.Expr, leaves: dict) -> tuple:
+    nodes = graph._node
+    root = nodes[region[-1]]
+    return (expr, len(region), tuple((tuple(nodes[n][ir.SHAPE]), nodes[n][ir.DTYPE]) for n in leaves.values()),
+            tuple(root[ir.SHAPE]), root[ir.DTYPE])
+
+
 def _simplify_region(graph: nx.MultiDiGraph, region: list[str]) -> bool:
-    root = region[-1]
     expr, leaves = _expression(graph, region)
+    template = _region_template(graph, region, expr, leaves)
+    if template in _NO_GAIN:
+        return False
+    if _rebuild_region(graph, region, expr, leaves):
+        return True
+    if len(_NO_GAIN) >= _NO_GAIN_SIZE:
+        _NO_GAIN.clear()
+    _NO_GAIN.add(template)
+    return False
+
+
+def _rebuild_region(graph: nx.MultiDiGraph, region: list[str], expr: sympy.Expr, leaves: dict) -> bool:
+    """Rebuild the region from ``expr`` when that takes fewer ops; False (and no edit) if not."""
+    root = region[-1]
     plan = _Plan(graph, leaves)
     try:
         ref = plan.build(expr)
