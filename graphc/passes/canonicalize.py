@@ -264,11 +264,25 @@ def _reorder(graph: nx.MultiDiGraph, node: str) -> bool:
 ELEMENTWISE_RULES: list[tuple[str, Rule]] = [("broadcast_late", _unbroadcast_operands)]
 
 
+def _rules_for(spec) -> list[tuple[str, Rule]]:
+    """The rules tried on a node of op ``spec``: those of its name, and the elementwise ones."""
+    key = (spec.name, spec.elementwise)
+    found = _RULES_OF.get(key)
+    if found is None:
+        found = _RULES_OF[key] = RULES.get(spec.name, []) + (ELEMENTWISE_RULES if spec.elementwise else [])
+    return found
+
+
+_RULES_OF: dict[tuple[str, bool], list[tuple[str, Rule]]] = {}
+
+
 def _apply_rules(graph: nx.MultiDiGraph, node: str) -> tuple[str, str] | None:
     """(rule name, the node now holding the value) for the first rule that applies."""
+    rules = _rules_for(op_for(graph, graph.nodes[node][ir.OP], node))
+    if not rules:
+        return None
     args = ir.operands(graph, node)
-    op = graph.nodes[node][ir.OP]
-    for name, rule in RULES.get(op, []) + (ELEMENTWISE_RULES if op_for(graph, op, node).elementwise else []):
+    for name, rule in rules:
         result = rule(graph, node, args)
         if result is not None and result != node:
             return name, replace(graph, node, result)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import networkx as nx
 
-from .. import ir
 from ..ops.editor import Editor
 from .edit import Revisit, begin, is_source, protected
 from .stats import Stats
@@ -33,9 +32,10 @@ def live_nodes(graph: nx.MultiDiGraph) -> set[str]:
     roots = [n for n in graph.nodes if is_source(graph, n)] + sorted(protected(graph) & set(graph.nodes))
     live = set(roots)
     stack = list(roots)
+    pred = graph._pred  # each operand once, in any order: all that reachability needs
     while stack:
         node = stack.pop()
-        for source in ir.operands(graph, node):
+        for source in pred[node]:
             if source not in live:
                 live.add(source)
                 stack.append(source)

@@ -47,14 +47,15 @@ def evaluate_node(graph: nx.MultiDiGraph, node: str) -> np.ndarray | None:
 
 
 def _foldable(graph: nx.MultiDiGraph, node: str) -> bool:
+    # operands first: most nodes read a value that is not a const, and that is the cheap test
+    if not all(is_const(graph, a) for a in graph._pred[node]):
+        return False
     data = graph.nodes[node]
     op = op_for(graph, data[ir.OP], node)
     if op.source or op.composite:
         return False
     size = concrete_size(data[ir.SHAPE])
-    if size is None or size > MAX_CONST_SIZE:
-        return False
-    return all(is_const(graph, a) for a in ir.operands(graph, node))
+    return size is not None and size <= MAX_CONST_SIZE
 
 
 def fold(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:

@@ -22,10 +22,9 @@ import sympy
 
 from .. import ir
 from ..ops.base import const_number, definition, freeze, op_for
-from ..ops.editor import Editor
+from ..ops.editor import Editor, watching
 from ..ops.fused import fused_symbols
-from ..verify import topological_order
-from .edit import begin, is_const, protected
+from .edit import begin, is_const, order, protected
 from .stats import Stats
 
 __all__ = ["fuse", "MAX_REGION"]
@@ -131,6 +130,7 @@ def _finished(expr: sympy.Expr, count: int) -> tuple[sympy.Expr, tuple]:
     return _shorter(expr.xreplace({_leaf(k): s for k, s in enumerate(symbols)})), symbols
 
 
+@functools.cache
 def _leaf(k: int) -> sympy.Symbol:
     return sympy.Symbol(f"_leaf{k}", real=True)
 
@@ -157,8 +157,9 @@ def fuse(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     out = begin(graph)
     stats = Stats()
     keep = protected(out)
-    _numbers_first(out)
-    _sweep(out, keep, stats)
+    with watching(out):  # the sweep reuses the first step's order when that step changed no edge
+        _numbers_first(out)
+        _sweep(out, keep, stats)
     _drop_unread_scalars(out, keep)
     return stats.attach(graph, out)
 
@@ -194,7 +195,7 @@ def _sweep(out: nx.MultiDiGraph, keep: set[str], stats: Stats) -> int:
     merged = 0
     absorbed: set[str] = set()
     editor = Editor(out)
-    for root in reversed(topological_order(out)):
+    for root in reversed(order(out)):
         if root in absorbed or not _elementwise(out, root):
             continue
         region = _Region(out, keep, absorbed)
@@ -231,7 +232,7 @@ def _numbers_first(graph: nx.MultiDiGraph) -> None:
     """Turn elementwise nodes of numbers only (1/N: consts and symbolic dims) into
     operand-less fused nodes, so that every reader can copy the number in."""
     editor = Editor(graph)
-    for node in topological_order(graph):
+    for node in order(graph):
         if not _elementwise(graph, node) or graph.in_degree(node) == 0:
             continue
         operands = ir.operands(graph, node)

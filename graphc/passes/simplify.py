@@ -110,7 +110,7 @@ def _expression(graph: nx.MultiDiGraph, region: list[str]) -> tuple[sympy.Expr, 
         if is_const(graph, a) and np.ndim(graph.nodes[a][ir.ATTRS]["value"]) == 0:
             return const_number(graph.nodes[a][ir.ATTRS]["value"])
         if a not in leaves:
-            leaves[a] = sympy.Symbol(f"v{len(leaves)}", real=True)
+            leaves[a] = _leaf(len(leaves))
         return leaves[a]
 
     for node in region:
@@ -118,6 +118,11 @@ def _expression(graph: nx.MultiDiGraph, region: list[str]) -> tuple[sympy.Expr, 
         lam = definition(op_for(graph, data[ir.OP], node), freeze(data[ir.ATTRS] or {}))
         exprs[node] = _called(lam, tuple(value(a) for a in ir.operands(graph, node)))
     return exprs[region[-1]], {s: n for n, s in leaves.items()}
+
+
+@functools.cache
+def _leaf(k: int) -> sympy.Symbol:
+    return sympy.Symbol(f"v{k}", real=True)
 
 
 @functools.lru_cache(maxsize=4096)
