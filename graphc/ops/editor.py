@@ -239,6 +239,24 @@ def adopt_dtype(graph: nx.MultiDiGraph, node_id: str, dtype: str) -> None:
         _touch(graph, region, structural=False)
 
 
+def _relink(graph: nx.MultiDiGraph, node_id: str, operands: Sequence[str]) -> None:
+    """What removing ``node_id``'s in-edges and adding one per operand does (the same dicts,
+    keys and order), on the adjacency dicts: networkx's edge calls cost more than the edit."""
+    succ, into = graph._succ, graph._pred[node_id]
+    for source in into:
+        del succ[source][node_id]
+    into.clear()
+    for position, source in enumerate(operands):
+        keys = into.get(source)
+        if keys is None:  # one dict of keys shared by succ and pred, as networkx keeps it
+            keys = into[source] = succ[source][node_id] = {}
+        key = len(keys)
+        while key in keys:
+            key += 1
+        keys[key] = {ir.ARG: position}
+    nx._clear_cache(graph)
+
+
 class Editor:
     """Makes nodes in ``graph`` (in place), each by its op's rules, in the current context."""
 
@@ -405,9 +423,13 @@ class Editor:
         """Make ``operands`` (ids, in order) the operands of ``node_id``, edges ``arg`` 0..k-1."""
         if _LOGS:  # someone watches a graph: building the list costs only then
             _touch(self.graph, [node_id, *self.graph._pred[node_id], *operands], structural=True)
-        self.graph.remove_edges_from(list(self.graph.in_edges(node_id, keys=True)))
+        graph = self.graph
+        if type(graph) is nx.MultiDiGraph and node_id not in operands and all(s in graph._succ for s in operands):
+            _relink(graph, node_id, operands)
+            return
+        graph.remove_edges_from(list(graph.in_edges(node_id, keys=True)))
         for position, source in enumerate(operands):
-            self.graph.add_edge(source, node_id, **{ir.ARG: position})
+            graph.add_edge(source, node_id, **{ir.ARG: position})
 
     def rewrite(self, node_id: str, op_name: str, operands: Sequence[str] = (), attrs: dict | None = None, *,
                 expr: tuple | None = None, size: int | None = None, mark: str | None = None) -> Ref:

@@ -51,7 +51,8 @@ def _key(graph: nx.MultiDiGraph, node: str, number: dict[str, str]) -> tuple | N
     if op_for(graph, op, node).commutative:
         args = tuple(sorted(args))
     # a fused node's expression (``expr``) is part of what it computes
-    return (op, freeze(data.get(ir.ATTRS) or {}), dtype, args, data.get(ir.EXPR))
+    attrs = data.get(ir.ATTRS)
+    return (op, freeze(attrs) if attrs else (), dtype, args, data.get(ir.EXPR))  # freeze({}) is ()
 
 
 def cse(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
