@@ -276,9 +276,9 @@ def _rules_for(spec) -> list[tuple[str, Rule]]:
 _RULES_OF: dict[tuple[str, bool], list[tuple[str, Rule]]] = {}
 
 
-def _apply_rules(graph: nx.MultiDiGraph, node: str) -> tuple[str, str] | None:
+def _apply_rules(graph: nx.MultiDiGraph, node: str, spec) -> tuple[str, str] | None:
     """(rule name, the node now holding the value) for the first rule that applies."""
-    rules = _rules_for(op_for(graph, graph.nodes[node][ir.OP], node))
+    rules = _rules_for(spec)
     if not rules:
         return None
     args = ir.operands(graph, node)
@@ -292,15 +292,23 @@ def _apply_rules(graph: nx.MultiDiGraph, node: str) -> tuple[str, str] | None:
 def _canonicalize_node(graph: nx.MultiDiGraph, node: str, stats: Stats) -> None:
     # A rule's result may itself be rewritable (``x * 1 + 0``): follow it until none applies,
     # so that one run reaches the fixed point and a second run changes nothing.
+    spec = None  # node's op record, while node is the one it was read for
     for _ in range(64):
-        if node not in graph or op_for(graph, graph.nodes[node][ir.OP], node).source:
+        if node not in graph:
             return
-        applied = _apply_rules(graph, node)
+        spec = op_for(graph, graph._node[node][ir.OP], node)
+        if spec.source:
+            return
+        applied = _apply_rules(graph, node, spec)
         if applied is None:
             break
         stats.count("canonicalize", applied[0])
-        node = applied[1]
-    if node in graph and op_for(graph, graph.nodes[node][ir.OP], node).commutative and _reorder(graph, node):
+        node, spec = applied[1], None
+    if node not in graph:
+        return
+    if spec is None:
+        spec = op_for(graph, graph._node[node][ir.OP], node)
+    if spec.commutative and _reorder(graph, node):
         stats.count("canonicalize", "reordered")
 
 

@@ -124,11 +124,11 @@ def protected(graph: nx.MultiDiGraph) -> set[str]:
 
 
 def is_source(graph: nx.MultiDiGraph, node: str) -> bool:
-    return graph.nodes[node][ir.OP] in SOURCES
+    return graph._node[node][ir.OP] in SOURCES  # the node dicts themselves: a view per call costs
 
 
 def is_const(graph: nx.MultiDiGraph, node: str) -> bool:
-    return graph.nodes[node][ir.OP] == "const"
+    return graph._node[node][ir.OP] == "const"
 
 
 def const_value(graph: nx.MultiDiGraph, node: str) -> np.ndarray:
