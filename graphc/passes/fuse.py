@@ -33,7 +33,7 @@ MAX_REGION = 24
 
 
 def _size(graph: nx.MultiDiGraph, node: str) -> int:
-    return graph.nodes[node].get(ir.FUSED_SIZE, 1)
+    return graph._node[node].get(ir.FUSED_SIZE, 1)
 
 
 def _elementwise(graph: nx.MultiDiGraph, node: str) -> bool:
@@ -84,14 +84,14 @@ class _Region:
     def joins(self, operand: str, consumer: str) -> bool:
         g = self.graph
         return (_elementwise(g, operand) and operand not in self.keep and operand not in self.absorbed
-                and self.size + _size(g, operand) <= MAX_REGION and set(g.successors(operand)) == {consumer})
+                and self.size + _size(g, operand) <= MAX_REGION and g._succ[operand].keys() == {consumer})
 
     def leaf(self, operand: str) -> sympy.Expr:
         number = _scalar_const(self.graph, operand)
         if number is not None:
             return number
         data = self.graph.nodes[operand]
-        if ir.EXPR in data and self.graph.in_degree(operand) == 0:  # a number such as 1/N: copy it in
+        if ir.EXPR in data and not self.graph._pred[operand]:  # a number such as 1/N: copy it in
             self.inlined.add(operand)
             return data[ir.EXPR][0]
         if operand not in self.keep and _scalar_op(self.graph, operand) and self.size < MAX_REGION:
@@ -166,12 +166,12 @@ def fuse(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
 
 def _drop_unread_scalars(graph: nx.MultiDiGraph, keep: set[str]) -> None:
     """Remove the numbers and scalars every reader copied in (1/N, d_loss/N, consts)."""
-    unread = [n for n in graph.nodes if graph.out_degree(n) == 0 and n not in keep and _copied(graph, n)]
+    unread = [n for n in graph.nodes if not graph._succ[n] and n not in keep and _copied(graph, n)]
     editor = Editor(graph)
     while unread:
         operands = {a for n in unread for a in ir.operands(graph, n)}
         editor.remove(unread)
-        unread = [n for n in operands if n in graph and graph.out_degree(n) == 0 and n not in keep
+        unread = [n for n in operands if n in graph and not graph._succ[n] and n not in keep
                   and _copied(graph, n)]
 
 
@@ -180,7 +180,7 @@ def _copied(graph: nx.MultiDiGraph, node: str) -> bool:
     if _scalar_const(graph, node) is not None:
         return True
     data = graph.nodes[node]
-    return ir.EXPR in data and graph.in_degree(node) == 0 or _scalar_op(graph, node)
+    return ir.EXPR in data and not graph._pred[node] or _scalar_op(graph, node)
 
 
 def _scalar_op(graph: nx.MultiDiGraph, node: str) -> bool:
@@ -233,14 +233,14 @@ def _numbers_first(graph: nx.MultiDiGraph) -> None:
     operand-less fused nodes, so that every reader can copy the number in."""
     editor = Editor(graph)
     for node in order(graph):
-        if not _elementwise(graph, node) or graph.in_degree(node) == 0:
+        if not _elementwise(graph, node) or not graph._pred[node]:
             continue
         operands = ir.operands(graph, node)
         values = []
         for operand in operands:
             number = _scalar_const(graph, operand)
             data = graph.nodes[operand]
-            if number is None and ir.EXPR in data and graph.in_degree(operand) == 0:
+            if number is None and ir.EXPR in data and not graph._pred[operand]:
                 number = data[ir.EXPR][0]
             if number is None:
                 break
