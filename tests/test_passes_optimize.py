@@ -199,3 +199,17 @@ def test_stats_count_every_pass_and_the_nodes():
     assert stats.nodes_before == expand(g.nx).number_of_nodes() and stats.nodes_after == out.number_of_nodes()
     assert stats.passes["cse"]["merged"] >= 6 and stats.rounds >= 2
     assert any(m == "merged" for _, m in out.nodes(data=ir.MARK))
+
+
+def test_a_merge_into_an_output_id_and_a_later_merge_of_its_readers_match_full_sweeps():
+    # cse renames the first exp to the output's id "e" (its readers now name e); the second
+    # round's mul_one makes maximum(exp * 1, w) the same as maximum(e, w): cse must see it
+    g = gc.Graph("t")
+    x, w = g.input("x", shape=(3,)), g.input("w", shape=(3,))
+    first = gc.exp(x)
+    g.output("p", gc.maximum(first * gc.exp(g.const(0.0)), w) * gc.maximum(first, w))
+    g.output("e", gc.exp(x))
+    got = optimize(expand(g.nx))
+    assert layout(got) == layout(full_sweeps(expand(g.nx)))
+    assert got.graph["stats"]["rounds"] == 3 and got.graph["stats"]["passes"]["cse"]["merged"] == 2
+    assert len(set(ir.operands(got, "p"))) == 1 and ir.operands(got, ir.operands(got, "p")[0])[0] == "e"

@@ -8,10 +8,11 @@ the first in topological order, marked "merged"; outputs and gradients keep thei
 (see ``edit.replace``). One pass in topological order: linear in the size of the graph.
 
 Value numbers are node ids (each value is named by the node that first computes it), so
-after a run without renames every node's key names its operands by id. While the graph is
-watched (``optimize``), that table of keys is kept: a later run first updates the keys of
-the nodes edits touched (no other key can have changed) and, when none of them equals
-another node's, knows that a sweep would merge nothing, and skips it.
+after a run the key of every node the run did not touch names its operands by id. While
+the graph is watched (``optimize``), that table of keys is kept: a later run first makes
+again the keys of the nodes edits touched since the last run began (no other key can have
+changed) and, when none of them equals another node's, knows that a sweep would merge
+nothing, and skips it.
 
 Before: ``h1 = tanh(x @ W)``, ``h2 = tanh(x @ W)``, ``y = h1 + h2``.
 After: ``h1 = tanh(x @ W)``, ``y = h1 + h1``.
@@ -69,7 +70,10 @@ def cse_in_place(out: nx.MultiDiGraph) -> Stats:
     number: dict[str, str] = {}  # node id -> value number: the id of the value's first node
     table: dict[tuple, str] = {}  # key -> the node that holds the value now
     keys: dict[str, tuple] = {}  # node -> its key (for the table a watched graph keeps)
-    exact = True  # every node's key names its operands by their ids: no rename, no exception
+    # every key names its operands by their ids, or names a renamed one and is then a key of
+    # a node the rename touched (the next run makes those again): no identity, no exception
+    exact = True
+    start = len(log.touched) if log is not None else 0
     merged = 0
     keep = protected(out)
     for node in order(out):
@@ -96,12 +100,13 @@ def cse_in_place(out: nx.MultiDiGraph) -> Stats:
         number[holder] = number[first]
         Editor(out).retag(holder, **{ir.MARK: "merged"})
         if holder != first:
-            exact = False
             table[key] = holder
-            if first not in out:
+            if first not in out:  # renamed to an output's id: its readers were touched
                 del number[first]
+            else:  # an output made identity(first): its readers' keys name first
+                exact = False
     if log is not None and exact:
-        log.memo["cse"] = [len(log.touched), table, keys]
+        log.memo["cse"] = [start, table, keys]  # the nodes this run touched are checked again
     stats = Stats()
     stats.count("cse", "merged", merged)
     return stats
@@ -128,7 +133,7 @@ def _still_distinct(graph: nx.MultiDiGraph, log, kept: list) -> bool:
         if node not in graph or is_source(graph, node):
             continue
         key = _key(graph, node, identity)
-        if key in table:
+        if table.get(key, node) != node:
             return False
         table[key] = node
         keys[node] = key
