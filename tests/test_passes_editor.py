@@ -142,3 +142,27 @@ def test_these_passes_change_nodes_and_edges_through_the_editor_only(module):
 def test_the_check_of_direct_changes_finds_them():
     assert len(_direct_changes("data.update({'op': 'const'})\ngraph.nodes[n]['mark'] = 'x'\n"
                                "g.add_edge(a, b, arg=0)\nseen.update(x)\n")) == 3
+
+
+def _adjacency(graph):
+    """Every dict networkx keeps, in its order: what later iteration (and so the order of
+    nodes and edges every stage sees) depends on."""
+    return ([(n, list(graph._succ[n].items())) for n in graph._succ],
+            [(n, list(graph._pred[n].items())) for n in graph._pred])
+
+
+@pytest.mark.parametrize("operands", [["w", "x"], ["x", "x"], ["x"], [], ["c", "w", "c"]])
+def test_setting_operands_leaves_the_adjacency_networkx_edge_calls_leave(operands):
+    g = gc.Graph("t")
+    x, w = g.input("x", shape=(2,)), g.input("w", shape=(2,))
+    g.output("y", x * w + x * x)
+    graph = g.nx
+    Editor(graph).const(1.0, node_id="c")
+    target = ir.operands(graph, "y")[1]  # x * x: one value read at two positions
+    want = ir.copy_graph(graph)
+    want.remove_edges_from(list(want.in_edges(target, keys=True)))
+    for position, source in enumerate(operands):
+        want.add_edge(source, target, **{ir.ARG: position})
+    Editor(graph).set_operands(target, operands)
+    assert _adjacency(graph) == _adjacency(want)
+    assert ir.operands(graph, target) == operands

@@ -1,6 +1,7 @@
 """optimize: random graphs keep their values and gradients; a network written twice runs once."""
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -9,9 +10,9 @@ from graphc import ir
 from graphc.differentiate import differentiate
 from graphc.lower.load import load_source
 from graphc.lower.source import generate
-from graphc.passes.edit import equivalent
+from graphc.passes.edit import begin, equivalent
 from graphc.passes.expand import expand
-from graphc.passes.optimize import optimize
+from graphc.passes.optimize import MAX_ROUNDS, PASSES, optimize
 from graphc.passes.stats import Stats
 
 SHAPES = {"x": (2, 3), "w": (3,), "s": ()}
@@ -95,6 +96,55 @@ def test_optimized_gradients_agree(program):
     agree(evaluate(with_grads, feeds), evaluate(out, feeds))
 
 
+def full_sweeps(graph):
+    """optimize's rounds with every pass visiting every node (the graph is not watched)."""
+    out = begin(graph)
+    for _ in range(MAX_ROUNDS):
+        if not sum(run(out).changes for _, run in PASSES):
+            break
+    return out
+
+
+def layout(graph):
+    """Everything the later stages see, in order: node ids, their data, edges with positions."""
+    return ([(n, sorted((k, repr(v)) for k, v in data.items())) for n, data in graph.nodes(data=True)],
+            list(graph.edges(keys=True, data=True)))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(programs())
+def test_looking_again_only_where_edits_reached_gives_what_full_sweeps_give(program):
+    # optimize watches its graph: later rounds visit only what edits touched, cse and dce
+    # skip when no key or reader changed; the result must be the very graph full sweeps make
+    g, _ = program
+    loss = gc.sum(gc.square(g.node(g.outputs[0]))) + gc.sum(gc.sin(g.node("x")))
+    g.output("loss", loss)
+    for graph in (expand(g.nx), gc.grad(g, "loss", wrt=["x", "w", "s"]).nx):
+        want = full_sweeps(graph)
+        got = optimize(graph)
+        assert layout(got) == layout(want)
+
+
+SECOND_ROUND = {  # graphs where what one round did lets the next do more
+    "fold_then_mul_one": lambda g, x, w: gc.maximum(x * gc.exp(g.const(0.0)), w) + gc.maximum(x, w),
+    "fold_then_sub_zero": lambda g, x, w: gc.maximum(x - (gc.exp(g.const(0.0)) - 1.0), w) * gc.maximum(x, w),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SECOND_ROUND))
+def test_a_second_round_finds_what_the_first_made_possible_as_full_sweeps_do(name):
+    g = gc.Graph("t")
+    x, w = g.input("x", shape=(3,)), g.input("w", shape=(3,))
+    g.output("y", SECOND_ROUND[name](g, x, w))
+    got = optimize(expand(g.nx))
+    counts = got.graph["stats"]["passes"]
+    # the second round rewrote (canonicalize), merged (cse) and removed (dce) again
+    assert got.graph["stats"]["rounds"] == 3 and counts["cse"]["merged"] >= 1 and counts["dce"]["removed"] == 2
+    assert layout(got) == layout(full_sweeps(expand(g.nx)))
+    assert [got.nodes[n]["op"] for n in ir.operands(got, "y")] == ["maximum", "maximum"]
+    assert len(set(ir.operands(got, "y"))) == 1  # maximum(x * 1, w) is maximum(x, w): computed once
+
+
 def mlp(x, W1, b1, W2):
     return gc.sigmoid(gc.tanh(x @ W1 + b1) @ W2)
 
@@ -149,3 +199,17 @@ def test_stats_count_every_pass_and_the_nodes():
     assert stats.nodes_before == expand(g.nx).number_of_nodes() and stats.nodes_after == out.number_of_nodes()
     assert stats.passes["cse"]["merged"] >= 6 and stats.rounds >= 2
     assert any(m == "merged" for _, m in out.nodes(data=ir.MARK))
+
+
+def test_a_merge_into_an_output_id_and_a_later_merge_of_its_readers_match_full_sweeps():
+    # cse renames the first exp to the output's id "e" (its readers now name e); the second
+    # round's mul_one makes maximum(exp * 1, w) the same as maximum(e, w): cse must see it
+    g = gc.Graph("t")
+    x, w = g.input("x", shape=(3,)), g.input("w", shape=(3,))
+    first = gc.exp(x)
+    g.output("p", gc.maximum(first * gc.exp(g.const(0.0)), w) * gc.maximum(first, w))
+    g.output("e", gc.exp(x))
+    got = optimize(expand(g.nx))
+    assert layout(got) == layout(full_sweeps(expand(g.nx)))
+    assert got.graph["stats"]["rounds"] == 3 and got.graph["stats"]["passes"]["cse"]["merged"] == 2
+    assert len(set(ir.operands(got, "p"))) == 1 and ir.operands(got, ir.operands(got, "p")[0])[0] == "e"

@@ -33,7 +33,65 @@ from ..errors import GraphError, describe
 from .base import OPS, Op, custom_ops, op_for
 from .fused import fused_symbols
 
-__all__ = ["Editor", "Ref", "const_value"]
+__all__ = ["Editor", "Ref", "const_value", "ChangeLog", "watching", "change_log"]
+
+
+class ChangeLog:
+    """What editors changed in one graph while it is watched (see :func:`watching`).
+
+    ``touched`` lists, in order and with repeats, the ids of nodes whose own attributes or
+    operand/reader edges an edit changed (a node made, rewritten, renamed or removed, the
+    operands it gained or lost, the readers that moved); ``structure`` counts the edits that
+    changed the node order or the edges (what a topological order depends on). The
+    optimizing passes read it to visit again only what an edit can have changed, and keep
+    in ``memo`` what they derive from the graph (valid while the log says it is).
+    """
+
+    __slots__ = ("touched", "structure", "memo")
+
+    def __init__(self) -> None:
+        self.touched: list[str] = []
+        self.structure = 0
+        self.memo: dict = {}
+
+
+_LOGS: dict[int, tuple[nx.MultiDiGraph, ChangeLog]] = {}  # id(graph) -> (graph, its log)
+
+
+@contextmanager
+def watching(graph: nx.MultiDiGraph) -> Iterator[ChangeLog]:
+    """Record every edit made to ``graph`` through an :class:`Editor` inside the block.
+
+    >>> g = ir.new_graph("doc")
+    >>> with watching(g) as log:
+    ...     x = Editor(g).source("input", "x", (2,))
+    ...     _ = Editor(g).add("exp", [x])
+    >>> log.touched, log.structure
+    (['x', 'exp', 'x'], 2)
+    """
+    key = id(graph)
+    outer = _LOGS.get(key)
+    log = outer[1] if outer is not None else ChangeLog()
+    _LOGS[key] = (graph, log)
+    try:
+        yield log
+    finally:
+        if outer is None:
+            del _LOGS[key]
+
+
+def change_log(graph: nx.MultiDiGraph) -> ChangeLog | None:
+    """The log of a graph being watched, else None."""
+    entry = _LOGS.get(id(graph))
+    return entry[1] if entry is not None and entry[0] is graph else None
+
+
+def _touch(graph: nx.MultiDiGraph, nodes, structural: bool) -> None:
+    entry = _LOGS.get(id(graph))
+    if entry is not None and entry[0] is graph:
+        entry[1].touched.extend(nodes)
+        if structural:
+            entry[1].structure += 1
 
 
 class Ref:
@@ -177,6 +235,26 @@ def adopt_dtype(graph: nx.MultiDiGraph, node_id: str, dtype: str) -> None:
         region |= {n for n in nx.descendants(graph, const) if number_valued(graph, n)}
     for node in region:
         graph.nodes[node][ir.DTYPE] = dtype
+    if _LOGS:  # someone watches a graph: building the list costs only then
+        _touch(graph, region, structural=False)
+
+
+def _relink(graph: nx.MultiDiGraph, node_id: str, operands: Sequence[str]) -> None:
+    """What removing ``node_id``'s in-edges and adding one per operand does (the same dicts,
+    keys and order), on the adjacency dicts: networkx's edge calls cost more than the edit."""
+    succ, into = graph._succ, graph._pred[node_id]
+    for source in into:
+        del succ[source][node_id]
+    into.clear()
+    for position, source in enumerate(operands):
+        keys = into.get(source)
+        if keys is None:  # one dict of keys shared by succ and pred, as networkx keeps it
+            keys = into[source] = succ[source][node_id] = {}
+        key = len(keys)
+        while key in keys:
+            key += 1
+        keys[key] = {ir.ARG: position}
+    nx._clear_cache(graph)
 
 
 class Editor:
@@ -221,6 +299,8 @@ class Editor:
     def retag(self, node_id: str, **tags) -> None:
         """Set attributes of an existing node (``phase``, ``grad_of``, ``mark``, ``early``)."""
         self.graph.nodes[node_id].update(tags)
+        if _LOGS:  # someone watches a graph: building the list costs only then
+            _touch(self.graph, (node_id,), structural=False)
 
     # -- making nodes --------------------------------------------------------------------
     def fresh(self, stem: str) -> str:
@@ -230,6 +310,8 @@ class Editor:
 
     def _record(self, node_id: str) -> Ref:
         self.graph.nodes[node_id].update(self._tags)
+        if _LOGS:  # someone watches a graph: building the list costs only then
+            _touch(self.graph, [node_id, *self.graph._pred[node_id]], structural=True)  # its operands gained a reader
         self.created.append(node_id)
         return self.ref(node_id)
 
@@ -339,9 +421,15 @@ class Editor:
     # -- changing nodes in place (the passes) -----------------------------------------------
     def set_operands(self, node_id: str, operands: Sequence[str]) -> None:
         """Make ``operands`` (ids, in order) the operands of ``node_id``, edges ``arg`` 0..k-1."""
-        self.graph.remove_edges_from(list(self.graph.in_edges(node_id, keys=True)))
+        if _LOGS:  # someone watches a graph: building the list costs only then
+            _touch(self.graph, [node_id, *self.graph._pred[node_id], *operands], structural=True)
+        graph = self.graph
+        if type(graph) is nx.MultiDiGraph and node_id not in operands and all(s in graph._succ for s in operands):
+            _relink(graph, node_id, operands)
+            return
+        graph.remove_edges_from(list(graph.in_edges(node_id, keys=True)))
         for position, source in enumerate(operands):
-            self.graph.add_edge(source, node_id, **{ir.ARG: position})
+            graph.add_edge(source, node_id, **{ir.ARG: position})
 
     def rewrite(self, node_id: str, op_name: str, operands: Sequence[str] = (), attrs: dict | None = None, *,
                 expr: tuple | None = None, size: int | None = None, mark: str | None = None) -> Ref:
@@ -399,6 +487,8 @@ class Editor:
 
     def move_readers(self, old: str, new: str) -> None:
         """Every reader of ``old`` reads ``new`` instead, at the same operand position."""
+        if _LOGS:  # someone watches a graph: building the list costs only then
+            _touch(self.graph, [old, new, *self.graph._succ[old]], structural=True)
         for _, target, position in list(self.graph.out_edges(old, data=ir.ARG)):
             self.graph.add_edge(new, target, **{ir.ARG: position})
         self.graph.remove_edges_from(list(self.graph.out_edges(old, keys=True)))
@@ -407,9 +497,16 @@ class Editor:
         """Give a node another id (a free one); its edges and attributes stay."""
         nx.relabel_nodes(self.graph, {node_id: new_id}, copy=False)
         self.forget(node_id)
+        # its readers read another id now, and its operands have another reader
+        if _LOGS:  # someone watches a graph: building the list costs only then
+            _touch(self.graph, [node_id, new_id, *self.graph._pred[new_id], *self.graph._succ[new_id]], structural=True)
 
     def remove(self, node_ids: Sequence[str]) -> None:
         """Take nodes (and their edges) out of the graph."""
+        graph = self.graph
+        if _LOGS:  # someone watches a graph: building the list costs only then
+            _touch(graph, [n for node in node_ids if node in graph
+                           for n in (node, *graph._pred[node], *graph._succ[node])], structural=True)
         self.graph.remove_nodes_from(node_ids)
         for node_id in node_ids:
             self.forget(node_id)

@@ -46,6 +46,7 @@ from ..ops.editor import Editor
 from ..ops.tensor import normalize_axes
 from .edit import (
     MAX_CONST_SIZE,
+    Revisit,
     begin,
     concrete_size,
     const_node,
@@ -263,11 +264,25 @@ def _reorder(graph: nx.MultiDiGraph, node: str) -> bool:
 ELEMENTWISE_RULES: list[tuple[str, Rule]] = [("broadcast_late", _unbroadcast_operands)]
 
 
-def _apply_rules(graph: nx.MultiDiGraph, node: str) -> tuple[str, str] | None:
+def _rules_for(spec) -> list[tuple[str, Rule]]:
+    """The rules tried on a node of op ``spec``: those of its name, and the elementwise ones."""
+    key = (spec.name, spec.elementwise)
+    found = _RULES_OF.get(key)
+    if found is None:
+        found = _RULES_OF[key] = RULES.get(spec.name, []) + (ELEMENTWISE_RULES if spec.elementwise else [])
+    return found
+
+
+_RULES_OF: dict[tuple[str, bool], list[tuple[str, Rule]]] = {}
+
+
+def _apply_rules(graph: nx.MultiDiGraph, node: str, spec) -> tuple[str, str] | None:
     """(rule name, the node now holding the value) for the first rule that applies."""
+    rules = _rules_for(spec)
+    if not rules:
+        return None
     args = ir.operands(graph, node)
-    op = graph.nodes[node][ir.OP]
-    for name, rule in RULES.get(op, []) + (ELEMENTWISE_RULES if op_for(graph, op, node).elementwise else []):
+    for name, rule in rules:
         result = rule(graph, node, args)
         if result is not None and result != node:
             return name, replace(graph, node, result)
@@ -277,22 +292,32 @@ def _apply_rules(graph: nx.MultiDiGraph, node: str) -> tuple[str, str] | None:
 def _canonicalize_node(graph: nx.MultiDiGraph, node: str, stats: Stats) -> None:
     # A rule's result may itself be rewritable (``x * 1 + 0``): follow it until none applies,
     # so that one run reaches the fixed point and a second run changes nothing.
+    spec = None  # node's op record, while node is the one it was read for
     for _ in range(64):
-        if node not in graph or op_for(graph, graph.nodes[node][ir.OP], node).source:
+        if node not in graph:
             return
-        applied = _apply_rules(graph, node)
+        spec = op_for(graph, graph._node[node][ir.OP], node)
+        if spec.source:
+            return
+        applied = _apply_rules(graph, node, spec)
         if applied is None:
             break
         stats.count("canonicalize", applied[0])
-        node = applied[1]
-    if node in graph and op_for(graph, graph.nodes[node][ir.OP], node).commutative and _reorder(graph, node):
+        node, spec = applied[1], None
+    if node not in graph:
+        return
+    if spec is None:
+        spec = op_for(graph, graph._node[node][ir.OP], node)
+    if spec.commutative and _reorder(graph, node):
         stats.count("canonicalize", "reordered")
 
 
 def canonicalize_in_place(graph: nx.MultiDiGraph) -> Stats:
     stats = Stats()
+    revisit = Revisit(graph, "canonicalize", hops=2)  # rules read operands and their operands
     for node in order(graph):
-        _canonicalize_node(graph, node, stats)
+        if revisit.needs(node):
+            _canonicalize_node(graph, node, stats)
     return stats
 
 

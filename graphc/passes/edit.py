@@ -24,11 +24,11 @@ import numpy as np
 
 from .. import ir
 from ..ops.base import freeze
-from ..ops.editor import Editor
+from ..ops.editor import Editor, change_log
 from ..ops.fused import fused_symbols
 
 __all__ = [
-    "SOURCES", "MAX_CONST_SIZE", "begin", "order", "protected", "is_source", "is_const", "const_value",
+    "SOURCES", "MAX_CONST_SIZE", "begin", "order", "Revisit", "protected", "is_source", "is_const", "const_value",
     "new_node", "fused_node", "const_node", "concrete_size", "replace", "node_key", "equivalent",
 ]
 
@@ -45,7 +45,77 @@ def begin(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     return out
 
 
-order = ir.topological_order  # the one order, as verify's
+def order(graph: nx.MultiDiGraph) -> tuple[str, ...]:
+    """The one topological order (``ir.topological_order``, as verify's).
+
+    While the graph is watched (``ops.editor.watching``: ``optimize`` does), it is computed
+    again only after an edit changed its nodes or edges; passes that change nothing (most
+    of them, in most rounds) share one.
+    """
+    log = change_log(graph)
+    if log is None:
+        return tuple(ir.topological_order(graph))
+    cached = log.memo.get("order")
+    if cached is None or cached[0] != log.structure:
+        cached = log.memo["order"] = (log.structure, tuple(ir.topological_order(graph)))
+    return cached[1]
+
+
+class Revisit:
+    """The nodes a pass must look at again, for a pass whose decision at a node reads only
+    that node and its operands up to ``hops`` levels up.
+
+    Without a change log (the graph is not watched) or on the pass's first run, that is
+    every node. Afterwards it is every node an edit touched since the pass last started,
+    and the readers of those up to ``hops`` levels down: anywhere else the pass would see
+    what it saw last time, and decide nothing again. Edits made while the pass runs (its
+    own) join as they happen, so a sweep in order reaches what they changed, as a full
+    sweep does.
+
+    >>> import graphc as gc
+    >>> from graphc.ops.editor import watching
+    >>> g = gc.Graph("doc"); x = g.input("x", shape=(2,)); _ = g.output("y", gc.exp(gc.neg(x)))
+    >>> with watching(g.nx):
+    ...     first = Revisit(g.nx, "doc", hops=1)
+    ...     Editor(g.nx).retag("neg", mark="created")
+    ...     again = Revisit(g.nx, "doc", hops=1)
+    >>> [n for n in order(g.nx) if first.needs(n)], [n for n in order(g.nx) if again.needs(n)]
+    (['x', 'neg', 'y'], ['neg', 'y'])
+    """
+
+    def __init__(self, graph: nx.MultiDiGraph, name: str, hops: int):
+        self.graph, self.hops = graph, hops
+        self.log = change_log(graph)
+        self.nodes: dict[str, int] | None = None  # None: every node
+        if self.log is None:
+            return
+        key = ("revisit", name)
+        start = self.log.memo.get(key)
+        self.log.memo[key] = self.read = len(self.log.touched)
+        if start is not None:
+            self.nodes = {}
+            self.read = start
+
+    def needs(self, node: str) -> bool:
+        if self.nodes is None:
+            return True
+        if self.read < len(self.log.touched):
+            self._grow()
+        return node in self.nodes
+
+    def _grow(self) -> None:
+        # each node with the levels still to go below it: a node reached last at the edge of
+        # an earlier touch's reach and touched itself now passes the change on further
+        succ, reach = self.graph._succ, self.nodes
+        frontier = [(n, self.hops) for n in self.log.touched[self.read:] if n in succ]
+        self.read = len(self.log.touched)
+        while frontier:
+            node, left = frontier.pop()
+            if reach.get(node, -1) >= left:
+                continue
+            reach[node] = left
+            if left:
+                frontier.extend((r, left - 1) for r in succ[node])
 
 
 def protected(graph: nx.MultiDiGraph) -> set[str]:
@@ -54,11 +124,11 @@ def protected(graph: nx.MultiDiGraph) -> set[str]:
 
 
 def is_source(graph: nx.MultiDiGraph, node: str) -> bool:
-    return graph.nodes[node][ir.OP] in SOURCES
+    return graph._node[node][ir.OP] in SOURCES  # the node dicts themselves: a view per call costs
 
 
 def is_const(graph: nx.MultiDiGraph, node: str) -> bool:
-    return graph.nodes[node][ir.OP] == "const"
+    return graph._node[node][ir.OP] == "const"
 
 
 def const_value(graph: nx.MultiDiGraph, node: str) -> np.ndarray:

@@ -28,7 +28,7 @@ from .. import ir
 from ..evaluate import UnboundDimError, evaluate
 from ..ops.base import op_for
 from ..ops.editor import Editor
-from .edit import MAX_CONST_SIZE, begin, concrete_size, is_const, order
+from .edit import MAX_CONST_SIZE, Revisit, begin, concrete_size, is_const, order
 from .stats import Stats
 
 __all__ = ["fold", "fold_in_place", "evaluate_node"]
@@ -47,14 +47,15 @@ def evaluate_node(graph: nx.MultiDiGraph, node: str) -> np.ndarray | None:
 
 
 def _foldable(graph: nx.MultiDiGraph, node: str) -> bool:
+    # operands first: most nodes read a value that is not a const, and that is the cheap test
+    if not all(is_const(graph, a) for a in graph._pred[node]):
+        return False
     data = graph.nodes[node]
     op = op_for(graph, data[ir.OP], node)
     if op.source or op.composite:
         return False
     size = concrete_size(data[ir.SHAPE])
-    if size is None or size > MAX_CONST_SIZE:
-        return False
-    return all(is_const(graph, a) for a in ir.operands(graph, node))
+    return size is not None and size <= MAX_CONST_SIZE
 
 
 def fold(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
@@ -65,8 +66,9 @@ def fold(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
 def fold_in_place(out: nx.MultiDiGraph) -> Stats:
     folded = 0
     editor = Editor(out)
+    revisit = Revisit(out, "fold", hops=1)  # a node folds when its operands are consts
     for node in order(out):
-        if not _foldable(out, node):
+        if not revisit.needs(node) or not _foldable(out, node):
             continue
         value = evaluate_node(out, node)
         if value is None or value.shape != tuple(out.nodes[node][ir.SHAPE]):  # a definition that disagrees

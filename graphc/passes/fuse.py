@@ -22,9 +22,9 @@ import sympy
 
 from .. import ir
 from ..ops.base import const_number, definition, freeze, op_for
-from ..ops.editor import Editor
-from ..verify import topological_order
-from .edit import begin, is_const, protected
+from ..ops.editor import Editor, watching
+from ..ops.fused import fused_symbols
+from .edit import begin, is_const, order, protected
 from .stats import Stats
 
 __all__ = ["fuse", "MAX_REGION"]
@@ -33,7 +33,7 @@ MAX_REGION = 24
 
 
 def _size(graph: nx.MultiDiGraph, node: str) -> int:
-    return graph.nodes[node].get(ir.FUSED_SIZE, 1)
+    return graph._node[node].get(ir.FUSED_SIZE, 1)
 
 
 def _elementwise(graph: nx.MultiDiGraph, node: str) -> bool:
@@ -84,14 +84,14 @@ class _Region:
     def joins(self, operand: str, consumer: str) -> bool:
         g = self.graph
         return (_elementwise(g, operand) and operand not in self.keep and operand not in self.absorbed
-                and self.size + _size(g, operand) <= MAX_REGION and set(g.successors(operand)) == {consumer})
+                and self.size + _size(g, operand) <= MAX_REGION and g._succ[operand].keys() == {consumer})
 
     def leaf(self, operand: str) -> sympy.Expr:
         number = _scalar_const(self.graph, operand)
         if number is not None:
             return number
         data = self.graph.nodes[operand]
-        if ir.EXPR in data and self.graph.in_degree(operand) == 0:  # a number such as 1/N: copy it in
+        if ir.EXPR in data and not self.graph._pred[operand]:  # a number such as 1/N: copy it in
             self.inlined.add(operand)
             return data[ir.EXPR][0]
         if operand not in self.keep and _scalar_op(self.graph, operand) and self.size < MAX_REGION:
@@ -99,7 +99,7 @@ class _Region:
             self.size += _size(self.graph, operand)
             return _node_expression(self.graph, operand, [self.leaf(a) for a in ir.operands(self.graph, operand)])
         if operand not in self.leaves:
-            self.leaves[operand] = sympy.Symbol(f"_leaf{len(self.leaves)}", real=True)
+            self.leaves[operand] = _leaf(len(self.leaves))
         return self.leaves[operand]
 
     def grow(self, node: str) -> sympy.Expr:
@@ -119,6 +119,20 @@ class _Region:
         value = _node_expression(self.graph, node, operands)
         self.values[node] = value
         return value
+
+
+@functools.lru_cache(maxsize=4096)
+def _finished(expr: sympy.Expr, count: int) -> tuple[sympy.Expr, tuple]:
+    """A region's expression over its ``count`` leaves (``_leaf0``...) as a fused node's,
+    over ``a0``..., shortened: a pure function of the expression, so a deep network's
+    layers (one expression again and again) pay for it once."""
+    symbols = fused_symbols(count)
+    return _shorter(expr.xreplace({_leaf(k): s for k, s in enumerate(symbols)})), symbols
+
+
+@functools.cache
+def _leaf(k: int) -> sympy.Symbol:
+    return sympy.Symbol(f"_leaf{k}", real=True)
 
 
 def _has_common_factor(add: sympy.Add) -> bool:
@@ -143,20 +157,21 @@ def fuse(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     out = begin(graph)
     stats = Stats()
     keep = protected(out)
-    _numbers_first(out)
-    _sweep(out, keep, stats)
+    with watching(out):  # the sweep reuses the first step's order when that step changed no edge
+        _numbers_first(out)
+        _sweep(out, keep, stats)
     _drop_unread_scalars(out, keep)
     return stats.attach(graph, out)
 
 
 def _drop_unread_scalars(graph: nx.MultiDiGraph, keep: set[str]) -> None:
     """Remove the numbers and scalars every reader copied in (1/N, d_loss/N, consts)."""
-    unread = [n for n in graph.nodes if graph.out_degree(n) == 0 and n not in keep and _copied(graph, n)]
+    unread = [n for n in graph.nodes if not graph._succ[n] and n not in keep and _copied(graph, n)]
     editor = Editor(graph)
     while unread:
         operands = {a for n in unread for a in ir.operands(graph, n)}
         editor.remove(unread)
-        unread = [n for n in operands if n in graph and graph.out_degree(n) == 0 and n not in keep
+        unread = [n for n in operands if n in graph and not graph._succ[n] and n not in keep
                   and _copied(graph, n)]
 
 
@@ -165,7 +180,7 @@ def _copied(graph: nx.MultiDiGraph, node: str) -> bool:
     if _scalar_const(graph, node) is not None:
         return True
     data = graph.nodes[node]
-    return ir.EXPR in data and graph.in_degree(node) == 0 or _scalar_op(graph, node)
+    return ir.EXPR in data and not graph._pred[node] or _scalar_op(graph, node)
 
 
 def _scalar_op(graph: nx.MultiDiGraph, node: str) -> bool:
@@ -180,7 +195,7 @@ def _sweep(out: nx.MultiDiGraph, keep: set[str], stats: Stats) -> int:
     merged = 0
     absorbed: set[str] = set()
     editor = Editor(out)
-    for root in reversed(topological_order(out)):
+    for root in reversed(order(out)):
         if root in absorbed or not _elementwise(out, root):
             continue
         region = _Region(out, keep, absorbed)
@@ -189,8 +204,7 @@ def _sweep(out: nx.MultiDiGraph, keep: set[str], stats: Stats) -> int:
             continue
         absorbed.update(region.members[1:])
         leaves = list(region.leaves)
-        symbols = tuple(sympy.Symbol(f"a{k}", real=True) for k in range(len(leaves)))
-        expr = _shorter(expr.xreplace({region.leaves[leaf]: s for leaf, s in zip(leaves, symbols)}))
+        expr, symbols = _finished(expr, len(leaves))
         if _passes_through(out, root, expr, symbols, leaves):
             # (p - p)**2 + p is p: an alias says so, and the schedule copies an alias it
             # returns; a kernel printed as `loss = p` would hand out p's own buffer
@@ -218,15 +232,15 @@ def _numbers_first(graph: nx.MultiDiGraph) -> None:
     """Turn elementwise nodes of numbers only (1/N: consts and symbolic dims) into
     operand-less fused nodes, so that every reader can copy the number in."""
     editor = Editor(graph)
-    for node in topological_order(graph):
-        if not _elementwise(graph, node) or graph.in_degree(node) == 0:
+    for node in order(graph):
+        if not _elementwise(graph, node) or not graph._pred[node]:
             continue
         operands = ir.operands(graph, node)
         values = []
         for operand in operands:
             number = _scalar_const(graph, operand)
             data = graph.nodes[operand]
-            if number is None and ir.EXPR in data and graph.in_degree(operand) == 0:
+            if number is None and ir.EXPR in data and not graph._pred[operand]:
                 number = data[ir.EXPR][0]
             if number is None:
                 break

@@ -32,7 +32,7 @@ import networkx as nx
 import sympy
 
 from .. import ir
-from ..ops.editor import Editor
+from ..ops.editor import Editor, watching
 from ..ops.fused import fused_symbols
 from .edit import begin, order
 from .stats import Stats
@@ -53,6 +53,12 @@ def _early(graph: nx.MultiDiGraph, value: str, reader: str) -> bool:
 
 def interleave(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     out = begin(graph)
+    with watching(out):  # the second sweep reuses the first's order when the first changed no edge
+        stats = _interleave(out)
+    return stats.attach(graph, out)
+
+
+def _interleave(out: nx.MultiDiGraph) -> Stats:
     stats = Stats()
     position = {node: k for k, node in enumerate(order(out))}
     for node in list(position):
@@ -87,7 +93,7 @@ def interleave(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     for node in order(out):
         if _mask_kinks(out, node):
             stats.count("interleave", "masks")
-    return stats.attach(graph, out)
+    return stats
 
 
 # A kink's step at 0: H(z) is 1 where z >= 0 (H(0) = 1) or where z > 0 (H(0) = 0)

@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 import networkx as nx
 
+from ..ops.editor import watching
 from .canonicalize import canonicalize_in_place
 from .cse import cse_in_place
 from .dce import dce_in_place
@@ -54,13 +55,16 @@ MAX_ROUNDS = 10  # every pass shrinks or settles the graph; this only guards aga
 def optimize(graph: nx.MultiDiGraph, passes: list[tuple[str, InPlacePass]] | None = None) -> nx.MultiDiGraph:
     out = begin(graph)
     stats = Stats(rounds=0)
-    for _ in range(MAX_ROUNDS):
-        stats.rounds += 1
-        changes = 0
-        for _name, run in passes or PASSES:
-            done = run(out)
-            stats.add(done)
-            changes += done.changes
-        if not changes:
-            break
+    # watched, the passes share one topological order while none changes the graph's
+    # structure, and from the second round look again only where an edit reached
+    with watching(out):
+        for _ in range(MAX_ROUNDS):
+            stats.rounds += 1
+            changes = 0
+            for _name, run in passes or PASSES:
+                done = run(out)
+                stats.add(done)
+                changes += done.changes
+            if not changes:
+                break
     return stats.attach(graph, out)

@@ -16,6 +16,8 @@ After: ``s = fused(z) = sigmoid(z)``, ``t = tanh(z*s)``, ``d = g*s*(...)``.
 
 from __future__ import annotations
 
+import functools
+
 import networkx as nx
 import sympy
 
@@ -63,13 +65,41 @@ def _sort_keys():
     return key
 
 
+class _Tokens(dict):
+    """node -> its value's symbol ``_v{k}``, k its place among the graph's nodes (a node added
+    later comes after all of them), made when first asked for; ``value_of`` and ``values``
+    learn each symbol made."""
+
+    def __init__(self, nodes, value_of: dict, values: set):
+        super().__init__()
+        self.place = {n: k for k, n in enumerate(nodes)}
+        self.value_of, self.values = value_of, values
+
+    def __missing__(self, node: str) -> sympy.Symbol:
+        symbol = self[node] = _token(self.place[node])
+        self.value_of[symbol] = node
+        self.values.add(symbol)
+        return symbol
+
+    def add(self, node: str) -> None:
+        """A node made after the others: the next place."""
+        self.place[node] = len(self.place)
+
+
+@functools.cache
+def _token(k: int) -> sympy.Symbol:
+    return sympy.Symbol(f"_v{k}", real=True)
+
+
 def share(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     out = begin(graph)
     stats = Stats()
     nodes = [n for n in order(out) if ir.EXPR in out.nodes[n]]
-    token = {n: sympy.Symbol(f"_v{k}", real=True) for k, n in enumerate(out.nodes)}
-    value_of = {symbol: n for n, symbol in token.items()}
-    values = set(value_of)
+    # a symbol per value, named by the value's place in the graph; made only for the values
+    # the candidate kernels read (the others never appear in an expression)
+    value_of: dict[sympy.Symbol, str] = {}
+    values: set[sympy.Symbol] = set()
+    token = _Tokens(out.nodes, value_of, values)
     # only a node reading a value another kernel reads can share a part (a part reads values
     # both its readers read): the others keep their expressions, which need no rewriting
     candidates = _reading_a_value_read_twice(out, nodes)
@@ -88,10 +118,9 @@ def share(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
             continue
         node = _add_shared(out, part, users, value_of)
         changed.update(users)
+        token.add(node)
         for n in users:
-            exprs[n] = exprs[n].xreplace({part: token.setdefault(node, sympy.Symbol(f"_v{len(token)}", real=True))})
-            value_of[token[node]] = node
-        values.add(token[node])
+            exprs[n] = exprs[n].xreplace({part: token[node]})
         shared += 1
     for n in nodes:
         if n in changed:

@@ -110,7 +110,7 @@ def _expression(graph: nx.MultiDiGraph, region: list[str]) -> tuple[sympy.Expr, 
         if is_const(graph, a) and np.ndim(graph.nodes[a][ir.ATTRS]["value"]) == 0:
             return const_number(graph.nodes[a][ir.ATTRS]["value"])
         if a not in leaves:
-            leaves[a] = sympy.Symbol(f"v{len(leaves)}", real=True)
+            leaves[a] = _leaf(len(leaves))
         return leaves[a]
 
     for node in region:
@@ -118,6 +118,11 @@ def _expression(graph: nx.MultiDiGraph, region: list[str]) -> tuple[sympy.Expr, 
         lam = definition(op_for(graph, data[ir.OP], node), freeze(data[ir.ATTRS] or {}))
         exprs[node] = _called(lam, tuple(value(a) for a in ir.operands(graph, node)))
     return exprs[region[-1]], {s: n for n, s in leaves.items()}
+
+
+@functools.cache
+def _leaf(k: int) -> sympy.Symbol:
+    return sympy.Symbol(f"v{k}", real=True)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -240,9 +245,36 @@ def _materialize(graph: nx.MultiDiGraph, plan: _Plan, ref, root: str) -> str:
     return made[ref] if isinstance(ref, int) else ref
 
 
+# Regions known to gain nothing, by what decides it: the region's expression (leaves named
+# by position), its size, the shapes and dtypes of its leaves and of its root. A deep
+# network's layers are one region again and again; sympy and the plan see it once.
+_NO_GAIN: set[tuple] = set()
+_NO_GAIN_SIZE = 4096
+
+
+def _region_template(graph: nx.MultiDiGraph, region: list[str], expr: sympy.Expr, leaves: dict) -> tuple:
+    nodes = graph._node
+    root = nodes[region[-1]]
+    return (expr, len(region), tuple((tuple(nodes[n][ir.SHAPE]), nodes[n][ir.DTYPE]) for n in leaves.values()),
+            tuple(root[ir.SHAPE]), root[ir.DTYPE])
+
+
 def _simplify_region(graph: nx.MultiDiGraph, region: list[str]) -> bool:
-    root = region[-1]
     expr, leaves = _expression(graph, region)
+    template = _region_template(graph, region, expr, leaves)
+    if template in _NO_GAIN:
+        return False
+    if _rebuild_region(graph, region, expr, leaves):
+        return True
+    if len(_NO_GAIN) >= _NO_GAIN_SIZE:
+        _NO_GAIN.clear()
+    _NO_GAIN.add(template)
+    return False
+
+
+def _rebuild_region(graph: nx.MultiDiGraph, region: list[str], expr: sympy.Expr, leaves: dict) -> bool:
+    """Rebuild the region from ``expr`` when that takes fewer ops; False (and no edit) if not."""
+    root = region[-1]
     plan = _Plan(graph, leaves)
     try:
         ref = plan.build(expr)

@@ -161,8 +161,11 @@ def apply_rules(graph: nx.MultiDiGraph, rules: dict, stats: Stats, pass_name: st
     for node in order(graph):
         if node not in graph:
             continue
+        candidates = rules.get(graph._node[node][ir.OP])
+        if not candidates:
+            continue
         args = ir.operands(graph, node)
-        for name, rule in rules.get(graph.nodes[node][ir.OP], ()):
+        for name, rule in candidates:
             result = rule(graph, node, args)
             if result is not None:
                 replace(graph, node, result)
