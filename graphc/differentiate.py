@@ -286,6 +286,6 @@ def _name_backward(joint: nx.MultiDiGraph, toward: dict[str, str]) -> nx.MultiDi
         tried[stem] = k
         taken.add(candidate)
         mapping[node] = candidate
-    out = nx.relabel_nodes(joint, mapping, copy=True)
+    out = ir.relabeled(joint, mapping)  # joint is this stage's own copy: its dicts move, not copied
     out.graph[ir.GRADS] = {name: mapping.get(node, node) for name, node in grads.items()}
     return out

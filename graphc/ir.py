@@ -65,7 +65,7 @@ __all__ = [
     "OP", "ATTRS", "SHAPE", "DTYPE", "PHASE", "GRAD_OF", "LEVEL", "EXPR", "MARK", "EARLY", "FUSED_SIZE", "ARG",
     "NAME", "INPUTS", "PARAMS", "OUTPUTS", "GRADS", "SEED", "STATS", "CUSTOM_OPS", "FORWARD", "BACKWARD", "MARKS",
     "DEFAULT_DTYPE", "operands", "new_graph", "op_of", "attrs_of", "shape_of", "sources", "topological_order",
-    "copy_graph", "fresh_id", "add_op",
+    "copy_graph", "relabeled", "fresh_id", "add_op",
 ]
 
 
@@ -160,6 +160,37 @@ def _copy_multidigraph(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
             out_edges[target] = pred[target][source] = {key: dict(data) for key, data in keys.items()}
     out._node, out._adj, out._pred = nodes, succ, pred
     out._succ = succ
+    return out
+
+
+def relabeled(graph: nx.MultiDiGraph, mapping: dict) -> nx.MultiDiGraph:
+    """What ``nx.relabel_nodes(graph, mapping, copy=True)`` makes (node, edge and key order
+    kept), for a graph its maker drops: its attribute dicts move to the new graph instead
+    of being copied, and its graph attributes are shared. ``mapping`` renames nodes one to
+    one, onto ids the graph does not hold.
+
+    >>> g = new_graph("doc"); g.add_node("a", op="input")
+    >>> relabeled(g, {"a": "b"}).nodes(data=True)
+    NodeDataView({'b': {'op': 'input'}})
+    """
+    if type(graph) is not nx.MultiDiGraph:
+        return nx.relabel_nodes(graph, mapping, copy=True)
+    name = mapping.get
+    nodes = {name(node, node): data for node, data in graph._node.items()}
+    if len(nodes) != len(graph._node):
+        raise ValueError("relabeled: the mapping merges nodes")
+    succ: dict = {node: {} for node in nodes}
+    pred: dict = {node: {} for node in nodes}
+    for source, targets in graph._succ.items():
+        source = name(source, source)
+        out_edges = succ[source]
+        for target, keys in targets.items():
+            target = name(target, target)
+            out_edges[target] = pred[target][source] = keys  # one key dict for succ and pred, as networkx keeps it
+    out = nx.MultiDiGraph()
+    out._node, out._adj, out._pred = nodes, succ, pred
+    out._succ = succ
+    out.graph.update(graph.graph)
     return out
 
 

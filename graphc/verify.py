@@ -28,12 +28,14 @@ def _where(graph, node) -> str:
     return describe(node, data.get(ir.OP)) + suffix
 
 
-def _check_node(graph: nx.MultiDiGraph, node) -> None:
+def _check_node(graph: nx.MultiDiGraph, node) -> tuple:
+    """Check one node's own invariants; return its op and its operands in order (which the
+    shape and dtype checks read: the in-edges are read once per node)."""
     if not isinstance(node, str) or not node:
         raise GraphError(f"node id {node!r} is not a non-empty str; name every node with a string")
-    if not _utf8(node):
+    if not node.isascii() and not _utf8(node):
         raise GraphError(f"node id {node!r} holds a lone surrogate, which no file or page can hold; rename it")
-    data = graph.nodes[node]
+    data = graph._node[node]  # the node dicts themselves: a view per lookup was a tenth of verifying
     if ir.OP not in data:
         raise GraphError(f"{describe(node)} has no 'op' attribute; set it to one of the op table's names")
     op = op_for(graph, data[ir.OP], node)
@@ -43,13 +45,14 @@ def _check_node(graph: nx.MultiDiGraph, node) -> None:
             f"{describe(node, op.name)}: 'attrs' must be a dict, found {attrs!r}; "
             "set it to {} or to a dict of the op's parameters"
         )
-    unknown = sorted(set(attrs) - set(op.attrs))
-    if unknown:
-        raise GraphError(
-            f"{describe(node, op.name)}: unknown attr(s) {', '.join(map(str, unknown))}; "
-            f"the op takes {sorted(op.attrs) or 'none'}"
-        )
-    check_attrs(node, op.name, attrs)
+    if attrs:
+        unknown = sorted(set(attrs) - set(op.attrs))
+        if unknown:
+            raise GraphError(
+                f"{describe(node, op.name)}: unknown attr(s) {', '.join(map(str, unknown))}; "
+                f"the op takes {sorted(op.attrs) or 'none'}"
+            )
+        check_attrs(node, op.name, attrs)
     if op.name == "const" and attrs.get("value") is None:
         raise GraphError(f"{describe(node, op.name)}: a const needs attrs['value'], a number or an array")
     edges = _in_edges(graph, node)
@@ -74,6 +77,13 @@ def _check_node(graph: nx.MultiDiGraph, node) -> None:
         )
     if op.source and op.name != "const" and ir.SHAPE not in data:
         raise ShapeError(f"{describe(node, op.name)}: a source needs a declared shape, e.g. shape=('N', 2)")
+    if len(edges) > 1:  # the positions are 0..k-1, each once: sorting by them is ir.operands' order
+        edges.sort(key=_position)
+    return op, [e[0] for e in edges]
+
+
+def _position(edge: tuple) -> int:
+    return edge[2]
 
 
 def _in_edges(graph: nx.DiGraph, node) -> list[tuple]:
@@ -136,9 +146,7 @@ def infer_shapes(graph: nx.MultiDiGraph) -> None:
         data = graph.nodes[node]
         if ir.SHAPE in data:
             continue
-        _check_node(graph, node)
-        op = op_for(graph, data[ir.OP], node)
-        args = ir.operands(graph, node)
+        op, args = _check_node(graph, node)
         data[ir.SHAPE] = op.shape([graph.nodes[a][ir.SHAPE] for a in args], data[ir.ATTRS], node, op.name)
 
 
@@ -155,22 +163,22 @@ def verify(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     if not isinstance(graph, nx.DiGraph):
         raise GraphError(f"expected a networkx MultiDiGraph, found {type(graph).__name__}")
     _check_registry(graph)
-    for node in graph.nodes:
-        _check_node(graph, node)
+    checked = {node: _check_node(graph, node) for node in graph.nodes}  # node -> (op, operands)
     order = topological_order(graph)
     _check_lists(graph)
     check_one_float_dtype(graph)  # a mixed declaration is named at its source, before any op reading it
+    nodes = graph._node
     for node in order:
-        data = graph.nodes[node]
-        op = op_for(graph, data[ir.OP], node)
+        op, args = checked[node]
         if op.source and op.name != "const":
             continue
-        args = ir.operands(graph, node)
+        data = nodes[node]
         arg_shapes = []
         for a in args:
-            if ir.SHAPE not in graph.nodes[a]:
-                raise ShapeError(f"{describe(a, graph.nodes[a][ir.OP])} has no shape; run infer_shapes first")
-            arg_shapes.append(graph.nodes[a][ir.SHAPE])
+            operand = nodes[a]
+            if ir.SHAPE not in operand:
+                raise ShapeError(f"{describe(a, operand[ir.OP])} has no shape; run infer_shapes first")
+            arg_shapes.append(operand[ir.SHAPE])
         expected = op.shape(arg_shapes, data[ir.ATTRS], node, op.name)
         found = data.get(ir.SHAPE)
         if found is None or tuple(found) != tuple(expected):
@@ -220,24 +228,26 @@ def _widens(operands: str, result: str) -> bool:
 def _check_dtype(graph: nx.MultiDiGraph, node, op, args: list) -> None:
     """A node has the dtype its op's rule gives (comparisons: bool, argmax: int64), and an op
     without a rule computes in its operands' dtype when they agree (it widens or narrows nothing)."""
-    found = graph.nodes[node].get(ir.DTYPE)
-    floats = sorted({d for a in args if (d := graph.nodes[a].get(ir.DTYPE)) and np.dtype(d).kind == "f"})
+    nodes = graph._node
+    found = nodes[node].get(ir.DTYPE)
+    dtypes = [nodes[a].get(ir.DTYPE) for a in args]
+    floats = sorted({d for d in dtypes if d and _kind(d) == "f"})
     if len(floats) > 1:  # numpy would widen the narrower values: no op reads two float dtypes
-        mixed = ", ".join(f"{describe(a, graph.nodes[a][ir.OP])} {graph.nodes[a].get(ir.DTYPE)}" for a in args
-                          if graph.nodes[a].get(ir.DTYPE) in floats)
+        mixed = ", ".join(f"{describe(a, nodes[a][ir.OP])} {nodes[a].get(ir.DTYPE)}" for a in args
+                          if nodes[a].get(ir.DTYPE) in floats)
         raise GraphError(f"{_where(graph, node)}: its float operands have two dtypes ({mixed}), so numpy would "
                          f"widen the {floats[0]} values to {floats[-1]}; a value made of numbers takes the "
                          "dtype of the float values it meets: make every float operand one dtype")
     if op.dtype is not None and args:
-        expected = op.dtype([graph.nodes[a].get(ir.DTYPE) for a in args])
+        expected = op.dtype(dtypes)
         if found != expected:
             raise GraphError(f"{_where(graph, node)}: declared dtype {found} but op {op.name}'s rule gives "
                              f"{expected} for its operands; declare it {expected}")
         return
-    dtypes = {graph.nodes[a].get(ir.DTYPE) for a in args}
-    if len(dtypes) == 1 and found not in dtypes:
-        (expected,) = dtypes
-        if ir.EXPR in graph.nodes[node] and _widens(expected, found):
+    distinct = set(dtypes)
+    if len(distinct) == 1 and found not in distinct:
+        (expected,) = distinct
+        if ir.EXPR in nodes[node] and _widens(expected, found):
             return  # a kernel whose float numbers were inlined (argmax * 1.0) computes in floats
         raise GraphError(
             f"{_where(graph, node)}: declared dtype {found} but its operands are all {expected}; "
@@ -245,9 +255,23 @@ def _check_dtype(graph: nx.MultiDiGraph, node, op, args: list) -> None:
         )
 
 
+def _kind(dtype) -> str:
+    """``np.dtype(dtype).kind``, looked up once per dtype name (a graph has one or two)."""
+    try:
+        return _KINDS[dtype]
+    except KeyError:
+        kind = _KINDS[dtype] = np.dtype(dtype).kind
+        return kind
+    except TypeError:  # an unhashable dtype spelling: numpy says what it is
+        return np.dtype(dtype).kind
+
+
+_KINDS: dict = {}
+
+
 def _check_pass_attributes(graph: nx.MultiDiGraph) -> None:
     """The attributes passes set: ``mark``, ``level``, ``fused_size``, ``early``, ``expr``."""
-    for node, data in graph.nodes(data=True):
+    for node, data in graph._node.items():
         where = describe(node, data[ir.OP])
         mark = data.get(ir.MARK)
         if mark is not None and mark not in ir.MARKS:
@@ -270,7 +294,7 @@ def _check_pass_attributes(graph: nx.MultiDiGraph) -> None:
 def _check_gradients(graph: nx.MultiDiGraph) -> None:
     """Phases are forward/backward; a node tagged ``grad_of`` X has X's shape (a cotangent
     has the shape of its value), and so has the node ``grads`` names for X."""
-    for node, data in graph.nodes(data=True):
+    for node, data in graph._node.items():
         phase = data.get(ir.PHASE)
         if phase not in (None, ir.FORWARD, ir.BACKWARD):
             raise GraphError(f"{describe(node, data[ir.OP])}: phase must be 'forward' or 'backward', found {phase!r}")
