@@ -56,43 +56,52 @@ def _check_node(graph: nx.MultiDiGraph, node) -> tuple:
     if op.name == "const" and attrs.get("value") is None:
         raise GraphError(f"{describe(node, op.name)}: a const needs attrs['value'], a number or an array")
     edges = _in_edges(graph, node)
-    arity = len(edges) if op.arity < 0 else op.arity
+    count = len(edges)
+    arity = count if op.arity < 0 else op.arity
     if op.name == "fused" and not _has_expression(data, arity):  # variadic concat/stack carry none
         raise GraphError(
             f"{describe(node, op.name)}: attribute 'expr' must be (sympy expression, symbols) with one "
             f"symbol per operand ({arity}), found {data.get(ir.EXPR)!r}"
         )
-    if len(edges) != arity:
+    if count != arity:
         raise GraphError(
-            f"{describe(node, op.name)}: expected {op.arity} operand(s), found {len(edges)} "
+            f"{describe(node, op.name)}: expected {op.arity} operand(s), found {count} "
             f"(from {sorted(str(e[0]) for e in edges)!r}); connect exactly {op.arity} edge(s) into it"
         )
-    positions = sorted(e[2] for e in edges if isinstance(e[2], int) and not isinstance(e[2], bool))
-    if positions != list(range(arity)):
-        found = [e[2] for e in edges]
-        raise GraphError(
-            f"{describe(node, op.name)}: operand positions (edge attribute 'arg') must be "
-            f"0..{arity - 1} without gaps or repeats, found {found!r}; give each in-edge its operand "
-            "position as an int, e.g. graph.add_edge(a, node, arg=0)"
-        )
+    if count == 1:
+        position = edges[0][1]
+        if not (isinstance(position, int) and not isinstance(position, bool) and position == 0):
+            _bad_positions(node, op, arity, edges)
+    elif count:
+        positions = sorted(e[1] for e in edges if isinstance(e[1], int) and not isinstance(e[1], bool))
+        if positions != list(range(arity)):
+            _bad_positions(node, op, arity, edges)
+        edges.sort(key=_position)  # the positions are 0..k-1, each once: ir.operands' order
     if op.source and op.name != "const" and ir.SHAPE not in data:
         raise ShapeError(f"{describe(node, op.name)}: a source needs a declared shape, e.g. shape=('N', 2)")
-    if len(edges) > 1:  # the positions are 0..k-1, each once: sorting by them is ir.operands' order
-        edges.sort(key=_position)
     return op, [e[0] for e in edges]
 
 
+def _bad_positions(node, op, arity: int, edges: list[tuple]) -> None:
+    found = [e[1] for e in edges]
+    raise GraphError(
+        f"{describe(node, op.name)}: operand positions (edge attribute 'arg') must be "
+        f"0..{arity - 1} without gaps or repeats, found {found!r}; give each in-edge its operand "
+        "position as an int, e.g. graph.add_edge(a, node, arg=0)"
+    )
+
+
 def _position(edge: tuple) -> int:
-    return edge[2]
+    return edge[1]
 
 
 def _in_edges(graph: nx.DiGraph, node) -> list[tuple]:
-    """``list(graph.in_edges(node, data="arg"))``, read from the predecessor dicts: the
-    edge view networkx builds per call was half of checking a node."""
+    """``(source, arg)`` of each in-edge, in networkx's order, read from the predecessor
+    dicts: the edge view networkx builds per call was half of checking a node."""
     pred = graph._pred[node]
     if graph.is_multigraph():
-        return [(source, node, data.get(ir.ARG)) for source, keys in pred.items() for data in keys.values()]
-    return [(source, node, data.get(ir.ARG)) for source, data in pred.items()]
+        return [(source, data.get(ir.ARG)) for source, keys in pred.items() for data in keys.values()]
+    return [(source, data.get(ir.ARG)) for source, data in pred.items()]
 
 
 def _utf8(text: str) -> bool:
@@ -186,10 +195,14 @@ def verify(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
                 f"{_where(graph, node)}: declared shape {shapes.fmt(found) if found is not None else 'none'} "
                 f"but its operands give {shapes.fmt(expected)}; fix the declaration or the operands"
             )
-        _check_dtype(graph, node, op, args)
-    _check_gradients(graph)
-    _check_pass_attributes(graph)
+        if op.dtype is not None or _dtypes(nodes, args).count(data.get(ir.DTYPE)) != len(args):
+            _check_dtype(graph, node, op, args)  # (operands all of the node's dtype, no rule: nothing to check)
+    _check_tags(graph)
     return graph
+
+
+def _dtypes(nodes: dict, args: list) -> list:
+    return [nodes[a].get(ir.DTYPE) for a in args]
 
 
 def check_one_float_dtype(graph: nx.MultiDiGraph, declared: tuple[str, str, str] | None = None) -> None:
@@ -269,43 +282,60 @@ def _kind(dtype) -> str:
 _KINDS: dict = {}
 
 
-def _check_pass_attributes(graph: nx.MultiDiGraph) -> None:
-    """The attributes passes set: ``mark``, ``level``, ``fused_size``, ``early``, ``expr``."""
-    for node, data in graph._node.items():
-        where = describe(node, data[ir.OP])
-        mark = data.get(ir.MARK)
-        if mark is not None and mark not in ir.MARKS:
-            raise GraphError(f"{where}: mark must be one of {', '.join(ir.MARKS)}, found {mark!r}")
-        level = data.get(ir.LEVEL)
-        if level is not None and (isinstance(level, bool) or not isinstance(level, int) or level < 0):
-            raise GraphError(f"{where}: level must be an int >= 0 (its dependency level), found {level!r}")
-        size = data.get(ir.FUSED_SIZE)
-        if size is not None and (data[ir.OP] != "fused" or isinstance(size, bool) or not isinstance(size, int)
-                                 or size < 1):
-            raise GraphError(f"{where}: fused_size is the number of ops a fused node holds (an int >= 1), "
-                             f"found {size!r}")
-        if ir.EARLY in data and (data[ir.EARLY] is not True or data.get(ir.PHASE) != ir.BACKWARD):
-            raise GraphError(f"{where}: early marks a backward node the training forward computes (True), "
-                             f"found {data[ir.EARLY]!r} in phase {data.get(ir.PHASE)!r}")
-        if ir.EXPR in data and data[ir.OP] != "fused":
-            raise GraphError(f"{where}: only a fused node carries an expression (attribute expr)")
+_PHASES = (None, ir.FORWARD, ir.BACKWARD)
 
 
-def _check_gradients(graph: nx.MultiDiGraph) -> None:
-    """Phases are forward/backward; a node tagged ``grad_of`` X has X's shape (a cotangent
-    has the shape of its value), and so has the node ``grads`` names for X."""
-    for node, data in graph._node.items():
+def _check_tags(graph: nx.MultiDiGraph) -> None:
+    """What passes and differentiation tag nodes with, in one walk over the nodes.
+
+    Phases are forward/backward; a node tagged ``grad_of`` X has X's shape (a cotangent
+    has the shape of its value), and so has the node ``grads`` names for X; the attributes
+    passes set (``mark``, ``level``, ``fused_size``, ``early``, ``expr``) hold what
+    ``docs/ir.md`` says. A gradient defect is named before any pass attribute's, and the
+    first node's defect before a later one's.
+    """
+    nodes = graph._node
+    misplaced = None  # the first node whose pass attributes are wrong: named after the gradients
+    for node, data in nodes.items():
         phase = data.get(ir.PHASE)
-        if phase not in (None, ir.FORWARD, ir.BACKWARD):
+        if phase not in _PHASES:
             raise GraphError(f"{describe(node, data[ir.OP])}: phase must be 'forward' or 'backward', found {phase!r}")
         of = data.get(ir.GRAD_OF)
-        if of is None:
-            continue
-        if of in graph and tuple(graph.nodes[of][ir.SHAPE]) != tuple(data[ir.SHAPE]):
+        if of is not None and of in nodes and tuple(nodes[of][ir.SHAPE]) != tuple(data[ir.SHAPE]):
             raise ShapeError(
                 f"{describe(node, data[ir.OP])} holds the gradient of {of!r}, so it needs {of!r}'s shape "
-                f"{shapes.fmt(graph.nodes[of][ir.SHAPE])}, found {shapes.fmt(data[ir.SHAPE])}"
+                f"{shapes.fmt(nodes[of][ir.SHAPE])}, found {shapes.fmt(data[ir.SHAPE])}"
             )
+        if misplaced is None and _pass_attribute_defect(data) is not None:
+            misplaced = node
+    _check_grads(graph)
+    if misplaced is not None:
+        defect = _pass_attribute_defect(nodes[misplaced])
+        raise GraphError(f"{describe(misplaced, nodes[misplaced][ir.OP])}: {defect}")
+
+
+def _pass_attribute_defect(data: dict) -> str | None:
+    """What is wrong with a node's ``mark``, ``level``, ``fused_size``, ``early`` or ``expr``, if anything."""
+    mark = data.get(ir.MARK)
+    if mark is not None and mark not in ir.MARKS:
+        return f"mark must be one of {', '.join(ir.MARKS)}, found {mark!r}"
+    level = data.get(ir.LEVEL)
+    if level is not None and (isinstance(level, bool) or not isinstance(level, int) or level < 0):
+        return f"level must be an int >= 0 (its dependency level), found {level!r}"
+    size = data.get(ir.FUSED_SIZE)
+    if size is not None and (data[ir.OP] != "fused" or isinstance(size, bool) or not isinstance(size, int)
+                             or size < 1):
+        return f"fused_size is the number of ops a fused node holds (an int >= 1), found {size!r}"
+    if ir.EARLY in data and (data[ir.EARLY] is not True or data.get(ir.PHASE) != ir.BACKWARD):
+        return (f"early marks a backward node the training forward computes (True), "
+                f"found {data[ir.EARLY]!r} in phase {data.get(ir.PHASE)!r}")
+    if ir.EXPR in data and data[ir.OP] != "fused":
+        return "only a fused node carries an expression (attribute expr)"
+    return None
+
+
+def _check_grads(graph: nx.MultiDiGraph) -> None:
+    """The ``grads`` entry of X names a node of the graph with X's shape."""
     grads = graph.graph.get(ir.GRADS)
     if grads is None:
         return
