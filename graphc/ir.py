@@ -84,9 +84,18 @@ def operands(graph: nx.MultiDiGraph, node: str) -> list[str]:
     # dominated passes on big graphs
     if type(graph) is nx.MultiDiGraph:
         into = graph._pred[node]
-        if len(into) == 1:  # one operand, or one value read at several positions (x * x)
+        count = len(into)
+        if count == 1:  # one operand, or one value read at several positions (x * x)
             (source, keys), = into.items()
             return [source] * len(keys)
+        if count == 2:  # two values, each read once (x @ W, h + b): no list of pairs to sort
+            (first, once), (second, twice) = into.items()
+            if len(once) == 1 and len(twice) == 1:
+                (data,), (other,) = once.values(), twice.values()
+                a, b = data[ARG], other[ARG]
+                return [first, second] if a < b or a == b and first < second else [second, first]
+        elif not count:
+            return []
         edges = [(data[ARG], source) for source, keys in into.items() for data in keys.values()]
     else:
         pred = getattr(graph, "_pred", None) or graph.pred

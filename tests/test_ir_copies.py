@@ -35,3 +35,19 @@ def test_relabeled_refuses_a_mapping_that_merges_nodes():
     first, second = list(graph.nodes)[:2]
     with pytest.raises(ValueError, match="merges"):
         ir.relabeled(ir.copy_graph(graph), {first: second})
+
+
+def test_operands_follow_positions_not_the_order_edges_were_added():
+    graph = ir.new_graph("order")
+    for node in ("a", "b", "c", "y", "z"):
+        graph.add_node(node, op="input")
+    graph.add_edge("b", "y", arg=1)  # the second operand joined first (a pass moved a reader)
+    graph.add_edge("a", "y", arg=0)
+    assert ir.operands(graph, "y") == ["a", "b"]
+    graph.add_edge("c", "z", arg=2)
+    graph.add_edge("a", "z", arg=1)
+    graph.add_edge("b", "z", arg=0)
+    assert ir.operands(graph, "z") == ["b", "a", "c"]
+    graph.add_edge("a", "y", arg=2)  # a value read twice: two keyed edges from one node
+    assert ir.operands(graph, "y") == ["a", "b", "a"]
+    assert ir.operands(graph, "a") == []
