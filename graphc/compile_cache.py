@@ -11,8 +11,8 @@ lowering) is compiled without the cache.
 
 The cache keeps what the pipeline made (stages, schedule, code) and never hands it out:
 each program gets its own copy of every mutable part (graphs, attribute dicts, lists,
-arrays; a stage's graph is copied when the program first reads it) and its own loaded
-module, so changing one program never changes another or the next compile.
+arrays; a stage's graph, and the schedule, are copied when the program first reads them)
+and its own loaded module, so changing one program never changes another or the next compile.
 
 >>> import graphc as gc
 >>> g = gc.Graph("doc"); x = g.input("x", shape=(2,)); _ = g.output("y", gc.exp(x))
