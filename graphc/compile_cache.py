@@ -11,8 +11,8 @@ lowering) is compiled without the cache.
 
 The cache keeps what the pipeline made (stages, schedule, code) and never hands it out:
 each program gets its own copy of every mutable part (graphs, attribute dicts, lists,
-arrays; a stage's graph is copied when the program first reads it) and its own loaded
-module, so changing one program never changes another or the next compile.
+arrays; a stage's graph, and the schedule, are copied when the program first reads them)
+and its own loaded module, so changing one program never changes another or the next compile.
 
 >>> import graphc as gc
 >>> g = gc.Graph("doc"); x = g.input("x", shape=(2,)); _ = g.output("y", gc.exp(x))
@@ -265,6 +265,18 @@ def _fresh_graph(graph: nx.MultiDiGraph, memo: dict) -> nx.MultiDiGraph:
     return out
 
 
+def _copying(value, memo: dict):
+    """``fresh_copy(value, memo)`` with the cyclic collector paused, as gc.compile pauses it:
+    a copy makes many objects that all live on."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return fresh_copy(value, memo)
+    finally:
+        if collecting:
+            gc.enable()
+
+
 class LazyStages(collections.abc.Mapping):
     """A program's stages, each graph copied from the cached one when first looked at
     (most programs are run, and only a few of their stages ever read): one memo for all,
@@ -275,13 +287,7 @@ class LazyStages(collections.abc.Mapping):
 
     def __getitem__(self, name: str):
         if name not in self._copies:
-            collecting = gc.isenabled()
-            gc.disable()  # as gc.compile does: a copy makes many objects that all live on
-            try:
-                self._copies[name] = fresh_copy(self._stages[name], self._memo)
-            finally:
-                if collecting:
-                    gc.enable()
+            self._copies[name] = _copying(self._stages[name], self._memo)
         return self._copies[name]
 
     def __iter__(self):
@@ -324,12 +330,16 @@ class _Items(collections.abc.ItemsView):
 
 def lent(entry: dict) -> dict:
     """Program arguments from a cache entry, sharing nothing mutable with it: the declared
-    graph and the schedule copied now (every run reads them), each stage when first read."""
+    graph copied now (every run reads it); the schedule (a function making its copy, which
+    ``Program.plan`` calls when first read: running a program never reads it, and its three
+    graphs were most of a compile's copying) and each stage when first read. One memo for
+    all, so that ``prog.plan.joint`` is ``prog.stages["scheduled"]``, as in a fresh compile."""
     memo: dict = {}
     stages = LazyStages(entry["stages"], memo)
     memo[id(entry["stages"])] = stages
     inference = memo.get(id(entry["inference_stages"])) or LazyStages(entry["inference_stages"], memo)
-    return {**entry, "declared": fresh_copy(entry["declared"], memo), "plan": fresh_copy(entry["plan"], memo),
+    return {**entry, "declared": fresh_copy(entry["declared"], memo),
+            "plan": functools.partial(_copying, entry["plan"], memo),
             "stages": stages, "inference_stages": inference, "wrt": list(entry["wrt"])}
 
 

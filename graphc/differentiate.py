@@ -33,7 +33,7 @@ from . import ir, shapes
 from .errors import GradientError, GraphError, describe
 from .ops.base import OUT, arg_symbols, const_number, freeze, local_partials, op_for
 from .ops.editor import Editor, Ref
-from .ops.fused import fused_partials
+from .ops.fused import fused_partials, fused_symbols
 from .ops.vjp import NO_GRADIENT as _NO_GRADIENT
 from .ops.vjp import unbroadcast
 from .verify import topological_order
@@ -213,13 +213,13 @@ def _elementwise_vjp(editor, graph, node, op, args, k, g) -> Ref | None:
         expr, symbols = data[ir.EXPR]
         partial = fused_partials(expr, tuple(symbols))[k]
         kink = data[ir.ATTRS].get("kink", "")
-        variables = list(symbols)
+        variables = tuple(symbols)
     else:
         constants = tuple((i, const_number(graph.nodes[a.id][ir.ATTRS]["value"]))
                           for i, a in enumerate(args) if _is_scalar_const(graph, a.id))
         partial = local_partials(op, freeze(data[ir.ATTRS]), constants)[k]
         kink = f"d {op.name}: {op.kink}" if op.kink else ""
-        variables = list(arg_symbols(len(args)))
+        variables = _arg_symbols(len(args))
     partial = _without_dirac(partial)
     if partial == 0:
         return None
@@ -232,12 +232,22 @@ def _elementwise_vjp(editor, graph, node, op, args, k, g) -> Ref | None:
         contribution = g
     else:
         operands = [g] + [a for _, a in used]
-
-        def build(cot, *values, _partial=partial, _used=used):
-            return cot * _partial.xreplace({s: v for (s, _), v in zip(_used, values)})
-
-        contribution = editor.fused(build, operands, kink)
+        expression = _contribution(partial, tuple(s for s, _ in used))
+        contribution = editor.add("fused", operands, {"kink": kink}, expr=expression)
     return unbroadcast(contribution, args[k].shape)
+
+
+@functools.lru_cache(maxsize=4096)
+def _contribution(partial: sympy.Expr, used: tuple) -> tuple:
+    """The fused expression ``cotangent * partial`` over the operands ``a0`` (the cotangent),
+    ``a1, ...`` (the values in ``used``, in order), and its symbols: what ``editor.fused``
+    would build, worked out once per partial (a deep network's layers repeat a few)."""
+    symbols = fused_symbols(len(used) + 1)
+    expression = sympy.sympify(symbols[0] * partial.xreplace(dict(zip(used, symbols[1:]))))
+    return expression, symbols
+
+
+_arg_symbols = functools.cache(arg_symbols)  # the symbols x0, x1, ... of an op's definition, per arity
 
 
 @functools.lru_cache(maxsize=4096)
@@ -286,6 +296,6 @@ def _name_backward(joint: nx.MultiDiGraph, toward: dict[str, str]) -> nx.MultiDi
         tried[stem] = k
         taken.add(candidate)
         mapping[node] = candidate
-    out = nx.relabel_nodes(joint, mapping, copy=True)
+    out = ir.relabeled(joint, mapping)  # joint is this stage's own copy: its dicts move, not copied
     out.graph[ir.GRADS] = {name: mapping.get(node, node) for name, node in grads.items()}
     return out

@@ -65,7 +65,7 @@ __all__ = [
     "OP", "ATTRS", "SHAPE", "DTYPE", "PHASE", "GRAD_OF", "LEVEL", "EXPR", "MARK", "EARLY", "FUSED_SIZE", "ARG",
     "NAME", "INPUTS", "PARAMS", "OUTPUTS", "GRADS", "SEED", "STATS", "CUSTOM_OPS", "FORWARD", "BACKWARD", "MARKS",
     "DEFAULT_DTYPE", "operands", "new_graph", "op_of", "attrs_of", "shape_of", "sources", "topological_order",
-    "copy_graph", "fresh_id", "add_op",
+    "copy_graph", "relabeled", "fresh_id", "add_op",
 ]
 
 
@@ -84,9 +84,18 @@ def operands(graph: nx.MultiDiGraph, node: str) -> list[str]:
     # dominated passes on big graphs
     if type(graph) is nx.MultiDiGraph:
         into = graph._pred[node]
-        if len(into) == 1:  # one operand, or one value read at several positions (x * x)
+        count = len(into)
+        if count == 1:  # one operand, or one value read at several positions (x * x)
             (source, keys), = into.items()
             return [source] * len(keys)
+        if count == 2:  # two values, each read once (x @ W, h + b): no list of pairs to sort
+            (first, once), (second, twice) = into.items()
+            if len(once) == 1 and len(twice) == 1:
+                (data,), (other,) = once.values(), twice.values()
+                a, b = data[ARG], other[ARG]
+                return [first, second] if a < b or a == b and first < second else [second, first]
+        elif not count:
+            return []
         edges = [(data[ARG], source) for source, keys in into.items() for data in keys.values()]
     else:
         pred = getattr(graph, "_pred", None) or graph.pred
@@ -160,6 +169,37 @@ def _copy_multidigraph(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
             out_edges[target] = pred[target][source] = {key: dict(data) for key, data in keys.items()}
     out._node, out._adj, out._pred = nodes, succ, pred
     out._succ = succ
+    return out
+
+
+def relabeled(graph: nx.MultiDiGraph, mapping: dict) -> nx.MultiDiGraph:
+    """What ``nx.relabel_nodes(graph, mapping, copy=True)`` makes (node, edge and key order
+    kept), for a graph its maker drops: its attribute dicts move to the new graph instead
+    of being copied, and its graph attributes are shared. ``mapping`` renames nodes one to
+    one, onto ids the graph does not hold.
+
+    >>> g = new_graph("doc"); g.add_node("a", op="input")
+    >>> relabeled(g, {"a": "b"}).nodes(data=True)
+    NodeDataView({'b': {'op': 'input'}})
+    """
+    if type(graph) is not nx.MultiDiGraph:
+        return nx.relabel_nodes(graph, mapping, copy=True)
+    name = mapping.get
+    nodes = {name(node, node): data for node, data in graph._node.items()}
+    if len(nodes) != len(graph._node):
+        raise ValueError("relabeled: the mapping merges nodes")
+    succ: dict = {node: {} for node in nodes}
+    pred: dict = {node: {} for node in nodes}
+    for source, targets in graph._succ.items():
+        source = name(source, source)
+        out_edges = succ[source]
+        for target, keys in targets.items():
+            target = name(target, target)
+            out_edges[target] = pred[target][source] = keys  # one key dict for succ and pred, as networkx keeps it
+    out = nx.MultiDiGraph()
+    out._node, out._adj, out._pred = nodes, succ, pred
+    out._succ = succ
+    out.graph.update(graph.graph)
     return out
 
 

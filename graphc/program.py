@@ -31,14 +31,15 @@ class Program:
     """
 
     def __init__(self, declared: nx.MultiDiGraph, stages: dict[str, nx.MultiDiGraph],
-                 inference_stages: dict[str, nx.MultiDiGraph], plan: Schedule, code: GeneratedCode,
+                 inference_stages: dict[str, nx.MultiDiGraph], plan: Schedule | Callable[[], Schedule],
+                 code: GeneratedCode,
                  wrt: list[str], of: str | None, target: str,
                  inference: Callable[[Sequence[str]], Program] | None = None,
                  compiler: Callable[..., Program] | None = None, backend: str = "numpy", threads: int = 1):
         self.graph = declared
         self.stages = stages
         self.inference_stages = inference_stages
-        self.plan = plan
+        self.plan = plan  # or a function making it, called when the plan is first read (a cached program's copy)
         self.code = code
         self.wrt = wrt
         self.of = of
@@ -51,7 +52,9 @@ class Program:
         self.module = load_source(code.source, declared.graph[ir.NAME])
         # the module's passes as the methods call them: held to one BLAS thread while a parallel
         # plan's pool runs, else the functions themselves (a context costs a small step ~5 %)
-        blas = one_blas_thread() if plan.parallel is not None and plan.parallel.groups else None
+        # (one thread: no pool, and the plan is not read, so a cached program's plan is copied only if asked for)
+        blas = one_blas_thread() if threads > 1 and self.plan.parallel is not None and self.plan.parallel.groups \
+            else None
         self._forward_pass, self._train_forward, self._backward_pass, self._sgd_step = (
             _held(getattr(self.module, name, None), blas)
             for name in ("forward_pass", "train_forward", "backward_pass", "sgd_step"))
@@ -105,6 +108,17 @@ class Program:
         checked = self._check_feeds({k: rt.stand_in(v) for k, v in feeds.items()})
         return [rt.asarray(feeds[name] if rt.is_native(feeds[name]) else array, self.graph.nodes[name][ir.DTYPE])
                 for name, array in zip(self._sources, checked)]
+
+    @property
+    def plan(self) -> Schedule:
+        """The schedule the code was printed from (``graphc/schedule.py``)."""
+        if callable(self._plan):  # a Schedule is data, never callable
+            self._plan = self._plan()
+        return self._plan
+
+    @plan.setter
+    def plan(self, plan: Schedule | Callable[[], Schedule]) -> None:
+        self._plan = plan
 
     @property
     def forward_graph(self) -> nx.MultiDiGraph:

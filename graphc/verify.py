@@ -28,12 +28,14 @@ def _where(graph, node) -> str:
     return describe(node, data.get(ir.OP)) + suffix
 
 
-def _check_node(graph: nx.MultiDiGraph, node) -> None:
+def _check_node(graph: nx.MultiDiGraph, node) -> tuple:
+    """Check one node's own invariants; return its op and its operands in order (which the
+    shape and dtype checks read: the in-edges are read once per node)."""
     if not isinstance(node, str) or not node:
         raise GraphError(f"node id {node!r} is not a non-empty str; name every node with a string")
-    if not _utf8(node):
+    if not node.isascii() and not _utf8(node):
         raise GraphError(f"node id {node!r} holds a lone surrogate, which no file or page can hold; rename it")
-    data = graph.nodes[node]
+    data = graph._node[node]  # the node dicts themselves: a view per lookup was a tenth of verifying
     if ir.OP not in data:
         raise GraphError(f"{describe(node)} has no 'op' attribute; set it to one of the op table's names")
     op = op_for(graph, data[ir.OP], node)
@@ -43,46 +45,63 @@ def _check_node(graph: nx.MultiDiGraph, node) -> None:
             f"{describe(node, op.name)}: 'attrs' must be a dict, found {attrs!r}; "
             "set it to {} or to a dict of the op's parameters"
         )
-    unknown = sorted(set(attrs) - set(op.attrs))
-    if unknown:
-        raise GraphError(
-            f"{describe(node, op.name)}: unknown attr(s) {', '.join(map(str, unknown))}; "
-            f"the op takes {sorted(op.attrs) or 'none'}"
-        )
-    check_attrs(node, op.name, attrs)
+    if attrs:
+        unknown = sorted(set(attrs) - set(op.attrs))
+        if unknown:
+            raise GraphError(
+                f"{describe(node, op.name)}: unknown attr(s) {', '.join(map(str, unknown))}; "
+                f"the op takes {sorted(op.attrs) or 'none'}"
+            )
+        check_attrs(node, op.name, attrs)
     if op.name == "const" and attrs.get("value") is None:
         raise GraphError(f"{describe(node, op.name)}: a const needs attrs['value'], a number or an array")
     edges = _in_edges(graph, node)
-    arity = len(edges) if op.arity < 0 else op.arity
+    count = len(edges)
+    arity = count if op.arity < 0 else op.arity
     if op.name == "fused" and not _has_expression(data, arity):  # variadic concat/stack carry none
         raise GraphError(
             f"{describe(node, op.name)}: attribute 'expr' must be (sympy expression, symbols) with one "
             f"symbol per operand ({arity}), found {data.get(ir.EXPR)!r}"
         )
-    if len(edges) != arity:
+    if count != arity:
         raise GraphError(
-            f"{describe(node, op.name)}: expected {op.arity} operand(s), found {len(edges)} "
+            f"{describe(node, op.name)}: expected {op.arity} operand(s), found {count} "
             f"(from {sorted(str(e[0]) for e in edges)!r}); connect exactly {op.arity} edge(s) into it"
         )
-    positions = sorted(e[2] for e in edges if isinstance(e[2], int) and not isinstance(e[2], bool))
-    if positions != list(range(arity)):
-        found = [e[2] for e in edges]
-        raise GraphError(
-            f"{describe(node, op.name)}: operand positions (edge attribute 'arg') must be "
-            f"0..{arity - 1} without gaps or repeats, found {found!r}; give each in-edge its operand "
-            "position as an int, e.g. graph.add_edge(a, node, arg=0)"
-        )
+    if count == 1:
+        position = edges[0][1]
+        if not (isinstance(position, int) and not isinstance(position, bool) and position == 0):
+            _bad_positions(node, op, arity, edges)
+    elif count:
+        positions = sorted(e[1] for e in edges if isinstance(e[1], int) and not isinstance(e[1], bool))
+        if positions != list(range(arity)):
+            _bad_positions(node, op, arity, edges)
+        edges.sort(key=_position)  # the positions are 0..k-1, each once: ir.operands' order
     if op.source and op.name != "const" and ir.SHAPE not in data:
         raise ShapeError(f"{describe(node, op.name)}: a source needs a declared shape, e.g. shape=('N', 2)")
+    return op, [e[0] for e in edges]
+
+
+def _bad_positions(node, op, arity: int, edges: list[tuple]) -> None:
+    found = [e[1] for e in edges]
+    raise GraphError(
+        f"{describe(node, op.name)}: operand positions (edge attribute 'arg') must be "
+        f"0..{arity - 1} without gaps or repeats, found {found!r}; give each in-edge its operand "
+        "position as an int, e.g. graph.add_edge(a, node, arg=0)"
+    )
+
+
+def _position(edge: tuple) -> int:
+    return edge[1]
 
 
 def _in_edges(graph: nx.DiGraph, node) -> list[tuple]:
-    """``list(graph.in_edges(node, data="arg"))``, read from the predecessor dicts: the
-    edge view networkx builds per call was half of checking a node."""
+    """``(source, arg)`` of each in-edge, in networkx's order, read from the predecessor
+    dicts: the edge view networkx builds per call was half of checking a node."""
     pred = graph._pred[node]
     if graph.is_multigraph():
-        return [(source, node, data.get(ir.ARG)) for source, keys in pred.items() for data in keys.values()]
-    return [(source, node, data.get(ir.ARG)) for source, data in pred.items()]
+        return [(source, data.get(ir.ARG)) for source, keys in pred.items() for data in keys.values()]
+    return [(source, data.get(ir.ARG)) for source, data in pred.items()]
 
 
 def _utf8(text: str) -> bool:
@@ -136,9 +155,7 @@ def infer_shapes(graph: nx.MultiDiGraph) -> None:
         data = graph.nodes[node]
         if ir.SHAPE in data:
             continue
-        _check_node(graph, node)
-        op = op_for(graph, data[ir.OP], node)
-        args = ir.operands(graph, node)
+        op, args = _check_node(graph, node)
         data[ir.SHAPE] = op.shape([graph.nodes[a][ir.SHAPE] for a in args], data[ir.ATTRS], node, op.name)
 
 
@@ -155,22 +172,22 @@ def verify(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     if not isinstance(graph, nx.DiGraph):
         raise GraphError(f"expected a networkx MultiDiGraph, found {type(graph).__name__}")
     _check_registry(graph)
-    for node in graph.nodes:
-        _check_node(graph, node)
+    checked = {node: _check_node(graph, node) for node in graph.nodes}  # node -> (op, operands)
     order = topological_order(graph)
     _check_lists(graph)
     check_one_float_dtype(graph)  # a mixed declaration is named at its source, before any op reading it
+    nodes = graph._node
     for node in order:
-        data = graph.nodes[node]
-        op = op_for(graph, data[ir.OP], node)
+        op, args = checked[node]
         if op.source and op.name != "const":
             continue
-        args = ir.operands(graph, node)
+        data = nodes[node]
         arg_shapes = []
         for a in args:
-            if ir.SHAPE not in graph.nodes[a]:
-                raise ShapeError(f"{describe(a, graph.nodes[a][ir.OP])} has no shape; run infer_shapes first")
-            arg_shapes.append(graph.nodes[a][ir.SHAPE])
+            operand = nodes[a]
+            if ir.SHAPE not in operand:
+                raise ShapeError(f"{describe(a, operand[ir.OP])} has no shape; run infer_shapes first")
+            arg_shapes.append(operand[ir.SHAPE])
         expected = op.shape(arg_shapes, data[ir.ATTRS], node, op.name)
         found = data.get(ir.SHAPE)
         if found is None or tuple(found) != tuple(expected):
@@ -178,10 +195,14 @@ def verify(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
                 f"{_where(graph, node)}: declared shape {shapes.fmt(found) if found is not None else 'none'} "
                 f"but its operands give {shapes.fmt(expected)}; fix the declaration or the operands"
             )
-        _check_dtype(graph, node, op, args)
-    _check_gradients(graph)
-    _check_pass_attributes(graph)
+        if op.dtype is not None or _dtypes(nodes, args).count(data.get(ir.DTYPE)) != len(args):
+            _check_dtype(graph, node, op, args)  # (operands all of the node's dtype, no rule: nothing to check)
+    _check_tags(graph)
     return graph
+
+
+def _dtypes(nodes: dict, args: list) -> list:
+    return [nodes[a].get(ir.DTYPE) for a in args]
 
 
 def check_one_float_dtype(graph: nx.MultiDiGraph, declared: tuple[str, str, str] | None = None) -> None:
@@ -220,24 +241,26 @@ def _widens(operands: str, result: str) -> bool:
 def _check_dtype(graph: nx.MultiDiGraph, node, op, args: list) -> None:
     """A node has the dtype its op's rule gives (comparisons: bool, argmax: int64), and an op
     without a rule computes in its operands' dtype when they agree (it widens or narrows nothing)."""
-    found = graph.nodes[node].get(ir.DTYPE)
-    floats = sorted({d for a in args if (d := graph.nodes[a].get(ir.DTYPE)) and np.dtype(d).kind == "f"})
+    nodes = graph._node
+    found = nodes[node].get(ir.DTYPE)
+    dtypes = [nodes[a].get(ir.DTYPE) for a in args]
+    floats = sorted({d for d in dtypes if d and _kind(d) == "f"})
     if len(floats) > 1:  # numpy would widen the narrower values: no op reads two float dtypes
-        mixed = ", ".join(f"{describe(a, graph.nodes[a][ir.OP])} {graph.nodes[a].get(ir.DTYPE)}" for a in args
-                          if graph.nodes[a].get(ir.DTYPE) in floats)
+        mixed = ", ".join(f"{describe(a, nodes[a][ir.OP])} {nodes[a].get(ir.DTYPE)}" for a in args
+                          if nodes[a].get(ir.DTYPE) in floats)
         raise GraphError(f"{_where(graph, node)}: its float operands have two dtypes ({mixed}), so numpy would "
                          f"widen the {floats[0]} values to {floats[-1]}; a value made of numbers takes the "
                          "dtype of the float values it meets: make every float operand one dtype")
     if op.dtype is not None and args:
-        expected = op.dtype([graph.nodes[a].get(ir.DTYPE) for a in args])
+        expected = op.dtype(dtypes)
         if found != expected:
             raise GraphError(f"{_where(graph, node)}: declared dtype {found} but op {op.name}'s rule gives "
                              f"{expected} for its operands; declare it {expected}")
         return
-    dtypes = {graph.nodes[a].get(ir.DTYPE) for a in args}
-    if len(dtypes) == 1 and found not in dtypes:
-        (expected,) = dtypes
-        if ir.EXPR in graph.nodes[node] and _widens(expected, found):
+    distinct = set(dtypes)
+    if len(distinct) == 1 and found not in distinct:
+        (expected,) = distinct
+        if ir.EXPR in nodes[node] and _widens(expected, found):
             return  # a kernel whose float numbers were inlined (argmax * 1.0) computes in floats
         raise GraphError(
             f"{_where(graph, node)}: declared dtype {found} but its operands are all {expected}; "
@@ -245,43 +268,74 @@ def _check_dtype(graph: nx.MultiDiGraph, node, op, args: list) -> None:
         )
 
 
-def _check_pass_attributes(graph: nx.MultiDiGraph) -> None:
-    """The attributes passes set: ``mark``, ``level``, ``fused_size``, ``early``, ``expr``."""
-    for node, data in graph.nodes(data=True):
-        where = describe(node, data[ir.OP])
-        mark = data.get(ir.MARK)
-        if mark is not None and mark not in ir.MARKS:
-            raise GraphError(f"{where}: mark must be one of {', '.join(ir.MARKS)}, found {mark!r}")
-        level = data.get(ir.LEVEL)
-        if level is not None and (isinstance(level, bool) or not isinstance(level, int) or level < 0):
-            raise GraphError(f"{where}: level must be an int >= 0 (its dependency level), found {level!r}")
-        size = data.get(ir.FUSED_SIZE)
-        if size is not None and (data[ir.OP] != "fused" or isinstance(size, bool) or not isinstance(size, int)
-                                 or size < 1):
-            raise GraphError(f"{where}: fused_size is the number of ops a fused node holds (an int >= 1), "
-                             f"found {size!r}")
-        if ir.EARLY in data and (data[ir.EARLY] is not True or data.get(ir.PHASE) != ir.BACKWARD):
-            raise GraphError(f"{where}: early marks a backward node the training forward computes (True), "
-                             f"found {data[ir.EARLY]!r} in phase {data.get(ir.PHASE)!r}")
-        if ir.EXPR in data and data[ir.OP] != "fused":
-            raise GraphError(f"{where}: only a fused node carries an expression (attribute expr)")
+def _kind(dtype) -> str:
+    """``np.dtype(dtype).kind``, looked up once per dtype name (a graph has one or two)."""
+    try:
+        return _KINDS[dtype]
+    except KeyError:
+        kind = _KINDS[dtype] = np.dtype(dtype).kind
+        return kind
+    except TypeError:  # an unhashable dtype spelling: numpy says what it is
+        return np.dtype(dtype).kind
 
 
-def _check_gradients(graph: nx.MultiDiGraph) -> None:
-    """Phases are forward/backward; a node tagged ``grad_of`` X has X's shape (a cotangent
-    has the shape of its value), and so has the node ``grads`` names for X."""
-    for node, data in graph.nodes(data=True):
+_KINDS: dict = {}
+
+
+_PHASES = (None, ir.FORWARD, ir.BACKWARD)
+
+
+def _check_tags(graph: nx.MultiDiGraph) -> None:
+    """What passes and differentiation tag nodes with, in one walk over the nodes.
+
+    Phases are forward/backward; a node tagged ``grad_of`` X has X's shape (a cotangent
+    has the shape of its value), and so has the node ``grads`` names for X; the attributes
+    passes set (``mark``, ``level``, ``fused_size``, ``early``, ``expr``) hold what
+    ``docs/ir.md`` says. A gradient defect is named before any pass attribute's, and the
+    first node's defect before a later one's.
+    """
+    nodes = graph._node
+    misplaced = None  # the first node whose pass attributes are wrong: named after the gradients
+    for node, data in nodes.items():
         phase = data.get(ir.PHASE)
-        if phase not in (None, ir.FORWARD, ir.BACKWARD):
+        if phase not in _PHASES:
             raise GraphError(f"{describe(node, data[ir.OP])}: phase must be 'forward' or 'backward', found {phase!r}")
         of = data.get(ir.GRAD_OF)
-        if of is None:
-            continue
-        if of in graph and tuple(graph.nodes[of][ir.SHAPE]) != tuple(data[ir.SHAPE]):
+        if of is not None and of in nodes and tuple(nodes[of][ir.SHAPE]) != tuple(data[ir.SHAPE]):
             raise ShapeError(
                 f"{describe(node, data[ir.OP])} holds the gradient of {of!r}, so it needs {of!r}'s shape "
-                f"{shapes.fmt(graph.nodes[of][ir.SHAPE])}, found {shapes.fmt(data[ir.SHAPE])}"
+                f"{shapes.fmt(nodes[of][ir.SHAPE])}, found {shapes.fmt(data[ir.SHAPE])}"
             )
+        if misplaced is None and _pass_attribute_defect(data) is not None:
+            misplaced = node
+    _check_grads(graph)
+    if misplaced is not None:
+        defect = _pass_attribute_defect(nodes[misplaced])
+        raise GraphError(f"{describe(misplaced, nodes[misplaced][ir.OP])}: {defect}")
+
+
+def _pass_attribute_defect(data: dict) -> str | None:
+    """What is wrong with a node's ``mark``, ``level``, ``fused_size``, ``early`` or ``expr``, if anything."""
+    mark = data.get(ir.MARK)
+    if mark is not None and mark not in ir.MARKS:
+        return f"mark must be one of {', '.join(ir.MARKS)}, found {mark!r}"
+    level = data.get(ir.LEVEL)
+    if level is not None and (isinstance(level, bool) or not isinstance(level, int) or level < 0):
+        return f"level must be an int >= 0 (its dependency level), found {level!r}"
+    size = data.get(ir.FUSED_SIZE)
+    if size is not None and (data[ir.OP] != "fused" or isinstance(size, bool) or not isinstance(size, int)
+                             or size < 1):
+        return f"fused_size is the number of ops a fused node holds (an int >= 1), found {size!r}"
+    if ir.EARLY in data and (data[ir.EARLY] is not True or data.get(ir.PHASE) != ir.BACKWARD):
+        return (f"early marks a backward node the training forward computes (True), "
+                f"found {data[ir.EARLY]!r} in phase {data.get(ir.PHASE)!r}")
+    if ir.EXPR in data and data[ir.OP] != "fused":
+        return "only a fused node carries an expression (attribute expr)"
+    return None
+
+
+def _check_grads(graph: nx.MultiDiGraph) -> None:
+    """The ``grads`` entry of X names a node of the graph with X's shape."""
     grads = graph.graph.get(ir.GRADS)
     if grads is None:
         return

@@ -198,3 +198,25 @@ def test_the_stages_of_a_cached_program_read_as_a_dict_does():
     assert names(reversed(stages.values())) == names(reversed(reference.values()))
     assert [k for k, _ in reversed(stages.items())] == list(reversed(reference))
     assert "declared" in stages and stages.get("nothing") is None and dict(stages).keys() == reference.keys()
+
+
+def test_a_plan_copied_when_first_read_is_the_cached_one_whatever_happened_before():
+    g = net()
+    first = gc.compile(g)  # a program's plan is copied from the cache entry when first read
+    second = gc.compile(g)
+    assert hits() == 1
+    first.plan.joint.graph["inputs"].clear()  # read (copied) and changed after the second compile
+    for _, data in first.plan.forward.nodes(data=True):
+        data["shape"] = ("changed",)
+    third = gc.compile(g)
+    fresh = gc.compile(g, cache=False)
+    for prog in (second, third):
+        # read now, long after the entry was made: still what the pipeline made, and one graph
+        # with the program's stage, as in a fresh compile
+        assert prog.plan.functions == fresh.plan.functions and prog.plan.sgd == fresh.plan.sgd
+        assert prog.plan.joint.graph["inputs"] == fresh.plan.joint.graph["inputs"]
+        assert list(prog.plan.forward.nodes(data=True)) == list(fresh.plan.forward.nodes(data=True))
+        assert prog.plan.joint is prog.stages["scheduled"] and prog.plan is prog.plan
+        assert prog.plan.forward is prog.inference_stages["scheduled"]
+    assert first.plan.joint is first.stages["scheduled"]
+    assert fresh.plan.joint is fresh.stages["scheduled"]

@@ -310,6 +310,20 @@ def test_a_wrong_pass_attribute_is_refused(key, value, message):
         gc.verify(joint)
 
 
+def test_a_gradient_defect_is_named_before_an_earlier_nodes_pass_attribute_and_each_names_its_node():
+    joint = compiled_stages()["differentiated"].copy()
+    first, last = list(joint.nodes)[0], list(joint.nodes)[-1]
+    joint.nodes[first][ir.MARK] = 3
+    joint.nodes[last][ir.PHASE] = "sideways"
+    with pytest.raises(gc.GraphError, match=f"node '{last}'.*phase must be 'forward' or 'backward'"):
+        gc.verify(joint)
+    joint.nodes[last][ir.PHASE] = ir.BACKWARD
+    second = list(joint.nodes)[1]
+    joint.nodes[second][ir.LEVEL] = -1
+    with pytest.raises(gc.GraphError, match=f"node '{first}'.*mark must be one of"):
+        gc.verify(joint)
+
+
 def test_the_one_topological_order_breaks_ties_by_insertion_and_reads_plain_digraphs():
     G = nx.DiGraph()
     for node in ("c", "a", "b"):

@@ -1,0 +1,53 @@
+"""The graph copies the pipeline makes keep networkx's orders (the compiler breaks ties by
+them, so a copy that reordered anything would change the generated code)."""
+
+import networkx as nx
+import pytest
+
+import graphc as gc
+from graphc import ir
+
+
+def net():
+    g = gc.Graph("copies")
+    x = g.input("x", shape=("N", 3))
+    w = g.param("w", shape=(3, 3))
+    h = gc.tanh(x @ w)
+    g.output("loss", gc.mean(h * h + x * x))  # h * h: one value read twice (two keyed edges)
+    return g
+
+
+def orders(graph):
+    return (list(graph.nodes(data=True)), list(graph.edges(keys=True, data=True)),
+            [list(graph._pred[n].items()) for n in graph], [list(graph._succ[n].items()) for n in graph],
+            graph.graph)
+
+
+def test_relabeled_is_what_networkx_relabels_in_a_copy():
+    graph = gc.compile(net()).stages["differentiated"]
+    mapping = {node: f"renamed_{k}" for k, node in enumerate(graph.nodes) if k % 2 == 0}
+    expected = nx.relabel_nodes(graph, mapping, copy=True)
+    assert orders(ir.relabeled(ir.copy_graph(graph), mapping)) == orders(expected)
+
+
+def test_relabeled_refuses_a_mapping_that_merges_nodes():
+    graph = net().nx
+    first, second = list(graph.nodes)[:2]
+    with pytest.raises(ValueError, match="merges"):
+        ir.relabeled(ir.copy_graph(graph), {first: second})
+
+
+def test_operands_follow_positions_not_the_order_edges_were_added():
+    graph = ir.new_graph("order")
+    for node in ("a", "b", "c", "y", "z"):
+        graph.add_node(node, op="input")
+    graph.add_edge("b", "y", arg=1)  # the second operand joined first (a pass moved a reader)
+    graph.add_edge("a", "y", arg=0)
+    assert ir.operands(graph, "y") == ["a", "b"]
+    graph.add_edge("c", "z", arg=2)
+    graph.add_edge("a", "z", arg=1)
+    graph.add_edge("b", "z", arg=0)
+    assert ir.operands(graph, "z") == ["b", "a", "c"]
+    graph.add_edge("a", "y", arg=2)  # a value read twice: two keyed edges from one node
+    assert ir.operands(graph, "y") == ["a", "b", "a"]
+    assert ir.operands(graph, "a") == []
