@@ -95,6 +95,7 @@ def _kernel_template(backend: Backend, expr: sympy.Expr, leaves: tuple, donors: 
 
 
 _RANKED = re.compile(r"\b__r\d{5}\b")
+_HANDOVER = re.compile(r"__target = __a(\d+)")  # a kernel line leaving its result in an operand's buffer
 
 
 def _real_formula(backend: Backend, canonical: sympy.Expr, names: dict[str, str], dtype: str) -> str:
@@ -172,8 +173,10 @@ class Module:
     # kink notes already given; print_function resets both for every function
     local: dict[str, str] = field(default_factory=dict)
     noted: set[str] = field(default_factory=set)
-    # node -> its elementwise expression over placeholders (see _canonical)
+    # node -> its elementwise expression over placeholders, and (node, donors) -> its kernel's
+    # template (see _template): shared by the modules printing one graph's nodes
     canonical_exprs: dict[str, sympy.Expr] = field(default_factory=dict)
+    templates: dict[tuple, tuple] = field(default_factory=dict)
     groups: tuple = ()  # the statements that run together on a pool (graphc.together.Group)
     folded: frozenset[str] = frozenset()  # the function's squares that their reader computes
     blocking: str | int = "off"  # cache-blocked regions (blocking.py): "auto", "off" or rows per block
@@ -281,12 +284,27 @@ class Module:
         )
 
     def _canonical(self, node: str, donors: frozenset[str]):
-        """An elementwise node's expression over placeholders, and its cached kernel template.
+        """An elementwise node's expression over placeholders, its kernel template, and the
+        real names of its placeholders (in this function)."""
+        canonical, lines, formula, slots, _ = self._template(node, donors)
+        names = {placeholder: self.atom(arg) if dim is None else self.dim(dim) for placeholder, arg, dim in slots}
+        return canonical, names, lines, formula
+
+    def _template(self, node: str, donors: frozenset[str]) -> tuple:
+        """(canonical expression, kernel lines, formula, placeholders, the handed-over operand):
+        everything of an elementwise node's kernel but the names, remembered per node and donors.
 
         Worked out once per expression shape: the expression is made canonical (operands
         and dims as placeholders ``__a0``, ``__d0``) and its template cached, so the fifty
-        identical layers of a deep network cost one derivation; names are put in after.
+        identical layers of a deep network cost one derivation; names are put in after
+        (``slots``: placeholder, operand or None, dim or None). A node is printed by
+        several functions (handover, then statement; backward_pass and backward_update),
+        all of which share ``templates``.
         """
+        key = (node, donors)
+        found = self.templates.get(key)
+        if found is not None:
+            return found
         data = self.graph.nodes[node]
         args = ir.operands(self.graph, node)
         if ir.EXPR in data:
@@ -294,7 +312,7 @@ class Module:
         else:
             lam = definition(op_for(self.graph, data[ir.OP], node), freeze(data[ir.ATTRS]))
             expr, symbols = lam.expr, lam.variables
-        mapping, leaves, names = {}, [], {}
+        mapping, leaves, slots = {}, [], []
         for k, (symbol, arg) in enumerate(zip(symbols, args)):
             if self.is_scalar_const(arg):
                 mapping[symbol] = const_number(self.graph.nodes[arg][ir.ATTRS]["value"])
@@ -302,10 +320,10 @@ class Module:
                 placeholder = sympy.Symbol(f"__a{k}", real=True)
                 mapping[symbol] = self.real(arg, placeholder)
                 leaves.append((placeholder, tuple(self.graph.nodes[arg][ir.SHAPE])))
-                names[placeholder.name] = self.atom(arg)
+                slots.append((placeholder.name, arg, None))
         for j, dim in enumerate(sorted(expr.free_symbols - set(symbols), key=lambda d: d.name)):
             mapping[dim] = sympy.Symbol(f"__d{j}", positive=True)
-            names[f"__d{j}"] = self.dim(dim)
+            slots.append((f"__d{j}", None, dim))
         once = [a for a in args if args.count(a) == 1]  # a value read twice must not be overwritten
         donated = frozenset(f"__a{k}" for k, a in enumerate(args) if a in donors and a in once)
         canonical = self.canonical_exprs.get(node)
@@ -313,19 +331,21 @@ class Module:
             canonical = self.canonical_exprs[node] = _replaced(expr, tuple(mapping.items()))
         lines, formula = _kernel_template(self.backend, canonical, tuple(leaves), donated,
                                           self.shape(data[ir.SHAPE]), tuple(data[ir.SHAPE]), data[ir.DTYPE])
-        return canonical, names, lines, formula
+        handed = None  # the operand whose buffer the kernel leaves its result in
+        for line in lines:
+            match = _HANDOVER.fullmatch(line)
+            if match:
+                handed = args[int(match.group(1))]
+                break
+        found = self.templates[key] = (canonical, lines, formula, tuple(slots), handed)
+        return found
 
     def handover(self, node: str, donors: frozenset[str]) -> str | None:
         """The dying operand whose buffer ``node``'s kernel leaves its result in, if any."""
         data = self.graph.nodes[node]
         if not (op_for(self.graph, data[ir.OP], node).elementwise and data[ir.SHAPE] and donors):
             return None
-        lines = self._canonical(node, donors)[2]
-        for line in lines:
-            match = re.fullmatch(r"__target = __a(\d+)", line)
-            if match:
-                return ir.operands(self.graph, node)[int(match.group(1))]
-        return None
+        return self._template(node, donors)[4]
 
     def _kernel(self, node: str, donors: frozenset[str], target: str) -> tuple[list[str], str]:
         """The kernel lines and formula of an elementwise node, over the real names."""
