@@ -177,6 +177,12 @@ class Module:
     # template (see _template): shared by the modules printing one graph's nodes
     canonical_exprs: dict[str, sympy.Expr] = field(default_factory=dict)
     templates: dict[tuple, tuple] = field(default_factory=dict)
+    printed: dict[tuple, tuple[str, ...]] = field(default_factory=dict)  # statements (see statement)
+    # per node: how atom prints it, whether it is a scalar const, its operands; facts of the
+    # node and what it reads, so they hold for a copy of the graph extended by new readers
+    atoms: dict[str, tuple[str, str]] = field(default_factory=dict)
+    scalars: dict[str, bool] = field(default_factory=dict)
+    operand_lists: dict[str, list[str]] = field(default_factory=dict)
     groups: tuple = ()  # the statements that run together on a pool (graphc.together.Group)
     folded: frozenset[str] = frozenset()  # the function's squares that their reader computes
     blocking: str | int = "off"  # cache-blocked regions (blocking.py): "auto", "off" or rows per block
@@ -186,27 +192,49 @@ class Module:
         return self.local.get(node) or self.namespace.name(node)
 
     # -- atoms -----------------------------------------------------------------------------
+    def operands(self, node: str) -> list[str]:
+        """``ir.operands``, remembered (see ``atoms``)."""
+        found = self.operand_lists.get(node)
+        if found is None:
+            found = self.operand_lists[node] = ir.operands(self.graph, node)
+        return found
+
     def is_scalar_const(self, node: str) -> bool:
-        data = self.graph.nodes[node]
-        return data[ir.OP] == "const" and np.ndim(data[ir.ATTRS]["value"]) == 0
+        found = self.scalars.get(node)
+        if found is None:
+            data = self.graph._node[node]
+            found = self.scalars[node] = data[ir.OP] == "const" and np.ndim(data[ir.ATTRS]["value"]) == 0
+        return found
 
     def atom(self, node: str) -> str:
         """How code refers to a node's value: its identifier, or a scalar's literal."""
+        found = self.atoms.get(node)
+        if found is None:
+            found = self.atoms[node] = self._atom_kind(node)
+        kind, value = found
+        if kind == "value":  # its name in this function
+            return self.ident(value)
+        if kind == "inline":  # x.T costs less written where it is used than as a statement
+            return self.backend.transposed(self.tensor_atom(value), len(self.graph._node[value][ir.SHAPE]))
+        return value  # a const's literal or global: the same in every function
+
+    def _atom_kind(self, node: str) -> tuple[str, str]:
+        """How ``atom`` prints ``node``: ("value", the node computing it), ("inline", the operand
+        of a transpose written ``x.T``) or ("fixed", a const's text)."""
         node = self.resolve(node)
-        data = self.graph.nodes[node]
-        if self.is_inline(node):  # x.T costs less written where it is used than as a statement
-            operand = ir.operands(self.graph, node)[0]
-            return self.backend.transposed(self.tensor_atom(operand), len(self.graph.nodes[operand][ir.SHAPE]))
+        data = self.graph._node[node]
+        if self.is_inline(node):
+            return "inline", self.operands(node)[0]
         if data[ir.OP] == "const":
             value = data[ir.ATTRS]["value"]
             if np.ndim(value) == 0:
-                return literal(value)
+                return "fixed", literal(value)
             # keyed by content: the forward and joint graphs may reuse a const's id
             dtype = self.const_dtype(node)
             name = self.namespace.name(("const", dtype, freeze(value)), node)
             self.constants.setdefault(name, const_source(value, dtype))
-            return name
-        return self.ident(node)
+            return "fixed", name
+        return "value", node
 
     def const_dtype(self, node: str) -> str:
         """The dtype a const array is written in: its readers' when they compute in fewer bits
@@ -260,7 +288,7 @@ class Module:
     def expression(self, node: str) -> str:
         data = self.graph.nodes[node]
         op = op_for(self.graph, data[ir.OP], node)
-        args = ir.operands(self.graph, node)
+        args = self.operands(node)
         if op.elementwise:
             if ir.EXPR in data:  # a fused kernel: its expression over its operands
                 expr = self.fused_expression(node, args)
@@ -272,7 +300,7 @@ class Module:
                 return self.backend.scalar(self.backend.expression(expr, data[ir.DTYPE]), data[ir.DTYPE])
             return self.backend.expression(expr, data[ir.DTYPE])
         if args and args[0] in self.folded:  # sum or mean of a square: the operand's dot product with itself
-            args, lower = ir.operands(self.graph, args[0]), self.backend.lowerings.get("sum_of_squares")
+            args, lower = self.operands(args[0]), self.backend.lowerings.get("sum_of_squares")
         else:
             lower = self.backend.lowering(op)
         if lower is not None:
@@ -306,7 +334,7 @@ class Module:
         if found is not None:
             return found
         data = self.graph.nodes[node]
-        args = ir.operands(self.graph, node)
+        args = self.operands(node)
         if ir.EXPR in data:
             expr, symbols = data[ir.EXPR]
         else:
@@ -370,7 +398,7 @@ class Module:
 
     def passed_through(self, node: str) -> str | None:
         """The operand an elementwise node's expression is, unchanged (``a * 1.0``), if any."""
-        data, args = self.graph.nodes[node], ir.operands(self.graph, node)
+        data, args = self.graph._node[node], self.operands(node)
         if ir.EXPR in data:
             expr, symbols = data[ir.EXPR]
         else:
@@ -386,12 +414,29 @@ class Module:
         An elementwise node with an array result becomes a kernel of in-place ufunc calls
         (``kernel.py``), headed by its formula as a comment; ``donors`` are operands that
         die here, whose buffers the kernel may reuse.
+
+        A node's lines depend on the node, its donors, whether its kink convention is said
+        yet, and the names it and its operands have in this function (and, for a folded
+        square, its operand's): printed once per such key and shared by the modules printing
+        one graph's nodes (``backward_update`` prints most of ``backward_pass`` again).
         """
         data = self.graph.nodes[node]
         kink = data[ir.ATTRS].get("kink", "") if data[ir.OP] == "fused" else ""
         if kink in self.noted:  # a convention is said once per function
             kink = ""
         self.noted.add(kink)
+        args = self.operands(node)
+        folded = tuple(self.atom(a) for a in self.operands(args[0])) \
+            if args and args[0] in self.folded else None
+        key = (node, donors, kink, self.ident(node), folded,
+               tuple(None if self.is_scalar_const(a) else self.atom(a) for a in args))
+        found = self.printed.get(key)
+        if found is None:
+            found = self.printed[key] = tuple(self._statement(node, donors, kink))
+        return list(found)
+
+    def _statement(self, node: str, donors: frozenset[str], kink: str) -> list[str]:
+        data = self.graph.nodes[node]
         comment = f"  # {node!r} {data[ir.OP]}{_note(kink)}"
         target = self.ident(node)
         op = op_for(self.graph, data[ir.OP], node)
