@@ -89,7 +89,7 @@ def resolve(graph: nx.MultiDiGraph, node: str) -> str:
 
 def is_inline(graph: nx.MultiDiGraph, node: str) -> bool:
     """A transpose of all axes is written ``x.T`` where it is read: no step of its own."""
-    data = graph.nodes[node]
+    data = graph._node[node]  # the node dicts themselves: a view per call costs (every graph has them)
     return data[ir.OP] == "transpose" and data[ir.ATTRS].get("axes") is None
 
 
@@ -98,7 +98,7 @@ def folds_into_reader(graph: nx.MultiDiGraph, node: str) -> bool:
     computes it as a dot product of the operand with itself, so it has no step of its own
     (no array of squares, one call instead of two). float32 keeps its square and numpy's
     pairwise sum: a float32 dot accumulates its error linearly in the length."""
-    data = graph.nodes[node]
+    data = graph._node[node]
     if data[ir.OP] != "square" or data[ir.DTYPE] != "float64" or graph.out_degree(node) != 1:
         return False
     (reader,) = graph.successors(node)

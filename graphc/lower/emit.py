@@ -84,7 +84,14 @@ def _unpack(data, dtype, shape):
 '''
 
 
-_PLACEHOLDER = re.compile(r"\b__(?:a\d+|d\d+|target)\b")
+_PLACEHOLDER = re.compile(r"\b(__(?:a\d+|d\d+|target))\b")
+
+
+@functools.lru_cache(maxsize=4096)
+def _cut(line: str) -> tuple[str, ...]:
+    """A template line split at its placeholders: text, placeholder, text, ... (a kernel's few
+    lines are filled in for every node printed with them)."""
+    return tuple(_PLACEHOLDER.split(line))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -173,9 +180,8 @@ class Module:
     # kink notes already given; print_function resets both for every function
     local: dict[str, str] = field(default_factory=dict)
     noted: set[str] = field(default_factory=set)
-    # node -> its elementwise expression over placeholders, and (node, donors) -> its kernel's
-    # template (see _template): shared by the modules printing one graph's nodes
-    canonical_exprs: dict[str, sympy.Expr] = field(default_factory=dict)
+    # (node, donors) and ("content", ...) -> a kernel's template (see _template): shared by the
+    # modules printing one graph's nodes
     templates: dict[tuple, tuple] = field(default_factory=dict)
     printed: dict[tuple, tuple[str, ...]] = field(default_factory=dict)  # statements (see statement)
     # per node: how atom prints it, whether it is a scalar const, its operands; facts of the
@@ -323,18 +329,37 @@ class Module:
         everything of an elementwise node's kernel but the names, remembered per node and donors.
 
         Worked out once per expression shape: the expression is made canonical (operands
-        and dims as placeholders ``__a0``, ``__d0``) and its template cached, so the fifty
-        identical layers of a deep network cost one derivation; names are put in after
-        (``slots``: placeholder, operand or None, dim or None). A node is printed by
-        several functions (handover, then statement; backward_pass and backward_update),
-        all of which share ``templates``.
+        and dims as placeholders ``__a0``, ``__d0``) and its template derived once per
+        content (the expression, each operand's shape and dtype or scalar value, the
+        donated positions, the result's shape and dtype), so the fifty identical layers of
+        a deep network cost one derivation; names are put in after (``slots``: placeholder,
+        operand or None, dim or None). A node is printed by several functions (handover,
+        then statement; backward_pass and backward_update), all of which share ``templates``.
         """
         key = (node, donors)
         found = self.templates.get(key)
         if found is not None:
             return found
-        data = self.graph.nodes[node]
-        args = self.operands(node)
+        nodes, args = self.graph._node, self.operands(node)
+        data = nodes[node]
+        once = [a for a in args if args.count(a) == 1]  # a value read twice must not be overwritten
+        donated = tuple(k for k, a in enumerate(args) if a in donors and a in once)
+        kinds = tuple(("const", float(nodes[a][ir.ATTRS]["value"])) if self.is_scalar_const(a)
+                      else (tuple(nodes[a][ir.SHAPE]), nodes[a][ir.DTYPE]) for a in args)
+        source = ((data[ir.EXPR][0], tuple(data[ir.EXPR][1])) if ir.EXPR in data
+                  else (data[ir.OP], freeze(data[ir.ATTRS])))
+        content = ("content", source, kinds, donated, tuple(data[ir.SHAPE]), data[ir.DTYPE])
+        derived = self.templates.get(content)
+        if derived is None:
+            derived = self.templates[content] = self._derive(node, donated)
+        canonical, lines, formula, slots, handed = derived
+        slots = tuple((placeholder, None if k is None else args[k], dim) for placeholder, k, dim in slots)
+        found = self.templates[key] = (canonical, lines, formula, slots, None if handed is None else args[handed])
+        return found
+
+    def _derive(self, node: str, donated: tuple[int, ...]) -> tuple:
+        """``_template``'s work for one content: placeholders and dims as operand positions."""
+        data, args = self.graph._node[node], self.operands(node)
         if ir.EXPR in data:
             expr, symbols = data[ir.EXPR]
         else:
@@ -343,30 +368,25 @@ class Module:
         mapping, leaves, slots = {}, [], []
         for k, (symbol, arg) in enumerate(zip(symbols, args)):
             if self.is_scalar_const(arg):
-                mapping[symbol] = const_number(self.graph.nodes[arg][ir.ATTRS]["value"])
+                mapping[symbol] = const_number(self.graph._node[arg][ir.ATTRS]["value"])
             else:
                 placeholder = sympy.Symbol(f"__a{k}", real=True)
                 mapping[symbol] = self.real(arg, placeholder)
-                leaves.append((placeholder, tuple(self.graph.nodes[arg][ir.SHAPE])))
-                slots.append((placeholder.name, arg, None))
+                leaves.append((placeholder, tuple(self.graph._node[arg][ir.SHAPE])))
+                slots.append((placeholder.name, k, None))
         for j, dim in enumerate(sorted(expr.free_symbols - set(symbols), key=lambda d: d.name)):
             mapping[dim] = sympy.Symbol(f"__d{j}", positive=True)
             slots.append((f"__d{j}", None, dim))
-        once = [a for a in args if args.count(a) == 1]  # a value read twice must not be overwritten
-        donated = frozenset(f"__a{k}" for k, a in enumerate(args) if a in donors and a in once)
-        canonical = self.canonical_exprs.get(node)
-        if canonical is None:  # the same for every function printing the node (handover, then statement)
-            canonical = self.canonical_exprs[node] = _replaced(expr, tuple(mapping.items()))
-        lines, formula = _kernel_template(self.backend, canonical, tuple(leaves), donated,
+        canonical = _replaced(expr, tuple(mapping.items()))
+        lines, formula = _kernel_template(self.backend, canonical, tuple(leaves), frozenset(f"__a{k}" for k in donated),
                                           self.shape(data[ir.SHAPE]), tuple(data[ir.SHAPE]), data[ir.DTYPE])
-        handed = None  # the operand whose buffer the kernel leaves its result in
+        handed = None  # the operand position whose buffer the kernel leaves its result in
         for line in lines:
             match = _HANDOVER.fullmatch(line)
             if match:
-                handed = args[int(match.group(1))]
+                handed = int(match.group(1))
                 break
-        found = self.templates[key] = (canonical, lines, formula, tuple(slots), handed)
-        return found
+        return canonical, lines, formula, tuple(slots), handed
 
     def handover(self, node: str, donors: frozenset[str]) -> str | None:
         """The dying operand whose buffer ``node``'s kernel leaves its result in, if any."""
@@ -379,11 +399,8 @@ class Module:
         """The kernel lines and formula of an elementwise node, over the real names."""
         canonical, names, lines, formula = self._canonical(node, donors)
         names = {**names, "__target": target}
-
-        def fill(text: str) -> str:
-            return _PLACEHOLDER.sub(lambda m: names[m.group(0)], text)
-
-        lines = [fill(line) for line in lines]
+        # each line cut once at its placeholders (odd positions), then joined over the names
+        lines = ["".join(names[part] if k % 2 else part for k, part in enumerate(_cut(line))) for line in lines]
         if len(lines) > 1:  # the formula heads the kernel: printed over the real names, in their order
             formula = _real_formula(self.backend, canonical, names, self.graph.nodes[node][ir.DTYPE])
         return lines, formula

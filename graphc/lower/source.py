@@ -153,7 +153,7 @@ def lower(plan: Schedule, backend: Backend = NUMPY, namespace: str | None = None
                 updater = Module(plan.sgd.graph, namespace=module.namespace, constants=module.constants,
                                  backend=backend, groups=groups, blocking=blocking,
                                  # the joint graph's nodes, copied: their kernels are the trainer's
-                                 canonical_exprs=trainer.canonical_exprs, templates=trainer.templates,
+                                 templates=trainer.templates,
                                  printed=trainer.printed, atoms=trainer.atoms, scalars=trainer.scalars,
                                  operand_lists=trainer.operand_lists)
                 texts.append(print_function(updater, plan.sgd.eager))
