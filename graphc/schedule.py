@@ -89,7 +89,7 @@ def resolve(graph: nx.MultiDiGraph, node: str) -> str:
 
 def is_inline(graph: nx.MultiDiGraph, node: str) -> bool:
     """A transpose of all axes is written ``x.T`` where it is read: no step of its own."""
-    data = graph.nodes[node]
+    data = graph._node[node]  # the node dicts themselves: a view per call costs (every graph has them)
     return data[ir.OP] == "transpose" and data[ir.ATTRS].get("axes") is None
 
 
@@ -98,7 +98,7 @@ def folds_into_reader(graph: nx.MultiDiGraph, node: str) -> bool:
     computes it as a dot product of the operand with itself, so it has no step of its own
     (no array of squares, one call instead of two). float32 keeps its square and numpy's
     pairwise sum: a float32 dot accumulates its error linearly in the length."""
-    data = graph.nodes[node]
+    data = graph._node[node]
     if data[ir.OP] != "square" or data[ir.DTYPE] != "float64" or graph.out_degree(node) != 1:
         return False
     (reader,) = graph.successors(node)
@@ -137,26 +137,88 @@ def _size(graph: nx.MultiDiGraph, node: str) -> int:
     return sum(1 for part in sympy.preorder_traversal(data[ir.EXPR][0]) if part.args)
 
 
+class Facts:
+    """What planning asks of each node of a graph, worked out once per node and remembered.
+
+    A function's plan reads each node's operands, their aliases resolved, the array a value
+    lives in, its dims and whether it may take over a buffer; the three passes of a joint
+    graph (train_forward, backward_pass, backward_update) ask about the same nodes, and a
+    deep network's ~20,000 nodes made each question a few percent of a compile. Every
+    answer depends only on the node's own data and on what it reads (never on its
+    readers), so the facts of a graph hold for a copy extended by new nodes that only read
+    it (:meth:`extended`; the eager step's update nodes).
+    """
+
+    def __init__(self, graph: nx.MultiDiGraph, caches: tuple | None = None):
+        self.graph = graph
+        self._operands, self._resolved, self._memory, self._dims = caches or ({}, {}, {}, {})
+
+    def extended(self, graph: nx.MultiDiGraph) -> Facts:
+        """The facts of ``graph``: this graph with new nodes that read it and that nothing old reads."""
+        return Facts(graph, (self._operands, self._resolved, self._memory, self._dims))
+
+    def operands(self, node: str) -> list[str]:
+        found = self._operands.get(node)
+        if found is None:
+            found = self._operands[node] = ir.operands(self.graph, node)
+        return found
+
+    def resolve(self, node: str) -> str:
+        """:func:`resolve`, remembered."""
+        found = self._resolved.get(node)
+        if found is None:
+            found, graph = node, self.graph
+            while graph._node[found][ir.OP] in ALIASES:
+                found = self.operands(found)[0]
+            self._resolved[node] = found
+        return found
+
+    def memory(self, node: str) -> tuple[str, bool]:
+        """:func:`_memory`, remembered."""
+        found = self._memory.get(node)
+        if found is None:
+            owner, broadcast, nodes = self.resolve(node), False, self.graph._node
+            while nodes[owner][ir.OP] in VIEWS:
+                broadcast = broadcast or nodes[owner][ir.OP] == "broadcast"
+                owner = self.resolve(self.operands(owner)[0])
+            found = self._memory[node] = (owner, broadcast)
+        return found
+
+    def dims(self, node: str) -> frozenset[sympy.Symbol]:
+        """:func:`_node_dims`, remembered."""
+        found = self._dims.get(node)
+        if found is None:
+            found = self._dims[node] = _node_dims(self.graph, node, self.operands(node))
+        return found
+
+    def read(self, operand: str, folded: frozenset[str]) -> str:
+        """The value a step reads for ``operand``: through aliases, and through a folded square."""
+        operand = self.resolve(operand)
+        return self.resolve(self.operands(operand)[0]) if operand in folded else operand
+
+
 def _read(graph: nx.MultiDiGraph, operand: str, folded: frozenset[str]) -> str:
     """The value a step reads for ``operand``: through aliases, and through a folded square."""
     operand = resolve(graph, operand)
     return resolve(graph, ir.operands(graph, operand)[0]) if operand in folded else operand
 
 
-def _dying(graph: nx.MultiDiGraph, levels_: list[list[str]], folded: frozenset[str] = frozenset()) -> list[set[str]]:
+def _dying(graph: nx.MultiDiGraph, levels_: list[list[str]], folded: frozenset[str] = frozenset(),
+           facts: Facts | None = None) -> list[set[str]]:
     """For each level, the values whose last reader is in it."""
+    facts = facts or Facts(graph)
     last: dict[str, int] = {}
     for k, level in enumerate(levels_):
         for n in level:
-            for a in ir.operands(graph, n):
-                last[_read(graph, a, folded)] = k
+            for a in facts.operands(n):
+                last[facts.read(a, folded)] = k
     dying: list[set[str]] = [set() for _ in levels_]
     for value, k in last.items():
         dying[k].add(value)
     return dying
 
 
-def donor_last(graph: nx.MultiDiGraph, level: list[str], dying: set[str]) -> list[str]:
+def donor_last(graph: nx.MultiDiGraph, level: list[str], dying: set[str], facts: Facts | None = None) -> list[str]:
     """``level``'s steps in an order that lets the smallest kernel take over a dying buffer.
 
     When several elementwise steps of one level read a value that dies in this level,
@@ -170,8 +232,13 @@ def donor_last(graph: nx.MultiDiGraph, level: list[str], dying: set[str]) -> lis
     >>> g = gc.Graph("doc"); x = g.input("x", shape=(3,)); p = g.param("p", shape=(3,))
     >>> z = x * p; _ = g.output("loss", gc.sum(gc.tanh(z) * (z * z + 1.0)))
     """
+    if len(level) < 2:  # most levels of a deep chain: nothing to reorder
+        return list(level)
+    facts = facts or Facts(graph)
+    reads = {n: [facts.resolve(a) for a in facts.operands(n)] for n in level}
+    if not any(a in dying for n in level for a in reads[n]):  # most levels: nothing to reorder
+        return list(level)
     order = list(level)
-    reads = {n: [resolve(graph, a) for a in ir.operands(graph, n)] for n in level}
     for value in dict.fromkeys(a for n in level for a in reads[n] if a in dying):
         readers = [n for n in order if value in reads[n]]
         takers = [n for n in readers if reads[n].count(value) == 1 and _elementwise(graph, n)
@@ -296,12 +363,16 @@ def _dims_of(value) -> set[sympy.Symbol]:
     return set()
 
 
-def _node_dims(graph: nx.MultiDiGraph, node: str) -> set[sympy.Symbol]:
+def _node_dims(graph: nx.MultiDiGraph, node: str, operands: list[str]) -> frozenset[sympy.Symbol]:
     """Every dim a node's code could read: its shape, its operands', its attrs, its expression's."""
-    data = graph.nodes[node]
-    dims = _shape_dims(tuple(data[ir.SHAPE])) | _dims_of(data.get(ir.ATTRS, {}))
-    for operand in ir.operands(graph, node):
-        dims |= _shape_dims(tuple(graph.nodes[operand][ir.SHAPE]))
+    nodes = graph._node
+    data = nodes[node]
+    dims = _shape_dims(tuple(data[ir.SHAPE]))
+    attrs = data.get(ir.ATTRS)
+    if attrs:
+        dims |= _dims_of(attrs)
+    for operand in operands:
+        dims |= _shape_dims(tuple(nodes[operand][ir.SHAPE]))
     if ir.EXPR in data:
         expr, symbols = data[ir.EXPR]
         dims |= _shape_dims(expr) - set(symbols)
@@ -326,7 +397,7 @@ def plan_function(graph: nx.MultiDiGraph, name: str, args: list[str], body: list
                   returns: list[str], saved: list[str] = (), doc: str = "",
                   dims_from_caller: bool = False, needed_dims: set = frozenset(),
                   trailing: tuple[str, ...] = (), packed: bool = False,
-                  read_only: frozenset[str] = frozenset()) -> FunctionPlan:
+                  read_only: frozenset[str] = frozenset(), facts: Facts | None = None) -> FunctionPlan:
     """The plan of one function computing ``body`` (node ids by level) from ``args``.
 
     Liveness: each value is freed right after its last reader (a view keeps the array it
@@ -334,8 +405,10 @@ def plan_function(graph: nx.MultiDiGraph, name: str, args: list[str], body: list
     operand is a fresh array of the step's shape, read once and not through a view.
     Symbolic dims are bound from the arguments' shapes; with ``dims_from_caller`` the
     ones no argument has are taken as arguments instead (``backward_pass`` gets them
-    from ``train_forward``), otherwise they are an error.
+    from ``train_forward``), otherwise they are an error. ``facts`` are ``graph``'s
+    (:class:`Facts`), when the caller plans several functions of it.
     """
+    facts = facts or Facts(graph)
     argset = set(args) | set(trailing)
     levels_ = [[n for n in level if n not in argset and ir.op_of(graph, n) not in SOURCES + ALIASES
                 and not is_inline(graph, n)] for level in body]
@@ -344,22 +417,25 @@ def plan_function(graph: nx.MultiDiGraph, name: str, args: list[str], body: list
                        and next(iter(graph.successors(n))) in computed)
     if folded:  # its reader reads its operand instead
         levels_ = [[n for n in level if n not in folded] for level in levels_]
-    order = [n for level, dying in zip(levels_, _dying(graph, levels_, folded))
-             for n in donor_last(graph, level, dying)]
+    order = [n for level, dying in zip(levels_, _dying(graph, levels_, folded, facts))
+             for n in donor_last(graph, level, dying, facts)]
     position = {n: i for i, n in enumerate(order)}
     level_of = {n: k for k, level in enumerate(body) for n in level}
     # ordered (dict keys, not a set): the del lists must not follow hash order
-    reads = {n: tuple(dict.fromkeys(_read(graph, a, folded) for a in ir.operands(graph, n))) for n in order}
+    operands = {n: facts.operands(n) for n in order}
+    read_all = {n: [facts.read(a, folded) for a in operands[n]] for n in order}  # in operand order, repeats too
+    reads = {n: tuple(dict.fromkeys(read_all[n])) for n in order}
+    nodes = graph._node
     last_use: dict[str, int] = {}
     for i, n in enumerate(order):
         for a in reads[n]:
             while True:  # a view keeps the array it looks into alive
                 last_use[a] = i
-                if ir.op_of(graph, a) not in VIEWS:
+                if nodes[a][ir.OP] not in VIEWS:
                     break
-                a = resolve(graph, ir.operands(graph, a)[0])
+                a = facts.resolve(facts.operands(a)[0])
     keep = {base(graph, n) for n in list(returns) + list(saved)}
-    keep |= {_memory(graph, n)[0] for n in list(returns) + list(saved)}
+    keep |= {facts.memory(n)[0] for n in list(returns) + list(saved)}
     dead: dict[int, list[str]] = {}
     # packed arguments are this function's: freed after their last use, and their buffers
     # may be written into, except ``read_only`` ones (the caller also returned them)
@@ -369,24 +445,26 @@ def plan_function(graph: nx.MultiDiGraph, name: str, args: list[str], body: list
             dead.setdefault(i, []).append(node)
     steps = []
     for i, n in enumerate(order):
-        operands = ir.operands(graph, n)
-        # an operand's memory seen through a view (x.T, or a transpose/reshape statement)
-        viewed = {_memory(graph, a)[0] for a in operands if _memory(graph, a)[0] != resolve(graph, a)}
-        once = {a for a in reads[n] if [_read(graph, o, folded) for o in operands].count(a) == 1}
-        donates = frozenset(d for d in dead.get(i, ()) if d in once and d not in viewed and d not in read_only
-                            and (d in position or d in owned) and _owns(graph, d, n))
-        steps.append(Step(n, level_of[n], reads[n], donates, tuple(dead.get(i, ()))))
+        frees = dead.get(i, ())
+        donates = frozenset()
+        if frees:  # only a value that dies here can be donated
+            # an operand's memory seen through a view (x.T, or a transpose/reshape statement)
+            viewed = {facts.memory(a)[0] for a in operands[n] if facts.memory(a)[0] != facts.resolve(a)}
+            once = {a for a in reads[n] if read_all[n].count(a) == 1}
+            donates = frozenset(d for d in frees if d in once and d not in viewed and d not in read_only
+                                and (d in position or d in owned) and _owns(graph, d, n))
+        steps.append(Step(n, level_of[n], reads[n], donates, tuple(frees)))
 
     returned, seen = [], set()
     for r in returns:
-        owner, broadcast = _memory(graph, r)
+        owner, broadcast = facts.memory(r)
         shared = owner in argset or ir.op_of(graph, owner) in SOURCES or owner in seen
         returned.append(Returned(r, shared or broadcast))
         seen.add(owner)
 
     dims = set(needed_dims)
     for n in order + list(returns) + list(saved):
-        dims |= _node_dims(graph, n)
+        dims |= facts.dims(n)
     binds, dim_args = [], []
     for d in sorted(dims, key=lambda s: s.name):
         where = next(((a, list(graph.nodes[a][ir.SHAPE]).index(d)) for a in args
@@ -450,6 +528,7 @@ def schedule(forward: nx.MultiDiGraph, joint: nx.MultiDiGraph | None = None) -> 
     by_level = levels(joint)
     later = _backward_nodes(joint)
     saved = _saved(joint, by_level, seed, later)
+    facts = Facts(joint)  # the three passes of the joint graph read the same nodes
     backward = plan_function(
         joint, "backward_pass", saved,
         [[n for n in level if n in later] for level in by_level],
@@ -457,7 +536,7 @@ def schedule(forward: nx.MultiDiGraph, joint: nx.MultiDiGraph | None = None) -> 
         doc="The backward pass: gradients in GRADS order, from the saved values and the cotangent.",
         dims_from_caller=True,
         trailing=(seed if seed in joint else "seed",),  # SEED "scalar": the cotangent is the constant 1
-        packed=True, read_only=_returned_memory(joint, joint.graph[ir.OUTPUTS]),
+        packed=True, read_only=_returned_memory(joint, joint.graph[ir.OUTPUTS]), facts=facts,
     )
     sources = [s for s in ir.sources(joint) if s != seed]
     train = plan_function(
@@ -465,13 +544,13 @@ def schedule(forward: nx.MultiDiGraph, joint: nx.MultiDiGraph | None = None) -> 
         [[n for n in level if n not in later and n != seed] for level in by_level],
         list(joint.graph[ir.OUTPUTS]), saved=saved,
         doc="The forward pass for training: (outputs, the values backward_pass reuses).",
-        needed_dims=set(backward.dim_args),
+        needed_dims=set(backward.dim_args), facts=facts,
     )
     train = replace(train, saved_dims=backward.dim_args)
     functions += [train, backward]
     sgd = _sgd_plan(joint, sources, seed)
     if sgd is not None:
-        sgd = _with_eager(sgd, joint, by_level, later, backward)
+        sgd = _with_eager(sgd, joint, by_level, later, backward, facts)
     return Schedule(forward, joint, tuple(functions), sgd)
 
 
@@ -499,20 +578,23 @@ def _sgd_plan(joint: nx.MultiDiGraph, sources: list[str], seed: str) -> StepPlan
 
 
 def _with_eager(sgd: StepPlan, joint: nx.MultiDiGraph, by_level: list[list[str]], later: set[str],
-                backward: FunctionPlan) -> StepPlan:
+                backward: FunctionPlan, facts: Facts) -> StepPlan:
     """``sgd`` with its eager strategy: ``backward_update``, the backward pass with one
     ``update`` node per param at the earliest level where the param's gradient is computed
     and no later step reads the param's array (through a view or ``.T`` too). It takes
     ``backward_pass``'s arguments (the saved values, the cotangent), then the params
-    ``backward_pass`` does not read, in declaration order."""
+    ``backward_pass`` does not read, in declaration order.
+
+    It is planned like ``backward_pass`` (the liveness differs: each gradient dies at its
+    update), from the joint graph's ``facts``, which hold for the copy the updates join."""
     if sgd.seed not in joint:  # the cotangent is the constant 1: no lr to seed it with
         return sgd
     depth = {n: k for k, level in enumerate(by_level) for n in level}
     params = [u.param for u in sgd.updates]
     last_read = dict.fromkeys(params, 0)
     for n in later:  # the steps backward_update computes besides the updates
-        for a in ir.operands(joint, n):
-            owner = _memory(joint, a)[0]
+        for a in facts.operands(n):
+            owner = facts.memory(a)[0]
             if owner in last_read:
                 last_read[owner] = max(last_read[owner], depth[n])
     graph = ir.copy_graph(joint)
@@ -531,7 +613,7 @@ def _with_eager(sgd: StepPlan, joint: nx.MultiDiGraph, by_level: list[list[str]]
         graph, "backward_update", list(backward.args), body, [],
         doc="The backward pass from the saved values and lr, updating each param as soon as nothing reads it.",
         dims_from_caller=True, needed_dims=set(backward.dim_args), trailing=backward.trailing + unread,
-        packed=True, read_only=_returned_memory(joint, joint.graph[ir.OUTPUTS]),
+        packed=True, read_only=_returned_memory(joint, joint.graph[ir.OUTPUTS]), facts=facts.extended(graph),
     )
     if eager.dim_args != backward.dim_args:  # it could not unpack what train_forward saves
         return sgd

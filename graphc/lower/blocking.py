@@ -229,9 +229,17 @@ def _any_wide_row(graph, steps) -> bool:
     """Whether some step or operand of ``steps`` has rows of MIN_ROW_BYTES or more: the cost
     model blocks no region without one, and asking is one cheap look at each shape (a
     function of a 10,000-node chain of narrow layers skips the region search, ~7 % of its
-    compile)."""
-    return any((_row_bytes(graph, node) or 0) >= MIN_ROW_BYTES
-               for step in steps for node in (step.node, *ir.operands(graph, step.node)))
+    compile). Each shape and dtype is looked at once: a deep chain has a few."""
+    nodes, pred, seen = graph._node, graph._pred, set()
+    for step in steps:
+        for node in (step.node, *pred[step.node]):  # the step and its operands (in any order)
+            data = nodes[node]
+            kind = (tuple(data[ir.SHAPE]), data[ir.DTYPE])
+            if kind not in seen:
+                seen.add(kind)
+                if (_row_bytes(graph, node) or 0) >= MIN_ROW_BYTES:
+                    return True
+    return False
 
 
 def _row_bytes(graph, node) -> int | None:

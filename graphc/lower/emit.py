@@ -84,7 +84,14 @@ def _unpack(data, dtype, shape):
 '''
 
 
-_PLACEHOLDER = re.compile(r"\b__(?:a\d+|d\d+|target)\b")
+_PLACEHOLDER = re.compile(r"\b(__(?:a\d+|d\d+|target))\b")
+
+
+@functools.lru_cache(maxsize=4096)
+def _cut(line: str) -> tuple[str, ...]:
+    """A template line split at its placeholders: text, placeholder, text, ... (a kernel's few
+    lines are filled in for every node printed with them)."""
+    return tuple(_PLACEHOLDER.split(line))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -95,6 +102,7 @@ def _kernel_template(backend: Backend, expr: sympy.Expr, leaves: tuple, donors: 
 
 
 _RANKED = re.compile(r"\b__r\d{5}\b")
+_HANDOVER = re.compile(r"__target = __a(\d+)")  # a kernel line leaving its result in an operand's buffer
 
 
 def _real_formula(backend: Backend, canonical: sympy.Expr, names: dict[str, str], dtype: str) -> str:
@@ -172,8 +180,15 @@ class Module:
     # kink notes already given; print_function resets both for every function
     local: dict[str, str] = field(default_factory=dict)
     noted: set[str] = field(default_factory=set)
-    # node -> its elementwise expression over placeholders (see _canonical)
-    canonical_exprs: dict[str, sympy.Expr] = field(default_factory=dict)
+    # (node, donors) and ("content", ...) -> a kernel's template (see _template): shared by the
+    # modules printing one graph's nodes
+    templates: dict[tuple, tuple] = field(default_factory=dict)
+    printed: dict[tuple, tuple[str, ...]] = field(default_factory=dict)  # statements (see statement)
+    # per node: how atom prints it, whether it is a scalar const, its operands; facts of the
+    # node and what it reads, so they hold for a copy of the graph extended by new readers
+    atoms: dict[str, tuple[str, str]] = field(default_factory=dict)
+    scalars: dict[str, bool] = field(default_factory=dict)
+    operand_lists: dict[str, list[str]] = field(default_factory=dict)
     groups: tuple = ()  # the statements that run together on a pool (graphc.together.Group)
     folded: frozenset[str] = frozenset()  # the function's squares that their reader computes
     blocking: str | int = "off"  # cache-blocked regions (blocking.py): "auto", "off" or rows per block
@@ -183,27 +198,49 @@ class Module:
         return self.local.get(node) or self.namespace.name(node)
 
     # -- atoms -----------------------------------------------------------------------------
+    def operands(self, node: str) -> list[str]:
+        """``ir.operands``, remembered (see ``atoms``)."""
+        found = self.operand_lists.get(node)
+        if found is None:
+            found = self.operand_lists[node] = ir.operands(self.graph, node)
+        return found
+
     def is_scalar_const(self, node: str) -> bool:
-        data = self.graph.nodes[node]
-        return data[ir.OP] == "const" and np.ndim(data[ir.ATTRS]["value"]) == 0
+        found = self.scalars.get(node)
+        if found is None:
+            data = self.graph._node[node]
+            found = self.scalars[node] = data[ir.OP] == "const" and np.ndim(data[ir.ATTRS]["value"]) == 0
+        return found
 
     def atom(self, node: str) -> str:
         """How code refers to a node's value: its identifier, or a scalar's literal."""
+        found = self.atoms.get(node)
+        if found is None:
+            found = self.atoms[node] = self._atom_kind(node)
+        kind, value = found
+        if kind == "value":  # its name in this function
+            return self.ident(value)
+        if kind == "inline":  # x.T costs less written where it is used than as a statement
+            return self.backend.transposed(self.tensor_atom(value), len(self.graph._node[value][ir.SHAPE]))
+        return value  # a const's literal or global: the same in every function
+
+    def _atom_kind(self, node: str) -> tuple[str, str]:
+        """How ``atom`` prints ``node``: ("value", the node computing it), ("inline", the operand
+        of a transpose written ``x.T``) or ("fixed", a const's text)."""
         node = self.resolve(node)
-        data = self.graph.nodes[node]
-        if self.is_inline(node):  # x.T costs less written where it is used than as a statement
-            operand = ir.operands(self.graph, node)[0]
-            return self.backend.transposed(self.tensor_atom(operand), len(self.graph.nodes[operand][ir.SHAPE]))
+        data = self.graph._node[node]
+        if self.is_inline(node):
+            return "inline", self.operands(node)[0]
         if data[ir.OP] == "const":
             value = data[ir.ATTRS]["value"]
             if np.ndim(value) == 0:
-                return literal(value)
+                return "fixed", literal(value)
             # keyed by content: the forward and joint graphs may reuse a const's id
             dtype = self.const_dtype(node)
             name = self.namespace.name(("const", dtype, freeze(value)), node)
             self.constants.setdefault(name, const_source(value, dtype))
-            return name
-        return self.ident(node)
+            return "fixed", name
+        return "value", node
 
     def const_dtype(self, node: str) -> str:
         """The dtype a const array is written in: its readers' when they compute in fewer bits
@@ -257,7 +294,7 @@ class Module:
     def expression(self, node: str) -> str:
         data = self.graph.nodes[node]
         op = op_for(self.graph, data[ir.OP], node)
-        args = ir.operands(self.graph, node)
+        args = self.operands(node)
         if op.elementwise:
             if ir.EXPR in data:  # a fused kernel: its expression over its operands
                 expr = self.fused_expression(node, args)
@@ -269,7 +306,7 @@ class Module:
                 return self.backend.scalar(self.backend.expression(expr, data[ir.DTYPE]), data[ir.DTYPE])
             return self.backend.expression(expr, data[ir.DTYPE])
         if args and args[0] in self.folded:  # sum or mean of a square: the operand's dot product with itself
-            args, lower = ir.operands(self.graph, args[0]), self.backend.lowerings.get("sum_of_squares")
+            args, lower = self.operands(args[0]), self.backend.lowerings.get("sum_of_squares")
         else:
             lower = self.backend.lowering(op)
         if lower is not None:
@@ -281,61 +318,89 @@ class Module:
         )
 
     def _canonical(self, node: str, donors: frozenset[str]):
-        """An elementwise node's expression over placeholders, and its cached kernel template.
+        """An elementwise node's expression over placeholders, its kernel template, and the
+        real names of its placeholders (in this function)."""
+        canonical, lines, formula, slots, _ = self._template(node, donors)
+        names = {placeholder: self.atom(arg) if dim is None else self.dim(dim) for placeholder, arg, dim in slots}
+        return canonical, names, lines, formula
+
+    def _template(self, node: str, donors: frozenset[str]) -> tuple:
+        """(canonical expression, kernel lines, formula, placeholders, the handed-over operand):
+        everything of an elementwise node's kernel but the names, remembered per node and donors.
 
         Worked out once per expression shape: the expression is made canonical (operands
-        and dims as placeholders ``__a0``, ``__d0``) and its template cached, so the fifty
-        identical layers of a deep network cost one derivation; names are put in after.
+        and dims as placeholders ``__a0``, ``__d0``) and its template derived once per
+        content (the expression, each operand's shape and dtype or scalar value, the
+        donated positions, the result's shape and dtype), so the fifty identical layers of
+        a deep network cost one derivation; names are put in after (``slots``: placeholder,
+        operand or None, dim or None). A node is printed by several functions (handover,
+        then statement; backward_pass and backward_update), all of which share ``templates``.
         """
-        data = self.graph.nodes[node]
-        args = ir.operands(self.graph, node)
+        key = (node, donors)
+        found = self.templates.get(key)
+        if found is not None:
+            return found
+        nodes, args = self.graph._node, self.operands(node)
+        data = nodes[node]
+        once = [a for a in args if args.count(a) == 1]  # a value read twice must not be overwritten
+        donated = tuple(k for k, a in enumerate(args) if a in donors and a in once)
+        kinds = tuple(("const", float(nodes[a][ir.ATTRS]["value"])) if self.is_scalar_const(a)
+                      else (tuple(nodes[a][ir.SHAPE]), nodes[a][ir.DTYPE]) for a in args)
+        source = ((data[ir.EXPR][0], tuple(data[ir.EXPR][1])) if ir.EXPR in data
+                  else (data[ir.OP], freeze(data[ir.ATTRS])))
+        content = ("content", source, kinds, donated, tuple(data[ir.SHAPE]), data[ir.DTYPE])
+        derived = self.templates.get(content)
+        if derived is None:
+            derived = self.templates[content] = self._derive(node, donated)
+        canonical, lines, formula, slots, handed = derived
+        slots = tuple((placeholder, None if k is None else args[k], dim) for placeholder, k, dim in slots)
+        found = self.templates[key] = (canonical, lines, formula, slots, None if handed is None else args[handed])
+        return found
+
+    def _derive(self, node: str, donated: tuple[int, ...]) -> tuple:
+        """``_template``'s work for one content: placeholders and dims as operand positions."""
+        data, args = self.graph._node[node], self.operands(node)
         if ir.EXPR in data:
             expr, symbols = data[ir.EXPR]
         else:
             lam = definition(op_for(self.graph, data[ir.OP], node), freeze(data[ir.ATTRS]))
             expr, symbols = lam.expr, lam.variables
-        mapping, leaves, names = {}, [], {}
+        mapping, leaves, slots = {}, [], []
         for k, (symbol, arg) in enumerate(zip(symbols, args)):
             if self.is_scalar_const(arg):
-                mapping[symbol] = const_number(self.graph.nodes[arg][ir.ATTRS]["value"])
+                mapping[symbol] = const_number(self.graph._node[arg][ir.ATTRS]["value"])
             else:
                 placeholder = sympy.Symbol(f"__a{k}", real=True)
                 mapping[symbol] = self.real(arg, placeholder)
-                leaves.append((placeholder, tuple(self.graph.nodes[arg][ir.SHAPE])))
-                names[placeholder.name] = self.atom(arg)
+                leaves.append((placeholder, tuple(self.graph._node[arg][ir.SHAPE])))
+                slots.append((placeholder.name, k, None))
         for j, dim in enumerate(sorted(expr.free_symbols - set(symbols), key=lambda d: d.name)):
             mapping[dim] = sympy.Symbol(f"__d{j}", positive=True)
-            names[f"__d{j}"] = self.dim(dim)
-        once = [a for a in args if args.count(a) == 1]  # a value read twice must not be overwritten
-        donated = frozenset(f"__a{k}" for k, a in enumerate(args) if a in donors and a in once)
-        canonical = self.canonical_exprs.get(node)
-        if canonical is None:  # the same for every function printing the node (handover, then statement)
-            canonical = self.canonical_exprs[node] = _replaced(expr, tuple(mapping.items()))
-        lines, formula = _kernel_template(self.backend, canonical, tuple(leaves), donated,
+            slots.append((f"__d{j}", None, dim))
+        canonical = _replaced(expr, tuple(mapping.items()))
+        lines, formula = _kernel_template(self.backend, canonical, tuple(leaves), frozenset(f"__a{k}" for k in donated),
                                           self.shape(data[ir.SHAPE]), tuple(data[ir.SHAPE]), data[ir.DTYPE])
-        return canonical, names, lines, formula
+        handed = None  # the operand position whose buffer the kernel leaves its result in
+        for line in lines:
+            match = _HANDOVER.fullmatch(line)
+            if match:
+                handed = int(match.group(1))
+                break
+        return canonical, lines, formula, tuple(slots), handed
 
     def handover(self, node: str, donors: frozenset[str]) -> str | None:
         """The dying operand whose buffer ``node``'s kernel leaves its result in, if any."""
         data = self.graph.nodes[node]
         if not (op_for(self.graph, data[ir.OP], node).elementwise and data[ir.SHAPE] and donors):
             return None
-        lines = self._canonical(node, donors)[2]
-        for line in lines:
-            match = re.fullmatch(r"__target = __a(\d+)", line)
-            if match:
-                return ir.operands(self.graph, node)[int(match.group(1))]
-        return None
+        return self._template(node, donors)[4]
 
     def _kernel(self, node: str, donors: frozenset[str], target: str) -> tuple[list[str], str]:
         """The kernel lines and formula of an elementwise node, over the real names."""
         canonical, names, lines, formula = self._canonical(node, donors)
         names = {**names, "__target": target}
-
-        def fill(text: str) -> str:
-            return _PLACEHOLDER.sub(lambda m: names[m.group(0)], text)
-
-        lines = [fill(line) for line in lines]
+        # each line cut once at its placeholders (odd positions), then joined over the names
+        lines = ["".join(names[part] if k % 2 else part for k, part in enumerate(_cut(line))) for line in lines]
         if len(lines) > 1:  # the formula heads the kernel: printed over the real names, in their order
             formula = _real_formula(self.backend, canonical, names, self.graph.nodes[node][ir.DTYPE])
         return lines, formula
@@ -350,7 +415,7 @@ class Module:
 
     def passed_through(self, node: str) -> str | None:
         """The operand an elementwise node's expression is, unchanged (``a * 1.0``), if any."""
-        data, args = self.graph.nodes[node], ir.operands(self.graph, node)
+        data, args = self.graph._node[node], self.operands(node)
         if ir.EXPR in data:
             expr, symbols = data[ir.EXPR]
         else:
@@ -366,12 +431,29 @@ class Module:
         An elementwise node with an array result becomes a kernel of in-place ufunc calls
         (``kernel.py``), headed by its formula as a comment; ``donors`` are operands that
         die here, whose buffers the kernel may reuse.
+
+        A node's lines depend on the node, its donors, whether its kink convention is said
+        yet, and the names it and its operands have in this function (and, for a folded
+        square, its operand's): printed once per such key and shared by the modules printing
+        one graph's nodes (``backward_update`` prints most of ``backward_pass`` again).
         """
         data = self.graph.nodes[node]
         kink = data[ir.ATTRS].get("kink", "") if data[ir.OP] == "fused" else ""
         if kink in self.noted:  # a convention is said once per function
             kink = ""
         self.noted.add(kink)
+        args = self.operands(node)
+        folded = tuple(self.atom(a) for a in self.operands(args[0])) \
+            if args and args[0] in self.folded else None
+        key = (node, donors, kink, self.ident(node), folded,
+               tuple(None if self.is_scalar_const(a) else self.atom(a) for a in args))
+        found = self.printed.get(key)
+        if found is None:
+            found = self.printed[key] = tuple(self._statement(node, donors, kink))
+        return list(found)
+
+    def _statement(self, node: str, donors: frozenset[str], kink: str) -> list[str]:
+        data = self.graph.nodes[node]
         comment = f"  # {node!r} {data[ir.OP]}{_note(kink)}"
         target = self.ident(node)
         op = op_for(self.graph, data[ir.OP], node)

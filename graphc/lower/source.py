@@ -152,7 +152,10 @@ def lower(plan: Schedule, backend: Backend = NUMPY, namespace: str | None = None
             if plan.sgd.eager is not None:  # the backward pass that updates as it goes, over the step's graph
                 updater = Module(plan.sgd.graph, namespace=module.namespace, constants=module.constants,
                                  backend=backend, groups=groups, blocking=blocking,
-                                 canonical_exprs=trainer.canonical_exprs)  # the joint graph's nodes, copied
+                                 # the joint graph's nodes, copied: their kernels are the trainer's
+                                 templates=trainer.templates,
+                                 printed=trainer.printed, atoms=trainer.atoms, scalars=trainer.scalars,
+                                 operand_lists=trainer.operand_lists)
                 texts.append(print_function(updater, plan.sgd.eager))
             texts.append(print_sgd_step(trainer, plan.sgd))
         backward_text = "\n\n".join(texts)
