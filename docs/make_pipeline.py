@@ -110,7 +110,7 @@ def build() -> str:
         "small arrays of the network below stay as they are. When the forward pass ends in such",
         "a loop and the backward pass begins with a loop reading only its values and the constant",
         "cotangent of the scalar output (a mean of an elementwise chain), the two can be one loop:",
-        "the module then has `train_step`, both passes in one function from the sources and the",
+        "the module then has `forward_backward`, both passes in one function from the sources and the",
         "cotangent, which `value_and_grad` without a seed and `sgd_step` run (nothing is saved",
         "between the passes; the loss and the row sums into gradients add up block by block, and",
         "the params are updated after both passes).",

@@ -288,7 +288,7 @@ class FunctionPlan:
     # empties, so that each saved value is freed after its last use there
     packed: bool = False
     folded: frozenset[str] = frozenset()  # squares their reader computes (folds_into_reader)
-    # train_step: the first ``split`` returns are the outputs, the rest the gradients, returned
+    # forward_backward: the first ``split`` returns are the outputs, the rest the gradients, returned
     # as two tuples; ``forward_levels`` of its levels are train_forward's, the rest backward_pass's
     split: int | None = None
     forward_levels: int = 0
@@ -558,8 +558,8 @@ def schedule(forward: nx.MultiDiGraph, joint: nx.MultiDiGraph | None = None) -> 
     return Schedule(forward, joint, tuple(functions), sgd)
 
 
-def plan_train_step(plan: Schedule) -> FunctionPlan | None:
-    """``train_step``: train_forward and backward_pass as one function from the sources and the
+def plan_forward_backward(plan: Schedule) -> FunctionPlan | None:
+    """``forward_backward``: train_forward and backward_pass as one function from the sources and the
     cotangent of a scalar output, returning (outputs, gradients); None when the joint graph
     has no cotangent input or the output is not a scalar.
 
@@ -582,7 +582,7 @@ def plan_train_step(plan: Schedule) -> FunctionPlan | None:
     sources = [s for s in ir.sources(joint) if s != seed]
     outputs, grads = list(joint.graph[ir.OUTPUTS]), list(joint.graph[ir.GRADS].values())
     fn = plan_function(
-        joint, "train_step", sources, forward + backward, outputs + grads,
+        joint, "forward_backward", sources, forward + backward, outputs + grads,
         doc="The forward and backward passes in one: (outputs, gradients in GRADS order) for the cotangent.",
         trailing=(seed,),
     )

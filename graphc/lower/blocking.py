@@ -289,7 +289,7 @@ def find_regions(module, fn, excluded: set) -> dict[int, Region]:
 
 
 def may_join_passes(module, fn) -> bool:
-    """Whether ``train_step`` could have a region joining the passes, asked before it is
+    """Whether ``forward_backward`` could have a region joining the passes, asked before it is
     planned (a plan of the whole joint graph: compile time no other module pays): blocking is
     on, the backend numpy, no parallel group runs (the passes run as planned), and under
     ``"auto"`` some value of ``fn`` (train_forward) has rows wide enough to block."""
@@ -299,7 +299,7 @@ def may_join_passes(module, fn) -> bool:
 
 
 def joins_passes(module, fn) -> bool:
-    """Whether a blocked region of ``train_step`` (schedule.plan_train_step) takes steps of
+    """Whether a blocked region of ``forward_backward`` (schedule.plan_forward_backward) takes steps of
     both passes: the forward region and the backward region reading its values run as one
     loop, and the forward values only that backward region reads never go out to memory."""
     for region in find_regions(module, fn, set()).values():

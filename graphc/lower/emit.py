@@ -550,7 +550,7 @@ def print_function(module: Module, fn: plan.FunctionPlan) -> str:
         if frees:
             lines.append("del " + ", ".join(frees))
     returned = _tuple([module.returned(r) for r in fn.returns])
-    if fn.split is not None:  # train_step: (outputs, gradients)
+    if fn.split is not None:  # forward_backward: (outputs, gradients)
         returned = (f"{_tuple([module.returned(r) for r in fn.returns[:fn.split]])}, "
                     f"{_tuple([module.returned(r) for r in fn.returns[fn.split:]])}")
     if fn.saved or fn.name == "train_forward":
@@ -616,7 +616,7 @@ def print_sgd_step(module: Module, step: plan.StepPlan, fused: bool = False) -> 
     floating-point error could stop the step midway (``_could_stop``, lower/stoppable.py):
     then it runs ``sgd_step_atomic``, which computes every new value before the first
     param changes, so an error leaves every param as it was. ``fused``: the module has
-    ``train_step`` (both passes in one, schedule.plan_train_step), which both strategies
+    ``forward_backward`` (both passes in one, schedule.plan_forward_backward), which both strategies
     run; the eager one then updates every param after it.
     """
     atomic = _print_atomic_step(module, step, "sgd_step" if step.eager is None else "sgd_step_atomic", fused)
@@ -629,7 +629,7 @@ def print_sgd_step(module: Module, step: plan.StepPlan, fused: bool = False) -> 
              '    """One step of SGD: the outputs, with every param updated in place (p -= lr * grad).',
              ""]
     if fused:
-        lines += ["    Every param is updated once both passes are done (train_step); when a floating-point",
+        lines += ["    Every param is updated once both passes are done (forward_backward); when a floating-point",
                   "    error could stop the step midway (numpy raises on one, calls a handler, or a warnings",
                   "    filter makes its RuntimeWarning an error), sgd_step_atomic runs instead: every new",
                   '    value first, so an error leaves every param unchanged."""']
@@ -643,8 +643,8 @@ def print_sgd_step(module: Module, step: plan.StepPlan, fused: bool = False) -> 
     if fused:
         local = _step_locals(module, args)
         grads = [local.name(u.param, f"d_{u.param}") for u in step.updates]
-        lines.append(f"    outputs, {_tuple(grads)} = train_step({', '.join(args + [f'{module.numpy}.{dtype}(lr)'])})"
-                     "  # lr * each gradient")
+        call = f"forward_backward({', '.join(args + [f'{module.numpy}.{dtype}(lr)'])})"
+        lines.append(f"    outputs, {_tuple(grads)} = {call}  # lr * each gradient")
         for u, g in zip(step.updates, grads):
             p = module.namespace.name(u.param)
             update = f"{module.numpy}.subtract({p}, {g}, out={p})" if u.in_place else f"{p}[...] = {p} - {g}"
@@ -665,7 +665,7 @@ def _step_locals(module: Module, args: list[str]) -> Namespace:
 
 
 def _print_atomic_step(module: Module, step: plan.StepPlan, name: str, fused: bool = False) -> str:
-    """The all-or-nothing step: backward_pass (or train_step), every new value, then every param written."""
+    """The all-or-nothing step: backward_pass (or forward_backward), every new value, then every param written."""
     graph, np_ = module.graph, module.numpy
     args = [module.namespace.name(a) for a in step.args]
     dtype = graph.nodes[step.seed][ir.DTYPE] if step.seed in graph else "float64"
@@ -673,8 +673,8 @@ def _print_atomic_step(module: Module, step: plan.StepPlan, name: str, fused: bo
     grads = [local.name(u.param, f"d_{u.param}") for u in step.updates]
     # a joint graph whose cotangent is the constant 1 (SEED "scalar") ignores the one passed
     seeded = step.seed in graph
-    if fused:  # seeded, with gradients (schedule.plan_train_step)
-        lines = [f"outputs, {_tuple(grads)} = train_step({', '.join(args + [f'{np_}.{dtype}(lr)'])})"
+    if fused:  # seeded, with gradients (schedule.plan_forward_backward)
+        lines = [f"outputs, {_tuple(grads)} = forward_backward({', '.join(args + [f'{np_}.{dtype}(lr)'])})"
                  "  # lr * each gradient",
                  "# the new values first: an error (a floating-point error) leaves every param unchanged"]
     else:

@@ -14,7 +14,7 @@ import networkx as nx
 
 from .. import ir
 from ..ops.helpers import XP_HELPERS, sources_called
-from ..schedule import FunctionPlan, Schedule, plan_train_step, schedule
+from ..schedule import FunctionPlan, Schedule, plan_forward_backward, schedule
 from .backend import NUMPY, Backend
 from .blocking import joins_passes, may_join_passes
 from .emit import UNPACK, Module, print_function, print_sgd_step
@@ -99,23 +99,23 @@ def value_and_grad(feeds, seed=None):
 '''
 
 
-# with train_step (schedule.plan_train_step): a scalar output's cotangent 1 runs both passes in one
+# with forward_backward (schedule.plan_forward_backward): a scalar output's cotangent 1 runs both passes in one
 FUSED_GRAD_WRAPPER = GRAD_WRAPPER.replace('''
     outputs, saved = train_forward(*_arrays(feeds))
 ''', '''
-    if seed is None:  # the output is a scalar: its cotangent is 1, and train_step runs both passes
-        outputs, grads = train_step(*_arrays(feeds), numpy.{dtype}(1.0))
+    if seed is None:  # the output is a scalar: its cotangent is 1, and forward_backward runs both passes
+        outputs, grads = forward_backward(*_arrays(feeds), numpy.{dtype}(1.0))
         return dict(zip(OUTPUTS, outputs)), dict(zip(GRADS, grads))
     outputs, saved = train_forward(*_arrays(feeds))
 ''', 1)
 
 
-def _train_step(trainer: Module, plan: Schedule, blocking) -> FunctionPlan | None:
-    """The plan of ``train_step`` when the module prints one: a numpy module whose blocked
-    regions may join the passes (lower/blocking.py) and whose train_step has one that does."""
+def _forward_backward(trainer: Module, plan: Schedule, blocking) -> FunctionPlan | None:
+    """The plan of ``forward_backward`` when the module prints one: a numpy module whose blocked
+    regions may join the passes (lower/blocking.py) and whose forward_backward has one that does."""
     if not trainer.backend.writes_in_place or not may_join_passes(trainer, plan.function("train_forward")):
         return None
-    step = plan_train_step(plan)
+    step = plan_forward_backward(plan)
     return step if step is not None and joins_passes(trainer, step) else None
 
 
@@ -169,7 +169,7 @@ def lower(plan: Schedule, backend: Backend = NUMPY, namespace: str | None = None
         trainer = Module(joint, namespace=module.namespace, constants=module.constants, backend=backend,
                          groups=groups, blocking=blocking)
         texts = [print_function(trainer, plan.function(name)) for name in ("train_forward", "backward_pass")]
-        step = _train_step(trainer, plan, blocking)
+        step = _forward_backward(trainer, plan, blocking)
         if plan.sgd is not None and backend.writes_in_place:
             if plan.sgd.eager is not None:  # the backward pass that updates as it goes, over the step's graph
                 updater = Module(plan.sgd.graph, namespace=module.namespace, constants=module.constants,

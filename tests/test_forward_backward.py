@@ -1,8 +1,8 @@
-"""train_step: the forward and backward passes as one blocked loop (schedule.plan_train_step).
+"""forward_backward: the forward and backward passes as one blocked loop (schedule.plan_forward_backward).
 
 When a blocked region of the forward pass and the backward region reading only its values
 (and the constant cotangent of a scalar output) run as one loop, ``value_and_grad`` without
-a seed and ``sgd_step`` run ``train_step``: nothing is saved between the passes, the row sums
+a seed and ``sgd_step`` run ``forward_backward``: nothing is saved between the passes, the row sums
 into gradients and the mean loss add up block by block. Blocks sum in another order than
 the unblocked code, so results are compared with ``blocking="off"``, the interpreter and
 central differences within a tolerance that grows with the length of the sums.
@@ -84,20 +84,20 @@ def function(source: str, name: str) -> str:
 
 def test_the_benchmark_chain_runs_both_passes_in_one_loop_and_saves_nothing():
     prog = gc.compile(benchmark_chain(), blocking=ROWS)
-    step = function(prog.source, "train_step")
+    step = function(prog.source, "forward_backward")
     assert step.count("for start in range(") == 1  # one loop: forward, backward, loss and gradient sums
     assert "loss += " in step and "d_a += " in step and "d_c += " in step
     assert "numpy.empty((N, " not in step  # no full array of the rows: nothing goes out to memory
     sgd = function(prog.source, "sgd_step")
-    assert "train_step(" in sgd and "train_forward(" not in sgd
-    assert "train_step(" in function(prog.source, "sgd_step_atomic")
+    assert "forward_backward(" in sgd and "train_forward(" not in sgd
+    assert "forward_backward(" in function(prog.source, "sgd_step_atomic")
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_value_and_grad_agrees_with_unblocked_code_the_interpreter_and_central_differences(dtype):
     g = benchmark_chain(dtype)
     prog, off = gc.compile(g, blocking=ROWS), gc.compile(g, blocking="off")
-    assert "def train_step(" in prog.source and "def train_step(" not in off.source
+    assert "def forward_backward(" in prog.source and "def forward_backward(" not in off.source
     for n in BATCHES:
         feeds = feeds_for(g, n, dtype, seed=n)
         values, grads = prog.value_and_grad(feeds)
@@ -121,7 +121,7 @@ def test_value_and_grad_agrees_with_unblocked_code_the_interpreter_and_central_d
 def test_sgd_step_eager_and_atomic_agree_with_unblocked_code(make, dtype):
     g = make(dtype)
     prog, off = gc.compile(g, blocking=ROWS), gc.compile(g, blocking="off")
-    assert "def train_step(" in prog.source
+    assert "def forward_backward(" in prog.source
     for n in BATCHES:
         feeds = feeds_for(g, n, dtype, seed=20 + n)
         _, ref_grads = off.value_and_grad(feeds)
@@ -140,13 +140,13 @@ def test_sgd_step_eager_and_atomic_agree_with_unblocked_code(make, dtype):
 
 def test_an_error_in_the_joined_loop_leaves_every_param_unchanged():
     """log of a negative in the last (ragged) block: under errstate(all="raise") the step
-    stops inside train_step's loop, after the earlier blocks ran, before any update."""
+    stops inside forward_backward's loop, after the earlier blocks ran, before any update."""
     g = gc.Graph("log")
     x = g.input("x", shape=("N", K))
     a, c = g.param("a", shape=(K,)), g.param("c", shape=(K,))
     g.output("loss", gc.mean(gc.tanh(gc.log(x * a + c))))
     prog = gc.compile(g, blocking=ROWS)
-    assert "def train_step(" in prog.source
+    assert "def forward_backward(" in prog.source
     feeds = {"x": np.full((7, K), 2.0), "a": np.ones(K), "c": np.ones(K)}
     feeds["x"][6, 2] = -5.0  # x*a + c < 0 in the seventh row only
     params = {k: v.copy() for k, v in feeds.items()}
@@ -163,7 +163,7 @@ def test_the_saved_module_runs_train_step_for_its_unseeded_gradient(tmp_path):
     spec = importlib.util.spec_from_file_location("joined", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert "train_step(" in function(path.read_text(), "value_and_grad")
+    assert "forward_backward(" in function(path.read_text(), "value_and_grad")
     for n in BATCHES:
         feeds = feeds_for(g, n, "float64", seed=40 + n)
         ref_values, ref_grads = off.value_and_grad(feeds)
@@ -205,13 +205,13 @@ def test_nothing_of_the_rows_is_kept_between_the_passes():
 
 def test_a_loss_the_backward_pass_reads_keeps_the_passes_apart():
     """The square of a sum: its backward pass reads the sum, whole only after the forward
-    loop, so no loop can take both passes and no train_step is printed."""
+    loop, so no loop can take both passes and no forward_backward is printed."""
     g = gc.Graph("square_of_sum")
     x = g.input("x", shape=("N", K))
     a = g.param("a", shape=(K,))
     g.output("loss", gc.square(gc.sum(gc.tanh(gc.exp(x * a)))))
     prog = gc.compile(g, blocking=ROWS)
-    assert "for start in range(" in prog.source and "train_step" not in prog.source
+    assert "for start in range(" in prog.source and "forward_backward" not in prog.source
     feeds = feeds_for(g, 7, "float64")
     _, grads = prog.value_and_grad(feeds)
     np.testing.assert_allclose(grads["a"], central_differences(g, feeds, "a"), rtol=1e-6, atol=1e-7)
@@ -243,5 +243,5 @@ def test_a_backward_read_of_a_value_from_before_the_loop_is_sliced_in_it():
 
 def test_unblocked_programs_print_no_train_step():
     g = benchmark_chain()
-    assert "train_step" not in gc.compile(g, blocking="off").source
-    assert "train_step" not in gc.compile(benchmark_chain(width=8), blocking="auto").source  # too narrow to block
+    assert "forward_backward" not in gc.compile(g, blocking="off").source
+    assert "forward_backward" not in gc.compile(benchmark_chain(width=8), blocking="auto").source  # too narrow to block
