@@ -58,6 +58,8 @@ class Program:
         self._forward_pass, self._train_forward, self._backward_pass, self._sgd_step = (
             _held(getattr(self.module, name, None), blas)
             for name in ("forward_pass", "train_forward", "backward_pass", "sgd_step"))
+        # both passes in one, when the module has it (a blocked loop joins them: lower/source.py)
+        self._forward_backward = _held(getattr(self.module, "forward_backward", None), blas)
         self._sgd_step_atomic = _held(getattr(self.module, "sgd_step_atomic", self.module.sgd_step), blas) \
             if hasattr(self.module, "sgd_step") else None
         self._check_feeds = FeedChecker(declared)
@@ -203,6 +205,9 @@ class Program:
         """
         arrays = self._arrays(feeds)
         if seed is None and self._seeded_by_one:  # the loop's call: nothing to decide
+            if self._forward_backward is not None:
+                outputs, grads = self._forward_backward(*arrays, self._one)
+                return self._results(outputs), self._gradients(grads)
             outputs, saved = self._train_forward(*arrays)
             grads = self._backward_pass(saved, self._one)
             return self._results(outputs), self._gradients(grads)

@@ -288,6 +288,10 @@ class FunctionPlan:
     # empties, so that each saved value is freed after its last use there
     packed: bool = False
     folded: frozenset[str] = frozenset()  # squares their reader computes (folds_into_reader)
+    # forward_backward: the first ``split`` returns are the outputs, the rest the gradients, returned
+    # as two tuples; ``forward_levels`` of its levels are train_forward's, the rest backward_pass's
+    split: int | None = None
+    forward_levels: int = 0
 
     @property
     def level_sizes(self) -> dict[int, int]:
@@ -552,6 +556,37 @@ def schedule(forward: nx.MultiDiGraph, joint: nx.MultiDiGraph | None = None) -> 
     if sgd is not None:
         sgd = _with_eager(sgd, joint, by_level, later, backward, facts)
     return Schedule(forward, joint, tuple(functions), sgd)
+
+
+def plan_forward_backward(plan: Schedule) -> FunctionPlan | None:
+    """``forward_backward``: train_forward and backward_pass as one function from the sources and the
+    cotangent of a scalar output, returning (outputs, gradients); None when the joint graph
+    has no cotangent input or the output is not a scalar.
+
+    Nothing is saved between the passes: what the backward pass reads is still there. Its
+    worth is in the lowering: a blocked region of the forward pass and the backward region
+    reading only its values (and the constant cotangent) run as one loop (lower/blocking.py),
+    so the values the backward pass would have read back from memory are never written out.
+    The lowering prints it only then; other plans do not pay for it (it is planned on demand).
+    """
+    joint = plan.joint
+    if joint is None:
+        return None
+    seed = joint.graph[ir.SEED]
+    if seed not in joint or tuple(joint.nodes[seed][ir.SHAPE]) != ():
+        return None
+    by_level = levels(joint)
+    later = _backward_nodes(joint)
+    forward = [[n for n in level if n not in later and n != seed] for level in by_level]
+    backward = [[n for n in level if n in later] for level in by_level]
+    sources = [s for s in ir.sources(joint) if s != seed]
+    outputs, grads = list(joint.graph[ir.OUTPUTS]), list(joint.graph[ir.GRADS].values())
+    fn = plan_function(
+        joint, "forward_backward", sources, forward + backward, outputs + grads,
+        doc="The forward and backward passes in one: (outputs, gradients in GRADS order) for the cotangent.",
+        trailing=(seed,),
+    )
+    return replace(fn, split=len(outputs), forward_levels=len(forward))
 
 
 def _returned_memory(graph: nx.MultiDiGraph, returns: list[str]) -> frozenset[str]:

@@ -81,7 +81,7 @@ from ..ops.base import definition, freeze, op_for
 from ..ops.tensor import normalize_axes
 
 __all__ = ["CACHE_BUDGET", "MIN_PASSES", "MIN_ROW_BYTES", "Region", "block_rows", "check_blocking",
-           "find_regions", "print_region"]
+           "find_regions", "joins_passes", "may_join_passes", "print_region"]
 
 # The cost model, measured on this machine (2 MiB L2 per core, 32 MiB L3, numpy 2.x) with
 # the elementwise case of benchmarks/run.py (512x4096 float64): the hand-written step over
@@ -286,6 +286,26 @@ def find_regions(module, fn, excluded: set) -> dict[int, Region]:
             regions[k] = Region(k, stop, rows, block)
         k = stop
     return regions
+
+
+def may_join_passes(module, fn) -> bool:
+    """Whether ``forward_backward`` could have a region joining the passes, asked before it is
+    planned (a plan of the whole joint graph: compile time no other module pays): blocking is
+    on, the backend numpy, no parallel group runs (the passes run as planned), and under
+    ``"auto"`` some value of ``fn`` (train_forward) has rows wide enough to block."""
+    if module.blocking == "off" or module.backend.name != "numpy" or module.groups:
+        return False
+    return module.blocking != "auto" or _any_wide_row(module.graph, fn.steps)
+
+
+def joins_passes(module, fn) -> bool:
+    """Whether a blocked region of ``forward_backward`` (schedule.plan_forward_backward) takes steps of
+    both passes: the forward region and the backward region reading its values run as one
+    loop, and the forward values only that backward region reads never go out to memory."""
+    for region in find_regions(module, fn, set()).values():
+        if fn.steps[region.first].level < fn.forward_levels <= fn.steps[region.stop - 1].level:
+            return True
+    return False
 
 
 def _read_later(graph, fn, region: Region) -> set[str]:

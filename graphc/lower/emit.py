@@ -550,6 +550,9 @@ def print_function(module: Module, fn: plan.FunctionPlan) -> str:
         if frees:
             lines.append("del " + ", ".join(frees))
     returned = _tuple([module.returned(r) for r in fn.returns])
+    if fn.split is not None:  # forward_backward: (outputs, gradients)
+        returned = (f"{_tuple([module.returned(r) for r in fn.returns[:fn.split]])}, "
+                    f"{_tuple([module.returned(r) for r in fn.returns[fn.split:]])}")
     if fn.saved or fn.name == "train_forward":
         kept = [module.atom(n) for n in fn.saved] + [module.dim(d) for d in fn.saved_dims]
         lines.append(f"return {returned}, [{', '.join(kept)}]")
@@ -603,7 +606,7 @@ def _made_from_an_op(graph, node: str) -> bool:
     return bool(match) and (match.group(1) in OPS or match.group(1) in custom_ops(graph))
 
 
-def print_sgd_step(module: Module, step: plan.StepPlan) -> str:
+def print_sgd_step(module: Module, step: plan.StepPlan, fused: bool = False) -> str:
     """``sgd_step``: the training forward, the backward pass from cotangent ``lr``, the updates.
 
     The backward pass is linear in its cotangent, so seeding it with ``lr`` instead of 1
@@ -612,9 +615,11 @@ def print_sgd_step(module: Module, step: plan.StepPlan) -> str:
     ``backward_update``, which updates each param as soon as nothing reads it, unless a
     floating-point error could stop the step midway (``_could_stop``, lower/stoppable.py):
     then it runs ``sgd_step_atomic``, which computes every new value before the first
-    param changes, so an error leaves every param as it was.
+    param changes, so an error leaves every param as it was. ``fused``: the module has
+    ``forward_backward`` (both passes in one, schedule.plan_forward_backward), which both strategies
+    run; the eager one then updates every param after it.
     """
-    atomic = _print_atomic_step(module, step, "sgd_step" if step.eager is None else "sgd_step_atomic")
+    atomic = _print_atomic_step(module, step, "sgd_step" if step.eager is None else "sgd_step_atomic", fused)
     if step.eager is None:
         return atomic
     args = [module.namespace.name(a) for a in step.args]
@@ -622,33 +627,59 @@ def print_sgd_step(module: Module, step: plan.StepPlan) -> str:
     unread = [module.namespace.name(a) for a in step.eager.trailing[1:]]
     lines = [f"def sgd_step({', '.join(args + ['lr'])}):",
              '    """One step of SGD: the outputs, with every param updated in place (p -= lr * grad).',
-             "",
-             "    Each param is updated as soon as its gradient is final and nothing reads its old value;",
-             "    when a floating-point error could stop the step midway (numpy raises on one, calls a",
-             "    handler, or a warnings filter makes its RuntimeWarning an error), sgd_step_atomic runs",
-             '    instead: every new value first, so an error leaves every param unchanged."""',
-             "    if _could_stop():",
-             f"        return sgd_step_atomic({', '.join(args + ['lr'])})",
-             f"    outputs, saved = train_forward({', '.join(args)})",
-             f"    backward_update({', '.join(['saved', f'{module.numpy}.{dtype}(lr)'] + unread)})"
-             "  # lr * each gradient, each param updated",
-             "    del saved  # emptied by backward_update",
-             "    return outputs"]
+             ""]
+    if fused:
+        lines += ["    Every param is updated once both passes are done (forward_backward); when a floating-point",
+                  "    error could stop the step midway (numpy raises on one, calls a handler, or a warnings",
+                  "    filter makes its RuntimeWarning an error), sgd_step_atomic runs instead: every new",
+                  '    value first, so an error leaves every param unchanged."""']
+    else:
+        lines += ["    Each param is updated as soon as its gradient is final and nothing reads its old value;",
+                  "    when a floating-point error could stop the step midway (numpy raises on one, calls a",
+                  "    handler, or a warnings filter makes its RuntimeWarning an error), sgd_step_atomic runs",
+                  '    instead: every new value first, so an error leaves every param unchanged."""']
+    lines += ["    if _could_stop():",
+              f"        return sgd_step_atomic({', '.join(args + ['lr'])})"]
+    if fused:
+        local = _step_locals(module, args)
+        grads = [local.name(u.param, f"d_{u.param}") for u in step.updates]
+        call = f"forward_backward({', '.join(args + [f'{module.numpy}.{dtype}(lr)'])})"
+        lines.append(f"    outputs, {_tuple(grads)} = {call}  # lr * each gradient")
+        for u, g in zip(step.updates, grads):
+            p = module.namespace.name(u.param)
+            update = f"{module.numpy}.subtract({p}, {g}, out={p})" if u.in_place else f"{p}[...] = {p} - {g}"
+            lines.append(f"    {update}  # {u.param!r} - lr * its gradient")
+        lines.append("    return outputs")
+        return atomic + "\n\n" + "\n".join(lines) + "\n"
+    lines += [f"    outputs, saved = train_forward({', '.join(args)})",
+              f"    backward_update({', '.join(['saved', f'{module.numpy}.{dtype}(lr)'] + unread)})"
+              "  # lr * each gradient, each param updated",
+              "    del saved  # emptied by backward_update",
+              "    return outputs"]
     return atomic + "\n\n" + "\n".join(lines) + "\n"
 
 
-def _print_atomic_step(module: Module, step: plan.StepPlan, name: str) -> str:
-    """The all-or-nothing step: backward_pass, every new value, then every param written."""
+def _step_locals(module: Module, args: list[str]) -> Namespace:
+    """sgd_step's own locals: clear of the module's names and of its arguments."""
+    return Namespace(RESERVED | set(module.constants) | set(args) | {"outputs"})
+
+
+def _print_atomic_step(module: Module, step: plan.StepPlan, name: str, fused: bool = False) -> str:
+    """The all-or-nothing step: backward_pass (or forward_backward), every new value, then every param written."""
     graph, np_ = module.graph, module.numpy
     args = [module.namespace.name(a) for a in step.args]
     dtype = graph.nodes[step.seed][ir.DTYPE] if step.seed in graph else "float64"
-    # sgd_step's own locals: clear of the module's names and of its arguments
-    local = Namespace(RESERVED | set(module.constants) | set(args) | {"outputs"})
+    local = _step_locals(module, args)
     grads = [local.name(u.param, f"d_{u.param}") for u in step.updates]
     # a joint graph whose cotangent is the constant 1 (SEED "scalar") ignores the one passed
     seeded = step.seed in graph
-    lines = [f"outputs, saved = train_forward({', '.join(args)})"]
-    if grads:  # a numpy scalar: arithmetic on it costs less than on a 0-d array
+    if fused:  # seeded, with gradients (schedule.plan_forward_backward)
+        lines = [f"outputs, {_tuple(grads)} = forward_backward({', '.join(args + [f'{np_}.{dtype}(lr)'])})"
+                 "  # lr * each gradient",
+                 "# the new values first: an error (a floating-point error) leaves every param unchanged"]
+    else:
+        lines = [f"outputs, saved = train_forward({', '.join(args)})"]
+    if grads and not fused:  # a numpy scalar: arithmetic on it costs less than on a 0-d array
         cotangent, note = (f"{np_}.{dtype}(lr)", "  # lr * each gradient") if seeded else (f"{np_}.{dtype}(1.0)", "")
         lines.append(f"{_tuple(grads)} = backward_pass(saved, {cotangent}){note}")
         lines.append("del saved  # emptied by backward_pass")

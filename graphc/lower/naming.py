@@ -21,8 +21,8 @@ __all__ = ["Namespace", "RESERVED"]
 
 RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins)) | {
     "numpy", "forward", "backward", "forward_pass", "backward_pass", "train_forward",
-    "value_and_grad", "sgd_step", "sgd_step_atomic", "backward_update", "INPUTS", "PARAMS", "OUTPUTS", "GRADS",
-    "DTYPES", "TARGET",
+    "value_and_grad", "sgd_step", "sgd_step_atomic", "backward_update", "forward_backward", "INPUTS", "PARAMS",
+    "OUTPUTS", "GRADS", "DTYPES", "TARGET",
     "seed", "lr", "saved", "outputs",  # the generated functions' own arguments and locals
     "sigmoid", "softplus",  # functions the formula comments name (a value called sigmoid is sigmoid_)
     "_unpack", "_base64",  # the module's own helpers

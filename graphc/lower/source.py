@@ -14,8 +14,9 @@ import networkx as nx
 
 from .. import ir
 from ..ops.helpers import XP_HELPERS, sources_called
-from ..schedule import Schedule, schedule
+from ..schedule import FunctionPlan, Schedule, plan_forward_backward, schedule
 from .backend import NUMPY, Backend
+from .blocking import joins_passes, may_join_passes
 from .emit import UNPACK, Module, print_function, print_sgd_step
 from .naming import RESERVED, Namespace
 from .parallel import TOGETHER
@@ -98,6 +99,26 @@ def value_and_grad(feeds, seed=None):
 '''
 
 
+# with forward_backward (schedule.plan_forward_backward): a scalar output's cotangent 1 runs both passes in one
+FUSED_GRAD_WRAPPER = GRAD_WRAPPER.replace('''
+    outputs, saved = train_forward(*_arrays(feeds))
+''', '''
+    if seed is None:  # the output is a scalar: its cotangent is 1, and forward_backward runs both passes
+        outputs, grads = forward_backward(*_arrays(feeds), numpy.{dtype}(1.0))
+        return dict(zip(OUTPUTS, outputs)), dict(zip(GRADS, grads))
+    outputs, saved = train_forward(*_arrays(feeds))
+''', 1)
+
+
+def _forward_backward(trainer: Module, plan: Schedule, blocking) -> FunctionPlan | None:
+    """The plan of ``forward_backward`` when the module prints one: a numpy module whose blocked
+    regions may join the passes (lower/blocking.py) and whose forward_backward has one that does."""
+    if not trainer.backend.writes_in_place or not may_join_passes(trainer, plan.function("train_forward")):
+        return None
+    step = plan_forward_backward(plan)
+    return step if step is not None and joins_passes(trainer, step) else None
+
+
 @dataclass(frozen=True)
 class GeneratedCode:
     source: str  # the whole module
@@ -148,6 +169,7 @@ def lower(plan: Schedule, backend: Backend = NUMPY, namespace: str | None = None
         trainer = Module(joint, namespace=module.namespace, constants=module.constants, backend=backend,
                          groups=groups, blocking=blocking)
         texts = [print_function(trainer, plan.function(name)) for name in ("train_forward", "backward_pass")]
+        step = _forward_backward(trainer, plan, blocking)
         if plan.sgd is not None and backend.writes_in_place:
             if plan.sgd.eager is not None:  # the backward pass that updates as it goes, over the step's graph
                 updater = Module(plan.sgd.graph, namespace=module.namespace, constants=module.constants,
@@ -157,7 +179,9 @@ def lower(plan: Schedule, backend: Backend = NUMPY, namespace: str | None = None
                                  printed=trainer.printed, atoms=trainer.atoms, scalars=trainer.scalars,
                                  operand_lists=trainer.operand_lists)
                 texts.append(print_function(updater, plan.sgd.eager))
-            texts.append(print_sgd_step(trainer, plan.sgd))
+            texts.append(print_sgd_step(trainer, plan.sgd, fused=step is not None and bool(plan.sgd.updates)))
+        if step is not None:
+            texts.append(print_function(trainer, step))
         backward_text = "\n\n".join(texts)
     sources = ir.sources(forward_graph)
     name = repr(forward_graph.graph[ir.NAME])
@@ -185,5 +209,6 @@ def lower(plan: Schedule, backend: Backend = NUMPY, namespace: str | None = None
     body += XP_FORWARD_WRAPPER if standard else FORWARD_WRAPPER
     if joint is not None:
         dtype = joint.nodes[_target(joint)][ir.DTYPE]
-        body += "\n\n" + backward_text + "\n" + (XP_GRAD_WRAPPER if standard else GRAD_WRAPPER).format(dtype=dtype)
+        wrapper = XP_GRAD_WRAPPER if standard else FUSED_GRAD_WRAPPER if step is not None else GRAD_WRAPPER
+        body += "\n\n" + backward_text + "\n" + wrapper.format(dtype=dtype)
     return GeneratedCode(source=body, forward_source=forward_fn, backward_source=backward_text)
