@@ -79,23 +79,13 @@ def differentiate_stage(forward: nx.MultiDiGraph, request: Request) -> nx.MultiD
     return joint
 
 
-def optimize_joint(joint: nx.MultiDiGraph) -> nx.MultiDiGraph:
-    """optimize again, on the joint graph, starting from the forward graph's fixed point.
-
-    Its forward part is what the forward graph's optimize left, so the passes that revisit
-    look from the first round at the backward nodes alone (the differentiation's), and
-    what their edits reach."""
-    backward = [n for n, data in joint._node.items() if data.get(ir.PHASE) == ir.BACKWARD]
-    return optimize(joint, fresh=backward)
-
-
 # The pipeline, in order. A branch's stages run one after another on its own graph.
 STAGES: tuple[Stage, ...] = (
     Stage("rewritten", FORWARD, rewrite_composites),  # log(softmax) -> log_softmax, bce(sigmoid) -> logits form
     Stage("expanded", FORWARD, expand),
     Stage("optimized", FORWARD, optimize),
     Stage("differentiated", JOINT, differentiate_stage, takes_request=True),
-    Stage("optimized_joint", JOINT, optimize_joint),
+    Stage("optimized_joint", JOINT, optimize),
     Stage("fused", JOINT, fuse),
     Stage("shared", JOINT, share),  # a costly part two kernels repeat (sigmoid in silu and silu') is computed once
     Stage("interleaved", JOINT, interleave),  # long backward products start during the forward pass

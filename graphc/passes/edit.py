@@ -28,8 +28,7 @@ from ..ops.editor import Editor, change_log
 from ..ops.fused import fused_symbols
 
 __all__ = [
-    "SOURCES", "MAX_CONST_SIZE", "begin", "order", "Revisit", "settled_except", "protected", "is_source", "is_const",
-    "const_value",
+    "SOURCES", "MAX_CONST_SIZE", "begin", "order", "Revisit", "protected", "is_source", "is_const", "const_value",
     "new_node", "fused_node", "const_node", "concrete_size", "replace", "node_key", "equivalent",
 ]
 
@@ -62,26 +61,6 @@ def order(graph: nx.MultiDiGraph) -> tuple[str, ...]:
     return cached[1]
 
 
-_SETTLED = "settled"  # memo key: where every Revisit pass's first run starts reading the log
-
-
-def settled_except(graph: nx.MultiDiGraph, fresh) -> None:
-    """Say that ``graph`` (being watched) is a fixed point of every :class:`Revisit` pass
-    except at the nodes ``fresh``: their first run then looks only at those and what they
-    reach, as a later run does at what edits touched.
-
-    True of a graph that was the result of ``optimize`` (its last round changed nothing)
-    and has since gained the nodes ``fresh``, which read it: such a pass decides at a node
-    from the node and its operands, and no old node reads a new one. (A node read by a new
-    one gained a reader; that changes none of these decisions.)
-    """
-    log = change_log(graph)
-    if log is None:
-        raise ValueError("settled_except: the graph is not being watched")
-    log.memo[_SETTLED] = len(log.touched)
-    log.touched.extend(fresh)
-
-
 class Revisit:
     """The nodes a pass must look at again, for a pass whose decision at a node reads only
     that node and its operands up to ``hops`` levels up.
@@ -111,7 +90,7 @@ class Revisit:
         if self.log is None:
             return
         key = ("revisit", name)
-        start = self.log.memo.get(key, self.log.memo.get(_SETTLED))
+        start = self.log.memo.get(key)
         self.log.memo[key] = self.read = len(self.log.touched)
         if start is not None:
             self.nodes = {}

@@ -23,7 +23,7 @@ After: ``h = tanh(x @ W)``, ``y = h + h``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import networkx as nx
 
@@ -31,7 +31,7 @@ from ..ops.editor import watching
 from .canonicalize import canonicalize_in_place
 from .cse import cse_in_place
 from .dce import dce_in_place
-from .edit import begin, settled_except
+from .edit import begin
 from .fold import fold_in_place
 from .simplify import simplify_in_place
 from .stats import Stats
@@ -52,19 +52,12 @@ PASSES: list[tuple[str, InPlacePass]] = [
 MAX_ROUNDS = 10  # every pass shrinks or settles the graph; this only guards against a bug
 
 
-def optimize(graph: nx.MultiDiGraph, passes: list[tuple[str, InPlacePass]] | None = None,
-             fresh: Iterable[str] | None = None) -> nx.MultiDiGraph:
-    """``fresh``, when given, says that ``graph`` was made from a result of ``optimize`` by
-    adding the nodes ``fresh`` (which read it): the joint graph, whose forward part the
-    forward graph's optimize left. The passes that revisit (canonicalize, fold, dce) then
-    look at those nodes, and what they reach, from the first round on."""
+def optimize(graph: nx.MultiDiGraph, passes: list[tuple[str, InPlacePass]] | None = None) -> nx.MultiDiGraph:
     out = begin(graph)
     stats = Stats(rounds=0)
     # watched, the passes share one topological order while none changes the graph's
     # structure, and from the second round look again only where an edit reached
     with watching(out):
-        if fresh is not None:
-            settled_except(out, fresh)
         for _ in range(MAX_ROUNDS):
             stats.rounds += 1
             changes = 0
