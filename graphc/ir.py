@@ -136,9 +136,25 @@ def sources(graph: nx.MultiDiGraph) -> list[str]:
 def add_op(graph: nx.MultiDiGraph, node: str, op: str, args: list[str], attrs: dict | None = None,
            shape: tuple = (), dtype: str = DEFAULT_DTYPE, **extra) -> str:
     """Add one op node with its operand edges (positions 0..k-1); return its id."""
-    graph.add_node(node, **{OP: op, ATTRS: dict(attrs or {}), SHAPE: tuple(shape), DTYPE: dtype}, **extra)
+    succ = graph._succ
+    if type(graph) is not nx.MultiDiGraph or node in succ or node is None or not all(a in succ for a in args):
+        graph.add_node(node, **{OP: op, ATTRS: dict(attrs or {}), SHAPE: tuple(shape), DTYPE: dtype}, **extra)
+        for position, source in enumerate(args):
+            graph.add_edge(source, node, **{ARG: position})
+        return node
+    # a new node reading nodes of the graph: what add_node and add_edge make (the same dicts,
+    # keys and order), written straight into the adjacency dicts; their calls cost more than the edit
+    data = {OP: op, ATTRS: dict(attrs or {}), SHAPE: tuple(shape), DTYPE: dtype}
+    data.update(extra)
+    graph._node[node] = data
+    succ[node] = {}
+    into = graph._pred[node] = {}
     for position, source in enumerate(args):
-        graph.add_edge(source, node, **{ARG: position})
+        keys = into.get(source)
+        if keys is None:  # one dict of keys shared by succ and pred, as networkx keeps it
+            keys = into[source] = succ[source][node] = {}
+        keys[len(keys)] = {ARG: position}  # a new node's keys from one source are 0, 1, ...
+    nx._clear_cache(graph)
     return node
 
 

@@ -51,3 +51,24 @@ def test_operands_follow_positions_not_the_order_edges_were_added():
     graph.add_edge("a", "y", arg=2)  # a value read twice: two keyed edges from one node
     assert ir.operands(graph, "y") == ["a", "b", "a"]
     assert ir.operands(graph, "a") == []
+
+
+class _Plain(nx.MultiDiGraph):
+    """A subclass: add_op builds it through networkx's own add_node and add_edge."""
+
+
+def test_add_op_makes_what_networkx_add_node_and_add_edge_make():
+    made = {}
+    for kind in (nx.MultiDiGraph, _Plain):
+        graph = kind()
+        graph.graph.update(ir.new_graph("adds").graph)
+        ir.add_op(graph, "x", "input", [], {}, (2, 3))
+        ir.add_op(graph, "w", "param", [], None, (3,), "float32")
+        ir.add_op(graph, "y", "mul", ["x", "w"], {"k": 1}, (2, 3))
+        ir.add_op(graph, "sq", "mul", ["y", "y"], {}, (2, 3))  # one value read twice: keys 0 and 1
+        ir.add_op(graph, "f", "fused", ["sq", "x", "sq"], {"kink": ""}, (2, 3), expr=("e", ("a0", "a1", "a2")))
+        ir.add_op(graph, "z", "add", ["f", "late"], {}, (2, 3))  # an operand not in the graph: networkx adds it
+        made[kind] = graph
+    assert type(made[nx.MultiDiGraph]) is nx.MultiDiGraph
+    assert orders(made[nx.MultiDiGraph]) == orders(made[_Plain])
+    assert ir.operands(made[nx.MultiDiGraph], "f") == ["sq", "x", "sq"]
