@@ -136,9 +136,25 @@ def sources(graph: nx.MultiDiGraph) -> list[str]:
 def add_op(graph: nx.MultiDiGraph, node: str, op: str, args: list[str], attrs: dict | None = None,
            shape: tuple = (), dtype: str = DEFAULT_DTYPE, **extra) -> str:
     """Add one op node with its operand edges (positions 0..k-1); return its id."""
-    graph.add_node(node, **{OP: op, ATTRS: dict(attrs or {}), SHAPE: tuple(shape), DTYPE: dtype}, **extra)
+    succ = graph._succ
+    if type(graph) is not nx.MultiDiGraph or node in succ or node is None or not all(a in succ for a in args):
+        graph.add_node(node, **{OP: op, ATTRS: dict(attrs or {}), SHAPE: tuple(shape), DTYPE: dtype}, **extra)
+        for position, source in enumerate(args):
+            graph.add_edge(source, node, **{ARG: position})
+        return node
+    # a new node reading nodes of the graph: what add_node and add_edge make (the same dicts,
+    # keys and order), written straight into the adjacency dicts; their calls cost more than the edit
+    data = {OP: op, ATTRS: dict(attrs or {}), SHAPE: tuple(shape), DTYPE: dtype}
+    data.update(extra)
+    graph._node[node] = data
+    succ[node] = {}
+    into = graph._pred[node] = {}
     for position, source in enumerate(args):
-        graph.add_edge(source, node, **{ARG: position})
+        keys = into.get(source)
+        if keys is None:  # one dict of keys shared by succ and pred, as networkx keeps it
+            keys = into[source] = succ[source][node] = {}
+        keys[len(keys)] = {ARG: position}  # a new node's keys from one source are 0, 1, ...
+    nx._clear_cache(graph)
     return node
 
 
@@ -146,7 +162,9 @@ def copy_graph(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     """A copy a pass may change freely: nodes, edges, attribute dicts and graph attributes.
 
     Node attribute dicts are new (values shared: shapes, attrs dicts are replaced, never
-    mutated in place, by passes); graph attributes (lists, dicts) are copied one level deep.
+    mutated in place, by passes); edge key dicts are new, the edge attribute dicts in them
+    (``{"arg": k}``) shared (an edit makes new edges, never changes one in place); graph
+    attributes (lists, dicts) are copied one level deep.
     """
     out = _copy_multidigraph(graph) if type(graph) is nx.MultiDiGraph else graph.copy()
     out.graph = {key: (value.copy() if isinstance(value, (list, dict, set)) else value)
@@ -155,9 +173,11 @@ def copy_graph(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
 
 
 def _copy_multidigraph(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
-    """What ``graph.copy()`` makes (same node, edge and key order, new attribute dicts),
+    """What ``graph.copy()`` makes (same node, edge and key order, new node attribute dicts),
     built straight from the adjacency dicts: networkx's copy re-adds every edge through
-    ``add_edges_from`` and was the largest single cost of compiling a big graph."""
+    ``add_edges_from`` and was the largest single cost of compiling a big graph. The edge
+    attribute dicts are shared (see :func:`copy_graph`): a new dict per edge was a third of
+    copying a joint graph."""
     out = nx.MultiDiGraph()
     nodes = {node: dict(data) for node, data in graph._node.items()}
     succ: dict = {node: {} for node in nodes}
@@ -166,7 +186,7 @@ def _copy_multidigraph(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
         out_edges = succ[source]
         for target, keys in targets.items():
             # one dict of keys shared by succ and pred, as networkx keeps it
-            out_edges[target] = pred[target][source] = {key: dict(data) for key, data in keys.items()}
+            out_edges[target] = pred[target][source] = keys.copy()
     out._node, out._adj, out._pred = nodes, succ, pred
     out._succ = succ
     return out

@@ -51,3 +51,39 @@ def test_operands_follow_positions_not_the_order_edges_were_added():
     graph.add_edge("a", "y", arg=2)  # a value read twice: two keyed edges from one node
     assert ir.operands(graph, "y") == ["a", "b", "a"]
     assert ir.operands(graph, "a") == []
+
+
+class _Plain(nx.MultiDiGraph):
+    """A subclass: add_op builds it through networkx's own add_node and add_edge."""
+
+
+def test_add_op_makes_what_networkx_add_node_and_add_edge_make():
+    made = {}
+    for kind in (nx.MultiDiGraph, _Plain):
+        graph = kind()
+        graph.graph.update(ir.new_graph("adds").graph)
+        ir.add_op(graph, "x", "input", [], {}, (2, 3))
+        ir.add_op(graph, "w", "param", [], None, (3,), "float32")
+        ir.add_op(graph, "y", "mul", ["x", "w"], {"k": 1}, (2, 3))
+        ir.add_op(graph, "sq", "mul", ["y", "y"], {}, (2, 3))  # one value read twice: keys 0 and 1
+        ir.add_op(graph, "f", "fused", ["sq", "x", "sq"], {"kink": ""}, (2, 3), expr=("e", ("a0", "a1", "a2")))
+        ir.add_op(graph, "z", "add", ["f", "late"], {}, (2, 3))  # an operand not in the graph: networkx adds it
+        made[kind] = graph
+    assert type(made[nx.MultiDiGraph]) is nx.MultiDiGraph
+    assert orders(made[nx.MultiDiGraph]) == orders(made[_Plain])
+    assert ir.operands(made[nx.MultiDiGraph], "f") == ["sq", "x", "sq"]
+
+
+def test_a_copy_is_what_networkx_copies_and_its_edits_leave_the_graph_alone():
+    graph = gc.compile(net()).stages["differentiated"]
+    before = repr(orders(graph))  # text: a dict changed in place would change a list of it too
+    copied = ir.copy_graph(graph)
+    assert orders(copied) == orders(graph.copy())
+    reader = next(n for n in copied if ir.operands(copied, n))
+    first = ir.operands(copied, reader)[0]
+    copied.remove_edge(first, reader)  # an edit: edges go and come, node attributes change
+    copied.add_edge(first, reader, arg=0)
+    copied.add_edge(first, reader, arg=7)
+    copied.nodes[reader]["mark"] = "created"
+    copied.remove_node(next(iter(copied)))
+    assert repr(orders(graph)) == before

@@ -20,6 +20,7 @@ Handles (:class:`Ref`) know their editor, so rules read like the math they write
 
 from __future__ import annotations
 
+import functools
 import numbers
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -182,8 +183,14 @@ def constant_valued(graph: nx.MultiDiGraph, node_id: str) -> bool:
     return True
 
 
+@functools.cache
+def _kind(dtype) -> str:
+    """numpy's kind letter of a dtype name ("f", "i", "b"...): asked several times per node made."""
+    return np.dtype(dtype).kind
+
+
 def _is_float(graph: nx.MultiDiGraph, node: str) -> bool:
-    return np.dtype(graph.nodes[node][ir.DTYPE]).kind == "f"
+    return _kind(graph._node[node][ir.DTYPE]) == "f"
 
 
 def number_valued(graph: nx.MultiDiGraph, node_id: str) -> bool:
@@ -309,7 +316,8 @@ class Editor:
         return node_id
 
     def _record(self, node_id: str) -> Ref:
-        self.graph.nodes[node_id].update(self._tags)
+        if self._tags:
+            self.graph._node[node_id].update(self._tags)
         if _LOGS:  # someone watches a graph: building the list costs only then
             _touch(self.graph, [node_id, *self.graph._pred[node_id]], structural=True)  # its operands gained a reader
         self.created.append(node_id)
@@ -356,25 +364,29 @@ class Editor:
         attrs = dict(attrs or {})
         if op.arity >= 0 and len(operands) != op.arity:
             raise GraphError(f"op {op_name} takes {op.arity} operand(s), found {len(operands)}")
-        unknown = sorted(set(attrs) - set(op.attrs))
-        if unknown:
-            raise GraphError(
-                f"op {op_name}: unknown attr(s) {', '.join(unknown)}; it takes {sorted(op.attrs) or 'none'}"
-            )
+        if attrs:
+            unknown = sorted(set(attrs) - set(op.attrs))
+            if unknown:
+                raise GraphError(
+                    f"op {op_name}: unknown attr(s) {', '.join(unknown)}; it takes {sorted(op.attrs) or 'none'}"
+                )
         full = {**op.attrs, **attrs}
-        args = [self.operand(o, f"op {op_name}") for o in operands]
+        graph, nodes = self.graph, self.graph._node  # the node dicts themselves: a view per lookup costs
+        # a handle of this graph is its own operand; anything else goes through operand's checks
+        args = [o if isinstance(o, Ref) and o.editor.graph is graph else self.operand(o, f"op {op_name}")
+                for o in operands]
         self._check_int_inputs(op, args)
         node_id = node_id if node_id is not None else self.fresh(op_name)
-        shape = op.shape([a.shape for a in args], full, node_id, op_name)
+        shape = op.shape([nodes[a.id][ir.SHAPE] for a in args], full, node_id, op_name)
         operand_dtype = self._dtype_of(args)
-        target = dtype if dtype is not None and np.dtype(dtype).kind == "f" else operand_dtype
-        if np.dtype(target).kind == "f":  # a number, or a value made of consts only, adopts the
-            for arg in args:              # float dtype the op computes in (x > 0.5: 0.5 is x's)
-                own = self.graph.nodes[arg.id][ir.DTYPE]
-                if own != target and number_valued(self.graph, arg.id):
-                    adopt_dtype(self.graph, arg.id, target)
+        target = dtype if dtype is not None and _kind(dtype) == "f" else operand_dtype
+        if _kind(target) == "f":  # a number, or a value made of consts only, adopts the
+            for arg in args:      # float dtype the op computes in (x > 0.5: 0.5 is x's)
+                own = nodes[arg.id][ir.DTYPE]
+                if own != target and number_valued(graph, arg.id):
+                    adopt_dtype(graph, arg.id, target)
         if dtype is None:  # the op's dtype rule (bool comparisons, int64 argmax) sees adopted consts
-            dtype = op.dtype([self.graph.nodes[a.id][ir.DTYPE] for a in args]) if op.dtype else operand_dtype
+            dtype = op.dtype([nodes[a.id][ir.DTYPE] for a in args]) if op.dtype else operand_dtype
         if registry is not None:
             self.graph.graph[ir.CUSTOM_OPS] = registry
         if expr is not None and op_name != "fused":
@@ -385,10 +397,10 @@ class Editor:
 
     def _check_int_inputs(self, op, args: list[Ref]) -> None:
         """An int64 input (class labels) is read only where an op takes one (``Op.int_operands``)."""
-        nodes = self.graph.nodes
+        nodes = self.graph._node
         for position, arg in enumerate(args):
             data = nodes[arg.id]
-            if data[ir.OP] == "input" and np.dtype(data[ir.DTYPE]).kind in "iu" and position not in op.int_operands:
+            if data[ir.OP] == "input" and _kind(data[ir.DTYPE]) in "iu" and position not in op.int_operands:
                 takers = sorted(o.name for o in _ops_taking_ints())
                 raise GraphError(
                     f"op {op.name}: operand {position} is {describe(arg.id, 'input')}, declared {data[ir.DTYPE]}; "
@@ -400,13 +412,13 @@ class Editor:
         """An op's dtype: its first operand's whose value is not made of consts only (a
         number or a constant array adapts to the other operands, as a number does in numpy:
         ``0.5 + x`` and ``c @ x`` of a float32 x are float32)."""
-        nodes = self.graph.nodes
+        nodes = self.graph._node
         dtypes = [nodes[arg.id][ir.DTYPE] for arg in args]
         if len(set(dtypes)) <= 1:  # only a mix needs the (longer) look at where values come from
             return dtypes[0] if dtypes else ir.DEFAULT_DTYPE
         values = [d for arg, d in zip(args, dtypes)
                   if not (constant_valued(self.graph, arg.id) or number_valued(self.graph, arg.id))]
-        floats = [d for d in values if np.dtype(d).kind == "f"]
+        floats = [d for d in values if _kind(d) == "f"]
         if floats:  # a boolean mask or int index next to a float value: the float's dtype
             return floats[0]
         if values and len(values) < len(args):  # mask * 1.0, where(mask, 1.0, -1.0): the floats

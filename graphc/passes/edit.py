@@ -40,7 +40,7 @@ def begin(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     """A copy to edit (``ir.copy_graph``), with the previous pass's marks and stats cleared."""
     out = ir.copy_graph(graph)
     out.graph.pop(ir.STATS, None)
-    for _, data in out.nodes(data=True):
+    for data in out._node.values():  # the node dicts themselves: a data view costs a tuple per node
         data.pop(ir.MARK, None)
     return out
 
