@@ -162,9 +162,7 @@ def copy_graph(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     """A copy a pass may change freely: nodes, edges, attribute dicts and graph attributes.
 
     Node attribute dicts are new (values shared: shapes, attrs dicts are replaced, never
-    mutated in place, by passes); edge key dicts are new, the edge attribute dicts in them
-    (``{"arg": k}``) shared (an edit makes new edges, never changes one in place); graph
-    attributes (lists, dicts) are copied one level deep.
+    mutated in place, by passes); graph attributes (lists, dicts) are copied one level deep.
     """
     out = _copy_multidigraph(graph) if type(graph) is nx.MultiDiGraph else graph.copy()
     out.graph = {key: (value.copy() if isinstance(value, (list, dict, set)) else value)
@@ -173,11 +171,9 @@ def copy_graph(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
 
 
 def _copy_multidigraph(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
-    """What ``graph.copy()`` makes (same node, edge and key order, new node attribute dicts),
+    """What ``graph.copy()`` makes (same node, edge and key order, new attribute dicts),
     built straight from the adjacency dicts: networkx's copy re-adds every edge through
-    ``add_edges_from`` and was the largest single cost of compiling a big graph. The edge
-    attribute dicts are shared (see :func:`copy_graph`): a new dict per edge was a third of
-    copying a joint graph."""
+    ``add_edges_from`` and was the largest single cost of compiling a big graph."""
     out = nx.MultiDiGraph()
     nodes = {node: dict(data) for node, data in graph._node.items()}
     succ: dict = {node: {} for node in nodes}
@@ -186,7 +182,7 @@ def _copy_multidigraph(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
         out_edges = succ[source]
         for target, keys in targets.items():
             # one dict of keys shared by succ and pred, as networkx keeps it
-            out_edges[target] = pred[target][source] = keys.copy()
+            out_edges[target] = pred[target][source] = {key: dict(data) for key, data in keys.items()}
     out._node, out._adj, out._pred = nodes, succ, pred
     out._succ = succ
     return out
