@@ -72,3 +72,21 @@ def test_add_op_makes_what_networkx_add_node_and_add_edge_make():
     assert type(made[nx.MultiDiGraph]) is nx.MultiDiGraph
     assert orders(made[nx.MultiDiGraph]) == orders(made[_Plain])
     assert ir.operands(made[nx.MultiDiGraph], "f") == ["sq", "x", "sq"]
+
+
+def test_a_copy_is_what_networkx_copies_and_its_edits_leave_the_graph_alone():
+    graph = gc.compile(net()).stages["differentiated"]
+    before = repr(orders(graph))  # text: a dict changed in place would change a list of it too
+    copied = ir.copy_graph(graph)
+    assert orders(copied) == orders(graph.copy())
+    reader = next(n for n in copied if len(ir.operands(copied, n)) == 2)
+    first, second = ir.operands(copied, reader)
+    for data in copied._pred[reader][first].values():  # an edge's data edited in place
+        data[ir.ARG] = 5
+    assert ir.operands(graph, reader) == [first, second]
+    copied.remove_edge(first, reader)  # an edit: edges go and come, node attributes change
+    copied.add_edge(first, reader, arg=0)
+    copied.add_edge(first, reader, arg=7)
+    copied.nodes[reader]["mark"] = "created"
+    copied.remove_node(next(iter(copied)))
+    assert repr(orders(graph)) == before
