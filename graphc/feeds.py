@@ -6,7 +6,7 @@ import functools
 import math
 import numbers
 import operator
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import networkx as nx
 import numpy as np
@@ -126,8 +126,19 @@ def _unrolled(count: int):
               f"        {arrays}, = values\n"
               f"        return values if {test} else None\n"
               f"    return match\n")
+    return positional_function(source, f"the feed check of {count} feeds")
+
+
+def positional_function(source: str, what: str) -> Callable:
+    """The function ``make`` that ``source`` defines, compiled as ``<graphc: what>``.
+
+    The one place the package compiles Python it printed itself at run time (the fast
+    paths of repeated calls: :func:`_unrolled`, ``program._unrolled_keyer``). Its callers
+    print sources of positions alone (``a0``, ``k0``), like ``collections.namedtuple``:
+    no name or value from a graph is ever part of them, so no graph file can run code here.
+    """
     namespace: dict = {}
-    exec(compile(source, f"<graphc: the feed check of {count} feeds>", "exec"), namespace)  # noqa: S102
+    exec(compile(source, f"<graphc: {what}>", "exec"), namespace)  # noqa: S102
     return namespace["make"]
 
 

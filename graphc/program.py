@@ -13,7 +13,7 @@ import numpy as np
 from . import ir
 from .differentiate import scalar_output
 from .errors import BackendError, FeedError, GradientError
-from .feeds import FeedChecker, check_seed, check_step_size
+from .feeds import FeedChecker, check_seed, check_step_size, positional_function
 from .files import replace_file
 from .lower.libraries import runtime
 from .lower.load import load_source
@@ -444,9 +444,7 @@ def _unrolled_keyer(count: int, scalars: tuple[int, ...]) -> Callable:
               f"        {values}, = values\n"
               f"        return {{{items}}}\n"
               f"    return keyed\n")
-    namespace: dict = {}
-    exec(compile(source, f"<graphc: the result dict of {count} values>", "exec"), namespace)  # noqa: S102
-    return namespace["make"]
+    return positional_function(source, f"the result dict of {count} values")
 
 
 def with_backend(prog: Program, backend: str) -> Program:

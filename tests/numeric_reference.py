@@ -15,3 +15,9 @@ def numeric_grad(f, x, eps=1e-6):
         down[index] -= eps
         out[index] = (f(up) - f(down)) / (2 * eps)
     return out
+
+
+def feed_grad(loss, feeds, name, eps=1e-6):
+    """Central differences of ``loss(feeds)`` in ``feeds[name]``, every feed in float64."""
+    point = {k: np.asarray(v, dtype=np.float64) for k, v in feeds.items()}
+    return numeric_grad(lambda value: loss({**point, name: value}), point[name], eps)

@@ -16,6 +16,7 @@ import sys
 
 import numpy as np
 import pytest
+from numeric_reference import feed_grad
 
 import graphc as gc
 from graphc.lower import blocking
@@ -58,16 +59,7 @@ def close(found, expected, dtype):
 
 def central_differences(g, feeds, name, h=1e-6):
     """d loss / d feeds[name] by central differences on the interpreter, in float64."""
-    point = {k: np.asarray(v, dtype=np.float64) for k, v in feeds.items()}
-    grad = np.zeros_like(point[name])
-    for index in np.ndindex(grad.shape):
-        values = []
-        for step in (h, -h):
-            moved = {k: v.copy() for k, v in point.items()}
-            moved[name][index] += step
-            values.append(float(gc.evaluate(g, moved, "loss", dtype="float64")["loss"]))
-        grad[index] = (values[0] - values[1]) / (2 * h)
-    return grad
+    return feed_grad(lambda point: float(gc.evaluate(g, point, "loss", dtype="float64")["loss"]), feeds, name, h)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
