@@ -25,15 +25,14 @@ returned value must be copied so that the caller owns it. The SGD step has its o
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import networkx as nx
 import sympy
 
 from . import ir
 from .errors import GraphError
-from .ops.base import op_for, with_custom_op
-from .ops.update import UPDATE
+from .ops.base import op_for
 
 __all__ = [
     "levels", "mark_levels", "critical_path", "schedule", "plan_function",
@@ -141,21 +140,15 @@ class Facts:
     """What planning asks of each node of a graph, worked out once per node and remembered.
 
     A function's plan reads each node's operands, their aliases resolved, the array a value
-    lives in, its dims and whether it may take over a buffer; the three passes of a joint
-    graph (train_forward, backward_pass, backward_update) ask about the same nodes, and a
-    deep network's ~20,000 nodes made each question a few percent of a compile. Every
-    answer depends only on the node's own data and on what it reads (never on its
-    readers), so the facts of a graph hold for a copy extended by new nodes that only read
-    it (:meth:`extended`; the eager step's update nodes).
+    lives in, its dims and whether it may take over a buffer; the passes of a joint graph
+    (train_forward, backward_pass) ask about the same nodes, and a deep network's ~20,000
+    nodes made each question a few percent of a compile. Every answer depends only on the
+    node's own data and on what it reads (never on its readers).
     """
 
     def __init__(self, graph: nx.MultiDiGraph, caches: tuple | None = None):
         self.graph = graph
         self._operands, self._resolved, self._memory, self._dims = caches or ({}, {}, {}, {})
-
-    def extended(self, graph: nx.MultiDiGraph) -> Facts:
-        """The facts of ``graph``: this graph with new nodes that read it and that nothing old reads."""
-        return Facts(graph, (self._operands, self._resolved, self._memory, self._dims))
 
     def operands(self, node: str) -> list[str]:
         found = self._operands.get(node)
@@ -255,13 +248,19 @@ def donor_last(graph: nx.MultiDiGraph, level: list[str], dying: set[str], facts:
 # -- plans --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Step:
-    """One statement (or kernel): compute ``node``."""
+    """One statement (or kernel): compute ``node``; or, with ``grad``, an update of param
+    ``node`` (``p -= grad``, in place) that runs only when the function is asked to update
+    (backward_pass's ``update`` argument)."""
 
     node: str
     level: int
     reads: tuple[str, ...]  # the values it reads (aliases resolved), in operand order
     donates: frozenset[str]  # operands that die here and whose buffers it may write into
     frees: tuple[str, ...]  # values deleted right after it (their last reader)
+    grad: str | None = None  # an update: the gradient subtracted from param ``node``
+    # an update: the values deleted right after it when it runs (the gradient's arrays, which
+    # the function returns when it does not update)
+    frees_updating: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -292,6 +291,14 @@ class FunctionPlan:
     # as two tuples; ``forward_levels`` of its levels are train_forward's, the rest backward_pass's
     split: int | None = None
     forward_levels: int = 0
+    # backward_pass with update steps: the params its ``update`` argument holds (those it reads
+    # nowhere else, in declaration order)
+    update_args: tuple[str, ...] = ()
+
+    @property
+    def updates(self) -> bool:
+        """Whether the function can update params in place (it has update steps)."""
+        return any(step.grad is not None for step in self.steps)
 
     @property
     def level_sizes(self) -> dict[int, int]:
@@ -317,29 +324,26 @@ class StepPlan:
     ``lr * grad``, so each update is one subtraction. Two strategies, the same arithmetic
     (the params end bit-identical):
 
-    - ``eager`` (the plan of ``backward_update``, over ``graph``: the joint graph with one
-      ``update`` node per param): each param is updated inside the backward pass, as soon
-      as its gradient is final and every read of its old value is done, and its gradient
-      is freed there: the memory of a hand-written step. An error in the middle (a
-      floating-point error under ``numpy.errstate(all="raise")``) leaves some params
-      updated and others not.
+    - eager: ``backward_pass`` asked to update (its ``update`` argument; the plan has one
+      update step per param, see :func:`plan_function`): each param is updated inside the
+      backward pass, as soon as its gradient is final and every read of its old value and
+      of its gradient is done, and its gradient is freed there: the memory of a
+      hand-written step. An error in the middle (a floating-point error under
+      ``numpy.errstate(all="raise")``) leaves some params updated and others not.
     - atomic: ``backward_pass``, then every new value computed, then copied into the
       params, which cannot fail: an error leaves every param as it was. It costs memory:
       it holds every gradient at once, so its peak cannot go below their total size.
 
     The generated ``sgd_step`` takes the atomic one when a floating-point error could stop
     the step (see ``graphc/lower/stoppable.py``), the eager one otherwise. ``eager`` is
-    None when the joint graph has no cotangent input (SEED ``"scalar"``) or the plan
-    cannot take the same arguments as ``backward_pass``.
+    False when the joint graph has no cotangent input (SEED ``"scalar"``): there is no
+    cotangent to seed with lr.
     """
 
     args: tuple[str, ...]  # the sources, as train_forward takes them
     seed: str  # the cotangent's node: bound to lr
     updates: tuple[Update, ...]
-    # the joint graph with the update nodes, which eager reads (made from the joint graph and
-    # the updates, so plans compare by their steps)
-    graph: nx.MultiDiGraph | None = field(default=None, compare=False, repr=False)
-    eager: FunctionPlan | None = None
+    eager: bool = False  # backward_pass has the update steps (and takes ``update``)
 
 
 @dataclass(frozen=True)
@@ -401,7 +405,8 @@ def plan_function(graph: nx.MultiDiGraph, name: str, args: list[str], body: list
                   returns: list[str], saved: list[str] = (), doc: str = "",
                   dims_from_caller: bool = False, needed_dims: set = frozenset(),
                   trailing: tuple[str, ...] = (), packed: bool = False,
-                  read_only: frozenset[str] = frozenset(), facts: Facts | None = None) -> FunctionPlan:
+                  read_only: frozenset[str] = frozenset(), facts: Facts | None = None,
+                  updates: tuple[tuple[str, str, int], ...] = (), update_args: tuple[str, ...] = ()) -> FunctionPlan:
     """The plan of one function computing ``body`` (node ids by level) from ``args``.
 
     Liveness: each value is freed right after its last reader (a view keeps the array it
@@ -411,6 +416,15 @@ def plan_function(graph: nx.MultiDiGraph, name: str, args: list[str], body: list
     ones no argument has are taken as arguments instead (``backward_pass`` gets them
     from ``train_forward``), otherwise they are an error. ``facts`` are ``graph``'s
     (:class:`Facts`), when the caller plans several functions of it.
+
+    ``updates`` (param, gradient, earliest level) are steps that run only when the function
+    is asked to update (backward_pass's ``update``, ``update_args`` the params it holds):
+    ``param -= gradient`` in place, each at the end of the first level from its earliest
+    that comes after every step reading the param's array (through a view too) and after
+    the gradient is computed, and is no earlier than the last step reading the gradient's
+    arrays. The function returns the gradients otherwise, so one liveness serves both: a
+    gradient's arrays are never donated and are freed only after its update, when it runs
+    (``Step.frees_updating``); a param read by the backward pass lives until its update.
     """
     facts = facts or Facts(graph)
     argset = set(args) | set(trailing)
@@ -430,26 +444,31 @@ def plan_function(graph: nx.MultiDiGraph, name: str, args: list[str], body: list
     read_all = {n: [facts.read(a, folded) for a in operands[n]] for n in order}  # in operand order, repeats too
     reads = {n: tuple(dict.fromkeys(read_all[n])) for n in order}
     nodes = graph._node
-    last_use: dict[str, int] = {}
-    for i, n in enumerate(order):
-        for a in reads[n]:
-            while True:  # a view keeps the array it looks into alive
-                last_use[a] = i
-                if nodes[a][ir.OP] not in VIEWS:
-                    break
-                a = facts.resolve(facts.operands(a)[0])
+    # the function's steps: (node, the gradient of an update or None, level, what it reads)
+    sequence = [(n, None, level_of[n], reads[n]) for n in order]
+    last_use = _last_uses(sequence, nodes, facts)
+    if updates:
+        sequence = _with_updates(graph, sequence, updates, last_use, position, facts)
+        last_use = _last_uses(sequence, nodes, facts)
     keep = {base(graph, n) for n in list(returns) + list(saved)}
     keep |= {facts.memory(n)[0] for n in list(returns) + list(saved)}
     dead: dict[int, list[str]] = {}
+    dead_updating: dict[int, list[str]] = {}  # kept values an update is the last to read
     # packed arguments are this function's: freed after their last use, and their buffers
     # may be written into, except ``read_only`` ones (the caller also returned them)
     owned = set(args) if packed else set()
     for node, i in last_use.items():
-        if (node in position or node in owned) and node not in keep:
-            dead.setdefault(i, []).append(node)
+        if node in position or node in owned:
+            if node not in keep:
+                dead.setdefault(i, []).append(node)
+            elif sequence[i][1] is not None:
+                dead_updating.setdefault(i, []).append(node)
     steps = []
-    for i, n in enumerate(order):
+    for i, (n, grad, level, read) in enumerate(sequence):
         frees = dead.get(i, ())
+        if grad is not None:
+            steps.append(Step(n, level, read, frozenset(), tuple(frees), grad, tuple(dead_updating.get(i, ()))))
+            continue
         donates = frozenset()
         if frees:  # only a value that dies here can be donated
             # an operand's memory seen through a view (x.T, or a transpose/reshape statement)
@@ -457,7 +476,7 @@ def plan_function(graph: nx.MultiDiGraph, name: str, args: list[str], body: list
             once = {a for a in reads[n] if read_all[n].count(a) == 1}
             donates = frozenset(d for d in frees if d in once and d not in viewed and d not in read_only
                                 and (d in position or d in owned) and _owns(graph, d, n))
-        steps.append(Step(n, level_of[n], reads[n], donates, tuple(frees)))
+        steps.append(Step(n, level, read, donates, tuple(frees)))
 
     returned, seen = [], set()
     for r in returns:
@@ -466,7 +485,7 @@ def plan_function(graph: nx.MultiDiGraph, name: str, args: list[str], body: list
         returned.append(Returned(r, shared or broadcast))
         seen.add(owner)
 
-    dims = set(needed_dims)
+    dims = set(needed_dims)  # an update (p -= g) reads no dim
     for n in order + list(returns) + list(saved):
         dims |= facts.dims(n)
     binds, dim_args = [], []
@@ -483,7 +502,47 @@ def plan_function(graph: nx.MultiDiGraph, name: str, args: list[str], body: list
                 "declare an input with this dim"
             )
     return FunctionPlan(name, doc, tuple(args), tuple(dim_args), tuple(binds), tuple(steps), tuple(returned),
-                        tuple(saved), trailing=tuple(trailing), packed=packed, folded=folded)
+                        tuple(saved), trailing=tuple(trailing), packed=packed, folded=folded,
+                        update_args=tuple(update_args) if updates else ())
+
+
+def _last_uses(sequence: list[tuple], nodes: dict, facts: Facts) -> dict[str, int]:
+    """The index of each value's last reader in ``sequence``; a view keeps the array it looks into alive."""
+    last_use: dict[str, int] = {}
+    for i, (_, _, _, read) in enumerate(sequence):
+        for a in read:
+            while True:
+                last_use[a] = i
+                if nodes[a][ir.OP] not in VIEWS:
+                    break
+                a = facts.resolve(facts.operands(a)[0])
+    return last_use
+
+
+def _with_updates(graph: nx.MultiDiGraph, sequence: list[tuple], updates: tuple[tuple[str, str, int], ...],
+                  last_use: dict[str, int], position: dict[str, int], facts: Facts) -> list[tuple]:
+    """``sequence`` with one update step per (param, gradient, earliest level), each at the end of
+    its level (see :func:`plan_function`): ``last_use`` and ``position`` are the steps' without them."""
+    placed = []
+    for k, (param, grad, earliest) in enumerate(updates):
+        # the gradient's arrays: the one it is (through aliases and x.T) and the one it looks into
+        arrays = (base(graph, grad), facts.memory(grad)[0])
+        # it writes the param: a level after the param's last reader; it reads the gradient: after
+        # its computation, and last among its readers (the end of the last one's level will do)
+        levels = [earliest] + [sequence[i][2] + 1 for i in [last_use.get(param)] + [position.get(a) for a in arrays]
+                               if i is not None]
+        levels += [sequence[i][2] for i in (last_use.get(a) for a in arrays) if i is not None]
+        level = max(levels)
+        placed.append((level, k, (param, grad, level, (param, facts.resolve(grad)))))
+    placed.sort(key=lambda item: item[:2])  # by level, then in the order given
+    out, j = [], 0
+    for step in sequence:  # the steps come by level
+        while j < len(placed) and placed[j][0] < step[2]:
+            out.append(placed[j][2])
+            j += 1
+        out.append(step)
+    out.extend(item[2] for item in placed[j:])
+    return out
 
 
 def _backward_nodes(graph: nx.MultiDiGraph) -> set[str]:
@@ -532,7 +591,11 @@ def schedule(forward: nx.MultiDiGraph, joint: nx.MultiDiGraph | None = None) -> 
     by_level = levels(joint)
     later = _backward_nodes(joint)
     saved = _saved(joint, by_level, seed, later)
-    facts = Facts(joint)  # the three passes of the joint graph read the same nodes
+    facts = Facts(joint)  # the passes of the joint graph read the same nodes
+    sources = [s for s in ir.sources(joint) if s != seed]
+    sgd = _sgd_plan(joint, sources, seed)
+    eager = sgd is not None and seed in joint  # SEED "scalar": no cotangent to seed with lr
+    taken = set(saved)  # a set: a deep net has thousands of params and of saved values
     backward = plan_function(
         joint, "backward_pass", saved,
         [[n for n in level if n in later] for level in by_level],
@@ -541,8 +604,9 @@ def schedule(forward: nx.MultiDiGraph, joint: nx.MultiDiGraph | None = None) -> 
         dims_from_caller=True,
         trailing=(seed if seed in joint else "seed",),  # SEED "scalar": the cotangent is the constant 1
         packed=True, read_only=_returned_memory(joint, joint.graph[ir.OUTPUTS]), facts=facts,
+        updates=_updates(sgd, by_level) if eager else (),
+        update_args=tuple(u.param for u in sgd.updates if u.param not in taken) if eager else (),
     )
-    sources = [s for s in ir.sources(joint) if s != seed]
     train = plan_function(
         joint, "train_forward", sources,
         [[n for n in level if n not in later and n != seed] for level in by_level],
@@ -552,9 +616,8 @@ def schedule(forward: nx.MultiDiGraph, joint: nx.MultiDiGraph | None = None) -> 
     )
     train = replace(train, saved_dims=backward.dim_args)
     functions += [train, backward]
-    sgd = _sgd_plan(joint, sources, seed)
-    if sgd is not None:
-        sgd = _with_eager(sgd, joint, by_level, later, backward, facts)
+    if eager:
+        sgd = replace(sgd, eager=True)
     return Schedule(forward, joint, tuple(functions), sgd)
 
 
@@ -612,44 +675,26 @@ def _sgd_plan(joint: nx.MultiDiGraph, sources: list[str], seed: str) -> StepPlan
     return StepPlan(tuple(sources), seed, updates)
 
 
-def _with_eager(sgd: StepPlan, joint: nx.MultiDiGraph, by_level: list[list[str]], later: set[str],
-                backward: FunctionPlan, facts: Facts) -> StepPlan:
-    """``sgd`` with its eager strategy: ``backward_update``, the backward pass with one
-    ``update`` node per param at the earliest level where the param's gradient is computed
-    and no later step reads the param's array (through a view or ``.T`` too). It takes
-    ``backward_pass``'s arguments (the saved values, the cotangent), then the params
-    ``backward_pass`` does not read, in declaration order.
+def _updates(sgd: StepPlan, by_level: list[list[str]]) -> tuple[tuple[str, str, int], ...]:
+    """backward_pass's update steps: (param, gradient, earliest level), one per param in GRADS
+    order; none before the level after its gradient's (plan_function places each)."""
+    grads = {u.grad for u in sgd.updates}
+    depth = {n: k for k, level in enumerate(by_level) for n in level if n in grads}
+    return tuple((u.param, u.grad, depth[u.grad] + 1) for u in sgd.updates)
 
-    It is planned like ``backward_pass`` (the liveness differs: each gradient dies at its
-    update), from the joint graph's ``facts``, which hold for the copy the updates join."""
-    if sgd.seed not in joint:  # the cotangent is the constant 1: no lr to seed it with
-        return sgd
-    depth = {n: k for k, level in enumerate(by_level) for n in level}
-    params = [u.param for u in sgd.updates]
-    last_read = dict.fromkeys(params, 0)
-    for n in later:  # the steps backward_update computes besides the updates
-        for a in facts.operands(n):
-            owner = facts.memory(a)[0]
-            if owner in last_read:
-                last_read[owner] = max(last_read[owner], depth[n])
-    graph = ir.copy_graph(joint)
-    with_custom_op(graph, UPDATE)
-    body = [[n for n in level if n in later] for level in by_level]
-    for u in sgd.updates:
-        node = ir.fresh_id(graph, f"update_{u.param}")
-        data = graph.nodes[u.param]
-        ir.add_op(graph, node, UPDATE.name, [u.param, u.grad], shape=data[ir.SHAPE], dtype=data[ir.DTYPE])
-        level = max(last_read[u.param], depth[u.grad]) + 1
-        body += [[] for _ in range(level + 1 - len(body))]
-        body[level].append(node)
-    taken = set(backward.args)  # a set: a deep net has thousands of params and of arguments
-    unread = tuple(p for p in params if p not in taken)
-    eager = plan_function(
-        graph, "backward_update", list(backward.args), body, [],
-        doc="The backward pass from the saved values and lr, updating each param as soon as nothing reads it.",
-        dims_from_caller=True, needed_dims=set(backward.dim_args), trailing=backward.trailing + unread,
-        packed=True, read_only=_returned_memory(joint, joint.graph[ir.OUTPUTS]), facts=facts.extended(graph),
-    )
-    if eager.dim_args != backward.dim_args:  # it could not unpack what train_forward saves
-        return sgd
-    return replace(sgd, graph=graph, eager=eager)
+
+def without_updates(fn: FunctionPlan) -> FunctionPlan:
+    """``fn`` without its update steps, for a module that never asks it to update (an array-API
+    backend, which writes nothing in place; a module whose sgd_step runs forward_backward).
+    What an update freed in both modes (a param the backward pass read) is freed after the
+    step before it instead: nothing reads it in between."""
+    if not fn.updates:
+        return fn
+    steps: list[Step] = []
+    for step in fn.steps:
+        if step.grad is None:
+            steps.append(step)
+        elif step.frees:
+            last = steps[-1]  # a param freed here was read by a step before it
+            steps[-1] = replace(last, frees=last.frees + tuple(d for d in step.frees if d not in last.frees))
+    return replace(fn, steps=tuple(steps), update_args=())

@@ -32,7 +32,6 @@ import sympy
 
 from . import ir, shapes
 from .ops.base import definition, freeze, op_for
-from .ops.update import UPDATE
 from .schedule import FunctionPlan, Schedule, base
 
 __all__ = ["Group", "ParallelPlan", "plan_parallel", "work", "MIN_WORK", "MATMUL", "ELEMENTWISE", "TRANSCENDENTAL"]
@@ -137,7 +136,7 @@ def _groups(graph: nx.MultiDiGraph, fn: FunctionPlan, min_work: int) -> list[Gro
         reads = {s.node: _memory_read(graph, s) for s in steps}
         members = []
         for s in steps:
-            if ir.op_of(graph, s.node) == UPDATE.name:
+            if s.grad is not None:
                 continue  # a param's update writes into the param: it stays in the calling thread
             others_read = set().union(*(reads[t.node] for t in steps if t is not s))
             if _writes(graph, s) & others_read:
@@ -158,6 +157,4 @@ def plan_parallel(plan: Schedule, threads: int, min_work: int = MIN_WORK) -> Par
     for fn in plan.functions:
         graph = plan.forward if fn.name == "forward_pass" else plan.joint
         groups += _groups(graph, fn, min_work)
-    if plan.sgd is not None and plan.sgd.eager is not None:  # sgd_step's backward pass, over its own graph
-        groups += _groups(plan.sgd.graph, plan.sgd.eager, min_work)
     return ParallelPlan(threads, min_work, tuple(groups))

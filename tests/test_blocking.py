@@ -111,12 +111,14 @@ def test_sgd_step_and_saved_module_of_a_blocked_program(dtype, tmp_path):
 
 
 def test_the_eager_step_runs_its_backward_pass_in_blocks_like_the_atomic_one():
-    """sgd_step's backward_update (the default strategy) blocks the regions backward_pass
-    blocks, so the two strategies still do the same arithmetic: bit-identical params."""
+    """sgd_step's backward pass (the default strategy: backward_pass asked to update) is
+    blocked as sgd_step_atomic's (the same function, returning the gradients), so the two
+    strategies do the same arithmetic: bit-identical params."""
     g = chain((K,))
     prog = gc.compile(g, blocking=ROWS)
-    update = prog.source.split("def backward_update")[1].split("\ndef ")[0]
-    assert "for start in range(0, N, " in update
+    backward = prog.source.split("def backward_pass")[1].split("\ndef ")[0]
+    assert "for start in range(0, N, " in backward and "if update is not None:" in backward
+    assert "update=" in prog.source.split("def sgd_step(")[1].split("\ndef ")[0]
     m = prog.module
     for n in BATCHES:
         feeds = feeds_for(g, n, "float64", seed=30 + n)

@@ -60,7 +60,7 @@ def assert_identical(a: dict, b: dict, what: str):
 def test_eager_and_atomic_steps_are_bit_identical_on_the_zoo(name):
     graph, feeds = zoo.get(name)()
     prog = gc.compile(graph)
-    assert prog.plan.sgd.eager is not None
+    assert prog.plan.sgd.eager and prog.plan.function("backward_pass").updates
     eager, atomic, out_eager, out_atomic = step_both_ways(prog, feeds)
     assert_identical(eager, atomic, f"{name} params")
     for k, (a, b) in enumerate(zip(out_eager, out_atomic)):
@@ -126,8 +126,9 @@ def test_the_late_overflow_net_stops_an_eager_order_after_a_first_update():
     arrays = copies(feeds)
     args = [arrays[name] for name in graph.inputs + graph.params]
     _, saved = prog.module.train_forward(*args)
+    assert prog.plan.function("backward_pass").update_args == ("a",)  # b is saved: the backward pass reads it
     with np.errstate(all="raise"), pytest.raises(FloatingPointError):
-        prog.module.backward_update(saved, np.float64(1e308), arrays["a"])
+        prog.module.backward_pass(saved, np.float64(1e308), update=(arrays["a"],))
     assert not np.array_equal(arrays["a"], feeds["a"]) and np.array_equal(arrays["b"], feeds["b"])
 
 
@@ -224,7 +225,8 @@ def test_eager_updates_run_right_on_a_pool():
     feeds = {"x": rng.normal(size=(128, 256)), "W1": rng.normal(size=(256, 256)) / 16,
              "W2": rng.normal(size=(256, 256)) / 16}
     pooled = gc.compile(g, parallel=2)
-    assert pooled.plan.parallel.of("backward_update"), "no group in the eager backward pass"
+    assert pooled.plan.function("backward_pass").updates  # the eager step's backward pass
+    assert pooled.plan.parallel.of("backward_pass"), "no group in the eager backward pass"
     alone, together = copies(feeds), copies(feeds)
     gc.compile(g).sgd_step(alone, LR)
     with atomic_forced():

@@ -106,16 +106,17 @@ def test_sgd_step_moves_params_by_lr_times_the_hand_written_gradient(lr):
         np.testing.assert_allclose(feeds[name], value, rtol=1e-13, atol=1e-16)
 
 
-@pytest.mark.parametrize("step_name, backward", [("sgd_step_atomic", "backward_pass"), ("sgd_step", "backward_update")])
-def test_sgd_step_updates_each_param_with_one_subtraction(step_name, backward):
+@pytest.mark.parametrize("step_name, updater", [("sgd_step_atomic", "sgd_step_atomic"), ("sgd_step", "backward_pass")])
+def test_sgd_step_updates_each_param_with_one_subtraction(step_name, updater):
     """The backward pass is seeded with lr, so no param needs its own multiplication by lr
-    (the atomic step subtracts after backward_pass, the eager one inside backward_update)."""
+    (the atomic step subtracts after backward_pass, the eager one asks backward_pass to update)."""
     source = gc.compile(tiny_net()).source
     functions = {f.name: f for f in ast.parse(source).body if isinstance(f, ast.FunctionDef)}
     step = functions[step_name]
-    seeded = next(n for n in ast.walk(step) if isinstance(n, ast.Call) and ast.unparse(n.func) == backward)
+    seeded = next(n for n in ast.walk(step) if isinstance(n, ast.Call) and ast.unparse(n.func) == "backward_pass")
     assert ast.unparse(seeded.args[1]) == "numpy.float64(lr)"
-    where = step if backward == "backward_pass" else functions[backward]
+    assert [k.arg for k in seeded.keywords] == ([] if updater == step_name else ["update"])
+    where = functions[updater]
     calls = [n for n in ast.walk(where) if isinstance(n, ast.Call)]
     updates = [ast.unparse(n) for n in calls if ast.unparse(n.func) == "numpy.subtract" and n.args
                and ast.unparse(n.args[0]) in ("W", "b")]

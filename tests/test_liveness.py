@@ -11,7 +11,8 @@ import graphc as gc
 from graphc import ir
 
 LR = 0.05
-FUNCTIONS = ("forward_pass", "train_forward", "backward_pass", "sgd_step", "sgd_step_atomic", "backward_update")
+FUNCTIONS = ("forward_pass", "train_forward", "backward_pass", "sgd_step", "sgd_step_atomic")
+UPDATING = "backward_pass updating"  # backward_pass as it runs when sgd_step asks it to update
 
 
 # -- the networks ----------------------------------------------------------------------------
@@ -146,8 +147,44 @@ def compiled(request):
 
 # -- the source --------------------------------------------------------------------------------
 def functions(source: str) -> dict[str, ast.FunctionDef]:
+    """The generated functions; backward_pass as the straight-line code it runs in each mode:
+    without ``update`` (under "backward_pass") and with it (under UPDATING, when it can)."""
     tree = ast.parse(source)
-    return {f.name: f for f in tree.body if isinstance(f, ast.FunctionDef) and f.name in FUNCTIONS}
+    found = {f.name: f for f in tree.body if isinstance(f, ast.FunctionDef) and f.name in FUNCTIONS}
+    if "backward_pass" in found and any(_guard(st) for st in found["backward_pass"].body):
+        found[UPDATING] = _mode(found["backward_pass"], updating=True)
+        found["backward_pass"] = _mode(found["backward_pass"], updating=False)
+    return found
+
+
+def _guard(statement: ast.stmt) -> bool:
+    return isinstance(statement, ast.If) and ast.unparse(statement.test) == "update is not None"
+
+
+def _mode(function: ast.FunctionDef, updating: bool) -> ast.FunctionDef:
+    """``function`` (backward_pass) with ``update`` given or not: each ``if update is not None:``
+    block inlined or dropped, the conditional return resolved; updating, the params unpacked
+    from ``update`` become arguments (nothing of the function's own to free)."""
+    body, args = [], [a.arg for a in function.args.args if a.arg != "update"]
+    for statement in function.body:
+        if _guard(statement):
+            assert not statement.orelse, ast.unparse(statement)
+            inner = statement.body if updating else []
+            for st in inner:
+                if isinstance(st, ast.Assign) and ast.unparse(st.value) == "update":
+                    args += names(st.targets[0], ast.Store)
+                else:
+                    assert not _guard(st), "a guard inside a guard"
+                    body.append(st)
+        elif isinstance(statement, ast.Return) and isinstance(statement.value, ast.IfExp):
+            assert ast.unparse(statement.value.test) == "update is not None"
+            body.append(ast.Return(statement.value.body if updating else statement.value.orelse))
+        else:
+            assert "update" not in names(statement, ast.Load), ast.unparse(statement)
+            body.append(statement)
+    signature = ast.arguments(posonlyargs=[], args=[ast.arg(a) for a in args], kwonlyargs=[], kw_defaults=[],
+                              defaults=[])
+    return ast.FunctionDef(name=function.name, args=signature, body=body, decorator_list=[])
 
 
 def names(node: ast.AST, ctx) -> list[str]:
@@ -158,12 +195,15 @@ def test_temporaries_are_deleted_and_never_read_after(compiled):
     _, prog = compiled
     found = functions(prog.source)
     assert "forward_pass" in found and "backward_pass" in found
+    assert (UPDATING in found) == bool(prog.plan.sgd and prog.plan.sgd.eager)  # both modes checked
     for name, function in found.items():
         params = {a.arg for a in function.args.args}
         returned = set(names(function.body[-1], ast.Load))
         assigned, deleted = set(), set()
         for statement in function.body:  # straight-line code: statements in order
-            read = set(names(statement, ast.Load))
+            read = set(names(statement, ast.Load))  # and ``p -= g`` reads p (its Name says Store only)
+            read |= {n.target.id for n in ast.walk(statement) if isinstance(n, ast.AugAssign)
+                     and isinstance(n.target, ast.Name)}
             gone = read & deleted
             assert not gone, f"{name}: {sorted(gone)} read after del:\n{ast.unparse(statement)}"
             if isinstance(statement, ast.Delete):
@@ -288,7 +328,7 @@ def test_repeated_sgd_steps_follow_value_and_grad():
 
 
 def _writes_param(statement: ast.stmt, param: str) -> bool:
-    """``W[...] = new`` (the atomic step) or ``W -= g`` (backward_update; numpy's subtract into W),
+    """``W[...] = new`` (the atomic step) or ``W -= g`` (backward_pass updating; numpy's subtract into W),
     or a ufunc call writing ``out=W``."""
     if isinstance(statement, ast.AugAssign):
         return isinstance(statement.target, ast.Name) and statement.target.id == param
@@ -298,7 +338,7 @@ def _writes_param(statement: ast.stmt, param: str) -> bool:
     return isinstance(call, ast.Call) and any(k.arg == "out" and ast.unparse(k.value) == param for k in call.keywords)
 
 
-@pytest.mark.parametrize("function", ["sgd_step_atomic", "backward_update"])
+@pytest.mark.parametrize("function", ["sgd_step_atomic", UPDATING])
 def test_the_update_waits_for_the_last_read_of_its_param(function):
     prog = gc.compile(read_after_gradient())
     body = functions(prog.source)[function].body

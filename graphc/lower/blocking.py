@@ -254,7 +254,7 @@ def find_regions(module, fn, excluded: set) -> dict[int, Region]:
     """The blocked regions of ``fn``, by the index of their first step.
 
     A region starts at an elementwise step with an array result and takes every following
-    step that joins it (:func:`_kind`); steps in ``excluded`` (a parallel group's) never do.
+    step that joins it (:func:`_kind`); steps in ``excluded`` (a parallel group's) and updates never do.
     """
     blocking = module.blocking
     if blocking == "off" or module.backend.name != "numpy":
@@ -265,14 +265,15 @@ def find_regions(module, fn, excluded: set) -> dict[int, Region]:
     k = 0
     while k < len(steps):
         shape = _shape(graph, steps[k].node)
-        if steps[k].node in excluded or not shape or shape[0] in (0, 1):
+        if steps[k].node in excluded or steps[k].grad is not None or not shape or shape[0] in (0, 1):
             k += 1
             continue
         rows, rank = shape[0], len(shape)
         inside: set[str] = set()
         pending: set[str] = set()
         stop = k
-        while stop < len(steps) and steps[stop].node not in excluded:
+        # an update (backward_pass's) ends a region: it needs its whole gradient and the param's last read done
+        while stop < len(steps) and steps[stop].node not in excluded and steps[stop].grad is None:
             kind = _kind(module, steps[stop], rows, rank, inside, pending)
             if kind is None or (stop == k and kind != "elementwise"):
                 break

@@ -334,7 +334,7 @@ class Module:
         donated positions, the result's shape and dtype), so the fifty identical layers of
         a deep network cost one derivation; names are put in after (``slots``: placeholder,
         operand or None, dim or None). A node is printed by several functions (handover,
-        then statement; backward_pass and backward_update), all of which share ``templates``.
+        then statement; backward_pass and forward_backward), all of which share ``templates``.
         """
         key = (node, donors)
         found = self.templates.get(key)
@@ -434,8 +434,8 @@ class Module:
 
         A node's lines depend on the node, its donors, whether its kink convention is said
         yet, and the names it and its operands have in this function (and, for a folded
-        square, its operand's): printed once per such key and shared by the modules printing
-        one graph's nodes (``backward_update`` prints most of ``backward_pass`` again).
+        square, its operand's): printed once per such key and shared by the functions printing
+        one graph's nodes (``forward_backward`` prints most of ``backward_pass`` again).
         """
         data = self.graph.nodes[node]
         kink = data[ir.ATTRS].get("kink", "") if data[ir.OP] == "fused" else ""
@@ -513,12 +513,25 @@ def _uses(name: str, lines: list[str]) -> bool:
     return any(pattern.search(line) for line in lines)
 
 
+UPDATING = "update is not None"  # backward_pass asked to update the params (its ``update`` argument)
+
+# backward_pass's docstring when it can update (its update steps: schedule.plan_function)
+UPDATE_DOC = """
+
+    Given update, a tuple of the params the saved values do not hold (in GRADS order), it
+    updates every param in place instead: p -= its gradient, as soon as nothing reads the
+    param's old value (each gradient is freed there), and returns (). sgd_step calls it so,
+    with lr as the cotangent."""
+
+
 def print_function(module: Module, fn: plan.FunctionPlan) -> str:
     """The source of one planned function.
 
     Steps are printed in order, grouped under ``# level k`` comments; after each step the
     values it was the last reader of are deleted, so their memory goes back before the
-    next statement runs. A dim the plan binds is printed where the body reads it.
+    next statement runs. A dim the plan binds is printed where the body reads it. The
+    update steps of a level (backward_pass's) are printed together under ``if update is
+    not None:``, with the gradients they free; what they free in either mode after them.
     """
     module.local, module.noted, module.folded = _buffer_names(module, fn), set(), fn.folded
     lines: list[str] = []
@@ -526,20 +539,27 @@ def print_function(module: Module, fn: plan.FunctionPlan) -> str:
     sizes = fn.level_sizes
     together = {g.nodes[0]: g for g in module.groups if g.function == fn.name}  # printed at their first
     later = {n for g in together.values() for n in g.nodes[1:]}
-    steps = {step.node: step for step in fn.steps}
+    steps = {step.node: step for step in fn.steps if step.grad is None}
     blocked = find_regions(module, fn, set(together) | later)  # loops over blocks of rows, by first step
-    inner = {k for region in blocked.values() for k in range(region.first + 1, region.stop)}
-    for k, step in enumerate(fn.steps):
+    k = 0
+    while k < len(fn.steps):
+        step = fn.steps[k]
         if k in blocked:
             lines.extend(print_region(module, fn, blocked[k]))
             current = None  # the next step heads its level again
-            continue
-        if k in inner:
+            k = blocked[k].stop
             continue
         if step.level != current:
             current = step.level
             if sizes[current] > 1:  # a level of one statement needs no heading
                 lines.append(f"# level {current}")
+        if step.grad is not None:  # the level's updates, one after the other
+            stop = k
+            while stop < len(fn.steps) and fn.steps[stop].grad is not None and fn.steps[stop].level == current:
+                stop += 1
+            lines.extend(_print_updates(module, fn.steps[k:stop]))
+            k = stop
+            continue
         if step.node in together:  # a group runs where its first statement stood ...
             lines.extend(print_group(module, together[step.node], steps))
         elif step.node not in later:
@@ -549,6 +569,7 @@ def print_function(module: Module, fn: plan.FunctionPlan) -> str:
         frees = [module.ident(d) for d in step.frees if module.ident(d) != module.ident(step.node)]
         if frees:
             lines.append("del " + ", ".join(frees))
+        k += 1
     returned = _tuple([module.returned(r) for r in fn.returns])
     if fn.split is not None:  # forward_backward: (outputs, gradients)
         returned = (f"{_tuple([module.returned(r) for r in fn.returns[:fn.split]])}, "
@@ -556,10 +577,15 @@ def print_function(module: Module, fn: plan.FunctionPlan) -> str:
     if fn.saved or fn.name == "train_forward":
         kept = [module.atom(n) for n in fn.saved] + [module.dim(d) for d in fn.saved_dims]
         lines.append(f"return {returned}, [{', '.join(kept)}]")
+    elif fn.updates:  # updated in place: every gradient is gone
+        lines.append(f"return () if {UPDATING} else {returned}")
     else:
         lines.append(f"return {returned}")
     binds = [f"{module.dim(d)} = {module.namespace.name(arg)}.shape[{axis}]" for d, arg, axis in fn.binds
              if _uses(module.dim(d), lines)]
+    if fn.update_args:  # the params backward_pass reads nowhere else
+        unread = _tuple([module.namespace.name(p) for p in fn.update_args])
+        binds = [f"if {UPDATING}:", f"    {unread} = update"] + binds
     params = [module.namespace.name(a) for a in fn.args]
     params += [module.dim(d) for d in fn.dim_args]
     trailing = [module.namespace.name(a) if a in module.graph else a for a in fn.trailing]
@@ -568,11 +594,30 @@ def print_function(module: Module, fn: plan.FunctionPlan) -> str:
         binds = unpack + ["saved.clear()  # each value is freed after its last use"] + binds
         params = ["saved"]
     params += trailing
+    if fn.updates:
+        params.append("update=None")
     header = [f"def {fn.name}({', '.join(params)}):"]
     if fn.doc:
-        header.append(f'    """{fn.doc}"""')
+        header.append(f'    """{fn.doc}{UPDATE_DOC if fn.updates else ""}"""')
     module.local, module.noted, module.folded = {}, set(), frozenset()
     return "\n".join(header + ["    " + line for line in binds + lines]) + "\n"
+
+
+def _print_updates(module: Module, steps: tuple[plan.Step, ...]) -> list[str]:
+    """Update steps of one level: each ``p -= g`` under the guard, the gradient freed right after
+    it; then what they free in either mode (a param the backward pass read)."""
+    lines = [f"if {UPDATING}:"]
+    after: list[str] = []
+    for step in steps:
+        # one subtraction into the param (numpy's subtract(p, g, out=p)): the same arithmetic
+        # as p - g computed elsewhere, so the param ends bit-identical to sgd_step_atomic's
+        lines.append(f"    {module.ident(step.node)} -= {module.atom(step.grad)}  # {step.node!r} update")
+        if step.frees_updating:
+            lines.append("    del " + ", ".join(module.ident(d) for d in step.frees_updating))
+        after += [module.ident(d) for d in step.frees]
+    if after:
+        lines.append("del " + ", ".join(after))
+    return lines
 
 
 def _buffer_names(module: Module, fn: plan.FunctionPlan) -> dict[str, str]:
@@ -582,6 +627,8 @@ def _buffer_names(module: Module, fn: plan.FunctionPlan) -> dict[str, str]:
     ``relu = matmul; del matmul``)."""
     chain: dict[str, list[str]] = {}
     for step in fn.steps:
+        if step.grad is not None:  # an update computes no value
+            continue
         donor = module.handover(step.node, step.donates)
         members = chain.pop(donor, [donor]) if donor is not None else []
         members.append(step.node)  # in place: a deep net hands one buffer down the whole chain
@@ -606,25 +653,26 @@ def _made_from_an_op(graph, node: str) -> bool:
     return bool(match) and (match.group(1) in OPS or match.group(1) in custom_ops(graph))
 
 
-def print_sgd_step(module: Module, step: plan.StepPlan, fused: bool = False) -> str:
+def print_sgd_step(module: Module, step: plan.StepPlan, fused: bool = False,
+                   update_args: tuple[str, ...] = ()) -> str:
     """``sgd_step``: the training forward, the backward pass from cotangent ``lr``, the updates.
 
     The backward pass is linear in its cotangent, so seeding it with ``lr`` instead of 1
     returns ``lr * grad`` directly: the update is one subtraction per param, as by hand.
     With an eager plan (see :class:`graphc.schedule.StepPlan`) ``sgd_step`` runs
-    ``backward_update``, which updates each param as soon as nothing reads it, unless a
+    ``backward_pass`` asked to update (``update=``, the params ``update_args`` it does not
+    otherwise read), which updates each param as soon as nothing reads it, unless a
     floating-point error could stop the step midway (``_could_stop``, lower/stoppable.py):
     then it runs ``sgd_step_atomic``, which computes every new value before the first
     param changes, so an error leaves every param as it was. ``fused``: the module has
     ``forward_backward`` (both passes in one, schedule.plan_forward_backward), which both strategies
     run; the eager one then updates every param after it.
     """
-    atomic = _print_atomic_step(module, step, "sgd_step" if step.eager is None else "sgd_step_atomic", fused)
-    if step.eager is None:
+    atomic = _print_atomic_step(module, step, "sgd_step_atomic" if step.eager else "sgd_step", fused)
+    if not step.eager:
         return atomic
     args = [module.namespace.name(a) for a in step.args]
     dtype = module.graph.nodes[step.seed][ir.DTYPE]
-    unread = [module.namespace.name(a) for a in step.eager.trailing[1:]]
     lines = [f"def sgd_step({', '.join(args + ['lr'])}):",
              '    """One step of SGD: the outputs, with every param updated in place (p -= lr * grad).',
              ""]
@@ -651,10 +699,11 @@ def print_sgd_step(module: Module, step: plan.StepPlan, fused: bool = False) -> 
             lines.append(f"    {update}  # {u.param!r} - lr * its gradient")
         lines.append("    return outputs")
         return atomic + "\n\n" + "\n".join(lines) + "\n"
+    unread = _tuple([module.namespace.name(a) for a in update_args])
     lines += [f"    outputs, saved = train_forward({', '.join(args)})",
-              f"    backward_update({', '.join(['saved', f'{module.numpy}.{dtype}(lr)'] + unread)})"
+              f"    backward_pass(saved, {module.numpy}.{dtype}(lr), update={unread})"
               "  # lr * each gradient, each param updated",
-              "    del saved  # emptied by backward_update",
+              "    del saved  # emptied by backward_pass",
               "    return outputs"]
     return atomic + "\n\n" + "\n".join(lines) + "\n"
 

@@ -21,9 +21,12 @@ __all__ = ["Namespace", "RESERVED"]
 
 RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins)) | {
     "numpy", "forward", "backward", "forward_pass", "backward_pass", "train_forward",
+    # backward_update: the updating backward pass of modules printed before backward_pass took
+    # ``update``; still no value's name, so values keep their identifiers and a module never
+    # binds that name to something else
     "value_and_grad", "sgd_step", "sgd_step_atomic", "backward_update", "forward_backward", "INPUTS", "PARAMS",
     "OUTPUTS", "GRADS", "DTYPES", "TARGET",
-    "seed", "lr", "saved", "outputs",  # the generated functions' own arguments and locals
+    "seed", "lr", "saved", "outputs", "update",  # the generated functions' own arguments and locals
     "sigmoid", "softplus",  # functions the formula comments name (a value called sigmoid is sigmoid_)
     "_unpack", "_base64",  # the module's own helpers
 } | frozenset(HELPERS) | frozenset(XP_HELPERS)  # the helpers a module may carry (ops/helpers.py)

@@ -14,7 +14,7 @@ import networkx as nx
 
 from .. import ir
 from ..ops.helpers import XP_HELPERS, sources_called
-from ..schedule import FunctionPlan, Schedule, plan_forward_backward, schedule
+from ..schedule import FunctionPlan, Schedule, plan_forward_backward, schedule, without_updates
 from .backend import NUMPY, Backend
 from .blocking import joins_passes, may_join_passes
 from .emit import UNPACK, Module, print_function, print_sgd_step
@@ -149,8 +149,8 @@ def generate(forward_graph: nx.MultiDiGraph, joint: nx.MultiDiGraph | None = Non
 def lower(plan: Schedule, backend: Backend = NUMPY, namespace: str | None = None,
           blocking: str | int = "auto") -> GeneratedCode:
     """Print the module a schedule plans with ``backend``: forward_pass, and train_forward,
-    backward_pass, sgd_step (with backward_update and sgd_step_atomic) when there is a joint graph
-    (and the backend writes in place).
+    backward_pass, sgd_step (with sgd_step_atomic) when there is a joint graph (and the
+    backend writes in place; backward_pass then updates the params when sgd_step asks it to).
 
     A backend printed for the array API standard calls ``xp``, which the module imports
     from ``namespace`` (``array_api_compat.torch``). ``blocking`` says which elementwise
@@ -168,18 +168,16 @@ def lower(plan: Schedule, backend: Backend = NUMPY, namespace: str | None = None
     if joint is not None:
         trainer = Module(joint, namespace=module.namespace, constants=module.constants, backend=backend,
                          groups=groups, blocking=blocking)
-        texts = [print_function(trainer, plan.function(name)) for name in ("train_forward", "backward_pass")]
+        backward = plan.function("backward_pass")
+        if not backend.writes_in_place:  # it updates nothing in place: backward_pass returns gradients only
+            backward = without_updates(backward)
+        texts = [print_function(trainer, plan.function("train_forward")), print_function(trainer, backward)]
         step = _forward_backward(trainer, plan, blocking)
         if plan.sgd is not None and backend.writes_in_place:
-            if plan.sgd.eager is not None:  # the backward pass that updates as it goes, over the step's graph
-                updater = Module(plan.sgd.graph, namespace=module.namespace, constants=module.constants,
-                                 backend=backend, groups=groups, blocking=blocking,
-                                 # the joint graph's nodes, copied: their kernels are the trainer's
-                                 templates=trainer.templates,
-                                 printed=trainer.printed, atoms=trainer.atoms, scalars=trainer.scalars,
-                                 operand_lists=trainer.operand_lists)
-                texts.append(print_function(updater, plan.sgd.eager))
-            texts.append(print_sgd_step(trainer, plan.sgd, fused=step is not None and bool(plan.sgd.updates)))
+            fused = step is not None and bool(plan.sgd.updates)
+            if fused and backward.updates:  # sgd_step runs forward_backward: nothing asks backward_pass to update
+                texts[1] = print_function(trainer, without_updates(backward))
+            texts.append(print_sgd_step(trainer, plan.sgd, fused=fused, update_args=backward.update_args))
         if step is not None:
             texts.append(print_function(trainer, step))
         backward_text = "\n\n".join(texts)
@@ -199,7 +197,7 @@ def lower(plan: Schedule, backend: Backend = NUMPY, namespace: str | None = None
         parts[0] += "import base64 as _base64\n"
         constants = UNPACK.strip("\n").splitlines() + [""] + constants
     body = "\n".join(parts) + "\n" + ("\n" + "\n".join(constants) + "\n" if constants else "")
-    if joint is not None and plan.sgd is not None and plan.sgd.eager is not None and backend.writes_in_place:
+    if joint is not None and plan.sgd is not None and plan.sgd.eager and backend.writes_in_place:
         body += STOPPABLE  # sgd_step asks it which strategy to run
     if groups:  # the pool the groups run on
         body += TOGETHER.format(threads=plan.parallel.threads, min_work=plan.parallel.min_work)
