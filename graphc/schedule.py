@@ -35,7 +35,7 @@ from .errors import GraphError
 from .ops.base import op_for
 
 __all__ = [
-    "levels", "mark_levels", "critical_path", "schedule", "plan_function",
+    "levels", "mark_levels", "critical_path", "schedule", "plan_function", "without_updates",
     "Schedule", "FunctionPlan", "Step", "Returned", "StepPlan", "Update",
     "SOURCES", "ALIASES", "VIEWS", "resolve", "base", "is_inline",
 ]

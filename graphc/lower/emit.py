@@ -184,8 +184,8 @@ class Module:
     # modules printing one graph's nodes
     templates: dict[tuple, tuple] = field(default_factory=dict)
     printed: dict[tuple, tuple[str, ...]] = field(default_factory=dict)  # statements (see statement)
-    # per node: how atom prints it, whether it is a scalar const, its operands; facts of the
-    # node and what it reads, so they hold for a copy of the graph extended by new readers
+    # per node: how atom prints it, whether it is a scalar const, its operands (facts of the
+    # node and what it reads, never of its readers)
     atoms: dict[str, tuple[str, str]] = field(default_factory=dict)
     scalars: dict[str, bool] = field(default_factory=dict)
     operand_lists: dict[str, list[str]] = field(default_factory=dict)
