@@ -352,9 +352,9 @@ class Module:
         nodes, args = self.graph._node, self.operands(node)
         data = nodes[node]
         once = [a for a in args if args.count(a) == 1]  # a value read twice must not be overwritten
-        donated = tuple(k for k, a in enumerate(args) if a in donors and a in once)
-        kinds = tuple(("const", float(nodes[a][ir.ATTRS]["value"])) if self.is_scalar_const(a)
-                      else (tuple(nodes[a][ir.SHAPE]), nodes[a][ir.DTYPE]) for a in args)
+        donated = tuple([k for k, a in enumerate(args) if a in donors and a in once])
+        kinds = tuple([("const", float(nodes[a][ir.ATTRS]["value"])) if self.is_scalar_const(a)
+                       else (tuple(nodes[a][ir.SHAPE]), nodes[a][ir.DTYPE]) for a in args])
         source = ((data[ir.EXPR][0], tuple(data[ir.EXPR][1])) if ir.EXPR in data
                   else (data[ir.OP], freeze(data[ir.ATTRS])))
         content = ("content", source, kinds, donated, tuple(data[ir.SHAPE]), data[ir.DTYPE])
@@ -362,7 +362,7 @@ class Module:
         if derived is None:
             derived = self.templates[content] = self._derive(node, donated)
         canonical, lines, formula, slots, handed = derived
-        slots = tuple((placeholder, None if k is None else args[k], dim) for placeholder, k, dim in slots)
+        slots = tuple([(placeholder, None if k is None else args[k], dim) for placeholder, k, dim in slots])
         found = self.templates[key] = (canonical, lines, formula, slots, None if handed is None else args[handed])
         return found
 
