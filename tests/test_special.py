@@ -115,3 +115,17 @@ def test_a_custom_op_of_erf_compiles_and_is_differentiated():
     value, grads = prog.value_and_grad(feeds)
     assert value["loss"] == pytest.approx(sum(1 - math.erf(v) for v in feeds["x"]), rel=1e-15)
     np.testing.assert_allclose(grads["x"], -2 / math.sqrt(math.pi) * np.exp(-feeds["x"] ** 2), rtol=1e-14)
+
+
+def test_a_name_that_reads_like_a_helper_call_brings_no_helper():
+    # the functions' text holds "_erf(" (the comment of the statement computing "my_erf(")
+    # inside a longer name, never as a call: a module carries the helpers its code calls
+    g = gc.Graph("named_like_a_call")
+    x = g.input("x", shape=(3,))
+    g.output("my_erf(", gc.sum(gc.relu(x)))
+    source = gc.compile(g).source
+    assert "# 'my_erf(' sum" in source and "def _erf(" not in source
+    called = gc.Graph("calls_erf")
+    y = called.input("x", shape=(3,))
+    called.output("my_erf(", gc.sum(gc.erf(y)))
+    assert gc.compile(called).source.count("def _erf(") == 1

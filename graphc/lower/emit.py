@@ -88,10 +88,12 @@ _PLACEHOLDER = re.compile(r"\b(__(?:a\d+|d\d+|target))\b")
 
 
 @functools.lru_cache(maxsize=4096)
-def _cut(line: str) -> tuple[str, ...]:
-    """A template line split at its placeholders: text, placeholder, text, ... (a kernel's few
-    lines are filled in for every node printed with them)."""
-    return tuple(_PLACEHOLDER.split(line))
+def _fillable(line: str) -> str:
+    """A template line as a ``str.format_map`` pattern over its placeholders (``{__a0} += {__a1}``):
+    a kernel's few lines are filled in for every node printed with them, in one C call each."""
+    parts = _PLACEHOLDER.split(line)  # text, placeholder, text, ...
+    return "".join("{" + part + "}" if k % 2 else part.replace("{", "{{").replace("}", "}}")
+                   for k, part in enumerate(parts))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -101,7 +103,7 @@ def _kernel_template(backend: Backend, expr: sympy.Expr, leaves: tuple, donors: 
     return tuple(lines), backend.expression(expr, dtype)
 
 
-_RANKED = re.compile(r"\b__r\d{5}\b")
+_RANKED = re.compile(r"\b__r(\d{5})\b")
 _HANDOVER = re.compile(r"__target = __a(\d+)")  # a kernel line leaving its result in an operand's buffer
 
 
@@ -114,29 +116,36 @@ def _real_formula(backend: Backend, canonical: sympy.Expr, names: dict[str, str]
     with the names put back, and it is printed once per expression and order of names,
     not once per node (a deep chain of identical layers prints one formula per layer kind).
     """
-    args = {k: v for k, v in names.items() if k.startswith("__a")}
-    dims = {k: v for k, v in names.items() if k.startswith("__d")}
-    if set(args.values()) & set(dims.values()) or len(names) >= 10**5:  # print them as they are
-        real = {sympy.Symbol(k, real=True): sympy.Symbol(v, real=True) for k, v in args.items()}
-        real.update({sympy.Symbol(k, positive=True): sympy.Symbol(v, positive=True) for k, v in dims.items()})
+    # the operands' placeholders, then the dims' ("__a..." sorts before "__d...")
+    placeholders = sorted(k for k in names if k.startswith(("__a", "__d")))
+    values = [names[k] for k in placeholders]
+    operands = {names[k] for k in placeholders if k.startswith("__a")}
+    if len(names) >= 10**5 or any(names[k] in operands for k in placeholders if k.startswith("__d")):
+        real = {}  # print them as they are
+        for k, v in zip(placeholders, values):
+            assumption = {"real": True} if k.startswith("__a") else {"positive": True}
+            real[sympy.Symbol(k, **assumption)] = sympy.Symbol(v, **assumption)
         return (backend.formula or backend.expression)(canonical.xreplace(real), dtype)
-    ranked = sorted(set(args.values()) | set(dims.values()))
+    ranked = sorted(set(values))
     rank = {name: k for k, name in enumerate(ranked)}
-    order = tuple((k, rank[v]) for k, v in sorted(args.items())) + tuple((k, rank[v]) for k, v in sorted(dims.items()))
-    text = _ranked_formula(backend, canonical, order, dtype)
-    return _RANKED.sub(lambda m: ranked[int(m.group(0)[3:])], text)
+    return _ranked_formula(backend, canonical, tuple(zip(placeholders, [rank[v] for v in values])),
+                           dtype).format(*ranked)
 
 
 @functools.lru_cache(maxsize=4096)
 def _ranked_formula(backend: Backend, canonical: sympy.Expr, order: tuple, dtype: str) -> str:
-    """``canonical`` printed with each placeholder replaced by ``__r<rank>`` (see _real_formula)."""
+    """``canonical`` printed with each placeholder replaced by ``__r<rank>`` (see _real_formula),
+    as a ``str.format`` pattern over the ranks (``numpy.tanh({1} + {0})``): each node's formula
+    is the pattern filled with its names in their order."""
     mapping = {}
     for placeholder, k in order:
         if placeholder.startswith("__d"):  # a dim
             mapping[sympy.Symbol(placeholder, positive=True)] = sympy.Symbol(f"__r{k:05d}", positive=True)
         else:
             mapping[sympy.Symbol(placeholder, real=True)] = sympy.Symbol(f"__r{k:05d}", real=True)
-    return (backend.formula or backend.expression)(canonical.xreplace(mapping), dtype)
+    text = (backend.formula or backend.expression)(canonical.xreplace(mapping), dtype)
+    return "".join("{" + str(int(part)) + "}" if k % 2 else part.replace("{", "{{").replace("}", "}}")
+                   for k, part in enumerate(_RANKED.split(text)))
 
 
 def _tuple(items: list[str]) -> str:
@@ -218,8 +227,8 @@ class Module:
         if found is None:
             found = self.atoms[node] = self._atom_kind(node)
         kind, value = found
-        if kind == "value":  # its name in this function
-            return self.ident(value)
+        if kind == "value":  # its name in this function (ident, inline: atoms are most of printing's calls)
+            return self.local.get(value) or self.namespace.name(value)
         if kind == "inline":  # x.T costs less written where it is used than as a statement
             return self.backend.transposed(self.tensor_atom(value), len(self.graph._node[value][ir.SHAPE]))
         return value  # a const's literal or global: the same in every function
@@ -343,9 +352,9 @@ class Module:
         nodes, args = self.graph._node, self.operands(node)
         data = nodes[node]
         once = [a for a in args if args.count(a) == 1]  # a value read twice must not be overwritten
-        donated = tuple(k for k, a in enumerate(args) if a in donors and a in once)
-        kinds = tuple(("const", float(nodes[a][ir.ATTRS]["value"])) if self.is_scalar_const(a)
-                      else (tuple(nodes[a][ir.SHAPE]), nodes[a][ir.DTYPE]) for a in args)
+        donated = tuple([k for k, a in enumerate(args) if a in donors and a in once])
+        kinds = tuple([("const", float(nodes[a][ir.ATTRS]["value"])) if self.is_scalar_const(a)
+                       else (tuple(nodes[a][ir.SHAPE]), nodes[a][ir.DTYPE]) for a in args])
         source = ((data[ir.EXPR][0], tuple(data[ir.EXPR][1])) if ir.EXPR in data
                   else (data[ir.OP], freeze(data[ir.ATTRS])))
         content = ("content", source, kinds, donated, tuple(data[ir.SHAPE]), data[ir.DTYPE])
@@ -353,7 +362,7 @@ class Module:
         if derived is None:
             derived = self.templates[content] = self._derive(node, donated)
         canonical, lines, formula, slots, handed = derived
-        slots = tuple((placeholder, None if k is None else args[k], dim) for placeholder, k, dim in slots)
+        slots = tuple([(placeholder, None if k is None else args[k], dim) for placeholder, k, dim in slots])
         found = self.templates[key] = (canonical, lines, formula, slots, None if handed is None else args[handed])
         return found
 
@@ -390,8 +399,10 @@ class Module:
 
     def handover(self, node: str, donors: frozenset[str]) -> str | None:
         """The dying operand whose buffer ``node``'s kernel leaves its result in, if any."""
-        data = self.graph.nodes[node]
-        if not (op_for(self.graph, data[ir.OP], node).elementwise and data[ir.SHAPE] and donors):
+        if not donors:  # no operand dies here (asked of every step by _buffer_names)
+            return None
+        data = self.graph._node[node]
+        if not (data[ir.SHAPE] and op_for(self.graph, data[ir.OP], node).elementwise):
             return None
         return self._template(node, donors)[4]
 
@@ -399,8 +410,7 @@ class Module:
         """The kernel lines and formula of an elementwise node, over the real names."""
         canonical, names, lines, formula = self._canonical(node, donors)
         names = {**names, "__target": target}
-        # each line cut once at its placeholders (odd positions), then joined over the names
-        lines = ["".join(names[part] if k % 2 else part for k, part in enumerate(_cut(line))) for line in lines]
+        lines = [_fillable(line).format_map(names) for line in lines]
         if len(lines) > 1:  # the formula heads the kernel: printed over the real names, in their order
             formula = _real_formula(self.backend, canonical, names, self.graph.nodes[node][ir.DTYPE])
         return lines, formula
@@ -422,7 +432,10 @@ class Module:
             lam = definition(op_for(self.graph, data[ir.OP], node), freeze(data[ir.ATTRS]))
             expr, symbols = lam.expr, lam.variables
         consts = {s: self.symbol(a) for s, a in zip(symbols, args) if self.is_scalar_const(a)}
-        expr = expr.xreplace(consts)
+        if consts:
+            expr = expr.xreplace(consts)
+        if not expr.is_Symbol:  # an operation or a number: no operand is passed on (the usual answer)
+            return None
         return next((a for s, a in zip(symbols, args) if expr == s and s not in consts), None)
 
     def statement(self, node: str, donors: frozenset[str]) -> list[str]:
@@ -437,16 +450,17 @@ class Module:
         square, its operand's): printed once per such key and shared by the functions printing
         one graph's nodes (``forward_backward`` prints most of ``backward_pass`` again).
         """
-        data = self.graph.nodes[node]
+        data = self.graph._node[node]
         kink = data[ir.ATTRS].get("kink", "") if data[ir.OP] == "fused" else ""
         if kink in self.noted:  # a convention is said once per function
             kink = ""
-        self.noted.add(kink)
+        else:
+            self.noted.add(kink)
         args = self.operands(node)
-        folded = tuple(self.atom(a) for a in self.operands(args[0])) \
+        folded = tuple([self.atom(a) for a in self.operands(args[0])]) \
             if args and args[0] in self.folded else None
-        key = (node, donors, kink, self.ident(node), folded,
-               tuple(None if self.is_scalar_const(a) else self.atom(a) for a in args))
+        # (a scalar const's atom is its literal: fixed, like the node)
+        key = (node, donors, kink, self.ident(node), folded, tuple([self.atom(a) for a in args]))
         found = self.printed.get(key)
         if found is None:
             found = self.printed[key] = tuple(self._statement(node, donors, kink))

@@ -44,8 +44,9 @@ class Namespace:
 
     def name(self, key: object, hint: str | None = None) -> str:
         """The identifier of ``key`` (a node id, a symbol...), made from ``hint`` or the key."""
-        if key in self._by_key:
-            return self._by_key[key]
+        found = self._by_key.get(key)
+        if found is not None:
+            return found
         base = _UNSAFE.sub("_", str(key if hint is None else hint)).strip("_") or "v"
         if base[0].isdigit():
             base = "v" + base

@@ -40,13 +40,13 @@ def xp_helper(function):
     return _registered(function, XP_HELPERS)
 
 
-# a call of a name starting with "_" (every helper's does): one scan of the code finds them
-# all, where a search per helper read a big module's megabytes once per helper
-_CALL = re.compile(r"\b(_\w*)\(")
-
-
 def _calls(code: str, table: dict[str, str]) -> set[str]:
-    return set(_CALL.findall(code)) & table.keys()
+    """The helpers of ``table`` that ``code`` calls (``_erf(``, after no letter, digit or ``_``).
+
+    A substring search per helper (a fast scan in C) rules out nearly every helper, and only
+    a name found so is looked for again as a call: on a 5,000-node chain's 1.7 MB module the
+    fifteen numpy helpers cost 8 ms, where one regex scan for every ``_name(`` cost 49 ms."""
+    return {name for name in table if name + "(" in code and re.search(rf"\b{re.escape(name)}\(", code)}
 
 
 def sources_called(code: str, table: dict[str, str] | None = None) -> list[str]:
