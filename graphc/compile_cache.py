@@ -312,13 +312,23 @@ def _fresh_data(data: dict, memo: dict) -> dict:
     copy = data.copy()
     for name, item in data.items():
         kind = type(item)
-        if _plain(item):
-            continue  # a name, a number, a shape
-        if kind is dict and _SCALARS.issuperset(map(type, item.values())):
+        if kind in _SCALARS:
+            continue  # a name, a number
+        if kind is tuple or kind is frozenset:
+            if _ATOMS.issuperset(map(type, item)):
+                continue  # a shape
+        elif kind is dict and _SCALARS.issuperset(map(type, item.values())):
             copy[name] = item.copy()  # attrs of numbers and names
-        else:
-            copy[name] = fresh_copy(item, memo)
+            continue
+        copy[name] = fresh_copy(item, memo)
     return copy
+
+
+def _fresh_keys(keys: dict, memo: dict) -> dict:
+    """The dict of one node pair's edges (key -> data), fresh: data of numbers alone (the
+    operand position) copied as it is."""
+    return {key: data.copy() if _SCALARS.issuperset(map(type, data.values())) else _fresh_data(data, memo)
+            for key, data in keys.items()}
 
 
 def _fresh_graph(graph: nx.MultiDiGraph, memo: dict) -> nx.MultiDiGraph:
@@ -335,7 +345,7 @@ def _fresh_graph(graph: nx.MultiDiGraph, memo: dict) -> nx.MultiDiGraph:
     for source, targets in graph._succ.items():
         out_edges = succ[source]
         for target, keys in targets.items():
-            out_edges[target] = pred[target][source] = {k: _fresh_data(d, memo) for k, d in keys.items()}
+            out_edges[target] = pred[target][source] = _fresh_keys(keys, memo)
     out._node, out._adj, out._pred = nodes, succ, pred
     out._succ = succ
     out.graph = {k: fresh_copy(v, memo) for k, v in graph.graph.items()}
