@@ -132,18 +132,24 @@ def _has_expression(data: dict, arity: int) -> bool:
 
 
 def _check_lists(graph: nx.MultiDiGraph) -> None:
+    nodes = graph._node
+    counts = {"input": 0, "param": 0}  # the nodes of each kind, counted in one walk
+    for data in nodes.values():
+        op = data.get(ir.OP)
+        if op in counts:
+            counts[op] += 1
     for key, op in ((ir.INPUTS, "input"), (ir.PARAMS, "param")):
         listed = graph.graph.get(key)
         if not isinstance(listed, list):
             raise GraphError(f"graph attribute {key!r} must be a list of node ids, found {listed!r}")
         for node in listed:
-            if node not in graph or graph.nodes[node].get(ir.OP) != op:
+            if node not in graph or nodes[node].get(ir.OP) != op:
                 raise GraphError(f"graph attribute {key!r} names {node!r}, which is not an {op} node of the graph")
         known = set(listed)
         if len(known) != len(listed):
             raise GraphError(f"graph attribute {key!r} names a node twice: {listed!r:.120}; list each once")
-        missing = [n for n, d in graph.nodes(data=True) if d.get(ir.OP) == op and n not in known]
-        if missing:
+        if counts[op] != len(known):  # (each listed node is one of them): some are not listed
+            missing = [n for n, d in nodes.items() if d.get(ir.OP) == op and n not in known]
             raise GraphError(f"{describe(missing[0], op)} is not listed in graph attribute {key!r}; add it")
     outputs = graph.graph.get(ir.OUTPUTS)
     if not isinstance(outputs, list) or not outputs:
@@ -229,7 +235,8 @@ def check_one_float_dtype(graph: nx.MultiDiGraph, declared: tuple[str, str, str]
     and int or bool inputs (labels, masks) are not floats.
     """
     seed = graph.graph.get(ir.SEED)  # the cotangent input of a joint graph has its target's dtype, by construction
-    sources = [(n, graph.nodes[n][ir.OP], graph.nodes[n].get(ir.DTYPE))
+    nodes = graph._node
+    sources = [(n, nodes[n][ir.OP], nodes[n].get(ir.DTYPE))
                for n in list(graph.graph.get(ir.INPUTS, ())) + list(graph.graph.get(ir.PARAMS, ()))
                if n in graph and n != seed]
     first: dict[str, tuple[str, str]] = {}
