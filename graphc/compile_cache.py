@@ -72,13 +72,14 @@ def _spell(value, out: list) -> None:
         out.append(")")
     elif kind is dict:
         out.append(f"dict{len(value)}(")
-        for item in value.items():
+        for key, item in value.items():  # a key, then its value: the count says how many follow
+            _spell(key, out)
             _spell(item, out)
         out.append(")")
     elif kind is int:
         out.append(f"i:{value}")
     elif kind is sympy.Symbol:
-        out.append(f"y:{_srepr(value)}")
+        out.append(_symbol(value))
     else:
         _spelled_as(value, out)
 
@@ -105,11 +106,9 @@ def _spelled_as(value, out: list) -> None:
         out.append(f"y:{_srepr(value)}")  # every symbol with its assumptions
     elif isinstance(value, (list, tuple, set, frozenset, dict)):
         kind = type(value).__name__
-        if type(value) not in (list, tuple, set, frozenset, dict):
+        if type(value) not in (set, frozenset):  # an exact list, tuple or dict is _spell's; a subclass is not
             raise Uncacheable(f"a {kind}")
-        items = list(value.items()) if isinstance(value, dict) else value
-        if isinstance(value, (set, frozenset)):
-            items = sorted(items, key=lambda item: _spelled(item))
+        items = sorted(value, key=_spelled)
         out.append(f"{kind}{len(items)}(")
         for item in items:
             _spell(item, out)
@@ -121,6 +120,22 @@ def _spelled_as(value, out: list) -> None:
 @functools.lru_cache(maxsize=4096)
 def _srepr(value: sympy.Basic) -> str:
     return sympy.srepr(value)  # equal expressions have one srepr: shapes repeat one symbol a thousand times
+
+
+_SYMBOLS: dict[int, tuple[sympy.Symbol, str]] = {}  # id -> (the symbol, kept alive so its id stays its own; text)
+
+
+def _symbol(value: sympy.Symbol) -> str:
+    """A symbol's text, looked up by identity: a shape's dims are a few symbol objects met
+    thousands of times, and sympy hashes a symbol in Python (the lru_cache's key)."""
+    entry = _SYMBOLS.get(id(value))
+    if entry is not None and entry[0] is value:
+        return entry[1]
+    if len(_SYMBOLS) >= 4096:
+        _SYMBOLS.clear()
+    text = f"y:{_srepr(value)}"
+    _SYMBOLS[id(value)] = (value, text)
+    return text
 
 
 def _spelled(value) -> str:
@@ -149,15 +164,77 @@ def content_key(graph: nx.MultiDiGraph, options: dict) -> str:
     attrs = dict(graph.graph)
     registry = attrs.pop(ir.CUSTOM_OPS, None) or {}  # the graph's own ops: spelled by what they are
     _spell(attrs, out)
-    for node, data in graph.nodes(data=True):
-        _spell(node, out)
-        _spell(dict(data), out)
-    for source, target, key, data in graph.edges(keys=True, data=True):
-        _spell((source, target, key), out)
-        _spell(dict(data), out)
+    if type(graph) is nx.MultiDiGraph:
+        _spell_nodes(graph._node, out)
+        _spell_edges(graph._succ, out)
+    else:
+        for node, data in graph.nodes(data=True):
+            _spell(node, out)
+            _spell(dict(data), out)
+        for source, target, key, data in graph.edges(keys=True, data=True):
+            _spell((source, target, key), out)
+            _spell(dict(data), out)
     for name in sorted(registry):
         _spell(_custom_op(registry[name]), out)
-    return hashlib.sha256("\x1e".join(out).encode("utf-8", "surrogatepass")).hexdigest()
+    return hashlib.sha256(_JOIN.join(out).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _spell_nodes(nodes: dict, out: list) -> None:
+    """Each node, then its attribute dict: what ``_spell`` writes for them, with the kinds a
+    node holds (names, attrs, a shape of ints and symbols) written here instead of through a
+    call per value (the key was a twentieth of compiling a big graph)."""
+    append = out.append
+    for node, data in nodes.items():
+        if type(node) is str:
+            append(f"s{len(node)}:{node}")
+        else:
+            _spell(node, out)
+        append(f"dict{len(data)}(")
+        for key, value in data.items():
+            if type(key) is str:
+                append(f"s{len(key)}:{key}")
+            else:
+                _spell(key, out)
+            kind = type(value)
+            if kind is str:
+                append(f"s{len(value)}:{value}")
+            elif kind is tuple:
+                append(f"tuple{len(value)}(")
+                for dim in value:
+                    if type(dim) is int:
+                        append(f"i:{dim}")
+                    elif type(dim) is sympy.Symbol:
+                        append(_symbol(dim))
+                    else:
+                        _spell(dim, out)
+                append(")")
+            elif kind is dict and not value:
+                append("dict0(")
+                append(")")
+            else:
+                _spell(value, out)
+        append(")")
+
+
+_JOIN = "\x1e"  # between the key's tokens
+_ARG_DATA = f"dict1({_JOIN}s{len(ir.ARG)}:{ir.ARG}"  # an edge's data {"arg": k}, up to its value
+
+
+def _spell_edges(succ: dict, out: list) -> None:
+    """Each edge as ``_spell`` writes (source, target, key) and its data dict, the usual edge
+    (names, an int key, data ``{"arg": int}``) in one string: the same tokens, joined here."""
+    append = out.append
+    for source, targets in succ.items():
+        for target, keys in targets.items():
+            for key, data in keys.items():
+                if type(source) is str and type(target) is str and type(key) is int and len(data) == 1:
+                    (name, arg), = data.items()
+                    if name == ir.ARG and type(name) is str and type(arg) is int:
+                        append(f"tuple3({_JOIN}s{len(source)}:{source}{_JOIN}s{len(target)}:{target}{_JOIN}"
+                               f"i:{key}{_JOIN}){_JOIN}{_ARG_DATA}{_JOIN}i:{arg}{_JOIN})")
+                        continue
+                _spell((source, target, key), out)
+                _spell(dict(data), out)
 
 
 # -- copies that share nothing mutable -------------------------------------------------------
@@ -235,13 +312,23 @@ def _fresh_data(data: dict, memo: dict) -> dict:
     copy = data.copy()
     for name, item in data.items():
         kind = type(item)
-        if _plain(item):
-            continue  # a name, a number, a shape
-        if kind is dict and _SCALARS.issuperset(map(type, item.values())):
+        if kind in _SCALARS:
+            continue  # a name, a number
+        if kind is tuple or kind is frozenset:
+            if _ATOMS.issuperset(map(type, item)):
+                continue  # a shape
+        elif kind is dict and _SCALARS.issuperset(map(type, item.values())):
             copy[name] = item.copy()  # attrs of numbers and names
-        else:
-            copy[name] = fresh_copy(item, memo)
+            continue
+        copy[name] = fresh_copy(item, memo)
     return copy
+
+
+def _fresh_keys(keys: dict, memo: dict) -> dict:
+    """The dict of one node pair's edges (key -> data), fresh: data of numbers alone (the
+    operand position) copied as it is."""
+    return {key: data.copy() if _SCALARS.issuperset(map(type, data.values())) else _fresh_data(data, memo)
+            for key, data in keys.items()}
 
 
 def _fresh_graph(graph: nx.MultiDiGraph, memo: dict) -> nx.MultiDiGraph:
@@ -258,7 +345,7 @@ def _fresh_graph(graph: nx.MultiDiGraph, memo: dict) -> nx.MultiDiGraph:
     for source, targets in graph._succ.items():
         out_edges = succ[source]
         for target, keys in targets.items():
-            out_edges[target] = pred[target][source] = {k: _fresh_data(d, memo) for k, d in keys.items()}
+            out_edges[target] = pred[target][source] = _fresh_keys(keys, memo)
     out._node, out._adj, out._pred = nodes, succ, pred
     out._succ = succ
     out.graph = {k: fresh_copy(v, memo) for k, v in graph.graph.items()}

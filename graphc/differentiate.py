@@ -84,8 +84,9 @@ def differentiate(graph: nx.MultiDiGraph, wrt: Sequence[str] | None = None, of: 
     wrt = list(graph.graph[ir.PARAMS] if wrt is None else wrt)
     _check_wrt(graph, wrt)
     forward_nodes = list(topological_order(joint))
+    nodes = joint._node  # the node dicts themselves: a view per lookup costs, on every node
     for node in forward_nodes:
-        joint.nodes[node].setdefault(ir.PHASE, ir.FORWARD)
+        nodes[node].setdefault(ir.PHASE, ir.FORWARD)
     if seeded:
         target = of if of is not None else graph.graph[ir.OUTPUTS][0]
         if target not in graph.graph[ir.OUTPUTS]:
@@ -100,7 +101,7 @@ def differentiate(graph: nx.MultiDiGraph, wrt: Sequence[str] | None = None, of: 
     with editor.tagging(phase=ir.BACKWARD):  # every node made from here on is a backward node
         if seeded:
             seed_id = ir.fresh_id(joint, f"d_{target}")
-            editor.source("input", seed_id, joint.nodes[target][ir.SHAPE], joint.nodes[target][ir.DTYPE])
+            editor.source("input", seed_id, nodes[target][ir.SHAPE], nodes[target][ir.DTYPE])
             joint.graph[ir.SEED] = seed_id
             _hold(joint, seed_id, target)
         else:
@@ -116,11 +117,13 @@ def differentiate(graph: nx.MultiDiGraph, wrt: Sequence[str] | None = None, of: 
                 continue
             total = _accumulate(editor, toward, node, cotangents.pop(node))
             totals[node] = total
-            for k, operand in enumerate(ir.operands(joint, node)):
+            operands = ir.operands(joint, node)
+            vjp = _vjp(editor, joint, node, operands)
+            for k, operand in enumerate(operands):
                 if operand not in needed:
                     continue
                 mark = len(editor.created)
-                contribution = _vjp(editor, joint, node, k, editor.ref(total))
+                contribution = vjp(k, editor.ref(total))
                 if contribution is None:
                     continue
                 _toward(toward, editor.created[mark:], operand)
@@ -155,15 +158,21 @@ def _check_wrt(graph: nx.MultiDiGraph, wrt: list[str]) -> None:
 
 def _needs_gradient(graph: nx.MultiDiGraph, target: str, wrt: list[str]) -> set[str]:
     """Nodes on some path from a wrt value to the target that no stop_gradient cuts."""
-    upstream = nx.ancestors(graph, target) | {target}
-    downstream, stack = set(), list(wrt)
+    return _reached(graph._pred, [target]) & _reached(graph._succ, wrt, lambda node: op_for(
+        graph, graph._node[node][ir.OP], node).vjp is not _NO_GRADIENT)
+
+
+def _reached(adjacency: dict, start: list, passes: Callable | None = None) -> set:
+    """The nodes reached from ``start`` along ``adjacency`` (the predecessor or successor
+    dicts), through nodes ``passes`` lets through (each start node included if it passes)."""
+    reached, stack = set(), list(start)
     while stack:
         node = stack.pop()
-        if node in downstream or op_for(graph, ir.op_of(graph, node), node).vjp is _NO_GRADIENT:
+        if node in reached or passes is not None and not passes(node):
             continue
-        downstream.add(node)
-        stack.extend(graph.successors(node))
-    return upstream & downstream
+        reached.add(node)
+        stack.extend(adjacency[node])
+    return reached
 
 
 def _toward(toward: dict[str, str], nodes: list[str], value: str) -> None:
@@ -173,7 +182,7 @@ def _toward(toward: dict[str, str], nodes: list[str], value: str) -> None:
 
 def _hold(graph: nx.MultiDiGraph, node: str, value: str) -> None:
     """``node`` holds the whole gradient of ``value``: it is tagged ``grad_of`` (once)."""
-    data = graph.nodes[node]
+    data = graph._node[node]
     if data.get(ir.PHASE) == ir.FORWARD:  # never: cotangents are backward values
         raise AssertionError(f"forward node {node!r} was given as the gradient of {value!r}")
     data[ir.PHASE] = ir.BACKWARD
@@ -181,7 +190,7 @@ def _hold(graph: nx.MultiDiGraph, node: str, value: str) -> None:
 
 
 def _check_cotangent(graph: nx.MultiDiGraph, cotangent: str, value: str, node: str) -> None:
-    found, expected = tuple(graph.nodes[cotangent][ir.SHAPE]), tuple(graph.nodes[value][ir.SHAPE])
+    found, expected = tuple(graph._node[cotangent][ir.SHAPE]), tuple(graph._node[value][ir.SHAPE])
     if found != expected:  # a VJP rule's bug, never the user's
         raise AssertionError(f"the VJP of {node!r} gives {value!r} a cotangent of shape {found}, not {expected}")
 
@@ -196,43 +205,59 @@ def _accumulate(editor: Editor, toward: dict[str, str], node: str, parts: list[s
     return total.id
 
 
-def _vjp(editor: Editor, graph: nx.MultiDiGraph, node: str, k: int, g: Ref) -> Ref | None:
-    data = graph.nodes[node]
+def _vjp(editor: Editor, graph: nx.MultiDiGraph, node: str, operands: list[str]) -> Callable:
+    """The VJP of ``node``: ``(k, g)`` -> the contribution of cotangent ``g`` to operand
+    ``k``'s (None where no gradient flows). Its op, its operands' handles and an elementwise
+    op's partials are worked out once for all its operands."""
+    data = graph._node[node]
     op = op_for(graph, data[ir.OP], node)
-    args = [editor.ref(a) for a in ir.operands(graph, node)]
+    args = [editor.ref(a) for a in operands]
     if op.elementwise:
-        return _elementwise_vjp(editor, graph, node, op, args, k, g)
+        partials, kink, variables = _partials(graph, data, op, args)
+        return lambda k, g: _elementwise_vjp(editor, node, args, _recipe(partials[k], variables), kink, k, g)
     if op.vjp is None:
-        raise GradientError(f"{describe(node, op.name)} has no derivative rule; it cannot be differentiated")
-    return op.vjp(editor.ref(node), args, g, k)
+        def refuse(k, g):
+            raise GradientError(f"{describe(node, op.name)} has no derivative rule; it cannot be differentiated")
+        return refuse
+    return lambda k, g: op.vjp(editor.ref(node), args, g, k)
 
 
-def _elementwise_vjp(editor, graph, node, op, args, k, g) -> Ref | None:
-    data = graph.nodes[node]
+def _partials(graph: nx.MultiDiGraph, data: dict, op, args: list[Ref]) -> tuple:
+    """An elementwise node's partials (one per operand), its kink note and the symbols they are over."""
     if ir.EXPR in data:
         expr, symbols = data[ir.EXPR]
-        partial = fused_partials(expr, tuple(symbols))[k]
-        kink = data[ir.ATTRS].get("kink", "")
-        variables = tuple(symbols)
-    else:
-        constants = tuple((i, const_number(graph.nodes[a.id][ir.ATTRS]["value"]))
-                          for i, a in enumerate(args) if _is_scalar_const(graph, a.id))
-        partial = local_partials(op, freeze(data[ir.ATTRS]), constants)[k]
-        kink = f"d {op.name}: {op.kink}" if op.kink else ""
-        variables = _arg_symbols(len(args))
+        return fused_partials(expr, tuple(symbols)), data[ir.ATTRS].get("kink", ""), tuple(symbols)
+    constants = tuple((i, const_number(graph._node[a.id][ir.ATTRS]["value"]))
+                      for i, a in enumerate(args) if _is_scalar_const(graph, a.id))
+    kink = f"d {op.name}: {op.kink}" if op.kink else ""
+    return local_partials(op, freeze(data[ir.ATTRS]), constants), kink, _arg_symbols(len(args))
+
+
+@functools.lru_cache(maxsize=4096)
+def _recipe(partial: sympy.Expr, variables: tuple) -> tuple | None:
+    """How a partial over ``variables`` becomes a contribution, worked out once per partial
+    (a deep network's layers repeat a few): None for 0 (a DiracDelta counts as 0), else the
+    positions of the operands it mentions, whether it mentions the op's own output, and the
+    fused expression ``cotangent * partial`` (None for 1: the contribution is the cotangent)."""
     partial = _without_dirac(partial)
     if partial == 0:
         return None
-    # operands of the contribution: the cotangent, then each value the partial mentions
-    free = _free_symbols(partial)
-    used = [(s, a) for s, a in zip(variables, args) if s in free]
-    if OUT in free:
-        used.append((OUT, editor.ref(node)))
-    if partial == 1:
+    free = partial.free_symbols
+    positions = tuple(i for i, s in enumerate(variables) if s in free)
+    used = tuple(variables[i] for i in positions) + ((OUT,) if OUT in free else ())
+    return positions, OUT in free, None if partial == 1 else _contribution(partial, used)
+
+
+def _elementwise_vjp(editor: Editor, node: str, args: list[Ref], recipe: tuple | None, kink: str, k: int,
+                     g: Ref) -> Ref | None:
+    if recipe is None:
+        return None
+    positions, reads_output, expression = recipe
+    if expression is None:
         contribution = g
     else:
-        operands = [g] + [a for _, a in used]
-        expression = _contribution(partial, tuple(s for s, _ in used))
+        # operands of the contribution: the cotangent, then each value the partial mentions
+        operands = [g] + [args[i] for i in positions] + ([editor.ref(node)] if reads_output else [])
         contribution = editor.add("fused", operands, {"kink": kink}, expr=expression)
     return unbroadcast(contribution, args[k].shape)
 
@@ -250,14 +275,6 @@ def _contribution(partial: sympy.Expr, used: tuple) -> tuple:
 _arg_symbols = functools.cache(arg_symbols)  # the symbols x0, x1, ... of an op's definition, per arity
 
 
-@functools.lru_cache(maxsize=4096)
-def _free_symbols(partial: sympy.Expr) -> frozenset:
-    """``partial.free_symbols``, which sympy works out by a walk each time it is asked:
-    the partials of a deep network's layers are a few expressions asked about again and again."""
-    return frozenset(partial.free_symbols)
-
-
-@functools.lru_cache(maxsize=4096)
 def _without_dirac(partial: sympy.Expr) -> sympy.Expr:
     """``partial`` with every DiracDelta set to 0.
 
@@ -271,23 +288,24 @@ def _without_dirac(partial: sympy.Expr) -> sympy.Expr:
 
 
 def _is_scalar_const(graph, node) -> bool:
-    data = graph.nodes[node]
+    data = graph._node[node]
     return data[ir.OP] == "const" and np.ndim(data[ir.ATTRS]["value"]) == 0
 
 
 def _name_backward(joint: nx.MultiDiGraph, toward: dict[str, str]) -> nx.MultiDiGraph:
     """Readable ids: ``d_W1`` for W1's gradient, ``d_h`` for the node holding h's, and
     ``d_h_1``... for the steps towards it."""
-    backward = [n for n in joint.nodes if n in toward and joint.nodes[n][ir.OP] != "input"]
+    nodes = joint._node
+    backward = [n for n in nodes if n in toward and nodes[n][ir.OP] != "input"]
     grads = joint.graph[ir.GRADS]
     finals = {node: name for name, node in grads.items() if node in toward}
-    holders = [n for n in backward if n not in finals and ir.GRAD_OF in joint.nodes[n]]
-    helpers = [n for n in backward if n not in finals and ir.GRAD_OF not in joint.nodes[n]]
+    holders = [n for n in backward if n not in finals and ir.GRAD_OF in nodes[n]]
+    helpers = [n for n in backward if n not in finals and ir.GRAD_OF not in nodes[n]]
     mapping: dict[str, str] = {}
-    taken = set(joint.nodes) - set(backward)
+    taken = set(nodes) - set(backward)
     tried: dict[str, int] = {}  # per stem, the suffixes already found taken (taken only grows)
     for node in [n for n in backward if n in finals] + holders + helpers:
-        stem = f"d_{finals.get(node) or joint.nodes[node].get(ir.GRAD_OF) or toward[node]}"
+        stem = f"d_{finals.get(node) or nodes[node].get(ir.GRAD_OF) or toward[node]}"
         k = tried.get(stem, 0)
         candidate = f"{stem}_{k}" if k else stem
         while candidate in taken:

@@ -31,10 +31,8 @@ def _where(graph, node) -> str:
 def _check_node(graph: nx.MultiDiGraph, node) -> tuple:
     """Check one node's own invariants; return its op and its operands in order (which the
     shape and dtype checks read: the in-edges are read once per node)."""
-    if not isinstance(node, str) or not node:
-        raise GraphError(f"node id {node!r} is not a non-empty str; name every node with a string")
-    if not node.isascii() and not _utf8(node):
-        raise GraphError(f"node id {node!r} holds a lone surrogate, which no file or page can hold; rename it")
+    if type(node) is not str or not node or not node.isascii():  # a plain ASCII id needs no closer look
+        _check_id(node)
     data = graph._node[node]  # the node dicts themselves: a view per lookup was a tenth of verifying
     if ir.OP not in data:
         raise GraphError(f"{describe(node)} has no 'op' attribute; set it to one of the op table's names")
@@ -46,8 +44,8 @@ def _check_node(graph: nx.MultiDiGraph, node) -> tuple:
             "set it to {} or to a dict of the op's parameters"
         )
     if attrs:
-        unknown = sorted(set(attrs) - set(op.attrs))
-        if unknown:
+        if not op.attrs.keys() >= attrs.keys():
+            unknown = sorted(set(attrs) - set(op.attrs))
             raise GraphError(
                 f"{describe(node, op.name)}: unknown attr(s) {', '.join(map(str, unknown))}; "
                 f"the op takes {sorted(op.attrs) or 'none'}"
@@ -55,8 +53,19 @@ def _check_node(graph: nx.MultiDiGraph, node) -> tuple:
         check_attrs(node, op.name, attrs)
     if op.name == "const" and attrs.get("value") is None:
         raise GraphError(f"{describe(node, op.name)}: a const needs attrs['value'], a number or an array")
-    edges = _in_edges(graph, node)
-    count = len(edges)
+    # (source, arg) of each in-edge, in networkx's order, read from the predecessor dicts (an
+    # edge view per node was half of checking it); a loop, not a comprehension: most nodes have one or two
+    sources, positions = [], []
+    if type(graph) is nx.MultiDiGraph or graph.is_multigraph():
+        for source, keys in graph._pred[node].items():
+            for edge in keys.values():
+                sources.append(source)
+                positions.append(edge.get(ir.ARG))
+    else:
+        for source, edge in graph._pred[node].items():
+            sources.append(source)
+            positions.append(edge.get(ir.ARG))
+    count = len(sources)
     arity = count if op.arity < 0 else op.arity
     if op.name == "fused" and not _has_expression(data, arity):  # variadic concat/stack carry none
         raise GraphError(
@@ -66,42 +75,46 @@ def _check_node(graph: nx.MultiDiGraph, node) -> tuple:
     if count != arity:
         raise GraphError(
             f"{describe(node, op.name)}: expected {op.arity} operand(s), found {count} "
-            f"(from {sorted(str(e[0]) for e in edges)!r}); connect exactly {op.arity} edge(s) into it"
+            f"(from {sorted(str(s) for s in sources)!r}); connect exactly {op.arity} edge(s) into it"
         )
     if count == 1:
-        position = edges[0][1]
-        if not (isinstance(position, int) and not isinstance(position, bool) and position == 0):
-            _bad_positions(node, op, arity, edges)
+        position = positions[0]
+        if not (type(position) is int or _is_position(position)) or position != 0:
+            _bad_positions(node, op, arity, positions)
     elif count:
-        positions = sorted(e[1] for e in edges if isinstance(e[1], int) and not isinstance(e[1], bool))
-        if positions != list(range(arity)):
-            _bad_positions(node, op, arity, edges)
-        edges.sort(key=_position)  # the positions are 0..k-1, each once: ir.operands' order
-    if op.source and op.name != "const" and ir.SHAPE not in data:
+        # each position an int (not a bool) in 0..k-1, each once: ir.operands' order
+        ordered = [_UNSET] * count
+        for source, position in zip(sources, positions):
+            if (not (type(position) is int or _is_position(position)) or not 0 <= position < count
+                    or ordered[position] is not _UNSET):
+                _bad_positions(node, op, arity, positions)
+            ordered[position] = source
+        sources = ordered
+    if op.arity == 0 and op.name != "const" and ir.SHAPE not in data:
         raise ShapeError(f"{describe(node, op.name)}: a source needs a declared shape, e.g. shape=('N', 2)")
-    return op, [e[0] for e in edges]
+    return op, sources
 
 
-def _bad_positions(node, op, arity: int, edges: list[tuple]) -> None:
-    found = [e[1] for e in edges]
+_UNSET = object()
+
+
+def _is_position(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_id(node) -> None:
+    if not isinstance(node, str) or not node:
+        raise GraphError(f"node id {node!r} is not a non-empty str; name every node with a string")
+    if not node.isascii() and not _utf8(node):
+        raise GraphError(f"node id {node!r} holds a lone surrogate, which no file or page can hold; rename it")
+
+
+def _bad_positions(node, op, arity: int, found: list) -> None:
     raise GraphError(
         f"{describe(node, op.name)}: operand positions (edge attribute 'arg') must be "
         f"0..{arity - 1} without gaps or repeats, found {found!r}; give each in-edge its operand "
         "position as an int, e.g. graph.add_edge(a, node, arg=0)"
     )
-
-
-def _position(edge: tuple) -> int:
-    return edge[1]
-
-
-def _in_edges(graph: nx.DiGraph, node) -> list[tuple]:
-    """``(source, arg)`` of each in-edge, in networkx's order, read from the predecessor
-    dicts: the edge view networkx builds per call was half of checking a node."""
-    pred = graph._pred[node]
-    if graph.is_multigraph():
-        return [(source, data.get(ir.ARG)) for source, keys in pred.items() for data in keys.values()]
-    return [(source, data.get(ir.ARG)) for source, data in pred.items()]
 
 
 def _utf8(text: str) -> bool:
@@ -119,18 +132,24 @@ def _has_expression(data: dict, arity: int) -> bool:
 
 
 def _check_lists(graph: nx.MultiDiGraph) -> None:
+    nodes = graph._node
+    counts = {"input": 0, "param": 0}  # the nodes of each kind, counted in one walk
+    for data in nodes.values():
+        op = data.get(ir.OP)
+        if op in counts:
+            counts[op] += 1
     for key, op in ((ir.INPUTS, "input"), (ir.PARAMS, "param")):
         listed = graph.graph.get(key)
         if not isinstance(listed, list):
             raise GraphError(f"graph attribute {key!r} must be a list of node ids, found {listed!r}")
         for node in listed:
-            if node not in graph or graph.nodes[node].get(ir.OP) != op:
+            if node not in graph or nodes[node].get(ir.OP) != op:
                 raise GraphError(f"graph attribute {key!r} names {node!r}, which is not an {op} node of the graph")
         known = set(listed)
         if len(known) != len(listed):
             raise GraphError(f"graph attribute {key!r} names a node twice: {listed!r:.120}; list each once")
-        missing = [n for n, d in graph.nodes(data=True) if d.get(ir.OP) == op and n not in known]
-        if missing:
+        if counts[op] != len(known):  # (each listed node is one of them): some are not listed
+            missing = [n for n, d in nodes.items() if d.get(ir.OP) == op and n not in known]
             raise GraphError(f"{describe(missing[0], op)} is not listed in graph attribute {key!r}; add it")
     outputs = graph.graph.get(ir.OUTPUTS)
     if not isinstance(outputs, list) or not outputs:
@@ -179,30 +198,31 @@ def verify(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     nodes = graph._node
     for node in order:
         op, args = checked[node]
-        if op.source and op.name != "const":
+        if op.arity == 0 and op.name != "const":  # an input or param: its declared shape is the truth
             continue
         data = nodes[node]
+        dtype = data.get(ir.DTYPE)
         arg_shapes = []
+        agree = True  # every operand of the node's own dtype
         for a in args:
             operand = nodes[a]
             if ir.SHAPE not in operand:
                 raise ShapeError(f"{describe(a, operand[ir.OP])} has no shape; run infer_shapes first")
             arg_shapes.append(operand[ir.SHAPE])
+            if agree:
+                other = operand.get(ir.DTYPE)
+                agree = other is dtype or other == dtype
         expected = op.shape(arg_shapes, data[ir.ATTRS], node, op.name)
         found = data.get(ir.SHAPE)
-        if found is None or tuple(found) != tuple(expected):
+        if found is None or found is not expected and tuple(found) != tuple(expected):
             raise ShapeError(
                 f"{_where(graph, node)}: declared shape {shapes.fmt(found) if found is not None else 'none'} "
                 f"but its operands give {shapes.fmt(expected)}; fix the declaration or the operands"
             )
-        if op.dtype is not None or _dtypes(nodes, args).count(data.get(ir.DTYPE)) != len(args):
+        if op.dtype is not None or not agree:
             _check_dtype(graph, node, op, args)  # (operands all of the node's dtype, no rule: nothing to check)
     _check_tags(graph)
     return graph
-
-
-def _dtypes(nodes: dict, args: list) -> list:
-    return [nodes[a].get(ir.DTYPE) for a in args]
 
 
 def check_one_float_dtype(graph: nx.MultiDiGraph, declared: tuple[str, str, str] | None = None) -> None:
@@ -215,7 +235,8 @@ def check_one_float_dtype(graph: nx.MultiDiGraph, declared: tuple[str, str, str]
     and int or bool inputs (labels, masks) are not floats.
     """
     seed = graph.graph.get(ir.SEED)  # the cotangent input of a joint graph has its target's dtype, by construction
-    sources = [(n, graph.nodes[n][ir.OP], graph.nodes[n].get(ir.DTYPE))
+    nodes = graph._node
+    sources = [(n, nodes[n][ir.OP], nodes[n].get(ir.DTYPE))
                for n in list(graph.graph.get(ir.INPUTS, ())) + list(graph.graph.get(ir.PARAMS, ()))
                if n in graph and n != seed]
     first: dict[str, tuple[str, str]] = {}
@@ -306,8 +327,12 @@ def _check_tags(graph: nx.MultiDiGraph) -> None:
                 f"{describe(node, data[ir.OP])} holds the gradient of {of!r}, so it needs {of!r}'s shape "
                 f"{shapes.fmt(nodes[of][ir.SHAPE])}, found {shapes.fmt(data[ir.SHAPE])}"
             )
-        if misplaced is None and _pass_attribute_defect(data) is not None:
-            misplaced = node
+        if misplaced is None:
+            level = data.get(ir.LEVEL)  # most nodes hold a plain level and no other pass attribute
+            if ((level is not None and (type(level) is not int or level < 0) or ir.MARK in data
+                 or ir.FUSED_SIZE in data or ir.EARLY in data or ir.EXPR in data)
+                    and _pass_attribute_defect(data) is not None):
+                misplaced = node
     _check_grads(graph)
     if misplaced is not None:
         defect = _pass_attribute_defect(nodes[misplaced])

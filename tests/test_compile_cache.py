@@ -1,6 +1,7 @@
 """The compile cache: a second compile of the same content is a cache hit; any change of
 content or options is a miss; programs handed out share nothing mutable."""
 
+import networkx as nx
 import numpy as np
 import pytest
 import sympy
@@ -220,3 +221,45 @@ def test_a_plan_copied_when_first_read_is_the_cached_one_whatever_happened_befor
         assert prog.plan.forward is prog.inference_stages["scheduled"]
     assert first.plan.joint is first.stages["scheduled"]
     assert fresh.plan.joint is fresh.stages["scheduled"]
+
+
+class _Generic(nx.MultiDiGraph):
+    """A MultiDiGraph of another type: the key spells it through the generic walk."""
+
+
+def test_the_key_of_a_graph_is_what_the_generic_walk_spells():
+    g = net()
+    x = g.nx.graph["inputs"][0]
+    g.output("sq", gc.mul(g.node(x), g.node(x)))  # one value read twice: two edges with keys 0 and 1
+    g.nx.nodes[x]["note"] = {"a": (1, 2.5, None), "b": [sympy.Symbol("N")]}
+    plain = _Generic()
+    plain.graph.update(g.nx.graph)
+    plain.add_nodes_from(g.nx.nodes(data=True))
+    plain.add_edges_from(g.nx.edges(keys=True, data=True))
+    assert list(plain.edges(keys=True, data=True)) == list(g.nx.edges(keys=True, data=True))
+    assert compile_cache.content_key(plain, {"of": None}) == compile_cache.content_key(g.nx, {"of": None})
+
+
+@pytest.mark.parametrize("where", ["shape", "arg", "key", "id"])
+def test_the_key_spells_the_kinds_of_a_node_and_an_edge_apart(where):
+    def key(one):
+        g = net()
+        x = g.nx.graph["inputs"][0]
+        mul = next(n for n, d in g.nx.nodes(data=True) if d["op"] == "mul")
+        (edge,) = [e for e in g.nx.in_edges(mul, keys=True) if e[0] == x]
+        if where == "shape":
+            g.nx.nodes[x]["shape"] = ("N", one)
+        elif where == "arg":
+            g.nx.edges[edge]["arg"] = one
+        elif where == "key":
+            data = g.nx.edges[edge]
+            g.nx.remove_edge(*edge)
+            g.nx.add_edge(x, mul, key=one, **data)
+        else:
+            g.nx.graph["extra"] = {one: 1}
+        return compile_cache.content_key(g.nx, {})
+
+    values = [0, False, 0.0, np.int64(0)]
+    keys = [key(v) for v in values]
+    assert len(set(keys)) == len(keys)
+    assert key(0) == key(0)

@@ -132,6 +132,36 @@ def test_operand_positions_must_be_0_to_k_minus_1(position, shown):
     assert "arg=0" in text  # how to fix
 
 
+@pytest.mark.parametrize("position", [1, True, False, 0.0, None, "0"])
+def test_the_one_operand_of_a_unary_op_sits_at_position_0(position):
+    graph = small_net()
+    (edge,) = in_edge_keys(graph, "h")
+    if position is None:
+        del graph.edges[edge]["arg"]
+    else:
+        graph.edges[edge]["arg"] = position
+    text = message(gc.GraphError, graph)
+    assert "node 'h' (op relu)" in text and "0..0" in text and repr(position) in text
+
+
+def test_an_int_subclass_is_an_operand_position_and_a_bool_is_not():
+    import enum
+
+    class Slot(enum.IntEnum):
+        FIRST = 0
+        SECOND = 1
+
+    graph = small_net()
+    (relu_edge,) = in_edge_keys(graph, "h")
+    graph.edges[relu_edge]["arg"] = Slot.FIRST
+    first, second = in_edge_keys(graph, "matmul")
+    graph.edges[first]["arg"], graph.edges[second]["arg"] = Slot.FIRST, Slot.SECOND
+    assert gc.verify(graph) is graph
+    assert ir.operands(graph, "matmul") == ["x", "w"]
+    graph.edges[first]["arg"] = False  # equal to 0, but not a position
+    assert "found [False, <Slot.SECOND: 1>]" in message(gc.GraphError, graph)
+
+
 def test_operand_order_comes_from_arg_not_insertion():
     graph = ir.new_graph("order")
     ir.add_op(graph, "a", "input", [], shape=(2,))

@@ -16,8 +16,6 @@ count, so the backward pass never builds the copies it only sums.
 
 from __future__ import annotations
 
-from .. import shapes
-
 __all__ = ["unbroadcast", "broadcast_back", "NO_GRADIENT"]
 
 
@@ -28,14 +26,13 @@ def unbroadcast(g, shape: tuple):
     over the axes where ``shape`` has 1 and ``g`` does not, then drops the leading ones.
     """
     ed = g.editor
-    shape = tuple(shape)
-    if tuple(g.shape) == shape:
+    shape, have = tuple(shape), tuple(g.shape)  # (a handle reads its shape from the graph each time)
+    if have == shape:
         return g
-    lead = len(g.shape) - len(shape)
-    assert lead >= 0 and shapes.broadcast([g.shape, shape]) == tuple(g.shape), (g.shape, shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, d in enumerate(shape) if d == 1 and g.shape[lead + i] != 1
-    )
+    lead = len(have) - len(shape)
+    # ``shape`` broadcasts to ``have``: each of its dims is 1 or the dim it meets
+    assert lead >= 0 and all(d == 1 or d == have[lead + i] for i, d in enumerate(shape)), (have, shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(shape) if d == 1 and have[lead + i] != 1)
     reduced = ed.sum(g, axis=axes) if axes else g
     return reduced if tuple(reduced.shape) == shape else ed.reshape(reduced, shape)
 
