@@ -72,16 +72,16 @@ def _all(graph, node, value) -> bool:
 
 def _fits(graph, node, value) -> bool:
     """Can ``value`` stand for ``node``: same shape and dtype (no broadcast lost)?"""
-    a, b = graph.nodes[node], graph.nodes[value]
+    a, b = graph._node[node], graph._node[value]
     return tuple(a[ir.SHAPE]) == tuple(b[ir.SHAPE]) and a.get(ir.DTYPE) == b.get(ir.DTYPE)
 
 
 def _op(graph, node, name) -> bool:
-    return graph.nodes[node][ir.OP] == name
+    return graph._node[node][ir.OP] == name
 
 
 def _zeros(graph, node):
-    shape = graph.nodes[node][ir.SHAPE]
+    shape = graph._node[node][ir.SHAPE]
     size = concrete_size(shape)
     if size is None or size > MAX_CONST_SIZE:
         return None
@@ -128,8 +128,8 @@ def _through_neg(op: str) -> Rule:
 def _twice(inner: str, same: bool) -> Rule:
     """``f(f(x))`` -> ``x`` (an involution) or -> ``f(x)`` (idempotent, ``same``)."""
     def rule(graph, node, args):
-        if _op(graph, args[0], inner) and not (graph.nodes[args[0]][ir.ATTRS] or {}).get("axes") \
-                and not (graph.nodes[node][ir.ATTRS] or {}).get("axes"):
+        if _op(graph, args[0], inner) and not (graph._node[args[0]][ir.ATTRS] or {}).get("axes") \
+                and not (graph._node[node][ir.ATTRS] or {}).get("axes"):
             return args[0] if same else ir.operands(graph, args[0])[0]
         return None
     return rule
@@ -145,9 +145,9 @@ def _sum_of_broadcast(graph, node, args):
     if not _op(graph, spread, "broadcast"):
         return None
     (c,) = ir.operands(graph, spread)
-    small, full = tuple(graph.nodes[c][ir.SHAPE]), tuple(graph.nodes[spread][ir.SHAPE])
+    small, full = tuple(graph._node[c][ir.SHAPE]), tuple(graph._node[spread][ir.SHAPE])
     lead = len(full) - len(small)
-    attrs = graph.nodes[node][ir.ATTRS] or {}
+    attrs = graph._node[node][ir.ATTRS] or {}
     axes = normalize_axes(attrs.get("axis"), len(full))
     stretched = [a for a in axes if a < lead or (small[a - lead] == 1 and full[a] != 1)]
     if not stretched:
@@ -164,13 +164,13 @@ def _sum_of_broadcast(graph, node, args):
     else:  # a symbolic count (N) is a number only a fused expression can hold
         a0 = sympy.Symbol("a0", real=True)
         value = fused_node(graph, a0 * count, [value], like=node)
-    return _shaped(graph, value, full, axes, tuple(graph.nodes[node][ir.SHAPE]), like=node)
+    return _shaped(graph, value, full, axes, tuple(graph._node[node][ir.SHAPE]), like=node)
 
 
 def _shaped(graph, value, full, axes, out_shape, like):
     """``value`` (of ``full``'s rank or less, size 1 or full along each kept axis) as the
     reduction's result of ``out_shape``."""
-    shape = tuple(graph.nodes[value][ir.SHAPE])
+    shape = tuple(graph._node[value][ir.SHAPE])
     if shape == out_shape:
         return value
     if all(d == 1 for d in shape):
@@ -190,10 +190,10 @@ def _unbroadcast_operands(graph, node, args):
     if not any(_op(graph, a, "broadcast") for a in args):
         return None
     inner = [ir.operands(graph, a)[0] if _op(graph, a, "broadcast") else a for a in args]
-    shape = tuple(graph.nodes[node][ir.SHAPE])
-    data = graph.nodes[node]
+    shape = tuple(graph._node[node][ir.SHAPE])
+    data = graph._node[node]
     value = new_node(graph, data[ir.OP], inner, data[ir.ATTRS], like=node, expr=data.get(ir.EXPR))
-    if tuple(graph.nodes[value][ir.SHAPE]) == shape:
+    if tuple(graph._node[value][ir.SHAPE]) == shape:
         return value
     return new_node(graph, "broadcast", [value], {"shape": shape}, like=node)
 
@@ -204,8 +204,8 @@ def _one_number_spread(graph, node, args):
     if not _op(graph, spread, "broadcast"):
         return None
     (c,) = ir.operands(graph, spread)
-    small = tuple(graph.nodes[c][ir.SHAPE])
-    shape = tuple(graph.nodes[node][ir.SHAPE])
+    small = tuple(graph._node[c][ir.SHAPE])
+    shape = tuple(graph._node[node][ir.SHAPE])
     if any(d != 1 for d in small):
         return None
     return _spread_number(graph, c, shape, like=node)
@@ -217,9 +217,9 @@ def _spread_number(graph, value, shape, like):
     A broadcast only adds leading axes, so a number of higher rank than ``shape`` is
     reshaped to ``shape``'s rank first (``(1, 1)`` -> ``(1,)`` -> ``(4,)``).
     """
-    if tuple(graph.nodes[value][ir.SHAPE]) == shape:
+    if tuple(graph._node[value][ir.SHAPE]) == shape:
         return value
-    if len(graph.nodes[value][ir.SHAPE]) > len(shape):
+    if len(graph._node[value][ir.SHAPE]) > len(shape):
         value = new_node(graph, "reshape", [value], {"shape": (1,) * len(shape)}, like=like)
         if all(d == 1 for d in shape):
             return value

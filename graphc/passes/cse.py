@@ -42,7 +42,7 @@ __all__ = ["cse", "cse_in_place"]
 
 
 def _key(graph: nx.MultiDiGraph, node: str, number: dict[str, str]) -> tuple | None:
-    data = graph.nodes[node]
+    data = graph._node[node]
     op = data[ir.OP]
     dtype = data.get(ir.DTYPE, ir.DEFAULT_DTYPE)
     if op == "const":

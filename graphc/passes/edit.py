@@ -132,7 +132,7 @@ def is_const(graph: nx.MultiDiGraph, node: str) -> bool:
 
 
 def const_value(graph: nx.MultiDiGraph, node: str) -> np.ndarray:
-    return np.asarray(graph.nodes[node][ir.ATTRS]["value"], dtype=np.float64)
+    return np.asarray(graph._node[node][ir.ATTRS]["value"], dtype=np.float64)
 
 
 def concrete_size(shape: tuple) -> int | None:
@@ -145,8 +145,8 @@ def concrete_size(shape: tuple) -> int | None:
 def _editor(graph: nx.MultiDiGraph, like: str) -> tuple[Editor, dict]:
     """The IR editor over ``graph``, and the tags of a node a pass makes in ``like``'s place."""
     tags = {ir.MARK: "created"}
-    if ir.PHASE in graph.nodes[like]:
-        tags[ir.PHASE] = graph.nodes[like][ir.PHASE]
+    if ir.PHASE in graph._node[like]:
+        tags[ir.PHASE] = graph._node[like][ir.PHASE]
     return Editor(graph), tags
 
 
@@ -158,7 +158,7 @@ def new_node(graph: nx.MultiDiGraph, op: str, args: list[str], attrs: dict | Non
     editor, tags = _editor(graph, like)
     with editor.tagging(**tags):
         return editor.add(op, [editor.ref(a) for a in args], attrs,
-                          dtype=graph.nodes[like].get(ir.DTYPE, ir.DEFAULT_DTYPE), expr=expr).id
+                          dtype=graph._node[like].get(ir.DTYPE, ir.DEFAULT_DTYPE), expr=expr).id
 
 
 def fused_node(graph: nx.MultiDiGraph, expr, args: list[str], like: str, kink: str = "") -> str:
@@ -170,7 +170,7 @@ def const_node(graph: nx.MultiDiGraph, value, like: str) -> str:
     """A new const holding ``value`` (a scalar is stored as a float, as the builder does)."""
     editor, tags = _editor(graph, like)
     with editor.tagging(**tags):
-        return editor.const(np.asarray(value, dtype=np.float64), dtype=graph.nodes[like].get(ir.DTYPE,
+        return editor.const(np.asarray(value, dtype=np.float64), dtype=graph._node[like].get(ir.DTYPE,
                                                                                            ir.DEFAULT_DTYPE)).id
 
 
@@ -189,15 +189,15 @@ def replace(graph: nx.MultiDiGraph, old: str, new: str) -> str:
     editor = Editor(graph)
     if old not in keep:
         editor.move_readers(old, new)
-        if ir.GRAD_OF in graph.nodes[old] and graph.nodes[new].get(ir.PHASE) == ir.BACKWARD \
-                and ir.GRAD_OF not in graph.nodes[new]:
-            editor.retag(new, **{ir.GRAD_OF: graph.nodes[old][ir.GRAD_OF]})  # it holds that gradient now
+        if ir.GRAD_OF in graph._node[old] and graph._node[new].get(ir.PHASE) == ir.BACKWARD \
+                and ir.GRAD_OF not in graph._node[new]:
+            editor.retag(new, **{ir.GRAD_OF: graph._node[old][ir.GRAD_OF]})  # it holds that gradient now
         editor.remove([old])
-        if graph.nodes[new].get(ir.MARK) == "created" and new not in keep:
+        if graph._node[new].get(ir.MARK) == "created" and new not in keep:
             editor.rename(new, old)  # a node a pass just made takes the name
             return old
         return new
-    named = graph.nodes[old]
+    named = graph._node[old]
     if new not in keep and not is_source(graph, new):
         editor.move_readers(old, new)
         # the named value keeps what the graph says of it

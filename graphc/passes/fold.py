@@ -50,7 +50,7 @@ def _foldable(graph: nx.MultiDiGraph, node: str) -> bool:
     # operands first: most nodes read a value that is not a const, and that is the cheap test
     if not all(is_const(graph, a) for a in graph._pred[node]):
         return False
-    data = graph.nodes[node]
+    data = graph._node[node]
     op = op_for(graph, data[ir.OP], node)
     if op.source or op.composite:
         return False
@@ -71,7 +71,7 @@ def fold_in_place(out: nx.MultiDiGraph) -> Stats:
         if not revisit.needs(node) or not _foldable(out, node):
             continue
         value = evaluate_node(out, node)
-        if value is None or value.shape != tuple(out.nodes[node][ir.SHAPE]):  # a definition that disagrees
+        if value is None or value.shape != tuple(out._node[node][ir.SHAPE]):  # a definition that disagrees
             continue                                                          # with its op's shape rule
         editor.fold(node, value)
         folded += 1

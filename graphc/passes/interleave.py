@@ -46,9 +46,9 @@ MIN_GROUPS = 3
 
 def _early(graph: nx.MultiDiGraph, value: str, reader: str) -> bool:
     """A forward value whose only backward reader is ``reader``."""
-    if graph.nodes[value].get(ir.PHASE) == ir.BACKWARD:
+    if graph._node[value].get(ir.PHASE) == ir.BACKWARD:
         return False
-    return all(s == reader or graph.nodes[s].get(ir.PHASE) != ir.BACKWARD for s in graph.successors(value))
+    return all(s == reader or graph._node[s].get(ir.PHASE) != ir.BACKWARD for s in graph.successors(value))
 
 
 def interleave(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
@@ -62,7 +62,7 @@ def _interleave(out: nx.MultiDiGraph) -> Stats:
     stats = Stats()
     position = {node: k for k, node in enumerate(order(out))}
     for node in list(position):
-        data = out.nodes[node]
+        data = out._node[node]
         if data.get(ir.PHASE) != ir.BACKWARD or ir.EXPR not in data or data.get(ir.EARLY):
             continue  # (a running product is split already)
         expr, symbols = data[ir.EXPR]
@@ -107,7 +107,7 @@ def _mask_kinks(graph: nx.MultiDiGraph, node: str) -> bool:
     keeps ``z > 0`` for ReLU, not z), and z dies after its last forward reader (ReLU may
     then write into it). The product is unchanged: ``d * (z >= 0)`` multiplies by True
     or False, as the kernel did by its ``numpy.greater_equal(z, 0)``."""
-    data = graph.nodes[node]
+    data = graph._node[node]
     if data.get(ir.PHASE) != ir.BACKWARD or ir.EXPR not in data or data.get(ir.EARLY):
         return False
     expr, symbols = data[ir.EXPR]
@@ -144,7 +144,7 @@ def _float_array_factor(graph: nx.MultiDiGraph, factor: sympy.Expr, value_of: di
     a kink itself, not a 0-d value, which the kernel folds into the coefficient)."""
     if isinstance(factor, sympy.Heaviside):
         return False
-    return any(tuple(graph.nodes[value_of[s]][ir.SHAPE]) != () for s in factor.free_symbols if s in value_of)
+    return any(tuple(graph._node[value_of[s]][ir.SHAPE]) != () for s in factor.free_symbols if s in value_of)
 
 
 def _fused_node(graph, node_id, like, factors, previous, value_of, kink=""):
@@ -160,9 +160,9 @@ def _fused_node(graph, node_id, like, factors, previous, value_of, kink=""):
         editor = Editor(graph)
         with editor.tagging(phase=ir.BACKWARD, mark="created"):
             editor.add("fused", [editor.ref(r) for r in reads], {"kink": kink}, node_id=node_id,
-                       dtype=graph.nodes[like][ir.DTYPE], expr=(expr, symbols))
+                       dtype=graph._node[like][ir.DTYPE], expr=(expr, symbols))
         return node_id
-    data = graph.nodes[node_id]
+    data = graph._node[node_id]
     Editor(graph).rewrite(node_id, "fused", reads, {"kink": kink}, expr=(expr, symbols), size=data.get(ir.FUSED_SIZE),
                           mark="created")
     return node_id
@@ -175,5 +175,5 @@ def _running_product(graph, node, previous, factors, value_of):
 
 
 def _finish(graph, node, previous, late, value_of):
-    kink = graph.nodes[node][ir.ATTRS].get("kink", "")
+    kink = graph._node[node][ir.ATTRS].get("kink", "")
     _fused_node(graph, node, node, late, previous, value_of, kink)

@@ -32,7 +32,7 @@ __all__ = ["share"]
 
 def _canonical(graph: nx.MultiDiGraph, node: str, token: dict[str, sympy.Symbol]) -> sympy.Expr:
     """The node's expression over symbols that name graph values (the same for every node)."""
-    expr, symbols = graph.nodes[node][ir.EXPR]
+    expr, symbols = graph._node[node][ir.EXPR]
     return expr.xreplace({s: token[a] for s, a in zip(symbols, ir.operands(graph, node))})
 
 
@@ -94,7 +94,7 @@ def _token(k: int) -> sympy.Symbol:
 def share(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     out = begin(graph)
     stats = Stats()
-    nodes = [n for n in order(out) if ir.EXPR in out.nodes[n]]
+    nodes = [n for n in order(out) if ir.EXPR in out._node[n]]
     # a symbol per value, named by the value's place in the graph; made only for the values
     # the candidate kernels read (the others never appear in an expression)
     value_of: dict[sympy.Symbol, str] = {}
@@ -133,7 +133,7 @@ def _add_shared(graph: nx.MultiDiGraph, part: sympy.Expr, users: list[str], valu
     reads = [value_of[s] for s in sorted(part.free_symbols, key=str) if s in value_of]
     symbols = fused_symbols(len(reads))
     node = ir.fresh_id(graph, type(part).__name__)  # sigmoid, exp...: what it computes
-    phases = {graph.nodes[u].get(ir.PHASE) for u in users}
+    phases = {graph._node[u].get(ir.PHASE) for u in users}
     tags = {ir.MARK: "created"}
     if phases != {None}:
         tags[ir.PHASE] = ir.FORWARD if ir.FORWARD in phases or None in phases else ir.BACKWARD
@@ -141,7 +141,7 @@ def _add_shared(graph: nx.MultiDiGraph, part: sympy.Expr, users: list[str], valu
     expr = part.xreplace({s: symbols[k] for k, s in enumerate(sorted(part.free_symbols, key=str)) if s in value_of})
     with editor.tagging(**tags):
         editor.add("fused", [editor.ref(r) for r in reads], {"kink": ""}, node_id=node,
-                   dtype=graph.nodes[users[0]][ir.DTYPE], expr=(expr, symbols))
+                   dtype=graph._node[users[0]][ir.DTYPE], expr=(expr, symbols))
     return node
 
 
@@ -150,6 +150,6 @@ def _rewrite(graph: nx.MultiDiGraph, node: str, expr: sympy.Expr, value_of: dict
     reads = [value_of[s] for s in sorted(expr.free_symbols, key=str) if s in value_of]
     symbols = fused_symbols(len(reads))
     mapping = {token[r]: symbols[k] for k, r in enumerate(reads)}
-    data = graph.nodes[node]
+    data = graph._node[node]
     Editor(graph).rewrite(node, "fused", reads, data[ir.ATTRS], expr=(expr.xreplace(mapping), symbols),
                           size=data.get(ir.FUSED_SIZE))

@@ -75,7 +75,7 @@ def _regions(graph: nx.MultiDiGraph) -> list[list[str]]:
     ordered = order(graph)
 
     def algebraic(n):
-        return graph.nodes[n][ir.OP] in ALGEBRAIC
+        return graph._node[n][ir.OP] in ALGEBRAIC
 
     def interior(n):  # may be inlined into its one consumer's expression
         return algebraic(n) and n not in named and len(set(graph.successors(n))) == 1
@@ -107,14 +107,14 @@ def _expression(graph: nx.MultiDiGraph, region: list[str]) -> tuple[sympy.Expr, 
     def value(a):
         if a in exprs:
             return exprs[a]
-        if is_const(graph, a) and np.ndim(graph.nodes[a][ir.ATTRS]["value"]) == 0:
-            return const_number(graph.nodes[a][ir.ATTRS]["value"])
+        if is_const(graph, a) and np.ndim(graph._node[a][ir.ATTRS]["value"]) == 0:
+            return const_number(graph._node[a][ir.ATTRS]["value"])
         if a not in leaves:
             leaves[a] = _leaf(len(leaves))
         return leaves[a]
 
     for node in region:
-        data = graph.nodes[node]
+        data = graph._node[node]
         lam = definition(op_for(graph, data[ir.OP], node), freeze(data[ir.ATTRS] or {}))
         exprs[node] = _called(lam, tuple(value(a) for a in ir.operands(graph, node)))
     return exprs[region[-1]], {s: n for n, s in leaves.items()}
@@ -144,7 +144,7 @@ class _Plan:
         self.memo: dict[sympy.Expr, object] = {}
 
     def shape(self, ref) -> tuple:
-        return tuple(self.shapes[ref]) if isinstance(ref, int) else tuple(self.graph.nodes[ref][ir.SHAPE])
+        return tuple(self.shapes[ref]) if isinstance(ref, int) else tuple(self.graph._node[ref][ir.SHAPE])
 
     def add(self, op: str, args: list, attrs: dict | None = None) -> int:
         spec = op_for(self.graph, op)
@@ -282,9 +282,9 @@ def _rebuild_region(graph: nx.MultiDiGraph, region: list[str], expr: sympy.Expr,
         return False
     if plan.ops >= len(region):
         return False
-    if isinstance(ref, str) and graph.nodes[ref][ir.DTYPE] != graph.nodes[root][ir.DTYPE]:
+    if isinstance(ref, str) and graph._node[ref][ir.DTYPE] != graph._node[root][ir.DTYPE]:
         return False  # argmax(x) * 1.0 is not argmax(x): the product is a float
-    root_shape = tuple(graph.nodes[root][ir.SHAPE])
+    root_shape = tuple(graph._node[root][ir.SHAPE])
     if plan.shape(ref) != root_shape:
         if not (isinstance(ref, int) and plan.steps[ref][0] == "const"):
             return False  # the result would lose a broadcast: keep the region
