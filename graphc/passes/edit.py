@@ -37,28 +37,54 @@ MAX_CONST_SIZE = 10_000  # passes never create a constant with more elements tha
 
 
 def begin(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
-    """A copy to edit (``ir.copy_graph``), with the previous pass's marks and stats cleared."""
+    """A copy to edit (``ir.copy_graph``), with the previous pass's marks and stats cleared.
+
+    The copy has the graph's nodes in the same order and the same edges, so the order the
+    previous pass left (``order``) holds for it too: it is handed on, not computed again.
+    """
     out = ir.copy_graph(graph)
     out.graph.pop(ir.STATS, None)
     for data in out._node.values():  # the node dicts themselves: a data view costs a tuple per node
         data.pop(ir.MARK, None)
+    known = _known_order(graph)
+    if known is not None and _order_cache(out) is not None:
+        _order_cache(out)[_ORDER] = known
     return out
+
+
+_ORDER = "graphc.order"  # the key of a graph's topological order in its networkx cache
+
+
+def _order_cache(graph: nx.MultiDiGraph) -> dict | None:
+    """The dict networkx empties on every change of the graph's nodes or edges (each of its
+    methods that changes them calls ``nx._clear_cache``, and so do ``ir.add_op`` and the
+    editor's own edits of the adjacency dicts): what is kept there lasts exactly as long as the
+    structure it was derived from. None for a view (its cache does not see its graph's changes)."""
+    if type(graph) is not nx.MultiDiGraph or nx.is_frozen(graph):
+        return None
+    return getattr(graph, "__networkx_cache__", None)
+
+
+def _known_order(graph: nx.MultiDiGraph) -> tuple[str, ...] | None:
+    cache = _order_cache(graph)
+    known = cache.get(_ORDER) if cache is not None else None
+    return known if known is not None and len(known) == len(graph._node) else None
 
 
 def order(graph: nx.MultiDiGraph) -> tuple[str, ...]:
     """The one topological order (``ir.topological_order``, as verify's).
 
-    While the graph is watched (``ops.editor.watching``: ``optimize`` does), it is computed
-    again only after an edit changed its nodes or edges; passes that change nothing (most
-    of them, in most rounds) share one.
+    Computed again only after an edit changed the graph's nodes or edges: passes that change
+    nothing (most of them, in most rounds) and the next pass's copy (``begin``) share one.
     """
-    log = change_log(graph)
-    if log is None:
-        return tuple(ir.topological_order(graph))
-    cached = log.memo.get("order")
-    if cached is None or cached[0] != log.structure:
-        cached = log.memo["order"] = (log.structure, tuple(ir.topological_order(graph)))
-    return cached[1]
+    known = _known_order(graph)
+    if known is not None:
+        return known
+    found = tuple(ir.topological_order(graph))
+    cache = _order_cache(graph)
+    if cache is not None:
+        cache[_ORDER] = found
+    return found
 
 
 class Revisit:
