@@ -19,6 +19,8 @@ graph's attributes refer to (inputs, params, outputs, grads) alive.
 
 from __future__ import annotations
 
+import functools
+
 import networkx as nx
 import numpy as np
 
@@ -29,7 +31,7 @@ from ..ops.fused import fused_symbols
 
 __all__ = [
     "SOURCES", "MAX_CONST_SIZE", "begin", "order", "Revisit", "protected", "is_source", "is_const", "const_value",
-    "new_node", "fused_node", "const_node", "concrete_size", "replace", "node_key", "equivalent",
+    "new_node", "fused_node", "const_node", "concrete_size", "replace", "node_key", "equivalent", "by_name",
 ]
 
 SOURCES = ("input", "param")  # values fed at run time: never merged, folded or removed
@@ -250,3 +252,13 @@ def equivalent(a: nx.MultiDiGraph, b: nx.MultiDiGraph) -> bool:
         node_match=lambda x, y: node_key(x) == node_key(y),
         edge_match=lambda x, y: sorted(e.get(ir.ARG) for e in x.values()) == sorted(e.get(ir.ARG) for e in y.values()),
     )
+
+
+def by_name(symbols) -> list:
+    """Symbols sorted by their printed names (``sorted(symbols, key=str)``), each name printed
+    once: sympy's printer costs microseconds a call, and the kernels of a deep network ask
+    for the same few symbols thousands of times."""
+    return sorted(symbols, key=_printed)
+
+
+_printed = functools.lru_cache(maxsize=8192)(str)

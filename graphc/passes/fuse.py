@@ -22,7 +22,7 @@ import sympy
 
 from .. import ir
 from ..ops.base import const_number, definition, freeze, op_for
-from ..ops.editor import Editor, watching
+from ..ops.editor import Editor
 from ..ops.fused import fused_symbols
 from .edit import begin, is_const, order, protected
 from .stats import Stats
@@ -37,7 +37,12 @@ def _size(graph: nx.MultiDiGraph, node: str) -> int:
 
 
 def _elementwise(graph: nx.MultiDiGraph, node: str) -> bool:
-    return op_for(graph, ir.op_of(graph, node), node).elementwise
+    return op_for(graph, graph._node[node][ir.OP], node).elementwise
+
+
+def _read_by_only(graph: nx.MultiDiGraph, node: str, reader: str) -> bool:
+    readers = graph._succ[node]  # a dict by reader: no set to build per question
+    return len(readers) == 1 and reader in readers
 
 
 def _scalar_const(graph: nx.MultiDiGraph, node: str):
@@ -84,7 +89,7 @@ class _Region:
     def joins(self, operand: str, consumer: str) -> bool:
         g = self.graph
         return (_elementwise(g, operand) and operand not in self.keep and operand not in self.absorbed
-                and self.size + _size(g, operand) <= MAX_REGION and g._succ[operand].keys() == {consumer})
+                and self.size + _size(g, operand) <= MAX_REGION and _read_by_only(g, operand, consumer))
 
     def leaf(self, operand: str) -> sympy.Expr:
         number = _scalar_const(self.graph, operand)
@@ -103,9 +108,10 @@ class _Region:
         return self.leaves[operand]
 
     def grow(self, node: str) -> sympy.Expr:
+        data = self.graph._node[node]
         self.members.append(node)
-        self.size += _size(self.graph, node)
-        kink = self.graph._node[node][ir.ATTRS].get("kink") if ir.op_of(self.graph, node) == "fused" else ""
+        self.size += data.get(ir.FUSED_SIZE, 1)
+        kink = data[ir.ATTRS].get("kink") if data[ir.OP] == "fused" else ""
         if kink and kink not in self.kinks:
             self.kinks.append(kink)
         operands = []
@@ -157,9 +163,8 @@ def fuse(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     out = begin(graph)
     stats = Stats()
     keep = protected(out)
-    with watching(out):  # the sweep reuses the first step's order when that step changed no edge
-        _numbers_first(out)
-        _sweep(out, keep, stats)
+    _numbers_first(out)  # the sweep reuses its order when it changed no edge (edit.order)
+    _sweep(out, keep, stats)
     _drop_unread_scalars(out, keep)
     return stats.attach(graph, out)
 

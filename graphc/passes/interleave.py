@@ -32,9 +32,9 @@ import networkx as nx
 import sympy
 
 from .. import ir
-from ..ops.editor import Editor, watching
+from ..ops.editor import Editor
 from ..ops.fused import fused_symbols
-from .edit import begin, order
+from .edit import begin, by_name, order
 from .stats import Stats
 
 __all__ = ["interleave", "MIN_GROUPS"]
@@ -53,8 +53,7 @@ def _early(graph: nx.MultiDiGraph, value: str, reader: str) -> bool:
 
 def interleave(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     out = begin(graph)
-    with watching(out):  # the second sweep reuses the first's order when the first changed no edge
-        stats = _interleave(out)
+    stats = _interleave(out)  # the second sweep reuses the first's order when the first changed no edge
     return stats.attach(graph, out)
 
 
@@ -73,7 +72,7 @@ def _interleave(out: nx.MultiDiGraph) -> Stats:
         groups: dict[int, list[sympy.Expr]] = {}
         late: list[sympy.Expr] = []
         for factor in sympy.Mul.make_args(expr):
-            used = [value_of[s] for s in sorted(factor.free_symbols, key=str) if s in value_of]
+            used = [value_of[s] for s in factor.free_symbols if s in value_of]  # any order: all() and max()
             if used and all(_early(out, v, node) for v in used):
                 groups.setdefault(max(position[v] for v in used), []).append(factor)
             else:
@@ -90,8 +89,9 @@ def _interleave(out: nx.MultiDiGraph) -> Stats:
         late += pending
         _finish(out, node, previous, late, value_of)
         stats.count("interleave", "split", len(groups))
+    nodes = out._node
     for node in order(out):
-        if _mask_kinks(out, node):
+        if ir.EXPR in nodes[node] and _mask_kinks(out, node):  # (the one test most nodes fail, inline)
             stats.count("interleave", "masks")
     return stats
 
@@ -150,7 +150,7 @@ def _float_array_factor(graph: nx.MultiDiGraph, factor: sympy.Expr, value_of: di
 def _fused_node(graph, node_id, like, factors, previous, value_of, kink=""):
     """(Re)write ``node_id`` as fused(previous * prod(factors))."""
     reads = ([previous] if previous is not None else []) + list(dict.fromkeys(
-        value_of[s] for f in factors for s in sorted(f.free_symbols, key=str) if s in value_of))
+        value_of[s] for f in factors for s in by_name(f.free_symbols) if s in value_of))
     symbols = fused_symbols(len(reads))
     rename = {old: symbols[reads.index(arg)] for old, arg in value_of.items() if arg in reads}
     expr = sympy.Mul(*factors).xreplace(rename)

@@ -24,7 +24,7 @@ import sympy
 from .. import ir
 from ..ops.editor import Editor
 from ..ops.fused import fused_symbols
-from .edit import begin, order
+from .edit import begin, by_name, order
 from .stats import Stats
 
 __all__ = ["share"]
@@ -130,7 +130,7 @@ def share(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
 
 
 def _add_shared(graph: nx.MultiDiGraph, part: sympy.Expr, users: list[str], value_of: dict) -> str:
-    reads = [value_of[s] for s in sorted(part.free_symbols, key=str) if s in value_of]
+    reads = [value_of[s] for s in by_name(part.free_symbols) if s in value_of]
     symbols = fused_symbols(len(reads))
     node = ir.fresh_id(graph, type(part).__name__)  # sigmoid, exp...: what it computes
     phases = {graph._node[u].get(ir.PHASE) for u in users}
@@ -138,7 +138,7 @@ def _add_shared(graph: nx.MultiDiGraph, part: sympy.Expr, users: list[str], valu
     if phases != {None}:
         tags[ir.PHASE] = ir.FORWARD if ir.FORWARD in phases or None in phases else ir.BACKWARD
     editor = Editor(graph)
-    expr = part.xreplace({s: symbols[k] for k, s in enumerate(sorted(part.free_symbols, key=str)) if s in value_of})
+    expr = part.xreplace({s: symbols[k] for k, s in enumerate(by_name(part.free_symbols)) if s in value_of})
     with editor.tagging(**tags):
         editor.add("fused", [editor.ref(r) for r in reads], {"kink": ""}, node_id=node,
                    dtype=graph._node[users[0]][ir.DTYPE], expr=(expr, symbols))
@@ -147,7 +147,7 @@ def _add_shared(graph: nx.MultiDiGraph, part: sympy.Expr, users: list[str], valu
 
 def _rewrite(graph: nx.MultiDiGraph, node: str, expr: sympy.Expr, value_of: dict, token: dict) -> None:
     """Set ``node``'s expression (over value symbols) and its operand edges to match it."""
-    reads = [value_of[s] for s in sorted(expr.free_symbols, key=str) if s in value_of]
+    reads = [value_of[s] for s in by_name(expr.free_symbols) if s in value_of]
     symbols = fused_symbols(len(reads))
     mapping = {token[r]: symbols[k] for k, r in enumerate(reads)}
     data = graph._node[node]
