@@ -251,9 +251,8 @@ RULES: dict[str, list[tuple[str, Rule]]] = {
 }
 
 
-def _reorder(graph: nx.MultiDiGraph, node: str) -> bool:
-    """Put a commutative op's operands in canonical order; True when they moved."""
-    args = ir.operands(graph, node)
+def _reorder(graph: nx.MultiDiGraph, node: str, args: list[str]) -> bool:
+    """Put a commutative op's operands (``args``, in order) in canonical order; True when they moved."""
     ordered = sorted(args, key=lambda a: is_const(graph, a))  # stable: the rest keep their order
     if ordered == args:
         return False
@@ -276,12 +275,10 @@ def _rules_for(spec) -> list[tuple[str, Rule]]:
 _RULES_OF: dict[tuple[str, bool], list[tuple[str, Rule]]] = {}
 
 
-def _apply_rules(graph: nx.MultiDiGraph, node: str, spec) -> tuple[str, str] | None:
-    """(rule name, the node now holding the value) for the first rule that applies."""
-    rules = _rules_for(spec)
-    if not rules:
-        return None
-    args = ir.operands(graph, node)
+def _apply_rules(graph: nx.MultiDiGraph, node: str, rules: list, args: list[str]) -> tuple[str, str] | None:
+    """(rule name, the node now holding the value) for the first rule that applies to
+    ``node`` (of operands ``args``); None, and the node as it was, when none does (a rule
+    that does not apply changes nothing: it makes nodes only for a result it returns)."""
     for name, rule in rules:
         result = rule(graph, node, args)
         if result is not None and result != node:
@@ -292,23 +289,28 @@ def _apply_rules(graph: nx.MultiDiGraph, node: str, spec) -> tuple[str, str] | N
 def _canonicalize_node(graph: nx.MultiDiGraph, node: str, stats: Stats) -> None:
     # A rule's result may itself be rewritable (``x * 1 + 0``): follow it until none applies,
     # so that one run reaches the fixed point and a second run changes nothing.
-    spec = None  # node's op record, while node is the one it was read for
+    nodes = graph._node  # the node dicts themselves: a view per look costs
+    spec = args = None  # node's op record and operands, while node is the one they were read for
     for _ in range(64):
-        if node not in graph:
+        if node not in nodes:
             return
-        spec = op_for(graph, graph._node[node][ir.OP], node)
+        spec = op_for(graph, nodes[node][ir.OP], node)
         if spec.source:
             return
-        applied = _apply_rules(graph, node, spec)
+        rules = _rules_for(spec)
+        if not rules:
+            break
+        args = ir.operands(graph, node)
+        applied = _apply_rules(graph, node, rules, args)
         if applied is None:
             break
         stats.count("canonicalize", applied[0])
-        node, spec = applied[1], None
-    if node not in graph:
+        node, spec, args = applied[1], None, None
+    if node not in nodes:
         return
     if spec is None:
-        spec = op_for(graph, graph._node[node][ir.OP], node)
-    if spec.commutative and _reorder(graph, node):
+        spec = op_for(graph, nodes[node][ir.OP], node)
+    if spec.commutative and _reorder(graph, node, args if args is not None else ir.operands(graph, node)):
         stats.count("canonicalize", "reordered")
 
 

@@ -73,12 +73,13 @@ def _regions(graph: nx.MultiDiGraph) -> list[list[str]]:
     """Regions as node lists in topological order, the root last; consumers first overall."""
     named = protected(graph)
     ordered = order(graph)
+    nodes, readers = graph._node, graph._succ  # the dicts themselves: a view per look costs
 
     def algebraic(n):
-        return graph._node[n][ir.OP] in ALGEBRAIC
+        return nodes[n][ir.OP] in ALGEBRAIC
 
-    def interior(n):  # may be inlined into its one consumer's expression
-        return algebraic(n) and n not in named and len(set(graph.successors(n))) == 1
+    def interior(n):  # may be inlined into its one consumer's expression (readers: a dict by reader)
+        return algebraic(n) and n not in named and len(readers[n]) == 1
 
     position = {n: k for k, n in enumerate(ordered)}
     taken: set[str] = set()
