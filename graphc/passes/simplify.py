@@ -36,7 +36,7 @@ import sympy
 
 from .. import ir
 from ..ops.base import OPS, const_number, definition, freeze, op_for
-from ..ops.editor import Editor
+from ..ops.editor import Editor, change_log
 from .edit import MAX_CONST_SIZE, begin, concrete_size, const_node, is_const, new_node, order, protected, replace
 from .stable import PRIMITIVE_RULES, apply_rules
 from .stats import Stats
@@ -309,7 +309,49 @@ def simplify(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
 def simplify_in_place(out: nx.MultiDiGraph) -> Stats:
     stats = Stats()
     apply_rules(out, PRIMITIVE_RULES, stats, "simplify")
+    log = change_log(out)
+    settled = _Settled(out, log)
+    gained_nothing = []
     for region in _regions(out):
-        if all(n in out for n in region) and _simplify_region(out, region):
-            stats.count("simplify", "algebra")
+        key = tuple(region)
+        if settled.holds(key):
+            gained_nothing.append(key)
+        elif all(n in out for n in region):
+            if _simplify_region(out, region):
+                stats.count("simplify", "algebra")
+            else:
+                gained_nothing.append(key)
+    if log is not None:
+        log.memo["simplify"] = (settled.start, gained_nothing)
     return stats
+
+
+class _Settled:
+    """The regions the last run found no gain in (while the graph is watched: ``optimize``)
+    that no edit has reached since, this run's own rebuilds included: none of their nodes
+    was touched, nor an operand of one (a touched value's readers are reached). What a
+    region's rebuild decides depends on its nodes, their operands and those operands'
+    shapes and dtypes only, so such a region would gain nothing again; a region found now
+    with other nodes is looked at anew."""
+
+    def __init__(self, graph: nx.MultiDiGraph, log):
+        self.graph, self.log = graph, log
+        self.start = len(log.touched) if log is not None else 0
+        kept = log.memo.get("simplify") if log is not None else None
+        self.regions: set[tuple] = set()
+        if kept is not None:
+            self.regions = set(kept[1])
+            self.read = kept[0]
+        self.reached: set[str] = set()
+
+    def holds(self, region: tuple) -> bool:
+        if region not in self.regions:
+            return False
+        touched = self.log.touched
+        if self.read < len(touched):
+            readers = self.graph._succ
+            fresh = touched[self.read:]
+            self.read = len(touched)
+            self.reached.update(fresh)
+            self.reached.update(*(readers[n] for n in fresh if n in readers))
+        return self.reached.isdisjoint(region)
