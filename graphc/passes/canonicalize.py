@@ -66,6 +66,16 @@ __all__ = ["canonicalize", "canonicalize_in_place", "RULES"]
 Rule = Callable[[nx.MultiDiGraph, str, list], "str | None"]
 
 
+def _reads(op: str) -> Callable[[Rule], Rule]:
+    """Say that a rule applies only where an operand is an ``op`` node: the node's operand
+    ops are read once, and the rules none of them can fire for are not called (most nodes
+    read no const, neg or broadcast; a canonicalize sweep asks every node every rule)."""
+    def mark(rule: Rule) -> Rule:
+        rule.reads = op
+        return rule
+    return mark
+
+
 def _all(graph, node, value) -> bool:
     return is_const(graph, node) and bool(np.all(const_value(graph, node) == value))
 
@@ -90,6 +100,7 @@ def _zeros(graph, node):
 
 def _keep_operand(index: int, value: float) -> Rule:
     """``op(x, c)`` -> ``x`` when the other operand is the constant ``value`` everywhere."""
+    @_reads("const")
     def rule(graph, node, args):
         other = args[1 - index]
         if _all(graph, other, value) and _fits(graph, node, args[index]):
@@ -102,12 +113,14 @@ def _sub_self(graph, node, args):
     return _zeros(graph, node) if args[0] == args[1] else None
 
 
+@_reads("const")
 def _mul_zero(graph, node, args):
     return _zeros(graph, node) if any(_all(graph, a, 0) for a in args) else None
 
 
 def _negate(index: int, value: float) -> Rule:
     """``op(.., c, ..)`` -> ``-x`` when ``c`` is ``value`` everywhere and ``-x`` has the node's shape."""
+    @_reads("const")
     def rule(graph, node, args):
         x = args[index]
         if _all(graph, args[1 - index], value) and _fits(graph, node, x):
@@ -118,6 +131,7 @@ def _negate(index: int, value: float) -> Rule:
 
 def _through_neg(op: str) -> Rule:
     """``x + (-y)`` -> ``x - y`` and ``x - (-y)`` -> ``x + y``."""
+    @_reads("neg")
     def rule(graph, node, args):
         if _op(graph, args[1], "neg"):
             return new_node(graph, op, [args[0], ir.operands(graph, args[1])[0]], like=node)
@@ -127,6 +141,7 @@ def _through_neg(op: str) -> Rule:
 
 def _twice(inner: str, same: bool) -> Rule:
     """``f(f(x))`` -> ``x`` (an involution) or -> ``f(x)`` (idempotent, ``same``)."""
+    @_reads(inner)
     def rule(graph, node, args):
         if _op(graph, args[0], inner) and not (graph._node[args[0]][ir.ATTRS] or {}).get("axes") \
                 and not (graph._node[node][ir.ATTRS] or {}).get("axes"):
@@ -139,6 +154,7 @@ def _same_shape(graph, node, args):
     return args[0] if _fits(graph, node, args[0]) else None
 
 
+@_reads("broadcast")
 def _sum_of_broadcast(graph, node, args):
     """``sum(broadcast(c, S), axes)`` -> ``broadcast(sum(c, unstretched axes) * count)``."""
     (spread,) = args
@@ -181,6 +197,7 @@ def _shaped(graph, value, full, axes, out_shape, like):
     return new_node(graph, "reshape", [value], {"shape": out_shape}, like=like)
 
 
+@_reads("broadcast")
 def _unbroadcast_operands(graph, node, args):
     """An elementwise op over the values under its broadcast operands, broadcast after.
 
@@ -198,6 +215,7 @@ def _unbroadcast_operands(graph, node, args):
     return new_node(graph, "broadcast", [value], {"shape": shape}, like=node)
 
 
+@_reads("broadcast")
 def _one_number_spread(graph, node, args):
     """``reshape(broadcast(c), T)`` or its transpose, c one number -> ``broadcast(c, T)``."""
     (spread,) = args
@@ -226,6 +244,11 @@ def _spread_number(graph, value, shape, like):
     return new_node(graph, "broadcast", [value], {"shape": shape}, like=like)
 
 
+@_reads("neg")
+def _neg_neg(graph, node, args):
+    return ir.operands(graph, args[0])[0] if _op(graph, args[0], "neg") else None
+
+
 def _identity(graph, node, args):
     if node in protected(graph) and (is_source(graph, args[0]) or args[0] in protected(graph)):
         return None  # an output naming an input or another output: the identity is needed
@@ -240,7 +263,7 @@ RULES: dict[str, list[tuple[str, Rule]]] = {
             ("mul_minus_one", _negate(0, -1)), ("mul_minus_one", _negate(1, -1))],
     "div": [("div_one", _keep_operand(0, 1))],
     "pow": [("pow_one", _keep_operand(0, 1))],
-    "neg": [("neg_neg", lambda g, n, a: ir.operands(g, a[0])[0] if _op(g, a[0], "neg") else None)],
+    "neg": [("neg_neg", _neg_neg)],
     "identity": [("identity", _identity)],
     "transpose": [("transpose_transpose", _twice("transpose", same=False)),
                   ("broadcast_late", _one_number_spread)],
@@ -263,23 +286,31 @@ def _reorder(graph: nx.MultiDiGraph, node: str, args: list[str]) -> bool:
 ELEMENTWISE_RULES: list[tuple[str, Rule]] = [("broadcast_late", _unbroadcast_operands)]
 
 
-def _rules_for(spec) -> list[tuple[str, Rule]]:
-    """The rules tried on a node of op ``spec``: those of its name, and the elementwise ones."""
+def _rules_for(spec) -> list[tuple[str, Rule, str | None]]:
+    """The rules tried on a node of op ``spec``: those of its name, and the elementwise ones,
+    each with the operand op it needs (``_reads``), if any."""
     key = (spec.name, spec.elementwise)
     found = _RULES_OF.get(key)
     if found is None:
-        found = _RULES_OF[key] = RULES.get(spec.name, []) + (ELEMENTWISE_RULES if spec.elementwise else [])
+        rules = RULES.get(spec.name, []) + (ELEMENTWISE_RULES if spec.elementwise else [])
+        found = _RULES_OF[key] = [(name, rule, getattr(rule, "reads", None)) for name, rule in rules]
     return found
 
 
-_RULES_OF: dict[tuple[str, bool], list[tuple[str, Rule]]] = {}
+_RULES_OF: dict[tuple[str, bool], list[tuple[str, Rule, str | None]]] = {}
 
 
 def _apply_rules(graph: nx.MultiDiGraph, node: str, rules: list, args: list[str]) -> tuple[str, str] | None:
     """(rule name, the node now holding the value) for the first rule that applies to
     ``node`` (of operands ``args``); None, and the node as it was, when none does (a rule
     that does not apply changes nothing: it makes nodes only for a result it returns)."""
-    for name, rule in rules:
+    nodes, present = graph._node, None
+    for name, rule, needed in rules:
+        if needed is not None:
+            if present is None:
+                present = {nodes[a][ir.OP] for a in args}
+            if needed not in present:
+                continue
         result = rule(graph, node, args)
         if result is not None and result != node:
             return name, replace(graph, node, result)
