@@ -260,16 +260,54 @@ def _region_template(graph: nx.MultiDiGraph, region: list[str], expr: sympy.Expr
             tuple(root[ir.SHAPE]), root[ir.DTYPE])
 
 
+def _region_structure(graph: nx.MultiDiGraph, region: list[str]) -> tuple:
+    """What ``_expression`` and ``_region_template`` read of a region, without sympy: each
+    node's op record, frozen attrs and operands (an earlier node of the region by place, a
+    scalar const by value, a leaf by number), then the leaves' and the root's shapes and
+    dtypes. Equal structures give equal templates, so a structure seen to gain nothing
+    needs no sympy expression the next time (a deep network repeats one layer's)."""
+    nodes = graph._node
+    place = {n: k for k, n in enumerate(region)}
+    leaves: dict[str, int] = {}
+    parts = []
+    for k, node in enumerate(region):
+        data = nodes[node]
+        refs = []
+        for a in ir.operands(graph, node):
+            inner = place.get(a)
+            if inner is not None and inner < k:
+                refs.append(inner)
+                continue
+            operand = nodes[a]
+            if operand[ir.OP] == "const" and np.ndim(operand[ir.ATTRS]["value"]) == 0:
+                refs.append(("const", float(operand[ir.ATTRS]["value"])))  # what const_number reads
+            else:
+                refs.append(("leaf", leaves.setdefault(a, len(leaves))))
+        attrs = data[ir.ATTRS]
+        parts.append((op_for(graph, data[ir.OP], node), freeze(attrs) if attrs else (), tuple(refs)))
+    root = nodes[region[-1]]
+    return (tuple(parts), tuple((tuple(nodes[n][ir.SHAPE]), nodes[n][ir.DTYPE]) for n in leaves),
+            tuple(root[ir.SHAPE]), root[ir.DTYPE])
+
+
+_NO_GAIN_STRUCTURES: set[tuple] = set()
+
+
 def _simplify_region(graph: nx.MultiDiGraph, region: list[str]) -> bool:
+    structure = _region_structure(graph, region)
+    if structure in _NO_GAIN_STRUCTURES:
+        return False
     expr, leaves = _expression(graph, region)
     template = _region_template(graph, region, expr, leaves)
-    if template in _NO_GAIN:
-        return False
-    if _rebuild_region(graph, region, expr, leaves):
-        return True
-    if len(_NO_GAIN) >= _NO_GAIN_SIZE:
-        _NO_GAIN.clear()
-    _NO_GAIN.add(template)
+    if template not in _NO_GAIN:
+        if _rebuild_region(graph, region, expr, leaves):
+            return True
+        if len(_NO_GAIN) >= _NO_GAIN_SIZE:
+            _NO_GAIN.clear()
+        _NO_GAIN.add(template)
+    if len(_NO_GAIN_STRUCTURES) >= _NO_GAIN_SIZE:
+        _NO_GAIN_STRUCTURES.clear()
+    _NO_GAIN_STRUCTURES.add(structure)
     return False
 
 
