@@ -81,11 +81,11 @@ def _regions(graph: nx.MultiDiGraph) -> list[list[str]]:
     def interior(n):  # may be inlined into its one consumer's expression (readers: a dict by reader)
         return algebraic(n) and n not in named and len(readers[n]) == 1
 
-    position = {n: k for k, n in enumerate(ordered)}
+    position = dict(zip(ordered, range(len(ordered))))
     taken: set[str] = set()
     regions = []
     for root in reversed(ordered):
-        if root in taken or not algebraic(root):
+        if root in taken or nodes[root][ir.OP] not in ALGEBRAIC:  # (algebraic(root), inline: asked of every node)
             continue
         region, stack = [], [root]
         taken.add(root)
