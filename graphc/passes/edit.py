@@ -32,6 +32,7 @@ from ..ops.fused import fused_symbols
 __all__ = [
     "SOURCES", "MAX_CONST_SIZE", "begin", "order", "Revisit", "protected", "is_source", "is_const", "const_value",
     "new_node", "fused_node", "const_node", "concrete_size", "replace", "node_key", "equivalent", "by_name",
+    "symbols_in",
 ]
 
 SOURCES = ("input", "param")  # values fed at run time: never merged, folded or removed
@@ -262,3 +263,10 @@ def by_name(symbols) -> list:
 
 
 _printed = functools.lru_cache(maxsize=8192)(str)
+
+
+@functools.lru_cache(maxsize=4096)
+def symbols_in(expr) -> frozenset:
+    """``expr.free_symbols``, found once per expression: sympy walks the tree on every
+    asking, and the kernels of a deep network ask about the same few factors again and again."""
+    return frozenset(expr.free_symbols)

@@ -58,7 +58,8 @@ def _node_expression(graph: nx.MultiDiGraph, node: str, operands: list[sympy.Exp
     if ir.EXPR in data:
         expr, symbols = data[ir.EXPR]
         return _substituted(expr, symbols, tuple(operands))
-    return _called(definition(op_for(graph, data[ir.OP], node), freeze(data[ir.ATTRS])), tuple(operands))
+    attrs = data[ir.ATTRS]
+    return _called(definition(op_for(graph, data[ir.OP], node), freeze(attrs) if attrs else ()), tuple(operands))
 
 
 # A region's leaves are named by position (_leaf0, _leaf1...), so the layers of a deep

@@ -34,7 +34,7 @@ import sympy
 from .. import ir
 from ..ops.editor import Editor
 from ..ops.fused import fused_symbols
-from .edit import begin, by_name, order
+from .edit import begin, by_name, order, symbols_in
 from .stats import Stats
 
 __all__ = ["interleave", "MIN_GROUPS"]
@@ -72,7 +72,7 @@ def _interleave(out: nx.MultiDiGraph) -> Stats:
         groups: dict[int, list[sympy.Expr]] = {}
         late: list[sympy.Expr] = []
         for factor in sympy.Mul.make_args(expr):
-            used = [value_of[s] for s in factor.free_symbols if s in value_of]  # any order: all() and max()
+            used = [value_of[s] for s in symbols_in(factor) if s in value_of]  # any order: all() and max()
             if used and all(_early(out, v, node) for v in used):
                 groups.setdefault(max(position[v] for v in used), []).append(factor)
             else:
@@ -144,7 +144,7 @@ def _float_array_factor(graph: nx.MultiDiGraph, factor: sympy.Expr, value_of: di
     a kink itself, not a 0-d value, which the kernel folds into the coefficient)."""
     if isinstance(factor, sympy.Heaviside):
         return False
-    return any(tuple(graph._node[value_of[s]][ir.SHAPE]) != () for s in factor.free_symbols if s in value_of)
+    return any(tuple(graph._node[value_of[s]][ir.SHAPE]) != () for s in symbols_in(factor) if s in value_of)
 
 
 def _fused_node(graph, node_id, like, factors, previous, value_of, kink=""):
