@@ -52,24 +52,37 @@ def levels(graph: nx.MultiDiGraph) -> list[list[str]]:
     A node's level is one more than its deepest operand's, found in one sweep of the
     topological order (networkx's generations cost several times more on big graphs).
     """
-    depth: dict[str, int] = {}
-    pred = graph.pred
-    for node in ir.topological_order(graph):
-        depth[node] = max((depth[source] + 1 for source in pred[node]), default=0)
+    depth = _depths(graph)
     result: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
     for node in graph.nodes:  # insertion order inside each level
         result[depth[node]].append(node)
     return result
 
 
+def _depths(graph: nx.MultiDiGraph) -> dict[str, int]:
+    """Each node's level. One sweep of the insertion order when that is topological (the
+    passes keep it so, mostly): a node whose operand comes later stops it, and the sweep is
+    made again over ``ir.topological_order`` (which also reports a cycle)."""
+    pred = getattr(graph, "_pred", None) or graph.pred  # the dicts themselves: a view per node costs
+    depth: dict[str, int] = {}
+    try:
+        for node in graph.nodes:
+            depth[node] = max([depth[source] for source in pred[node]], default=-1) + 1
+        return depth
+    except KeyError:  # an operand not yet swept: insertion order is not topological
+        depth.clear()
+    for node in ir.topological_order(graph):
+        depth[node] = max([depth[source] for source in pred[node]], default=-1) + 1
+    return depth
+
+
 def mark_levels(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     """A copy of ``graph`` with each node's ``level`` attribute set (the ``scheduled`` stage)."""
     out = ir.copy_graph(graph)
-    for node in out.nodes:  # marks tell what the previous pass did; scheduling changes no node
-        out.nodes[node].pop(ir.MARK, None)
-    for k, generation in enumerate(levels(out)):
-        for node in generation:
-            out.nodes[node][ir.LEVEL] = k
+    depth = _depths(out)
+    for node, data in out._node.items():  # the node dicts themselves: a view per node costs
+        data.pop(ir.MARK, None)  # marks tell what the previous pass did; scheduling changes no node
+        data[ir.LEVEL] = depth[node]
     return out
 
 

@@ -213,3 +213,28 @@ def test_a_merge_into_an_output_id_and_a_later_merge_of_its_readers_match_full_s
     assert layout(got) == layout(full_sweeps(expand(g.nx)))
     assert got.graph["stats"]["rounds"] == 3 and got.graph["stats"]["passes"]["cse"]["merged"] == 2
     assert len(set(ir.operands(got, "p"))) == 1 and ir.operands(got, ir.operands(got, "p")[0])[0] == "e"
+
+
+def test_a_region_cse_changes_after_simplify_ran_is_looked_at_again():
+    # (x + maximum(x, w)) - maximum(x, w): the two maxima are two leaves in round 1, where
+    # the region gains nothing; cse merges them after simplify ran, and round 2 must see
+    # x + m - m = x in that region although it gained nothing before
+    g = gc.Graph("t")
+    x, w = g.input("x", shape=(3,)), g.input("w", shape=(3,))
+    g.output("y", (x + gc.maximum(x, w)) * 2.0 - gc.maximum(x, w) * 2.0)
+    got = optimize(expand(g.nx))
+    assert layout(got) == layout(full_sweeps(expand(g.nx)))
+    assert got.graph["stats"]["passes"]["simplify"] == {"algebra": 1} and got.graph["stats"]["rounds"] >= 2
+    assert got.nodes["y"]["op"] == "mul" and ir.operands(got, "y")[0] == "x"
+
+
+def test_a_rebuilt_region_next_to_regions_that_gain_nothing_matches_full_sweeps():
+    # one region rebuilds (exp(log(x + w) - log(w)) * w is x + w), the others around it gain
+    # nothing in any round: the regions the watched run skips must be those that would
+    # gain nothing, and the graph the one unwatched runs make
+    g = gc.Graph("t")
+    x, w = g.input("x", shape=(3,)), g.input("w", shape=(3,))
+    a = gc.exp(gc.log(x + w) - gc.log(w)) * w  # simplifies to x + w
+    g.output("y", gc.maximum(a, x) + gc.maximum(x + w, x) - gc.maximum(x, w))
+    want = full_sweeps(expand(g.nx))
+    assert layout(optimize(expand(g.nx))) == layout(want)

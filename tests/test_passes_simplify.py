@@ -123,3 +123,25 @@ def test_a_broadcast_is_kept_and_shared_values_bound_regions():
     out = run(g.nx)
     assert out.nodes["y"]["shape"] == (2, 3)
     assert ir.operands(out, "z") == ["v"] or out.nodes["z"]["op"] == "identity"
+
+
+def sub_of_sum(shape_x, c=2.0):
+    g = gc.Graph("t")
+    x, y = g.input("x", shape=shape_x), g.input("y", shape=(3,))
+    g.output("out", gc.exp((x + y * c) - y * c))
+    return g.nx
+
+
+@pytest.mark.parametrize("first", [(1,), (3,)])
+def test_a_region_seen_before_with_other_shapes_or_numbers_is_decided_afresh(first):
+    # exp((x + y*c) - y*c) is exp(x); with x of shape (1,) that would lose the broadcast to
+    # (3,), so the region is kept. Regions remembered as gaining nothing must not stand for
+    # one whose leaves have other shapes, or whose numbers differ
+    simplify(sub_of_sum(first))
+    kept = simplify(sub_of_sum((1,)))
+    assert kept.graph["stats"]["passes"] == {}
+    gained = simplify(sub_of_sum((3,)))
+    assert gained.graph["stats"]["passes"] == {"simplify": {"algebra": 1}}
+    assert ir.operands(gained, "out") == ["x"]
+    other = simplify(sub_of_sum((3,), c=3.0))  # same shapes, another number: gains as well
+    assert ir.operands(other, "out") == ["x"]

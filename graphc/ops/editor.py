@@ -305,7 +305,7 @@ class Editor:
 
     def retag(self, node_id: str, **tags) -> None:
         """Set attributes of an existing node (``phase``, ``grad_of``, ``mark``, ``early``)."""
-        self.graph.nodes[node_id].update(tags)
+        self.graph._node[node_id].update(tags)
         if _LOGS:  # someone watches a graph: building the list costs only then
             _touch(self.graph, (node_id,), structural=False)
 
@@ -465,7 +465,7 @@ class Editor:
         >>> ir.operands(ed.graph, "exp"), ed.graph.nodes["exp"]["op"], ed.graph.nodes["exp"]["fused_size"]
         (['x'], 'fused', 2)
         """
-        data = self.graph.nodes[node_id]
+        data = self.graph._node[node_id]
         op = op_for(self.graph, op_name, node_id)
         full = {**op.attrs, **dict(attrs or {})}
         unknown = sorted(set(full) - set(op.attrs))
@@ -476,7 +476,7 @@ class Editor:
         if op.source:
             shape = op.shape([], full, node_id, op_name)
         else:
-            shape = op.shape([self.graph.nodes[a][ir.SHAPE] for a in operands], full, node_id, op_name)
+            shape = op.shape([self.graph._node[a][ir.SHAPE] for a in operands], full, node_id, op_name)
         if tuple(shape) != tuple(data[ir.SHAPE]):
             raise GraphError(f"{describe(node_id, data[ir.OP])}: rewriting it as {op_name} gives shape "
                              f"{tuple(shape)}, not its shape {tuple(data[ir.SHAPE])}; a rewrite keeps the value's "

@@ -66,22 +66,32 @@ __all__ = ["canonicalize", "canonicalize_in_place", "RULES"]
 Rule = Callable[[nx.MultiDiGraph, str, list], "str | None"]
 
 
+def _reads(op: str) -> Callable[[Rule], Rule]:
+    """Say that a rule applies only where an operand is an ``op`` node: the node's operand
+    ops are read once, and the rules none of them can fire for are not called (most nodes
+    read no const, neg or broadcast; a canonicalize sweep asks every node every rule)."""
+    def mark(rule: Rule) -> Rule:
+        rule.reads = op
+        return rule
+    return mark
+
+
 def _all(graph, node, value) -> bool:
     return is_const(graph, node) and bool(np.all(const_value(graph, node) == value))
 
 
 def _fits(graph, node, value) -> bool:
     """Can ``value`` stand for ``node``: same shape and dtype (no broadcast lost)?"""
-    a, b = graph.nodes[node], graph.nodes[value]
+    a, b = graph._node[node], graph._node[value]
     return tuple(a[ir.SHAPE]) == tuple(b[ir.SHAPE]) and a.get(ir.DTYPE) == b.get(ir.DTYPE)
 
 
 def _op(graph, node, name) -> bool:
-    return graph.nodes[node][ir.OP] == name
+    return graph._node[node][ir.OP] == name
 
 
 def _zeros(graph, node):
-    shape = graph.nodes[node][ir.SHAPE]
+    shape = graph._node[node][ir.SHAPE]
     size = concrete_size(shape)
     if size is None or size > MAX_CONST_SIZE:
         return None
@@ -90,6 +100,7 @@ def _zeros(graph, node):
 
 def _keep_operand(index: int, value: float) -> Rule:
     """``op(x, c)`` -> ``x`` when the other operand is the constant ``value`` everywhere."""
+    @_reads("const")
     def rule(graph, node, args):
         other = args[1 - index]
         if _all(graph, other, value) and _fits(graph, node, args[index]):
@@ -102,12 +113,14 @@ def _sub_self(graph, node, args):
     return _zeros(graph, node) if args[0] == args[1] else None
 
 
+@_reads("const")
 def _mul_zero(graph, node, args):
     return _zeros(graph, node) if any(_all(graph, a, 0) for a in args) else None
 
 
 def _negate(index: int, value: float) -> Rule:
     """``op(.., c, ..)`` -> ``-x`` when ``c`` is ``value`` everywhere and ``-x`` has the node's shape."""
+    @_reads("const")
     def rule(graph, node, args):
         x = args[index]
         if _all(graph, args[1 - index], value) and _fits(graph, node, x):
@@ -118,6 +131,7 @@ def _negate(index: int, value: float) -> Rule:
 
 def _through_neg(op: str) -> Rule:
     """``x + (-y)`` -> ``x - y`` and ``x - (-y)`` -> ``x + y``."""
+    @_reads("neg")
     def rule(graph, node, args):
         if _op(graph, args[1], "neg"):
             return new_node(graph, op, [args[0], ir.operands(graph, args[1])[0]], like=node)
@@ -127,9 +141,10 @@ def _through_neg(op: str) -> Rule:
 
 def _twice(inner: str, same: bool) -> Rule:
     """``f(f(x))`` -> ``x`` (an involution) or -> ``f(x)`` (idempotent, ``same``)."""
+    @_reads(inner)
     def rule(graph, node, args):
-        if _op(graph, args[0], inner) and not (graph.nodes[args[0]][ir.ATTRS] or {}).get("axes") \
-                and not (graph.nodes[node][ir.ATTRS] or {}).get("axes"):
+        if _op(graph, args[0], inner) and not (graph._node[args[0]][ir.ATTRS] or {}).get("axes") \
+                and not (graph._node[node][ir.ATTRS] or {}).get("axes"):
             return args[0] if same else ir.operands(graph, args[0])[0]
         return None
     return rule
@@ -139,15 +154,16 @@ def _same_shape(graph, node, args):
     return args[0] if _fits(graph, node, args[0]) else None
 
 
+@_reads("broadcast")
 def _sum_of_broadcast(graph, node, args):
     """``sum(broadcast(c, S), axes)`` -> ``broadcast(sum(c, unstretched axes) * count)``."""
     (spread,) = args
     if not _op(graph, spread, "broadcast"):
         return None
     (c,) = ir.operands(graph, spread)
-    small, full = tuple(graph.nodes[c][ir.SHAPE]), tuple(graph.nodes[spread][ir.SHAPE])
+    small, full = tuple(graph._node[c][ir.SHAPE]), tuple(graph._node[spread][ir.SHAPE])
     lead = len(full) - len(small)
-    attrs = graph.nodes[node][ir.ATTRS] or {}
+    attrs = graph._node[node][ir.ATTRS] or {}
     axes = normalize_axes(attrs.get("axis"), len(full))
     stretched = [a for a in axes if a < lead or (small[a - lead] == 1 and full[a] != 1)]
     if not stretched:
@@ -164,13 +180,13 @@ def _sum_of_broadcast(graph, node, args):
     else:  # a symbolic count (N) is a number only a fused expression can hold
         a0 = sympy.Symbol("a0", real=True)
         value = fused_node(graph, a0 * count, [value], like=node)
-    return _shaped(graph, value, full, axes, tuple(graph.nodes[node][ir.SHAPE]), like=node)
+    return _shaped(graph, value, full, axes, tuple(graph._node[node][ir.SHAPE]), like=node)
 
 
 def _shaped(graph, value, full, axes, out_shape, like):
     """``value`` (of ``full``'s rank or less, size 1 or full along each kept axis) as the
     reduction's result of ``out_shape``."""
-    shape = tuple(graph.nodes[value][ir.SHAPE])
+    shape = tuple(graph._node[value][ir.SHAPE])
     if shape == out_shape:
         return value
     if all(d == 1 for d in shape):
@@ -181,6 +197,7 @@ def _shaped(graph, value, full, axes, out_shape, like):
     return new_node(graph, "reshape", [value], {"shape": out_shape}, like=like)
 
 
+@_reads("broadcast")
 def _unbroadcast_operands(graph, node, args):
     """An elementwise op over the values under its broadcast operands, broadcast after.
 
@@ -190,22 +207,23 @@ def _unbroadcast_operands(graph, node, args):
     if not any(_op(graph, a, "broadcast") for a in args):
         return None
     inner = [ir.operands(graph, a)[0] if _op(graph, a, "broadcast") else a for a in args]
-    shape = tuple(graph.nodes[node][ir.SHAPE])
-    data = graph.nodes[node]
+    shape = tuple(graph._node[node][ir.SHAPE])
+    data = graph._node[node]
     value = new_node(graph, data[ir.OP], inner, data[ir.ATTRS], like=node, expr=data.get(ir.EXPR))
-    if tuple(graph.nodes[value][ir.SHAPE]) == shape:
+    if tuple(graph._node[value][ir.SHAPE]) == shape:
         return value
     return new_node(graph, "broadcast", [value], {"shape": shape}, like=node)
 
 
+@_reads("broadcast")
 def _one_number_spread(graph, node, args):
     """``reshape(broadcast(c), T)`` or its transpose, c one number -> ``broadcast(c, T)``."""
     (spread,) = args
     if not _op(graph, spread, "broadcast"):
         return None
     (c,) = ir.operands(graph, spread)
-    small = tuple(graph.nodes[c][ir.SHAPE])
-    shape = tuple(graph.nodes[node][ir.SHAPE])
+    small = tuple(graph._node[c][ir.SHAPE])
+    shape = tuple(graph._node[node][ir.SHAPE])
     if any(d != 1 for d in small):
         return None
     return _spread_number(graph, c, shape, like=node)
@@ -217,13 +235,18 @@ def _spread_number(graph, value, shape, like):
     A broadcast only adds leading axes, so a number of higher rank than ``shape`` is
     reshaped to ``shape``'s rank first (``(1, 1)`` -> ``(1,)`` -> ``(4,)``).
     """
-    if tuple(graph.nodes[value][ir.SHAPE]) == shape:
+    if tuple(graph._node[value][ir.SHAPE]) == shape:
         return value
-    if len(graph.nodes[value][ir.SHAPE]) > len(shape):
+    if len(graph._node[value][ir.SHAPE]) > len(shape):
         value = new_node(graph, "reshape", [value], {"shape": (1,) * len(shape)}, like=like)
         if all(d == 1 for d in shape):
             return value
     return new_node(graph, "broadcast", [value], {"shape": shape}, like=like)
+
+
+@_reads("neg")
+def _neg_neg(graph, node, args):
+    return ir.operands(graph, args[0])[0] if _op(graph, args[0], "neg") else None
 
 
 def _identity(graph, node, args):
@@ -240,7 +263,7 @@ RULES: dict[str, list[tuple[str, Rule]]] = {
             ("mul_minus_one", _negate(0, -1)), ("mul_minus_one", _negate(1, -1))],
     "div": [("div_one", _keep_operand(0, 1))],
     "pow": [("pow_one", _keep_operand(0, 1))],
-    "neg": [("neg_neg", lambda g, n, a: ir.operands(g, a[0])[0] if _op(g, a[0], "neg") else None)],
+    "neg": [("neg_neg", _neg_neg)],
     "identity": [("identity", _identity)],
     "transpose": [("transpose_transpose", _twice("transpose", same=False)),
                   ("broadcast_late", _one_number_spread)],
@@ -251,9 +274,8 @@ RULES: dict[str, list[tuple[str, Rule]]] = {
 }
 
 
-def _reorder(graph: nx.MultiDiGraph, node: str) -> bool:
-    """Put a commutative op's operands in canonical order; True when they moved."""
-    args = ir.operands(graph, node)
+def _reorder(graph: nx.MultiDiGraph, node: str, args: list[str]) -> bool:
+    """Put a commutative op's operands (``args``, in order) in canonical order; True when they moved."""
     ordered = sorted(args, key=lambda a: is_const(graph, a))  # stable: the rest keep their order
     if ordered == args:
         return False
@@ -264,25 +286,31 @@ def _reorder(graph: nx.MultiDiGraph, node: str) -> bool:
 ELEMENTWISE_RULES: list[tuple[str, Rule]] = [("broadcast_late", _unbroadcast_operands)]
 
 
-def _rules_for(spec) -> list[tuple[str, Rule]]:
-    """The rules tried on a node of op ``spec``: those of its name, and the elementwise ones."""
+def _rules_for(spec) -> list[tuple[str, Rule, str | None]]:
+    """The rules tried on a node of op ``spec``: those of its name, and the elementwise ones,
+    each with the operand op it needs (``_reads``), if any."""
     key = (spec.name, spec.elementwise)
     found = _RULES_OF.get(key)
     if found is None:
-        found = _RULES_OF[key] = RULES.get(spec.name, []) + (ELEMENTWISE_RULES if spec.elementwise else [])
+        rules = RULES.get(spec.name, []) + (ELEMENTWISE_RULES if spec.elementwise else [])
+        found = _RULES_OF[key] = [(name, rule, getattr(rule, "reads", None)) for name, rule in rules]
     return found
 
 
-_RULES_OF: dict[tuple[str, bool], list[tuple[str, Rule]]] = {}
+_RULES_OF: dict[tuple[str, bool], list[tuple[str, Rule, str | None]]] = {}
 
 
-def _apply_rules(graph: nx.MultiDiGraph, node: str, spec) -> tuple[str, str] | None:
-    """(rule name, the node now holding the value) for the first rule that applies."""
-    rules = _rules_for(spec)
-    if not rules:
-        return None
-    args = ir.operands(graph, node)
-    for name, rule in rules:
+def _apply_rules(graph: nx.MultiDiGraph, node: str, rules: list, args: list[str]) -> tuple[str, str] | None:
+    """(rule name, the node now holding the value) for the first rule that applies to
+    ``node`` (of operands ``args``); None, and the node as it was, when none does (a rule
+    that does not apply changes nothing: it makes nodes only for a result it returns)."""
+    nodes, present = graph._node, None
+    for name, rule, needed in rules:
+        if needed is not None:
+            if present is None:
+                present = {nodes[a][ir.OP] for a in args}
+            if needed not in present:
+                continue
         result = rule(graph, node, args)
         if result is not None and result != node:
             return name, replace(graph, node, result)
@@ -292,23 +320,28 @@ def _apply_rules(graph: nx.MultiDiGraph, node: str, spec) -> tuple[str, str] | N
 def _canonicalize_node(graph: nx.MultiDiGraph, node: str, stats: Stats) -> None:
     # A rule's result may itself be rewritable (``x * 1 + 0``): follow it until none applies,
     # so that one run reaches the fixed point and a second run changes nothing.
-    spec = None  # node's op record, while node is the one it was read for
+    nodes = graph._node  # the node dicts themselves: a view per look costs
+    spec = args = None  # node's op record and operands, while node is the one they were read for
     for _ in range(64):
-        if node not in graph:
+        if node not in nodes:
             return
-        spec = op_for(graph, graph._node[node][ir.OP], node)
+        spec = op_for(graph, nodes[node][ir.OP], node)
         if spec.source:
             return
-        applied = _apply_rules(graph, node, spec)
+        rules = _rules_for(spec)
+        if not rules:
+            break
+        args = ir.operands(graph, node)
+        applied = _apply_rules(graph, node, rules, args)
         if applied is None:
             break
         stats.count("canonicalize", applied[0])
-        node, spec = applied[1], None
-    if node not in graph:
+        node, spec, args = applied[1], None, None
+    if node not in nodes:
         return
     if spec is None:
-        spec = op_for(graph, graph._node[node][ir.OP], node)
-    if spec.commutative and _reorder(graph, node):
+        spec = op_for(graph, nodes[node][ir.OP], node)
+    if spec.commutative and _reorder(graph, node, args if args is not None else ir.operands(graph, node)):
         stats.count("canonicalize", "reordered")
 
 

@@ -35,22 +35,23 @@ import numpy as np
 from .. import ir
 from ..ops.base import freeze, op_for
 from ..ops.editor import Editor, change_log
-from .edit import begin, const_value, is_const, is_source, order, protected, replace
+from .edit import SOURCES, begin, const_value, is_const, is_source, order, protected, replace
 from .stats import Stats
 
 __all__ = ["cse", "cse_in_place"]
 
 
 def _key(graph: nx.MultiDiGraph, node: str, number: dict[str, str]) -> tuple | None:
-    data = graph.nodes[node]
+    data = graph._node[node]
     op = data[ir.OP]
     dtype = data.get(ir.DTYPE, ir.DEFAULT_DTYPE)
     if op == "const":
         value = const_value(graph, node)
         return ("const", dtype, value.shape, np.ascontiguousarray(value).tobytes())
-    args = tuple(number[a] for a in ir.operands(graph, node))
+    args = [number[a] for a in ir.operands(graph, node)]
     if op_for(graph, op, node).commutative:
-        args = tuple(sorted(args))
+        args.sort()
+    args = tuple(args)
     # a fused node's expression (``expr``) is part of what it computes
     attrs = data.get(ir.ATTRS)
     return (op, freeze(attrs) if attrs else (), dtype, args, data.get(ir.EXPR))  # freeze({}) is ()
@@ -76,10 +77,11 @@ def cse_in_place(out: nx.MultiDiGraph) -> Stats:
     start = len(log.touched) if log is not None else 0
     merged = 0
     keep = protected(out)
+    nodes = out._node  # the node dicts themselves: a view per look costs
     for node in order(out):
         if node in number:  # a representative renamed to an output's id, seen already
             continue
-        if is_source(out, node):
+        if nodes[node][ir.OP] in SOURCES:
             number[node] = node
             continue
         key = _key(out, node, number)

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import networkx as nx
 
+from .. import ir
 from ..ops.editor import Editor
-from .edit import Revisit, begin, is_source, protected
+from .edit import SOURCES, Revisit, begin, is_source, protected
 from .stats import Stats
 
-__all__ = ["dce", "dce_in_place", "live_nodes"]
+__all__ = ["dce", "dce_in_place", "live_nodes", "dead_above"]
 
 
 def live_nodes(graph: nx.MultiDiGraph) -> set[str]:
@@ -42,18 +43,41 @@ def live_nodes(graph: nx.MultiDiGraph) -> set[str]:
     return live
 
 
-def _may_have_died(graph: nx.MultiDiGraph) -> bool:
-    """False when no node can be dead: after the last run every node was live, and since
-    then no node that edits touched (the only ones that can have lost their last reader,
-    or been made) is an unread node the graph does not name. A dead node always leads, through
-    its (dead) readers, to such an unread one."""
+def _unread(graph: nx.MultiDiGraph) -> list[str]:
+    """The nodes no node reads that the graph does not name (and not inputs or params).
+
+    A dead node always leads, through its (dead) readers, to such an unread one, so none
+    means nothing is dead. Watched (``optimize``), only the nodes edits touched since the
+    last run can be one: after that run every node was live, and only a touched node can
+    have lost its last reader, or been made.
+    """
     revisit = Revisit(graph, "dce", hops=0)
-    if revisit.nodes is None:
-        return True
-    revisit.needs("")  # take in the edits so far
-    keep = protected(graph)
-    return any(n in graph and graph.out_degree(n) == 0 and n not in keep and not is_source(graph, n)
-               for n in revisit.nodes)
+    if revisit.nodes is not None:
+        revisit.needs("")  # take in the edits so far
+    candidates = graph._node if revisit.nodes is None else revisit.nodes
+    keep, nodes, readers = protected(graph), graph._node, graph._succ
+    return [n for n in candidates
+            if n in readers and not readers[n] and n not in keep and nodes[n][ir.OP] not in SOURCES]
+
+
+def dead_above(graph: nx.MultiDiGraph, unread: list[str]) -> set[str]:
+    """``unread`` (nodes no node reads, none named) and every node all of whose readers are
+    dead: the nodes from which no path reaches a named value, when ``unread`` holds every
+    unread node the graph does not name. Costs the dead nodes' edges, not the graph's."""
+    dead = set(unread)
+    keep, nodes, pred, readers = protected(graph), graph._node, graph._pred, graph._succ
+    alive_readers: dict[str, int] = {}
+    stack = list(unread)
+    while stack:
+        for source in pred[stack.pop()]:
+            if source in dead or source in keep or nodes[source][ir.OP] in SOURCES:
+                continue
+            left = alive_readers.get(source, len(readers[source])) - 1
+            alive_readers[source] = left
+            if not left:
+                dead.add(source)
+                stack.append(source)
+    return dead
 
 
 def dce(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
@@ -62,10 +86,11 @@ def dce(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
 
 
 def dce_in_place(out: nx.MultiDiGraph) -> Stats:
-    if not _may_have_died(out):
+    unread = _unread(out)
+    if not unread:
         return Stats()
-    live = live_nodes(out)
-    dead = [n for n in out.nodes if n not in live]
+    found = dead_above(out, unread)
+    dead = [n for n in out._node if n in found]  # in node order, as a sweep finds them
     Editor(out).remove(dead)
     stats = Stats()
     stats.count("dce", "removed", len(dead))

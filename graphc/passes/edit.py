@@ -19,6 +19,8 @@ graph's attributes refer to (inputs, params, outputs, grads) alive.
 
 from __future__ import annotations
 
+import functools
+
 import networkx as nx
 import numpy as np
 
@@ -29,7 +31,8 @@ from ..ops.fused import fused_symbols
 
 __all__ = [
     "SOURCES", "MAX_CONST_SIZE", "begin", "order", "Revisit", "protected", "is_source", "is_const", "const_value",
-    "new_node", "fused_node", "const_node", "concrete_size", "replace", "node_key", "equivalent",
+    "new_node", "fused_node", "const_node", "concrete_size", "replace", "node_key", "equivalent", "by_name",
+    "symbols_in",
 ]
 
 SOURCES = ("input", "param")  # values fed at run time: never merged, folded or removed
@@ -37,28 +40,54 @@ MAX_CONST_SIZE = 10_000  # passes never create a constant with more elements tha
 
 
 def begin(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
-    """A copy to edit (``ir.copy_graph``), with the previous pass's marks and stats cleared."""
+    """A copy to edit (``ir.copy_graph``), with the previous pass's marks and stats cleared.
+
+    The copy has the graph's nodes in the same order and the same edges, so the order the
+    previous pass left (``order``) holds for it too: it is handed on, not computed again.
+    """
     out = ir.copy_graph(graph)
     out.graph.pop(ir.STATS, None)
     for data in out._node.values():  # the node dicts themselves: a data view costs a tuple per node
         data.pop(ir.MARK, None)
+    known = _known_order(graph)
+    if known is not None and _order_cache(out) is not None:
+        _order_cache(out)[_ORDER] = known
     return out
+
+
+_ORDER = "graphc.order"  # the key of a graph's topological order in its networkx cache
+
+
+def _order_cache(graph: nx.MultiDiGraph) -> dict | None:
+    """The dict networkx empties on every change of the graph's nodes or edges (each of its
+    methods that changes them calls ``nx._clear_cache``, and so do ``ir.add_op`` and the
+    editor's own edits of the adjacency dicts): what is kept there lasts exactly as long as the
+    structure it was derived from. None for a view (its cache does not see its graph's changes)."""
+    if type(graph) is not nx.MultiDiGraph or nx.is_frozen(graph):
+        return None
+    return getattr(graph, "__networkx_cache__", None)
+
+
+def _known_order(graph: nx.MultiDiGraph) -> tuple[str, ...] | None:
+    cache = _order_cache(graph)
+    known = cache.get(_ORDER) if cache is not None else None
+    return known if known is not None and len(known) == len(graph._node) else None
 
 
 def order(graph: nx.MultiDiGraph) -> tuple[str, ...]:
     """The one topological order (``ir.topological_order``, as verify's).
 
-    While the graph is watched (``ops.editor.watching``: ``optimize`` does), it is computed
-    again only after an edit changed its nodes or edges; passes that change nothing (most
-    of them, in most rounds) share one.
+    Computed again only after an edit changed the graph's nodes or edges: passes that change
+    nothing (most of them, in most rounds) and the next pass's copy (``begin``) share one.
     """
-    log = change_log(graph)
-    if log is None:
-        return tuple(ir.topological_order(graph))
-    cached = log.memo.get("order")
-    if cached is None or cached[0] != log.structure:
-        cached = log.memo["order"] = (log.structure, tuple(ir.topological_order(graph)))
-    return cached[1]
+    known = _known_order(graph)
+    if known is not None:
+        return known
+    found = tuple(ir.topological_order(graph))
+    cache = _order_cache(graph)
+    if cache is not None:
+        cache[_ORDER] = found
+    return found
 
 
 class Revisit:
@@ -132,7 +161,7 @@ def is_const(graph: nx.MultiDiGraph, node: str) -> bool:
 
 
 def const_value(graph: nx.MultiDiGraph, node: str) -> np.ndarray:
-    return np.asarray(graph.nodes[node][ir.ATTRS]["value"], dtype=np.float64)
+    return np.asarray(graph._node[node][ir.ATTRS]["value"], dtype=np.float64)
 
 
 def concrete_size(shape: tuple) -> int | None:
@@ -145,8 +174,8 @@ def concrete_size(shape: tuple) -> int | None:
 def _editor(graph: nx.MultiDiGraph, like: str) -> tuple[Editor, dict]:
     """The IR editor over ``graph``, and the tags of a node a pass makes in ``like``'s place."""
     tags = {ir.MARK: "created"}
-    if ir.PHASE in graph.nodes[like]:
-        tags[ir.PHASE] = graph.nodes[like][ir.PHASE]
+    if ir.PHASE in graph._node[like]:
+        tags[ir.PHASE] = graph._node[like][ir.PHASE]
     return Editor(graph), tags
 
 
@@ -158,7 +187,7 @@ def new_node(graph: nx.MultiDiGraph, op: str, args: list[str], attrs: dict | Non
     editor, tags = _editor(graph, like)
     with editor.tagging(**tags):
         return editor.add(op, [editor.ref(a) for a in args], attrs,
-                          dtype=graph.nodes[like].get(ir.DTYPE, ir.DEFAULT_DTYPE), expr=expr).id
+                          dtype=graph._node[like].get(ir.DTYPE, ir.DEFAULT_DTYPE), expr=expr).id
 
 
 def fused_node(graph: nx.MultiDiGraph, expr, args: list[str], like: str, kink: str = "") -> str:
@@ -170,7 +199,7 @@ def const_node(graph: nx.MultiDiGraph, value, like: str) -> str:
     """A new const holding ``value`` (a scalar is stored as a float, as the builder does)."""
     editor, tags = _editor(graph, like)
     with editor.tagging(**tags):
-        return editor.const(np.asarray(value, dtype=np.float64), dtype=graph.nodes[like].get(ir.DTYPE,
+        return editor.const(np.asarray(value, dtype=np.float64), dtype=graph._node[like].get(ir.DTYPE,
                                                                                            ir.DEFAULT_DTYPE)).id
 
 
@@ -189,15 +218,15 @@ def replace(graph: nx.MultiDiGraph, old: str, new: str) -> str:
     editor = Editor(graph)
     if old not in keep:
         editor.move_readers(old, new)
-        if ir.GRAD_OF in graph.nodes[old] and graph.nodes[new].get(ir.PHASE) == ir.BACKWARD \
-                and ir.GRAD_OF not in graph.nodes[new]:
-            editor.retag(new, **{ir.GRAD_OF: graph.nodes[old][ir.GRAD_OF]})  # it holds that gradient now
+        if ir.GRAD_OF in graph._node[old] and graph._node[new].get(ir.PHASE) == ir.BACKWARD \
+                and ir.GRAD_OF not in graph._node[new]:
+            editor.retag(new, **{ir.GRAD_OF: graph._node[old][ir.GRAD_OF]})  # it holds that gradient now
         editor.remove([old])
-        if graph.nodes[new].get(ir.MARK) == "created" and new not in keep:
+        if graph._node[new].get(ir.MARK) == "created" and new not in keep:
             editor.rename(new, old)  # a node a pass just made takes the name
             return old
         return new
-    named = graph.nodes[old]
+    named = graph._node[old]
     if new not in keep and not is_source(graph, new):
         editor.move_readers(old, new)
         # the named value keeps what the graph says of it
@@ -224,3 +253,20 @@ def equivalent(a: nx.MultiDiGraph, b: nx.MultiDiGraph) -> bool:
         node_match=lambda x, y: node_key(x) == node_key(y),
         edge_match=lambda x, y: sorted(e.get(ir.ARG) for e in x.values()) == sorted(e.get(ir.ARG) for e in y.values()),
     )
+
+
+def by_name(symbols) -> list:
+    """Symbols sorted by their printed names (``sorted(symbols, key=str)``), each name printed
+    once: sympy's printer costs microseconds a call, and the kernels of a deep network ask
+    for the same few symbols thousands of times."""
+    return sorted(symbols, key=_printed)
+
+
+_printed = functools.lru_cache(maxsize=8192)(str)
+
+
+@functools.lru_cache(maxsize=4096)
+def symbols_in(expr) -> frozenset:
+    """``expr.free_symbols``, found once per expression: sympy walks the tree on every
+    asking, and the kernels of a deep network ask about the same few factors again and again."""
+    return frozenset(expr.free_symbols)

@@ -28,7 +28,7 @@ from .. import ir
 from ..evaluate import UnboundDimError, evaluate
 from ..ops.base import op_for
 from ..ops.editor import Editor
-from .edit import MAX_CONST_SIZE, Revisit, begin, concrete_size, is_const, order
+from .edit import MAX_CONST_SIZE, Revisit, begin, concrete_size, order
 from .stats import Stats
 
 __all__ = ["fold", "fold_in_place", "evaluate_node"]
@@ -48,9 +48,11 @@ def evaluate_node(graph: nx.MultiDiGraph, node: str) -> np.ndarray | None:
 
 def _foldable(graph: nx.MultiDiGraph, node: str) -> bool:
     # operands first: most nodes read a value that is not a const, and that is the cheap test
-    if not all(is_const(graph, a) for a in graph._pred[node]):
-        return False
-    data = graph.nodes[node]
+    nodes = graph._node
+    for operand in graph._pred[node]:
+        if nodes[operand][ir.OP] != "const":
+            return False
+    data = nodes[node]
     op = op_for(graph, data[ir.OP], node)
     if op.source or op.composite:
         return False
@@ -71,7 +73,7 @@ def fold_in_place(out: nx.MultiDiGraph) -> Stats:
         if not revisit.needs(node) or not _foldable(out, node):
             continue
         value = evaluate_node(out, node)
-        if value is None or value.shape != tuple(out.nodes[node][ir.SHAPE]):  # a definition that disagrees
+        if value is None or value.shape != tuple(out._node[node][ir.SHAPE]):  # a definition that disagrees
             continue                                                          # with its op's shape rule
         editor.fold(node, value)
         folded += 1

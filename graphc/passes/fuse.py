@@ -22,7 +22,7 @@ import sympy
 
 from .. import ir
 from ..ops.base import const_number, definition, freeze, op_for
-from ..ops.editor import Editor, watching
+from ..ops.editor import Editor
 from ..ops.fused import fused_symbols
 from .edit import begin, is_const, order, protected
 from .stats import Stats
@@ -37,23 +37,29 @@ def _size(graph: nx.MultiDiGraph, node: str) -> int:
 
 
 def _elementwise(graph: nx.MultiDiGraph, node: str) -> bool:
-    return op_for(graph, ir.op_of(graph, node), node).elementwise
+    return op_for(graph, graph._node[node][ir.OP], node).elementwise
+
+
+def _read_by_only(graph: nx.MultiDiGraph, node: str, reader: str) -> bool:
+    readers = graph._succ[node]  # a dict by reader: no set to build per question
+    return len(readers) == 1 and reader in readers
 
 
 def _scalar_const(graph: nx.MultiDiGraph, node: str):
     if is_const(graph, node):
-        value = graph.nodes[node][ir.ATTRS]["value"]
+        value = graph._node[node][ir.ATTRS]["value"]
         if getattr(value, "ndim", 0) == 0:
             return const_number(value)
     return None
 
 
 def _node_expression(graph: nx.MultiDiGraph, node: str, operands: list[sympy.Expr]) -> sympy.Expr:
-    data = graph.nodes[node]
+    data = graph._node[node]
     if ir.EXPR in data:
         expr, symbols = data[ir.EXPR]
         return _substituted(expr, symbols, tuple(operands))
-    return _called(definition(op_for(graph, data[ir.OP], node), freeze(data[ir.ATTRS])), tuple(operands))
+    attrs = data[ir.ATTRS]
+    return _called(definition(op_for(graph, data[ir.OP], node), freeze(attrs) if attrs else ()), tuple(operands))
 
 
 # A region's leaves are named by position (_leaf0, _leaf1...), so the layers of a deep
@@ -84,13 +90,13 @@ class _Region:
     def joins(self, operand: str, consumer: str) -> bool:
         g = self.graph
         return (_elementwise(g, operand) and operand not in self.keep and operand not in self.absorbed
-                and self.size + _size(g, operand) <= MAX_REGION and g._succ[operand].keys() == {consumer})
+                and self.size + _size(g, operand) <= MAX_REGION and _read_by_only(g, operand, consumer))
 
     def leaf(self, operand: str) -> sympy.Expr:
         number = _scalar_const(self.graph, operand)
         if number is not None:
             return number
-        data = self.graph.nodes[operand]
+        data = self.graph._node[operand]
         if ir.EXPR in data and not self.graph._pred[operand]:  # a number such as 1/N: copy it in
             self.inlined.add(operand)
             return data[ir.EXPR][0]
@@ -103,9 +109,10 @@ class _Region:
         return self.leaves[operand]
 
     def grow(self, node: str) -> sympy.Expr:
+        data = self.graph._node[node]
         self.members.append(node)
-        self.size += _size(self.graph, node)
-        kink = self.graph.nodes[node][ir.ATTRS].get("kink") if ir.op_of(self.graph, node) == "fused" else ""
+        self.size += data.get(ir.FUSED_SIZE, 1)
+        kink = data[ir.ATTRS].get("kink") if data[ir.OP] == "fused" else ""
         if kink and kink not in self.kinks:
             self.kinks.append(kink)
         operands = []
@@ -157,9 +164,8 @@ def fuse(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     out = begin(graph)
     stats = Stats()
     keep = protected(out)
-    with watching(out):  # the sweep reuses the first step's order when that step changed no edge
-        _numbers_first(out)
-        _sweep(out, keep, stats)
+    _numbers_first(out)  # the sweep reuses its order when it changed no edge (edit.order)
+    _sweep(out, keep, stats)
     _drop_unread_scalars(out, keep)
     return stats.attach(graph, out)
 
@@ -179,15 +185,15 @@ def _copied(graph: nx.MultiDiGraph, node: str) -> bool:
     """Is ``node`` a value every kernel reading it copies in: a number, or a scalar op?"""
     if _scalar_const(graph, node) is not None:
         return True
-    data = graph.nodes[node]
+    data = graph._node[node]
     return ir.EXPR in data and not graph._pred[node] or _scalar_op(graph, node)
 
 
 def _scalar_op(graph: nx.MultiDiGraph, node: str) -> bool:
     """An elementwise op of scalars (``d_loss / N``): cheaper to repeat in each kernel
     than to read as its own statement, and fused alike wherever it is read."""
-    return (_elementwise(graph, node) and tuple(graph.nodes[node][ir.SHAPE]) == ()
-            and all(tuple(graph.nodes[a][ir.SHAPE]) == () for a in ir.operands(graph, node)))
+    return (_elementwise(graph, node) and tuple(graph._node[node][ir.SHAPE]) == ()
+            and all(tuple(graph._node[a][ir.SHAPE]) == () for a in ir.operands(graph, node)))
 
 
 def _sweep(out: nx.MultiDiGraph, keep: set[str], stats: Stats) -> int:
@@ -224,7 +230,7 @@ def _passes_through(graph: nx.MultiDiGraph, root: str, expr: sympy.Expr, symbols
     """Whether the region's value is one of its operands, unchanged in shape and dtype."""
     if expr not in symbols:
         return False
-    leaf, data = graph.nodes[leaves[symbols.index(expr)]], graph.nodes[root]
+    leaf, data = graph._node[leaves[symbols.index(expr)]], graph._node[root]
     return tuple(leaf[ir.SHAPE]) == tuple(data[ir.SHAPE]) and leaf[ir.DTYPE] == data[ir.DTYPE]
 
 
@@ -239,7 +245,7 @@ def _numbers_first(graph: nx.MultiDiGraph) -> None:
         values = []
         for operand in operands:
             number = _scalar_const(graph, operand)
-            data = graph.nodes[operand]
+            data = graph._node[operand]
             if number is None and ir.EXPR in data and not graph._pred[operand]:
                 number = data[ir.EXPR][0]
             if number is None:
@@ -247,6 +253,6 @@ def _numbers_first(graph: nx.MultiDiGraph) -> None:
             values.append(number)
         else:
             expr = _node_expression(graph, node, values)
-            data = graph.nodes[node]
+            data = graph._node[node]
             kink = data[ir.ATTRS].get("kink", "") if data[ir.OP] == "fused" else ""
             editor.rewrite(node, "fused", [], {"kink": kink}, expr=(sympy.sympify(expr), ()))

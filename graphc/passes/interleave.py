@@ -32,9 +32,9 @@ import networkx as nx
 import sympy
 
 from .. import ir
-from ..ops.editor import Editor, watching
+from ..ops.editor import Editor
 from ..ops.fused import fused_symbols
-from .edit import begin, order
+from .edit import begin, by_name, order, symbols_in
 from .stats import Stats
 
 __all__ = ["interleave", "MIN_GROUPS"]
@@ -46,15 +46,14 @@ MIN_GROUPS = 3
 
 def _early(graph: nx.MultiDiGraph, value: str, reader: str) -> bool:
     """A forward value whose only backward reader is ``reader``."""
-    if graph.nodes[value].get(ir.PHASE) == ir.BACKWARD:
+    if graph._node[value].get(ir.PHASE) == ir.BACKWARD:
         return False
-    return all(s == reader or graph.nodes[s].get(ir.PHASE) != ir.BACKWARD for s in graph.successors(value))
+    return all(s == reader or graph._node[s].get(ir.PHASE) != ir.BACKWARD for s in graph.successors(value))
 
 
 def interleave(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     out = begin(graph)
-    with watching(out):  # the second sweep reuses the first's order when the first changed no edge
-        stats = _interleave(out)
+    stats = _interleave(out)  # the second sweep reuses the first's order when the first changed no edge
     return stats.attach(graph, out)
 
 
@@ -62,7 +61,7 @@ def _interleave(out: nx.MultiDiGraph) -> Stats:
     stats = Stats()
     position = {node: k for k, node in enumerate(order(out))}
     for node in list(position):
-        data = out.nodes[node]
+        data = out._node[node]
         if data.get(ir.PHASE) != ir.BACKWARD or ir.EXPR not in data or data.get(ir.EARLY):
             continue  # (a running product is split already)
         expr, symbols = data[ir.EXPR]
@@ -73,7 +72,7 @@ def _interleave(out: nx.MultiDiGraph) -> Stats:
         groups: dict[int, list[sympy.Expr]] = {}
         late: list[sympy.Expr] = []
         for factor in sympy.Mul.make_args(expr):
-            used = [value_of[s] for s in sorted(factor.free_symbols, key=str) if s in value_of]
+            used = [value_of[s] for s in symbols_in(factor) if s in value_of]  # any order: all() and max()
             if used and all(_early(out, v, node) for v in used):
                 groups.setdefault(max(position[v] for v in used), []).append(factor)
             else:
@@ -90,8 +89,9 @@ def _interleave(out: nx.MultiDiGraph) -> Stats:
         late += pending
         _finish(out, node, previous, late, value_of)
         stats.count("interleave", "split", len(groups))
+    nodes = out._node
     for node in order(out):
-        if _mask_kinks(out, node):
+        if ir.EXPR in nodes[node] and _mask_kinks(out, node):  # (the one test most nodes fail, inline)
             stats.count("interleave", "masks")
     return stats
 
@@ -107,7 +107,7 @@ def _mask_kinks(graph: nx.MultiDiGraph, node: str) -> bool:
     keeps ``z > 0`` for ReLU, not z), and z dies after its last forward reader (ReLU may
     then write into it). The product is unchanged: ``d * (z >= 0)`` multiplies by True
     or False, as the kernel did by its ``numpy.greater_equal(z, 0)``."""
-    data = graph.nodes[node]
+    data = graph._node[node]
     if data.get(ir.PHASE) != ir.BACKWARD or ir.EXPR not in data or data.get(ir.EARLY):
         return False
     expr, symbols = data[ir.EXPR]
@@ -144,13 +144,13 @@ def _float_array_factor(graph: nx.MultiDiGraph, factor: sympy.Expr, value_of: di
     a kink itself, not a 0-d value, which the kernel folds into the coefficient)."""
     if isinstance(factor, sympy.Heaviside):
         return False
-    return any(tuple(graph.nodes[value_of[s]][ir.SHAPE]) != () for s in factor.free_symbols if s in value_of)
+    return any(tuple(graph._node[value_of[s]][ir.SHAPE]) != () for s in symbols_in(factor) if s in value_of)
 
 
 def _fused_node(graph, node_id, like, factors, previous, value_of, kink=""):
     """(Re)write ``node_id`` as fused(previous * prod(factors))."""
     reads = ([previous] if previous is not None else []) + list(dict.fromkeys(
-        value_of[s] for f in factors for s in sorted(f.free_symbols, key=str) if s in value_of))
+        value_of[s] for f in factors for s in by_name(f.free_symbols) if s in value_of))
     symbols = fused_symbols(len(reads))
     rename = {old: symbols[reads.index(arg)] for old, arg in value_of.items() if arg in reads}
     expr = sympy.Mul(*factors).xreplace(rename)
@@ -160,9 +160,9 @@ def _fused_node(graph, node_id, like, factors, previous, value_of, kink=""):
         editor = Editor(graph)
         with editor.tagging(phase=ir.BACKWARD, mark="created"):
             editor.add("fused", [editor.ref(r) for r in reads], {"kink": kink}, node_id=node_id,
-                       dtype=graph.nodes[like][ir.DTYPE], expr=(expr, symbols))
+                       dtype=graph._node[like][ir.DTYPE], expr=(expr, symbols))
         return node_id
-    data = graph.nodes[node_id]
+    data = graph._node[node_id]
     Editor(graph).rewrite(node_id, "fused", reads, {"kink": kink}, expr=(expr, symbols), size=data.get(ir.FUSED_SIZE),
                           mark="created")
     return node_id
@@ -175,5 +175,5 @@ def _running_product(graph, node, previous, factors, value_of):
 
 
 def _finish(graph, node, previous, late, value_of):
-    kink = graph.nodes[node][ir.ATTRS].get("kink", "")
+    kink = graph._node[node][ir.ATTRS].get("kink", "")
     _fused_node(graph, node, node, late, previous, value_of, kink)

@@ -55,8 +55,8 @@ MAX_ROUNDS = 10  # every pass shrinks or settles the graph; this only guards aga
 def optimize(graph: nx.MultiDiGraph, passes: list[tuple[str, InPlacePass]] | None = None) -> nx.MultiDiGraph:
     out = begin(graph)
     stats = Stats(rounds=0)
-    # watched, the passes share one topological order while none changes the graph's
-    # structure, and from the second round look again only where an edit reached
+    # watched, the passes look again from the second round only where an edit reached (the
+    # one topological order they share while none changes the structure is edit.order's)
     with watching(out):
         for _ in range(MAX_ROUNDS):
             stats.rounds += 1

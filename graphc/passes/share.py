@@ -24,7 +24,7 @@ import sympy
 from .. import ir
 from ..ops.editor import Editor
 from ..ops.fused import fused_symbols
-from .edit import begin, order
+from .edit import begin, by_name, order
 from .stats import Stats
 
 __all__ = ["share"]
@@ -32,7 +32,7 @@ __all__ = ["share"]
 
 def _canonical(graph: nx.MultiDiGraph, node: str, token: dict[str, sympy.Symbol]) -> sympy.Expr:
     """The node's expression over symbols that name graph values (the same for every node)."""
-    expr, symbols = graph.nodes[node][ir.EXPR]
+    expr, symbols = graph._node[node][ir.EXPR]
     return expr.xreplace({s: token[a] for s, a in zip(symbols, ir.operands(graph, node))})
 
 
@@ -94,7 +94,7 @@ def _token(k: int) -> sympy.Symbol:
 def share(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     out = begin(graph)
     stats = Stats()
-    nodes = [n for n in order(out) if ir.EXPR in out.nodes[n]]
+    nodes = [n for n in order(out) if ir.EXPR in out._node[n]]
     # a symbol per value, named by the value's place in the graph; made only for the values
     # the candidate kernels read (the others never appear in an expression)
     value_of: dict[sympy.Symbol, str] = {}
@@ -130,26 +130,26 @@ def share(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
 
 
 def _add_shared(graph: nx.MultiDiGraph, part: sympy.Expr, users: list[str], value_of: dict) -> str:
-    reads = [value_of[s] for s in sorted(part.free_symbols, key=str) if s in value_of]
+    reads = [value_of[s] for s in by_name(part.free_symbols) if s in value_of]
     symbols = fused_symbols(len(reads))
     node = ir.fresh_id(graph, type(part).__name__)  # sigmoid, exp...: what it computes
-    phases = {graph.nodes[u].get(ir.PHASE) for u in users}
+    phases = {graph._node[u].get(ir.PHASE) for u in users}
     tags = {ir.MARK: "created"}
     if phases != {None}:
         tags[ir.PHASE] = ir.FORWARD if ir.FORWARD in phases or None in phases else ir.BACKWARD
     editor = Editor(graph)
-    expr = part.xreplace({s: symbols[k] for k, s in enumerate(sorted(part.free_symbols, key=str)) if s in value_of})
+    expr = part.xreplace({s: symbols[k] for k, s in enumerate(by_name(part.free_symbols)) if s in value_of})
     with editor.tagging(**tags):
         editor.add("fused", [editor.ref(r) for r in reads], {"kink": ""}, node_id=node,
-                   dtype=graph.nodes[users[0]][ir.DTYPE], expr=(expr, symbols))
+                   dtype=graph._node[users[0]][ir.DTYPE], expr=(expr, symbols))
     return node
 
 
 def _rewrite(graph: nx.MultiDiGraph, node: str, expr: sympy.Expr, value_of: dict, token: dict) -> None:
     """Set ``node``'s expression (over value symbols) and its operand edges to match it."""
-    reads = [value_of[s] for s in sorted(expr.free_symbols, key=str) if s in value_of]
+    reads = [value_of[s] for s in by_name(expr.free_symbols) if s in value_of]
     symbols = fused_symbols(len(reads))
     mapping = {token[r]: symbols[k] for k, r in enumerate(reads)}
-    data = graph.nodes[node]
+    data = graph._node[node]
     Editor(graph).rewrite(node, "fused", reads, data[ir.ATTRS], expr=(expr.xreplace(mapping), symbols),
                           size=data.get(ir.FUSED_SIZE))

@@ -36,7 +36,7 @@ import sympy
 
 from .. import ir
 from ..ops.base import OPS, const_number, definition, freeze, op_for
-from ..ops.editor import Editor
+from ..ops.editor import Editor, change_log
 from .edit import MAX_CONST_SIZE, begin, concrete_size, const_node, is_const, new_node, order, protected, replace
 from .stable import PRIMITIVE_RULES, apply_rules
 from .stats import Stats
@@ -73,18 +73,19 @@ def _regions(graph: nx.MultiDiGraph) -> list[list[str]]:
     """Regions as node lists in topological order, the root last; consumers first overall."""
     named = protected(graph)
     ordered = order(graph)
+    nodes, readers = graph._node, graph._succ  # the dicts themselves: a view per look costs
 
     def algebraic(n):
-        return graph.nodes[n][ir.OP] in ALGEBRAIC
+        return nodes[n][ir.OP] in ALGEBRAIC
 
-    def interior(n):  # may be inlined into its one consumer's expression
-        return algebraic(n) and n not in named and len(set(graph.successors(n))) == 1
+    def interior(n):  # may be inlined into its one consumer's expression (readers: a dict by reader)
+        return algebraic(n) and n not in named and len(readers[n]) == 1
 
-    position = {n: k for k, n in enumerate(ordered)}
+    position = dict(zip(ordered, range(len(ordered))))
     taken: set[str] = set()
     regions = []
     for root in reversed(ordered):
-        if root in taken or not algebraic(root):
+        if root in taken or nodes[root][ir.OP] not in ALGEBRAIC:  # (algebraic(root), inline: asked of every node)
             continue
         region, stack = [], [root]
         taken.add(root)
@@ -107,14 +108,14 @@ def _expression(graph: nx.MultiDiGraph, region: list[str]) -> tuple[sympy.Expr, 
     def value(a):
         if a in exprs:
             return exprs[a]
-        if is_const(graph, a) and np.ndim(graph.nodes[a][ir.ATTRS]["value"]) == 0:
-            return const_number(graph.nodes[a][ir.ATTRS]["value"])
+        if is_const(graph, a) and np.ndim(graph._node[a][ir.ATTRS]["value"]) == 0:
+            return const_number(graph._node[a][ir.ATTRS]["value"])
         if a not in leaves:
             leaves[a] = _leaf(len(leaves))
         return leaves[a]
 
     for node in region:
-        data = graph.nodes[node]
+        data = graph._node[node]
         lam = definition(op_for(graph, data[ir.OP], node), freeze(data[ir.ATTRS] or {}))
         exprs[node] = _called(lam, tuple(value(a) for a in ir.operands(graph, node)))
     return exprs[region[-1]], {s: n for n, s in leaves.items()}
@@ -144,7 +145,7 @@ class _Plan:
         self.memo: dict[sympy.Expr, object] = {}
 
     def shape(self, ref) -> tuple:
-        return tuple(self.shapes[ref]) if isinstance(ref, int) else tuple(self.graph.nodes[ref][ir.SHAPE])
+        return tuple(self.shapes[ref]) if isinstance(ref, int) else tuple(self.graph._node[ref][ir.SHAPE])
 
     def add(self, op: str, args: list, attrs: dict | None = None) -> int:
         spec = op_for(self.graph, op)
@@ -259,16 +260,54 @@ def _region_template(graph: nx.MultiDiGraph, region: list[str], expr: sympy.Expr
             tuple(root[ir.SHAPE]), root[ir.DTYPE])
 
 
+def _region_structure(graph: nx.MultiDiGraph, region: list[str]) -> tuple:
+    """What ``_expression`` and ``_region_template`` read of a region, without sympy: each
+    node's op record, frozen attrs and operands (an earlier node of the region by place, a
+    scalar const by value, a leaf by number), then the leaves' and the root's shapes and
+    dtypes. Equal structures give equal templates, so a structure seen to gain nothing
+    needs no sympy expression the next time (a deep network repeats one layer's)."""
+    nodes = graph._node
+    place = {n: k for k, n in enumerate(region)}
+    leaves: dict[str, int] = {}
+    parts = []
+    for k, node in enumerate(region):
+        data = nodes[node]
+        refs = []
+        for a in ir.operands(graph, node):
+            inner = place.get(a)
+            if inner is not None and inner < k:
+                refs.append(inner)
+                continue
+            operand = nodes[a]
+            if operand[ir.OP] == "const" and np.ndim(operand[ir.ATTRS]["value"]) == 0:
+                refs.append(("const", float(operand[ir.ATTRS]["value"])))  # what const_number reads
+            else:
+                refs.append(("leaf", leaves.setdefault(a, len(leaves))))
+        attrs = data[ir.ATTRS]
+        parts.append((op_for(graph, data[ir.OP], node), freeze(attrs) if attrs else (), tuple(refs)))
+    root = nodes[region[-1]]
+    return (tuple(parts), tuple((tuple(nodes[n][ir.SHAPE]), nodes[n][ir.DTYPE]) for n in leaves),
+            tuple(root[ir.SHAPE]), root[ir.DTYPE])
+
+
+_NO_GAIN_STRUCTURES: set[tuple] = set()
+
+
 def _simplify_region(graph: nx.MultiDiGraph, region: list[str]) -> bool:
+    structure = _region_structure(graph, region)
+    if structure in _NO_GAIN_STRUCTURES:
+        return False
     expr, leaves = _expression(graph, region)
     template = _region_template(graph, region, expr, leaves)
-    if template in _NO_GAIN:
-        return False
-    if _rebuild_region(graph, region, expr, leaves):
-        return True
-    if len(_NO_GAIN) >= _NO_GAIN_SIZE:
-        _NO_GAIN.clear()
-    _NO_GAIN.add(template)
+    if template not in _NO_GAIN:
+        if _rebuild_region(graph, region, expr, leaves):
+            return True
+        if len(_NO_GAIN) >= _NO_GAIN_SIZE:
+            _NO_GAIN.clear()
+        _NO_GAIN.add(template)
+    if len(_NO_GAIN_STRUCTURES) >= _NO_GAIN_SIZE:
+        _NO_GAIN_STRUCTURES.clear()
+    _NO_GAIN_STRUCTURES.add(structure)
     return False
 
 
@@ -282,9 +321,9 @@ def _rebuild_region(graph: nx.MultiDiGraph, region: list[str], expr: sympy.Expr,
         return False
     if plan.ops >= len(region):
         return False
-    if isinstance(ref, str) and graph.nodes[ref][ir.DTYPE] != graph.nodes[root][ir.DTYPE]:
+    if isinstance(ref, str) and graph._node[ref][ir.DTYPE] != graph._node[root][ir.DTYPE]:
         return False  # argmax(x) * 1.0 is not argmax(x): the product is a float
-    root_shape = tuple(graph.nodes[root][ir.SHAPE])
+    root_shape = tuple(graph._node[root][ir.SHAPE])
     if plan.shape(ref) != root_shape:
         if not (isinstance(ref, int) and plan.steps[ref][0] == "const"):
             return False  # the result would lose a broadcast: keep the region
@@ -308,7 +347,49 @@ def simplify(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
 def simplify_in_place(out: nx.MultiDiGraph) -> Stats:
     stats = Stats()
     apply_rules(out, PRIMITIVE_RULES, stats, "simplify")
+    log = change_log(out)
+    settled = _Settled(out, log)
+    gained_nothing = []
     for region in _regions(out):
-        if all(n in out for n in region) and _simplify_region(out, region):
-            stats.count("simplify", "algebra")
+        key = tuple(region)
+        if settled.holds(key):
+            gained_nothing.append(key)
+        elif all(n in out for n in region):
+            if _simplify_region(out, region):
+                stats.count("simplify", "algebra")
+            else:
+                gained_nothing.append(key)
+    if log is not None:
+        log.memo["simplify"] = (settled.start, gained_nothing)
     return stats
+
+
+class _Settled:
+    """The regions the last run found no gain in (while the graph is watched: ``optimize``)
+    that no edit has reached since, this run's own rebuilds included: none of their nodes
+    was touched, nor an operand of one (a touched value's readers are reached). What a
+    region's rebuild decides depends on its nodes, their operands and those operands'
+    shapes and dtypes only, so such a region would gain nothing again; a region found now
+    with other nodes is looked at anew."""
+
+    def __init__(self, graph: nx.MultiDiGraph, log):
+        self.graph, self.log = graph, log
+        self.start = len(log.touched) if log is not None else 0
+        kept = log.memo.get("simplify") if log is not None else None
+        self.regions: set[tuple] = set()
+        if kept is not None:
+            self.regions = set(kept[1])
+            self.read = kept[0]
+        self.reached: set[str] = set()
+
+    def holds(self, region: tuple) -> bool:
+        if region not in self.regions:
+            return False
+        touched = self.log.touched
+        if self.read < len(touched):
+            readers = self.graph._succ
+            fresh = touched[self.read:]
+            self.read = len(touched)
+            self.reached.update(fresh)
+            self.reached.update(*(readers[n] for n in fresh if n in readers))
+        return self.reached.isdisjoint(region)

@@ -45,7 +45,7 @@ Rule = Callable[[nx.MultiDiGraph, str, list], "str | None"]
 
 
 def _op(graph, node, name) -> bool:
-    return graph.nodes[node][ir.OP] == name
+    return graph._node[node][ir.OP] == name
 
 
 def _arg(graph, node) -> str:
@@ -53,7 +53,7 @@ def _arg(graph, node) -> str:
 
 
 def _same_shape(graph, a, b) -> bool:
-    return tuple(graph.nodes[a][ir.SHAPE]) == tuple(graph.nodes[b][ir.SHAPE])
+    return tuple(graph._node[a][ir.SHAPE]) == tuple(graph._node[b][ir.SHAPE])
 
 
 def _log_sigmoid(graph, node, args):
@@ -101,7 +101,7 @@ def _softmax_log(graph, node, args):
         return None
     e, s = ir.operands(graph, q)
     if not (_op(graph, e, "exp") and _op(graph, s, "sum") and _arg(graph, s) == e
-            and (graph.nodes[s][ir.ATTRS] or {}).get("keepdims")):
+            and (graph._node[s][ir.ATTRS] or {}).get("keepdims")):
         return None
     a = _arg(graph, e)
     if not _same_shape(graph, a, q):
@@ -124,7 +124,7 @@ def _logsumexp(graph, node, args):
     x = _arg(graph, _arg(graph, s))
     if _is_shifted(graph, x):
         return None
-    attrs = graph.nodes[s][ir.ATTRS] or {}
+    attrs = graph._node[s][ir.ATTRS] or {}
     axis = attrs.get("axis")
     m = new_node(graph, "stop_gradient", [new_node(graph, "max", [x], {"axis": axis, "keepdims": True}, like=node)],
                  like=node)
@@ -132,7 +132,7 @@ def _logsumexp(graph, node, args):
     total = new_node(graph, "sum", [shifted], {"axis": axis, "keepdims": True}, like=node)
     result = new_node(graph, "add", [new_node(graph, "log", [total], like=node), m], like=node)
     if not attrs.get("keepdims"):
-        result = new_node(graph, "reshape", [result], {"shape": tuple(graph.nodes[node][ir.SHAPE])}, like=node)
+        result = new_node(graph, "reshape", [result], {"shape": tuple(graph._node[node][ir.SHAPE])}, like=node)
     return result
 
 
@@ -140,7 +140,7 @@ def _composite_log_softmax(graph, node, args):
     (s,) = args
     if not _op(graph, s, "softmax"):
         return None
-    return new_node(graph, "log_softmax", [_arg(graph, s)], dict(graph.nodes[s][ir.ATTRS]), like=node)
+    return new_node(graph, "log_softmax", [_arg(graph, s)], dict(graph._node[s][ir.ATTRS]), like=node)
 
 
 PRIMITIVE_RULES: dict[str, list[tuple[str, Rule]]] = {
