@@ -13,11 +13,21 @@ import run  # noqa: E402
 import graphc as gc  # noqa: E402
 
 
-def test_a_case_that_agrees_is_timed_both_ways():
-    row, notes = run.run_case("xor", gc, None, repeats=1, warmup=0, seed=0)
+def test_a_case_that_agrees_is_timed_both_ways_and_its_ratio_is_the_median_of_the_per_round_cpu_ratios():
+    import harness
+
+    samples = {}
+    row, notes = run.run_case("xor", gc, None, repeats=3, warmup=0, seed=0, samples=samples)
     for column in ("sgd_step / hand", "value_and_grad / hand", "memory sgd_step / hand"):
         assert float(row[column]) > 0, (column, row)
     assert any("params after one sgd_step" in note for note in notes)
+    cpu = samples["xor"]["cpu"]
+    for column, (mine, theirs) in (("sgd_step / hand", run.PAIRS[0]), ("value_and_grad / hand", run.PAIRS[1])):
+        per_round = [a / b for a, b in zip(cpu[mine], cpu[theirs])]
+        assert len(per_round) == 3
+        assert row[column] == f"{sorted(per_round)[1]:.2f}", (column, row[column], per_round)
+    assert row["hand step (ms)"] == f"{harness.median(cpu['hand step']) * 1e3:.4g}"
+    assert any(note.startswith("xor: sgd_step / hand step per round: cpu") and "IQR" in note for note in notes)
 
 
 def test_a_graphc_network_that_differs_is_not_timed(monkeypatch):
@@ -43,3 +53,28 @@ def test_a_missing_gradient_counts_as_disagreement():
     assert worst > run.AGREE
     _, worst = run._compare(1.0, grads, {"loss": np.array(1.0)}, dict(grads))
     assert worst == 0.0
+
+
+def test_each_contender_runs_next_to_its_baseline_in_every_round_and_first_in_half_of_them():
+    import harness
+
+    names = list(run.ORDER)
+    firsts = {mine: 0 for mine, _ in run.PAIRS[:2]}
+    rounds = 12
+    for r in range(rounds):
+        order = harness.round_order(names, r)
+        assert sorted(order) == sorted(names)
+        for mine, theirs in run.PAIRS[:2]:  # graphc's two calls and their hand-written baselines
+            assert abs(order.index(mine) - order.index(theirs)) == 1, (r, order)
+            firsts[mine] += order.index(mine) < order.index(theirs)
+    assert firsts == {mine: rounds // 2 for mine in firsts}
+    seen = {tuple(harness.round_order(names, r)[:1]) for r in range(rounds)}
+    assert len(seen) == len(names)  # every contender opens some round
+
+
+def test_quartiles_of_odd_and_even_counts():
+    import harness
+
+    assert harness.quartiles([5, 1, 4, 2, 3]) == (1.5, 3, 4.5)
+    assert harness.quartiles([4, 1, 3, 2]) == (1.5, 2.5, 3.5)
+    assert harness.quartiles([7]) == (7, 7, 7)
