@@ -13,8 +13,9 @@ For every case this
    ``prog.value_and_grad`` agrees with the hand-written gradients;
    and that one ``prog.sgd_step`` moves the params where one hand-written step
    does (graphc is not timed when either disagrees beyond 1e-9, relative);
-3. times, in the same process and interleaved round-robin, four contenders,
-   each on its own copy of the parameters:
+3. times, in the same process, each contender against its hand-written
+   baseline in interleaved rounds of the two (``time_pairs``), each on its own
+   copy of the parameters:
 
    * hand step: ``handwritten.step_<case>(feeds, params, 0.01)``;
    * sgd_step: ``prog.sgd_step(feeds_and_params, lr)``, the compiled training
@@ -38,12 +39,13 @@ Each sample is timed twice at once: in wall time and in the CPU time of the
 process (every thread; ``time.process_time``).  A ratio in the table is the
 median over the recorded rounds of the ratio within each round, in CPU time:
 ``median_r(graphc_r / hand_r)``, where a contender and its hand-written
-baseline run back to back in every round (``harness.round_order``).  On a
-shared host, CPU time leaves out the time the process waited for a core, and
-pairing within a round cancels the drift of what the core is doing between
-rounds: over six runs of ``--repeats 20`` at a load of 2-3 on two cores, this
-estimator moved by 0.06 on average (at most 0.10) between runs where the
-ratio of wall-time medians moved by 0.32 (at most 0.53).  The millisecond
+baseline run back to back in every round of their own, the baseline first in
+every other one (``harness.round_order``).  On a shared host, CPU time leaves
+out the time the process waited for a core, and pairing within a round
+cancels the drift of what the core is doing between rounds: over six runs of
+``--repeats 20`` at a load of 2-3 on two cores, this estimator moved by 0.06
+on average (at most 0.10) between runs where the ratio of wall-time medians
+moved by 0.32 (at most 0.53).  The millisecond
 columns are medians of CPU time per call.  The notes give, per pair, the
 quartiles of the per-round ratios in both clocks and the ratio of medians,
 and every contender's wall-time min/median/max.  For very fast steps each
@@ -336,22 +338,20 @@ def run_case(case, gc, gc_error, repeats, warmup, seed, samples=None):
         notes.append(peer_note)
 
     number = harness.calibrate_number(hand_step, target=0.005)
-    # each contender next to its baseline: round_order keeps positions 2i and 2i+1 back to back
-    contenders = {name: contenders[name] for name in ORDER if name in contenders}
-    timed = harness.timed_rounds(contenders, repeats=repeats, warmup=warmup, number=number)
-    times = timed[CLOCK]
+    timed = time_pairs(contenders, repeats=repeats, warmup=warmup, number=number)
     # tracemalloc sees numpy's buffers, not those of PyTorch's own allocator: no memory for it
     mem = {name: harness.peak_memory(fn) for name, fn in contenders.items() if not name.startswith("torch")}
-    med = {name: harness.median(ts) for name, ts in times.items()}
+    med = {name: harness.median(samples_of(timed, name, CLOCK)) for name in contenders}
 
     def ratio(mine, theirs, values):
         return f"{values[mine] / values[theirs]:.2f}" if mine in values and values[theirs] else "n/a"
 
     def step_ratio(mine, theirs):
         """The table's estimator: the median over rounds of the ratio within the round."""
-        if mine not in timed[CLOCK]:
+        pair = timed.get(f"{mine} / {theirs}")
+        if pair is None:
             return "n/a"
-        return f"{harness.median(harness.paired_ratios(timed[CLOCK][mine], timed[CLOCK][theirs])):.2f}"
+        return f"{harness.median(harness.paired_ratios(pair[CLOCK][mine], pair[CLOCK][theirs])):.2f}"
 
     row = {
         "case": case,
@@ -365,7 +365,8 @@ def run_case(case, gc, gc_error, repeats, warmup, seed, samples=None):
         "memory sgd_step / hand": ratio("sgd_step", "hand step", mem),
         "memory value_and_grad / hand": ratio("value_and_grad", "hand grads", mem),
     }
-    spread = f"{case}: min/median/max " + "; ".join(_spread(name, ts) for name, ts in timed["wall"].items())
+    spread = f"{case}: min/median/max " + "; ".join(_spread(name, samples_of(timed, name, "wall"))
+                                                    for name in contenders)
     spread += f" ({repeats} rounds x {number} call(s) per sample, wall time)"
     memory = f"{case}: peak memory " + ", ".join(f"{name} {mem[name] / 1e6:.3g} MB" for name in mem)
     notes[:0] = [spread] + _ratio_notes(case, timed) + [memory]
@@ -376,11 +377,38 @@ def run_case(case, gc, gc_error, repeats, warmup, seed, samples=None):
     return row, notes
 
 
-# contenders in timing order: each next to its baseline (hand step, sgd_step), (hand grads, value_and_grad)
-ORDER = ("hand step", "sgd_step", "hand grads", "value_and_grad", "torch step", "torch grads")
+# (contender, its baseline): each pair is timed in rounds of its own
 PAIRS = (("sgd_step", "hand step"), ("value_and_grad", "hand grads"),
          ("torch step", "hand step"), ("torch grads", "hand grads"))
 CLOCK = "cpu"  # the clock of the table's ratios (the notes give both)
+
+
+def time_pairs(contenders, repeats, warmup, number):
+    """``{"mine / theirs": timed_rounds({theirs, mine})}`` for every pair of PAIRS present, and
+    ``{"theirs": ...}`` alone for a baseline that has no contender.
+
+    Each pair runs in rounds of its own, the two back to back, the baseline first in every
+    other round (harness.round_order), so what one contender leaves behind (PyTorch's
+    allocator, the cache) falls on both sides of a pair alike. In rounds of all six, a
+    contender that ran right after PyTorch in every other round came out slower: xor's
+    value_and_grad / hand 1.08-1.12 with the PyTorch contenders in the rounds, 0.97-0.98
+    without them (two runs each, load 5).
+    """
+    timed = {}
+    for mine, theirs in PAIRS:
+        if mine in contenders:
+            pair = {theirs: contenders[theirs], mine: contenders[mine]}
+            timed[f"{mine} / {theirs}"] = harness.timed_rounds(pair, repeats=repeats, warmup=warmup, number=number)
+    for baseline in ("hand step", "hand grads"):
+        if not any(baseline in pair["cpu"] for pair in timed.values()):
+            timed[baseline] = harness.timed_rounds({baseline: contenders[baseline]}, repeats=repeats,
+                                                   warmup=warmup, number=number)
+    return timed
+
+
+def samples_of(timed, name, clock):
+    """``name``'s samples in ``clock``, from the first pair that timed it."""
+    return next(pair[clock][name] for pair in timed.values() if name in pair[clock])
 
 
 def _ratio_notes(case, timed):
@@ -389,12 +417,13 @@ def _ratio_notes(case, timed):
     the estimators and the rounds spread."""
     notes = []
     for mine, theirs in PAIRS:
-        if mine not in timed["wall"]:
+        pair = timed.get(f"{mine} / {theirs}")
+        if pair is None:
             continue
         parts = []
         for clock in ("cpu", "wall"):
-            q1, mid, q3 = harness.quartiles(harness.paired_ratios(timed[clock][mine], timed[clock][theirs]))
-            of_medians = harness.median(timed[clock][mine]) / harness.median(timed[clock][theirs])
+            q1, mid, q3 = harness.quartiles(harness.paired_ratios(pair[clock][mine], pair[clock][theirs]))
+            of_medians = harness.median(pair[clock][mine]) / harness.median(pair[clock][theirs])
             parts.append(f"{clock} {mid:.3f} (IQR {q1:.3f}-{q3:.3f}; ratio of medians {of_medians:.3f})")
         notes.append(f"{case}: {mine} / {theirs} per round: " + ", ".join(parts))
     return notes
@@ -429,8 +458,8 @@ def main(argv=None):
         f"{platform.machine()} with {os.cpu_count()} CPU(s)",
         BLAS_REPORT,
         f"float64, SGD lr {LR}, {repeats} recorded rounds after {warmup} warm-up round(s), "
-        "interleaved round-robin in one process; ratio = median over rounds of graphc / hand-written "
-        "in the same round, CPU time" + (" (--quick)" if args.quick else ""),
+        "each contender in interleaved rounds with its baseline, one process; ratio = median over rounds "
+        "of graphc / hand-written in the same round, CPU time" + (" (--quick)" if args.quick else ""),
         "graphc: " + ("imported" if gc is not None else f"not importable ({gc_error})"),
     ]
     load_start = os.getloadavg()[0]
