@@ -42,10 +42,13 @@ median over the recorded rounds of the ratio within each round, in CPU time:
 baseline run back to back in every round of their own, the baseline first in
 every other one (``harness.round_order``).  On a shared host, CPU time leaves
 out the time the process waited for a core, and pairing within a round
-cancels the drift of what the core is doing between rounds: over six runs of
-``--repeats 20`` at a load of 2-3 on two cores, this estimator moved by 0.06
-on average (at most 0.10) between runs where the ratio of wall-time medians
-moved by 0.32 (at most 0.53).  The millisecond
+cancels the drift of what the core is doing between rounds.  Over seven runs
+of ``--repeats 20`` (xor, mlp_small, residual50; load 2.4-4.4 on two cores)
+the ratios moved between runs by, on average over the six ratios (and at
+most): 0.10 (0.13) for this estimator, 0.09 (0.13) for the ratio of
+CPU-time medians, 0.13 (0.16) for the median of per-round wall-time ratios
+and 0.29 (0.54) for the ratio of wall-time medians, the estimator used
+before.  The millisecond
 columns are medians of CPU time per call.  The notes give, per pair, the
 quartiles of the per-round ratios in both clocks and the ratio of medians,
 and every contender's wall-time min/median/max.  For very fast steps each
