@@ -15,12 +15,33 @@ Nothing here knows about graphc or about the benchmark cases.
 
 ``round_robin(callables, repeats, warmup=1, number=1)``
     Time several callables in the same process, interleaved: every round runs
-    each callable once, and the order rotates from round to round, so slow
-    drifts of the machine (frequency scaling, other load, cache state) hit
-    all contenders alike.  The first ``warmup`` rounds are run but not
-    recorded.  For very fast callables ``number`` > 1 makes each sample a
-    loop of ``number`` back-to-back calls, reported per call.  Returns
-    ``{name: [seconds per call, ...]}``.
+    each callable once, and the order changes from round to round (see
+    ``round_order``), so slow drifts of the machine (frequency scaling, other
+    load, cache state) hit all contenders alike.  The first ``warmup`` rounds
+    are run but not recorded.  For very fast callables ``number`` > 1 makes
+    each sample a loop of ``number`` back-to-back calls, reported per call.
+    Returns ``{name: [seconds per call, ...]}`` (wall time).
+
+``timed_rounds(callables, repeats, warmup=1, number=1)``
+    The same rounds, each sample timed with two clocks at once: wall time
+    (``time.perf_counter``) and the CPU time of the process, every thread
+    (``time.process_time``), which leaves out the time the process waited for
+    a core while other programs ran.  Returns ``{"wall": {name: [...]},
+    "cpu": {name: [...]}}``; sample ``r`` of every contender comes from round
+    ``r``.
+
+``round_order(names, r)``
+    The order of round ``r``: the names rotated by an even offset, reversed
+    in odd rounds.  Neighbours at positions 2i and 2i+1 (a contender and its
+    baseline) stay next to each other in every round, each first in half of
+    them.
+
+``paired_ratios(mine, theirs)``
+    The per-round ratios ``mine[r] / theirs[r]`` of two contenders timed in
+    the same rounds.
+
+``quartiles(values)``
+    ``(q1, median, q3)`` of a non-empty sequence.
 
 ``calibrate_number(fn, target=0.005)``
     How many back-to-back calls of ``fn`` take at least ``target`` seconds
@@ -49,8 +70,8 @@ import time
 import tracemalloc
 
 __all__ = [
-    "limit_blas_threads", "round_robin", "calibrate_number", "median", "peak_memory",
-    "format_table",
+    "limit_blas_threads", "round_robin", "timed_rounds", "round_order", "paired_ratios", "calibrate_number",
+    "median", "quartiles", "peak_memory", "format_table",
 ]
 
 _THREAD_ENV_VARS = (
@@ -115,33 +136,64 @@ def limit_blas_threads(n: int = 1) -> str:
 def round_robin(callables, repeats: int, warmup: int = 1, number: int = 1):
     """Time ``callables`` (a dict name -> zero-argument callable) interleaved.
 
-    Runs ``warmup + repeats`` rounds.  In round ``r`` the callables run in
-    their dict order rotated left by ``r``; each callable's sample is timed
-    with ``time.perf_counter`` around ``number`` consecutive calls and
-    divided by ``number``.  A garbage collection is done between rounds
-    (never inside a timed sample).  Returns ``{name: [seconds] * repeats}``.
+    Runs ``warmup + repeats`` rounds, round ``r`` in the order ``round_order(names, r)``;
+    each callable's sample is timed with ``time.perf_counter`` around ``number``
+    consecutive calls and divided by ``number``.  A garbage collection is done between
+    rounds (never inside a timed sample).  Returns ``{name: [seconds] * repeats}``.
+    """
+    return timed_rounds(callables, repeats, warmup, number)["wall"]
+
+
+def round_order(names, r: int) -> list:
+    """The order of round ``r``: ``names`` rotated left by an even offset, reversed when ``r`` is odd.
+
+    A contender at position 2i and its baseline at 2i+1 run back to back in every round
+    (the rotation moves pairs whole), the baseline first in every other round.
+    """
+    names = list(names)
+    k = len(names)
+    if not k:
+        return names
+    shift = (2 * (r // 2)) % k
+    order = names[shift:] + names[:shift]
+    return order[::-1] if r % 2 else order
+
+
+def timed_rounds(callables, repeats: int, warmup: int = 1, number: int = 1):
+    """``round_robin``'s rounds, each sample timed in wall time and in the process's CPU time.
+
+    Returns ``{"wall": {name: [seconds per call] * repeats}, "cpu": {...}}``.
     """
     if repeats < 1:
         raise ValueError("repeats must be >= 1")
     if number < 1:
         raise ValueError("number must be >= 1")
     names = list(callables)
-    times = {name: [] for name in names}
-    k = len(names)
+    wall = {name: [] for name in names}
+    cpu = {name: [] for name in names}
     loop = range(number)
+    wall_clock, cpu_clock = time.perf_counter, time.process_time
     for r in range(warmup + repeats):
-        shift = r % k if k else 0
-        order = names[shift:] + names[:shift]
         gc.collect()
-        for name in order:
+        for name in round_order(names, r):
             fn = callables[name]
-            t0 = time.perf_counter()
+            c0 = cpu_clock()
+            t0 = wall_clock()
             for _ in loop:
                 fn()
-            t1 = time.perf_counter()
+            t1 = wall_clock()
+            c1 = cpu_clock()
             if r >= warmup:
-                times[name].append((t1 - t0) / number)
-    return times
+                wall[name].append((t1 - t0) / number)
+                cpu[name].append((c1 - c0) / number)
+    return {"wall": wall, "cpu": cpu}
+
+
+def paired_ratios(mine, theirs) -> list:
+    """``[mine[r] / theirs[r]]``: the ratio of each round, both timed in it."""
+    if len(mine) != len(theirs):
+        raise ValueError(f"paired samples differ in number: {len(mine)} and {len(theirs)}")
+    return [a / b for a, b in zip(mine, theirs)]
 
 
 def calibrate_number(fn, target: float = 0.005, limit: int = 100000) -> int:
@@ -166,6 +218,16 @@ def median(values):
     if len(xs) % 2:
         return xs[mid]
     return 0.5 * (xs[mid - 1] + xs[mid])
+
+
+def quartiles(values) -> tuple:
+    """``(q1, median, q3)`` of a non-empty sequence (q1 and q3: medians of the lower and upper halves)."""
+    xs = sorted(values)
+    if not xs:
+        raise ValueError("quartiles of an empty sequence")
+    half = len(xs) // 2
+    lower, upper = xs[:half] or xs, xs[len(xs) - half:] or xs
+    return median(lower), median(xs), median(upper)
 
 
 def peak_memory(fn) -> int:

@@ -13,8 +13,9 @@ For every case this
    ``prog.value_and_grad`` agrees with the hand-written gradients;
    and that one ``prog.sgd_step`` moves the params where one hand-written step
    does (graphc is not timed when either disagrees beyond 1e-9, relative);
-3. times, in the same process and interleaved round-robin, four contenders,
-   each on its own copy of the parameters:
+3. times, in the same process, each contender against its hand-written
+   baseline in interleaved rounds of the two (``time_pairs``), each on its own
+   copy of the parameters:
 
    * hand step: ``handwritten.step_<case>(feeds, params, 0.01)``;
    * sgd_step: ``prog.sgd_step(feeds_and_params, lr)``, the compiled training
@@ -34,8 +35,24 @@ and written to ``benchmarks/results.md`` (``--output`` to change).  When
 graphc cannot be imported, or compiling or running a case fails, the graphc
 columns read "n/a" and the error is listed under the table.
 
-Timings are medians over the recorded rounds; for very fast steps each
-sample is a loop of several calls (the same count for both contenders).
+Each sample is timed twice at once: in wall time and in the CPU time of the
+process (every thread; ``time.process_time``).  A ratio in the table is the
+median over the recorded rounds of the ratio within each round, in CPU time:
+``median_r(graphc_r / hand_r)``, where a contender and its hand-written
+baseline run back to back in every round of their own, the baseline first in
+every other one (``harness.round_order``).  On a shared host, CPU time leaves
+out the time the process waited for a core, and pairing within a round
+cancels the drift of what the core is doing between rounds.  Over seven runs
+of ``--repeats 20`` (xor, mlp_small, residual50; load 2.4-4.4 on two cores)
+the ratios moved between runs by, on average over the six ratios (and at
+most): 0.10 (0.13) for this estimator, 0.09 (0.13) for the ratio of
+CPU-time medians, 0.13 (0.16) for the median of per-round wall-time ratios
+and 0.29 (0.54) for the ratio of wall-time medians, the estimator used
+before.  The millisecond
+columns are medians of CPU time per call.  The notes give, per pair, the
+quartiles of the per-round ratios in both clocks and the ratio of medians,
+and every contender's wall-time min/median/max.  For very fast steps each
+sample is a loop of several calls (the same count for every contender).
 Memory is in MB (10**6 bytes).
 """
 
@@ -43,6 +60,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import sys
@@ -269,7 +287,8 @@ def _spread(name, times):
     return f"{name} {min(times) * 1e3:.4g}/{med * 1e3:.4g}/{max(times) * 1e3:.4g} ms"
 
 
-def run_case(case, gc, gc_error, repeats, warmup, seed):
+def run_case(case, gc, gc_error, repeats, warmup, seed, samples=None):
+    """One case's table row and notes; ``samples[case]`` gets every timed sample when a dict is given."""
     make, step, grads_fn = hw.CASES[case]
     feeds, params0 = make(np.random.default_rng(seed))
     notes = []
@@ -322,33 +341,95 @@ def run_case(case, gc, gc_error, repeats, warmup, seed):
         notes.append(peer_note)
 
     number = harness.calibrate_number(hand_step, target=0.005)
-    times = harness.round_robin(contenders, repeats=repeats, warmup=warmup, number=number)
+    timed = time_pairs(contenders, repeats=repeats, warmup=warmup, number=number)
     # tracemalloc sees numpy's buffers, not those of PyTorch's own allocator: no memory for it
     mem = {name: harness.peak_memory(fn) for name, fn in contenders.items() if not name.startswith("torch")}
-    med = {name: harness.median(ts) for name, ts in times.items()}
+    med = {name: harness.median(samples_of(timed, name, CLOCK)) for name in contenders}
 
     def ratio(mine, theirs, values):
         return f"{values[mine] / values[theirs]:.2f}" if mine in values and values[theirs] else "n/a"
 
+    def step_ratio(mine, theirs):
+        """The table's estimator: the median over rounds of the ratio within the round."""
+        pair = timed.get(f"{mine} / {theirs}")
+        if pair is None:
+            return "n/a"
+        return f"{harness.median(harness.paired_ratios(pair[CLOCK][mine], pair[CLOCK][theirs])):.2f}"
+
     row = {
         "case": case,
         "hand step (ms)": f"{med['hand step'] * 1e3:.4g}",
-        "sgd_step / hand": ratio("sgd_step", "hand step", med),
+        "sgd_step / hand": step_ratio("sgd_step", "hand step"),
         "hand grads (ms)": f"{med['hand grads'] * 1e3:.4g}",
-        "value_and_grad / hand": ratio("value_and_grad", "hand grads", med),
-        "torch step / hand": ratio("torch step", "hand step", med),
-        "torch grads / hand": ratio("torch grads", "hand grads", med),
+        "value_and_grad / hand": step_ratio("value_and_grad", "hand grads"),
+        "torch step / hand": step_ratio("torch step", "hand step"),
+        "torch grads / hand": step_ratio("torch grads", "hand grads"),
         "compile (s)": f"{compile_s:.3g}" if compile_s is not None else "n/a",
         "memory sgd_step / hand": ratio("sgd_step", "hand step", mem),
         "memory value_and_grad / hand": ratio("value_and_grad", "hand grads", mem),
     }
-    spread = f"{case}: min/median/max " + "; ".join(_spread(name, ts) for name, ts in times.items())
-    spread += f" ({repeats} rounds x {number} call(s) per sample)"
+    spread = f"{case}: min/median/max " + "; ".join(_spread(name, samples_of(timed, name, "wall"))
+                                                    for name in contenders)
+    spread += f" ({repeats} rounds x {number} call(s) per sample, wall time)"
     memory = f"{case}: peak memory " + ", ".join(f"{name} {mem[name] / 1e6:.3g} MB" for name in mem)
-    notes[:0] = [spread, memory]
+    notes[:0] = [spread] + _ratio_notes(case, timed) + [memory]
     if error is not None:
         notes.append(f"{case}: graphc n/a: {error}")
+    if samples is not None:
+        samples[case] = timed
     return row, notes
+
+
+# (contender, its baseline): each pair is timed in rounds of its own
+PAIRS = (("sgd_step", "hand step"), ("value_and_grad", "hand grads"),
+         ("torch step", "hand step"), ("torch grads", "hand grads"))
+CLOCK = "cpu"  # the clock of the table's ratios (the notes give both)
+
+
+def time_pairs(contenders, repeats, warmup, number):
+    """``{"mine / theirs": timed_rounds({theirs, mine})}`` for every pair of PAIRS present, and
+    ``{"theirs": ...}`` alone for a baseline that has no contender.
+
+    Each pair runs in rounds of its own, the two back to back, the baseline first in every
+    other round (harness.round_order), so what one contender leaves behind (PyTorch's
+    allocator, the cache) falls on both sides of a pair alike. In rounds of all six, a
+    contender that ran right after PyTorch in every other round came out slower: xor's
+    value_and_grad / hand 1.08-1.12 with the PyTorch contenders in the rounds, 0.97-0.98
+    without them (two runs each, load 5).
+    """
+    timed = {}
+    for mine, theirs in PAIRS:
+        if mine in contenders:
+            pair = {theirs: contenders[theirs], mine: contenders[mine]}
+            timed[f"{mine} / {theirs}"] = harness.timed_rounds(pair, repeats=repeats, warmup=warmup, number=number)
+    for baseline in ("hand step", "hand grads"):
+        if not any(baseline in pair["cpu"] for pair in timed.values()):
+            timed[baseline] = harness.timed_rounds({baseline: contenders[baseline]}, repeats=repeats,
+                                                   warmup=warmup, number=number)
+    return timed
+
+
+def samples_of(timed, name, clock):
+    """``name``'s samples in ``clock``, from the first pair that timed it."""
+    return next(pair[clock][name] for pair in timed.values() if name in pair[clock])
+
+
+def _ratio_notes(case, timed):
+    """Per pair: the median and quartiles of the per-round ratios in both clocks, and the
+    ratio of the medians (the estimator the table used before), so a reader sees how far
+    the estimators and the rounds spread."""
+    notes = []
+    for mine, theirs in PAIRS:
+        pair = timed.get(f"{mine} / {theirs}")
+        if pair is None:
+            continue
+        parts = []
+        for clock in ("cpu", "wall"):
+            q1, mid, q3 = harness.quartiles(harness.paired_ratios(pair[clock][mine], pair[clock][theirs]))
+            of_medians = harness.median(pair[clock][mine]) / harness.median(pair[clock][theirs])
+            parts.append(f"{clock} {mid:.3f} (IQR {q1:.3f}-{q3:.3f}; ratio of medians {of_medians:.3f})")
+        notes.append(f"{case}: {mine} / {theirs} per round: " + ", ".join(parts))
+    return notes
 
 
 # ---------------------------------------------------------------------------
@@ -367,6 +448,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default=os.path.join(HERE, "results.md"),
                         help="markdown file to write (default benchmarks/results.md)")
+    parser.add_argument("--samples", default=None,
+                        help="also write every sample (seconds per call, per clock, per round) to this JSON file")
     args = parser.parse_args(argv)
     repeats = args.repeats if args.repeats is not None else (5 if args.quick else 20)
     warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
@@ -378,23 +461,28 @@ def main(argv=None):
         f"{platform.machine()} with {os.cpu_count()} CPU(s)",
         BLAS_REPORT,
         f"float64, SGD lr {LR}, {repeats} recorded rounds after {warmup} warm-up round(s), "
-        "interleaved round-robin in one process" + (" (--quick)" if args.quick else ""),
+        "each contender in interleaved rounds with its baseline, one process; ratio = median over rounds "
+        "of graphc / hand-written in the same round, CPU time" + (" (--quick)" if args.quick else ""),
         "graphc: " + ("imported" if gc is not None else f"not importable ({gc_error})"),
     ]
     load_start = os.getloadavg()[0]
     print("\n".join(header), flush=True)
 
-    rows, notes = [], []
+    rows, notes, samples = [], [], {}
     for case in args.cases:
         print(f"running {case} ...", flush=True)
         row, case_notes = run_case(case, gc, gc_error if gc is None else None,
-                                   repeats, warmup, args.seed)
+                                   repeats, warmup, args.seed, samples)
         rows.append(row)
         notes.extend(case_notes)
+    if args.samples:  # every sample, for checking an estimator against another
+        with open(args.samples, "w") as fh:
+            json.dump({"header": header, "samples": samples}, fh)
 
     # the machine is shared: say how busy it was, since other load skews the ratios
     header.append(f"Load average (1 min): {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end "
-                  f"({os.cpu_count()} CPUs; above about 1 the ratios carry much more noise than the spread shows)")
+                  f"({os.cpu_count()} CPUs; a busy host slows the work itself too, which CPU time does not "
+                  "remove: see the per-round quartiles in the notes)")
     table = harness.format_table(rows)
     print()
     print(table)
@@ -418,7 +506,11 @@ def main(argv=None):
                  + "`.\n\n")
         fh.write("\n".join(f"- {line}" for line in header) + "\n\n")
         fh.write(table + "\n\n")
-        fh.write("Medians of per-call wall time. `sgd_step / hand` is graphc's `Program.sgd_step` "
+        fh.write("Ratios are medians over the rounds of the ratio within a round (graphc's call and the "
+                 "hand-written one back to back), in CPU time of the process; the millisecond columns are "
+                 "median CPU time per call. The notes give the quartiles of the per-round ratios (their "
+                 "spread), the same in wall time, and the ratio of medians. `sgd_step / hand` is graphc's "
+                 "`Program.sgd_step` "
                  "against the hand-written step with its in-place SGD update; `value_and_grad / hand` "
                  "is `Program.value_and_grad` against the same hand-written code returning its "
                  "gradients; the torch columns are the same step and gradients in PyTorch (eager, "

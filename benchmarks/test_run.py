@@ -13,11 +13,23 @@ import run  # noqa: E402
 import graphc as gc  # noqa: E402
 
 
-def test_a_case_that_agrees_is_timed_both_ways():
-    row, notes = run.run_case("xor", gc, None, repeats=1, warmup=0, seed=0)
+def test_a_case_that_agrees_is_timed_both_ways_and_its_ratio_is_the_median_of_the_per_round_cpu_ratios():
+    import harness
+
+    samples = {}
+    row, notes = run.run_case("xor", gc, None, repeats=3, warmup=0, seed=0, samples=samples)
     for column in ("sgd_step / hand", "value_and_grad / hand", "memory sgd_step / hand"):
         assert float(row[column]) > 0, (column, row)
     assert any("params after one sgd_step" in note for note in notes)
+    for column, (mine, theirs) in (("sgd_step / hand", run.PAIRS[0]), ("value_and_grad / hand", run.PAIRS[1])):
+        cpu = samples["xor"][f"{mine} / {theirs}"]["cpu"]
+        assert set(cpu) == {mine, theirs}  # the pair's own rounds
+        per_round = [a / b for a, b in zip(cpu[mine], cpu[theirs])]
+        assert len(per_round) == 3
+        assert row[column] == f"{sorted(per_round)[1]:.2f}", (column, row[column], per_round)
+    hand = samples["xor"]["sgd_step / hand step"]["cpu"]["hand step"]
+    assert row["hand step (ms)"] == f"{harness.median(hand) * 1e3:.4g}"
+    assert any(note.startswith("xor: sgd_step / hand step per round: cpu") and "IQR" in note for note in notes)
 
 
 def test_a_graphc_network_that_differs_is_not_timed(monkeypatch):
@@ -43,3 +55,25 @@ def test_a_missing_gradient_counts_as_disagreement():
     assert worst > run.AGREE
     _, worst = run._compare(1.0, grads, {"loss": np.array(1.0)}, dict(grads))
     assert worst == 0.0
+
+
+def test_a_pair_alternates_who_runs_first_and_rotations_move_pairs_whole():
+    import harness
+
+    orders = [harness.round_order(["hand", "graphc"], r) for r in range(6)]
+    assert orders == [["hand", "graphc"], ["graphc", "hand"]] * 3
+    names = ["a", "A", "b", "B", "c", "C"]
+    for r in range(12):
+        order = harness.round_order(names, r)
+        assert sorted(order) == sorted(names)
+        for mine, theirs in (("a", "A"), ("b", "B"), ("c", "C")):
+            assert abs(order.index(mine) - order.index(theirs)) == 1, (r, order)
+    assert {harness.round_order(names, r)[0] for r in range(12)} == set(names)  # each opens some round
+
+
+def test_quartiles_of_odd_and_even_counts():
+    import harness
+
+    assert harness.quartiles([5, 1, 4, 2, 3]) == (1.5, 3, 4.5)
+    assert harness.quartiles([4, 1, 3, 2]) == (1.5, 2.5, 3.5)
+    assert harness.quartiles([7]) == (7, 7, 7)

@@ -6,7 +6,8 @@ import functools
 import math
 import numbers
 import operator
-from collections.abc import Callable, Mapping
+import weakref
+from collections.abc import Callable, Mapping, Sequence
 
 import networkx as nx
 import numpy as np
@@ -42,10 +43,10 @@ class FeedChecker:
         self.dtypes = [np.dtype(graph.nodes[n][ir.DTYPE]) for n in self.names]
         self.known: set[tuple] = set()  # shape signatures that passed the full check
         self.last: tuple = (None,) * len(self.names)  # the signature of the last good feeds
-        self._pick = _picker(self.names)  # feeds -> their arrays in order, or KeyError
+        self.pick = _picker(self.names)  # feeds -> their arrays in order, or KeyError
         self._count = len(self.names)
         # feeds -> their arrays when they have the last call's signature, else None (or KeyError)
-        self._match = _matcher(self._pick, self.dtypes, self.last)
+        self._match = _matcher(self.pick, self.dtypes, self.last)
 
     def __call__(self, feeds: Mapping) -> list[np.ndarray] | tuple[np.ndarray, ...]:
         if type(feeds) is not dict or len(feeds) != self._count:
@@ -56,7 +57,7 @@ class FeedChecker:
             return check_feeds(self.graph, feeds)
         if values is not None:  # the signature of the last call
             return values
-        return self._checked(feeds, self._pick(feeds))
+        return self._checked(feeds, self.pick(feeds))
 
     def _checked(self, feeds: dict, values: tuple) -> list[np.ndarray] | tuple[np.ndarray, ...]:
         """The feeds of a signature other than the last call's (or of an equal, not the same, dtype)."""
@@ -69,7 +70,7 @@ class FeedChecker:
                 self.known.clear()
             self.known.add(signature)
         self.last = signature
-        self._match = _matcher(self._pick, [v.dtype for v in values], signature)
+        self._match = _matcher(self.pick, [v.dtype for v in values], signature)
         return values
 
 
@@ -127,6 +128,68 @@ def _unrolled(count: int):
               f"        return values if {test} else None\n"
               f"    return match\n")
     return positional_function(source, f"the feed check of {count} feeds")
+
+
+def no_step_check(feeds: Mapping) -> None:
+    """The step check before any step passed the full checks: every call takes them."""
+    return None
+
+
+def step_check(pick, params: Sequence[int], arrays: Sequence[np.ndarray]) -> Callable:
+    """``feeds -> arrays`` when a call of ``sgd_step`` is the checked one again, else None.
+
+    ``arrays`` passed the full checks of a step that updates them where they are
+    (``Program._step_for``): the feeds' types, dtypes and shapes (``signature``), each param
+    (at the positions ``params``) writable, the caller's own array and overlapping no other;
+    ``pick`` takes them out of the feeds, in order.
+    The same call again needs none of it worked out anew. What the returned check compares
+    on every call is what could have changed since: each feed's type, dtype and shape (a
+    shape or dtype can be assigned in place), each param being the same object (held by a
+    weak reference: the check keeps no array alive, and a param that was freed matches
+    nothing) and still writable, and each input's memory lying outside every param's buffer
+    (an input is a new array each call; the one it is a view of is its buffer). Overlap
+    between params needs no new look: an array's buffer (``base``) is fixed for its life.
+    None sends the call through the full checks, which also explain what is wrong.
+    """
+    params = frozenset(params)
+    roots = frozenset(id(arrays[k] if arrays[k].base is None else arrays[k].base) for k in params)
+    bound = []
+    for k, array in enumerate(arrays):  # the arrays' own dtype objects: the check compares by identity
+        bound += [array.dtype, array.shape, weakref.ref(array) if k in params else None]
+    kinds = tuple(k in params for k in range(len(arrays)))
+    return _unrolled_step_check(kinds)(pick, len(arrays), np.ndarray, roots, *bound)
+
+
+STEP_UNROLLED = 512  # feeds one step check compares; a step of more takes the full checks each call
+
+
+@functools.cache
+def _unrolled_step_check(kinds: tuple[bool, ...]) -> Callable:
+    """``make(pick, count, ndarray, roots, d0, s0, r0, d1, ...) -> check``: the step check of feeds
+    whose positions ``kinds`` marks True for a param (``r0``, a weak reference to it) and False
+    for an input. Positions alone, as :func:`_unrolled`; compiled once per pattern."""
+    tests = []
+    for k, param in enumerate(kinds):
+        if param:
+            tests.append(f"a{k} is r{k}() and a{k}.dtype is d{k} and a{k}.shape == s{k} and a{k}.flags.writeable")
+        else:
+            tests.append(f"type(a{k}) is ndarray and a{k}.dtype is d{k} and a{k}.shape == s{k}"
+                         f" and id(a{k} if a{k}.base is None else a{k}.base) not in roots")
+    arrays = ", ".join(f"a{k}" for k in range(len(kinds)))
+    expected = ", ".join(f"d{k}, s{k}, r{k}" for k in range(len(kinds)))
+    test = "\n                and ".join(tests)
+    source = (f"def make(pick, count, ndarray, roots, {expected}):\n"
+              f"    def check(feeds):\n"
+              f"        if type(feeds) is not dict or len(feeds) != count:\n"
+              f"            return None\n"
+              f"        try:\n"
+              f"            values = pick(feeds)\n"
+              f"        except KeyError:\n"
+              f"            return None\n"
+              f"        {arrays}, = values\n"
+              f"        return values if ({test}) else None\n"
+              f"    return check\n")
+    return positional_function(source, f"the step check of {len(kinds)} feeds")
 
 
 def positional_function(source: str, what: str) -> Callable:

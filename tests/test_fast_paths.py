@@ -247,3 +247,106 @@ def test_many_feeds_are_checked_on_every_call_too():
     feeds["p7"].shape = (2, 1)
     with pytest.raises(gc.FeedError, match=r"feed 'p7' has rank 2"):
         prog.value_and_grad(feeds)
+
+
+# sgd_step called again with the arrays of the last step: the checks of that step are not
+# worked out anew, and each of them still holds for what could have changed in between
+
+def test_steps_on_the_same_params_over_batches_of_views_match_steps_by_hand():
+    prog = gc.compile(tiny_net())
+    rng = np.random.default_rng(7)
+    X, Y = rng.standard_normal((20, 2)), rng.standard_normal((20, 1))
+    W, b = rng.standard_normal((2, 1)), rng.standard_normal(1)
+    want_W, want_b = W.copy(), b.copy()
+    feeds = {"W": W, "b": b}
+    for start in (0, 4, 8, 4, 12, 16, 0):  # each batch a view of X and Y (it has a base)
+        feeds.update(x=X[start:start + 4], y=Y[start:start + 4])
+        _, grads = by_hand(X[start:start + 4], Y[start:start + 4], want_W, want_b)
+        want_W -= LR * grads["W"]
+        want_b -= LR * grads["b"]
+        prog.sgd_step(feeds, LR)
+        assert feeds["W"] is W and feeds["b"] is b
+        np.testing.assert_allclose(W, want_W, rtol=1e-13, atol=1e-16)
+        np.testing.assert_allclose(b, want_b, rtol=1e-13, atol=1e-16)
+
+
+def test_a_param_made_read_only_in_place_after_warm_up_is_refused_by_sgd_step():
+    """The same array object as the steps before, its writeable flag cleared in place."""
+    prog = gc.compile(tiny_net())
+    feeds = feeds_of(4, np.random.default_rng(8))
+    for _ in range(3):
+        prog.sgd_step(feeds, LR)
+    feeds["b"].flags.writeable = False
+    before = {k: v.copy() for k, v in feeds.items()}
+    with pytest.raises(gc.FeedError, match="param 'b' must be a writable"):
+        prog.sgd_step(feeds, LR)
+    for name, value in before.items():
+        np.testing.assert_array_equal(feeds[name], value)
+
+
+def _input_read_late():
+    """The backward pass updates a (d_a = 2a) before it reads x (d_W = x.T @ ...)."""
+    g = gc.Graph("input_read_late")
+    x = g.input("x", shape=(3, 3))
+    W, a = g.param("W", shape=(3, 3)), g.param("a", shape=(3, 3))
+    g.output("loss", gc.sum(gc.tanh(x @ W)) + gc.sum(a * a))
+    return g
+
+
+def _one_step_by_value_and_grad(prog, feeds, lr):
+    """The params after one SGD step, from value_and_grad on copies (nothing shared)."""
+    _, grads = prog.value_and_grad({k: v.copy() for k, v in feeds.items()})
+    return {name: feeds[name] - lr * grads[name] for name in grads}
+
+
+@pytest.mark.parametrize("input_of", [
+    lambda params, flat: params["a"],            # the param itself
+    lambda params, flat: params["a"][::-1],      # a view of it
+    lambda params, flat: flat[9:].reshape(3, 3),  # another view of the buffer the params view
+], ids=["the param", "a view of the param", "a view of the params' buffer"])
+def test_an_input_in_a_params_memory_after_warm_up_gets_the_all_or_nothing_step(input_of):
+    """Warmed on an input of its own; then the input lies in param a's memory, which the
+    eager step updates before it reads x: the step must still read x's old values."""
+    prog = gc.compile(_input_read_late())
+    flat = np.linspace(-1.0, 1.0, 18)
+    feeds = {"x": np.ones((3, 3)), "W": flat[:9].reshape(3, 3), "a": flat[9:].reshape(3, 3)}
+    for _ in range(3):
+        prog.sgd_step(feeds, 0.1)
+    feeds["x"] = input_of(feeds, flat)
+    want = _one_step_by_value_and_grad(prog, feeds, 0.1)
+    prog.sgd_step(feeds, 0.1)
+    for name, value in want.items():
+        np.testing.assert_allclose(feeds[name], value, rtol=1e-14, atol=1e-15)
+
+
+def test_a_param_replaced_by_a_view_of_another_after_warm_up_is_refused():
+    prog = gc.compile(_input_read_late())
+    feeds = {"x": np.ones((3, 3)), "W": np.eye(3) + 0.1, "a": np.full((3, 3), 0.5)}
+    for _ in range(3):
+        prog.sgd_step(feeds, 0.1)
+    feeds["a"] = feeds["W"].T  # overlaps W
+    before = feeds["W"].copy()
+    with pytest.raises(gc.FeedError, match="'W' and 'a' share memory"):
+        prog.sgd_step(feeds, 0.1)
+    np.testing.assert_array_equal(feeds["W"], before)
+
+
+def test_a_freed_param_is_not_taken_for_the_new_array_in_its_place():
+    """The step remembers its params without keeping them alive: once one is freed, an array
+    made in its place (numpy may reuse the memory, Python the id) gets every check again."""
+    import gc as collector
+    import weakref
+
+    prog = gc.compile(_input_read_late())
+    feeds = {"x": np.ones((3, 3)), "W": np.eye(3) + 0.1, "a": np.full((3, 3), 0.5)}
+    for _ in range(2):
+        prog.sgd_step(feeds, 0.1)
+    freed = weakref.ref(feeds["a"])
+    del feeds["a"]
+    collector.collect()
+    assert freed() is None  # the program holds no reference to it
+    shared = np.full((3, 3), 0.5)
+    feeds.update(a=shared, x=shared)  # the input is the new param: the all-or-nothing step
+    want = _one_step_by_value_and_grad(prog, feeds, 0.1)
+    prog.sgd_step(feeds, 0.1)
+    np.testing.assert_allclose(feeds["W"], want["W"], rtol=1e-14, atol=1e-15)
