@@ -707,10 +707,14 @@ def print_sgd_step(module: Module, step: plan.StepPlan, fused: bool = False,
         grads = [local.name(u.param, f"d_{u.param}") for u in step.updates]
         call = f"forward_backward({', '.join(args + [f'{module.numpy}.{dtype}(lr)'])})"
         lines.append(f"    outputs, {_tuple(grads)} = {call}  # lr * each gradient")
-        for u, g in zip(step.updates, grads):
-            p = module.namespace.name(u.param)
-            update = f"{module.numpy}.subtract({p}, {g}, out={p})" if u.in_place else f"{p}[...] = {p} - {g}"
-            lines.append(f"    {update}  # {u.param!r} - lr * its gradient")
+        pairs = [(u, module.namespace.name(u.param), g) for u, g in zip(step.updates, grads)]
+        param, grad = local.name(("loop", "param"), "param"), local.name(("loop", "grad"), "grad")
+        for in_place, run in _runs(pairs):
+            if in_place:
+                lines += ["    " + line for line in _each(run, (param, grad), [
+                    (f"{module.numpy}.subtract({{p}}, {{g}}, out={{p}})", "{name} - lr * its gradient")])]
+            else:  # a 0-d param: its gradient may be a numpy scalar
+                lines += [f"    {p}[...] = {p} - {g}  # {u.param!r} - lr * its gradient" for u, p, g in run]
         lines.append("    return outputs")
         return atomic + "\n\n" + "\n".join(lines) + "\n"
     unread = _tuple([module.namespace.name(a) for a in update_args])
@@ -747,20 +751,49 @@ def _print_atomic_step(module: Module, step: plan.StepPlan, name: str, fused: bo
         lines.append(f"{_tuple(grads)} = backward_pass(saved, {cotangent}){note}")
         lines.append("del saved  # emptied by backward_pass")
         lines.append("# the new values first: an error (a floating-point error) leaves every param unchanged")
-    new = []
-    for u, g in zip(step.updates, grads):
-        p = module.namespace.name(u.param)
-        if u.in_place:  # backward_pass returns arrays the caller owns: the new value goes into the gradient's
-            if not seeded:
-                lines.append(f"{np_}.multiply({g}, lr, out={g})")
-            lines.append(f"{np_}.subtract({p}, {g}, out={g})  # {u.param!r} - lr * its gradient")
-            new.append((p, g))
+    pairs = [(u, module.namespace.name(u.param), g) for u, g in zip(step.updates, grads)]
+    # a 0-d param's gradient may be a numpy scalar (no buffer to write into): its new value is a fresh one
+    fresh = {u.param: local.name(("new", u.param), f"new_{p}") for u, p, _ in pairs if not u.in_place}
+    param, grad, value = (local.name(("loop", k), k) for k in ("param", "grad", "new"))
+    # backward_pass returns arrays the caller owns: an array param's new value goes into its gradient's
+    into_grad = ([(f"{np_}.multiply({{g}}, lr, out={{g}})", "")] if not seeded else []) + [
+        (f"{np_}.subtract({{p}}, {{g}}, out={{g}})", "{name} - lr * its gradient")]
+    for in_place, run in _runs(pairs):
+        if in_place:
+            lines += _each(run, (param, grad), into_grad)
         else:
-            fresh = local.name(("new", u.param), f"new_{p}")
-            lines.append(f"{fresh} = {p} - {g if seeded else f'lr * {g}'}  # {u.param!r} - lr * its gradient")
-            new.append((p, fresh))
-    lines += [f"{p}[...] = {value}" for p, value in new]
+            lines += [f"{fresh[u.param]} = {p} - {g if seeded else f'lr * {g}'}  # {u.param!r} - lr * its gradient"
+                      for u, p, g in run]
+    new = [(u, p, g if u.in_place else fresh[u.param]) for u, p, g in pairs]
+    lines += _each(new, (param, value), [("{p}[...] = {g}", "")])
     lines.append("return outputs")
     header = [f"def {name}({', '.join(args + ['lr'])}):",
               '    """One step of SGD: the outputs, with every param updated in place (p -= lr * grad)."""']
     return "\n".join(header + ["    " + line for line in lines]) + "\n"
+
+
+def _runs(pairs: list) -> list[tuple[bool, list]]:
+    """``(update, param, value)`` triples in runs of consecutive params alike in ``in_place``
+    (the params' order kept: the order of their arithmetic, so of any floating-point error)."""
+    runs: list[tuple[bool, list]] = []
+    for triple in pairs:
+        if runs and runs[-1][0] == triple[0].in_place:
+            runs[-1][1].append(triple)
+        else:
+            runs.append((triple[0].in_place, [triple]))
+    return runs
+
+
+def _each(run: list, names: tuple[str, str], body: list[tuple[str, str]]) -> list[str]:
+    """``body`` (lines as ``str.format`` patterns over ``p`` and ``g``, each with a comment
+    pattern over ``name``) for every ``(update, param, value)`` of ``run``: one line each for
+    a single param, else one loop over the params and values, so the module's size and its
+    compile time do not grow with the number of params."""
+    if len(run) == 1:
+        (u, p, g), = run
+        return [line.format(p=p, g=g) + (f"  # {comment.format(name=repr(u.param))}" if comment else "")
+                for line, comment in body]
+    p, g = names
+    loop = [f"for {p}, {g} in zip({_tuple([q for _, q, _ in run])}, {_tuple([v for _, _, v in run])}):"]
+    return loop + [f"    {line.format(p=p, g=g)}" + (f"  # {comment.format(name=p)}" if comment else "")
+                   for line, comment in body]
