@@ -201,6 +201,7 @@ class Module:
     groups: tuple = ()  # the statements that run together on a pool (graphc.together.Group)
     folded: frozenset[str] = frozenset()  # the function's squares that their reader computes
     blocking: str | int = "off"  # cache-blocked regions (blocking.py): "auto", "off" or rows per block
+    wide_rows: frozenset[str] | None = None  # the graph's nodes with rows wide enough to block (blocking.py)
 
     def ident(self, node: str) -> str:
         """A computed value's identifier (in this function: its buffer's name)."""
