@@ -192,7 +192,6 @@ class Module:
     # (node, donors) and ("content", ...) -> a kernel's template (see _template): shared by the
     # modules printing one graph's nodes
     templates: dict[tuple, tuple] = field(default_factory=dict)
-    printed: dict[tuple, tuple[str, ...]] = field(default_factory=dict)  # statements (see statement)
     # per node: how atom prints it, whether it is a scalar const, its operands (facts of the
     # node and what it reads, never of its readers)
     atoms: dict[str, tuple[str, str]] = field(default_factory=dict)
@@ -446,10 +445,10 @@ class Module:
         (``kernel.py``), headed by its formula as a comment; ``donors`` are operands that
         die here, whose buffers the kernel may reuse.
 
-        A node's lines depend on the node, its donors, whether its kink convention is said
-        yet, and the names it and its operands have in this function (and, for a folded
-        square, its operand's): printed once per such key and shared by the functions printing
-        one graph's nodes (``forward_backward`` prints most of ``backward_pass`` again).
+        Printed afresh at every call: a cache by the node, its donors, its kink note and the
+        names it and its operands have costs more to key than it saves (measured on the zoo,
+        the benchmark nets and 300 corpus nets: 9 of 5,365 statements printed again; none of
+        the 8,000 of a 5,000-node chain).
         """
         data = self.graph._node[node]
         kink = data[ir.ATTRS].get("kink", "") if data[ir.OP] == "fused" else ""
@@ -457,15 +456,7 @@ class Module:
             kink = ""
         else:
             self.noted.add(kink)
-        args = self.operands(node)
-        folded = tuple([self.atom(a) for a in self.operands(args[0])]) \
-            if args and args[0] in self.folded else None
-        # (a scalar const's atom is its literal: fixed, like the node)
-        key = (node, donors, kink, self.ident(node), folded, tuple([self.atom(a) for a in args]))
-        found = self.printed.get(key)
-        if found is None:
-            found = self.printed[key] = tuple(self._statement(node, donors, kink))
-        return list(found)
+        return self._statement(node, donors, kink)
 
     def _statement(self, node: str, donors: frozenset[str], kink: str) -> list[str]:
         data = self.graph.nodes[node]
