@@ -779,8 +779,8 @@ def _runs(pairs: list) -> list[tuple[bool, list]]:
 def _each(run: list, names: tuple[str, str], body: list[tuple[str, str]]) -> list[str]:
     """``body`` (lines as ``str.format`` patterns over ``p`` and ``g``, each with a comment
     pattern over ``name``) for every ``(update, param, value)`` of ``run``: one line each for
-    a single param, else one loop over the params and values, so the module's size and its
-    compile time do not grow with the number of params."""
+    a single param, else one loop over the params and values: a name more per param, not a
+    statement (CPython compiles a statement in ~10-19 us; a deep chain has thousands of params)."""
     if len(run) == 1:
         (u, p, g), = run
         return [line.format(p=p, g=g) + (f"  # {comment.format(name=repr(u.param))}" if comment else "")
