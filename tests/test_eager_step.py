@@ -155,6 +155,60 @@ def test_without_a_raising_state_the_same_step_runs_to_the_end_and_warns():
     assert not np.isfinite(feeds["b"]).all() and np.isfinite(feeds["a"]).all()
 
 
+
+def mixed(dtype="float64"):
+    """Array and 0-d params in turn (W, s, then a and b, then t: one of each kind, then a run
+    of two arrays), b near the most negative float: with lr half the largest float every
+    gradient times lr is finite, and only b's new value, b - lr * 1, overflows."""
+    g = gc.Graph("mixed")
+    x = g.input("x", shape=(3,), dtype=dtype)
+    W, s = g.param("W", shape=(3, 3), dtype=dtype), g.param("s", shape=(), dtype=dtype)
+    a, b = g.param("a", shape=(3,), dtype=dtype), g.param("b", shape=(1,), dtype=dtype)
+    t = g.param("t", shape=(), dtype=dtype)
+    g.output("loss", gc.sum(gc.tanh(x @ W) * a) * s + gc.sum(b) + t * gc.sum(x))
+    rng = np.random.default_rng(5)
+    feeds = {"x": rng.normal(size=3).astype(dtype) / 10, "W": rng.normal(size=(3, 3)).astype(dtype),
+             "s": np.array(0.7, dtype=dtype), "a": rng.normal(size=3).astype(dtype),
+             "b": np.array([-0.9 * np.finfo(dtype).max], dtype=dtype), "t": np.array(-1.3, dtype=dtype)}
+    return g, feeds
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_atomic_step_updates_array_and_scalar_params_as_the_eager_one(dtype):
+    graph, feeds = mixed(dtype)
+    feeds["b"] = np.array([0.25], dtype=dtype)
+    prog = gc.compile(graph)
+    _, grads = prog.value_and_grad(copies(feeds))
+    eager, atomic, out_eager, out_atomic = step_both_ways(prog, feeds, steps=1)
+    assert_identical(eager, atomic, "params")
+    assert_identical(out_eager[0], out_atomic[0], "outputs")
+    tolerance = 1e-6 if dtype == "float32" else 1e-14
+    for name in graph.params:
+        assert atomic[name].dtype == np.dtype(dtype) and atomic[name].shape == feeds[name].shape
+        np.testing.assert_allclose(atomic[name], feeds[name] - LR * grads[name], rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_an_overflow_in_one_update_changes_no_param(dtype):
+    """The gradients are finite (backward_pass runs under errstate(all="raise")); b's new
+    value overflows, after W's, s's and a's are computed: none of them is written."""
+    graph, feeds = mixed(dtype)
+    prog = gc.compile(graph)
+    lr = 0.5 * float(np.finfo(dtype).max)
+    arrays = copies(feeds)
+    _, saved = prog.module.train_forward(*(arrays[name] for name in graph.inputs + graph.params))
+    with np.errstate(all="raise"):
+        gradients = prog.module.backward_pass(saved, np.dtype(dtype).type(lr))
+    assert all(np.isfinite(g).all() for g in gradients)
+    before = copies(feeds)
+    with np.errstate(all="raise"), pytest.raises(FloatingPointError, match="overflow"):
+        prog.sgd_step(feeds, lr)
+    assert_identical(feeds, before, "after the stopped step")
+    with np.errstate(all="ignore"):  # the same step run to the end writes every param
+        prog.sgd_step(feeds, lr)
+    assert np.isneginf(feeds["b"]).all()
+    assert all(np.isfinite(feeds[p]).all() and not np.array_equal(feeds[p], before[p]) for p in "Wsat")
+
 def wide(n=4, width=384):
     """Big params, a small batch: the gradients are most of a step's memory."""
     g = gc.Graph("wide")

@@ -120,6 +120,11 @@ def test_sgd_step_updates_each_param_with_one_subtraction(step_name, updater):
     calls = [n for n in ast.walk(where) if isinstance(n, ast.Call)]
     updates = [ast.unparse(n) for n in calls if ast.unparse(n.func) == "numpy.subtract" and n.args
                and ast.unparse(n.args[0]) in ("W", "b")]
+    # or one subtraction in a loop over the params: ``for param, grad in zip((W, b), (d_W, d_b))``
+    updates += [f"{ast.unparse(n)} for {p}" for loop in ast.walk(where) if isinstance(loop, ast.For)
+                for p in _looped_params(loop) for n in ast.walk(loop) if isinstance(n, ast.Call)
+                and ast.unparse(n.func) == "numpy.subtract" and n.args
+                and ast.unparse(n.args[0]) == ast.unparse(loop.target.elts[0])]
     # the eager step writes p -= g (numpy's subtract(p, g, out=p), the in-place operator)
     updates += [ast.unparse(n) for n in ast.walk(where) if isinstance(n, ast.AugAssign)
                 and isinstance(n.op, ast.Sub) and ast.unparse(n.target) in ("W", "b")]
@@ -129,6 +134,15 @@ def test_sgd_step_updates_each_param_with_one_subtraction(step_name, updater):
     scaled += [ast.unparse(n) for n in ast.walk(where) if isinstance(n, ast.AugAssign)
                and isinstance(n.op, ast.Mult) and ast.unparse(n.target) in ("W", "b", "d_W", "d_b")]
     assert not scaled, scaled  # no gradient or param multiplied by lr on its own
+
+
+def _looped_params(loop: ast.For) -> list[str]:
+    """W and b when ``loop`` is ``for param, ... in zip((W, b), ...)``."""
+    zipped = loop.iter
+    if not (isinstance(zipped, ast.Call) and ast.unparse(zipped.func) == "zip"
+            and isinstance(zipped.args[0], ast.Tuple)):
+        return []
+    return [ast.unparse(e) for e in zipped.args[0].elts if ast.unparse(e) in ("W", "b")]
 
 
 def test_a_scalar_param_is_updated_by_sgd_step_too():

@@ -214,14 +214,26 @@ def test_temporaries_are_deleted_and_never_read_after(compiled):
         arrays = {n for n in assigned if n not in returned and n not in params}
         scalars = {n for n in arrays if _dim_binding(function, n)}
         if name in ("sgd_step", "sgd_step_atomic"):  # the new values: kept until the params take them
-            arrays -= _new_values(function)
+            arrays -= _new_values(function) | _loop_targets(function)
         assert arrays - scalars <= deleted, f"{name}: never deleted: {sorted(arrays - scalars - deleted)}"
 
 
 def _new_values(function: ast.FunctionDef) -> set[str]:
-    """The names sgd_step copies into its params at the end (``W[...] = new``)."""
-    return {n for st in function.body if isinstance(st, ast.Assign) and isinstance(st.targets[0], ast.Subscript)
-            for n in names(st.value, ast.Load)}
+    """The names sgd_step copies into its params at the end: ``W[...] = new``, or a loop
+    ``for param, new in zip((W, b), (d_W, d_b)): param[...] = new`` (the second tuple's names)."""
+    found = {n for st in function.body if isinstance(st, ast.Assign) and isinstance(st.targets[0], ast.Subscript)
+             for n in names(st.value, ast.Load)}
+    for st in function.body:
+        writes = isinstance(st, ast.For) and any(isinstance(b, ast.Assign) and isinstance(b.targets[0], ast.Subscript)
+                                                 for b in st.body)
+        if writes and isinstance(st.iter, ast.Call) and len(st.iter.args) == 2:
+            found |= set(names(st.iter.args[1], ast.Load))
+    return found
+
+
+def _loop_targets(function: ast.FunctionDef) -> set[str]:
+    """The names a loop over the params binds: each names a param or its new value, bound elsewhere."""
+    return {n for st in function.body if isinstance(st, ast.For) for n in names(st.target, ast.Store)}
 
 
 def _dim_binding(function: ast.FunctionDef, name: str) -> bool:
@@ -329,7 +341,14 @@ def test_repeated_sgd_steps_follow_value_and_grad():
 
 def _writes_param(statement: ast.stmt, param: str) -> bool:
     """``W[...] = new`` (the atomic step) or ``W -= g`` (backward_pass updating; numpy's subtract into W),
-    or a ufunc call writing ``out=W``."""
+    or a ufunc call writing ``out=W``; or a loop over the params doing so for ``W``
+    (``for p, new in zip((W, b), (d_W, d_b)): p[...] = new``)."""
+    if isinstance(statement, ast.For):
+        targets, zipped = statement.target, statement.iter
+        if not (isinstance(targets, ast.Tuple) and isinstance(zipped, ast.Call) and len(zipped.args) == 2):
+            return False
+        loop_param = targets.elts[0].id
+        return param in names(zipped.args[0], ast.Load) and any(_writes_param(b, loop_param) for b in statement.body)
     if isinstance(statement, ast.AugAssign):
         return isinstance(statement.target, ast.Name) and statement.target.id == param
     if isinstance(statement, ast.Assign):

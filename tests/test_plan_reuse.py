@@ -1,9 +1,9 @@
 """What the schedule and the printer remember is what they would work out again.
 
 Planning remembers each node's facts per graph (``schedule.Facts``, shared by the passes
-of the joint graph); printing remembers kernel templates per content, statements per
-node, donors and names, and atoms per node (shared by the functions printing the joint
-graph). Each test plans or prints the same
+of the joint graph); printing remembers kernel templates per content, and atoms, scalar
+consts and operand lists per node (shared by the functions printing the joint graph).
+Each test plans or prints the same
 graphs a second time with caches that forget everything, so every fact is worked out
 where it is asked, and requires the same plans and byte-identical source.
 """
@@ -30,7 +30,7 @@ class Forgetful(dict):
         pass
 
 
-MODULE_CACHES = ("templates", "printed", "atoms", "scalars", "operand_lists")
+MODULE_CACHES = ("templates", "atoms", "scalars", "operand_lists")
 
 
 _FACTS = schedule.Facts
@@ -129,7 +129,7 @@ def test_plans_with_remembered_facts_are_the_plans_worked_out_afresh(compiled, m
         assert [s for s in backward[0].steps if s.grad is not None]
 
 
-def test_source_printed_with_remembered_statements_is_the_source_printed_afresh(compiled, monkeypatch):
+def test_source_printed_with_remembered_facts_is_the_source_printed_afresh(compiled, monkeypatch):
     prog, options = compiled
     monkeypatch.setattr(source, "Module", forgetful_module)
     afresh = source.lower(prog.plan, blocking=options.get("blocking", "auto"))

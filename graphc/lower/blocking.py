@@ -225,29 +225,45 @@ def block_rows(module, fn, first: int, stop: int, rows, blocking) -> int | None:
     return block
 
 
-def _any_wide_row(graph, steps) -> bool:
+def _any_wide_row(module, steps) -> bool:
     """Whether some step or operand of ``steps`` has rows of MIN_ROW_BYTES or more: the cost
-    model blocks no region without one, and asking is one cheap look at each shape (a
-    function of a 10,000-node chain of narrow layers skips the region search, ~7 % of its
-    compile). Each shape and dtype is looked at once: a deep chain has a few."""
-    nodes, pred, seen = graph._node, graph._pred, set()
-    for step in steps:
-        for node in (step.node, *pred[step.node]):  # the step and its operands (in any order)
-            data = nodes[node]
-            kind = (tuple(data[ir.SHAPE]), data[ir.DTYPE])
-            if kind not in seen:
-                seen.add(kind)
-                if (_row_bytes(graph, node) or 0) >= MIN_ROW_BYTES:
-                    return True
-    return False
+    model blocks no region without one, and asking is one look at the module's wide nodes
+    (a function of a 10,000-node chain of narrow layers skips the region search, ~7 % of its
+    compile; the chain has no wide node, so no function looks at its steps)."""
+    wide = _wide_nodes(module)
+    if not wide:
+        return False
+    pred = module.graph._pred
+    return any(step.node in wide or not wide.isdisjoint(pred[step.node]) for step in steps)
+
+
+def _wide_nodes(module) -> frozenset[str]:
+    """The nodes of ``module.graph`` with rows of MIN_ROW_BYTES or more, found once per
+    module (its functions print nodes of that one graph). Each shape and dtype is measured
+    once: a deep chain has a few."""
+    if module.wide_rows is None:
+        nodes = module.graph._node
+        kinds = {(tuple(data[ir.SHAPE]), data[ir.DTYPE]) for data in nodes.values()
+                 if ir.SHAPE in data and ir.DTYPE in data}
+        wide = {kind for kind in kinds if (_width_bytes(*kind) or 0) >= MIN_ROW_BYTES}
+        module.wide_rows = frozenset(
+            node for node, data in nodes.items()
+            if ir.SHAPE in data and ir.DTYPE in data and (tuple(data[ir.SHAPE]), data[ir.DTYPE]) in wide
+        ) if wide else frozenset()
+    return module.wide_rows
 
 
 def _row_bytes(graph, node) -> int | None:
     """Bytes of one row of ``node`` (its dims after the first), or None for a symbolic width."""
-    width = _shape(graph, node)[1:]
+    return _width_bytes(_shape(graph, node), graph.nodes[node][ir.DTYPE])
+
+
+def _width_bytes(shape: tuple, dtype: str) -> int | None:
+    """Bytes of one row of a value of ``shape`` and ``dtype``, or None for a symbolic width."""
+    width = shape[1:]
     if not all(isinstance(d, (int, np.integer)) or getattr(d, "is_Integer", False) for d in width):
         return None
-    return math.prod(int(d) for d in width) * np.dtype(graph.nodes[node][ir.DTYPE]).itemsize
+    return math.prod(int(d) for d in width) * np.dtype(dtype).itemsize
 
 
 def find_regions(module, fn, excluded: set) -> dict[int, Region]:
@@ -260,7 +276,7 @@ def find_regions(module, fn, excluded: set) -> dict[int, Region]:
     if blocking == "off" or module.backend.name != "numpy":
         return {}
     graph, steps, regions = module.graph, fn.steps, {}
-    if blocking == "auto" and not _any_wide_row(graph, steps):  # block_rows would refuse every region
+    if blocking == "auto" and not _any_wide_row(module, steps):  # block_rows would refuse every region
         return {}
     k = 0
     while k < len(steps):
@@ -296,7 +312,7 @@ def may_join_passes(module, fn) -> bool:
     ``"auto"`` some value of ``fn`` (train_forward) has rows wide enough to block."""
     if module.blocking == "off" or module.backend.name != "numpy" or module.groups:
         return False
-    return module.blocking != "auto" or _any_wide_row(module.graph, fn.steps)
+    return module.blocking != "auto" or _any_wide_row(module, fn.steps)
 
 
 def joins_passes(module, fn) -> bool:

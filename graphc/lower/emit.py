@@ -192,7 +192,6 @@ class Module:
     # (node, donors) and ("content", ...) -> a kernel's template (see _template): shared by the
     # modules printing one graph's nodes
     templates: dict[tuple, tuple] = field(default_factory=dict)
-    printed: dict[tuple, tuple[str, ...]] = field(default_factory=dict)  # statements (see statement)
     # per node: how atom prints it, whether it is a scalar const, its operands (facts of the
     # node and what it reads, never of its readers)
     atoms: dict[str, tuple[str, str]] = field(default_factory=dict)
@@ -201,6 +200,7 @@ class Module:
     groups: tuple = ()  # the statements that run together on a pool (graphc.together.Group)
     folded: frozenset[str] = frozenset()  # the function's squares that their reader computes
     blocking: str | int = "off"  # cache-blocked regions (blocking.py): "auto", "off" or rows per block
+    wide_rows: frozenset[str] | None = None  # the graph's nodes with rows wide enough to block (blocking.py)
 
     def ident(self, node: str) -> str:
         """A computed value's identifier (in this function: its buffer's name)."""
@@ -445,10 +445,10 @@ class Module:
         (``kernel.py``), headed by its formula as a comment; ``donors`` are operands that
         die here, whose buffers the kernel may reuse.
 
-        A node's lines depend on the node, its donors, whether its kink convention is said
-        yet, and the names it and its operands have in this function (and, for a folded
-        square, its operand's): printed once per such key and shared by the functions printing
-        one graph's nodes (``forward_backward`` prints most of ``backward_pass`` again).
+        Printed afresh at every call: a cache by the node, its donors, its kink note and the
+        names it and its operands have costs more to key than it saves (measured on the zoo,
+        the benchmark nets and 300 corpus nets: 9 of 5,365 statements printed again; none of
+        the 8,000 of a 5,000-node chain).
         """
         data = self.graph._node[node]
         kink = data[ir.ATTRS].get("kink", "") if data[ir.OP] == "fused" else ""
@@ -456,15 +456,7 @@ class Module:
             kink = ""
         else:
             self.noted.add(kink)
-        args = self.operands(node)
-        folded = tuple([self.atom(a) for a in self.operands(args[0])]) \
-            if args and args[0] in self.folded else None
-        # (a scalar const's atom is its literal: fixed, like the node)
-        key = (node, donors, kink, self.ident(node), folded, tuple([self.atom(a) for a in args]))
-        found = self.printed.get(key)
-        if found is None:
-            found = self.printed[key] = tuple(self._statement(node, donors, kink))
-        return list(found)
+        return self._statement(node, donors, kink)
 
     def _statement(self, node: str, donors: frozenset[str], kink: str) -> list[str]:
         data = self.graph.nodes[node]
@@ -707,10 +699,14 @@ def print_sgd_step(module: Module, step: plan.StepPlan, fused: bool = False,
         grads = [local.name(u.param, f"d_{u.param}") for u in step.updates]
         call = f"forward_backward({', '.join(args + [f'{module.numpy}.{dtype}(lr)'])})"
         lines.append(f"    outputs, {_tuple(grads)} = {call}  # lr * each gradient")
-        for u, g in zip(step.updates, grads):
-            p = module.namespace.name(u.param)
-            update = f"{module.numpy}.subtract({p}, {g}, out={p})" if u.in_place else f"{p}[...] = {p} - {g}"
-            lines.append(f"    {update}  # {u.param!r} - lr * its gradient")
+        pairs = [(u, module.namespace.name(u.param), g) for u, g in zip(step.updates, grads)]
+        param, grad = local.name(("loop", "param"), "param"), local.name(("loop", "grad"), "grad")
+        for in_place, run in _runs(pairs):
+            if in_place:
+                lines += ["    " + line for line in _each(run, (param, grad), [
+                    (f"{module.numpy}.subtract({{p}}, {{g}}, out={{p}})", "{name} - lr * its gradient")])]
+            else:  # a 0-d param: its gradient may be a numpy scalar
+                lines += [f"    {p}[...] = {p} - {g}  # {u.param!r} - lr * its gradient" for u, p, g in run]
         lines.append("    return outputs")
         return atomic + "\n\n" + "\n".join(lines) + "\n"
     unread = _tuple([module.namespace.name(a) for a in update_args])
@@ -747,20 +743,49 @@ def _print_atomic_step(module: Module, step: plan.StepPlan, name: str, fused: bo
         lines.append(f"{_tuple(grads)} = backward_pass(saved, {cotangent}){note}")
         lines.append("del saved  # emptied by backward_pass")
         lines.append("# the new values first: an error (a floating-point error) leaves every param unchanged")
-    new = []
-    for u, g in zip(step.updates, grads):
-        p = module.namespace.name(u.param)
-        if u.in_place:  # backward_pass returns arrays the caller owns: the new value goes into the gradient's
-            if not seeded:
-                lines.append(f"{np_}.multiply({g}, lr, out={g})")
-            lines.append(f"{np_}.subtract({p}, {g}, out={g})  # {u.param!r} - lr * its gradient")
-            new.append((p, g))
+    pairs = [(u, module.namespace.name(u.param), g) for u, g in zip(step.updates, grads)]
+    # a 0-d param's gradient may be a numpy scalar (no buffer to write into): its new value is a fresh one
+    fresh = {u.param: local.name(("new", u.param), f"new_{p}") for u, p, _ in pairs if not u.in_place}
+    param, grad, value = (local.name(("loop", k), k) for k in ("param", "grad", "new"))
+    # backward_pass returns arrays the caller owns: an array param's new value goes into its gradient's
+    into_grad = ([(f"{np_}.multiply({{g}}, lr, out={{g}})", "")] if not seeded else []) + [
+        (f"{np_}.subtract({{p}}, {{g}}, out={{g}})", "{name} - lr * its gradient")]
+    for in_place, run in _runs(pairs):
+        if in_place:
+            lines += _each(run, (param, grad), into_grad)
         else:
-            fresh = local.name(("new", u.param), f"new_{p}")
-            lines.append(f"{fresh} = {p} - {g if seeded else f'lr * {g}'}  # {u.param!r} - lr * its gradient")
-            new.append((p, fresh))
-    lines += [f"{p}[...] = {value}" for p, value in new]
+            lines += [f"{fresh[u.param]} = {p} - {g if seeded else f'lr * {g}'}  # {u.param!r} - lr * its gradient"
+                      for u, p, g in run]
+    new = [(u, p, g if u.in_place else fresh[u.param]) for u, p, g in pairs]
+    lines += _each(new, (param, value), [("{p}[...] = {g}", "")])
     lines.append("return outputs")
     header = [f"def {name}({', '.join(args + ['lr'])}):",
               '    """One step of SGD: the outputs, with every param updated in place (p -= lr * grad)."""']
     return "\n".join(header + ["    " + line for line in lines]) + "\n"
+
+
+def _runs(pairs: list) -> list[tuple[bool, list]]:
+    """``(update, param, value)`` triples in runs of consecutive params alike in ``in_place``
+    (the params' order kept: the order of their arithmetic, so of any floating-point error)."""
+    runs: list[tuple[bool, list]] = []
+    for triple in pairs:
+        if runs and runs[-1][0] == triple[0].in_place:
+            runs[-1][1].append(triple)
+        else:
+            runs.append((triple[0].in_place, [triple]))
+    return runs
+
+
+def _each(run: list, names: tuple[str, str], body: list[tuple[str, str]]) -> list[str]:
+    """``body`` (lines as ``str.format`` patterns over ``p`` and ``g``, each with a comment
+    pattern over ``name``) for every ``(update, param, value)`` of ``run``: one line each for
+    a single param, else one loop over the params and values: a name more per param, not a
+    statement (CPython compiles a statement in ~10-19 us; a deep chain has thousands of params)."""
+    if len(run) == 1:
+        (u, p, g), = run
+        return [line.format(p=p, g=g) + (f"  # {comment.format(name=repr(u.param))}" if comment else "")
+                for line, comment in body]
+    p, g = names
+    loop = [f"for {p}, {g} in zip({_tuple([q for _, q, _ in run])}, {_tuple([v for _, _, v in run])}):"]
+    return loop + [f"    {line.format(p=p, g=g)}" + (f"  # {comment.format(name=p)}" if comment else "")
+                   for line, comment in body]
