@@ -63,8 +63,8 @@ def levels(graph: nx.MultiDiGraph) -> list[list[str]]:
 
 
 def mark_levels(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
-    """A copy of ``graph`` with each node's ``level`` attribute set (the ``scheduled`` stage)."""
-    out = ir.copy_graph(graph)
+    """A copy of ``graph`` (``ir.editable``) with each node's ``level`` attribute set (the ``scheduled`` stage)."""
+    out = ir.editable(graph)
     for node in out.nodes:  # marks tell what the previous pass did; scheduling changes no node
         out.nodes[node].pop(ir.MARK, None)
     for k, generation in enumerate(levels(out)):
