@@ -424,7 +424,9 @@ def lent(entry: dict) -> dict:
     memo: dict = {}
     stages = LazyStages(entry["stages"], memo)
     memo[id(entry["stages"])] = stages
-    inference = memo.get(id(entry["inference_stages"])) or LazyStages(entry["inference_stages"], memo)
+    inference = memo.get(id(entry["inference_stages"]))  # (not `or`: a mapping's truth reads its length)
+    if inference is None:
+        inference = LazyStages(entry["inference_stages"], memo)
     return {**entry, "declared": fresh_copy(entry["declared"], memo),
             "plan": functools.partial(_copying, entry["plan"], memo),
             "stages": stages, "inference_stages": inference, "wrt": list(entry["wrt"])}

@@ -183,7 +183,7 @@ class DataParallelStep:
         self.client = client
         self.train_step = train_step
         self.batched = list(batched)
-        self.dtype = str(prog.forward_graph.nodes[self.loss][ir.DTYPE])
+        self.dtype = str(prog.graph.nodes[self.loss][ir.DTYPE])  # the declared graph: a stage is made when first read
         self.shards = shards or max(1, len(client.nthreads()))
         [self._source] = client.scatter([prog.source], broadcast=True, hash=False)
         [self._inputs] = client.scatter([dict(inputs)], broadcast=True, hash=False)

@@ -232,7 +232,7 @@ def _entries(wrt, point, max_entries: int, sample: int | None, rng, report: Grad
 
 
 def _scalar_name(prog) -> str:
-    return scalar_output(prog.forward_graph, prog.of)
+    return scalar_output(prog.graph, prog.of)  # the declared graph: a stage is made when first read
 
 
 def _reference(prog, point: dict):

@@ -20,7 +20,10 @@ Graph attributes
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import heapq
+from collections.abc import Iterator
 
 import networkx as nx
 
@@ -65,7 +68,7 @@ __all__ = [
     "OP", "ATTRS", "SHAPE", "DTYPE", "PHASE", "GRAD_OF", "LEVEL", "EXPR", "MARK", "EARLY", "FUSED_SIZE", "ARG",
     "NAME", "INPUTS", "PARAMS", "OUTPUTS", "GRADS", "SEED", "STATS", "CUSTOM_OPS", "FORWARD", "BACKWARD", "MARKS",
     "DEFAULT_DTYPE", "operands", "new_graph", "op_of", "attrs_of", "shape_of", "sources", "topological_order",
-    "copy_graph", "relabeled", "fresh_id", "add_op",
+    "copy_graph", "editable", "in_place", "relabeled", "fresh_id", "add_op",
 ]
 
 
@@ -168,6 +171,36 @@ def copy_graph(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     out.graph = {key: (value.copy() if isinstance(value, (list, dict, set)) else value)
                  for key, value in graph.graph.items()}
     return out
+
+
+# Set by the pipeline's run that keeps no stage (gc.compile's own): each pass then edits the
+# graph it is given, and nobody reads the graph a pass started from again. A context
+# variable, so a compile in another thread still copies.
+_IN_PLACE: contextvars.ContextVar[bool] = contextvars.ContextVar("graphc_in_place", default=False)
+
+
+@contextlib.contextmanager
+def in_place(on: bool = True) -> Iterator[None]:
+    """Inside the block, :func:`editable` hands a pass ``graph`` itself (``on``) or a copy (not ``on``)."""
+    token = _IN_PLACE.set(on)
+    try:
+        yield
+    finally:
+        _IN_PLACE.reset(token)
+
+
+def editable(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    """The graph a pass edits: a copy (:func:`copy_graph`), so that ``graph`` stays as it was,
+    or, inside :func:`in_place`, ``graph`` itself.
+
+    >>> g = new_graph("doc")
+    >>> editable(g) is g
+    False
+    >>> with in_place():
+    ...     editable(g) is g
+    True
+    """
+    return graph if _IN_PLACE.get() else copy_graph(graph)
 
 
 def _copy_multidigraph(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:

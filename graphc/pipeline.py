@@ -11,7 +11,8 @@ differentiate (``wrt`` names at least one value); ``inference`` stages make the 
 of the plain forward pass from the optimized one. There is one backward: it is
 differentiated with the output's cotangent as an input (``d_<output>``), so
 ``value_and_grad`` with and without ``seed``, ``sgd_step`` (cotangent 1) and the saved
-module all run the same code. Every stage's output is kept by name.
+module all run the same code. Every stage's output is kept by name (``gc.compile``'s
+own run keeps none: it makes them again when ``prog.stages`` is first read, see ``_compile``).
 """
 
 from __future__ import annotations
@@ -185,12 +186,14 @@ def compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None = None, of: str
             code = disk_cache.read(folder, key) if folder is not None else None
             if code is not None:
                 return _program(_from_disk(graph.nx, code, wrt, of, backend, threads, blocking))
-            made = _compile(graph.nx, wrt, of, backend, threads, blocking)
+            made = _compile(graph.nx, wrt, of, backend, threads, blocking, keep=False)
             if key is not None:
                 compile_cache.MEMORY.put(key, made)
             if folder is not None:
                 disk_cache.write(folder, key, made["code"])
-        return _program(compile_cache.lent(made) if key is not None else made)
+        # lent even when not cached: the stages are made when first read, from the declared
+        # graph as it is now, which the program must not share with them
+        return _program(compile_cache.lent(made))
     finally:
         if collecting:
             gc.enable()
@@ -223,28 +226,74 @@ def _from_disk(graph: nx.MultiDiGraph, code, wrt: Sequence[str] | None, of: str 
 
 
 def _compile(graph: nx.MultiDiGraph, wrt: Sequence[str] | None, of: str | None, backend: str, threads: int,
-             blocking: str | int = "auto") -> dict:
-    """The pipeline itself: every branch in order, then scheduling and lowering."""
+             blocking: str | int = "auto", keep: bool = True) -> dict:
+    """The pipeline itself: every branch in order, then scheduling and lowering.
+
+    With ``keep``, every stage's graph is kept (each pass edits a copy of its input).
+    Without it (gc.compile's own run: most programs are run and never have their stages
+    read) each pass edits the graph it is given, and the stages are made again, by a run
+    that keeps them, when first read (:func:`_kept_stages`)."""
     library = runtime(backend)
     declared = _declared(graph)
     library.check_dtypes({data[ir.DTYPE] for _, data in declared.nodes(data=True)}, declared.graph[ir.NAME])
-    stages: dict[str, nx.MultiDiGraph] = {"declared": declared}
     wrt = tuple(declared.graph[ir.PARAMS] if wrt is None else wrt)
     target = gradient_target(declared, of)
-    forward = _run(declared, FORWARD, None, stages)
-    joint = None
-    if wrt:  # something to differentiate
-        joint = verify(_run(forward, JOINT, Request(wrt, target), stages))
-    inference: dict[str, nx.MultiDiGraph] = {}
-    if joint is None:
-        inference = stages  # the inference graphs are the program's last stages
-    plain = verify(_run(forward, INFERENCE, None, inference))
+    if keep:
+        stages, inference, plain, joint = _branches(declared, wrt, target)
+    else:
+        with ir.in_place():  # the declared graph is the program's: the passes edit a copy of it
+            _, _, plain, joint = _branches(ir.copy_graph(declared), wrt, target)
     plan = schedule(plain, joint)
     if threads > 1:
         plan = dataclasses.replace(plan, parallel=plan_parallel(plan, threads))
     code = lower(plan, library.library.backend, library.namespace, blocking)
+    if not keep:
+        later = disk_cache.Later(functools.partial(_kept_stages, declared, wrt, target, plain, joint))
+        stages = disk_cache.LaterStages(later, "stages")
+        inference = stages if joint is None else disk_cache.LaterStages(later, "inference_stages")
     return dict(declared=declared, stages=stages, inference_stages=inference, plan=plan, code=code,
                 wrt=list(wrt), of=of, target=target, backend=backend, threads=threads)
+
+
+def _branches(declared: nx.MultiDiGraph, wrt: tuple[str, ...], target: str, whole: bool = True) -> tuple:
+    """Run the branches from ``declared``: the stages, the inference stages, and the inference
+    and joint graphs (verified; joint None: nothing to differentiate). Not ``whole``: without
+    the last stage of the joint and the inference branch (see :func:`_kept_stages`).
+
+    ``differentiate`` copies the forward graph (the branch point: it feeds both the joint and
+    the inference branch), so a run in place (``ir.in_place``) edits no graph it still needs."""
+    stages: dict[str, nx.MultiDiGraph] = {"declared": declared}
+    forward = _run(declared, FORWARD, None, stages)
+    joint = None
+    if wrt:  # something to differentiate
+        joint = _run(forward, JOINT, Request(wrt, target), stages, None if whole else _BUT_LAST[JOINT])
+    inference: dict[str, nx.MultiDiGraph] = stages if joint is None else {}  # no joint: the program's last stages
+    plain = _run(forward, INFERENCE, None, inference, None if whole else _BUT_LAST[INFERENCE])
+    if whole:
+        joint = None if joint is None else verify(joint)
+        plain = verify(plain)
+    return stages, inference, plain, joint
+
+
+def _last(branch: str) -> str:
+    return [s.name for s in STAGES if s.branch == branch][-1]
+
+
+# The stages of each branch but its last, whose graph is the schedule's (plan.joint, plan.forward).
+_BUT_LAST = {branch: [s.name for s in STAGES if s.branch == branch][:-1] for branch in (JOINT, INFERENCE)}
+
+
+def _kept_stages(declared: nx.MultiDiGraph, wrt: tuple[str, ...], target: str, plain: nx.MultiDiGraph,
+                 joint: nx.MultiDiGraph | None) -> dict:
+    """The stages of a program compiled without keeping them, made again by a run that keeps
+    each one (the pipeline is deterministic: these are the graphs a kept run makes); the last
+    stage of each branch is the schedule's own graph, so ``plan.joint is stages["scheduled"]``."""
+    with ir.in_place(False):
+        stages, inference, _, _ = _branches(declared, wrt, target, whole=False)
+    if joint is not None:
+        stages[_last(JOINT)] = joint
+    inference[_last(INFERENCE)] = plain
+    return dict(stages=stages, inference_stages=inference)
 
 
 def _outputs_alone(declared: nx.MultiDiGraph, outputs: Sequence[str]) -> Program:

@@ -77,8 +77,8 @@ def _depths(graph: nx.MultiDiGraph) -> dict[str, int]:
 
 
 def mark_levels(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
-    """A copy of ``graph`` with each node's ``level`` attribute set (the ``scheduled`` stage)."""
-    out = ir.copy_graph(graph)
+    """A copy of ``graph`` (``ir.editable``) with each node's ``level`` attribute set (the ``scheduled`` stage)."""
+    out = ir.editable(graph)
     depth = _depths(out)
     for node, data in out._node.items():  # the node dicts themselves: a view per node costs
         data.pop(ir.MARK, None)  # marks tell what the previous pass did; scheduling changes no node

@@ -65,7 +65,7 @@ class TrainStep:
         self._dtypes = {name: np.dtype(prog.graph.nodes[name][ir.DTYPE]) for name in prog.wrt}
         self.params = list(prog.wrt) if prog.plan.joint is not None else []
         rule = optimizer.rule
-        dtype = prog.forward_graph.nodes[self.loss][ir.DTYPE]
+        dtype = prog.graph.nodes[self.loss][ir.DTYPE]  # the declared graph: a stage is made when first read
         declared = prog.graph.nodes
         self.update = update_graph(rule, [(name, tuple(declared[name][ir.SHAPE]), declared[name][ir.DTYPE])
                                           for name in self.params])

@@ -1,7 +1,7 @@
 """Graph editing shared by the optimizing passes: copy, create, replace, compare.
 
 Every optimizing pass starts from :func:`begin` (a copy whose lists and marks are its own,
-so the input graph is never touched), creates nodes with :func:`new_node` /
+so the input graph is never touched; within ``ir.in_place`` the graph itself), creates nodes with :func:`new_node` /
 :func:`const_node`, and swaps values with :func:`replace`, which keeps the ids that the
 graph's attributes refer to (inputs, params, outputs, grads) alive.
 
@@ -40,12 +40,13 @@ MAX_CONST_SIZE = 10_000  # passes never create a constant with more elements tha
 
 
 def begin(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
-    """A copy to edit (``ir.copy_graph``), with the previous pass's marks and stats cleared.
+    """A copy to edit (``ir.editable``: the graph itself in the pipeline's run that keeps no
+    stage), with the previous pass's marks and stats cleared.
 
-    The copy has the graph's nodes in the same order and the same edges, so the order the
+    A copy has the graph's nodes in the same order and the same edges, so the order the
     previous pass left (``order``) holds for it too: it is handed on, not computed again.
     """
-    out = ir.copy_graph(graph)
+    out = ir.editable(graph)
     out.graph.pop(ir.STATS, None)
     for data in out._node.values():  # the node dicts themselves: a data view costs a tuple per node
         data.pop(ir.MARK, None)

@@ -20,7 +20,7 @@ __all__ = ["expand"]
 
 
 def expand(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
-    out = ir.copy_graph(graph)
+    out = ir.editable(graph)
     editor = Editor(out)
     changed = True
     while changed:  # expansions may use composites themselves (log_softmax -> logsumexp)
