@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 import pytest
+from small_graphs import input_read_late
 
 import graphc as gc
 from graphc import zoo
@@ -292,17 +293,8 @@ def test_eager_updates_run_right_on_a_pool():
 
 
 # -- params and inputs that share memory ---------------------------------------------------
-def _input_read_late():
-    """The backward pass updates a (d_a = 2a) before it reads x (d_W = x.T @ ...)."""
-    g = gc.Graph("input_read_late")
-    x = g.input("x", shape=(3, 3))
-    W, a = g.param("W", shape=(3, 3)), g.param("a", shape=(3, 3))
-    g.output("loss", gc.sum(gc.tanh(x @ W)) + gc.sum(a * a))
-    return g
-
-
 def test_an_input_in_a_params_memory_gets_the_all_or_nothing_step():
-    prog = gc.compile(_input_read_late())
+    prog = gc.compile(input_read_late())
 
     def feeds():
         a = np.arange(9.0).reshape(3, 3) / 10
@@ -324,7 +316,7 @@ def test_an_input_in_a_params_memory_gets_the_all_or_nothing_step():
 
 
 def test_params_that_overlap_in_memory_are_refused():
-    prog = gc.compile(_input_read_late())
+    prog = gc.compile(input_read_late())
     shared = np.eye(3)
     feeds = {"x": np.ones((3, 3)), "W": shared, "a": shared}
     with pytest.raises(gc.FeedError, match="'W' and 'a' share memory"):
@@ -347,7 +339,7 @@ def test_two_params_overlapping_in_one_buffer_are_refused_whatever_lies_between(
 
 
 def test_params_in_separate_views_of_one_buffer_are_stepped_as_separate_arrays():
-    prog = gc.compile(_input_read_late())
+    prog = gc.compile(input_read_late())
     flat = np.linspace(-1.0, 1.0, 18)
     views = {"x": np.ones((3, 3)), "W": flat[:9].reshape(3, 3), "a": flat[9:].reshape(3, 3)}
     copies = {k: v.copy() for k, v in views.items()}

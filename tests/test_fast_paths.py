@@ -5,6 +5,7 @@ import ast
 
 import numpy as np
 import pytest
+from small_graphs import input_read_late
 
 import graphc as gc
 
@@ -298,15 +299,6 @@ def test_a_param_made_read_only_in_place_after_warm_up_is_refused_by_sgd_step():
         np.testing.assert_array_equal(feeds[name], value)
 
 
-def _input_read_late():
-    """The backward pass updates a (d_a = 2a) before it reads x (d_W = x.T @ ...)."""
-    g = gc.Graph("input_read_late")
-    x = g.input("x", shape=(3, 3))
-    W, a = g.param("W", shape=(3, 3)), g.param("a", shape=(3, 3))
-    g.output("loss", gc.sum(gc.tanh(x @ W)) + gc.sum(a * a))
-    return g
-
-
 def _one_step_by_value_and_grad(prog, feeds, lr):
     """The params after one SGD step, from value_and_grad on copies (nothing shared)."""
     _, grads = prog.value_and_grad({k: v.copy() for k, v in feeds.items()})
@@ -321,7 +313,7 @@ def _one_step_by_value_and_grad(prog, feeds, lr):
 def test_an_input_in_a_params_memory_after_warm_up_gets_the_all_or_nothing_step(input_of):
     """Warmed on an input of its own; then the input lies in param a's memory, which the
     eager step updates before it reads x: the step must still read x's old values."""
-    prog = gc.compile(_input_read_late())
+    prog = gc.compile(input_read_late())
     flat = np.linspace(-1.0, 1.0, 18)
     feeds = {"x": np.ones((3, 3)), "W": flat[:9].reshape(3, 3), "a": flat[9:].reshape(3, 3)}
     for _ in range(3):
@@ -334,7 +326,7 @@ def test_an_input_in_a_params_memory_after_warm_up_gets_the_all_or_nothing_step(
 
 
 def test_a_param_replaced_by_a_view_of_another_after_warm_up_is_refused():
-    prog = gc.compile(_input_read_late())
+    prog = gc.compile(input_read_late())
     feeds = {"x": np.ones((3, 3)), "W": np.eye(3) + 0.1, "a": np.full((3, 3), 0.5)}
     for _ in range(3):
         prog.sgd_step(feeds, 0.1)
@@ -351,7 +343,7 @@ def test_a_freed_param_is_not_taken_for_the_new_array_in_its_place():
     import gc as collector
     import weakref
 
-    prog = gc.compile(_input_read_late())
+    prog = gc.compile(input_read_late())
     feeds = {"x": np.ones((3, 3)), "W": np.eye(3) + 0.1, "a": np.full((3, 3), 0.5)}
     for _ in range(2):
         prog.sgd_step(feeds, 0.1)

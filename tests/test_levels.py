@@ -2,30 +2,13 @@
 whose insertion order is topological and on graphs where it is not (a node added after its
 readers, as a rename does), reading values twice."""
 
-import random
-
 import networkx as nx
 import pytest
+from small_graphs import random_dag
 
 from graphc import ir
 from graphc.errors import GraphError
 from graphc.schedule import levels, mark_levels
-
-
-def random_dag(seed: int, n: int = 50, shuffled: bool = True) -> nx.MultiDiGraph:
-    rng = random.Random(seed)
-    ranks = list(range(n))
-    if shuffled:
-        rng.shuffle(ranks)  # the order of the DAG, unrelated to insertion order
-    graph = ir.new_graph("dag")
-    for node in (rng.sample(range(n), n) if shuffled else range(n)):
-        graph.add_node(f"v{node}", op="input", mark="created")
-    for target in range(n):
-        for _ in range(rng.randrange(4)):
-            source = rng.randrange(n)
-            if ranks[source] < ranks[target]:
-                graph.add_edge(f"v{source}", f"v{target}", arg=0)  # twice at times: x * x
-    return graph
 
 
 def generations(graph: nx.MultiDiGraph) -> list[list[str]]:

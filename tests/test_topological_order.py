@@ -2,32 +2,17 @@
 order, on graphs whose insertion order is not topological and that read values twice."""
 
 import contextlib
-import random
 
 import networkx as nx
 import pytest
+from small_graphs import random_dag
 
 from graphc import ir
 
 
-def random_dag(seed: int, n: int = 60) -> nx.MultiDiGraph:
-    rng = random.Random(seed)
-    ranks = list(range(n))
-    rng.shuffle(ranks)  # the order of the DAG, unrelated to insertion order
-    graph = nx.MultiDiGraph()
-    for node in rng.sample(range(n), n):
-        graph.add_node(f"v{node}")
-    for target in range(n):
-        for _ in range(rng.randrange(4)):
-            source = rng.randrange(n)
-            if ranks[source] < ranks[target]:
-                graph.add_edge(f"v{source}", f"v{target}", arg=0)  # twice at times: x * x
-    return graph
-
-
 @pytest.mark.parametrize("seed", range(25))
 def test_the_order_is_the_smallest_by_insertion_index(seed):
-    graph = random_dag(seed)
+    graph = random_dag(seed, n=60)
     index = {node: k for k, node in enumerate(graph.nodes)}
     expected = list(nx.lexicographical_topological_sort(graph, key=index.__getitem__))
     assert ir.topological_order(graph) == expected
@@ -44,7 +29,7 @@ def test_a_cycle_is_reported():
 
 @pytest.mark.parametrize("seed", range(5))
 def test_a_graph_inserted_in_an_order_of_its_edges_keeps_that_order(seed):
-    shuffled = random_dag(seed)
+    shuffled = random_dag(seed, n=60)
     graph = nx.MultiDiGraph()
     graph.add_nodes_from(ir.topological_order(shuffled))  # an insertion order every edge respects
     graph.add_edges_from(shuffled.edges(keys=True, data=True))
