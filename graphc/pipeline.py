@@ -275,12 +275,9 @@ def _branches(declared: nx.MultiDiGraph, wrt: tuple[str, ...], target: str, whol
     return stages, inference, plain, joint
 
 
-def _last(branch: str) -> str:
-    return [s.name for s in STAGES if s.branch == branch][-1]
-
-
-# The stages of each branch but its last, whose graph is the schedule's (plan.joint, plan.forward).
-_BUT_LAST = {branch: [s.name for s in STAGES if s.branch == branch][:-1] for branch in (JOINT, INFERENCE)}
+# Each branch's stage names in order; the last one's graph is the schedule's (plan.joint, plan.forward).
+_NAMES = {JOINT: [name for name, _ in JOINT_STAGES], INFERENCE: [name for name, _ in INFERENCE_STAGES]}
+_BUT_LAST = {branch: names[:-1] for branch, names in _NAMES.items()}
 
 
 def _kept_stages(declared: nx.MultiDiGraph, wrt: tuple[str, ...], target: str, plain: nx.MultiDiGraph,
@@ -291,8 +288,8 @@ def _kept_stages(declared: nx.MultiDiGraph, wrt: tuple[str, ...], target: str, p
     with ir.in_place(False):
         stages, inference, _, _ = _branches(declared, wrt, target, whole=False)
     if joint is not None:
-        stages[_last(JOINT)] = joint
-    inference[_last(INFERENCE)] = plain
+        stages[_NAMES[JOINT][-1]] = joint
+    inference[_NAMES[INFERENCE][-1]] = plain
     return dict(stages=stages, inference_stages=inference)
 
 

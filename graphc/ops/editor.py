@@ -42,17 +42,15 @@ class ChangeLog:
 
     ``touched`` lists, in order and with repeats, the ids of nodes whose own attributes or
     operand/reader edges an edit changed (a node made, rewritten, renamed or removed, the
-    operands it gained or lost, the readers that moved); ``structure`` counts the edits that
-    changed the node order or the edges (what a topological order depends on). The
-    optimizing passes read it to visit again only what an edit can have changed, and keep
-    in ``memo`` what they derive from the graph (valid while the log says it is).
+    operands it gained or lost, the readers that moved). The optimizing passes read it to
+    visit again only what an edit can have changed, and keep in ``memo`` what they derive
+    from the graph (valid while the log says it is).
     """
 
-    __slots__ = ("touched", "structure", "memo")
+    __slots__ = ("touched", "memo")
 
     def __init__(self) -> None:
         self.touched: list[str] = []
-        self.structure = 0
         self.memo: dict = {}
 
 
@@ -67,8 +65,8 @@ def watching(graph: nx.MultiDiGraph) -> Iterator[ChangeLog]:
     >>> with watching(g) as log:
     ...     x = Editor(g).source("input", "x", (2,))
     ...     _ = Editor(g).add("exp", [x])
-    >>> log.touched, log.structure
-    (['x', 'exp', 'x'], 2)
+    >>> log.touched
+    ['x', 'exp', 'x']
     """
     key = id(graph)
     outer = _LOGS.get(key)
@@ -87,12 +85,10 @@ def change_log(graph: nx.MultiDiGraph) -> ChangeLog | None:
     return entry[1] if entry is not None and entry[0] is graph else None
 
 
-def _touch(graph: nx.MultiDiGraph, nodes, structural: bool) -> None:
+def _touch(graph: nx.MultiDiGraph, nodes) -> None:
     entry = _LOGS.get(id(graph))
     if entry is not None and entry[0] is graph:
         entry[1].touched.extend(nodes)
-        if structural:
-            entry[1].structure += 1
 
 
 class Ref:
@@ -243,7 +239,7 @@ def adopt_dtype(graph: nx.MultiDiGraph, node_id: str, dtype: str) -> None:
     for node in region:
         graph.nodes[node][ir.DTYPE] = dtype
     if _LOGS:  # someone watches a graph: building the list costs only then
-        _touch(graph, region, structural=False)
+        _touch(graph, region)
 
 
 def _relink(graph: nx.MultiDiGraph, node_id: str, operands: Sequence[str]) -> None:
@@ -307,7 +303,7 @@ class Editor:
         """Set attributes of an existing node (``phase``, ``grad_of``, ``mark``, ``early``)."""
         self.graph._node[node_id].update(tags)
         if _LOGS:  # someone watches a graph: building the list costs only then
-            _touch(self.graph, (node_id,), structural=False)
+            _touch(self.graph, (node_id,))
 
     # -- making nodes --------------------------------------------------------------------
     def fresh(self, stem: str) -> str:
@@ -319,7 +315,7 @@ class Editor:
         if self._tags:
             self.graph._node[node_id].update(self._tags)
         if _LOGS:  # someone watches a graph: building the list costs only then
-            _touch(self.graph, [node_id, *self.graph._pred[node_id]], structural=True)  # its operands gained a reader
+            _touch(self.graph, [node_id, *self.graph._pred[node_id]])  # its operands gained a reader
         self.created.append(node_id)
         return self.ref(node_id)
 
@@ -434,7 +430,7 @@ class Editor:
     def set_operands(self, node_id: str, operands: Sequence[str]) -> None:
         """Make ``operands`` (ids, in order) the operands of ``node_id``, edges ``arg`` 0..k-1."""
         if _LOGS:  # someone watches a graph: building the list costs only then
-            _touch(self.graph, [node_id, *self.graph._pred[node_id], *operands], structural=True)
+            _touch(self.graph, [node_id, *self.graph._pred[node_id], *operands])
         graph = self.graph
         if type(graph) is nx.MultiDiGraph and node_id not in operands and all(s in graph._succ for s in operands):
             _relink(graph, node_id, operands)
@@ -500,7 +496,7 @@ class Editor:
     def move_readers(self, old: str, new: str) -> None:
         """Every reader of ``old`` reads ``new`` instead, at the same operand position."""
         if _LOGS:  # someone watches a graph: building the list costs only then
-            _touch(self.graph, [old, new, *self.graph._succ[old]], structural=True)
+            _touch(self.graph, [old, new, *self.graph._succ[old]])
         for _, target, position in list(self.graph.out_edges(old, data=ir.ARG)):
             self.graph.add_edge(new, target, **{ir.ARG: position})
         self.graph.remove_edges_from(list(self.graph.out_edges(old, keys=True)))
@@ -511,14 +507,14 @@ class Editor:
         self.forget(node_id)
         # its readers read another id now, and its operands have another reader
         if _LOGS:  # someone watches a graph: building the list costs only then
-            _touch(self.graph, [node_id, new_id, *self.graph._pred[new_id], *self.graph._succ[new_id]], structural=True)
+            _touch(self.graph, [node_id, new_id, *self.graph._pred[new_id], *self.graph._succ[new_id]])
 
     def remove(self, node_ids: Sequence[str]) -> None:
         """Take nodes (and their edges) out of the graph."""
         graph = self.graph
         if _LOGS:  # someone watches a graph: building the list costs only then
             _touch(graph, [n for node in node_ids if node in graph
-                           for n in (node, *graph._pred[node], *graph._succ[node])], structural=True)
+                           for n in (node, *graph._pred[node], *graph._succ[node])])
         self.graph.remove_nodes_from(node_ids)
         for node_id in node_ids:
             self.forget(node_id)
