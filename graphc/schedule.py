@@ -25,6 +25,7 @@ returned value must be copied so that the caller owns it. The SGD step has its o
 from __future__ import annotations
 
 import functools
+import itertools
 from dataclasses import dataclass, replace
 
 import networkx as nx
@@ -43,6 +44,7 @@ __all__ = [
 SOURCES = ("input", "param", "const")  # values that exist before any statement runs
 ALIASES = ("identity", "stop_gradient")  # ops whose value is their operand's: no statement
 VIEWS = ("transpose", "reshape", "broadcast")  # ops whose value may share its operand's memory
+NO_STEP = SOURCES + ALIASES  # values no statement computes
 
 
 # -- levels -------------------------------------------------------------------------------
@@ -65,14 +67,15 @@ def _depths(graph: nx.MultiDiGraph) -> dict[str, int]:
     made again over ``ir.topological_order`` (which also reports a cycle)."""
     pred = getattr(graph, "_pred", None) or graph.pred  # the dicts themselves: a view per node costs
     depth: dict[str, int] = {}
+    level_of = depth.__getitem__
     try:
         for node in graph.nodes:
-            depth[node] = max([depth[source] for source in pred[node]], default=-1) + 1
+            depth[node] = max(map(level_of, pred[node]), default=-1) + 1
         return depth
     except KeyError:  # an operand not yet swept: insertion order is not topological
         depth.clear()
     for node in ir.topological_order(graph):
-        depth[node] = max([depth[source] for source in pred[node]], default=-1) + 1
+        depth[node] = max(map(level_of, pred[node]), default=-1) + 1
     return depth
 
 
@@ -153,15 +156,16 @@ class Facts:
     """What planning asks of each node of a graph, worked out once per node and remembered.
 
     A function's plan reads each node's operands, their aliases resolved, the array a value
-    lives in, its dims and whether it may take over a buffer; the passes of a joint graph
-    (train_forward, backward_pass) ask about the same nodes, and a deep network's ~20,000
-    nodes made each question a few percent of a compile. Every answer depends only on the
-    node's own data and on what it reads (never on its readers).
+    lives in and the arrays a view looks into; the passes of a joint graph (train_forward,
+    backward_pass) ask about the same nodes, and a deep network's ~20,000 nodes made each
+    question a few percent of a compile. Every answer depends only on the node's own data
+    and on what it reads (never on its readers).
     """
 
     def __init__(self, graph: nx.MultiDiGraph, caches: tuple | None = None):
         self.graph = graph
-        self._operands, self._resolved, self._memory, self._dims = caches or ({}, {}, {}, {})
+        self._operands, self._resolved, self._memory, self._readings = caches or ({}, {}, {}, {})
+        self._graph_dims: set[sympy.Symbol] | None = None
 
     def operands(self, node: str) -> list[str]:
         found = self._operands.get(node)
@@ -190,12 +194,32 @@ class Facts:
             found = self._memory[node] = (owner, broadcast)
         return found
 
-    def dims(self, node: str) -> frozenset[sympy.Symbol]:
-        """:func:`_node_dims`, remembered."""
-        found = self._dims.get(node)
+    def reading(self, node: str) -> tuple[str, tuple[str, ...]]:
+        """(:func:`resolve` of ``node``, the arrays that value looks into when it is a view,
+        nearest first, aliases resolved: the last one owns the memory; ``()`` otherwise):
+        what a step reading ``node`` reads and keeps alive, remembered."""
+        found = self._readings.get(node)
         if found is None:
-            found = self._dims[node] = _node_dims(self.graph, node, self.operands(node))
+            value = array = self.resolve(node)
+            nodes, chain = self.graph._node, []
+            while nodes[array][ir.OP] in VIEWS:
+                array = self.resolve(self.operands(array)[0])
+                chain.append(array)
+            found = self._readings[node] = (value, tuple(chain))
         return found
+
+    def base(self, node: str) -> str:
+        """:func:`base`, from the remembered facts."""
+        node = self.resolve(node)
+        while is_inline(self.graph, node):
+            node = self.resolve(self.operands(node)[0])
+        return node
+
+    def graph_dims(self) -> set[sympy.Symbol]:
+        """:func:`_graph_dims`, remembered."""
+        if self._graph_dims is None:
+            self._graph_dims = _graph_dims(self.graph)
+        return self._graph_dims
 
     def read(self, operand: str, folded: frozenset[str]) -> str:
         """The value a step reads for ``operand``: through aliases, and through a folded square."""
@@ -203,28 +227,52 @@ class Facts:
         return self.resolve(self.operands(operand)[0]) if operand in folded else operand
 
 
-def _read(graph: nx.MultiDiGraph, operand: str, folded: frozenset[str]) -> str:
-    """The value a step reads for ``operand``: through aliases, and through a folded square."""
-    operand = resolve(graph, operand)
-    return resolve(graph, ir.operands(graph, operand)[0]) if operand in folded else operand
+def _reads(levels_: list[list[str]], folded: frozenset[str], facts: Facts,
+           through_views: bool = False) -> tuple[list[list[tuple]], dict[str, int], dict[str, int]]:
+    """What each step reads, and the level of each value's last reader, in one sweep.
 
-
-def _dying(graph: nx.MultiDiGraph, levels_: list[list[str]], folded: frozenset[str] = frozenset(),
-           facts: Facts | None = None) -> list[set[str]]:
-    """For each level, the values whose last reader is in it."""
-    facts = facts or Facts(graph)
-    last: dict[str, int] = {}
+    Returns each level's steps as (node, what it reads: operand by operand, repeats too,
+    aliases resolved and a folded square's operand for the square; what it keeps alive: those
+    and the arrays the views among them look into); the last level reading each value
+    directly (what dies in a level); and, with ``through_views``, the last level keeping each
+    value alive (when an array's last use is over; else ``{}``).
+    """
+    reading, operands = facts.reading, facts.operands
+    direct: dict[str, int] = {}
+    anyhow: dict[str, int] = {}
+    steps: list[list[tuple]] = []
     for k, level in enumerate(levels_):
+        records = []
         for n in level:
-            for a in facts.operands(n):
-                last[facts.read(a, folded)] = k
+            pairs = [reading(a) for a in operands(n)]
+            if folded and any(value in folded for value, _ in pairs):  # its reader reads its operand instead
+                pairs = [reading(operands(value)[0]) if value in folded else (value, chain) for value, chain in pairs]
+            read = [value for value, _ in pairs]
+            alive = read
+            if any(chain for _, chain in pairs):  # a view keeps the arrays it looks into alive
+                alive = [a for value, chain in pairs for a in (value, *chain)]
+            for a in read:
+                direct[a] = k
+            if through_views:
+                for a in alive:
+                    anyhow[a] = k
+            records.append((n, read, alive))
+        steps.append(records)
+    return steps, direct, anyhow
+
+
+def _dying(levels_: list[list], last_level: dict[str, int]) -> list[set[str]]:
+    """For each level, the values whose last (direct) reader is in it; only levels of two
+    steps or more ask (:func:`donor_last`), so the others stay empty."""
     dying: list[set[str]] = [set() for _ in levels_]
-    for value, k in last.items():
-        dying[k].add(value)
+    for value, k in last_level.items():
+        if len(levels_[k]) > 1:
+            dying[k].add(value)
     return dying
 
 
-def donor_last(graph: nx.MultiDiGraph, level: list[str], dying: set[str], facts: Facts | None = None) -> list[str]:
+def donor_last(graph: nx.MultiDiGraph, level: list[str], dying: set[str], facts: Facts | None = None,
+               reads: dict[str, list[str]] | None = None) -> list[str]:
     """``level``'s steps in an order that lets the smallest kernel take over a dying buffer.
 
     When several elementwise steps of one level read a value that dies in this level,
@@ -232,7 +280,8 @@ def donor_last(graph: nx.MultiDiGraph, level: list[str], dying: set[str], facts:
     goes last: a short chain (``tanh(z * s)``) then runs in place in ``z``, while a
     longer kernel needs a buffer of its own either way (as a temporary beside the donated
     buffer, or as its result). Steps of one level do not depend on one another, so any
-    order is correct; ties keep the graph's order (deterministic).
+    order is correct; ties keep the graph's order (deterministic). ``reads`` are the steps'
+    operands with aliases resolved, when the caller has them.
 
     >>> import graphc as gc
     >>> g = gc.Graph("doc"); x = g.input("x", shape=(3,)); p = g.param("p", shape=(3,))
@@ -241,7 +290,7 @@ def donor_last(graph: nx.MultiDiGraph, level: list[str], dying: set[str], facts:
     if len(level) < 2:  # most levels of a deep chain: nothing to reorder
         return list(level)
     facts = facts or Facts(graph)
-    reads = {n: [facts.resolve(a) for a in facts.operands(n)] for n in level}
+    reads = reads or {n: [facts.resolve(a) for a in facts.operands(n)] for n in level}
     if not any(a in dying for n in level for a in reads[n]):  # most levels: nothing to reorder
         return list(level)
     order = list(level)
@@ -259,7 +308,7 @@ def donor_last(graph: nx.MultiDiGraph, level: list[str], dying: set[str], facts:
 
 
 # -- plans --------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a deep network's plans have tens of thousands
 class Step:
     """One statement (or kernel): compute ``node``; or, with ``grad``, an update of param
     ``node`` (``p -= grad``, in place) that runs only when the function is asked to update
@@ -374,30 +423,20 @@ class Schedule:
 
 
 def _dims_of(value) -> set[sympy.Symbol]:
-    """Symbolic dims in a shape, an attribute value or an expression."""
-    if isinstance(value, sympy.Basic):
-        return {s for s in value.free_symbols if isinstance(s, sympy.Symbol)}
-    if isinstance(value, (tuple, list)):
-        return set().union(*(_dims_of(v) for v in value)) if value else set()
-    if isinstance(value, dict):
-        return _dims_of(list(value.values()))
-    return set()
-
-
-def _node_dims(graph: nx.MultiDiGraph, node: str, operands: list[str]) -> frozenset[sympy.Symbol]:
-    """Every dim a node's code could read: its shape, its operands', its attrs, its expression's."""
-    nodes = graph._node
-    data = nodes[node]
-    dims = _shape_dims(tuple(data[ir.SHAPE]))
-    attrs = data.get(ir.ATTRS)
-    if attrs:
-        dims |= _dims_of(attrs)
-    for operand in operands:
-        dims |= _shape_dims(tuple(nodes[operand][ir.SHAPE]))
-    if ir.EXPR in data:
-        expr, symbols = data[ir.EXPR]
-        dims |= _shape_dims(expr) - set(symbols)
-    return dims
+    """Symbolic dims in a shape, an attribute value or an expression, or in a list of them."""
+    found: set[sympy.Symbol] = set()
+    stack = [value]
+    while stack:  # a stack, not recursion: a function's attrs come as one list of thousands
+        item = stack.pop()
+        if type(item) is int:  # most shape entries and attribute values
+            continue
+        if isinstance(item, sympy.Basic):
+            found.update(s for s in item.free_symbols if isinstance(s, sympy.Symbol))
+        elif isinstance(item, (tuple, list)):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+    return found
 
 
 @functools.lru_cache(maxsize=4096)
@@ -407,11 +446,76 @@ def _shape_dims(value: tuple | sympy.Basic) -> frozenset[sympy.Symbol]:
     return frozenset(_dims_of(value))
 
 
+def _node_dims(graph: nx.MultiDiGraph, node: str, operands: list[str]) -> set[sympy.Symbol]:
+    """Every dim a node's code could read: its shape, its operands', its attrs, its expression's."""
+    nodes = graph._node
+    data = nodes[node]
+    dims = set(_shape_dims(tuple(data[ir.SHAPE])))
+    if data.get(ir.ATTRS):
+        dims |= _dims_of(data[ir.ATTRS])
+    for operand in operands:
+        dims |= _shape_dims(tuple(nodes[operand][ir.SHAPE]))
+    if ir.EXPR in data:
+        expr, symbols = data[ir.EXPR]
+        dims |= _shape_dims(expr) - set(symbols)
+    return dims
+
+
+def _graph_dims(graph: nx.MultiDiGraph) -> set[sympy.Symbol]:
+    """Every dim any node of ``graph`` could read: the dims of all shapes and attrs, and of the
+    expressions (but their own symbols). The few distinct entries of thousands of shapes are
+    looked at once each."""
+    shapes, attrs, dims = [], [], set()
+    for data in graph._node.values():  # every node's operands are nodes too
+        shapes.append(data[ir.SHAPE])
+        if data.get(ir.ATTRS):
+            attrs.append(data[ir.ATTRS])
+        if ir.EXPR in data:
+            expr, symbols = data[ir.EXPR]
+            dims |= _shape_dims(expr) - set(symbols)
+    return dims | _dims_of(list(set(itertools.chain.from_iterable(shapes)))) | _dims_of(attrs)
+
+
+def _function_dims(graph: nx.MultiDiGraph, nodes_: list[str], facts: Facts) -> set[sympy.Symbol]:
+    """Every dim a function's code could read: each node's (:func:`_node_dims`), for ``nodes_``.
+
+    They are the graph's dims or fewer, and a function usually reads every one of them in
+    its first steps: the nodes are asked until all are found, then no further (asking each
+    of a deep network's nodes was a sixth of planning)."""
+    everything = facts.graph_dims()
+    dims: set[sympy.Symbol] = set()
+    for n in nodes_:
+        if len(dims) == len(everything):  # a subset of ``everything`` as big as it
+            break
+        dims |= _node_dims(graph, n, facts.operands(n))
+    return dims
+
+
 def _owns(graph: nx.MultiDiGraph, operand: str, node: str) -> bool:
     """Whether ``operand``'s buffer is a fresh array of ``node``'s shape and dtype (not a view)."""
-    data, target = graph.nodes[operand], graph.nodes[node]
-    return (data[ir.OP] not in SOURCES + ALIASES + VIEWS and tuple(data[ir.SHAPE]) == tuple(target[ir.SHAPE])
+    data, target = graph._node[operand], graph._node[node]
+    return (data[ir.OP] not in NO_STEP + VIEWS and tuple(data[ir.SHAPE]) == tuple(target[ir.SHAPE])
             and data[ir.DTYPE] == target[ir.DTYPE])
+
+
+def _distinct(values: list[str]) -> tuple[str, ...]:
+    """``values`` without repeats, in order (most steps read one or two values)."""
+    if len(values) == 1 or len(values) == 2 and values[0] != values[1]:
+        return tuple(values)
+    return tuple(dict.fromkeys(values))
+
+
+def _donated(graph: nx.MultiDiGraph, node: str, frees: list[str], read: list[str], views: bool, facts: Facts,
+             read_only: frozenset[str]) -> frozenset[str]:
+    """The values dying at ``node``'s step (``frees``) whose buffers it may write into: read
+    once (``read``: what it reads, repeats too), not through a view (``views``: whether it
+    reads one), not ``read_only``, and a fresh array of its shape."""
+    taking = [d for d in frees if d not in read_only and read.count(d) == 1 and _owns(graph, d, node)]
+    if not taking or not views:  # most steps read no view
+        return frozenset(taking)
+    # an operand's memory seen through a view (x.T, or a transpose/reshape statement)
+    viewed = {facts.memory(a)[0] for a in facts.operands(node) if facts.memory(a)[0] != facts.resolve(a)}
+    return frozenset(d for d in taking if d not in viewed)
 
 
 def plan_function(graph: nx.MultiDiGraph, name: str, args: list[str], body: list[list[str]],
@@ -440,71 +544,81 @@ def plan_function(graph: nx.MultiDiGraph, name: str, args: list[str], body: list
     (``Step.frees_updating``); a param read by the backward pass lives until its update.
     """
     facts = facts or Facts(graph)
-    argset = set(args) | set(trailing)
-    levels_ = [[n for n in level if n not in argset and ir.op_of(graph, n) not in SOURCES + ALIASES
-                and not is_inline(graph, n)] for level in body]
-    computed = {n for level in levels_ for n in level}
-    folded = frozenset(n for n in computed if folds_into_reader(graph, n) and n not in returns and n not in saved
-                       and next(iter(graph.successors(n))) in computed)
-    if folded:  # its reader reads its operand instead
-        levels_ = [[n for n in level if n not in folded] for level in levels_]
-    order = [n for level, dying in zip(levels_, _dying(graph, levels_, folded, facts))
-             for n in donor_last(graph, level, dying, facts)]
-    position = {n: i for i, n in enumerate(order)}
-    level_of = {n: k for k, level in enumerate(body) for n in level}
-    # ordered (dict keys, not a set): the del lists must not follow hash order
-    operands = {n: facts.operands(n) for n in order}
-    read_all = {n: [facts.read(a, folded) for a in operands[n]] for n in order}  # in operand order, repeats too
-    reads = {n: tuple(dict.fromkeys(read_all[n])) for n in order}
     nodes = graph._node
-    # the function's steps: (node, the gradient of an update or None, level, what it reads)
-    sequence = [(n, None, level_of[n], reads[n]) for n in order]
-    last_use = _last_uses(sequence, nodes, facts)
+    argset = set(args) | set(trailing)
+    levels_, squares = [], []
+    for level in body:
+        computed = []
+        for n in level:
+            op = nodes[n][ir.OP]
+            if op in NO_STEP or n in argset or op == "transpose" and is_inline(graph, n):
+                continue
+            computed.append(n)
+            if op == "square":
+                squares.append(n)
+        levels_.append(computed)
+    folded = frozenset()
+    if squares:
+        computed = {n for level in levels_ for n in level}
+        folded = frozenset(n for n in squares if folds_into_reader(graph, n) and n not in returns
+                           and n not in saved and next(iter(graph.successors(n))) in computed)
+        if folded:  # its reader reads its operand instead
+            levels_ = [[n for n in level if n not in folded] for level in levels_]
+    # one sweep: what each step reads, what dies in each level and, for the updates, when each
+    # array's last use is over
+    by_level, last_level, last_level_alive = _reads(levels_, folded, facts, through_views=bool(updates))
+    dying = _dying(levels_, last_level)
+    # the function's steps: (node, the gradient of an update or None, level, what it reads without
+    # repeats, what it keeps alive, what it reads operand by operand); reads are ordered (tuples,
+    # dict keys, not sets): the del lists must not follow hash order
+    sequence = []
+    level_of: dict[str, int] = {}  # each step's level
+    for k, records in enumerate(by_level):
+        if len(records) > 1:
+            by_node = {record[0]: record for record in records}
+            resolved = None if folded else {n: read for n, read, _ in records}  # donor_last's reads: aliases resolved
+            records = [by_node[n] for n in donor_last(graph, levels_[k], dying[k], facts, resolved)]
+        for n, read, alive in records:
+            sequence.append((n, None, k, _distinct(read), alive, read))
+            level_of[n] = k
     if updates:
-        sequence = _with_updates(graph, sequence, updates, last_use, position, facts)
-        last_use = _last_uses(sequence, nodes, facts)
-    keep = {base(graph, n) for n in list(returns) + list(saved)}
-    keep |= {facts.memory(n)[0] for n in list(returns) + list(saved)}
+        sequence = _with_updates(sequence, updates, last_level_alive, level_of, facts)
+    last_use = _last_uses(sequence)
+    kept = list(returns) + list(saved)
+    keep = {facts.base(n) for n in kept} | {facts.memory(n)[0] for n in kept}
     dead: dict[int, list[str]] = {}
     dead_updating: dict[int, list[str]] = {}  # kept values an update is the last to read
     # packed arguments are this function's: freed after their last use, and their buffers
     # may be written into, except ``read_only`` ones (the caller also returned them)
     owned = set(args) if packed else set()
     for node, i in last_use.items():
-        if node in position or node in owned:
+        if node in level_of or node in owned:
             if node not in keep:
                 dead.setdefault(i, []).append(node)
             elif sequence[i][1] is not None:
                 dead_updating.setdefault(i, []).append(node)
     steps = []
-    for i, (n, grad, level, read) in enumerate(sequence):
+    for i, (n, grad, level, read, alive, read_all) in enumerate(sequence):
         frees = dead.get(i, ())
         if grad is not None:
             steps.append(Step(n, level, read, frozenset(), tuple(frees), grad, tuple(dead_updating.get(i, ()))))
             continue
-        donates = frozenset()
-        if frees:  # only a value that dies here can be donated
-            # an operand's memory seen through a view (x.T, or a transpose/reshape statement)
-            viewed = {facts.memory(a)[0] for a in operands[n] if facts.memory(a)[0] != facts.resolve(a)}
-            once = {a for a in reads[n] if read_all[n].count(a) == 1}
-            donates = frozenset(d for d in frees if d in once and d not in viewed and d not in read_only
-                                and (d in position or d in owned) and _owns(graph, d, n))
+        # only a value that dies here can be donated (every freed value is a step's or an owned argument)
+        donates = _donated(graph, n, frees, read_all, alive is not read_all, facts, read_only) if frees else frozenset()
         steps.append(Step(n, level, read, donates, tuple(frees)))
 
     returned, seen = [], set()
     for r in returns:
         owner, broadcast = facts.memory(r)
-        shared = owner in argset or ir.op_of(graph, owner) in SOURCES or owner in seen
+        shared = owner in argset or nodes[owner][ir.OP] in SOURCES or owner in seen
         returned.append(Returned(r, shared or broadcast))
         seen.add(owner)
 
-    dims = set(needed_dims)  # an update (p -= g) reads no dim
-    for n in order + list(returns) + list(saved):
-        dims |= facts.dims(n)
+    # an update (p -= g) reads no dim
+    dims = set(needed_dims) | _function_dims(graph, [step[0] for step in sequence if step[1] is None] + kept, facts)
     binds, dim_args = [], []
     for d in sorted(dims, key=lambda s: s.name):
-        where = next(((a, list(graph.nodes[a][ir.SHAPE]).index(d)) for a in args
-                      if d in tuple(graph.nodes[a][ir.SHAPE])), None)
+        where = next(((a, list(nodes[a][ir.SHAPE]).index(d)) for a in args if d in tuple(nodes[a][ir.SHAPE])), None)
         if where is not None:
             binds.append((d, *where))
         elif dims_from_caller:
@@ -519,34 +633,36 @@ def plan_function(graph: nx.MultiDiGraph, name: str, args: list[str], body: list
                         update_args=tuple(update_args) if updates else ())
 
 
-def _last_uses(sequence: list[tuple], nodes: dict, facts: Facts) -> dict[str, int]:
-    """The index of each value's last reader in ``sequence``; a view keeps the array it looks into alive."""
+def _last_uses(sequence: list[tuple]) -> dict[str, int]:
+    """The index of each value's last reader in ``sequence``: the last step keeping it alive (a
+    view keeps the arrays it looks into alive). The keys come in the order the values are first
+    read (the order of the frees)."""
     last_use: dict[str, int] = {}
-    for i, (_, _, _, read) in enumerate(sequence):
-        for a in read:
-            while True:
-                last_use[a] = i
-                if nodes[a][ir.OP] not in VIEWS:
-                    break
-                a = facts.resolve(facts.operands(a)[0])
+    for i, step in enumerate(sequence):
+        for a in step[4]:
+            last_use[a] = i
     return last_use
 
 
-def _with_updates(graph: nx.MultiDiGraph, sequence: list[tuple], updates: tuple[tuple[str, str, int], ...],
-                  last_use: dict[str, int], position: dict[str, int], facts: Facts) -> list[tuple]:
+def _with_updates(sequence: list[tuple], updates: tuple[tuple[str, str, int], ...], last_level: dict[str, int],
+                  level_of: dict[str, int], facts: Facts) -> list[tuple]:
     """``sequence`` with one update step per (param, gradient, earliest level), each at the end of
-    its level (see :func:`plan_function`): ``last_use`` and ``position`` are the steps' without them."""
+    its level (see :func:`plan_function`). ``last_level`` is the level of the last step keeping
+    each value alive and ``level_of`` each step's level, the steps' without the updates."""
     placed = []
     for k, (param, grad, earliest) in enumerate(updates):
         # the gradient's arrays: the one it is (through aliases and x.T) and the one it looks into
-        arrays = (base(graph, grad), facts.memory(grad)[0])
+        arrays = (facts.base(grad), facts.memory(grad)[0])
         # it writes the param: a level after the param's last reader; it reads the gradient: after
         # its computation, and last among its readers (the end of the last one's level will do)
-        levels = [earliest] + [sequence[i][2] + 1 for i in [last_use.get(param)] + [position.get(a) for a in arrays]
-                               if i is not None]
-        levels += [sequence[i][2] for i in (last_use.get(a) for a in arrays) if i is not None]
+        levels = [earliest] + [level_of[a] + 1 for a in arrays if a in level_of]
+        if param in last_level:
+            levels.append(last_level[param] + 1)
+        levels += [last_level[a] for a in arrays if a in last_level]
         level = max(levels)
-        placed.append((level, k, (param, grad, level, (param, facts.resolve(grad)))))
+        read = [facts.reading(param), facts.reading(grad)]
+        alive = [a for value, chain in read for a in (value, *chain)]
+        placed.append((level, k, (param, grad, level, (param, read[1][0]), alive, [param, read[1][0]])))
     placed.sort(key=lambda item: item[:2])  # by level, then in the order given
     out, j = [], 0
     for step in sequence:  # the steps come by level
@@ -574,19 +690,23 @@ def _backward_nodes(graph: nx.MultiDiGraph) -> set[str]:
     return {n for n, data in graph.nodes(data=True) if data.get(ir.PHASE) == ir.BACKWARD and not data.get(ir.EARLY)}
 
 
-def _saved(graph: nx.MultiDiGraph, by_level: list[list[str]], seed: str, backward: set[str]) -> list[str]:
+def _saved(graph: nx.MultiDiGraph, by_level: list[list[str]], seed: str, backward: set[str],
+           facts: Facts | None = None) -> list[str]:
     """The forward values the backward pass reads: operands of backward nodes, and
     gradients that are forward values themselves (the arrays, through aliases and ``.T``)."""
+    facts = facts or Facts(graph)
     grads = set(graph.graph[ir.GRADS].values())
+    nodes, readers = graph._node, graph._succ
     saved: list[str] = []
     seen: set[str] = set()  # saved, as a set: a list's `in` made this quadratic
     for level in by_level:
         for node in level:
-            if node == seed or node in backward or graph.nodes[node][ir.OP] == "const":
+            if node == seed or node in backward or nodes[node][ir.OP] == "const":
                 continue
-            readers = [s for s in graph.successors(node) if s in backward]
-            root = base(graph, node)
-            if (readers or node in grads) and root not in seen and ir.op_of(graph, root) != "const" and root != seed:
+            if node not in grads and backward.isdisjoint(readers[node]):  # no backward node reads it
+                continue
+            root = facts.base(node)
+            if root not in seen and nodes[root][ir.OP] != "const" and root != seed:
                 saved.append(root)
                 seen.add(root)
     return saved
@@ -603,8 +723,8 @@ def schedule(forward: nx.MultiDiGraph, joint: nx.MultiDiGraph | None = None) -> 
     seed = joint.graph[ir.SEED]
     by_level = levels(joint)
     later = _backward_nodes(joint)
-    saved = _saved(joint, by_level, seed, later)
     facts = Facts(joint)  # the passes of the joint graph read the same nodes
+    saved = _saved(joint, by_level, seed, later, facts)
     sources = [s for s in ir.sources(joint) if s != seed]
     sgd = _sgd_plan(joint, sources, seed)
     eager = sgd is not None and seed in joint  # SEED "scalar": no cotangent to seed with lr
