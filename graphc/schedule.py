@@ -45,6 +45,7 @@ SOURCES = ("input", "param", "const")  # values that exist before any statement 
 ALIASES = ("identity", "stop_gradient")  # ops whose value is their operand's: no statement
 VIEWS = ("transpose", "reshape", "broadcast")  # ops whose value may share its operand's memory
 NO_STEP = SOURCES + ALIASES  # values no statement computes
+_NOT_OWNED = NO_STEP + VIEWS  # values whose buffer is not a fresh array of their own
 
 
 # -- levels -------------------------------------------------------------------------------
@@ -243,16 +244,19 @@ def _reads(levels_: list[list[str]], folded: frozenset[str], facts: Facts,
     steps: list[list[tuple]] = []
     for k, level in enumerate(levels_):
         records = []
-        for n in level:
-            pairs = [reading(a) for a in operands(n)]
-            if folded and any(value in folded for value, _ in pairs):  # its reader reads its operand instead
-                pairs = [reading(operands(value)[0]) if value in folded else (value, chain) for value, chain in pairs]
-            read = [value for value, _ in pairs]
-            alive = read
-            if any(chain for _, chain in pairs):  # a view keeps the arrays it looks into alive
-                alive = [a for value, chain in pairs for a in (value, *chain)]
-            for a in read:
-                direct[a] = k
+        for n in level:  # loops, not comprehensions: this runs for every step of every function
+            read, pairs, views = [], [], False
+            for a in operands(n):
+                value, chain = pair = reading(a)
+                if value in folded:  # its reader reads its operand instead
+                    value, chain = pair = reading(operands(value)[0])
+                read.append(value)
+                pairs.append(pair)
+                direct[value] = k
+                if chain:
+                    views = True
+            # a view keeps the arrays it looks into alive
+            alive = [a for value, chain in pairs for a in (value, *chain)] if views else read
             if through_views:
                 for a in alive:
                     anyhow[a] = k
@@ -422,13 +426,16 @@ class Schedule:
         return next(f for f in self.functions if f.name == name)
 
 
+_NO_DIMS = (int, bool, str, float, type(None))
+
+
 def _dims_of(value) -> set[sympy.Symbol]:
     """Symbolic dims in a shape, an attribute value or an expression, or in a list of them."""
     found: set[sympy.Symbol] = set()
     stack = [value]
     while stack:  # a stack, not recursion: a function's attrs come as one list of thousands
         item = stack.pop()
-        if type(item) is int:  # most shape entries and attribute values
+        if type(item) in _NO_DIMS:  # most shape entries and attribute values
             continue
         if isinstance(item, sympy.Basic):
             found.update(s for s in item.free_symbols if isinstance(s, sympy.Symbol))
@@ -494,7 +501,7 @@ def _function_dims(graph: nx.MultiDiGraph, nodes_: list[str], facts: Facts) -> s
 def _owns(graph: nx.MultiDiGraph, operand: str, node: str) -> bool:
     """Whether ``operand``'s buffer is a fresh array of ``node``'s shape and dtype (not a view)."""
     data, target = graph._node[operand], graph._node[node]
-    return (data[ir.OP] not in NO_STEP + VIEWS and tuple(data[ir.SHAPE]) == tuple(target[ir.SHAPE])
+    return (data[ir.OP] not in _NOT_OWNED and tuple(data[ir.SHAPE]) == tuple(target[ir.SHAPE])
             and data[ir.DTYPE] == target[ir.DTYPE])
 
 
@@ -663,7 +670,7 @@ def _with_updates(sequence: list[tuple], updates: tuple[tuple[str, str, int], ..
         read = [facts.reading(param), facts.reading(grad)]
         alive = [a for value, chain in read for a in (value, *chain)]
         placed.append((level, k, (param, grad, level, (param, read[1][0]), alive, [param, read[1][0]])))
-    placed.sort(key=lambda item: item[:2])  # by level, then in the order given
+    placed.sort()  # by level, then in the order given (k: no two items tie)
     out, j = [], 0
     for step in sequence:  # the steps come by level
         while j < len(placed) and placed[j][0] < step[2]:
