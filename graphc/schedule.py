@@ -55,9 +55,13 @@ def levels(graph: nx.MultiDiGraph) -> list[list[str]]:
     A node's level is one more than its deepest operand's, found in one sweep of the
     topological order (networkx's generations cost several times more on big graphs).
     """
-    depth = _depths(graph)
+    return _grouped(graph, _depths(graph))
+
+
+def _grouped(graph: nx.MultiDiGraph, depth: dict[str, int]) -> list[list[str]]:
+    """The nodes level by level (``depth``: each one's), in insertion order inside each level."""
     result: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
-    for node in graph.nodes:  # insertion order inside each level
+    for node in graph.nodes:
         result[depth[node]].append(node)
     return result
 
@@ -208,6 +212,18 @@ class Facts:
                 chain.append(array)
             found = self._readings[node] = (value, tuple(chain))
         return found
+
+    def arrays(self, node: str) -> tuple[str, str]:
+        """(:func:`base` of ``node``, the owner of its memory: ``_memory``'s first), from its
+        reading: the array its code reads (through aliases and inline transposes, which are
+        views) and the one that array looks into."""
+        value, chain = self.reading(node)
+        base = value
+        for array in chain:  # the last one is no view
+            if not is_inline(self.graph, base):
+                break
+            base = array
+        return base, chain[-1] if chain else value
 
     def base(self, node: str) -> str:
         """:func:`base`, from the remembered facts."""
@@ -557,8 +573,10 @@ def plan_function(graph: nx.MultiDiGraph, name: str, args: list[str], body: list
     for level in body:
         computed = []
         for n in level:
+            if n in argset:
+                continue
             op = nodes[n][ir.OP]
-            if op in NO_STEP or n in argset or op == "transpose" and is_inline(graph, n):
+            if op in NO_STEP or op == "transpose" and is_inline(graph, n):
                 continue
             computed.append(n)
             if op == "square":
@@ -592,7 +610,7 @@ def plan_function(graph: nx.MultiDiGraph, name: str, args: list[str], body: list
         sequence = _with_updates(sequence, updates, last_level_alive, level_of, facts)
     last_use = _last_uses(sequence)
     kept = list(returns) + list(saved)
-    keep = {facts.base(n) for n in kept} | {facts.memory(n)[0] for n in kept}
+    keep = {array for n in kept for array in facts.arrays(n)}
     dead: dict[int, list[str]] = {}
     dead_updating: dict[int, list[str]] = {}  # kept values an update is the last to read
     # packed arguments are this function's: freed after their last use, and their buffers
@@ -659,7 +677,7 @@ def _with_updates(sequence: list[tuple], updates: tuple[tuple[str, str, int], ..
     placed = []
     for k, (param, grad, earliest) in enumerate(updates):
         # the gradient's arrays: the one it is (through aliases and x.T) and the one it looks into
-        arrays = (facts.base(grad), facts.memory(grad)[0])
+        arrays = facts.arrays(grad)
         # it writes the param: a level after the param's last reader; it reads the gradient: after
         # its computation, and last among its readers (the end of the last one's level will do)
         levels = [earliest] + [level_of[a] + 1 for a in arrays if a in level_of]
@@ -702,15 +720,15 @@ def _saved(graph: nx.MultiDiGraph, by_level: list[list[str]], seed: str, backwar
     """The forward values the backward pass reads: operands of backward nodes, and
     gradients that are forward values themselves (the arrays, through aliases and ``.T``)."""
     facts = facts or Facts(graph)
-    grads = set(graph.graph[ir.GRADS].values())
-    nodes, readers = graph._node, graph._succ
+    # what backward nodes read, or is a gradient (backward_pass reads the same operands: the
+    # facts remember them)
+    wanted = set(graph.graph[ir.GRADS].values()).union(*(facts.operands(n) for n in backward))
+    nodes = graph._node
     saved: list[str] = []
     seen: set[str] = set()  # saved, as a set: a list's `in` made this quadratic
     for level in by_level:
         for node in level:
-            if node == seed or node in backward or nodes[node][ir.OP] == "const":
-                continue
-            if node not in grads and backward.isdisjoint(readers[node]):  # no backward node reads it
+            if node not in wanted or node == seed or node in backward or nodes[node][ir.OP] == "const":
                 continue
             root = facts.base(node)
             if root not in seen and nodes[root][ir.OP] != "const" and root != seed:
@@ -728,28 +746,37 @@ def schedule(forward: nx.MultiDiGraph, joint: nx.MultiDiGraph | None = None) -> 
     if joint is None:
         return Schedule(forward, None, tuple(functions), None)
     seed = joint.graph[ir.SEED]
-    by_level = levels(joint)
+    depth = _depths(joint)
+    by_level = _grouped(joint, depth)
     later = _backward_nodes(joint)
     facts = Facts(joint)  # the passes of the joint graph read the same nodes
     saved = _saved(joint, by_level, seed, later, facts)
+    backward_body, forward_body = [], []  # each level's backward nodes, and the rest but the seed
+    for level in by_level:
+        back, fore = [], []
+        for n in level:
+            if n in later:
+                back.append(n)
+            elif n != seed:
+                fore.append(n)
+        backward_body.append(back)
+        forward_body.append(fore)
     sources = [s for s in ir.sources(joint) if s != seed]
     sgd = _sgd_plan(joint, sources, seed)
     eager = sgd is not None and seed in joint  # SEED "scalar": no cotangent to seed with lr
     taken = set(saved)  # a set: a deep net has thousands of params and of saved values
     backward = plan_function(
-        joint, "backward_pass", saved,
-        [[n for n in level if n in later] for level in by_level],
+        joint, "backward_pass", saved, backward_body,
         list(joint.graph[ir.GRADS].values()),
         doc="The backward pass: gradients in GRADS order, from the saved values and the cotangent.",
         dims_from_caller=True,
         trailing=(seed if seed in joint else "seed",),  # SEED "scalar": the cotangent is the constant 1
         packed=True, read_only=_returned_memory(joint, joint.graph[ir.OUTPUTS]), facts=facts,
-        updates=_updates(sgd, by_level) if eager else (),
+        updates=_updates(sgd, depth) if eager else (),
         update_args=tuple(u.param for u in sgd.updates if u.param not in taken) if eager else (),
     )
     train = plan_function(
-        joint, "train_forward", sources,
-        [[n for n in level if n not in later and n != seed] for level in by_level],
+        joint, "train_forward", sources, forward_body,
         list(joint.graph[ir.OUTPUTS]), saved=saved,
         doc="The forward pass for training: (outputs, the values backward_pass reuses).",
         needed_dims=set(backward.dim_args), facts=facts,
@@ -808,18 +835,18 @@ def _sgd_plan(joint: nx.MultiDiGraph, sources: list[str], seed: str) -> StepPlan
     """The SGD step, for a scalar output whose wrt values are all params."""
     grads = joint.graph[ir.GRADS]
     learned = set(joint.graph[ir.PARAMS])
-    scalar = seed not in joint or tuple(joint.nodes[seed][ir.SHAPE]) == ()
-    if not scalar or any(name not in learned for name in grads):
+    nodes = joint._node
+    scalar = seed not in joint or tuple(nodes[seed][ir.SHAPE]) == ()
+    if not scalar or not learned.issuperset(grads):
         return None
-    updates = tuple(Update(name, node, bool(tuple(joint.nodes[name][ir.SHAPE]))) for name, node in grads.items())
+    updates = tuple(Update(name, node, bool(tuple(nodes[name][ir.SHAPE]))) for name, node in grads.items())
     return StepPlan(tuple(sources), seed, updates)
 
 
-def _updates(sgd: StepPlan, by_level: list[list[str]]) -> tuple[tuple[str, str, int], ...]:
+def _updates(sgd: StepPlan, depth: dict[str, int]) -> tuple[tuple[str, str, int], ...]:
     """backward_pass's update steps: (param, gradient, earliest level), one per param in GRADS
-    order; none before the level after its gradient's (plan_function places each)."""
-    grads = {u.grad for u in sgd.updates}
-    depth = {n: k for k, level in enumerate(by_level) for n in level if n in grads}
+    order; none before the level after its gradient's (``depth``: each node's level;
+    plan_function places each)."""
     return tuple((u.param, u.grad, depth[u.grad] + 1) for u in sgd.updates)
 
 

@@ -177,3 +177,13 @@ def test_a_functions_dims_are_the_union_of_its_nodes_dims(seed):
     for n in graph:
         every |= schedule._node_dims(graph, n, ir.operands(graph, n))
     assert schedule._graph_dims(graph) == every
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_nodes_arrays_are_its_base_and_the_owner_of_its_memory(seed):
+    graph = planning_dag(seed)
+    facts = schedule.Facts(graph)
+    for node in graph:
+        assert facts.arrays(node) == (schedule.base(graph, node), schedule._memory(graph, node)[0])
+        assert facts.base(node) == schedule.base(graph, node)
+        assert facts.reading(node) == (resolved(graph, node), tuple(looks_into(graph, resolved(graph, node))))
