@@ -67,16 +67,10 @@ def fmt(shape: Sequence[Dim]) -> str:
 
 def broadcast(shapes: Sequence[Shape], node: object = None, op: object = None) -> Shape:
     """The numpy broadcast of several shapes, or a ShapeError naming all of them."""
-    rank = max(map(len, shapes), default=0)
-    if not rank:
-        return ()
+    rank = max((len(s) for s in shapes), default=0)
     out: list[Dim] = []
     for axis in range(rank):
-        dims = set()  # a loop, not a comprehension: a frame per axis cost more than the axis
-        for s in shapes:
-            at = axis - rank + len(s)
-            if at >= 0:
-                dims.add(s[at])
+        dims = {s[axis - rank + len(s)] for s in shapes if axis - rank + len(s) >= 0}
         dims.discard(1)
         if len(dims) > 1:
             listed = " and ".join(fmt(s) for s in shapes)

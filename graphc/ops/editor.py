@@ -102,11 +102,11 @@ class Ref:
 
     @property
     def op(self) -> str:
-        return self.editor.graph.nodes[self.id][ir.OP]
+        return self.editor.graph._node[self.id][ir.OP]  # the node dicts themselves: a view per read costs
 
     @property
     def shape(self) -> tuple:
-        return self.editor.graph.nodes[self.id][ir.SHAPE]
+        return self.editor.graph._node[self.id][ir.SHAPE]
 
     @property
     def ndim(self) -> int:
@@ -360,7 +360,7 @@ class Editor:
         attrs = dict(attrs or {})
         if op.arity >= 0 and len(operands) != op.arity:
             raise GraphError(f"op {op_name} takes {op.arity} operand(s), found {len(operands)}")
-        if attrs:
+        if attrs and not op.attrs.keys() >= attrs.keys():
             unknown = sorted(set(attrs) - set(op.attrs))
             if unknown:
                 raise GraphError(
