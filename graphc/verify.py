@@ -81,6 +81,9 @@ def _check_node(graph: nx.MultiDiGraph, node) -> tuple:
         position = positions[0]
         if not (type(position) is int or _is_position(position)) or position != 0:
             _bad_positions(node, op, arity, positions)
+    elif count == 2 and type(positions[0]) is type(positions[1]) is int and positions in ([0, 1], [1, 0]):
+        if positions[0]:  # (the edge into position 1 came first)
+            sources.reverse()
     elif count:
         # each position an int (not a bool) in 0..k-1, each once: ir.operands' order
         ordered = [_UNSET] * count
@@ -229,8 +232,12 @@ def verify(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
                 _check_gradient_tags(nodes, node, data)
             except Exception as error:  # noqa: BLE001 - raised after the shapes' checks
                 tag_defect = error
-        if misplaced is None and _may_hold_a_pass_attribute_defect(data) and _pass_attribute_defect(data) is not None:
-            misplaced = node
+        if misplaced is None:
+            level = data.get(ir.LEVEL)  # most nodes hold a plain level and no other pass attribute
+            if ((level is not None and (type(level) is not int or level < 0) or ir.MARK in data
+                 or ir.FUSED_SIZE in data or ir.EARLY in data or ir.EXPR in data)
+                    and _pass_attribute_defect(data) is not None):
+                misplaced = node
     order = topological_order(graph) if later is not None else None  # (a cycle is named here)
     _check_lists(graph, counts)
     check_one_float_dtype(graph)  # a mixed declaration is named at its source, before any op reading it
@@ -290,7 +297,7 @@ def check_one_float_dtype(graph: nx.MultiDiGraph, declared: tuple[str, str, str]
                if n in graph and n != seed]
     first: dict[str, tuple[str, str]] = {}
     for node, kind, dtype in sources + ([declared] if declared else []):
-        if dtype is None or np.dtype(dtype).kind != "f":
+        if dtype is None or _kind(dtype) != "f":
             continue
         first.setdefault(dtype, (node, kind))
         if len(first) > 1:
@@ -366,13 +373,6 @@ def _check_gradient_tags(nodes: dict, node, data: dict) -> None:
             f"{describe(node, data[ir.OP])} holds the gradient of {of!r}, so it needs {of!r}'s shape "
             f"{shapes.fmt(nodes[of][ir.SHAPE])}, found {shapes.fmt(data[ir.SHAPE])}"
         )
-
-
-def _may_hold_a_pass_attribute_defect(data: dict) -> bool:
-    """A quick look: most nodes hold a plain level and no other pass attribute (then no defect)."""
-    level = data.get(ir.LEVEL)
-    return (level is not None and (type(level) is not int or level < 0) or ir.MARK in data
-            or ir.FUSED_SIZE in data or ir.EARLY in data or ir.EXPR in data)
 
 
 def _pass_attribute_defect(data: dict) -> str | None:

@@ -274,7 +274,11 @@ class Editor:
     # -- handles -----------------------------------------------------------------------
     def ref(self, node_id: str) -> Ref:
         """The handle of an existing node."""
-        if node_id not in self.graph:
+        try:
+            known = node_id in self.graph._node  # what ``in graph`` asks, without its call
+        except TypeError:  # an unhashable id names no node
+            known = False
+        if not known:
             raise GraphError(f"{describe(node_id)} is not in graph {self.graph.graph.get(ir.NAME)!r}")
         handle = self._handles.get(node_id)
         if handle is None:
@@ -317,7 +321,10 @@ class Editor:
         if _LOGS:  # someone watches a graph: building the list costs only then
             _touch(self.graph, [node_id, *self.graph._pred[node_id]])  # its operands gained a reader
         self.created.append(node_id)
-        return self.ref(node_id)
+        handle = self._handles.get(node_id)  # ref's, but for its test: the node was just added
+        if handle is None:
+            handle = self._handles[node_id] = self._handle(self, node_id)
+        return handle
 
     def source(self, kind: str, node_id: str, shape: tuple, dtype: str = ir.DEFAULT_DTYPE) -> Ref:
         """An input or param ``node_id`` (listed in the graph's inputs or params)."""
