@@ -118,15 +118,19 @@ def differentiate(graph: nx.MultiDiGraph, wrt: Sequence[str] | None = None, of: 
             total = _accumulate(editor, toward, node, cotangents.pop(node))
             totals[node] = total
             operands = ir.operands(joint, node)
+            if not operands:  # an input or param: its total is all there is
+                continue
             vjp = _vjp(editor, joint, node, operands)
+            g = editor.ref(total)
+            created = editor.created
             for k, operand in enumerate(operands):
                 if operand not in needed:
                     continue
-                mark = len(editor.created)
-                contribution = vjp(k, editor.ref(total))
+                mark = len(created)
+                contribution = vjp(k, g)
                 if contribution is None:
                     continue
-                _toward(toward, editor.created[mark:], operand)
+                _toward(toward, created[mark:], operand)
                 _check_cotangent(joint, contribution.id, operand, node)
                 cotangents.setdefault(operand, []).append(contribution.id)
 
@@ -140,7 +144,7 @@ def differentiate(graph: nx.MultiDiGraph, wrt: Sequence[str] | None = None, of: 
     for value, holder in totals.items():
         _hold(joint, holder, value)
     joint.graph[ir.GRADS] = grads
-    return _name_backward(joint, toward)
+    return _name_backward(joint, toward, editor.created)
 
 
 def _check_wrt(graph: nx.MultiDiGraph, wrt: list[str]) -> None:
@@ -197,6 +201,8 @@ def _check_cotangent(graph: nx.MultiDiGraph, cotangent: str, value: str, node: s
 
 def _accumulate(editor: Editor, toward: dict[str, str], node: str, parts: list[str]) -> str:
     """The total cotangent of ``node``: the sum of its contributions, in order."""
+    if len(parts) == 1:  # most values are read once
+        return parts[0]
     total = editor.ref(parts[0])
     for part in parts[1:]:
         mark = len(editor.created)
@@ -292,28 +298,34 @@ def _is_scalar_const(graph, node) -> bool:
     return data[ir.OP] == "const" and np.ndim(data[ir.ATTRS]["value"]) == 0
 
 
-def _name_backward(joint: nx.MultiDiGraph, toward: dict[str, str]) -> nx.MultiDiGraph:
+def _name_backward(joint: nx.MultiDiGraph, toward: dict[str, str], created: list[str]) -> nx.MultiDiGraph:
     """Readable ids: ``d_W1`` for W1's gradient, ``d_h`` for the node holding h's, and
-    ``d_h_1``... for the steps towards it."""
+    ``d_h_1``... for the steps towards it. ``created``: the nodes made, in the graph's order."""
     nodes = joint._node
-    backward = [n for n in nodes if n in toward and nodes[n][ir.OP] != "input"]
     grads = joint.graph[ir.GRADS]
     finals = {node: name for name, node in grads.items() if node in toward}
-    holders = [n for n in backward if n not in finals and ir.GRAD_OF in nodes[n]]
-    helpers = [n for n in backward if n not in finals and ir.GRAD_OF not in nodes[n]]
+    # the gradients first, then the nodes holding a value's, then the steps (each kind in
+    # the graph's order): the earlier kinds take the plainer names
+    ranked: tuple[list, list, list] = ([], [], [])
+    for node in created:
+        if node in toward and nodes[node][ir.OP] != "input":
+            ranked[0 if node in finals else 1 if ir.GRAD_OF in nodes[node] else 2].append(node)
+    taken = set(nodes)
+    for kind in ranked:
+        taken.difference_update(kind)
     mapping: dict[str, str] = {}
-    taken = set(nodes) - set(backward)
     tried: dict[str, int] = {}  # per stem, the suffixes already found taken (taken only grows)
-    for node in [n for n in backward if n in finals] + holders + helpers:
-        stem = f"d_{finals.get(node) or nodes[node].get(ir.GRAD_OF) or toward[node]}"
-        k = tried.get(stem, 0)
-        candidate = f"{stem}_{k}" if k else stem
-        while candidate in taken:
-            k += 1
-            candidate = f"{stem}_{k}"
-        tried[stem] = k
-        taken.add(candidate)
-        mapping[node] = candidate
+    for kind in ranked:
+        for node in kind:
+            stem = f"d_{finals.get(node) or nodes[node].get(ir.GRAD_OF) or toward[node]}"
+            k = tried.get(stem, 0)
+            candidate = f"{stem}_{k}" if k else stem
+            while candidate in taken:
+                k += 1
+                candidate = f"{stem}_{k}"
+            tried[stem] = k
+            taken.add(candidate)
+            mapping[node] = candidate
     out = ir.relabeled(joint, mapping)  # joint is this stage's own copy: its dicts move, not copied
     out.graph[ir.GRADS] = {name: mapping.get(node, node) for name, node in grads.items()}
     return out

@@ -81,6 +81,9 @@ def _check_node(graph: nx.MultiDiGraph, node) -> tuple:
         position = positions[0]
         if not (type(position) is int or _is_position(position)) or position != 0:
             _bad_positions(node, op, arity, positions)
+    elif count == 2 and type(positions[0]) is type(positions[1]) is int and positions in ([0, 1], [1, 0]):
+        if positions[0]:  # (the edge into position 1 came first)
+            sources.reverse()
     elif count:
         # each position an int (not a bool) in 0..k-1, each once: ir.operands' order
         ordered = [_UNSET] * count
@@ -131,13 +134,9 @@ def _has_expression(data: dict, arity: int) -> bool:
             and len(value[1]) == arity)
 
 
-def _check_lists(graph: nx.MultiDiGraph) -> None:
+def _check_lists(graph: nx.MultiDiGraph, counts: dict) -> None:
+    """The inputs, params and outputs lists; ``counts``: how many input and param nodes the graph holds."""
     nodes = graph._node
-    counts = {"input": 0, "param": 0}  # the nodes of each kind, counted in one walk
-    for data in nodes.values():
-        op = data.get(ir.OP)
-        if op in counts:
-            counts[op] += 1
     for key, op in ((ir.INPUTS, "input"), (ir.PARAMS, "param")):
         listed = graph.graph.get(key)
         if not isinstance(listed, list):
@@ -187,42 +186,99 @@ def verify(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     its operands' when they agree; phases; a node
     tagged ``grad_of`` X, and the ``grads`` entry of X, has X's shape; the attributes
     passes set (mark, level, fused_size, early, expr) hold what ``docs/ir.md`` says.
+
+    The first defect is raised, in this order of kinds: a node's own (op, attrs, operands),
+    a cycle, the lists, one float dtype, shapes and dtypes (the first node in topological
+    order), the tags (phase, ``grad_of``), ``grads``, the pass attributes; within a kind,
+    the first node's defect (in the graph's node order, but for shapes).
     """
     if not isinstance(graph, nx.DiGraph):
         raise GraphError(f"expected a networkx MultiDiGraph, found {type(graph).__name__}")
     _check_registry(graph)
-    checked = {node: _check_node(graph, node) for node in graph.nodes}  # node -> (op, operands)
-    order = topological_order(graph)
-    _check_lists(graph)
+    nodes, pred = graph._node, graph._pred
+    # One walk over the nodes, in their order, does every check of a node: a graph bigger
+    # than the processor's caches is read from memory once, not once per kind of check.
+    # A node's own defect is raised when met; the first of each later kind is kept (any
+    # exception: a check raises what it raises) and raised after the walk, in its turn.
+    # While each node comes after its operands the walk is the topological order (the
+    # ready node of smallest insertion index comes next), so shapes are checked on the
+    # way; from the first node that does not, they are checked after the walk, along the
+    # topological order (which starts with the nodes the walk had checked).
+    placed: set = set()
+    covers, place = placed.issuperset, placed.add
+    later: dict | None = None  # node -> (op, operands), from the first node out of order on
+    counts = {"input": 0, "param": 0}  # the nodes of each kind, for _check_lists
+    shape_defect = tag_defect = None  # the first of each, in node order
+    misplaced = None  # the first node whose pass attributes are wrong: named after the gradients
+    for node, data in nodes.items():
+        op, args = _check_node(graph, node)
+        source = op.arity == 0 and op.name != "const"  # an input or param: its declared shape is the truth
+        if source:
+            if op.name in counts:
+                counts[op.name] += 1
+        elif later is not None:
+            later[node] = op, args
+        elif pred[node] and not covers(pred[node]):
+            later = {node: (op, args)}
+        elif shape_defect is None:
+            try:
+                _check_shape(graph, node, data, op, args)
+            except Exception as error:  # noqa: BLE001 - raised after the earlier kinds' checks
+                shape_defect = error
+        if later is None:
+            place(node)
+        if tag_defect is None and (data.get(ir.PHASE) not in _PHASES or data.get(ir.GRAD_OF) is not None):
+            try:
+                _check_gradient_tags(nodes, node, data)
+            except Exception as error:  # noqa: BLE001 - raised after the shapes' checks
+                tag_defect = error
+        if misplaced is None:
+            level = data.get(ir.LEVEL)  # most nodes hold a plain level and no other pass attribute
+            if ((level is not None and (type(level) is not int or level < 0) or ir.MARK in data
+                 or ir.FUSED_SIZE in data or ir.EARLY in data or ir.EXPR in data)
+                    and _pass_attribute_defect(data) is not None):
+                misplaced = node
+    order = topological_order(graph) if later is not None else None  # (a cycle is named here)
+    _check_lists(graph, counts)
     check_one_float_dtype(graph)  # a mixed declaration is named at its source, before any op reading it
-    nodes = graph._node
-    for node in order:
-        op, args = checked[node]
-        if op.arity == 0 and op.name != "const":  # an input or param: its declared shape is the truth
-            continue
-        data = nodes[node]
-        dtype = data.get(ir.DTYPE)
-        arg_shapes = []
-        agree = True  # every operand of the node's own dtype
-        for a in args:
-            operand = nodes[a]
-            if ir.SHAPE not in operand:
-                raise ShapeError(f"{describe(a, operand[ir.OP])} has no shape; run infer_shapes first")
-            arg_shapes.append(operand[ir.SHAPE])
-            if agree:
-                other = operand.get(ir.DTYPE)
-                agree = other is dtype or other == dtype
-        expected = op.shape(arg_shapes, data[ir.ATTRS], node, op.name)
-        found = data.get(ir.SHAPE)
-        if found is None or found is not expected and tuple(found) != tuple(expected):
-            raise ShapeError(
-                f"{_where(graph, node)}: declared shape {shapes.fmt(found) if found is not None else 'none'} "
-                f"but its operands give {shapes.fmt(expected)}; fix the declaration or the operands"
-            )
-        if op.dtype is not None or not agree:
-            _check_dtype(graph, node, op, args)  # (operands all of the node's dtype, no rule: nothing to check)
-    _check_tags(graph)
+    if shape_defect is not None:
+        raise shape_defect
+    if order is not None:
+        for node in order:
+            if node in later:
+                _check_shape(graph, node, nodes[node], *later[node])
+    if tag_defect is not None:
+        raise tag_defect
+    _check_grads(graph)
+    if misplaced is not None:
+        raise GraphError(f"{describe(misplaced, nodes[misplaced][ir.OP])}: {_pass_attribute_defect(nodes[misplaced])}")
     return graph
+
+
+def _check_shape(graph: nx.MultiDiGraph, node, data: dict, op, args: list) -> None:
+    """An op node's shape is what its op's rule gives for its operands' shapes, and its
+    dtype what its op's rule gives (or its operands' when they agree)."""
+    nodes = graph._node
+    dtype = data.get(ir.DTYPE)
+    arg_shapes = []
+    agree = True  # every operand of the node's own dtype
+    for a in args:
+        operand = nodes[a]
+        if ir.SHAPE not in operand:
+            raise ShapeError(f"{describe(a, operand[ir.OP])} has no shape; run infer_shapes first")
+        arg_shapes.append(operand[ir.SHAPE])
+        if agree:
+            other = operand.get(ir.DTYPE)
+            agree = other is dtype or other == dtype
+    expected = op.shape(arg_shapes, data[ir.ATTRS], node, op.name)
+    found = data.get(ir.SHAPE)
+    if found is None or found is not expected and tuple(found) != tuple(expected):
+        raise ShapeError(
+            f"{_where(graph, node)}: declared shape {shapes.fmt(found) if found is not None else 'none'} "
+            f"but its operands give {shapes.fmt(expected)}; fix the declaration or the operands"
+        )
+    if op.dtype is not None or not agree:
+        _check_dtype(graph, node, op, args)  # (operands all of the node's dtype, no rule: nothing to check)
 
 
 def check_one_float_dtype(graph: nx.MultiDiGraph, declared: tuple[str, str, str] | None = None) -> None:
@@ -241,7 +297,7 @@ def check_one_float_dtype(graph: nx.MultiDiGraph, declared: tuple[str, str, str]
                if n in graph and n != seed]
     first: dict[str, tuple[str, str]] = {}
     for node, kind, dtype in sources + ([declared] if declared else []):
-        if dtype is None or np.dtype(dtype).kind != "f":
+        if dtype is None or _kind(dtype) != "f":
             continue
         first.setdefault(dtype, (node, kind))
         if len(first) > 1:
@@ -306,37 +362,17 @@ _KINDS: dict = {}
 _PHASES = (None, ir.FORWARD, ir.BACKWARD)
 
 
-def _check_tags(graph: nx.MultiDiGraph) -> None:
-    """What passes and differentiation tag nodes with, in one walk over the nodes.
-
-    Phases are forward/backward; a node tagged ``grad_of`` X has X's shape (a cotangent
-    has the shape of its value), and so has the node ``grads`` names for X; the attributes
-    passes set (``mark``, ``level``, ``fused_size``, ``early``, ``expr``) hold what
-    ``docs/ir.md`` says. A gradient defect is named before any pass attribute's, and the
-    first node's defect before a later one's.
-    """
-    nodes = graph._node
-    misplaced = None  # the first node whose pass attributes are wrong: named after the gradients
-    for node, data in nodes.items():
-        phase = data.get(ir.PHASE)
-        if phase not in _PHASES:
-            raise GraphError(f"{describe(node, data[ir.OP])}: phase must be 'forward' or 'backward', found {phase!r}")
-        of = data.get(ir.GRAD_OF)
-        if of is not None and of in nodes and tuple(nodes[of][ir.SHAPE]) != tuple(data[ir.SHAPE]):
-            raise ShapeError(
-                f"{describe(node, data[ir.OP])} holds the gradient of {of!r}, so it needs {of!r}'s shape "
-                f"{shapes.fmt(nodes[of][ir.SHAPE])}, found {shapes.fmt(data[ir.SHAPE])}"
-            )
-        if misplaced is None:
-            level = data.get(ir.LEVEL)  # most nodes hold a plain level and no other pass attribute
-            if ((level is not None and (type(level) is not int or level < 0) or ir.MARK in data
-                 or ir.FUSED_SIZE in data or ir.EARLY in data or ir.EXPR in data)
-                    and _pass_attribute_defect(data) is not None):
-                misplaced = node
-    _check_grads(graph)
-    if misplaced is not None:
-        defect = _pass_attribute_defect(nodes[misplaced])
-        raise GraphError(f"{describe(misplaced, nodes[misplaced][ir.OP])}: {defect}")
+def _check_gradient_tags(nodes: dict, node, data: dict) -> None:
+    """A node's phase is forward or backward, and a node tagged ``grad_of`` X has X's shape."""
+    phase = data.get(ir.PHASE)
+    if phase not in _PHASES:
+        raise GraphError(f"{describe(node, data[ir.OP])}: phase must be 'forward' or 'backward', found {phase!r}")
+    of = data.get(ir.GRAD_OF)
+    if of is not None and of in nodes and tuple(nodes[of][ir.SHAPE]) != tuple(data[ir.SHAPE]):
+        raise ShapeError(
+            f"{describe(node, data[ir.OP])} holds the gradient of {of!r}, so it needs {of!r}'s shape "
+            f"{shapes.fmt(nodes[of][ir.SHAPE])}, found {shapes.fmt(data[ir.SHAPE])}"
+        )
 
 
 def _pass_attribute_defect(data: dict) -> str | None:

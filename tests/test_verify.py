@@ -380,3 +380,97 @@ def test_an_op_with_a_dtype_rule_is_held_to_it_not_to_its_operands_dtype():
     graph.nodes[node][ir.DTYPE] = "float64"
     text = message(gc.GraphError, graph)
     assert "rule gives int64" in text
+
+
+# -- several defects at once: the first kind in verify's order is named, wherever it sits ----
+
+def inserted_in(graph: nx.MultiDiGraph, order: list) -> nx.MultiDiGraph:
+    """``graph`` with its nodes inserted in ``order`` (its edges and attributes as they were)."""
+    out = nx.MultiDiGraph()
+    out.graph.update({key: list(value) if isinstance(value, list) else value for key, value in graph.graph.items()})
+    for node in order:
+        out.add_node(node, **dict(graph.nodes[node]))
+    for source, target, data in graph.edges(data=True):
+        out.add_edge(source, target, **dict(data))
+    return out
+
+
+# the nodes of small_net with relu 'h' inserted before its operand 'matmul'
+OUT_OF_ORDER = ["x", "w", "h", "matmul", "out"]
+
+
+@pytest.mark.parametrize("order", [None, OUT_OF_ORDER])
+def test_a_nodes_own_defect_is_named_before_an_earlier_nodes_wrong_shape(order):
+    graph = small_net() if order is None else inserted_in(small_net(), order)
+    graph.nodes["matmul"][ir.SHAPE] = ("N", 9)
+    graph.nodes["out"]["op"] = "frob"
+    assert "'frob'" in message(gc.GraphError, graph)
+    graph.nodes["out"]["op"] = "sum"
+    assert "node 'matmul' (op matmul)" in message(gc.ShapeError, graph)
+
+
+@pytest.mark.parametrize("order", [None, OUT_OF_ORDER])
+def test_the_lists_and_the_float_dtype_are_named_before_a_wrong_shape(order):
+    graph = small_net() if order is None else inserted_in(small_net(), order)
+    graph.nodes["h"][ir.SHAPE] = ("N", 9)
+    graph.graph["params"] = []
+    assert "node 'w' (op param) is not listed" in message(gc.GraphError, graph)
+    graph.graph["params"] = ["w"]
+    graph.nodes["w"][ir.DTYPE] = "float32"
+    assert "a graph computes in one float dtype" in message(gc.GraphError, graph)
+    graph.nodes["w"][ir.DTYPE] = "float64"
+    assert "node 'h' (op relu)" in message(gc.ShapeError, graph)
+
+
+@pytest.mark.parametrize("order", [None, OUT_OF_ORDER])
+def test_a_wrong_shape_is_named_before_an_earlier_nodes_wrong_tag(order):
+    graph = small_net() if order is None else inserted_in(small_net(), order)
+    graph.nodes["x"][ir.PHASE] = "sideways"
+    graph.nodes["out"][ir.SHAPE] = (4,)
+    assert "node 'out' (op sum)" in message(gc.ShapeError, graph)
+    graph.nodes["out"][ir.SHAPE] = (sympy.Symbol("N", integer=True, positive=True),)
+    assert "node 'x' (op input): phase must be" in message(gc.GraphError, graph)
+
+
+def test_out_of_order_the_first_wrong_shape_in_topological_order_is_named():
+    graph = inserted_in(small_net(), OUT_OF_ORDER)
+    gc.verify(graph)  # nodes in any order verify
+    graph.nodes["matmul"][ir.SHAPE] = ("N", 9)  # inserted after h, computed before it
+    graph.nodes["h"][ir.SHAPE] = ("N", 7)
+    text = message(gc.ShapeError, graph)
+    assert "node 'matmul' (op matmul)" in text and "declared shape (N, 9)" in text
+
+
+def test_a_cycle_is_named_before_a_wrong_shape_and_the_lists():
+    graph = small_net()
+    graph.nodes["matmul"][ir.SHAPE] = ("N", 9)
+    graph.graph["inputs"] = []
+    graph.add_edge("out", "h", arg=1)  # h reads the sum of itself
+    graph.nodes["h"]["op"] = "add"
+    text = message(gc.GraphError, graph)
+    assert "cycle" in text and "'h'" in text and "'out'" in text
+
+
+def test_a_gradient_tag_naming_a_later_node_without_a_shape_names_the_missing_shape():
+    graph = small_net()
+    graph.nodes["x"][ir.GRAD_OF] = "out"  # out comes later, and has no shape
+    del graph.nodes["out"][ir.SHAPE]
+    text = message(gc.ShapeError, graph)
+    assert "node 'out' (op sum)" in text and "declared shape none" in text
+
+
+@pytest.mark.parametrize("positions, fits", [((0, 1), True), ((1, 0), False), ((True, 0), None), ((1, 1), None)])
+def test_two_operands_are_read_in_the_order_of_their_positions(positions, fits):
+    graph = small_net()  # x (N, 2) @ w (2, 3): the other way round does not fit
+    for source, position in zip(("x", "w"), positions):
+        (edge,) = graph.get_edge_data(source, "matmul").values()
+        edge[ir.ARG] = position
+    graph = inserted_in(graph, list(graph.nodes))  # x's edge into matmul inserted before w's
+    assert list(graph.pred["matmul"]) == ["x", "w"]
+    if fits:
+        gc.verify(graph)
+    elif fits is False:
+        text = message(gc.ShapeError, graph)
+        assert "node 'matmul' (op matmul)" in text and "shapes (2, 3) @ (N, 2) do not match" in text
+    else:
+        assert "operand positions (edge attribute 'arg') must be 0..1" in message(gc.GraphError, graph)

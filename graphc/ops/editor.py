@@ -102,11 +102,11 @@ class Ref:
 
     @property
     def op(self) -> str:
-        return self.editor.graph.nodes[self.id][ir.OP]
+        return self.editor.graph._node[self.id][ir.OP]  # the node dicts themselves: a view per read costs
 
     @property
     def shape(self) -> tuple:
-        return self.editor.graph.nodes[self.id][ir.SHAPE]
+        return self.editor.graph._node[self.id][ir.SHAPE]
 
     @property
     def ndim(self) -> int:
@@ -274,7 +274,11 @@ class Editor:
     # -- handles -----------------------------------------------------------------------
     def ref(self, node_id: str) -> Ref:
         """The handle of an existing node."""
-        if node_id not in self.graph:
+        try:
+            known = node_id in self.graph._node  # what ``in graph`` asks, without its call
+        except TypeError:  # an unhashable id names no node
+            known = False
+        if not known:
             raise GraphError(f"{describe(node_id)} is not in graph {self.graph.graph.get(ir.NAME)!r}")
         handle = self._handles.get(node_id)
         if handle is None:
@@ -317,7 +321,10 @@ class Editor:
         if _LOGS:  # someone watches a graph: building the list costs only then
             _touch(self.graph, [node_id, *self.graph._pred[node_id]])  # its operands gained a reader
         self.created.append(node_id)
-        return self.ref(node_id)
+        handle = self._handles.get(node_id)  # ref's, but for its test: the node was just added
+        if handle is None:
+            handle = self._handles[node_id] = self._handle(self, node_id)
+        return handle
 
     def source(self, kind: str, node_id: str, shape: tuple, dtype: str = ir.DEFAULT_DTYPE) -> Ref:
         """An input or param ``node_id`` (listed in the graph's inputs or params)."""
@@ -360,7 +367,7 @@ class Editor:
         attrs = dict(attrs or {})
         if op.arity >= 0 and len(operands) != op.arity:
             raise GraphError(f"op {op_name} takes {op.arity} operand(s), found {len(operands)}")
-        if attrs:
+        if attrs and not op.attrs.keys() >= attrs.keys():
             unknown = sorted(set(attrs) - set(op.attrs))
             if unknown:
                 raise GraphError(

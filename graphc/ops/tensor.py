@@ -67,7 +67,7 @@ def _matmul_shape(arg_shapes, attrs, node=None, op=None):
             f"{'second to last' if len(b) >= 2 else 'only'} dim of the right ({inner_b}); "
             "transpose one operand or fix the declared shapes"
         )
-    batch = shapes.broadcast([a[:-2], b[:-2]], node, op)
+    batch = shapes.broadcast([a[:-2], b[:-2]], node, op) if len(a) > 2 or len(b) > 2 else ()  # (matrices: none)
     rows = a[-2:-1] if len(a) >= 2 else ()
     cols = b[-1:] if len(b) >= 2 else ()
     return batch + rows + cols
