@@ -43,6 +43,11 @@ Nothing here knows about graphc or about the benchmark cases.
 ``quartiles(values)``
     ``(q1, median, q3)`` of a non-empty sequence.
 
+``median_interval(values, confidence=0.95)``
+    ``(low, high)``: a confidence interval of the median that assumes nothing
+    about the distribution (two order statistics), so a reader can tell
+    whether a median ratio of 1.02 is distinguishable from 1.00.
+
 ``calibrate_number(fn, target=0.005)``
     How many back-to-back calls of ``fn`` take at least ``target`` seconds
     (for choosing ``number``).
@@ -64,6 +69,7 @@ Nothing here knows about graphc or about the benchmark cases.
 from __future__ import annotations
 
 import gc
+import math
 import os
 import sys
 import time
@@ -71,7 +77,7 @@ import tracemalloc
 
 __all__ = [
     "limit_blas_threads", "round_robin", "timed_rounds", "round_order", "paired_ratios", "calibrate_number",
-    "median", "quartiles", "peak_memory", "format_table",
+    "median", "quartiles", "median_interval", "peak_memory", "format_table",
 ]
 
 _THREAD_ENV_VARS = (
@@ -228,6 +234,32 @@ def quartiles(values) -> tuple:
     half = len(xs) // 2
     lower, upper = xs[:half] or xs, xs[len(xs) - half:] or xs
     return median(lower), median(xs), median(upper)
+
+
+def median_interval(values, confidence: float = 0.95) -> tuple:
+    """``(low, high)``: the order statistics ``x_(k)`` and ``x_(n+1-k)`` of the sorted values,
+    with the largest ``k`` for which they bracket the true median with probability at least
+    ``confidence``, for any continuous distribution of independent samples.
+
+    Each sample lies below the median with probability 1/2, so the number below it is
+    Binomial(n, 1/2), and the interval misses the median with probability
+    ``2 * P(Binomial(n, 1/2) <= k - 1)``. With too few values for ``confidence`` (fewer
+    than six for 95 %) it is the whole range, which then covers less.
+    """
+    xs = sorted(values)
+    n = len(xs)
+    if not n:
+        raise ValueError("median interval of an empty sequence")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
+    tail = (1 - confidence) / 2
+    k, below = 1, 0.0  # below: P(Binomial(n, 1/2) <= k - 1)
+    for j in range(n // 2):
+        below += math.comb(n, j) / 2 ** n  # exact big-int division, correctly rounded
+        if below > tail:
+            break
+        k = j + 1
+    return xs[k - 1], xs[n - k]
 
 
 def peak_memory(fn) -> int:
