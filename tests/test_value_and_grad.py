@@ -220,15 +220,20 @@ def test_sigmoid_backward_code_reuses_the_forward_value():
     assert "exp" not in text
 
 
-def test_softmax_cross_entropy_gradient_reads_softmax_minus_y_over_n():
-    """The logits' gradient comes out of differentiation and simplification as (softmax - y)/n:
-    the exponentials divided by their row sums, minus the one-hot targets, over the batch
-    (times the loss's cotangent d_loss, an input of the one backward pass)."""
+def test_softmax_cross_entropy_gradient_reads_row_sum_times_softmax_minus_y_over_n():
+    """The logits' gradient comes out of differentiation and simplification as
+    (sum(y) softmax - y)/n: the exponentials divided by their row sums, times the row's sum
+    of labels (1 for one-hot rows, but soft rows may sum to anything), minus the labels,
+    over the batch (times the loss's cotangent d_loss, an input of the one backward pass)."""
     g = gc.Graph("sce")
     x = g.input("x", shape=("N", 4))
     y = g.input("y", shape=("N", 3))
     W = g.param("W", shape=(4, 3))
     g.output("loss", gc.softmax_cross_entropy(x @ W, y))
-    source = gc.compile(g).backward_source
+    prog = gc.compile(g)
+    rows = re.search(r"(\w+) = y\.sum\(axis=-1\)", prog.backward_source).group(1)  # in train_forward
+    source = prog.backward_source[prog.backward_source.index("def backward_pass"):]
+    assert re.search(rf"^    {rows} \*= \(d_loss/N\)", source, re.M), source
+    scaled = re.search(rf"^    (\w+) = {rows}\.reshape\(\(N, 1\)\)", source, re.M).group(1)
     formulas = [line for line in source.splitlines() if line.strip().startswith("# d_")]
-    assert any(re.search(r"= d_loss\*\(exp/sum\w* - y\)/N\b", line) for line in formulas), "\n".join(formulas)
+    assert any(re.search(rf"= {scaled}\*exp/sum\w* - d_loss\*y/N\b", line) for line in formulas), "\n".join(formulas)

@@ -76,8 +76,11 @@ def _expand_log_softmax(args, attrs):
 
 
 def _expand_softmax_cross_entropy(args, attrs):
-    # With rows of the target summing to 1 (one-hot or smoothed labels),
-    # -sum(y * log_softmax(z)) = logsumexp(z) - sum(y * z): exact for any logits.
+    # -sum(y * log_softmax(z)) = logsumexp(z) * sum(y) - sum(y * z), exact for any labels:
+    # soft or learnable rows need not sum to 1, and d/dy is -log_softmax(z) for every row.
+    # This form costs one row sum of y more than logsumexp(z) - sum(y * z), which holds only
+    # for rows summing to 1; -sum(y * (z - logsumexp(z))) would cost an op per element more,
+    # forward and backward. Int labels are one-hot: sum(y) = 1, and no gradient flows into them.
     logits, target = args
     ed = logits.editor
     axis = attrs["axis"]
@@ -89,7 +92,8 @@ def _expand_softmax_cross_entropy(args, attrs):
                              "rows of the logits' shape")
         picked = ed.add("pick", [logits, target], {"axis": axis})
         return ed.add("mean", [_logsumexp_of(logits, axis, False) - picked])
-    return ed.add("mean", [_logsumexp_of(logits, axis, False) - ed.sum(target * logits, axis=axis)])
+    picked = ed.sum(target * logits, axis=axis)
+    return ed.add("mean", [_logsumexp_of(logits, axis, False) * ed.sum(target, axis=axis) - picked])
 
 
 def _expand_mean_of(term):
@@ -164,5 +168,5 @@ register(Op("bce_with_logits", 2, _loss_shape, expand=_expand_mean_of("bce_logit
             function="bce_with_logits", operand_names=("logits", "target")))
 register(Op("softmax_cross_entropy", 2, _check_axis_shape(_loss_shape), attrs={"axis": -1},
             expand=_expand_softmax_cross_entropy, reference=_reference_softmax_cross_entropy,
-            doc="cross-entropy of softmax(logits) against one-hot rows or int64 class labels, mean over rows",
+            doc="cross-entropy of softmax(logits) against label rows (soft or one-hot) or int64 labels, mean over rows",
             function="softmax_cross_entropy", operand_names=("logits", "labels"), int_operands=(1,)))

@@ -1,10 +1,11 @@
 """Integer class labels: ``pick`` (each row's entry at its label) and its VJP ``pick_grad``.
 
 ``softmax_cross_entropy(logits, labels)`` with int64 labels of shape (N,) expands to
-``mean(logsumexp(z) - pick(z, labels))``: the same formula as with one-hot rows, without
-building the one-hot matrix. ``pick`` gathers with ``numpy.take_along_axis``; its VJP puts
-each cotangent back at its label with ``numpy.put_along_axis`` (one entry per row: no two
-rows share one). No gradient flows into the labels.
+``mean(logsumexp(z) - pick(z, labels))``: the formula of label rows,
+``mean(logsumexp(z) * sum(y) - sum(y * z))``, for one-hot rows, without building them.
+``pick`` gathers with ``numpy.take_along_axis``; its VJP puts each cotangent back at its
+label with ``numpy.put_along_axis`` (one entry per row: no two rows share one). No
+gradient flows into the labels.
 """
 
 from __future__ import annotations

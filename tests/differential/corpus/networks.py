@@ -138,14 +138,13 @@ class Net:
         return array.astype(self.dtype).astype(np.float64)
 
     # -- sources -------------------------------------------------------------------------
-    def input(self, shape, role: str = "data", axis: int = -1) -> Value:
+    def input(self, shape, role: str = "data") -> Value:
         var = self.fresh("x")
         dtype = f", dtype={self.dtype!r}" if self.dtype != "float64" else ""
         self.run(f'{var} = g.input("{var}", shape={self.shape_text(shape)}{dtype})')
         dims = self.dims(shape)
-        if role == "onehot":  # rows along ``axis`` that sum to 1 (one-hot or smoothed labels)
-            raw = self.rng.uniform(0.0, 1.0, size=dims) ** 4
-            value = raw / np.sum(raw, axis=axis, keepdims=True)
+        if role == "soft_labels":  # label rows summing to anything, not only 1
+            value = 3.0 * self.rng.uniform(0.0, 1.0, size=dims) ** 4
         elif role == "prob":
             value = self.rng.uniform(0.0, 1.0, size=dims)
         else:
@@ -413,11 +412,11 @@ def _loss(op: str):
             axis = net.draw(st.sampled_from(list(range(-1, len(a.shape)))))
         if op == "bce":
             a = net.probability(a)
-        role = {"softmax_cross_entropy": "onehot", "bce": "prob", "bce_with_logits": "prob"}.get(op, "data")
+        role = {"softmax_cross_entropy": "soft_labels", "bce": "prob", "bce_with_logits": "prob"}.get(op, "data")
         if op == "softmax_cross_entropy" and net.draw(st.booleans()):  # int64 class labels, one per row
             target = net.labels(a.shape, axis)
         else:
-            target = net.input(a.shape, role=role, axis=axis)
+            target = net.input(a.shape, role=role)
         extra = f", axis={axis}" if axis != -1 else ""
         return net.add(f"gc.{op}({a.var}, {target.var}{extra})", op, a.depends)
 
