@@ -67,7 +67,14 @@ def _depths(graph: nx.MultiDiGraph) -> dict[str, int]:
     depth: dict[str, int] = {}
     try:
         for node in graph.nodes:
-            depth[node] = max([depth[source] for source in pred[node]], default=-1) + 1
+            operands = pred[node]
+            if not operands:  # (a source, or a node reading one value: no list for max)
+                depth[node] = 0
+            elif len(operands) == 1:
+                for source in operands:
+                    depth[node] = depth[source] + 1
+            else:
+                depth[node] = max([depth[source] for source in operands], default=-1) + 1
         return depth
     except KeyError:  # an operand not yet swept: insertion order is not topological
         depth.clear()
