@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import heapq
+import itertools
 from collections.abc import Iterator
 
 import networkx as nx
@@ -288,12 +289,21 @@ def topological_order(graph: nx.DiGraph) -> list[str]:
     pred = getattr(graph, "_pred", None) or graph.pred  # the dicts themselves: a view per node costs
     placed: set = set()
     covers, place = placed.issuperset, placed.add
-    result: list = []
+    sweep = iter(graph.nodes)
+    for node in sweep:
+        operands = pred[node]
+        if operands and not covers(operands):
+            break
+        place(node)
+    else:  # the usual case: the insertion order is topological (a node is added after its operands)
+        return list(graph.nodes)
+    # from the first node that must wait on: the nodes before it are placed, in order
+    result = list(itertools.islice(graph.nodes, len(placed)))
     put = result.append
     missing: dict = {}  # a waiting node -> how many of its operands are not placed yet
-    waiters: dict = {}  # an operand not placed yet -> the waiting nodes that read it
-    ready: list = []  # (sweep index, node) of waiting nodes whose operands are all placed now
-    for k, node in enumerate(graph.nodes):
+    waiters: dict = {}  # an operand not placed yet -> (sweep index, node) of the waiting nodes reading it
+    ready: list = []  # a heap of (sweep index, node): waiting nodes whose operands are all placed now
+    for k, node in enumerate(itertools.chain((node,), sweep), start=len(placed)):
         operands = pred[node]
         if operands and not covers(operands):
             absent = [source for source in operands if source not in placed]
@@ -316,15 +326,25 @@ def _release(node, waiters: dict, missing: dict, ready: list, placed: set, resul
     freed = waiters.pop(node)
     push, pop = heapq.heappush, heapq.heappop
     while True:
+        alone = None  # a chain frees one node at a time: placed next without the heap
         for entry in freed:
             waiting = entry[1]
             left = missing[waiting] - 1
             missing[waiting] = left
             if not left:
-                push(ready, entry)
-        if not ready:
+                if alone is None and not ready:
+                    alone = entry
+                else:
+                    if alone is not None:
+                        push(ready, alone)
+                        alone = None
+                    push(ready, entry)
+        if alone is not None:
+            node = alone[1]
+        elif ready:
+            node = pop(ready)[1]
+        else:
             return
-        _, node = pop(ready)
         placed.add(node)
         result.append(node)
         freed = waiters.pop(node, ())

@@ -47,6 +47,19 @@ def _elementwise(graph: nx.MultiDiGraph, node: str) -> bool:
     return known
 
 
+class _Elementwise(dict):
+    """op name -> whether the graph's op of that name is elementwise, found once per name:
+    the sweeps ask it of every node (a dict lookup, no call, once a name is known)."""
+
+    def __init__(self, graph: nx.MultiDiGraph):
+        super().__init__()
+        self.graph = graph
+
+    def __missing__(self, name: str) -> bool:
+        found = self[name] = op_for(self.graph, name).elementwise
+        return found
+
+
 # A built-in op's answer by name (op_for finds built-in names first, and a built-in op stays
 # what it is): a sweep asks it of every node several times, and op_for's lookup costs more.
 _BUILT_IN_ELEMENTWISE: dict[str, bool] = {}
@@ -213,9 +226,9 @@ def _sweep(out: nx.MultiDiGraph, keep: set[str], stats: Stats) -> int:
     merged = 0
     absorbed: set[str] = set()
     editor = Editor(out)
-    nodes = out._node
+    nodes, kinds = out._node, _Elementwise(out)
     for root in reversed(order(out)):
-        if root in absorbed or not _elementwise(out, root):
+        if root in absorbed or not kinds[nodes[root][ir.OP]]:
             continue
         if nodes[root][ir.OP] != "fused" and _alone(out, root, keep, absorbed):
             continue  # what growing its region would find: itself, nothing merged or copied in
@@ -272,9 +285,9 @@ def _numbers_first(graph: nx.MultiDiGraph) -> None:
     """Turn elementwise nodes of numbers only (1/N: consts and symbolic dims) into
     operand-less fused nodes, so that every reader can copy the number in."""
     editor = Editor(graph)
-    nodes, pred = graph._node, graph._pred
+    nodes, pred, kinds = graph._node, graph._pred, _Elementwise(graph)
     for node in order(graph):
-        if not pred[node] or not _elementwise(graph, node):
+        if not pred[node] or not kinds[nodes[node][ir.OP]]:
             continue
         for operand in pred[node]:  # is every operand a number? (most nodes read an array: asked first, inline)
             data = nodes[operand]
