@@ -290,11 +290,11 @@ def topological_order(graph: nx.DiGraph) -> list[str]:
     placed: set = set()
     covers, place = placed.issuperset, placed.add
     sweep = iter(graph.nodes)
-    for node in sweep:
-        operands = pred[node]
+    for first in sweep:
+        operands = pred[first]
         if operands and not covers(operands):
             break
-        place(node)
+        place(first)
     else:  # the usual case: the insertion order is topological (a node is added after its operands)
         return list(graph.nodes)
     # from the first node that must wait on: the nodes before it are placed, in order
@@ -303,7 +303,7 @@ def topological_order(graph: nx.DiGraph) -> list[str]:
     missing: dict = {}  # a waiting node -> how many of its operands are not placed yet
     waiters: dict = {}  # an operand not placed yet -> (sweep index, node) of the waiting nodes reading it
     ready: list = []  # a heap of (sweep index, node): waiting nodes whose operands are all placed now
-    for k, node in enumerate(itertools.chain((node,), sweep), start=len(placed)):
+    for k, node in enumerate(itertools.chain((first,), sweep), start=len(placed)):
         operands = pred[node]
         if operands and not covers(operands):
             absent = [source for source in operands if source not in placed]
