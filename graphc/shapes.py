@@ -67,6 +67,12 @@ def fmt(shape: Sequence[Dim]) -> str:
 
 def broadcast(shapes: Sequence[Shape], node: object = None, op: object = None) -> Shape:
     """The numpy broadcast of several shapes, or a ShapeError naming all of them."""
+    first = shapes[0] if len(shapes) else None
+    if type(first) is tuple and all(s == first for s in shapes) and all(type(d) is int or type(d) is sympy.Symbol
+                                                                        for d in first):
+        # one shape of ints and symbols (the usual case): itself, with no set of dims per axis
+        # (hashing a symbolic dim calls into sympy)
+        return first
     rank = max((len(s) for s in shapes), default=0)
     out: list[Dim] = []
     for axis in range(rank):

@@ -231,10 +231,13 @@ def _op(op: Op | str) -> Op:
     return op if isinstance(op, Op) else get_op(op)
 
 
+_ATOMS = frozenset((type(None), bool, int, float, str))
+
+
 def freeze(value: object) -> object:
     """A hashable, order-stable form of an attrs value (dicts, lists, arrays)."""
-    if isinstance(value, dict):
-        return tuple(sorted((str(k), freeze(v)) for k, v in value.items()))
+    if isinstance(value, dict):  # a number, a name or None is its own frozen form: no call for it
+        return tuple(sorted((str(k), v if type(v) in _ATOMS else freeze(v)) for k, v in value.items()))
     if isinstance(value, (list, tuple)):
         return tuple(freeze(v) for v in value)
     if hasattr(value, "tobytes") and hasattr(value, "dtype"):

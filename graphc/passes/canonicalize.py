@@ -345,12 +345,42 @@ def _canonicalize_node(graph: nx.MultiDiGraph, node: str, stats: Stats) -> None:
         stats.count("canonicalize", "reordered")
 
 
+def _triggers(spec) -> tuple[bool, frozenset]:
+    """(whether a rule of ``spec``'s nodes may fire whatever its operands are, the operand ops
+    one of its rules or its reordering needs): a node none of whose operands is of such an op
+    is left as it is by ``_canonicalize_node``, which need not be called (most nodes are)."""
+    key = (spec.name, spec.elementwise, spec.commutative)
+    found = _TRIGGERS.get(key)
+    if found is None:
+        rules = _rules_for(spec)
+        needed = {reads for _, _, reads in rules if reads is not None}
+        if spec.commutative:
+            needed.add("const")  # constants go last: only a const operand moves
+        found = _TRIGGERS[key] = (any(reads is None for _, _, reads in rules), frozenset(needed))
+    return found
+
+
+_TRIGGERS: dict[tuple[str, bool, bool], tuple[bool, frozenset]] = {}
+
+
 def canonicalize_in_place(graph: nx.MultiDiGraph) -> Stats:
     stats = Stats()
     revisit = Revisit(graph, "canonicalize", hops=2)  # rules read operands and their operands
+    needs = None if revisit.nodes is None else revisit.needs  # None: every node
+    nodes, pred = graph._node, graph._pred  # the dicts themselves: a view per look costs
     for node in order(graph):
-        if revisit.needs(node):
-            _canonicalize_node(graph, node, stats)
+        if needs is not None and not needs(node):
+            continue
+        data = nodes.get(node)
+        if data is None:  # taken out by a rewrite of an earlier node
+            continue
+        spec = op_for(graph, data[ir.OP], node)
+        if spec.source:
+            continue
+        always, needed = _triggers(spec)
+        if not always and (not needed or needed.isdisjoint([nodes[a][ir.OP] for a in pred[node]])):
+            continue  # no rule can fire, and nothing to reorder
+        _canonicalize_node(graph, node, stats)
     return stats
 
 

@@ -33,7 +33,7 @@ import networkx as nx
 import numpy as np
 
 from .. import ir
-from ..ops.base import freeze, op_for
+from ..ops.base import OPS, freeze, op_for
 from ..ops.editor import Editor, change_log
 from .edit import SOURCES, begin, const_value, is_const, is_source, order, protected, replace
 from .stats import Stats
@@ -49,12 +49,22 @@ def _key(graph: nx.MultiDiGraph, node: str, number: dict[str, str]) -> tuple | N
         value = const_value(graph, node)
         return ("const", dtype, value.shape, np.ascontiguousarray(value).tobytes())
     args = [number[a] for a in ir.operands(graph, node)]
-    if op_for(graph, op, node).commutative:
+    commutative = _BUILT_IN_COMMUTATIVE.get(op)
+    if commutative is None:
+        commutative = op_for(graph, op, node).commutative
+        if op in OPS:
+            _BUILT_IN_COMMUTATIVE[op] = commutative
+    if commutative:
         args.sort()
     args = tuple(args)
     # a fused node's expression (``expr``) is part of what it computes
     attrs = data.get(ir.ATTRS)
     return (op, freeze(attrs) if attrs else (), dtype, args, data.get(ir.EXPR))  # freeze({}) is ()
+
+
+# A built-in op's trait by name (op_for finds built-in names first, and a built-in op stays
+# what it is): asked of every node, and op_for's lookup costs more.
+_BUILT_IN_COMMUTATIVE: dict[str, bool] = {}
 
 
 def cse(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:

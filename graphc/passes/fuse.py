@@ -21,7 +21,7 @@ import networkx as nx
 import sympy
 
 from .. import ir
-from ..ops.base import const_number, definition, freeze, op_for
+from ..ops.base import OPS, const_number, definition, freeze, op_for
 from ..ops.editor import Editor
 from ..ops.fused import fused_symbols
 from .edit import begin, is_const, order, protected
@@ -37,7 +37,32 @@ def _size(graph: nx.MultiDiGraph, node: str) -> int:
 
 
 def _elementwise(graph: nx.MultiDiGraph, node: str) -> bool:
-    return op_for(graph, graph._node[node][ir.OP], node).elementwise
+    name = graph._node[node][ir.OP]
+    known = _BUILT_IN_ELEMENTWISE.get(name)
+    if known is None:
+        op = OPS.get(name)
+        if op is None:  # one of the graph's custom ops
+            return op_for(graph, name, node).elementwise
+        known = _BUILT_IN_ELEMENTWISE[name] = op.elementwise
+    return known
+
+
+class _Elementwise(dict):
+    """op name -> whether the graph's op of that name is elementwise, found once per name:
+    the sweeps ask it of every node (a dict lookup, no call, once a name is known)."""
+
+    def __init__(self, graph: nx.MultiDiGraph):
+        super().__init__()
+        self.graph = graph
+
+    def __missing__(self, name: str) -> bool:
+        found = self[name] = op_for(self.graph, name).elementwise
+        return found
+
+
+# A built-in op's answer by name (op_for finds built-in names first, and a built-in op stays
+# what it is): a sweep asks it of every node several times, and op_for's lookup costs more.
+_BUILT_IN_ELEMENTWISE: dict[str, bool] = {}
 
 
 def _read_by_only(graph: nx.MultiDiGraph, node: str, reader: str) -> bool:
@@ -201,9 +226,12 @@ def _sweep(out: nx.MultiDiGraph, keep: set[str], stats: Stats) -> int:
     merged = 0
     absorbed: set[str] = set()
     editor = Editor(out)
+    nodes, kinds = out._node, _Elementwise(out)
     for root in reversed(order(out)):
-        if root in absorbed or not _elementwise(out, root):
+        if root in absorbed or not kinds[nodes[root][ir.OP]]:
             continue
+        if nodes[root][ir.OP] != "fused" and _alone(out, root, keep, absorbed):
+            continue  # what growing its region would find: itself, nothing merged or copied in
         region = _Region(out, keep, absorbed)
         expr = region.grow(root)
         if len(region.members) == 1 and ir.op_of(out, root) != "fused" and not region.inlined:
@@ -226,6 +254,25 @@ def _sweep(out: nx.MultiDiGraph, keep: set[str], stats: Stats) -> int:
     return merged
 
 
+def _alone(graph: nx.MultiDiGraph, root: str, keep: set[str], absorbed: set[str]) -> bool:
+    """Whether ``root``'s region would hold ``root`` alone and copy nothing in: no operand
+    joins it (``_Region.joins``) or is copied in (``_Region.leaf``: a number such as 1/N, or
+    a scalar op). Most elementwise nodes of a big graph are such, and growing a region builds
+    its expression: asked first, from what the region would start with."""
+    size, nodes, pred = _size(graph, root), graph._node, graph._pred
+    for operand in pred[root]:
+        data = nodes[operand]
+        if operand not in keep and _elementwise(graph, operand):
+            if operand not in absorbed and size + _size(graph, operand) <= MAX_REGION \
+                    and _read_by_only(graph, operand, root):
+                return False  # it joins
+            if size < MAX_REGION and _scalar_op(graph, operand) and _scalar_const(graph, operand) is None:
+                return False  # a scalar op copied in
+        if ir.EXPR in data and not pred[operand] and _scalar_const(graph, operand) is None:
+            return False  # a number copied in
+    return True
+
+
 def _passes_through(graph: nx.MultiDiGraph, root: str, expr: sympy.Expr, symbols: tuple, leaves: list) -> bool:
     """Whether the region's value is one of its operands, unchanged in shape and dtype."""
     if expr not in symbols:
@@ -238,21 +285,28 @@ def _numbers_first(graph: nx.MultiDiGraph) -> None:
     """Turn elementwise nodes of numbers only (1/N: consts and symbolic dims) into
     operand-less fused nodes, so that every reader can copy the number in."""
     editor = Editor(graph)
+    nodes, pred, kinds = graph._node, graph._pred, _Elementwise(graph)
     for node in order(graph):
-        if not _elementwise(graph, node) or not graph._pred[node]:
+        if not pred[node] or not kinds[nodes[node][ir.OP]]:
             continue
-        operands = ir.operands(graph, node)
-        values = []
-        for operand in operands:
-            number = _scalar_const(graph, operand)
-            data = graph._node[operand]
-            if number is None and ir.EXPR in data and not graph._pred[operand]:
-                number = data[ir.EXPR][0]
-            if number is None:
+        for operand in pred[node]:  # is every operand a number? (most nodes read an array: asked first, inline)
+            data = nodes[operand]
+            if not (ir.EXPR in data and not pred[operand]) and _scalar_const(graph, operand) is None:
                 break
-            values.append(number)
         else:
-            expr = _node_expression(graph, node, values)
-            data = graph._node[node]
-            kink = data[ir.ATTRS].get("kink", "") if data[ir.OP] == "fused" else ""
-            editor.rewrite(node, "fused", [], {"kink": kink}, expr=(sympy.sympify(expr), ()))
+            _number_node(graph, editor, node)
+
+
+def _number_node(graph: nx.MultiDiGraph, editor: Editor, node: str) -> None:
+    """Make ``node``, an elementwise op all of whose operands are numbers, an operand-less fused node."""
+    values = []
+    for operand in ir.operands(graph, node):
+        number = _scalar_const(graph, operand)
+        data = graph._node[operand]
+        if number is None:  # not a scalar const: an operand-less fused number (1/N)
+            number = data[ir.EXPR][0]
+        values.append(number)
+    expr = _node_expression(graph, node, values)
+    data = graph._node[node]
+    kink = data[ir.ATTRS].get("kink", "") if data[ir.OP] == "fused" else ""
+    editor.rewrite(node, "fused", [], {"kink": kink}, expr=(sympy.sympify(expr), ()))

@@ -65,8 +65,8 @@ def _interleave(out: nx.MultiDiGraph) -> Stats:
         if data.get(ir.PHASE) != ir.BACKWARD or ir.EXPR not in data or data.get(ir.EARLY):
             continue  # (a running product is split already)
         expr, symbols = data[ir.EXPR]
-        if not expr.is_Mul:
-            continue
+        if not expr.is_Mul or len(expr.args) < MIN_GROUPS:
+            continue  # (each group holds a factor at least: fewer factors, fewer groups)
         args = ir.operands(out, node)
         value_of = dict(zip(symbols, args))
         groups: dict[int, list[sympy.Expr]] = {}
@@ -111,8 +111,8 @@ def _mask_kinks(graph: nx.MultiDiGraph, node: str) -> bool:
     if data.get(ir.PHASE) != ir.BACKWARD or ir.EXPR not in data or data.get(ir.EARLY):
         return False
     expr, symbols = data[ir.EXPR]
-    if not expr.is_Mul:
-        return False
+    if not expr.is_Mul or not any(isinstance(factor, sympy.Heaviside) for factor in expr.args):
+        return False  # no kink's step to make a mask of (most products)
     value_of = dict(zip(symbols, ir.operands(graph, node)))
     factors = list(sympy.Mul.make_args(expr))
     if not any(_float_array_factor(graph, f, value_of) for f in factors):

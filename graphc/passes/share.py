@@ -39,8 +39,9 @@ def _canonical(graph: nx.MultiDiGraph, node: str, token: dict[str, sympy.Symbol]
 def _reading_a_value_read_twice(graph: nx.MultiDiGraph, nodes: list[str]) -> set[str]:
     """The kernels among ``nodes`` that read a value some other of them reads too."""
     kernels_reading: dict[str, list[str]] = {}
+    pred = graph._pred  # each value a kernel reads, once: the keys of its predecessor dict
     for n in nodes:
-        for a in set(ir.operands(graph, n)):
+        for a in pred[n]:
             kernels_reading.setdefault(a, []).append(n)
     return {n for kernels in kernels_reading.values() if len(kernels) > 1 for n in kernels}
 
@@ -72,7 +73,7 @@ class _Tokens(dict):
 
     def __init__(self, nodes, value_of: dict, values: set):
         super().__init__()
-        self.place = {n: k for k, n in enumerate(nodes)}
+        self.place = dict(zip(nodes, range(len(nodes))))
         self.value_of, self.values = value_of, values
 
     def __missing__(self, node: str) -> sympy.Symbol:

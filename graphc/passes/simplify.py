@@ -73,7 +73,7 @@ def _regions(graph: nx.MultiDiGraph) -> list[list[str]]:
     """Regions as node lists in topological order, the root last; consumers first overall."""
     named = protected(graph)
     ordered = order(graph)
-    nodes, readers = graph._node, graph._succ  # the dicts themselves: a view per look costs
+    nodes, readers, pred = graph._node, graph._succ, graph._pred  # the dicts themselves: a view per look costs
 
     def algebraic(n):
         return nodes[n][ir.OP] in ALGEBRAIC
@@ -92,6 +92,9 @@ def _regions(graph: nx.MultiDiGraph) -> list[list[str]]:
         while stack:
             node = stack.pop()
             region.append(node)
+            if not any(a not in taken and nodes[a][ir.OP] in ALGEBRAIC and len(readers[a]) == 1 and a not in named
+                       for a in pred[node]):
+                continue  # no operand can join (interior, asked inline of each): their order is not needed
             for a in ir.operands(graph, node):
                 if a not in taken and interior(a) and len(region) + len(stack) < MAX_REGION:
                     taken.add(a)

@@ -158,10 +158,12 @@ COMPOSITE_RULES: dict[str, list[tuple[str, Rule]]] = {
 
 def apply_rules(graph: nx.MultiDiGraph, rules: dict, stats: Stats, pass_name: str) -> None:
     """One sweep in topological order; each rule's result replaces the node (in place)."""
+    nodes = graph._node  # the node dicts themselves: a view per look costs
     for node in order(graph):
-        if node not in graph:
+        data = nodes.get(node)
+        if data is None:  # taken out by an earlier rewrite
             continue
-        candidates = rules.get(graph._node[node][ir.OP])
+        candidates = rules.get(data[ir.OP])
         if not candidates:
             continue
         args = ir.operands(graph, node)
