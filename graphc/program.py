@@ -484,11 +484,13 @@ def _unrolled_keyer(count: int, scalars: tuple[int, ...]) -> Callable:
 def with_backend(prog: Program, backend: str) -> Program:
     """``prog`` lowered again, from its plan, for the array library ``backend``."""
     rt = runtime(backend)
-    rt.check_dtypes({data[ir.DTYPE] for _, data in prog.graph.nodes(data=True)}, prog.name)
+    declared = prog._declared  # what the plan was made from; the new program's graph is prog.graph itself
+    rt.check_dtypes({data[ir.DTYPE] for data in declared._node.values()}, declared.graph[ir.NAME])
     code = lower(prog.plan, rt.library.backend, rt.library.namespace)
-    return Program(declared=prog.graph, stages=prog.stages, inference_stages=prog.inference_stages, plan=prog.plan,
+    return Program(declared=declared, stages=prog.stages, inference_stages=prog.inference_stages, plan=prog.plan,
                    code=code, wrt=prog.wrt, of=prog.of, target=prog.target, inference=prog.inference,
-                   compiler=prog.compiler, backend=backend, threads=prog.threads)
+                   compiler=prog.compiler, backend=backend, threads=prog.threads,
+                   graph=functools.partial(getattr, prog, "graph"))
 
 
 def check_threads(parallel: object) -> int:

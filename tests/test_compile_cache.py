@@ -354,6 +354,7 @@ def test_compiling_and_running_copy_the_declared_graph_once_and_a_hit_not_at_all
         assert len(copies) == expected
         assert prog.graph is prog.graph  # first read: the program's own copy, made once
         assert len(copies) == expected + 1
+        assert prog.to("numpy").graph is prog.graph  # the same program printed again: the same graph
     assert hits() == 1
 
 
