@@ -46,8 +46,9 @@ class Program:
                  compiler: Callable[..., Program] | None = None, backend: str = "numpy", threads: int = 1,
                  graph: Callable[[], nx.MultiDiGraph] | None = None):
         # what the program's own checks read (never changed here); ``prog.graph`` is this graph,
-        # or the copy of it that ``graph`` makes when first read (a program lent by the compile
-        # cache: most programs are run, and running reads no more than this)
+        # or what ``graph()`` gives when prog.graph is first read: gc.compile's programs make
+        # their own copy of it then (most programs are run, and running reads no more than
+        # ``declared``), prog.to's shares the graph of the program it came from
         self._declared = declared
         self.graph = declared if graph is None else graph
         self.stages = stages
