@@ -11,8 +11,9 @@ lowering) is compiled without the cache.
 
 The cache keeps what the pipeline made (stages, schedule, code) and never hands it out:
 each program gets its own copy of every mutable part (graphs, attribute dicts, lists,
-arrays; a stage's graph, and the schedule, are copied when the program first reads them)
-and its own loaded module, so changing one program never changes another or the next compile.
+arrays; its declared graph, a stage's graph and the schedule are copied when the program
+first reads them) and its own loaded module, so changing one program never changes another
+or the next compile.
 
 >>> import graphc as gc
 >>> g = gc.Graph("doc"); x = g.input("x", shape=(2,)); _ = g.output("y", gc.exp(x))
@@ -39,7 +40,7 @@ import sympy
 from . import ir
 from .ops.base import OpRegistry
 
-__all__ = ["content_key", "MemoryCache", "fresh_copy", "MEMORY", "source_digest"]
+__all__ = ["content_key", "MemoryCache", "fresh_copy", "copier", "MEMORY", "source_digest"]
 
 MAX_ENTRIES = 16  # programs kept in memory (a big graph's stages take tens of MB)
 
@@ -179,13 +180,29 @@ def content_key(graph: nx.MultiDiGraph, options: dict) -> str:
     return hashlib.sha256(_JOIN.join(out).encode("utf-8", "surrogatepass")).hexdigest()
 
 
+_USUAL = (ir.OP, ir.ATTRS, ir.SHAPE, ir.DTYPE)  # a declared node's keys, in the builder's order
+
+
 def _spell_nodes(nodes: dict, out: list) -> None:
     """Each node, then its attribute dict: what ``_spell`` writes for them, with the kinds a
     node holds (names, attrs, a shape of ints and symbols) written here instead of through a
-    call per value (the key was a twentieth of compiling a big graph)."""
+    call per value (the key was a twentieth of compiling a big graph). A declared node
+    without attrs is its name and one text shared by every node of its op, dtype and shape
+    objects (the same objects: each spelled alike), joined into one token."""
     append = out.append
+    usual: dict[tuple, str] = {}  # (op, dtype, id of each dim) -> the text after the name
     for node, data in nodes.items():
         if type(node) is str:
+            if len(data) == 4:
+                op, attrs, shape, dtype = data.values()
+                if (type(op) is str and type(dtype) is str and type(attrs) is dict and not attrs
+                        and type(shape) is tuple and tuple(data) == _USUAL):
+                    # ids are those of objects the graph holds while the key is spelled
+                    rest = usual.get(alike := (op, dtype, *map(id, shape)))
+                    if rest is None:
+                        rest = usual[alike] = _usual_node(op, shape, dtype)
+                    append(f"s{len(node)}:{node}{rest}")
+                    continue
             append(f"s{len(node)}:{node}")
         else:
             _spell(node, out)
@@ -214,6 +231,16 @@ def _spell_nodes(nodes: dict, out: list) -> None:
             else:
                 _spell(value, out)
         append(")")
+
+
+def _usual_node(op: str, shape: tuple, dtype: str) -> str:
+    """The tokens ``_spell`` writes for ``{op, attrs: {}, shape, dtype}``, each led by the join."""
+    tokens = [f"dict{len(_USUAL)}("]
+    for key, value in zip(_USUAL, (op, {}, shape, dtype)):
+        _spell(key, tokens)
+        _spell(value, tokens)
+    tokens.append(")")
+    return "".join(_JOIN + token for token in tokens)
 
 
 _JOIN = "\x1e"  # between the key's tokens
@@ -308,17 +335,23 @@ def _plain(item) -> bool:
 
 
 def _fresh_data(data: dict, memo: dict) -> dict:
-    """A node's or an edge's attribute dict, fresh; the usual values without a call each."""
+    """A node's or an edge's attribute dict, fresh; the usual values without a call each
+    (the kinds a declared node holds tested first: a name, a shape, attrs)."""
     copy = data.copy()
     for name, item in data.items():
         kind = type(item)
-        if kind in _SCALARS:
-            continue  # a name, a number
-        if kind is tuple or kind is frozenset:
+        if kind is str:
+            continue
+        if kind is tuple:
             if _ATOMS.issuperset(map(type, item)):
                 continue  # a shape
-        elif kind is dict and _SCALARS.issuperset(map(type, item.values())):
-            copy[name] = item.copy()  # attrs of numbers and names
+        elif kind is dict:
+            if not item or _SCALARS.issuperset(map(type, item.values())):
+                copy[name] = item.copy()  # attrs of numbers and names
+                continue
+        elif kind in _SCALARS:
+            continue  # a number
+        elif kind is frozenset and _ATOMS.issuperset(map(type, item)):
             continue
         copy[name] = fresh_copy(item, memo)
     return copy
@@ -345,7 +378,13 @@ def _fresh_graph(graph: nx.MultiDiGraph, memo: dict) -> nx.MultiDiGraph:
     for source, targets in graph._succ.items():
         out_edges = succ[source]
         for target, keys in targets.items():
-            out_edges[target] = pred[target][source] = _fresh_keys(keys, memo)
+            if len(keys) == 1:  # the usual pair: one edge, its data the operand position (no call)
+                for key, data in keys.items():
+                    copy = {key: data.copy() if _SCALARS.issuperset(map(type, data.values()))
+                            else _fresh_data(data, memo)}
+            else:
+                copy = _fresh_keys(keys, memo)
+            out_edges[target] = pred[target][source] = copy
     out._node, out._adj, out._pred = nodes, succ, pred
     out._succ = succ
     out.graph = {k: fresh_copy(v, memo) for k, v in graph.graph.items()}
@@ -362,6 +401,12 @@ def _copying(value, memo: dict):
     finally:
         if collecting:
             gc.enable()
+
+
+def copier(value, memo: dict | None = None) -> functools.partial:
+    """A function making ``fresh_copy(value)`` when first called (the collector paused), and
+    handing that same copy back after: a program's graph copied when first read."""
+    return functools.partial(_copying, value, {} if memo is None else memo)
 
 
 class LazyStages(collections.abc.Mapping):
@@ -416,19 +461,20 @@ class _Items(collections.abc.ItemsView):
 
 
 def lent(entry: dict) -> dict:
-    """Program arguments from a cache entry, sharing nothing mutable with it: the declared
-    graph copied now (every run reads it); the schedule (a function making its copy, which
-    ``Program.plan`` calls when first read: running a program never reads it, and its three
-    graphs were most of a compile's copying) and each stage when first read. One memo for
-    all, so that ``prog.plan.joint`` is ``prog.stages["scheduled"]``, as in a fresh compile."""
+    """Program arguments from a cache entry, sharing nothing mutable with it: the program's
+    graph (``prog.graph``), its schedule and each stage copied when first read (functions
+    making the copies: running a program reads none of them, and the declared graph's copy
+    and the schedule's three graphs were most of a compile's copying). The program's own
+    checks read the entry's declared graph, which nothing changes. One memo for all, so
+    that ``prog.plan.joint`` is ``prog.stages["scheduled"]`` and ``prog.graph`` is
+    ``prog.stages["declared"]``, as in a fresh compile."""
     memo: dict = {}
     stages = LazyStages(entry["stages"], memo)
     memo[id(entry["stages"])] = stages
     inference = memo.get(id(entry["inference_stages"]))  # (not `or`: a mapping's truth reads its length)
     if inference is None:
         inference = LazyStages(entry["inference_stages"], memo)
-    return {**entry, "declared": fresh_copy(entry["declared"], memo),
-            "plan": functools.partial(_copying, entry["plan"], memo),
+    return {**entry, "graph": copier(entry["declared"], memo), "plan": copier(entry["plan"], memo),
             "stages": stages, "inference_stages": inference, "wrt": list(entry["wrt"])}
 
 

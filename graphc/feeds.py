@@ -40,7 +40,10 @@ class FeedChecker:
     def __init__(self, graph: nx.MultiDiGraph):
         self.graph = graph
         self.names = ir.sources(graph)
-        self.dtypes = [np.dtype(graph.nodes[n][ir.DTYPE]) for n in self.names]
+        nodes = graph._node  # the node dicts themselves, each dtype made once: a big net has thousands of params
+        dtypes = {name: nodes[name][ir.DTYPE] for name in self.names}
+        made = {dtype: np.dtype(dtype) for dtype in set(dtypes.values())}
+        self.dtypes = [made[dtypes[name]] for name in self.names]
         self.known: set[tuple] = set()  # shape signatures that passed the full check
         self.last: tuple = (None,) * len(self.names)  # the signature of the last good feeds
         self.pick = _picker(self.names)  # feeds -> their arrays in order, or KeyError

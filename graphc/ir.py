@@ -209,14 +209,19 @@ def _copy_multidigraph(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     built straight from the adjacency dicts: networkx's copy re-adds every edge through
     ``add_edges_from`` and was the largest single cost of compiling a big graph."""
     out = nx.MultiDiGraph()
-    nodes = {node: dict(data) for node, data in graph._node.items()}
+    nodes = {node: data.copy() for node, data in graph._node.items()}
     succ: dict = {node: {} for node in nodes}
     pred: dict = {node: {} for node in nodes}
     for source, targets in graph._succ.items():
         out_edges = succ[source]
         for target, keys in targets.items():
-            # one dict of keys shared by succ and pred, as networkx keeps it
-            out_edges[target] = pred[target][source] = {key: dict(data) for key, data in keys.items()}
+            # one dict of keys shared by succ and pred, as networkx keeps it; one edge (the
+            # usual pair) without a comprehension
+            if len(keys) == 1:
+                for key, data in keys.items():
+                    out_edges[target] = pred[target][source] = {key: data.copy()}
+            else:
+                out_edges[target] = pred[target][source] = {key: data.copy() for key, data in keys.items()}
     out._node, out._adj, out._pred = nodes, succ, pred
     out._succ = succ
     return out

@@ -200,8 +200,9 @@ def compile(graph: Graph | nx.DiGraph, wrt: Sequence[str] | None = None, of: str
 
 
 def _program(made: dict) -> Program:
-    """The program of what the pipeline made (a dict of Program's arguments but the two callables)."""
-    return Program(**made, inference=functools.partial(_outputs_alone, made["declared"]), compiler=compile)
+    """The program of what the pipeline made (a dict of Program's arguments but the two callables;
+    ``made["graph"]`` makes the program's own graph, which ``prog.predict`` cuts down)."""
+    return Program(**made, inference=functools.partial(_outputs_alone, made["graph"]), compiler=compile)
 
 
 def _declared(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
@@ -213,12 +214,13 @@ def _declared(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
 
 def _from_disk(graph: nx.MultiDiGraph, code, wrt: Sequence[str] | None, of: str | None, backend: str,
                threads: int, blocking: str | int) -> dict:
-    """Program arguments around a module read from the disk cache: the declared graph now,
-    the stages and the schedule compiled (from a copy of ``graph`` as it is now) when read."""
+    """Program arguments around a module read from the disk cache: the declared graph copied
+    now (which the program's checks read, and nothing changes), the program's own copy of it
+    (``prog.graph``), the stages and the schedule compiled from it when first read."""
     declared = _declared(graph)
-    later = disk_cache.Later(functools.partial(_compile, compile_cache.fresh_copy(graph), wrt, of, backend, threads,
-                                                blocking))
-    return dict(declared=declared, stages=disk_cache.LaterStages(later, "stages"),
+    later = disk_cache.Later(functools.partial(_compile, declared, wrt, of, backend, threads, blocking))
+    return dict(declared=declared, graph=compile_cache.copier(declared),
+                stages=disk_cache.LaterStages(later, "stages"),
                 inference_stages=disk_cache.LaterStages(later, "inference_stages"),
                 plan=disk_cache.LaterPlan(later, threads), code=code,
                 wrt=list(declared.graph[ir.PARAMS] if wrt is None else wrt), of=of,
@@ -235,7 +237,7 @@ def _compile(graph: nx.MultiDiGraph, wrt: Sequence[str] | None, of: str | None, 
     that keeps them, when first read (:func:`_kept_stages`)."""
     library = runtime(backend)
     declared = _declared(graph)
-    library.check_dtypes({data[ir.DTYPE] for _, data in declared.nodes(data=True)}, declared.graph[ir.NAME])
+    library.check_dtypes({data[ir.DTYPE] for data in declared._node.values()}, declared.graph[ir.NAME])
     wrt = tuple(declared.graph[ir.PARAMS] if wrt is None else wrt)
     target = gradient_target(declared, of)
     if keep:
@@ -293,9 +295,10 @@ def _kept_stages(declared: nx.MultiDiGraph, wrt: tuple[str, ...], target: str, p
     return dict(stages=stages, inference_stages=inference)
 
 
-def _outputs_alone(declared: nx.MultiDiGraph, outputs: Sequence[str]) -> Program:
-    """The program of ``outputs`` alone, from the inputs they read (``prog.predict``)."""
-    return compile(inference_graph(declared, outputs), wrt=[])
+def _outputs_alone(graph: Callable[[], nx.MultiDiGraph], outputs: Sequence[str]) -> Program:
+    """The program of ``outputs`` alone, from the inputs they read (``prog.predict``), cut from
+    the program's graph (``graph()`` makes it, or gives it once made: ``prog.graph``)."""
+    return compile(inference_graph(graph(), outputs), wrt=[])
 
 
 def _bind_seed(joint: nx.MultiDiGraph) -> nx.MultiDiGraph:

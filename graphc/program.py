@@ -43,8 +43,14 @@ class Program:
                  code: GeneratedCode,
                  wrt: list[str], of: str | None, target: str,
                  inference: Callable[[Sequence[str]], Program] | None = None,
-                 compiler: Callable[..., Program] | None = None, backend: str = "numpy", threads: int = 1):
-        self.graph = declared
+                 compiler: Callable[..., Program] | None = None, backend: str = "numpy", threads: int = 1,
+                 graph: Callable[[], nx.MultiDiGraph] | None = None):
+        # what the program's own checks read (never changed here); ``prog.graph`` is this graph,
+        # or what ``graph()`` gives when prog.graph is first read: gc.compile's programs make
+        # their own copy of it then (most programs are run, and running reads no more than
+        # ``declared``), prog.to's shares the graph of the program it came from
+        self._declared = declared
+        self.graph = declared if graph is None else graph
         self.stages = stages
         self.inference_stages = inference_stages
         self.plan = plan  # or a function making it, called when the plan is first read (a cached program's copy)
@@ -118,8 +124,19 @@ class Program:
         if not isinstance(feeds, Mapping):
             return self._check_feeds(feeds)  # raises the explanation
         checked = self._check_feeds({k: rt.stand_in(v) for k, v in feeds.items()})
-        return [rt.asarray(feeds[name] if rt.is_native(feeds[name]) else array, self.graph.nodes[name][ir.DTYPE])
+        return [rt.asarray(feeds[name] if rt.is_native(feeds[name]) else array, self._declared.nodes[name][ir.DTYPE])
                 for name, array in zip(self._sources, checked)]
+
+    @property
+    def graph(self) -> nx.MultiDiGraph:
+        """The declared graph (the ``declared`` stage), the program's own."""
+        if callable(self._graph):  # a networkx graph is never callable
+            self._graph = self._graph()
+        return self._graph
+
+    @graph.setter
+    def graph(self, graph: nx.MultiDiGraph | Callable[[], nx.MultiDiGraph]) -> None:
+        self._graph = graph
 
     @property
     def plan(self) -> Schedule:
@@ -201,9 +218,9 @@ class Program:
         """Whether ``value_and_grad`` works without a seed: a scalar output is differentiated."""
         if not self._differentiated:
             return False
-        nodes = self.graph.nodes  # the outputs' shapes are the declared ones (every stage keeps them)
+        nodes = self._declared.nodes  # the outputs' shapes are the declared ones (every stage keeps them)
         shape = tuple(nodes[self.target][ir.SHAPE])
-        scalars = [o for o in self.outputs if tuple(nodes[o][ir.SHAPE]) == ()]
+        scalars = [o for o in self._outputs if tuple(nodes[o][ir.SHAPE]) == ()]
         return shape == () and (self.of is not None or scalars == [self.target])
 
     def value_and_grad(self, feeds: Mapping, seed=None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -310,7 +327,7 @@ class Program:
             name = self._sources[k]
             if not arrays[k].flags.writeable or arrays[k] is not feeds[name]:
                 raise FeedError(
-                    f"param {name!r} must be a writable {self.graph.nodes[name][ir.DTYPE]} numpy array to be "
+                    f"param {name!r} must be a writable {self._declared.nodes[name][ir.DTYPE]} numpy array to be "
                     f"updated in place, found {type(feeds[name]).__name__}; pass numpy.asarray(value, dtype=float)"
                 )
 
@@ -420,7 +437,8 @@ def _getter(keys: Sequence) -> Callable[[Sequence], tuple]:
 
 def _scalars(graph: nx.MultiDiGraph, names: Sequence[str]) -> tuple[int, ...]:
     """The positions of ``names`` whose declared shape is () (numpy computes them as numpy scalars)."""
-    return tuple(k for k, name in enumerate(names) if tuple(graph.nodes[name][ir.SHAPE]) == ())
+    nodes = graph._node  # the node dicts themselves: a view per name costs (a big net has thousands of params)
+    return tuple(k for k, name in enumerate(names) if tuple(nodes[name][ir.SHAPE]) == ())
 
 
 UNROLLED = 64  # names keyed by one generated dict display; more are zipped
@@ -467,11 +485,13 @@ def _unrolled_keyer(count: int, scalars: tuple[int, ...]) -> Callable:
 def with_backend(prog: Program, backend: str) -> Program:
     """``prog`` lowered again, from its plan, for the array library ``backend``."""
     rt = runtime(backend)
-    rt.check_dtypes({data[ir.DTYPE] for _, data in prog.graph.nodes(data=True)}, prog.name)
+    declared = prog._declared  # what the plan was made from; the new program's graph is prog.graph itself
+    rt.check_dtypes({data[ir.DTYPE] for data in declared._node.values()}, declared.graph[ir.NAME])
     code = lower(prog.plan, rt.library.backend, rt.library.namespace)
-    return Program(declared=prog.graph, stages=prog.stages, inference_stages=prog.inference_stages, plan=prog.plan,
+    return Program(declared=declared, stages=prog.stages, inference_stages=prog.inference_stages, plan=prog.plan,
                    code=code, wrt=prog.wrt, of=prog.of, target=prog.target, inference=prog.inference,
-                   compiler=prog.compiler, backend=backend, threads=prog.threads)
+                   compiler=prog.compiler, backend=backend, threads=prog.threads,
+                   graph=functools.partial(getattr, prog, "graph"))
 
 
 def check_threads(parallel: object) -> int:

@@ -5,6 +5,7 @@ import networkx as nx
 import numpy as np
 import pytest
 import sympy
+from graph_parts import shared, spelled
 
 import graphc as gc
 from graphc import compile_cache
@@ -263,3 +264,112 @@ def test_the_key_spells_the_kinds_of_a_node_and_an_edge_apart(where):
     keys = [key(v) for v in values]
     assert len(set(keys)) == len(keys)
     assert key(0) == key(0)
+
+
+# -- what a program's graph shares: nothing, however late it is first read -------------------
+def arrays_net():
+    g = gc.Graph("arrays")
+    x = g.input("x", shape=("N", 3))
+    w = g.param("w", shape=(3,))
+    h = gc.tanh(x * w + np.array([1.0, 2.0, 3.0]))
+    g.output("loss", gc.mean(gc.sum(h * h, axis=1)))
+    return g
+
+
+@pytest.mark.parametrize("how", ["miss", "hit", "uncached"])
+def test_a_programs_graph_read_after_running_shares_nothing_with_the_callers_nor_another_programs(how):
+    g = arrays_net()
+    cache = how != "uncached"
+    first = gc.compile(g, cache=cache)
+    prog = gc.compile(g, cache=cache) if how == "hit" else first
+    assert hits() == (1 if how == "hit" else 0)
+    third = gc.compile(g, cache=cache)
+    for program in (prog, third):
+        program.value_and_grad(FEEDS)  # run before anything reads the graph
+    assert prog.graph is prog.stages["declared"]  # one graph, as in a fresh compile
+    assert third.stages["declared"] is third.graph  # the other order of first reads
+    assert spelled(prog.graph) == spelled(g.nx)
+    assert shared(prog.graph, g.nx) == []
+    for other in {id(p): p for p in (first, third) if p is not prog}.values():
+        assert shared(prog.graph, other.graph) == []
+        for name, stage in other.stages.items():
+            assert shared(prog.graph, stage) == [], name
+    for name, stage in prog.stages.items():
+        assert shared(stage, g.nx) == [], name
+
+
+def test_edits_of_the_callers_graph_and_of_the_programs_change_neither_the_program_nor_the_next_compile():
+    g = arrays_net()
+    prog = gc.compile(g)  # nothing of it read but what running reads
+    reference = gc.compile(arrays_net(), cache=False)  # the same content, built again
+    const = next(n for n, d in g.nx.nodes(data=True) if isinstance(d["attrs"].get("value"), np.ndarray))
+    summed = next(n for n, d in g.nx.nodes(data=True) if d["op"] == "sum")
+
+    def take_apart(graph):
+        graph.nodes[const]["attrs"]["value"][...] = -5.0  # the array, in place
+        graph.nodes[summed]["attrs"]["axis"] = 0  # an attrs dict, in place
+        graph.nodes["x"]["shape"] = ("N", 99)
+        graph.graph["outputs"].append("x")
+        for data in graph._pred[summed].values():  # an edge's data, in place
+            for edge in data.values():
+                edge["arg"] = 4
+
+    take_apart(g.nx)
+    # read late: the graph and the stages as compiled
+    assert spelled(prog.graph) == spelled(reference.graph)
+    for name in ("optimized", "scheduled"):
+        assert spelled(prog.stages[name]) == spelled(reference.stages[name])
+    take_apart(prog.graph)
+    # the program runs, and checks its feeds, as compiled
+    np.testing.assert_array_equal(prog.forward(FEEDS)["loss"], reference.forward(FEEDS)["loss"])
+    with pytest.raises(gc.FeedError) as raised:
+        prog.forward({**FEEDS, "x": np.ones((2, 99))})
+    with pytest.raises(gc.FeedError) as expected:
+        reference.forward({**FEEDS, "x": np.ones((2, 99))})
+    assert str(raised.value) == str(expected.value)
+    again = gc.compile(arrays_net())
+    assert hits() == 1
+    assert spelled(again.graph) == spelled(reference.graph)
+    assert [spelled(s) for s in again.stages.values()] == [spelled(s) for s in reference.stages.values()]
+    np.testing.assert_array_equal(again.forward(FEEDS)["loss"], reference.forward(FEEDS)["loss"])
+
+
+def test_compiling_and_running_copy_the_declared_graph_once_and_a_hit_not_at_all(monkeypatch):
+    copies = []
+    copy = compile_cache.fresh_copy
+
+    def counted(value, memo=None):
+        if isinstance(value, nx.MultiDiGraph) and (memo is None or id(value) not in memo):
+            copies.append(value)
+        return copy(value, memo)
+
+    monkeypatch.setattr(compile_cache, "fresh_copy", counted)
+    g = arrays_net()
+    for expected in (1, 0):  # a miss copies the caller's graph; a hit, nothing
+        copies.clear()
+        prog = gc.compile(g)
+        prog.value_and_grad(FEEDS)
+        prog.forward(FEEDS)
+        prog.sgd_step(dict(FEEDS, w=FEEDS["w"].copy()), lr=0.1)
+        assert len(copies) == expected
+        assert prog.graph is prog.graph  # first read: the program's own copy, made once
+        assert len(copies) == expected + 1
+        assert prog.to("numpy").graph is prog.graph  # the same program printed again: the same graph
+    assert hits() == 1
+
+
+def test_the_key_of_plain_nodes_follows_each_nodes_own_shape_and_op():
+    def chain(last_dim=1000, last_op=gc.tanh):
+        g = gc.Graph("chain")
+        h = g.input("x", shape=("N", 8))
+        for k in range(30):
+            h = gc.tanh(h) if k < 29 else last_op(h)
+        g.output("y", h)
+        for data in g.nx._node.values():  # a new tuple and new int objects for each node
+            data["shape"] = ("N", int("1000"))
+        data["shape"] = ("N", int(str(last_dim)))  # the last node's
+        return g.nx
+
+    assert compile_cache.content_key(chain(), {}) == compile_cache.content_key(chain(), {})
+    assert compile_cache.content_key(chain(), {}) != compile_cache.content_key(chain(1001), {})
+    assert compile_cache.content_key(chain(), {}) != compile_cache.content_key(chain(1000, gc.exp), {})

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from graph_parts import shared, spelled
 
 import graphc as gc
 from graphc import compile_cache, disk_cache
@@ -106,6 +107,31 @@ def test_a_program_from_disk_is_an_uncached_compiles_program(tmp_path):
     assert prog.levels == fresh.levels and prog.plan.functions == fresh.plan.functions
     assert prog.summary() == fresh.summary()
     assert prog.to("numpy").source == fresh.source
+
+
+def test_a_program_from_disk_shares_nothing_with_the_callers_graph_and_its_stages_are_the_graph_as_compiled(
+        tmp_path):
+    gc.compile(net(), cache_dir=tmp_path)
+    g = net()
+    prog = gc.compile(g, cache_dir=tmp_path)
+    assert counts() == (1, 1, 0)
+    fresh = gc.compile(net(), cache=False)
+    prog.forward(feeds())
+    for data in g.nx._node.values():  # the caller's graph changed after the compile
+        data["shape"] = ("changed",)
+        data["attrs"]["changed"] = True
+    g.nx.graph["outputs"].clear()
+    assert spelled(prog.graph) == spelled(fresh.graph)  # read late: the graph as compiled
+    assert shared(prog.graph, g.nx) == []
+    for data in prog.graph._node.values():  # the program's graph changed before its stages are read
+        data["shape"] = ("changed",)
+        data["attrs"]["changed"] = True
+    prog.graph.graph["outputs"].clear()
+    for name in fresh.stages:
+        assert spelled(prog.stages[name]) == spelled(fresh.stages[name]), name
+        assert shared(prog.stages[name], prog.graph) == shared(prog.stages[name], g.nx) == [], name
+    assert prog.plan.functions == fresh.plan.functions
+    np.testing.assert_array_equal(prog.forward(feeds())["loss"], fresh.forward(feeds())["loss"])
 
 
 def test_a_torn_or_edited_entry_is_compiled_afresh_and_written_again(tmp_path):
