@@ -459,7 +459,7 @@ class Module:
         return self._statement(node, donors, kink)
 
     def _statement(self, node: str, donors: frozenset[str], kink: str) -> list[str]:
-        data = self.graph.nodes[node]
+        data = self.graph._node[node]
         comment = f"  # {node!r} {data[ir.OP]}{_note(kink)}"
         target = self.ident(node)
         op = op_for(self.graph, data[ir.OP], node)
@@ -574,7 +574,8 @@ def print_function(module: Module, fn: plan.FunctionPlan) -> str:
             lines.extend(module.statement(step.node, step.donates))
         # ... and each value is freed where its last reader stood: a statement between two
         # of the group may read what the later one was the last to read
-        frees = [module.ident(d) for d in step.frees if module.ident(d) != module.ident(step.node)]
+        own = module.ident(step.node)
+        frees = [name for name in map(module.ident, step.frees) if name != own]
         if frees and lines and _DELETES.fullmatch(lines[-1]):  # the statement ended freeing its scratch: one del
             lines[-1] += ", " + ", ".join(frees)
         elif frees:
