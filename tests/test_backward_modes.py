@@ -60,8 +60,37 @@ def normalized():
     return g, {k: rng.normal(size=(4, 3)) for k in ("x", "p", "s", "t")}
 
 
+def scalar_between():
+    """A 0-d param between array params: the atomic step computes its new value apart (its
+    gradient may be a numpy scalar), so the array params come in two runs, two loops over
+    slices of the params' and the gradients' tuples."""
+    g = gc.Graph("scalar_between")
+    x = g.input("x", shape=("N", 3))
+    W, s = g.param("W", shape=(3, 3)), g.param("s", shape=())
+    V, U = g.param("V", shape=(3, 3)), g.param("U", shape=(3, 1))
+    g.output("loss", gc.sum(gc.tanh(gc.tanh(x @ W * s) @ V) @ U))
+    rng = np.random.default_rng(9)
+    return g, {"x": rng.normal(size=(5, 3)), "W": rng.normal(size=(3, 3)), "s": np.array(0.7),
+               "V": rng.normal(size=(3, 3)), "U": rng.normal(size=(3, 1))}
+
+
 NETS = {name: (lambda name=name: zoo.get(name)()) for name in ZOO}
-NETS.update(again=gradient_read_again, shared=shared_and_viewed, normalized=normalized)
+NETS.update(again=gradient_read_again, shared=shared_and_viewed, normalized=normalized, scalar=scalar_between)
+
+
+def test_the_atomic_step_with_a_scalar_param_between_arrays_moves_each_by_lr_times_its_gradient():
+    graph, feeds = scalar_between()
+    prog = gc.compile(graph)
+    atomic = prog.source.split("\ndef sgd_step_atomic(")[1].split("\ndef ")[0]
+    assert "zip(params[2:4], grads[2:4])" in atomic and "new_s = s - grads[1]" in atomic, atomic
+    _, grads = prog.value_and_grad(copies(feeds))
+    loss = lambda f: float(gc.evaluate(graph, f, "loss")["loss"])  # noqa: E731
+    stepped = copies(feeds)
+    prog.module.sgd_step_atomic(*args_of(prog.module, stepped), LR)
+    for name in graph.params:
+        np.testing.assert_allclose(grads[name], feed_grad(loss, feeds, name), rtol=1e-6, atol=1e-9, err_msg=name)
+        np.testing.assert_allclose(stepped[name], feeds[name] - LR * grads[name], rtol=1e-14, atol=1e-15,
+                                   err_msg=name)
 
 
 def copies(feeds: dict) -> dict:

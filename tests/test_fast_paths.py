@@ -123,7 +123,7 @@ def test_sgd_step_updates_each_param_with_one_subtraction(step_name, updater):
                and ast.unparse(n.args[0]) in ("W", "b")]
     # or one subtraction in a loop over the params: ``for param, grad in zip((W, b), (d_W, d_b))``
     updates += [f"{ast.unparse(n)} for {p}" for loop in ast.walk(where) if isinstance(loop, ast.For)
-                for p in _looped_params(loop) for n in ast.walk(loop) if isinstance(n, ast.Call)
+                for p in _looped_params(loop, where) for n in ast.walk(loop) if isinstance(n, ast.Call)
                 and ast.unparse(n.func) == "numpy.subtract" and n.args
                 and ast.unparse(n.args[0]) == ast.unparse(loop.target.elts[0])]
     # the eager step writes p -= g (numpy's subtract(p, g, out=p), the in-place operator)
@@ -131,19 +131,26 @@ def test_sgd_step_updates_each_param_with_one_subtraction(step_name, updater):
                 and isinstance(n.op, ast.Sub) and ast.unparse(n.target) in ("W", "b")]
     assert len(updates) == 2, updates
     scaled = [ast.unparse(n) for n in calls if ast.unparse(n.func) == "numpy.multiply"
-              and any(k.arg == "out" and ast.unparse(k.value) in ("W", "b", "d_W", "d_b") for k in n.keywords)]
+              and (any(k.arg == "out" and ast.unparse(k.value) in ("W", "b", "d_W", "d_b") for k in n.keywords)
+                   or any(ast.unparse(a) == "lr" for a in n.args))]
     scaled += [ast.unparse(n) for n in ast.walk(where) if isinstance(n, ast.AugAssign)
                and isinstance(n.op, ast.Mult) and ast.unparse(n.target) in ("W", "b", "d_W", "d_b")]
     assert not scaled, scaled  # no gradient or param multiplied by lr on its own
 
 
-def _looped_params(loop: ast.For) -> list[str]:
-    """W and b when ``loop`` is ``for param, ... in zip((W, b), ...)``."""
+def _looped_params(loop: ast.For, function: ast.FunctionDef) -> list[str]:
+    """W and b when ``loop`` is ``for param, ... in zip((W, b), ...)``, or over a tuple of them
+    bound in ``function`` (``params = (W, b)``; ``zip(params, grads)``)."""
     zipped = loop.iter
-    if not (isinstance(zipped, ast.Call) and ast.unparse(zipped.func) == "zip"
-            and isinstance(zipped.args[0], ast.Tuple)):
+    if not (isinstance(zipped, ast.Call) and ast.unparse(zipped.func) == "zip"):
         return []
-    return [ast.unparse(e) for e in zipped.args[0].elts if ast.unparse(e) in ("W", "b")]
+    looped = zipped.args[0]
+    if isinstance(looped, ast.Name):
+        looped = next((st.value for st in function.body if isinstance(st, ast.Assign)
+                       and ast.unparse(st.targets[0]) == looped.id), looped)
+    if not isinstance(looped, ast.Tuple):
+        return []
+    return [ast.unparse(e) for e in looped.elts if ast.unparse(e) in ("W", "b")]
 
 
 def test_a_scalar_param_is_updated_by_sgd_step_too():

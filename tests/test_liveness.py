@@ -214,13 +214,14 @@ def test_temporaries_are_deleted_and_never_read_after(compiled):
         arrays = {n for n in assigned if n not in returned and n not in params}
         scalars = {n for n in arrays if _dim_binding(function, n)}
         if name in ("sgd_step", "sgd_step_atomic"):  # the new values: kept until the params take them
-            arrays -= _new_values(function) | _loop_targets(function)
+            arrays -= _new_values(function) | _loop_targets(function) | _tuples_of(function, params)
         assert arrays - scalars <= deleted, f"{name}: never deleted: {sorted(arrays - scalars - deleted)}"
 
 
 def _new_values(function: ast.FunctionDef) -> set[str]:
     """The names sgd_step copies into its params at the end: ``W[...] = new``, or a loop
-    ``for param, new in zip((W, b), (d_W, d_b)): param[...] = new`` (the second tuple's names)."""
+    ``for param, new in zip((W, b), (d_W, d_b)): param[...] = new`` (the second tuple's names, or
+    the tuple's own name: ``zip(params, grads)``)."""
     found = {n for st in function.body if isinstance(st, ast.Assign) and isinstance(st.targets[0], ast.Subscript)
              for n in names(st.value, ast.Load)}
     for st in function.body:
@@ -229,6 +230,14 @@ def _new_values(function: ast.FunctionDef) -> set[str]:
         if writes and isinstance(st.iter, ast.Call) and len(st.iter.args) == 2:
             found |= set(names(st.iter.args[1], ast.Load))
     return found
+
+
+def _tuples_of(function: ast.FunctionDef, params: set[str]) -> set[str]:
+    """Names bound to a tuple of the function's own arguments (``params = (W, b)``): it holds
+    no array of its own, so nothing is freed by deleting it."""
+    return {st.targets[0].id for st in function.body
+            if isinstance(st, ast.Assign) and isinstance(st.targets[0], ast.Name) and isinstance(st.value, ast.Tuple)
+            and all(isinstance(e, ast.Name) and e.id in params for e in st.value.elts)}
 
 
 def _loop_targets(function: ast.FunctionDef) -> set[str]:
@@ -339,16 +348,18 @@ def test_repeated_sgd_steps_follow_value_and_grad():
         np.testing.assert_allclose(by_step[name], by_grad[name], rtol=1e-12, err_msg=name)
 
 
-def _writes_param(statement: ast.stmt, param: str) -> bool:
+def _writes_param(statement: ast.stmt, param: str, tuples: dict[str, list[str]]) -> bool:
     """``W[...] = new`` (the atomic step) or ``W -= g`` (backward_pass updating; numpy's subtract into W),
     or a ufunc call writing ``out=W``; or a loop over the params doing so for ``W``
-    (``for p, new in zip((W, b), (d_W, d_b)): p[...] = new``)."""
+    (``for p, new in zip((W, b), (d_W, d_b)): p[...] = new``, or over a tuple of them bound
+    before, ``tuples``: ``zip(params, grads)``, ``zip(params[0:2], grads[0:2])``)."""
     if isinstance(statement, ast.For):
         targets, zipped = statement.target, statement.iter
         if not (isinstance(targets, ast.Tuple) and isinstance(zipped, ast.Call) and len(zipped.args) == 2):
             return False
         loop_param = targets.elts[0].id
-        return param in names(zipped.args[0], ast.Load) and any(_writes_param(b, loop_param) for b in statement.body)
+        return param in _elements(zipped.args[0], tuples) and any(_writes_param(b, loop_param, tuples)
+                                                                  for b in statement.body)
     if isinstance(statement, ast.AugAssign):
         return isinstance(statement.target, ast.Name) and statement.target.id == param
     if isinstance(statement, ast.Assign):
@@ -357,12 +368,28 @@ def _writes_param(statement: ast.stmt, param: str) -> bool:
     return isinstance(call, ast.Call) and any(k.arg == "out" and ast.unparse(k.value) == param for k in call.keywords)
 
 
+def _tuples(body: list[ast.stmt]) -> dict[str, list[str]]:
+    """The names bound to a tuple of names (``params = (W, b)``): their elements."""
+    return {st.targets[0].id: names(st.value, ast.Load) for st in body if isinstance(st, ast.Assign)
+            and isinstance(st.targets[0], ast.Name) and isinstance(st.value, ast.Tuple)}
+
+
+def _elements(node: ast.expr, tuples: dict[str, list[str]]) -> list[str]:
+    """The names a loop's sequence holds: a tuple literal, a tuple's name, or a slice of it."""
+    if isinstance(node, ast.Name) and node.id in tuples:
+        return tuples[node.id]
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and isinstance(node.slice, ast.Slice):
+        return tuples[node.value.id][node.slice.lower.value:node.slice.upper.value]
+    return names(node, ast.Load)
+
+
 @pytest.mark.parametrize("function", ["sgd_step_atomic", UPDATING])
 def test_the_update_waits_for_the_last_read_of_its_param(function):
     prog = gc.compile(read_after_gradient())
     body = functions(prog.source)[function].body
+    tuples = _tuples(body)
     for param in ("W1", "W2"):  # the update writes into the param
-        update = next(k for k, st in enumerate(body) if _writes_param(st, param))
+        update = next(k for k, st in enumerate(body) if _writes_param(st, param, tuples))
         reads = [k for k, st in enumerate(body) if k != update and param in names(st, ast.Load)
                  and not isinstance(st, ast.Delete)]
         assert reads and max(reads) < update, f"{param} is read after its update:\n{ast.unparse(body[update])}"

@@ -459,7 +459,7 @@ class Module:
         return self._statement(node, donors, kink)
 
     def _statement(self, node: str, donors: frozenset[str], kink: str) -> list[str]:
-        data = self.graph.nodes[node]
+        data = self.graph._node[node]
         comment = f"  # {node!r} {data[ir.OP]}{_note(kink)}"
         target = self.ident(node)
         op = op_for(self.graph, data[ir.OP], node)
@@ -514,10 +514,12 @@ def _replaced(expr: sympy.Expr, mapping: tuple) -> sympy.Expr:
     return expr.xreplace(dict(mapping))
 
 
-def _uses(name: str, lines: list[str]) -> bool:
-    pattern = re.compile(rf"\b{re.escape(name)}\b")
-    return any(pattern.search(line) for line in lines)
+def _uses(name: str, text: str) -> bool:
+    """Whether ``text`` (a function's lines, joined) reads identifier ``name``."""
+    return re.search(rf"\b{re.escape(name)}\b", text) is not None
 
+
+_DELETES = re.compile(r"del \w+(?:, \w+)*")  # a del of names, nothing after it on its line
 
 UPDATING = "update is not None"  # backward_pass asked to update the params (its ``update`` argument)
 
@@ -572,8 +574,11 @@ def print_function(module: Module, fn: plan.FunctionPlan) -> str:
             lines.extend(module.statement(step.node, step.donates))
         # ... and each value is freed where its last reader stood: a statement between two
         # of the group may read what the later one was the last to read
-        frees = [module.ident(d) for d in step.frees if module.ident(d) != module.ident(step.node)]
-        if frees:
+        own = module.ident(step.node)
+        frees = [name for name in map(module.ident, step.frees) if name != own]
+        if frees and lines and _DELETES.fullmatch(lines[-1]):  # the statement ended freeing its scratch: one del
+            lines[-1] += ", " + ", ".join(frees)
+        elif frees:
             lines.append("del " + ", ".join(frees))
         k += 1
     returned = _tuple([module.returned(r) for r in fn.returns])
@@ -587,8 +592,9 @@ def print_function(module: Module, fn: plan.FunctionPlan) -> str:
         lines.append(f"return () if {UPDATING} else {returned}")
     else:
         lines.append(f"return {returned}")
+    text = "\n".join(lines) if fn.binds else ""  # one regex search over it per bind, not one per line
     binds = [f"{module.dim(d)} = {module.namespace.name(arg)}.shape[{axis}]" for d, arg, axis in fn.binds
-             if _uses(module.dim(d), lines)]
+             if _uses(module.dim(d), text)]
     if fn.update_args:  # the params backward_pass reads nowhere else
         unread = _tuple([module.namespace.name(p) for p in fn.update_args])
         binds = [f"if {UPDATING}:", f"    {unread} = update"] + binds
@@ -610,17 +616,19 @@ def print_function(module: Module, fn: plan.FunctionPlan) -> str:
 
 
 def _print_updates(module: Module, steps: tuple[plan.Step, ...]) -> list[str]:
-    """Update steps of one level: each ``p -= g`` under the guard, the gradient freed right after
-    it; then what they free in either mode (a param the backward pass read)."""
+    """Update steps of one level: each ``p -= g`` under the guard, then the gradients they free
+    (one ``del``); then what they free in either mode (a param the backward pass read)."""
     lines = [f"if {UPDATING}:"]
+    freed: list[str] = []
     after: list[str] = []
     for step in steps:
         # one subtraction into the param (numpy's subtract(p, g, out=p)): the same arithmetic
         # as p - g computed elsewhere, so the param ends bit-identical to sgd_step_atomic's
         lines.append(f"    {module.ident(step.node)} -= {module.atom(step.grad)}  # {step.node!r} update")
-        if step.frees_updating:
-            lines.append("    del " + ", ".join(module.ident(d) for d in step.frees_updating))
+        freed += [module.ident(d) for d in step.frees_updating]
         after += [module.ident(d) for d in step.frees]
+    if freed:  # one del after the subtractions: they write into the params and allocate nothing
+        lines.append("    del " + ", ".join(freed))
     if after:
         lines.append("del " + ", ".join(after))
     return lines
@@ -696,17 +704,19 @@ def print_sgd_step(module: Module, step: plan.StepPlan, fused: bool = False,
               f"        return sgd_step_atomic({', '.join(args + ['lr'])})"]
     if fused:
         local = _step_locals(module, args)
-        grads = [local.name(u.param, f"d_{u.param}") for u in step.updates]
+        params, grads = local.name(("tuple", "params"), "params"), local.name(("tuple", "grads"), "grads")
         call = f"forward_backward({', '.join(args + [f'{module.numpy}.{dtype}(lr)'])})"
-        lines.append(f"    outputs, {_tuple(grads)} = {call}  # lr * each gradient")
-        pairs = [(u, module.namespace.name(u.param), g) for u, g in zip(step.updates, grads)]
+        lines.append(f"    outputs, {grads} = {call}  # lr * each gradient, in GRADS order")
+        pairs = [(u, module.namespace.name(u.param), k) for k, u in enumerate(step.updates)]
         param, grad = local.name(("loop", "param"), "param"), local.name(("loop", "grad"), "grad")
-        for in_place, run in _runs(pairs):
+        runs = _runs(pairs)
+        lines += ["    " + line for line in _params_tuple(runs, params, pairs)]
+        for in_place, run in runs:
             if in_place:
-                lines += ["    " + line for line in _each(run, (param, grad), [
+                lines += ["    " + line for line in _each(run, len(pairs), (params, grads), (param, grad), [
                     (f"{module.numpy}.subtract({{p}}, {{g}}, out={{p}})", "{name} - lr * its gradient")])]
             else:  # a 0-d param: its gradient may be a numpy scalar
-                lines += [f"    {p}[...] = {p} - {g}  # {u.param!r} - lr * its gradient" for u, p, g in run]
+                lines += [f"    {p}[...] = {p} - {grads}[{k}]  # {u.param!r} - lr * its gradient" for u, p, k in run]
         lines.append("    return outputs")
         return atomic + "\n\n" + "\n".join(lines) + "\n"
     unread = _tuple([module.namespace.name(a) for a in update_args])
@@ -724,40 +734,50 @@ def _step_locals(module: Module, args: list[str]) -> Namespace:
 
 
 def _print_atomic_step(module: Module, step: plan.StepPlan, name: str, fused: bool = False) -> str:
-    """The all-or-nothing step: backward_pass (or forward_backward), every new value, then every param written."""
+    """The all-or-nothing step: backward_pass (or forward_backward), every new value, then every param written.
+
+    The gradients stay in the tuple backward_pass returns (``grads``, in GRADS order) and the
+    params go in a tuple once (``params``): loops over the two take a name per param, not a
+    statement, and no name is written more often than it must be (CPython parses a name
+    of a long tuple in ~4 us; a deep chain has thousands of params)."""
     graph, np_ = module.graph, module.numpy
     args = [module.namespace.name(a) for a in step.args]
     dtype = graph.nodes[step.seed][ir.DTYPE] if step.seed in graph else "float64"
     local = _step_locals(module, args)
-    grads = [local.name(u.param, f"d_{u.param}") for u in step.updates]
+    params, grads = local.name(("tuple", "params"), "params"), local.name(("tuple", "grads"), "grads")
     # a joint graph whose cotangent is the constant 1 (SEED "scalar") ignores the one passed
     seeded = step.seed in graph
     if fused:  # seeded, with gradients (schedule.plan_forward_backward)
-        lines = [f"outputs, {_tuple(grads)} = forward_backward({', '.join(args + [f'{np_}.{dtype}(lr)'])})"
-                 "  # lr * each gradient",
+        lines = [f"outputs, {grads} = forward_backward({', '.join(args + [f'{np_}.{dtype}(lr)'])})"
+                 "  # lr * each gradient, in GRADS order",
                  "# the new values first: an error (a floating-point error) leaves every param unchanged"]
     else:
         lines = [f"outputs, saved = train_forward({', '.join(args)})"]
-    if grads and not fused:  # a numpy scalar: arithmetic on it costs less than on a 0-d array
-        cotangent, note = (f"{np_}.{dtype}(lr)", "  # lr * each gradient") if seeded else (f"{np_}.{dtype}(1.0)", "")
-        lines.append(f"{_tuple(grads)} = backward_pass(saved, {cotangent}){note}")
+    if step.updates and not fused:  # a numpy scalar: arithmetic on it costs less than on a 0-d array
+        cotangent, note = (f"{np_}.{dtype}(lr)", "lr * each gradient, ") if seeded else (f"{np_}.{dtype}(1.0)", "")
+        lines.append(f"{grads} = backward_pass(saved, {cotangent})  # {note}in GRADS order")
         lines.append("del saved  # emptied by backward_pass")
         lines.append("# the new values first: an error (a floating-point error) leaves every param unchanged")
-    pairs = [(u, module.namespace.name(u.param), g) for u, g in zip(step.updates, grads)]
+    pairs = [(u, module.namespace.name(u.param), k) for k, u in enumerate(step.updates)]
     # a 0-d param's gradient may be a numpy scalar (no buffer to write into): its new value is a fresh one
     fresh = {u.param: local.name(("new", u.param), f"new_{p}") for u, p, _ in pairs if not u.in_place}
     param, grad, value = (local.name(("loop", k), k) for k in ("param", "grad", "new"))
     # backward_pass returns arrays the caller owns: an array param's new value goes into its gradient's
     into_grad = ([(f"{np_}.multiply({{g}}, lr, out={{g}})", "")] if not seeded else []) + [
         (f"{np_}.subtract({{p}}, {{g}}, out={{g}})", "{name} - lr * its gradient")]
-    for in_place, run in _runs(pairs):
+    runs = _runs(pairs)
+    lines += _params_tuple(runs, params, pairs)
+    for in_place, run in runs:
         if in_place:
-            lines += _each(run, (param, grad), into_grad)
+            lines += _each(run, len(pairs), (params, grads), (param, grad), into_grad)
         else:
-            lines += [f"{fresh[u.param]} = {p} - {g if seeded else f'lr * {g}'}  # {u.param!r} - lr * its gradient"
-                      for u, p, g in run]
-    new = [(u, p, g if u.in_place else fresh[u.param]) for u, p, g in pairs]
-    lines += _each(new, (param, value), [("{p}[...] = {g}", "")])
+            lines += [f"{fresh[u.param]} = {p} - {f'{grads}[{k}]' if seeded else f'lr * {grads}[{k}]'}"
+                      f"  # {u.param!r} - lr * its gradient" for u, p, k in run]
+    for in_place, run in runs:
+        if in_place:
+            lines += _each(run, len(pairs), (params, grads), (param, value), [("{p}[...] = {g}", "")])
+        else:
+            lines += [f"{p}[...] = {fresh[u.param]}" for u, p, _ in run]
     lines.append("return outputs")
     header = [f"def {name}({', '.join(args + ['lr'])}):",
               '    """One step of SGD: the outputs, with every param updated in place (p -= lr * grad)."""']
@@ -776,16 +796,30 @@ def _runs(pairs: list) -> list[tuple[bool, list]]:
     return runs
 
 
-def _each(run: list, names: tuple[str, str], body: list[tuple[str, str]]) -> list[str]:
+def _params_tuple(runs: list, params: str, pairs: list) -> list[str]:
+    """``params = (W1, b1, ...)`` when a loop of ``_each`` reads it (a run of several in place)."""
+    if not any(in_place and len(run) > 1 for in_place, run in runs):
+        return []
+    return [f"{params} = {_tuple([p for _, p, _ in pairs])}  # as the gradients come"]
+
+
+def _each(run: list, count: int, tuples: tuple[str, str], names: tuple[str, str],
+          body: list[tuple[str, str]]) -> list[str]:
     """``body`` (lines as ``str.format`` patterns over ``p`` and ``g``, each with a comment
-    pattern over ``name``) for every ``(update, param, value)`` of ``run``: one line each for
-    a single param, else one loop over the params and values: a name more per param, not a
-    statement (CPython compiles a statement in ~10-19 us; a deep chain has thousands of params)."""
+    pattern over ``name``) for every ``(update, param, position)`` of ``run``, a run of
+    consecutive positions of the ``count`` params in ``tuples`` (the params' and the values'
+    tuple): one line for a single param, else one loop over the params and values (slices
+    of the tuples for a run of some of them): a name more per param, not a statement
+    (CPython compiles a statement in ~10-19 us; a deep chain has thousands of params)."""
+    params, values = tuples
     if len(run) == 1:
-        (u, p, g), = run
-        return [line.format(p=p, g=g) + (f"  # {comment.format(name=repr(u.param))}" if comment else "")
+        (u, p, k), = run
+        return [line.format(p=p, g=f"{values}[{k}]") + (f"  # {comment.format(name=repr(u.param))}" if comment else "")
                 for line, comment in body]
+    first, stop = run[0][2], run[-1][2] + 1
+    if (first, stop) != (0, count):
+        params, values = f"{params}[{first}:{stop}]", f"{values}[{first}:{stop}]"
     p, g = names
-    loop = [f"for {p}, {g} in zip({_tuple([q for _, q, _ in run])}, {_tuple([v for _, _, v in run])}):"]
+    loop = [f"for {p}, {g} in zip({params}, {values}):"]
     return loop + [f"    {line.format(p=p, g=g)}" + (f"  # {comment.format(name=p)}" if comment else "")
                    for line, comment in body]

@@ -131,6 +131,14 @@ def _names(values) -> str:
     return f"({items}{',' if len(values) == 1 else ''})"
 
 
+def _repeated(values) -> str:
+    """``_names``, or one name times the count when every one is the same (``('float64',) * 8001``):
+    a deep chain's thousands of equal dtypes cost CPython a string each to parse."""
+    if len(values) > 1 and len(set(values)) == 1:
+        return f"{_names(values[:1])} * {len(values)}"
+    return _names(values)
+
+
 def _target(joint: nx.MultiDiGraph) -> str:
     """The output whose cotangent backward_pass takes."""
     seed = joint.graph[ir.SEED]
@@ -186,10 +194,11 @@ def lower(plan: Schedule, backend: Backend = NUMPY, namespace: str | None = None
     parts = [XP_HEADER.format(name=name, module=namespace) if standard else HEADER.format(name=name)]
     parts.append(f"INPUTS = {_names(forward_graph.graph[ir.INPUTS])}")
     parts.append(f"PARAMS = {_names(forward_graph.graph[ir.PARAMS])}")
-    parts.append(f"DTYPES = {_names([forward_graph.nodes[s][ir.DTYPE] for s in sources])}")
+    parts.append(f"DTYPES = {_repeated([forward_graph.nodes[s][ir.DTYPE] for s in sources])}")
     parts.append(f"OUTPUTS = {_names(forward_graph.graph[ir.OUTPUTS])}")
     if joint is not None:
-        parts.append(f"GRADS = {_names(list(joint.graph[ir.GRADS]))}")
+        grads = list(joint.graph[ir.GRADS])
+        parts.append("GRADS = PARAMS" if grads == list(forward_graph.graph[ir.PARAMS]) else f"GRADS = {_names(grads)}")
         parts.append(f"TARGET = {_target(joint)!r}  # the output differentiated")
     constants = [f"{name} = {f'xp.asarray({value})' if standard else value}"  # numpy reads them in
                  for name, value in module.constants.items()]

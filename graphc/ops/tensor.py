@@ -114,8 +114,8 @@ def _lower_matmul(ctx, args, attrs, node):
     """``a.dot(b)`` for two matrices of one BLAS float dtype that are not both 1x1, else
     ``a @ b`` (batched, vector, integer and half-precision operands keep matmul's own
     semantics and loops)."""
-    nodes = ctx.graph.nodes
-    a, b = (nodes[n] for n in ir.operands(ctx.graph, node))
+    nodes = ctx.graph._node
+    a, b = (nodes[n] for n in ctx.operands(node))  # the printer's (remembered) operands
     if (len(a[ir.SHAPE]) == len(b[ir.SHAPE]) == 2 and a[ir.DTYPE] == b[ir.DTYPE] in _DOT_DTYPES
             and any(_exceeds_one(d) for d in (*a[ir.SHAPE], b[ir.SHAPE][1]))):
         return f"{args[0]}.dot({args[1]})"
