@@ -83,7 +83,8 @@ def as_inputs(prog, data) -> dict[str, np.ndarray]:
 
     ``data`` is a dict keyed by input names, or a tuple of arrays in the program's input
     order (``(X, y)``). Integer class labels of shape (N,) for an input declared (N, C)
-    are turned into one-hot rows (until ``softmax_cross_entropy`` takes int64 labels).
+    are turned into one-hot rows; an input declared (N,) with dtype int64 takes the labels
+    as they are (``softmax_cross_entropy`` accepts both).
     """
     inputs = list(prog.graph.graph[ir.INPUTS])
     if isinstance(data, Mapping):
