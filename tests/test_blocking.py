@@ -419,7 +419,25 @@ def _computed_column_net():
     return g
 
 
+def _transposed_row_net():
+    """bce_logits_terms(p.T, p) of a (1, 4) param: p.T (4, 1) is a view with rows, no slice."""
+    g = gc.Graph("net")
+    p = g.param("p", shape=(1, 4))
+    g.output("loss", gc.mean(gc.apply("bce_logits_terms", gc.transpose(p), p)))
+    return g
+
+
+def _sliced_views_net():
+    """Slices of the sliced p read beside it: p.T[:, ::-1] whole, p[::-1] by rows."""
+    g = gc.Graph("net")
+    p = g.param("p", shape=(4, 1))
+    g.output("loss", gc.mean(gc.exp(gc.transpose(p)[:, ::-1] * p) + gc.sin(p[::-1] * p)))
+    return g
+
+
 VIEW_NETS = {
+    "transposed row": (_transposed_row_net, {"p": COLUMN.T.copy()}),
+    "slices": (_sliced_views_net, {"p": COLUMN}),
     "transposed column": (_transposed_column_net, {"x1": np.ones((3, 4)), "p2": COLUMN}),
     "view of a block": (_view_of_a_block_net, {"p": COLUMN}),
     "broadcast of a view": (_broadcast_of_a_view_net, {"p": COLUMN}),

@@ -22,16 +22,17 @@ over memory. The statements in the loop are the statements the region prints unb
 over row blocks: a value of the region's rows read from before the loop is sliced (a
 view, no copy) and never written into (a block of its own stays in the cache, a slice
 written into goes back to memory); smaller operands (params of shape ``(k,)``, scalars)
-broadcast as they are; a value's buffer is a block allocated once before the loop (a
-float buffer; others are allocated by the kernels block by block), of which each block
-takes its rows, the last maybe fewer; a kernel's own temporaries (``_k0``) are allocated
-as they are unblocked; a value that leaves the region (read later, returned, saved for
-the backward pass) is a full array filled block by block: allocated before the loop, its
-kernels then write into its slice (``out=``; a float buffer), or the dying array from
-before it that the unblocked kernel wrote into (a block of its own, copied into the slice
-once it is computed); a reduction starts at zero and adds each block's part (its result
-differs from the unblocked sum by rounding only, and is the same on every run: the blocks
-are always the same).
+broadcast as they are, and so does a view that broadcasts along the rows (``x.T`` of an
+``(N, 1)`` x: every block reads the whole array, never its own rows of it); a value's
+buffer is a block allocated once before the loop (a float buffer; others are allocated by
+the kernels block by block), of which each block takes its rows, the last maybe fewer; a
+kernel's own temporaries (``_k0``) are allocated as they are unblocked; a value that
+leaves the region (read later, returned, saved for the backward pass) is a full array
+filled block by block: allocated before the loop, its kernels then write into its slice
+(``out=``; a float buffer), or the dying array from before it that the unblocked kernel
+wrote into (a block of its own, copied into the slice once it is computed); a reduction
+starts at zero and adds each block's part (its result differs from the unblocked sum by
+rounding only, and is the same on every run: the blocks are always the same).
 
 Which regions are blocked is a cost model (:func:`block_rows`): the numpy backend only
 (the array-API libraries have no ``out=`` on every function, and torch and JAX fuse or
