@@ -360,3 +360,149 @@ def test_a_blocked_loop_allocates_its_block_buffers_once(dtype):
             close(values[name], want_values[name], dtype)
         for name in want_grads:
             close(grads[name], want_grads[name], dtype)
+
+
+# -- views of a row value read whole ---------------------------------------------------------
+# A kernel of a loop may read a row value x twice: by rows (x_rows) and through a view that
+# broadcasts along the rows (x.T of an (N, 1) x, printed inline where it is read), which
+# every block reads whole. The differential corpus found the view printed over the block
+# (x_rows.T: a ValueError, or a wrong value where the shapes happened to broadcast).
+COLUMN = np.array([[-0.15], [-0.78], [0.089], [-0.30]])
+
+
+def _transposed_column_net(dtype="float64"):
+    """The differential corpus's network: bce_logits_terms(p.T, p) of a (4, 1) param."""
+    g = gc.Graph("net")
+    g.input("x1", shape=("N", 4), dtype=dtype)
+    p2 = g.param("p2", shape=(4, 1), dtype=dtype)
+    v3 = gc.transpose(p2)
+    g.output("loss", gc.mean(gc.apply("bce_logits_terms", v3, p2)))
+    g.output("out", v3)
+    return g
+
+
+def _view_of_a_block_net():
+    """v.T * v of a value v the loop computes block by block: its whole v.T is no block."""
+    g = gc.Graph("net")
+    p = g.param("p", shape=(4, 1))
+    v = gc.tanh(p) * 2.0
+    g.output("loss", gc.mean(gc.exp(gc.transpose(v) * v)))
+    return g
+
+
+def _broadcast_of_a_view_net():
+    """broadcast_to(p.T, (4, 4)) * p: a broadcast view of a view of the sliced p."""
+    g = gc.Graph("net")
+    p = g.param("p", shape=(4, 1))
+    b = gc.broadcast_to(gc.transpose(p), (4, 4))
+    g.output("loss", gc.mean(gc.exp(b * p) + gc.sin(p)))
+    return g
+
+
+def _reshape_net():
+    """reshape(p, (1, 4)) * p: a view statement of the sliced p, read whole."""
+    g = gc.Graph("net")
+    p = g.param("p", shape=(4, 1))
+    g.output("loss", gc.mean(gc.exp(gc.reshape(p, (1, 4)) * p) + gc.sin(p)))
+    return g
+
+
+def _computed_column_net():
+    """m.T * m of a matmul's (N, 1) value m (a computed array, not an argument), beside a value
+    of m's shape leaving the loop."""
+    g = gc.Graph("net")
+    x = g.input("x", shape=(4, 3))
+    w = g.param("w", shape=(3, 1))
+    m = x @ w
+    n = gc.exp(m * 0.5)
+    g.output("loss", gc.mean(gc.exp(gc.transpose(m) * m)) + gc.mean(n @ gc.transpose(w)))
+    return g
+
+
+def _transposed_row_net():
+    """bce_logits_terms(p.T, p) of a (1, 4) param: p.T (4, 1) is a view with rows, no slice."""
+    g = gc.Graph("net")
+    p = g.param("p", shape=(1, 4))
+    g.output("loss", gc.mean(gc.apply("bce_logits_terms", gc.transpose(p), p)))
+    return g
+
+
+def _sliced_views_net():
+    """Slices of the sliced p read beside it: p.T[:, ::-1] whole, p[::-1] by rows."""
+    g = gc.Graph("net")
+    p = g.param("p", shape=(4, 1))
+    g.output("loss", gc.mean(gc.exp(gc.transpose(p)[:, ::-1] * p) + gc.sin(p[::-1] * p)))
+    return g
+
+
+VIEW_NETS = {
+    "transposed row": (_transposed_row_net, {"p": COLUMN.T.copy()}),
+    "slices": (_sliced_views_net, {"p": COLUMN}),
+    "transposed column": (_transposed_column_net, {"x1": np.ones((3, 4)), "p2": COLUMN}),
+    "view of a block": (_view_of_a_block_net, {"p": COLUMN}),
+    "broadcast of a view": (_broadcast_of_a_view_net, {"p": COLUMN}),
+    "reshape": (_reshape_net, {"p": COLUMN}),
+    "computed column": (_computed_column_net, {"x": np.arange(12.0).reshape(4, 3) / 10, "w": COLUMN[:3]}),
+}
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3])
+@pytest.mark.parametrize("net", VIEW_NETS)
+def test_a_view_read_whole_in_a_loop_reads_the_whole_array(net, rows):
+    build, feeds = VIEW_NETS[net]
+    g = build()
+    prog, plain = gc.compile(g, blocking=rows), gc.compile(g, blocking="off")
+    outputs = prog.forward(feeds)
+    want = gc.evaluate(g, feeds, list(outputs))
+    for name in outputs:
+        close(outputs[name], want[name], "float64")
+    values, grads = prog.value_and_grad(feeds)
+    want_values, want_grads = plain.value_and_grad(feeds)
+    for name in want_values:
+        close(values[name], want_values[name], "float64")
+    for name in want_grads:
+        close(grads[name], want_grads[name], "float64")
+        close(grads[name], central_differences(g, feeds, name), "float32")
+
+
+def test_the_differential_corpus_network_runs_blocked_in_float32():
+    """The network exactly as the corpus drew it (float32, blocking=2): it ran into a
+    ValueError; its outputs and gradient agree with the unblocked program and with central
+    differences in float64."""
+    g = _transposed_column_net("float32")
+    feeds = {"x1": np.ones((3, 4), np.float32), "p2": COLUMN.astype(np.float32)}
+    prog, plain = gc.compile(g, blocking=2), gc.compile(g, blocking="off")
+    assert "for start in range(0, 4, 2):" in prog.source  # the region is still blocked
+    assert "p2.T" in prog.forward_source and "p2_rows.T" not in prog.forward_source
+    outputs, want = prog.forward(feeds), plain.forward(feeds)
+    for name in want:
+        assert outputs[name].dtype == np.float32
+        close(outputs[name], want[name], "float32")
+    values, grads = prog.value_and_grad(feeds)
+    want_values, want_grads = plain.value_and_grad(feeds)
+    close(values["loss"], want_values["loss"], "float32")
+    close(grads["p2"], want_grads["p2"], "float32")
+    g64 = _transposed_column_net("float64")
+    close(grads["p2"], central_differences(g64, {k: v.astype(np.float64) for k, v in feeds.items()}, "p2"), "float32")
+
+
+def test_a_pairwise_kernel_blocks_under_auto_and_reads_the_transpose_whole():
+    """exp(-(w*(x - x.T))**2) of a (2048, 1) x: rows of 16 KiB, so the cost model blocks it;
+    x.T (1, 2048) broadcasts along the rows and every block reads it whole."""
+    n = 2048
+    g = gc.Graph("pairwise")
+    x = g.input("x", shape=(n, 1))
+    w = g.param("w", shape=(1,))
+    d = w * (x - gc.transpose(x))
+    g.output("loss", gc.mean(gc.exp(-gc.square(d)) * gc.tanh(d + 1.0)))
+    rng = np.random.default_rng(5)
+    feeds = {"x": rng.standard_normal((n, 1)), "w": np.array([0.7])}
+    prog, plain = gc.compile(g, blocking="auto"), gc.compile(g, blocking="off")
+    assert f"range(0, {n}, " in prog.source  # the cost model blocks it
+    assert "x.T" in prog.source and "x_rows.T" not in prog.source
+    close(prog.forward(feeds)["loss"], plain.forward(feeds)["loss"], "float64")
+    values, grads = prog.value_and_grad(feeds)
+    want_values, want_grads = plain.value_and_grad(feeds)
+    close(values["loss"], want_values["loss"], "float64")
+    close(grads["w"], want_grads["w"], "float64")
+    close(grads["w"], central_differences(g, feeds, "w"), "float32")

@@ -22,16 +22,17 @@ over memory. The statements in the loop are the statements the region prints unb
 over row blocks: a value of the region's rows read from before the loop is sliced (a
 view, no copy) and never written into (a block of its own stays in the cache, a slice
 written into goes back to memory); smaller operands (params of shape ``(k,)``, scalars)
-broadcast as they are; a value's buffer is a block allocated once before the loop (a
-float buffer; others are allocated by the kernels block by block), of which each block
-takes its rows, the last maybe fewer; a kernel's own temporaries (``_k0``) are allocated
-as they are unblocked; a value that leaves the region (read later, returned, saved for
-the backward pass) is a full array filled block by block: allocated before the loop, its
-kernels then write into its slice (``out=``; a float buffer), or the dying array from
-before it that the unblocked kernel wrote into (a block of its own, copied into the slice
-once it is computed); a reduction starts at zero and adds each block's part (its result
-differs from the unblocked sum by rounding only, and is the same on every run: the blocks
-are always the same).
+broadcast as they are, and so does a view that broadcasts along the rows (``x.T`` of an
+``(N, 1)`` x: every block reads the whole array, never its own rows of it); a value's
+buffer is a block allocated once before the loop (a float buffer; others are allocated by
+the kernels block by block), of which each block takes its rows, the last maybe fewer; a
+kernel's own temporaries (``_k0``) are allocated as they are unblocked; a value that
+leaves the region (read later, returned, saved for the backward pass) is a full array
+filled block by block: allocated before the loop, its kernels then write into its slice
+(``out=``; a float buffer), or the dying array from before it that the unblocked kernel
+wrote into (a block of its own, copied into the slice once it is computed); a reduction
+starts at zero and adds each block's part (its result differs from the unblocked sum by
+rounding only, and is the same on every run: the blocks are always the same).
 
 Which regions are blocked is a cost model (:func:`block_rows`): the numpy backend only
 (the array-API libraries have no ``out=`` on every function, and torch and JAX fuse or
@@ -142,13 +143,24 @@ def _sliceable(graph, node) -> bool:
     return op in FRESH or op == "broadcast" or op_for(graph, op, node).elementwise
 
 
-def _kind(module, step, rows, rank: int, inside: set, pending: set) -> str | None:
-    """How ``step`` joins a region over ``rows``: "elementwise", "reduction", or None (it ends it)."""
+def _kind(module, step, rows, rank: int, inside: set, pending: set, viewed: set) -> str | None:
+    """How ``step`` joins a region over ``rows``: "elementwise", "reduction", or None (it ends it).
+
+    Each operand is decided as the kernel reads it: a row value by blocks (a slice of one
+    from before the region, or the region's own block), anything else whole, every block
+    (it broadcasts along the rows). A view read whole (``x.T`` of an ``(N, 1)`` x, printed
+    where it is read; ``x.reshape(1, -1)``) reads the whole array it looks into, so that
+    array must be one from before the loop (a value of the region is only ever a block) that
+    no block writes into (a value leaving the loop may take a dying array's buffer, filled
+    block by block). ``viewed`` holds the buffer names of the region's row values that views
+    read whole so far; a step reading such a view adds its own.
+    """
     graph, node = module.graph, step.node
     op = op_for(graph, ir.op_of(graph, node), node)
     operands = [plan.resolve(graph, a) for a in ir.operands(graph, node)]
     if any(a in pending for a in operands):  # a reduction is whole only after the loop
         return None
+    views = set()
     for a in operands:
         if a in inside:  # a block of the region's own
             continue
@@ -159,12 +171,32 @@ def _kind(module, step, rows, rank: int, inside: set, pending: set) -> str | Non
         shape = _shape(graph, a)
         if len(shape) > rank or (len(shape) == rank and shape[0] != 1):
             return None  # another leading dim: it does not broadcast along the rows
+        for array in _looked_into(graph, a):  # a view read whole reads its arrays whole
+            if array in inside or array in pending:
+                return None
+            if _row_value(graph, array, rows, rank):  # a region's block may take its buffer
+                views.add(module.ident(array))
+    if views:
+        if not views.isdisjoint(module.ident(n) for n in inside):
+            return None
+        viewed |= views
+    if viewed and module.ident(node) in viewed:  # it would write into an array read whole
+        return None
     if op.elementwise and _row_value(graph, node, rows, rank):
         return "elementwise" if _rows_from_operands(graph, node, op) else None
     if ir.op_of(graph, node) in REDUCTIONS and len(operands) == 1 and _row_value(graph, operands[0], rows, rank):
         if 0 in normalize_axes(graph.nodes[node][ir.ATTRS].get("axis"), rank):
             return "reduction"
     return None
+
+
+def _looked_into(graph, node) -> list[str]:
+    """The arrays a view looks into, nearest first, aliases resolved (none for another value)."""
+    arrays = []
+    while ir.op_of(graph, node) in plan.VIEWS:
+        node = plan.resolve(graph, ir.operands(graph, node)[0])
+        arrays.append(node)
+    return arrays
 
 
 def _rows_from_operands(graph, node, op) -> bool:
@@ -287,10 +319,11 @@ def find_regions(module, fn, excluded: set) -> dict[int, Region]:
         rows, rank = shape[0], len(shape)
         inside: set[str] = set()
         pending: set[str] = set()
+        viewed: set[str] = set()  # buffer names of row values read whole through a view
         stop = k
         # an update (backward_pass's) ends a region: it needs its whole gradient and the param's last read done
         while stop < len(steps) and steps[stop].node not in excluded and steps[stop].grad is None:
-            kind = _kind(module, steps[stop], rows, rank, inside, pending)
+            kind = _kind(module, steps[stop], rows, rank, inside, pending, viewed)
             if kind is None or (stop == k and kind != "elementwise"):
                 break
             (inside if kind == "elementwise" else pending).add(steps[stop].node)
@@ -391,6 +424,7 @@ def print_region(module, fn, region: Region) -> list[str]:
     body += [f"{name} = {buffer}[:{bound} - {start}]" for name, buffer in owned.items()]
     saved_local = module.local
     module.local = {**saved_local, **names, **{n: full[n] for n in reductions}}
+    module.outside = saved_local  # a view read whole (x.T) reads the array, not its block (_kind)
     freed_last = False
     deleted, deferred = set(), []  # block names deleted in the loop; full names deleted after it
 
@@ -425,7 +459,7 @@ def print_region(module, fn, region: Region) -> list[str]:
                 body.append("del " + ", ".join(frees))
                 deleted.update(frees)
     finally:
-        module.local = saved_local
+        module.local, module.outside = saved_local, None
     # a block's names are deleted at the end of each block: the last would keep its buffers
     # (and, through a view, a whole array) alive, and an empty batch binds none of them
     ends = list(dict.fromkeys(names[n] for n in sliced + inside if names[n] not in deleted))

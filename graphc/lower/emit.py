@@ -189,6 +189,9 @@ class Module:
     # kink notes already given; print_function resets both for every function
     local: dict[str, str] = field(default_factory=dict)
     noted: set[str] = field(default_factory=set)
+    # in a blocked loop (blocking.py): the names outside it, where ``local`` names blocks; a
+    # view printed where it is read (x.T) is read whole, so it reads the whole array
+    outside: dict[str, str] | None = None
     # (node, donors) and ("content", ...) -> a kernel's template (see _template): shared by the
     # modules printing one graph's nodes
     templates: dict[tuple, tuple] = field(default_factory=dict)
@@ -230,8 +233,20 @@ class Module:
         if kind == "value":  # its name in this function (ident, inline: atoms are most of printing's calls)
             return self.local.get(value) or self.namespace.name(value)
         if kind == "inline":  # x.T costs less written where it is used than as a statement
+            if self.outside is not None:
+                return self._whole_view(value)
             return self.backend.transposed(self.tensor_atom(value), len(self.graph._node[value][ir.SHAPE]))
         return value  # a const's literal or global: the same in every function
+
+    def _whole_view(self, operand: str) -> str:
+        """``operand.T`` in a blocked loop: over the whole array (its name outside the loop),
+        never over its block (blocking.py reads a view that broadcasts along the rows whole)."""
+        local, outside = self.local, self.outside
+        self.local, self.outside = outside, None
+        try:
+            return self.backend.transposed(self.tensor_atom(operand), len(self.graph._node[operand][ir.SHAPE]))
+        finally:
+            self.local, self.outside = local, outside
 
     def _atom_kind(self, node: str) -> tuple[str, str]:
         """How ``atom`` prints ``node``: ("value", the node computing it), ("inline", the operand
