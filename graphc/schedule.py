@@ -238,11 +238,6 @@ class Facts:
             self._graph_dims = _graph_dims(self.graph)
         return self._graph_dims
 
-    def read(self, operand: str, folded: frozenset[str]) -> str:
-        """The value a step reads for ``operand``: through aliases, and through a folded square."""
-        operand = self.resolve(operand)
-        return self.resolve(self.operands(operand)[0]) if operand in folded else operand
-
 
 def _reads(levels_: list[list[str]], folded: frozenset[str], facts: Facts,
            through_views: bool = False) -> tuple[list[list[tuple]], dict[str, int], dict[str, int]]:
